@@ -1,0 +1,5 @@
+//! `cais`: the one binary. Glue only; the logic lives in the library crates.
+
+fn main() {
+    println!("cais");
+}

@@ -1,0 +1,1 @@
+//! The OCI runtime: an OCI bundle (config.json + rootfs) in, a container process out.

@@ -1,0 +1,1 @@
+//! Test helpers: privilege checks, temporary state roots, busybox bundles.

@@ -1,0 +1,2 @@
+//! `cargo xtask <task>`: CI and benchmarks.
+fn main() {}
