@@ -1,0 +1,2 @@
+//! OCI distribution: the registry server (and, later, the client).
+pub mod cli;
