@@ -1,4 +1,10 @@
 //! `cais`: the one binary. Glue only; the logic lives in the library crates.
+//!
+//! Exit codes: 0 success, 1 an error (printed with its causes), and for
+//! `runtime run` / `runtime exec` in the foreground the container process's
+//! own exit code (128 + signal when killed by a signal).
+
+mod runtime;
 
 use clap::{Parser, Subcommand};
 
@@ -11,14 +17,48 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The OCI runtime, with runc's command line.
+    Runtime(runtime::RuntimeCli),
     /// The OCI distribution registry server.
     #[command(subcommand)]
     Registry(cais_registry::cli::Command),
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Registry(cmd) => cais_registry::cli::run(cmd),
+fn main() {
+    let invoked_as = std::env::args_os()
+        .next()
+        .map(|a| {
+            std::path::PathBuf::from(a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default()
+        .unwrap_or_default();
+    let command = if invoked_as == "cais-runtime" {
+        Command::Runtime(runtime::RuntimeCli::parse())
+    } else {
+        Cli::parse().command
+    };
+    let code = match command {
+        Command::Runtime(rt) => {
+            if rt.enters_container() && !cais_runtime::sealed::is_sealed() {
+                let Err(e) = cais_runtime::sealed::reexec();
+                eprintln!("cais: cannot re-execute from a sealed copy: {e}");
+                std::process::exit(1);
+            }
+            report(runtime::run(rt))
+        }
+        Command::Registry(cmd) => report(cais_registry::cli::run(cmd).map(|_| 0)),
+    };
+    std::process::exit(code);
+}
+
+fn report(result: anyhow::Result<i32>) -> i32 {
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cais: {e:#}");
+            1
+        }
     }
 }

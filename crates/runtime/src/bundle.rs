@@ -1,0 +1,195 @@
+//! Reading and checking a bundle's config.json, and the default config that
+//! `spec` writes.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::error::{Error, Result};
+
+/// Loads `config.json` from a bundle and checks what the runtime relies on.
+/// Returns the spec and the absolute rootfs path.
+pub fn load(bundle: &Path) -> Result<(Spec, PathBuf)> {
+    let path = bundle.join("config.json");
+    let data = std::fs::read(&path).map_err(|source| Error::ReadConfig {
+        path: path.clone(),
+        source,
+    })?;
+    let spec: Spec = serde_json::from_slice(&data).map_err(|e| Error::InvalidConfig {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let rootfs =
+        validate(&spec, bundle).map_err(|message| Error::InvalidConfig { path, message })?;
+    Ok((spec, rootfs))
+}
+
+fn validate(spec: &Spec, bundle: &Path) -> std::result::Result<PathBuf, String> {
+    if !spec.version().starts_with("1.") {
+        return Err(format!(
+            "ociVersion {:?} is not a 1.x version",
+            spec.version()
+        ));
+    }
+    let root = spec.root().as_ref().ok_or("root is missing")?;
+    let rootfs = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        bundle.join(root.path())
+    };
+    if !rootfs.is_dir() {
+        return Err(format!(
+            "rootfs {} does not exist or is not a directory",
+            rootfs.display()
+        ));
+    }
+    let process = spec.process().as_ref().ok_or("process is missing")?;
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err("process.args is empty".into());
+    }
+    if !process.cwd().is_absolute() {
+        return Err(format!(
+            "process.cwd {} is not absolute",
+            process.cwd().display()
+        ));
+    }
+    let linux = spec.linux().as_ref().ok_or("linux is missing")?;
+    let mut seen = HashSet::new();
+    let namespaces = linux.namespaces().clone().unwrap_or_default();
+    for ns in &namespaces {
+        if !seen.insert(ns.typ()) {
+            return Err(format!("namespace {} is listed twice", ns.typ()));
+        }
+    }
+    let new = |t: LinuxNamespaceType| {
+        namespaces
+            .iter()
+            .any(|n| n.typ() == t && n.path().is_none())
+    };
+    let has = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.typ() == t);
+    if !has(LinuxNamespaceType::Mount) {
+        return Err("a mount namespace is required (the runtime pivots into the rootfs)".into());
+    }
+    if (spec.hostname().is_some() || spec.domainname().is_some()) && !new(LinuxNamespaceType::Uts) {
+        return Err("hostname and domainname need a new uts namespace".into());
+    }
+    if new(LinuxNamespaceType::User)
+        && (linux.uid_mappings().as_ref().is_none_or(|m| m.is_empty())
+            || linux.gid_mappings().as_ref().is_none_or(|m| m.is_empty()))
+    {
+        return Err("a new user namespace needs uidMappings and gidMappings".into());
+    }
+    for m in spec.mounts().iter().flatten() {
+        if !m.destination().is_absolute() {
+            return Err(format!(
+                "mount destination {} is not absolute",
+                m.destination().display()
+            ));
+        }
+    }
+    Ok(rootfs)
+}
+
+/// The config `cais runtime spec` writes: a shell in a busybox-like rootfs,
+/// as runc's default, with the namespaces and protections containers expect.
+pub fn default_spec(rootless: bool) -> serde_json::Value {
+    let caps = serde_json::json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    let mut spec = serde_json::json!({
+        "ociVersion": crate::state::OCI_VERSION,
+        "process": {
+            "terminal": true,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "cais",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+        ],
+        "linux": {
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
+            "maskedPaths": [
+                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+                "/proc/scsi", "/sys/devices/virtual/powercap"
+            ],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+        }
+    });
+    if rootless {
+        let linux = &mut spec["linux"];
+        linux["namespaces"]
+            .as_array_mut()
+            .expect("namespaces is an array")
+            .push(serde_json::json!({"type": "user"}));
+        let uid = nix::unistd::getuid().as_raw();
+        let gid = nix::unistd::getgid().as_raw();
+        linux["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": uid, "size": 1}]);
+        linux["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+        linux.as_object_mut().expect("object").remove("resources");
+    }
+    spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundle_with(config: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("rootfs")).expect("rootfs");
+        std::fs::write(dir.path().join("config.json"), config).expect("config");
+        dir
+    }
+
+    fn message(config: &str) -> String {
+        let b = bundle_with(config);
+        load(b.path()).expect_err("must fail").to_string()
+    }
+
+    #[test]
+    fn the_default_spec_loads() {
+        let b = bundle_with(&default_spec(false).to_string());
+        let (spec, rootfs) = load(b.path()).expect("default spec is valid");
+        assert_eq!(rootfs, b.path().join("rootfs"));
+        assert_eq!(spec.hostname().as_deref(), Some("cais"));
+        let b = bundle_with(&default_spec(true).to_string());
+        load(b.path()).expect("rootless spec is valid");
+    }
+
+    #[test]
+    fn bad_configs_get_clear_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e = load(dir.path()).expect_err("missing").to_string();
+        assert!(e.contains("config.json"), "{e}");
+        assert!(message("{not json").contains("not a valid OCI runtime config"));
+        let mut s = default_spec(false);
+        s["linux"]["namespaces"][0]["type"] = "bogus".into();
+        assert!(message(&s.to_string()).contains("bogus"));
+        let mut s = default_spec(false);
+        s["root"]["path"] = "nowhere".into();
+        assert!(message(&s.to_string()).contains("does not exist"));
+        let mut s = default_spec(false);
+        s["linux"]["namespaces"][1]["type"] = "pid".into();
+        assert!(message(&s.to_string()).contains("listed twice"));
+        let mut s = default_spec(false);
+        s["process"]["cwd"] = "relative".into();
+        assert!(message(&s.to_string()).contains("not absolute"));
+        let mut s = default_spec(false);
+        s["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}, {"type": "mount"}]);
+        assert!(message(&s.to_string()).contains("uts"));
+    }
+}

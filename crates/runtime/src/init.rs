@@ -1,0 +1,391 @@
+//! The processes the runtime forks: everything from fork to exec.
+//!
+//! This is one of the few places that fork, setns, unshare and pivot_root.
+//! The runtime CLI is single-threaded, so the children may allocate, but they
+//! never panic: every failure becomes a `Msg::Error` to the parent (or, after
+//! `create` has returned, text on the `start` connection) and `_exit(1)`.
+//!
+//! Create: parent -> bootstrap child (joins namespaces, unshares new ones;
+//! unshare(CLONE_NEWPID) only applies to children) -> container init (pid 1
+//! of the new pid namespace). The bootstrap child reports init's pid and
+//! exits; init prepares the rootfs, pivots, reports Ready and then blocks in
+//! accept() on the container's start socket until `start` connects.
+//! Exec: parent -> bootstrap child (setns into the container) -> process.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::unistd::{fork, ForkResult};
+use oci_spec::runtime::{Hook, LinuxDevice, Mount};
+
+use crate::channel::{Channel, Msg};
+use crate::console;
+use crate::error::{Context, Error, Result};
+use crate::process::{self, CapSets, Rlimit};
+use crate::rootfs::{self, CgroupMount};
+use crate::state::State;
+
+/// Namespaces to join (already opened by the parent) and to create.
+pub(crate) struct Namespaces {
+    /// Joined in this order before anything is unshared.
+    pub join: Vec<(CloneFlags, OwnedFd)>,
+    pub new_user: bool,
+    /// New namespaces other than the user namespace.
+    pub unshare: CloneFlags,
+}
+
+/// The container process: everything needed from the user switch to execve.
+pub(crate) struct ProcPlan {
+    pub args: Vec<CString>,
+    pub env: Vec<CString>,
+    pub env_strings: Vec<String>,
+    pub arg0: String,
+    pub cwd: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<libc::gid_t>,
+    pub may_setgroups: bool,
+    pub umask: Option<u32>,
+    pub caps: CapSets,
+    pub last_cap: u32,
+    pub no_new_privs: bool,
+    pub rlimits: Vec<Rlimit>,
+    pub seccomp: Option<crate::seccomp::Filter>,
+    pub terminal: bool,
+    pub console_size: (u16, u16),
+    pub preserve_fds: i32,
+}
+
+/// Everything the container's init needs, prepared before fork.
+pub(crate) struct InitPlan {
+    pub ns: Namespaces,
+    pub channel: Channel,
+    pub rootfs: PathBuf,
+    pub bundle: PathBuf,
+    pub mounts: Vec<Mount>,
+    pub devices: Vec<LinuxDevice>,
+    pub propagation: Option<String>,
+    pub cgroup_mounts: Vec<CgroupMount>,
+    pub cgroup_path: PathBuf,
+    pub hostname: Option<String>,
+    pub domainname: Option<String>,
+    pub masked: Vec<String>,
+    pub readonly_paths: Vec<String>,
+    pub readonly_root: bool,
+    pub sysctl: Vec<(String, String)>,
+    pub create_container_hooks: Vec<Hook>,
+    pub start_container_hooks: Vec<Hook>,
+    pub state: State,
+    pub start: UnixListener,
+    pub console: Option<OwnedFd>,
+    pub process: ProcPlan,
+}
+
+/// A process to start inside a running container.
+pub(crate) struct ExecPlan {
+    pub ns: Namespaces,
+    pub channel: Channel,
+    pub console: Option<OwnedFd>,
+    pub process: ProcPlan,
+}
+
+fn exit(code: i32) -> ! {
+    // SAFETY: _exit never returns and skips atexit handlers the parent owns.
+    unsafe { libc::_exit(code) }
+}
+
+fn report(channel: &Channel, e: &Error) -> ! {
+    let _ = channel.send(&Msg::Error(chain(e)));
+    exit(1)
+}
+
+/// Formats an error with its sources, as one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn expect(channel: &Channel, want: Msg) -> Result<()> {
+    match channel.recv() {
+        Ok(m) if m == want => Ok(()),
+        Ok(Msg::Error(e)) => Err(Error::Init(e)),
+        Ok(m) => Err(Error::Init(format!(
+            "expected {want:?} from the runtime, got {m:?}"
+        ))),
+        Err(e) => Err(Error::Init(format!("runtime went away: {e}"))),
+    }
+}
+
+fn enter_namespaces(ns: &Namespaces, channel: &Channel) -> Result<()> {
+    for (flag, fd) in &ns.join {
+        setns(fd, *flag).context(|| format!("joining namespace {flag:?}"))?;
+    }
+    if ns.new_user {
+        unshare(CloneFlags::CLONE_NEWUSER).context(|| "creating the user namespace".into())?;
+        channel
+            .send(&Msg::MapIds)
+            .context(|| "asking for id maps".into())?;
+        expect(channel, Msg::Ack)?;
+        become_root()?;
+    }
+    if !ns.unshare.is_empty() {
+        unshare(ns.unshare).context(|| format!("creating namespaces {:?}", ns.unshare))?;
+    }
+    Ok(())
+}
+
+fn become_root() -> Result<()> {
+    // SAFETY: integer arguments only.
+    Errno::result(unsafe { libc::syscall(libc::SYS_setresgid, 0, 0, 0) })
+        .context(|| "setresgid 0 in the user namespace".into())?;
+    // SAFETY: integer arguments only.
+    Errno::result(unsafe { libc::syscall(libc::SYS_setresuid, 0, 0, 0) })
+        .context(|| "setresuid 0 in the user namespace".into())?;
+    Ok(())
+}
+
+/// The bootstrap child of `create`. Never returns.
+pub(crate) fn bootstrap(plan: InitPlan) -> ! {
+    if let Err(e) =
+        expect(&plan.channel, Msg::Go).and_then(|_| enter_namespaces(&plan.ns, &plan.channel))
+    {
+        report(&plan.channel, &e)
+    }
+    // SAFETY: single-threaded process; the child only runs `init`.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => init(plan),
+        Ok(ForkResult::Parent { child }) => {
+            let _ = plan.channel.send(&Msg::Pid(child.as_raw()));
+            exit(0)
+        }
+        Err(e) => report(
+            &plan.channel,
+            &Error::Sys {
+                context: "forking the container init".into(),
+                errno: e,
+            },
+        ),
+    }
+}
+
+fn init(plan: InitPlan) -> ! {
+    match init_until_ready(&plan) {
+        Err(e) => report(&plan.channel, &e),
+        Ok(exe) => {
+            let InitPlan {
+                channel,
+                start,
+                start_container_hooks,
+                mut state,
+                process,
+                ..
+            } = plan;
+            let _ = channel.send(&Msg::Ready);
+            drop(channel);
+            // Block until `start` connects; its connection then carries any error.
+            let mut conn = loop {
+                match start.accept() {
+                    Ok((c, _)) => break c,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => exit(1),
+                }
+            };
+            drop(start);
+            let mut byte = [0u8; 1];
+            if conn.read_exact(&mut byte).is_err() {
+                exit(1)
+            }
+            state.status = crate::state::Status::Created;
+            let result = crate::hooks::run_all(&start_container_hooks, &state).and_then(|_| {
+                exec_process(&process, &exe, &[conn.as_raw_fd()]).map(|n| match n {})
+            });
+            if let Err(e) = result {
+                let _ = conn.write_all(chain(&e).as_bytes());
+            }
+            exit(1)
+        }
+    }
+}
+
+/// Sets up the container up to the point where it waits for `start`;
+/// returns the program to exec.
+fn init_until_ready(plan: &InitPlan) -> Result<CString> {
+    nix::unistd::setsid().context(|| "setsid".into())?;
+    if let Some(name) = &plan.hostname {
+        nix::unistd::sethostname(name).context(|| format!("setting hostname {name:?}"))?;
+    }
+    if let Some(name) = &plan.domainname {
+        // SAFETY: pointer and length of a live string.
+        let r = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+        Errno::result(r).context(|| format!("setting domainname {name:?}"))?;
+    }
+    rootfs::prepare(&rootfs::Prepare {
+        rootfs: &plan.rootfs,
+        bundle: &plan.bundle,
+        mounts: &plan.mounts,
+        devices: &plan.devices,
+        propagation: plan.propagation.as_deref(),
+        cgroup_mounts: &plan.cgroup_mounts,
+        cgroup_path: &plan.cgroup_path,
+        new_cgroupns: plan.ns.unshare.contains(CloneFlags::CLONE_NEWCGROUP),
+        in_userns: plan.ns.new_user,
+    })?;
+    plan.channel
+        .send(&Msg::Hooks)
+        .context(|| "asking for createRuntime hooks".into())?;
+    expect(&plan.channel, Msg::Ack)?;
+    crate::hooks::run_all(&plan.create_container_hooks, &plan.state)?;
+    rootfs::pivot_root(&plan.rootfs)?;
+    rootfs::finalize(
+        plan.propagation.as_deref(),
+        &plan.masked,
+        &plan.readonly_paths,
+        plan.readonly_root,
+    )?;
+    rootfs::sysctl(&plan.sysctl)?;
+    if plan.process.terminal {
+        setup_terminal(plan.console.as_ref(), &plan.process)?;
+    }
+    let exe = process::find_executable(&plan.process.arg0, &plan.process.env_strings)?;
+    process::apply_rlimits(&plan.process.rlimits).map_err(|(res, errno)| Error::Sys {
+        context: format!("setting rlimit {res}"),
+        errno,
+    })?;
+    CString::new(exe.as_os_str().as_bytes())
+        .map_err(|_| Error::Invalid("executable path holds NUL".into()))
+}
+
+fn setup_terminal(console: Option<&OwnedFd>, p: &ProcPlan) -> Result<()> {
+    let console = console
+        .ok_or_else(|| Error::Invalid("terminal requested without a console socket".into()))?;
+    let (master, slave) =
+        console::open_pty().context(|| "opening a pty in the container".into())?;
+    console::send_fd(console.as_raw_fd(), master.as_raw_fd())
+        .context(|| "sending the pty master to the console socket".into())?;
+    drop(master);
+    console::attach_stdio(slave.as_raw_fd(), p.console_size.0, p.console_size.1)
+        .context(|| "making the pty the container's terminal".into())?;
+    Ok(())
+}
+
+/// The last steps before execve, shared by init and exec: drop privileges,
+/// close what must not leak, apply seccomp, exec.
+fn exec_process(p: &ProcPlan, exe: &CString, keep: &[RawFd]) -> Result<Infallible> {
+    // Close (not merely mark close-on-exec) everything the container should
+    // not see before chdir, so no inherited directory fd can serve as a
+    // working directory outside the rootfs (CVE-2024-21626).
+    process::close_from_except(3 + p.preserve_fds, keep);
+    process::cloexec_from(3 + p.preserve_fds as u32).context(|| "close_range".into())?;
+    let seccomp_early = p.seccomp.as_ref().filter(|_| !p.no_new_privs);
+    if let Some(f) = seccomp_early {
+        // Without no_new_privs loading a filter needs CAP_SYS_ADMIN, so it
+        // has to happen before the capabilities are dropped.
+        f.install()
+            .context(|| "installing the seccomp filter".into())?;
+    }
+    process::apply_bounding(&p.caps, p.last_cap)
+        .context(|| "dropping bounding capabilities".into())?;
+    let early_cwd = nix::unistd::chdir(&p.cwd);
+    process::apply_user(p.uid, p.gid, &p.groups, p.may_setgroups)
+        .context(|| format!("switching to user {}:{}", p.uid, p.gid))?;
+    process::apply_caps(&p.caps, p.last_cap).context(|| "setting capabilities".into())?;
+    if early_cwd.is_err() {
+        nix::unistd::chdir(&p.cwd).context(|| format!("chdir to {}", p.cwd.display()))?;
+    }
+    match nix::unistd::getcwd() {
+        Ok(cwd) if cwd.is_absolute() => {}
+        _ => {
+            return Err(Error::Invalid(format!(
+                "working directory {} is outside the container",
+                p.cwd.display()
+            )))
+        }
+    }
+    if let Some(mask) = p.umask {
+        // SAFETY: umask cannot fail.
+        unsafe { libc::umask(mask as libc::mode_t) };
+    }
+    if p.no_new_privs {
+        // SAFETY: plain prctl.
+        Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
+            .context(|| "setting no_new_privs".into())?;
+        if let Some(f) = &p.seccomp {
+            // As late as possible, so the filter constrains only the container.
+            f.install()
+                .context(|| "installing the seccomp filter".into())?;
+        }
+    }
+    let err = nix::unistd::execve(exe, &p.args, &p.env).unwrap_err();
+    Err(Error::Sys {
+        context: format!("exec {}", exe.to_string_lossy()),
+        errno: err,
+    })
+}
+
+/// The bootstrap child of `exec`. Never returns.
+pub(crate) fn exec_bootstrap(plan: ExecPlan) -> ! {
+    if let Err(e) =
+        expect(&plan.channel, Msg::Go).and_then(|_| enter_namespaces(&plan.ns, &plan.channel))
+    {
+        report(&plan.channel, &e)
+    }
+    // SAFETY: single-threaded process; the child only runs `exec_child`.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            let e = exec_child(&plan).map_or_else(|e| e, |n| match n {});
+            report(&plan.channel, &e)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            let _ = plan.channel.send(&Msg::Pid(child.as_raw()));
+            exit(0)
+        }
+        Err(e) => report(
+            &plan.channel,
+            &Error::Sys {
+                context: "forking the exec process".into(),
+                errno: e,
+            },
+        ),
+    }
+}
+
+fn exec_child(plan: &ExecPlan) -> Result<Infallible> {
+    if plan.process.terminal {
+        nix::unistd::setsid().context(|| "setsid".into())?;
+        setup_terminal(plan.console.as_ref(), &plan.process)?;
+    }
+    let exe = process::find_executable(&plan.process.arg0, &plan.process.env_strings)?;
+    let exe = CString::new(exe.as_os_str().as_bytes())
+        .map_err(|_| Error::Invalid("executable path holds NUL".into()))?;
+    process::apply_rlimits(&plan.process.rlimits).map_err(|(res, errno)| Error::Sys {
+        context: format!("setting rlimit {res}"),
+        errno,
+    })?;
+    // The channel is close-on-exec: the parent reads EOF once exec succeeded.
+    exec_process(&plan.process, &exe, &[plan.channel.raw()])
+}
+
+/// Connects to a container's start socket, releases init and returns the
+/// error text init sent back, if any. EOF without text means exec happened.
+pub(crate) fn release(socket: &std::path::Path) -> Result<Option<String>> {
+    let mut conn =
+        UnixStream::connect(socket).context(|| format!("connecting to {}", socket.display()))?;
+    conn.write_all(&[1])
+        .context(|| "releasing the container".into())?;
+    let mut out = String::new();
+    let _ = conn.read_to_string(&mut out);
+    Ok((!out.is_empty()).then_some(out))
+}

@@ -1,0 +1,738 @@
+//! The container's filesystem view: mounts, device nodes, `pivot_root`,
+//! masked and read-only paths (runtime-spec config.md#mounts, config-linux.md).
+//!
+//! Everything here runs in the container's init process, inside its new mount
+//! namespace, before exec. The order follows what callers rely on: make the
+//! host's mounts non-shared, bind the rootfs onto itself, mount the spec's
+//! mounts in order, create devices, pivot into the rootfs and detach the old
+//! root, then mask and protect paths and remount the root read-only if asked.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::symlink;
+use std::path::{Component, Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{makedev, mknod, umask, Mode, SFlag};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount};
+
+use crate::error::{Context, Error, Result};
+
+/// Resolves `unsafe_path` inside `root` the way the container will see it:
+/// symlinks are followed but can never lead out of `root` (an absolute link
+/// target restarts at `root`, `..` stops at `root`). Missing components are
+/// kept as they are, so the result can then be created.
+pub fn secure_join(root: &Path, unsafe_path: &Path) -> std::io::Result<PathBuf> {
+    let mut pending: VecDeque<OsString> = unsafe_path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut resolved = PathBuf::new();
+    let mut links = 0;
+    while let Some(part) = pending.pop_front() {
+        if part == ".." {
+            resolved.pop();
+            continue;
+        }
+        let candidate = resolved.join(&part);
+        let full = root.join(&candidate);
+        match fs::symlink_metadata(&full) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                links += 1;
+                if links > 255 {
+                    return Err(std::io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                let target = fs::read_link(&full)?;
+                if target.is_absolute() {
+                    resolved = PathBuf::new();
+                }
+                for c in target.components().rev() {
+                    match c {
+                        Component::Normal(n) => pending.push_front(n.to_os_string()),
+                        Component::ParentDir => pending.push_front("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => resolved = candidate,
+        }
+    }
+    Ok(root.join(resolved))
+}
+
+/// Mount options split into what mount(2) takes: flags to set, flags to
+/// clear, propagation changes, recursive attributes and filesystem data.
+#[derive(Debug, PartialEq)]
+pub struct MountOptions {
+    pub flags: MsFlags,
+    pub clear: MsFlags,
+    pub propagation: Vec<MsFlags>,
+    /// MOUNT_ATTR_* bits applied with mount_setattr(AT_RECURSIVE) ("rro" ...).
+    pub recursive_attrs: u64,
+    pub data: Vec<String>,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+/// Parses OCI mount options (mount(8) names); unknown ones are filesystem data.
+pub fn parse_options(options: &[String]) -> Result<MountOptions> {
+    let mut o = MountOptions {
+        flags: MsFlags::empty(),
+        clear: MsFlags::empty(),
+        propagation: Vec::new(),
+        recursive_attrs: 0,
+        data: Vec::new(),
+    };
+    for opt in options {
+        let (set, clear): (MsFlags, MsFlags) = match opt.as_str() {
+            "defaults" => (MsFlags::empty(), MsFlags::empty()),
+            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
+            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
+            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
+            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
+            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
+            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
+            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
+            "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty()),
+            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
+            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
+            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
+            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
+            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
+            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
+            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
+            "silent" => (MsFlags::MS_SILENT, MsFlags::empty()),
+            "loud" => (MsFlags::empty(), MsFlags::MS_SILENT),
+            "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
+            "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
+            | "runbindable" => {
+                o.propagation
+                    .push(propagation_flag(opt).expect("listed above"));
+                continue;
+            }
+            "rro" | "rnosuid" | "rnodev" | "rnoexec" => {
+                o.recursive_attrs |= match opt.as_str() {
+                    "rro" => MOUNT_ATTR_RDONLY,
+                    "rnosuid" => MOUNT_ATTR_NOSUID,
+                    "rnodev" => MOUNT_ATTR_NODEV,
+                    _ => MOUNT_ATTR_NOEXEC,
+                };
+                continue;
+            }
+            // runc extensions that change nothing the kernel sees here.
+            "tmpcopyup" | "rrw" | "rsuid" | "rdev" | "rexec" => continue,
+            "idmap" | "ridmap" => {
+                return Err(Error::Invalid(format!(
+                    "mount option {opt:?} (id-mapped mounts) is not supported"
+                )))
+            }
+            _ => {
+                o.data.push(opt.clone());
+                continue;
+            }
+        };
+        o.flags |= set;
+        o.flags &= !clear;
+        o.clear |= clear;
+    }
+    Ok(o)
+}
+
+/// Maps a propagation name (rootfsPropagation or a mount option) to its flags.
+pub fn propagation_flag(name: &str) -> Option<MsFlags> {
+    Some(match name {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        _ => return None,
+    })
+}
+
+/// A cgroup hierarchy of the host, as /proc/self/mountinfo lists it; used
+/// to give the container its own view of `/sys/fs/cgroup`.
+#[derive(Clone, Debug)]
+pub struct CgroupMount {
+    /// Directory name under /sys/fs/cgroup ("memory", "unified", "cpu,cpuacct").
+    pub name: String,
+    /// "cgroup" or "cgroup2".
+    pub fstype: String,
+    /// Super options naming the controllers ("memory", "name=systemd").
+    pub options: String,
+    /// The host mount point.
+    pub mount_point: PathBuf,
+    /// The mount's root inside its hierarchy (field 4 of mountinfo).
+    pub root: PathBuf,
+}
+
+/// Lists cgroup hierarchies from /proc/self/mountinfo.
+pub fn host_cgroup_mounts() -> Vec<CgroupMount> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut found: Vec<CgroupMount> = Vec::new();
+    for line in info.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let l: Vec<&str> = left.split(' ').collect();
+        let r: Vec<&str> = right.split(' ').collect();
+        if l.len() < 5 || r.len() < 3 || !(r[0] == "cgroup" || r[0] == "cgroup2") {
+            continue;
+        }
+        let mount_point = PathBuf::from(l[4]);
+        if found.iter().any(|m| m.mount_point == mount_point) {
+            continue;
+        }
+        let options = r[2]
+            .split(',')
+            .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("nsdelegate"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let name = mount_point
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        found.push(CgroupMount {
+            name,
+            fstype: r[0].to_string(),
+            options,
+            mount_point,
+            root: PathBuf::from(l[3]),
+        });
+    }
+    found
+}
+
+/// What `prepare` needs besides the spec's mount list.
+pub struct Prepare<'a> {
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    pub mounts: &'a [Mount],
+    pub devices: &'a [LinuxDevice],
+    pub propagation: Option<&'a str>,
+    pub cgroup_mounts: &'a [CgroupMount],
+    /// The container's cgroup path inside each hierarchy.
+    pub cgroup_path: &'a Path,
+    pub new_cgroupns: bool,
+    pub in_userns: bool,
+}
+
+/// Mounts everything under the rootfs, before `pivot_root`.
+pub fn prepare(p: &Prepare<'_>) -> Result<()> {
+    // Keep the container's mounts from propagating back to the host.
+    let root_flags = match p.propagation {
+        Some(name) => propagation_flag(name)
+            .ok_or_else(|| Error::Invalid(format!("unknown rootfsPropagation {name:?}")))?,
+        None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    };
+    let root_flags = if root_flags.contains(MsFlags::MS_SHARED) {
+        // The host side must not be shared with the container's tree either
+        // way; sharing is re-applied to the new root after pivot_root.
+        MsFlags::MS_SLAVE | MsFlags::MS_REC
+    } else {
+        root_flags
+    };
+    sys_mount(None, Path::new("/"), None, root_flags, None)?;
+    // pivot_root needs the new root to be a mount point.
+    sys_mount(
+        Some(p.rootfs),
+        p.rootfs,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )?;
+
+    let mut dev_is_mounted = false;
+    for m in p.mounts {
+        if m.destination() == Path::new("/dev") {
+            dev_is_mounted = true;
+        }
+        mount_one(p, m)?;
+    }
+    if dev_is_mounted {
+        default_devices(p.rootfs, p.in_userns)?;
+        dev_symlinks(p.rootfs)?;
+    }
+    for d in p.devices {
+        create_device(p.rootfs, d, p.in_userns)?;
+    }
+    Ok(())
+}
+
+fn mount_one(p: &Prepare<'_>, m: &Mount) -> Result<()> {
+    let empty = Vec::new();
+    let opts = parse_options(m.options().as_ref().unwrap_or(&empty))?;
+    let typ = m.typ().as_deref().unwrap_or("");
+    let is_bind = typ == "bind" || opts.flags.contains(MsFlags::MS_BIND);
+    let dest = secure_join(p.rootfs, m.destination())
+        .context(|| format!("resolving mount destination {}", m.destination().display()))?;
+    let data = (!opts.data.is_empty()).then(|| opts.data.join(","));
+
+    if is_bind {
+        let source = m.source().as_ref().ok_or_else(|| {
+            Error::Invalid(format!("bind mount {} has no source", dest.display()))
+        })?;
+        let source = if source.is_absolute() {
+            source.clone()
+        } else {
+            p.bundle.join(source)
+        };
+        let meta = fs::metadata(&source).context(|| format!("bind source {}", source.display()))?;
+        make_mount_point(&dest, meta.is_dir())?;
+        let flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
+        sys_mount(Some(&source), &dest, None, flags, None)?;
+        // Bind mounts take most flags only on a remount (mount(2), MS_REMOUNT).
+        let remount = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+        if !remount.is_empty() {
+            sys_mount(
+                None,
+                &dest,
+                None,
+                remount | MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
+                None,
+            )?;
+        }
+    } else if typ == "cgroup" {
+        make_mount_point(&dest, true)?;
+        mount_cgroups(p, &dest, opts.flags)?;
+    } else {
+        make_mount_point(&dest, true)?;
+        let source = m
+            .source()
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(typ.to_string()));
+        sys_mount(Some(&source), &dest, Some(typ), opts.flags, data.as_deref())?;
+    }
+    for flag in &opts.propagation {
+        sys_mount(None, &dest, None, *flag, None)?;
+    }
+    if opts.recursive_attrs != 0 {
+        mount_setattr_recursive(&dest, opts.recursive_attrs)?;
+    }
+    Ok(())
+}
+
+/// The container's `/sys/fs/cgroup`: with a cgroup namespace each hierarchy is
+/// mounted afresh (the kernel roots it at the container's cgroup); without
+/// one, the container's own cgroup directories are bind-mounted, so the rest
+/// of the host's tree stays out of sight.
+fn mount_cgroups(p: &Prepare<'_>, dest: &Path, flags: MsFlags) -> Result<()> {
+    let flags =
+        flags & (MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
+    let unified_only = p.cgroup_mounts.len() == 1 && p.cgroup_mounts[0].fstype == "cgroup2";
+    if unified_only {
+        let m = &p.cgroup_mounts[0];
+        return mount_hierarchy(p, m, dest, flags);
+    }
+    sys_mount(
+        Some(Path::new("tmpfs")),
+        dest,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=755"),
+    )?;
+    for m in p.cgroup_mounts {
+        let sub = dest.join(&m.name);
+        make_mount_point(&sub, true)?;
+        mount_hierarchy(p, m, &sub, flags)?;
+        // cpu,cpuacct is also reachable as cpu and cpuacct on most hosts.
+        if m.name.contains(',') {
+            for alias in m.name.split(',') {
+                let link = dest.join(alias);
+                if !link.exists() {
+                    symlink(&m.name, &link).context(|| format!("linking {}", link.display()))?;
+                }
+            }
+        }
+    }
+    if flags.contains(MsFlags::MS_RDONLY) {
+        sys_mount(
+            None,
+            dest,
+            None,
+            MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC,
+            Some("mode=755"),
+        )?;
+    }
+    Ok(())
+}
+
+fn mount_hierarchy(p: &Prepare<'_>, m: &CgroupMount, dest: &Path, flags: MsFlags) -> Result<()> {
+    if p.new_cgroupns {
+        let data = (!m.options.is_empty()).then_some(m.options.as_str());
+        sys_mount(
+            Some(Path::new("cgroup")),
+            dest,
+            Some(&m.fstype),
+            flags,
+            data,
+        )
+    } else {
+        let rel = p.cgroup_path.strip_prefix("/").unwrap_or(p.cgroup_path);
+        let host = m.mount_point.join(rel);
+        sys_mount(
+            Some(&host),
+            dest,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )?;
+        if !flags.is_empty() {
+            sys_mount(
+                None,
+                dest,
+                None,
+                flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
+                None,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates the directory or empty file a mount will cover.
+fn make_mount_point(dest: &Path, dir: bool) -> Result<()> {
+    if dir {
+        fs::create_dir_all(dest).context(|| format!("creating mount point {}", dest.display()))
+    } else {
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)
+                .context(|| format!("creating mount point {}", parent.display()))?;
+        }
+        if fs::symlink_metadata(dest).is_err() {
+            fs::File::create(dest)
+                .context(|| format!("creating mount point {}", dest.display()))?;
+        }
+        Ok(())
+    }
+}
+
+const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+fn default_devices(rootfs: &Path, in_userns: bool) -> Result<()> {
+    for (name, major, minor) in DEFAULT_DEVICES {
+        let dev = LinuxDevice::default();
+        let mut dev = dev;
+        dev.set_path(PathBuf::from("/dev").join(name));
+        dev.set_typ(LinuxDeviceType::C);
+        dev.set_major(major as i64);
+        dev.set_minor(minor as i64);
+        dev.set_file_mode(Some(0o666));
+        dev.set_uid(Some(0));
+        dev.set_gid(Some(0));
+        create_device(rootfs, &dev, in_userns)?;
+    }
+    Ok(())
+}
+
+fn dev_symlinks(rootfs: &Path) -> Result<()> {
+    let mut links = vec![
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+        ("pts/ptmx", "ptmx"),
+    ];
+    if Path::new("/proc/kcore").exists() {
+        links.push(("/proc/kcore", "core"));
+    }
+    for (target, name) in links {
+        let link = rootfs.join("dev").join(name);
+        if fs::symlink_metadata(&link).is_ok() {
+            continue;
+        }
+        symlink(target, &link).context(|| format!("creating {}", link.display()))?;
+    }
+    Ok(())
+}
+
+/// Creates one device node; in a user namespace mknod is not allowed, so the
+/// host's node is bind-mounted instead.
+fn create_device(rootfs: &Path, d: &LinuxDevice, in_userns: bool) -> Result<()> {
+    let dest = secure_join(rootfs, d.path())
+        .context(|| format!("resolving device path {}", d.path().display()))?;
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent).context(|| format!("creating {}", parent.display()))?;
+    }
+    let kind = match d.typ() {
+        LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
+        LinuxDeviceType::B => SFlag::S_IFBLK,
+        LinuxDeviceType::P => SFlag::S_IFIFO,
+        LinuxDeviceType::A => {
+            return Err(Error::Invalid(format!(
+                "device {} has type \"a\", which only device cgroup rules may use",
+                d.path().display()
+            )))
+        }
+    };
+    if in_userns {
+        make_mount_point(&dest, false)?;
+        return sys_mount(Some(d.path()), &dest, None, MsFlags::MS_BIND, None);
+    }
+    let _ = fs::remove_file(&dest);
+    let mode = Mode::from_bits_truncate(d.file_mode().unwrap_or(0o666) & 0o7777);
+    let old = umask(Mode::empty());
+    let made = mknod(
+        &dest,
+        kind,
+        mode,
+        makedev(d.major() as u64, d.minor() as u64),
+    );
+    umask(old);
+    made.context(|| format!("mknod {}", dest.display()))?;
+    nix::unistd::chown(
+        &dest,
+        Some(nix::unistd::Uid::from_raw(d.uid().unwrap_or(0))),
+        Some(nix::unistd::Gid::from_raw(d.gid().unwrap_or(0))),
+    )
+    .context(|| format!("chown {}", dest.display()))
+}
+
+/// Switches the process's root to `rootfs` with pivot_root(2) and detaches the
+/// old root, so no path leads back to the host's filesystem (a chroot would
+/// leave it reachable).
+pub fn pivot_root(rootfs: &Path) -> Result<()> {
+    nix::unistd::chdir(rootfs).context(|| format!("chdir {}", rootfs.display()))?;
+    // pivot_root(".", ".") stacks the old root under the new one at the same
+    // place; unmounting "." then removes it without needing a directory for it.
+    nix::unistd::pivot_root(".", ".").context(|| format!("pivot_root {}", rootfs.display()))?;
+    // Make sure the unmount below cannot propagate to the host.
+    sys_mount(
+        None,
+        Path::new("."),
+        None,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None,
+    )?;
+    umount2(".", MntFlags::MNT_DETACH).context(|| "detaching the old root".to_string())?;
+    nix::unistd::chdir("/").context(|| "chdir /".to_string())
+}
+
+/// After pivot_root: propagation, masked and read-only paths, read-only root.
+pub fn finalize(
+    propagation: Option<&str>,
+    masked: &[String],
+    readonly: &[String],
+    readonly_root: bool,
+) -> Result<()> {
+    if let Some(flag) = propagation.and_then(propagation_flag) {
+        sys_mount(None, Path::new("/"), None, flag, None)?;
+    }
+    for path in readonly {
+        readonly_path(Path::new(path))?;
+    }
+    for path in masked {
+        mask_path(Path::new(path))?;
+    }
+    if readonly_root {
+        sys_mount(
+            None,
+            Path::new("/"),
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// Hides a path: /dev/null over a file, an empty read-only tmpfs over a directory.
+fn mask_path(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Err(_) => Ok(()),
+        Ok(meta) if meta.is_dir() => sys_mount(
+            Some(Path::new("tmpfs")),
+            path,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            Some("size=0k"),
+        ),
+        Ok(_) => sys_mount(
+            Some(Path::new("/dev/null")),
+            path,
+            None,
+            MsFlags::MS_BIND,
+            None,
+        ),
+    }
+}
+
+fn readonly_path(path: &Path) -> Result<()> {
+    if fs::symlink_metadata(path).is_err() {
+        return Ok(());
+    }
+    sys_mount(
+        Some(path),
+        path,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )?;
+    sys_mount(
+        None,
+        path,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC,
+        None,
+    )
+}
+
+/// Writes `linux.sysctl` through the container's /proc/sys.
+pub fn sysctl(settings: &[(String, String)]) -> Result<()> {
+    for (key, value) in settings {
+        if key.contains('/') || key.split('.').any(|p| p.is_empty() || p == "..") {
+            return Err(Error::Invalid(format!("invalid sysctl name {key:?}")));
+        }
+        let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+        fs::write(&path, value).context(|| format!("setting sysctl {key}={value}"))?;
+    }
+    Ok(())
+}
+
+fn sys_mount(
+    source: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
+    mount(source, target, fstype, flags, data).context(|| {
+        format!(
+            "mounting {} on {} (type {}, flags {:?}, data {:?})",
+            source.map(|s| s.display().to_string()).unwrap_or_default(),
+            target.display(),
+            fstype.unwrap_or("none"),
+            flags,
+            data.unwrap_or("")
+        )
+    })
+}
+
+fn mount_setattr_recursive(path: &Path, attrs: u64) -> Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: attrs,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::Invalid(format!("path {} has a NUL byte", path.display())))?;
+    // SAFETY: c and attr outlive the call; the size matches the struct.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_RECURSIVE as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    nix::errno::Errno::result(r)
+        .map(drop)
+        .context(|| format!("mount_setattr {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn secure_join_keeps_symlinks_inside_the_root() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        fs::create_dir_all(root.join("etc")).expect("mkdir");
+        symlink("/etc", root.join("abs")).expect("symlink");
+        symlink("../../../../etc", root.join("etc/up")).expect("symlink");
+        symlink("loop", root.join("loop")).expect("symlink");
+        let j = |p: &str| secure_join(root, Path::new(p));
+        assert_eq!(j("/abs/passwd").expect("join"), root.join("etc/passwd"));
+        assert_eq!(j("/etc/up/shadow").expect("join"), root.join("etc/shadow"));
+        assert_eq!(j("../../x").expect("join"), root.join("x"));
+        assert_eq!(j("/a/./b/../c").expect("join"), root.join("a/c"));
+        assert_eq!(
+            j("/loop").expect_err("loop").raw_os_error(),
+            Some(libc::ELOOP)
+        );
+    }
+
+    #[test]
+    fn options_map_to_flags_and_data() {
+        let opts: Vec<String> = [
+            "nosuid",
+            "noexec",
+            "ro",
+            "rw",
+            "mode=755",
+            "size=65536k",
+            "rslave",
+            "rbind",
+            "rro",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let o = parse_options(&opts).expect("parse");
+        assert!(o.flags.contains(
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_BIND | MsFlags::MS_REC
+        ));
+        assert!(
+            !o.flags.contains(MsFlags::MS_RDONLY),
+            "rw after ro clears it"
+        );
+        assert_eq!(
+            o.data,
+            vec!["mode=755".to_string(), "size=65536k".to_string()]
+        );
+        assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
+        assert_eq!(o.recursive_attrs, MOUNT_ATTR_RDONLY);
+        assert!(parse_options(&["idmap".to_string()]).is_err());
+    }
+
+    #[test]
+    fn cgroup_mounts_are_listed() {
+        // Every Linux host with cgroups shows at least one hierarchy.
+        let mounts = host_cgroup_mounts();
+        assert!(!mounts.is_empty());
+        assert!(mounts.iter().all(|m| m.fstype.starts_with("cgroup")));
+    }
+}
