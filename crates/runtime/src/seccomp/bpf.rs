@@ -181,8 +181,8 @@ impl Builder {
         // true target, pushed after it, moves it one instruction further.
         let no = self.near(no, usize::from(u8::MAX) - 1);
         let yes = self.near(yes, usize::from(u8::MAX));
-        let jt = u8::try_from(self.offset_to(yes)).unwrap_or(u8::MAX);
-        let jf = u8::try_from(self.offset_to(no)).unwrap_or(u8::MAX);
+        let jt = u8::try_from(self.offset_to(yes)).expect("near() bounds the offset by 255");
+        let jf = u8::try_from(self.offset_to(no)).expect("near() bounds the offset by 255");
         self.push(Insn {
             code: cond.code(),
             jt,

@@ -13,7 +13,8 @@
 //! - **Architectures.** x86_64 (also `SCMP_ARCH_NATIVE`), `SCMP_ARCH_X86`
 //!   (i386 numbers) and `SCMP_ARCH_X32` (x86_64 numbers with
 //!   `__X32_SYSCALL_BIT`). An empty or missing list means the native arch
-//!   only. Any other arch is rejected. A syscall made through an ABI that is
+//!   only. Any other arch (aarch64, arm, ...) is rejected: the syscall
+//!   tables cover the x86 family only. A syscall made through an ABI that is
 //!   not listed gets `SECCOMP_RET_KILL_THREAD`, which is libseccomp's default
 //!   "bad arch" action; this includes x32 calls when only x86_64 is listed,
 //!   since both report AUDIT_ARCH_X86_64 (seccomp(2), "Caveats"). The one
@@ -56,6 +57,8 @@
 
 mod bpf;
 mod syscalls;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -387,6 +390,11 @@ fn add_ranges(
 ) {
     let narrow = abi.narrow_args();
     let push = |ranges: &mut Vec<(u32, Target)>, start: u32, target: Target| {
+        // A syscall right after another replaces the default filler pushed
+        // after that one.
+        if ranges.last().is_some_and(|(s, _)| *s == start) {
+            ranges.pop();
+        }
         if ranges.last().map(|(_, t)| *t) != Some(target) {
             ranges.push((start, target));
         }
