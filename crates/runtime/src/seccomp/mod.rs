@@ -18,19 +18,25 @@
 //!   not listed gets `SECCOMP_RET_KILL_THREAD`, which is libseccomp's default
 //!   "bad arch" action; this includes x32 calls when only x86_64 is listed,
 //!   since both report AUDIT_ARCH_X86_64 (seccomp(2), "Caveats"). The one
-//!   exception is syscall number -1 on x86_64, which the kernel uses for a
-//!   call a tracer skipped: it gets the default action.
+//!   exception is syscall number -1 on x86_64, which is no syscall (a tracer
+//!   sets it to skip a call; called directly it fails with ENOSYS): it gets
+//!   the default action.
 //! - **Rules.** Each `syscalls[]` entry gives every listed name a rule; the
-//!   `args` of one entry are ANDed. For one syscall the rules are tried in
-//!   profile order and the first whose arguments all match decides, so an
-//!   entry without `args` ends the list for its names and later entries for
-//!   them are never reached. No rule matching means `defaultAction`.
+//!   `args` of one entry are ANDed, even two on the same argument index
+//!   (runc instead splits such an entry into one rule per comparison, as
+//!   libseccomp allows one comparison per argument and rule). For one
+//!   syscall the rules are tried in profile order and the first whose
+//!   arguments all match decides, so an entry without `args` ends the list
+//!   for its names and later entries for them are never reached. No rule
+//!   matching means `defaultAction`. First match is the rule proposed for
+//!   the spec in opencontainers/runtime-spec#1159; libseccomp promises no
+//!   order between conflicting rules of one syscall.
 //! - **Names** unknown for an ABI are skipped for that ABI (as runc does); an
 //!   entry whose names are all unknown contributes nothing.
-//! - **Arguments** are compared as 64-bit values on x86_64 and x32, as two
-//!   32-bit halves since classic BPF is 32-bit. On i386 the arguments are
-//!   32 bits wide, so only the low halves of the arguments and of `value` /
-//!   `valueTwo` are compared, as libseccomp does for 32-bit ABIs.
+//! - **Arguments** are compared as 64-bit values on x86_64, as two 32-bit
+//!   halves since classic BPF is 32-bit. i386 and x32 are 32-bit ABIs, so
+//!   there only the low halves of the argument and of `value` / `valueTwo`
+//!   are compared, as libseccomp does for them.
 //!   `SCMP_CMP_MASKED_EQ` matches when `arg & value == valueTwo`.
 //! - **Actions.** `SCMP_ACT_KILL` is `SCMP_ACT_KILL_THREAD`. `errnoRet`
 //!   (or `defaultErrnoRet` for the default action) is the errno for
@@ -135,9 +141,11 @@ impl Abi {
             .map(|i| table[i].1)
     }
 
-    /// Whether syscall arguments are 32 bits wide.
+    /// Whether arguments are compared on their low 32 bits only. x32 passes
+    /// 64-bit registers, but is a 32-bit ABI for libseccomp, whose
+    /// behaviour profiles are written against.
     fn narrow_args(self) -> bool {
-        matches!(self, Abi::I386)
+        matches!(self, Abi::I386 | Abi::X32)
     }
 
     fn from_arch(arch: Arch) -> Result<Abi, Error> {

@@ -178,7 +178,7 @@ fn model(profile: &LinuxSeccomp, data: &Data) -> u32 {
             let mut a = data.args[arg.index()];
             let mut v = arg.value();
             let mut v2 = arg.value_two().unwrap_or(0);
-            if abi == Abi::I386 {
+            if abi != Abi::X86_64 {
                 (a, v, v2) = (a & 0xffff_ffff, v & 0xffff_ffff, v2 & 0xffff_ffff);
             }
             match arg.op() {
@@ -441,11 +441,12 @@ fn architectures() {
             (x86_64("rt_sigaction"), ALLOW),
             // i386 read is 3, x86_64 3 is close.
             (Data::new(AUDIT_ARCH_X86_64, 3), errno(38)),
-            // 64-bit compare on x86_64 and x32, low half only on i386.
+            // 64-bit compare on x86_64, low half only on i386 and x32.
             (x86_64("write").arg(0, 0x1_0000_0002), ALLOW),
             (x86_64("write").arg(0, 2), errno(38)),
             (x32("write").arg(0, 0x1_0000_0002), ALLOW),
-            (x32("write").arg(0, 2), errno(38)),
+            (x32("write").arg(0, 2), ALLOW),
+            (x32("write").arg(0, 3), errno(38)),
             (i386("write").arg(0, 2), ALLOW),
             (i386("write").arg(0, 3), errno(38)),
             (Data::new(0xc000_00b7, 63), KILL_THREAD),
