@@ -477,9 +477,9 @@ fn emit_check(b: &mut Builder, check: &ArgCheck, yes: Label, no: Label, narrow: 
     let split = |v: u64| ((v >> 32) as u32, v as u32);
     let (v_hi, v_lo) = split(check.value);
 
-    // Each comparison is built from a "greater" test `ge_or_gt` (on the
-    // high words first, then the low ones) with the outcomes swapped for
-    // the negated operators.
+    // Ordered comparisons decide on the high words when they differ and on
+    // the low words (unsigned) when they are equal. LT and LE are GE and GT
+    // with the outcomes swapped, NE is EQ swapped.
     let ordered = |b: &mut Builder, lo_cond: Cond, yes: Label, no: Label| {
         let lo = b.jump(lo_cond, v_lo, yes, no);
         let lo = b.load(lo_offset, lo);
