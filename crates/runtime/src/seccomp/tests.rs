@@ -866,6 +866,46 @@ fn too_long_program_is_rejected() {
     }
 }
 
+/// Conditional jumps around the 8-bit offset limit, on either side.
+#[test]
+fn builder_trampolines_reach_far_targets() {
+    for far in [250, 253, 254, 255, 256, 257, 300, 1000] {
+        for (yes_far, no_far) in [(true, false), (false, true), (true, true)] {
+            let mut b = bpf::Builder::default();
+            let far_ret = b.ret(1);
+            // Distinct returns, so none is shared, put `far` instructions
+            // between the jump and its far target.
+            for k in 0..far {
+                b.ret(1000 + k);
+            }
+            let near_ret = b.ret(2);
+            let (yes, no) = (
+                if yes_far { far_ret } else { near_ret },
+                if no_far { far_ret } else { near_ret },
+            );
+            let (want_yes, want_no) = (if yes_far { 1 } else { 2 }, if no_far { 1 } else { 2 });
+            let jump = b.jump(Cond::Eq, 7, yes, no);
+            b.load(OFFSET_NR, jump);
+            let prog = b.finish();
+            verify(&prog);
+            let at = |nr| run(&prog, &Data::new(AUDIT_ARCH_X86_64, nr));
+            assert_eq!(at(7), want_yes, "far {far}, {yes_far} {no_far}");
+            assert_eq!(at(8), want_no, "far {far}, {yes_far} {no_far}");
+        }
+    }
+}
+
+/// oci-spec 0.8 does not know SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (later
+/// versions do): such a profile fails to parse. When oci-spec is bumped,
+/// map the flag in compile() to libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+/// and replace this test.
+#[test]
+fn wait_killable_recv_needs_a_newer_oci_spec() {
+    let json = r#"{"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}"#;
+    let err = serde_json::from_str::<LinuxSeccomp>(json).expect_err("unknown to oci-spec 0.8");
+    assert!(err.to_string().contains("unknown variant"), "{err}");
+}
+
 /// Real-kernel tests: the filter is installed in a forked child, which only
 /// makes raw syscalls (no allocation after fork in this multi-threaded test
 /// binary) and reports through its exit status.
