@@ -906,6 +906,74 @@ fn wait_killable_recv_needs_a_newer_oci_spec() {
     assert!(err.to_string().contains("unknown variant"), "{err}");
 }
 
+#[test]
+fn syscall_tables_are_sorted_and_spot_on() {
+    for abi in [Abi::X86_64, Abi::I386, Abi::X32] {
+        let table = abi.table();
+        assert!(
+            table
+                .windows(2)
+                .all(|w| w[0].0.as_bytes() < w[1].0.as_bytes()),
+            "{abi:?} table is not sorted by name"
+        );
+        assert!(
+            table.len() > 300,
+            "{abi:?} table has {} entries",
+            table.len()
+        );
+        for (name, nr) in table {
+            assert_eq!(abi.number(name), Some(*nr), "{abi:?} {name}");
+        }
+    }
+    assert_eq!(Abi::X86_64.number("read"), Some(0));
+    assert_eq!(Abi::X86_64.number("getcwd"), Some(libc::SYS_getcwd as u32));
+    assert_eq!(Abi::I386.number("read"), Some(3));
+    assert_eq!(Abi::I386.number("socket"), Some(359));
+    assert_eq!(Abi::X32.number("read"), Some(X32_SYSCALL_BIT));
+    assert_eq!(Abi::X32.number("rt_sigaction"), Some(X32_SYSCALL_BIT + 512));
+    assert_eq!(Abi::X86_64.number("socketcall"), None);
+    assert_eq!(Abi::X86_64.number(""), None);
+}
+
+/// A profile whose program needs JA trampolines: many syscalls with
+/// argument rules, all x86_64.
+fn long_jumps() -> String {
+    let entries: Vec<String> = syscalls::X86_64
+        .iter()
+        .filter(|(n, _)| !["getcwd", "getpid", "exit", "exit_group", "getpgid"].contains(n))
+        .take(120)
+        .map(|(n, _)| {
+            format!(
+                r#"{{"names": ["{n}"], "action": "SCMP_ACT_ERRNO", "errnoRet": 3,
+                "args": [{{"index": 1, "value": 4294967311, "op": "SCMP_CMP_EQ"}}]}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{},
+            {{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 99}}]}}"#,
+        entries.join(",")
+    )
+}
+
+#[test]
+fn long_programs_use_trampolines() {
+    let json = long_jumps();
+    let filter = build(&json);
+    let prog = filter.program();
+    assert!(prog.len() > 600, "{} instructions", prog.len());
+    assert!(prog.iter().any(|i| i.code == BPF_JMP | BPF_JA));
+    check(
+        &json,
+        &[
+            (x86_64("getcwd"), errno(99)),
+            (x86_64("getpid"), ALLOW),
+            (x86_64("accept").arg(1, 0x1_0000_000f), errno(3)),
+            (x86_64("accept").arg(1, 0xf), ALLOW),
+        ],
+    );
+}
+
 /// Real-kernel tests: the filter is installed in a forked child, which only
 /// makes raw syscalls (no allocation after fork in this multi-threaded test
 /// binary) and reports through its exit status.
@@ -1076,6 +1144,27 @@ mod kernel {
 
     fn killed_by_sigsys(status: WaitStatus) -> bool {
         matches!(status, WaitStatus::Signaled(_, Signal::SIGSYS, _))
+    }
+
+    #[test]
+    fn docker_sized_profile_loads() {
+        let filter = build(&docker_like());
+        assert_eq!(exit_code(in_child(&filter, getcwd)), 0);
+        // SAFETY: personality with an integer argument changes only the
+        // child's execution domain.
+        let personality = |p: u64| move || unsafe { libc::syscall(libc::SYS_personality, p) };
+        assert_eq!(exit_code(in_child(&filter, personality(0xffff_ffff))), 0);
+        assert_eq!(
+            exit_code(in_child(&filter, personality(0x0040_0000))),
+            libc::EPERM
+        );
+    }
+
+    #[test]
+    fn long_program_loads() {
+        let filter = build(&long_jumps());
+        assert_eq!(exit_code(in_child(&filter, getcwd)), 99);
+        assert_eq!(exit_code(in_child(&filter, || getpgid(0))), 0);
     }
 
     #[test]
