@@ -18,7 +18,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The OCI runtime, with runc's command line.
-    Runtime(runtime::RuntimeCli),
+    Runtime(Box<runtime::RuntimeCli>),
     /// The OCI distribution registry server.
     #[command(subcommand)]
     Registry(cais_registry::cli::Command),
@@ -34,8 +34,15 @@ fn main() {
         })
         .unwrap_or_default()
         .unwrap_or_default();
-    let command = if invoked_as == "cais-runtime" {
-        Command::Runtime(runtime::RuntimeCli::parse())
+    // runc's command line starts with its global flags (`--root DIR run ...`):
+    // such a call is the runtime too, however the binary was named.
+    let runc_style = std::env::args().nth(1).is_some_and(|a| {
+        ["--root", "--log", "--log-format", "--systemd-cgroup", "--debug", "--rootless", "--criu"]
+            .iter()
+            .any(|flag| a == *flag || a.starts_with(&format!("{flag}=")))
+    });
+    let command = if invoked_as == "cais-runtime" || runc_style {
+        Command::Runtime(Box::new(runtime::RuntimeCli::parse()))
     } else {
         Cli::parse().command
     };
@@ -46,7 +53,7 @@ fn main() {
                 eprintln!("cais: cannot re-execute from a sealed copy: {e}");
                 std::process::exit(1);
             }
-            report(runtime::run(rt))
+            report(runtime::run(*rt))
         }
         Command::Registry(cmd) => report(cais_registry::cli::run(cmd).map(|_| 0)),
     };
