@@ -11,6 +11,15 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+#[cfg(test)]
+thread_local! {
+    /// Every write attempted by this thread, in order, so tests can check
+    /// ordering and repeated writes to one file, which a plain file in a
+    /// temporary directory cannot show.
+    pub(crate) static WRITES: std::cell::RefCell<Vec<(std::path::PathBuf, String)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
     let path = dir.join(file);
     let err = |source: io::Error| Error::Write {
@@ -18,6 +27,8 @@ pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
         value: value.to_owned(),
         source,
     };
+    #[cfg(test)]
+    WRITES.with(|w| w.borrow_mut().push((path.clone(), value.to_owned())));
     let mut f = OpenOptions::new()
         .write(true)
         .truncate(true)
