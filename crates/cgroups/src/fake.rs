@@ -70,7 +70,10 @@ pub(crate) fn populate_v1(dir: &Path, controller: &str) {
             ("memory.soft_limit_in_bytes", unlimited),
             ("memory.kmem.tcp.limit_in_bytes", unlimited),
             ("memory.swappiness", "60\n"),
-            ("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n"),
+            (
+                "memory.oom_control",
+                "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
+            ),
         ],
         "cpu" => &[
             ("cpu.shares", "1024\n"),
@@ -124,7 +127,10 @@ pub(crate) fn populate_v2(dir: &Path, controllers: &[&str]) {
             "cpuset" => &[("cpuset.cpus", ""), ("cpuset.mems", "")],
             "pids" => &[("pids.max", "max\n")],
             "io" => &[("io.weight", "default 100\n"), ("io.max", "")],
-            "hugetlb" => &[("hugetlb.2MB.max", "max\n"), ("hugetlb.2MB.rsvd.max", "max\n")],
+            "hugetlb" => &[
+                ("hugetlb.2MB.max", "max\n"),
+                ("hugetlb.2MB.rsvd.max", "max\n"),
+            ],
             "rdma" => &[("rdma.max", "")],
             _ => &[],
         };

@@ -78,11 +78,7 @@ impl Layout {
                 reason,
             })?;
             match mount.fstype {
-                "cgroup2" => {
-                    if unified.is_none() {
-                        unified = Some(mount.mountpoint);
-                    }
-                }
+                "cgroup2" if unified.is_none() => unified = Some(mount.mountpoint),
                 "cgroup" => {
                     for opt in mount.super_options.split(',') {
                         let is_controller =

@@ -462,4 +462,6 @@ fn remove_tree(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
+mod root_tests;
+#[cfg(test)]
 mod tests;

@@ -99,7 +99,10 @@ fn v1_apply_every_resource() {
         .filter_map(|(p, _)| p.file_name()?.to_str())
         .filter(|n| n.starts_with("cpu.cfs_"))
         .collect();
-    assert_eq!(order, ["cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.cfs_burst_us"]);
+    assert_eq!(
+        order,
+        ["cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.cfs_burst_us"]
+    );
 
     let cpuset = cg.v1_dir("cpuset").expect("cpuset");
     assert_eq!(get(cpuset, "cpuset.cpus"), "0-1");
@@ -193,24 +196,41 @@ fn v1_memsw_ordering_both_directions() {
     let dir = cg.v1_dir("memory").expect("memory");
     let mib = 1 << 20;
     put(dir, "memory.limit_in_bytes", &format!("{}\n", 100 * mib));
-    put(dir, "memory.memsw.limit_in_bytes", &format!("{}\n", 200 * mib));
+    put(
+        dir,
+        "memory.memsw.limit_in_bytes",
+        &format!("{}\n", 200 * mib),
+    );
 
     // Growing: memsw must go first.
-    cg.apply(&resources(json!({"memory": {"limit": 300 * mib, "swap": 400 * mib}})))
-        .expect("grow");
+    cg.apply(&resources(
+        json!({"memory": {"limit": 300 * mib, "swap": 400 * mib}}),
+    ))
+    .expect("grow");
     let log = take_writes();
     assert_memsw_invariant(&log, 100 * mib, 200 * mib);
-    assert_eq!(log[0].0.file_name().and_then(|n| n.to_str()), Some("memory.memsw.limit_in_bytes"));
+    assert_eq!(
+        log[0].0.file_name().and_then(|n| n.to_str()),
+        Some("memory.memsw.limit_in_bytes")
+    );
     assert_eq!(get(dir, "memory.limit_in_bytes"), (300 * mib).to_string());
-    assert_eq!(get(dir, "memory.memsw.limit_in_bytes"), (400 * mib).to_string());
+    assert_eq!(
+        get(dir, "memory.memsw.limit_in_bytes"),
+        (400 * mib).to_string()
+    );
 
     // Shrinking: the limit must go first.
     put(dir, "memory.limit_in_bytes", &format!("{}\n", 300 * mib));
-    cg.apply(&resources(json!({"memory": {"limit": 50 * mib, "swap": 60 * mib}})))
-        .expect("shrink");
+    cg.apply(&resources(
+        json!({"memory": {"limit": 50 * mib, "swap": 60 * mib}}),
+    ))
+    .expect("shrink");
     let log = take_writes();
     assert_memsw_invariant(&log, 300 * mib, 400 * mib);
-    assert_eq!(log[0].0.file_name().and_then(|n| n.to_str()), Some("memory.limit_in_bytes"));
+    assert_eq!(
+        log[0].0.file_name().and_then(|n| n.to_str()),
+        Some("memory.limit_in_bytes")
+    );
 
     // Unlimited swap from a limited state: memsw first.
     put(dir, "memory.limit_in_bytes", &format!("{}\n", 50 * mib));
@@ -222,7 +242,9 @@ fn v1_memsw_ordering_both_directions() {
 
     // memory+swap below memory is a caller error, caught before any write.
     let err = cg
-        .apply(&resources(json!({"memory": {"limit": 100 * mib, "swap": 50 * mib}})))
+        .apply(&resources(
+            json!({"memory": {"limit": 100 * mib, "swap": 50 * mib}}),
+        ))
         .expect_err("swap < limit");
     assert!(matches!(err, Error::InvalidArgument { field, .. } if field.ends_with("swap")));
     assert!(take_writes().is_empty());
@@ -244,8 +266,10 @@ fn v1_rt_runtime_first_when_period_shrinks() {
     let cg = cgroup(&f);
     let dir = cg.v1_dir("cpu").expect("cpu");
     put(dir, "cpu.rt_runtime_us", "900000\n");
-    cg.apply(&resources(json!({"cpu": {"realtimePeriod": 500000, "realtimeRuntime": 400000}})))
-        .expect("apply");
+    cg.apply(&resources(
+        json!({"cpu": {"realtimePeriod": 500000, "realtimeRuntime": 400000}}),
+    ))
+    .expect("apply");
     let log = take_writes();
     let names: Vec<&str> = log
         .iter()
@@ -300,7 +324,12 @@ fn v2_apply_every_resource() {
     );
     assert_eq!(
         writes_to(&log, dir, "io.max"),
-        ["8:0 rbps=1048576", "8:0 wbps=524288", "8:0 riops=100", "8:0 wiops=50"]
+        [
+            "8:0 rbps=1048576",
+            "8:0 wbps=524288",
+            "8:0 riops=100",
+            "8:0 wiops=50"
+        ]
     );
     assert_eq!(get(dir, "hugetlb.2MB.max"), "4194304");
     assert_eq!(get(dir, "hugetlb.2MB.rsvd.max"), "4194304");
@@ -318,11 +347,14 @@ fn v2_cpu_max_keeps_the_other_field_and_quota_minus_one_is_max() {
     let cg = cgroup(&f);
     let dir = cg.unified_dir().expect("unified");
     put(dir, "cpu.max", "20000 50000\n");
-    cg.apply(&resources(json!({"cpu": {"quota": 30000}}))).expect("quota");
+    cg.apply(&resources(json!({"cpu": {"quota": 30000}})))
+        .expect("quota");
     assert_eq!(get(dir, "cpu.max"), "30000 50000");
-    cg.apply(&resources(json!({"cpu": {"period": 10000}}))).expect("period");
+    cg.apply(&resources(json!({"cpu": {"period": 10000}})))
+        .expect("period");
     assert_eq!(get(dir, "cpu.max"), "30000 10000");
-    cg.apply(&resources(json!({"cpu": {"quota": -1}}))).expect("unlimited");
+    cg.apply(&resources(json!({"cpu": {"quota": -1}})))
+        .expect("unlimited");
     assert_eq!(get(dir, "cpu.max"), "max 10000");
 }
 
@@ -335,7 +367,11 @@ fn v2_bfq_weight_and_swap_rules() {
     cg.apply(&resources(json!({"blockIO": {"weight": 500}})))
         .expect("bfq");
     assert_eq!(get(dir, "io.bfq.weight"), "500");
-    assert_eq!(get(dir, "io.weight"), "default 100\n", "io.weight untouched");
+    assert_eq!(
+        get(dir, "io.weight"),
+        "default 100\n",
+        "io.weight untouched"
+    );
 
     cg.apply(&resources(json!({"memory": {"limit": -1, "swap": -1}})))
         .expect("unlimited");
@@ -373,14 +409,30 @@ fn conversions() {
 #[test]
 fn hybrid_routes_each_resource_to_its_hierarchy() {
     let f = fake(
-        &["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "name=systemd"],
+        &[
+            "cpu",
+            "cpuacct",
+            "cpuset",
+            "memory",
+            "devices",
+            "freezer",
+            "blkio",
+            "pids",
+            "name=systemd",
+        ],
         Some("hugetlb"),
     );
     let cg = cgroup(&f);
     let unified = cg.unified_dir().expect("unified").to_owned();
     // The unified root delegates hugetlb to the container's parent.
-    assert_eq!(get(&f.tmp.path().join("unified"), "cgroup.subtree_control"), "+hugetlb");
-    assert_eq!(get(&f.tmp.path().join("unified/cais"), "cgroup.subtree_control"), "+hugetlb");
+    assert_eq!(
+        get(&f.tmp.path().join("unified"), "cgroup.subtree_control"),
+        "+hugetlb"
+    );
+    assert_eq!(
+        get(&f.tmp.path().join("unified/cais"), "cgroup.subtree_control"),
+        "+hugetlb"
+    );
     cg.apply(&resources(json!({
         "memory": {"limit": 1048576},
         "pids": {"limit": 10},
@@ -389,7 +441,13 @@ fn hybrid_routes_each_resource_to_its_hierarchy() {
     })))
     .expect("apply");
     let log = take_writes();
-    assert_eq!(get(cg.v1_dir("memory").expect("memory"), "memory.limit_in_bytes"), "1048576");
+    assert_eq!(
+        get(
+            cg.v1_dir("memory").expect("memory"),
+            "memory.limit_in_bytes"
+        ),
+        "1048576"
+    );
     assert_eq!(get(cg.v1_dir("pids").expect("pids"), "pids.max"), "10");
     assert!(!unified.join("memory.max").exists());
     // hugetlb has no v1 mount: it goes to the unified tree, and the verbatim
@@ -405,13 +463,21 @@ fn hybrid_routes_each_resource_to_its_hierarchy() {
     cg.add_process(4242).expect("add");
     let log = take_writes();
     assert_eq!(log.len(), 9 + 1, "{log:?}");
-    assert!(log.iter().all(|(p, v)| v == "4242" && p.ends_with("cais/c1/cgroup.procs")));
-    assert_eq!(get(cg.v1_dir("name=systemd").expect("systemd"), "cgroup.procs"), "4242");
+    assert!(log
+        .iter()
+        .all(|(p, v)| v == "4242" && p.ends_with("cais/c1/cgroup.procs")));
+    assert_eq!(
+        get(cg.v1_dir("name=systemd").expect("systemd"), "cgroup.procs"),
+        "4242"
+    );
     assert_eq!(get(&unified, "cgroup.procs"), "4242");
 
     // The freezer is the v1 one.
     cg.freeze().expect("freeze");
-    assert_eq!(get(cg.v1_dir("freezer").expect("freezer"), "freezer.state"), "FROZEN");
+    assert_eq!(
+        get(cg.v1_dir("freezer").expect("freezer"), "freezer.state"),
+        "FROZEN"
+    );
     assert_eq!(get(&unified, "cgroup.freeze"), "0\n");
 }
 
@@ -424,7 +490,10 @@ fn missing_controllers_are_named() {
         (json!({"cpu": {"shares": 100}}), "cpu"),
         (json!({"cpu": {"cpus": "0"}}), "cpuset"),
         (json!({"blockIO": {"weight": 100}}), "blkio"),
-        (json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}), "hugetlb"),
+        (
+            json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}),
+            "hugetlb",
+        ),
         (json!({"devices": [{"allow": true}]}), "devices"),
     ] {
         match cg.apply(&resources(res.clone())) {
@@ -441,15 +510,21 @@ fn missing_controllers_are_named() {
         .expect_err("unified on v1");
     assert!(matches!(err, Error::Unsupported { .. }), "{err}");
     // Network limits without net_cls/net_prio are ignored, by design.
-    cg.apply(&resources(json!({"network": {"classID": 7, "priorities": [{"name": "lo", "priority": 1}]}})))
-        .expect("network ignored");
+    cg.apply(&resources(
+        json!({"network": {"classID": 7, "priorities": [{"name": "lo", "priority": 1}]}}),
+    ))
+    .expect("network ignored");
     // Unset or zero values need no controller at all.
-    cg.apply(&resources(json!({"pids": {"limit": 0}, "cpu": {"shares": 0}, "blockIO": {}})))
-        .expect("nothing to do");
+    cg.apply(&resources(
+        json!({"pids": {"limit": 0}, "cpu": {"shares": 0}, "blockIO": {}}),
+    ))
+    .expect("nothing to do");
 
     let f = fake(&[], Some("cpu memory"));
     let cg = cgroup(&f);
-    match cg.apply(&resources(json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}))) {
+    match cg.apply(&resources(
+        json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}),
+    )) {
         Err(Error::ControllerMissing { controller, .. }) => assert_eq!(controller, "hugetlb"),
         other => panic!("expected ControllerMissing, got {other:?}"),
     }
@@ -480,7 +555,11 @@ fn create_copies_cpuset_into_each_new_level() {
     }
     assert!(f.tmp.path().join("memory/cais/nested/c1").is_dir());
     assert!(f.tmp.path().join("cpu,cpuacct/cais/nested/c1").is_dir());
-    assert_eq!(cg.dirs().len(), 3, "co-mounted controllers share a directory");
+    assert_eq!(
+        cg.dirs().len(),
+        3,
+        "co-mounted controllers share a directory"
+    );
 
     // An existing level that already has cpus keeps them.
     put(&root.join("cais"), "cpuset.cpus", "2\n");
@@ -503,7 +582,10 @@ fn v2_create_enables_controllers_in_every_ancestor() {
     assert_eq!(get(&root, "cgroup.subtree_control"), "+cpu +memory +pids");
     assert_eq!(get(&root.join("a"), "cgroup.subtree_control"), "+cpu +pids");
     // Nothing missing: not written at all.
-    assert_eq!(get(&root.join("a/b"), "cgroup.subtree_control"), "memory pids\n");
+    assert_eq!(
+        get(&root.join("a/b"), "cgroup.subtree_control"),
+        "memory pids\n"
+    );
     assert!(root.join("a/b/c").is_dir());
     assert_eq!(cg.unified_dir(), Some(root.join("a/b/c").as_path()));
 }
@@ -519,9 +601,18 @@ fn relative_absolute_and_systemd_paths_map_into_every_hierarchy() {
     ] {
         let cg = Cgroup::new(f.layout.clone(), input).expect(input);
         assert_eq!(cg.path(), Path::new(rel));
-        assert_eq!(cg.v1_dir("memory"), Some(f.tmp.path().join("memory").join(rel).as_path()));
-        assert_eq!(cg.v1_dir("pids"), Some(f.tmp.path().join("pids").join(rel).as_path()));
-        assert_eq!(cg.unified_dir(), Some(f.tmp.path().join("unified").join(rel).as_path()));
+        assert_eq!(
+            cg.v1_dir("memory"),
+            Some(f.tmp.path().join("memory").join(rel).as_path())
+        );
+        assert_eq!(
+            cg.v1_dir("pids"),
+            Some(f.tmp.path().join("pids").join(rel).as_path())
+        );
+        assert_eq!(
+            cg.unified_dir(),
+            Some(f.tmp.path().join("unified").join(rel).as_path())
+        );
     }
     assert!(matches!(
         Cgroup::new(f.layout.clone(), "/"),
@@ -570,7 +661,10 @@ fn v1_freezer_states() {
     let cg = cgroup(&f);
     assert!(matches!(
         cg.freeze(),
-        Err(Error::ControllerMissing { controller: "freezer", .. })
+        Err(Error::ControllerMissing {
+            controller: "freezer",
+            ..
+        })
     ));
 }
 
@@ -591,38 +685,60 @@ fn oom_kill_count_v1_and_v2() {
     let f = fake(&["memory"], None);
     let cg = cgroup(&f);
     let dir = cg.v1_dir("memory").expect("memory");
-    put(dir, "memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n");
+    put(
+        dir,
+        "memory.oom_control",
+        "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n",
+    );
     assert_eq!(cg.oom_kill_count().expect("count"), 3);
 
     let f = fake(&[], Some("memory"));
     let cg = cgroup(&f);
     let dir = cg.unified_dir().expect("unified");
-    put(dir, "memory.events", "low 0\nhigh 0\nmax 9\noom 2\noom_kill 2\noom_group_kill 0\n");
+    put(
+        dir,
+        "memory.events",
+        "low 0\nhigh 0\nmax 9\noom 2\noom_kill 2\noom_group_kill 0\n",
+    );
     assert_eq!(cg.oom_kill_count().expect("count"), 2);
 
     let f = fake(&["pids"], None);
     assert!(matches!(
         cgroup(&f).oom_kill_count(),
-        Err(Error::ControllerMissing { controller: "memory", .. })
+        Err(Error::ControllerMissing {
+            controller: "memory",
+            ..
+        })
     ));
 }
 
 #[test]
 fn v1_stats() {
-    let f = fake(&["cpu", "cpuacct", "memory", "pids", "blkio", "hugetlb"], None);
+    let f = fake(
+        &["cpu", "cpuacct", "memory", "pids", "blkio", "hugetlb"],
+        None,
+    );
     let cg = cgroup(&f);
     let acct = cg.v1_dir("cpuacct").expect("cpuacct");
     put(acct, "cpuacct.usage", "5000000000\n");
     put(acct, "cpuacct.usage_percpu", "3000000000 2000000000 \n");
     put(acct, "cpuacct.stat", "user 300\nsystem 100\n");
-    put(cg.v1_dir("cpu").expect("cpu"), "cpu.stat", "nr_periods 10\nnr_throttled 4\nthrottled_time 123456\n");
+    put(
+        cg.v1_dir("cpu").expect("cpu"),
+        "cpu.stat",
+        "nr_periods 10\nnr_throttled 4\nthrottled_time 123456\n",
+    );
     let mem = cg.v1_dir("memory").expect("memory");
     put(mem, "memory.usage_in_bytes", "1048576\n");
     put(mem, "memory.max_usage_in_bytes", "2097152\n");
     put(mem, "memory.limit_in_bytes", "4194304\n");
     put(mem, "memory.failcnt", "2\n");
     put(mem, "memory.memsw.usage_in_bytes", "1100000\n");
-    put(mem, "memory.stat", "cache 4096\nrss 8192\ntotal_cache 4096\n");
+    put(
+        mem,
+        "memory.stat",
+        "cache 4096\nrss 8192\ntotal_cache 4096\n",
+    );
     let pids = cg.v1_dir("pids").expect("pids");
     put(pids, "pids.current", "3\n");
     put(pids, "pids.max", "max\n");
@@ -632,7 +748,11 @@ fn v1_stats() {
         "blkio.throttle.io_service_bytes_recursive",
         "8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 0\n8:0 Async 12288\n8:0 Total 12288\nTotal 12288\n",
     );
-    put(blkio, "blkio.throttle.io_serviced_recursive", "8:0 Read 1\n8:0 Write 2\nTotal 3\n");
+    put(
+        blkio,
+        "blkio.throttle.io_serviced_recursive",
+        "8:0 Read 1\n8:0 Write 2\nTotal 3\n",
+    );
     let huge = cg.v1_dir("hugetlb").expect("hugetlb");
     put(huge, "hugetlb.2MB.usage_in_bytes", "2097152\n");
     put(huge, "hugetlb.2MB.max_usage_in_bytes", "4194304\n");
@@ -656,7 +776,11 @@ fn v1_stats() {
     assert_eq!(s.memory.raw["rss"], 8192);
     assert_eq!(s.pids.current, 3);
     assert_eq!(s.pids.limit, 0, "unlimited");
-    assert_eq!(s.blkio.io_service_bytes_recursive.len(), 5, "the device-less Total line is dropped");
+    assert_eq!(
+        s.blkio.io_service_bytes_recursive.len(),
+        5,
+        "the device-less Total line is dropped"
+    );
     assert_eq!(s.blkio.io_service_bytes_recursive[1].op, "Write");
     assert_eq!(s.blkio.io_service_bytes_recursive[1].value, 8192);
     assert_eq!(s.blkio.io_serviced_recursive.len(), 2);
@@ -690,12 +814,24 @@ fn v2_and_hybrid_stats() {
     put(dir, "memory.current", "1048576\n");
     put(dir, "memory.max", "max\n");
     put(dir, "memory.peak", "2097152\n");
-    put(dir, "memory.events", "low 0\nhigh 0\nmax 5\noom 0\noom_kill 0\n");
+    put(
+        dir,
+        "memory.events",
+        "low 0\nhigh 0\nmax 5\noom 0\noom_kill 0\n",
+    );
     put(dir, "memory.swap.current", "4096\n");
-    put(dir, "memory.stat", "anon 8192\nfile 16384\nkernel 512\nsock 0\n");
+    put(
+        dir,
+        "memory.stat",
+        "anon 8192\nfile 16384\nkernel 512\nsock 0\n",
+    );
     put(dir, "pids.current", "2\n");
     put(dir, "pids.max", "20\n");
-    put(dir, "io.stat", "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n");
+    put(
+        dir,
+        "io.stat",
+        "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n",
+    );
     put(dir, "hugetlb.2MB.current", "2097152\n");
     put(dir, "hugetlb.2MB.events", "max 3\n");
     let s = cg.stats().expect("stats");
@@ -726,8 +862,16 @@ fn v2_and_hybrid_stats() {
     // Hybrid: cpu and memory from v1, hugetlb from the unified tree.
     let f = fake(&["cpuacct", "memory"], Some("hugetlb"));
     let cg = cgroup(&f);
-    put(cg.v1_dir("cpuacct").expect("cpuacct"), "cpuacct.usage", "77\n");
-    put(cg.v1_dir("memory").expect("memory"), "memory.usage_in_bytes", "88\n");
+    put(
+        cg.v1_dir("cpuacct").expect("cpuacct"),
+        "cpuacct.usage",
+        "77\n",
+    );
+    put(
+        cg.v1_dir("memory").expect("memory"),
+        "memory.usage_in_bytes",
+        "88\n",
+    );
     let dir = cg.unified_dir().expect("unified");
     put(dir, "cpu.stat", "usage_usec 999\n");
     put(dir, "hugetlb.2MB.current", "4096\n");
@@ -748,6 +892,9 @@ fn destroy_removes_nested_cgroups_and_tolerates_missing() {
     cg.destroy().expect("destroy");
     assert!(!f.tmp.path().join("memory/cais/c1").exists());
     assert!(!f.tmp.path().join("pids/cais/c1").exists());
-    assert!(f.tmp.path().join("memory/cais").is_dir(), "parents are shared and kept");
+    assert!(
+        f.tmp.path().join("memory/cais").is_dir(),
+        "parents are shared and kept"
+    );
     cg.destroy().expect("twice");
 }
