@@ -382,12 +382,18 @@ fn block_io(cg: &Cgroup, b: &LinuxBlockIo) -> Result<()> {
         Target::V1(dir) => {
             // CFQ offered blkio.weight; since Linux 5.0 only BFQ is left and
             // names it blkio.bfq.weight (block/bfq-iosched.rst).
-            let (wfile, wdev) =
-                if files::exists(dir, "blkio.weight") || !files::exists(dir, "blkio.bfq.weight") {
-                    ("blkio.weight", "blkio.weight_device")
-                } else {
-                    ("blkio.bfq.weight", "blkio.bfq.weight_device")
-                };
+            let (wfile, wdev) = if files::exists(dir, "blkio.weight") {
+                ("blkio.weight", "blkio.weight_device")
+            } else {
+                ("blkio.bfq.weight", "blkio.bfq.weight_device")
+            };
+            let wants_weight = weight.is_some() || devices.iter().any(|d| d.weight().is_some());
+            if wants_weight && !files::exists(dir, wfile) {
+                return Err(Error::Unsupported {
+                    what: "block IO weights",
+                    hierarchy: "a blkio controller without CFQ or BFQ",
+                });
+            }
             if let Some(w) = weight {
                 files::write(dir, wfile, &w.to_string())?;
             }

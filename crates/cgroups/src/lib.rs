@@ -216,8 +216,28 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Applies OCI `linux.resources`; see the crate docs for where each
-    /// resource goes.
+    /// Applies OCI `linux.resources` (runtime-spec config-linux.md); see the
+    /// crate docs for which hierarchy each resource goes to.
+    ///
+    /// * Zero means "unset" for shares, quota, period, memory limit, swap,
+    ///   pids limit and block IO weight; -1 means "unlimited" for limits.
+    /// * v1 memory: limit and memory+swap are written in whichever order
+    ///   keeps `memsw >= limit` at every step. Kernel memory limits are
+    ///   written only where the kernel still has the file.
+    /// * v2: shares become `cpu.weight` (`1 + (shares - 2) * 9999 / 262142`),
+    ///   quota/period `cpu.max`, limit `memory.max`, swap `memory.swap.max`
+    ///   (swap minus limit, as OCI swap counts memory too), reservation
+    ///   `memory.low`, block IO weights `io.bfq.weight` or a rescaled
+    ///   `io.weight`, throttles `io.max`. kernel, kernelTCP, swappiness,
+    ///   disableOOMKiller and leaf weights have no v2 counterpart and are
+    ///   ignored; realtime CPU limits are an [`Error::Unsupported`].
+    /// * `devices`: `None` leaves device access alone; `Some(rules)` is the
+    ///   complete policy, evaluated last-match-wins over "deny everything"
+    ///   (see [`devices`]). An update replaces the previous policy.
+    /// * `unified`: written verbatim into the unified directory, after
+    ///   everything else; an [`Error::Unsupported`] without a unified
+    ///   hierarchy.
+    /// * `network`: written only when `net_cls`/`net_prio` are mounted.
     pub fn apply(&self, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
         apply::apply(self, resources)
     }

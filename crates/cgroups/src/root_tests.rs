@@ -334,3 +334,182 @@ fn real_device_filter_on_cgroup2() {
     .expect("apply allow all");
     assert_eq!(probe_dev_null(&dir), "r-ok w-ok");
 }
+
+/// Reads a control file from the v1 hierarchy of `v1` if mounted, else the
+/// unified one.
+fn ctl(cg: &Cgroup, v1: &str, v1_file: &str, v2_file: &str) -> String {
+    let path = match cg.v1_dir(v1) {
+        Some(d) => d.join(v1_file),
+        None => cg.unified_dir().expect("unified").join(v2_file),
+    };
+    fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn real_apply_reads_back_on_detected_layout() {
+    if !is_root() {
+        return;
+    }
+    let g = create(Layout::detect().expect("detect"));
+    let cg = &g.cg;
+    let mib: i64 = 1 << 20;
+    let block_dev = fs::read_dir("/sys/dev/block")
+        .expect("/sys/dev/block")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .min()
+        .expect("a block device");
+    let (major, minor) = block_dev.split_once(':').expect("maj:min");
+    let (major, minor): (i64, i64) = (major.parse().expect("major"), minor.parse().expect("minor"));
+    let huge = Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists();
+    let mut res = json!({
+        "memory": {"limit": 128 * mib, "reservation": 64 * mib},
+        "cpu": {"shares": 512, "quota": 20000, "period": 100000, "cpus": "0", "mems": "0"},
+        "pids": {"limit": 64},
+        "blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}]}
+    });
+    if huge {
+        res["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 4 * mib}]);
+    }
+    let memsw = cg
+        .v1_dir("memory")
+        .is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists());
+    let v2_swap = cg
+        .v1_dir("memory")
+        .is_none()
+        .then(|| cg.unified_dir().map(|d| d.join("memory.swap.max").exists()))
+        .flatten()
+        .unwrap_or(false);
+    if memsw || v2_swap {
+        res["memory"]["swap"] = json!(256 * mib);
+    }
+    cg.apply(&resources(res)).expect("apply");
+
+    let v1_mem = cg.v1_dir("memory").is_some();
+    assert_eq!(
+        ctl(cg, "memory", "memory.limit_in_bytes", "memory.max"),
+        (128 * mib).to_string()
+    );
+    assert_eq!(
+        ctl(cg, "memory", "memory.soft_limit_in_bytes", "memory.low"),
+        (64 * mib).to_string()
+    );
+    if memsw {
+        assert_eq!(
+            ctl(cg, "memory", "memory.memsw.limit_in_bytes", ""),
+            (256 * mib).to_string()
+        );
+    } else if v2_swap {
+        // memory+swap 256M over memory 128M leaves 128M of swap.
+        assert_eq!(
+            ctl(cg, "memory", "", "memory.swap.max"),
+            (128 * mib).to_string()
+        );
+    }
+    if cg.v1_dir("cpu").is_some() {
+        assert_eq!(ctl(cg, "cpu", "cpu.shares", ""), "512");
+        assert_eq!(ctl(cg, "cpu", "cpu.cfs_quota_us", ""), "20000");
+        assert_eq!(ctl(cg, "cpu", "cpu.cfs_period_us", ""), "100000");
+    } else {
+        assert_eq!(ctl(cg, "cpu", "", "cpu.weight"), "20");
+        assert_eq!(ctl(cg, "cpu", "", "cpu.max"), "20000 100000");
+    }
+    assert_eq!(ctl(cg, "cpuset", "cpuset.cpus", "cpuset.cpus"), "0");
+    assert_eq!(ctl(cg, "cpuset", "cpuset.mems", "cpuset.mems"), "0");
+    assert_eq!(ctl(cg, "pids", "pids.max", "pids.max"), "64");
+    let io = ctl(cg, "blkio", "blkio.throttle.read_bps_device", "io.max");
+    assert!(
+        io.contains(&format!("{block_dev} 1048576"))
+            || io.contains(&format!("{block_dev} rbps=1048576")),
+        "{io:?}"
+    );
+    if huge {
+        assert_eq!(
+            ctl(
+                cg,
+                "hugetlb",
+                "hugetlb.2MB.limit_in_bytes",
+                "hugetlb.2MB.max"
+            ),
+            (4 * mib).to_string()
+        );
+    }
+    if v1_mem {
+        // Zero-value fields leave the limits alone.
+        cg.apply(&resources(json!({"memory": {"limit": 0}})))
+            .expect("no-op");
+        assert_eq!(
+            ctl(cg, "memory", "memory.limit_in_bytes", ""),
+            (128 * mib).to_string()
+        );
+    }
+}
+
+#[test]
+fn real_v1_memory_and_memsw_in_both_directions() {
+    if !is_root() {
+        return;
+    }
+    let g = create(Layout::detect().expect("detect"));
+    let has_memsw =
+        g.cg.v1_dir("memory")
+            .is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists());
+    if !require(has_memsw, "a v1 memory hierarchy with swap accounting") {
+        return;
+    }
+    let mib: i64 = 1 << 20;
+    for (limit, swap) in [
+        (100 * mib, 200 * mib),
+        (300 * mib, 400 * mib),
+        (50 * mib, 60 * mib),
+        (-1, -1),
+        (20 * mib, 30 * mib),
+    ] {
+        g.cg.apply(&resources(
+            json!({"memory": {"limit": limit, "swap": swap}}),
+        ))
+        .unwrap_or_else(|e| panic!("limit {limit} swap {swap}: {e}"));
+        let want = |v: i64| {
+            if v < 0 {
+                // What v1 reports for "unlimited" (PAGE_COUNTER_MAX pages).
+                "9223372036854771712".to_owned()
+            } else {
+                v.to_string()
+            }
+        };
+        assert_eq!(
+            ctl(&g.cg, "memory", "memory.limit_in_bytes", ""),
+            want(limit)
+        );
+        assert_eq!(
+            ctl(&g.cg, "memory", "memory.memsw.limit_in_bytes", ""),
+            want(swap)
+        );
+    }
+}
+
+#[test]
+fn real_v1_device_rules() {
+    if !is_root() {
+        return;
+    }
+    let g = create(Layout::detect().expect("detect"));
+    let Some(dir) = g.cg.v1_dir("devices").map(Path::to_owned) else {
+        require(false, "a v1 devices hierarchy");
+        return;
+    };
+    g.cg.apply(&resources(json!({"devices": [
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "r"}
+    ]})))
+    .expect("apply");
+    assert_eq!(
+        fs::read_to_string(dir.join("devices.list"))
+            .expect("list")
+            .trim(),
+        "c 1:3 r"
+    );
+    assert_eq!(probe_dev_null(&dir), "r-ok w-denied");
+}

@@ -898,3 +898,19 @@ fn destroy_removes_nested_cgroups_and_tolerates_missing() {
     );
     cg.destroy().expect("twice");
 }
+
+#[test]
+fn v1_blkio_weight_without_a_proportional_scheduler() {
+    let f = fake(&["blkio"], None);
+    let cg = cgroup(&f);
+    std::fs::remove_file(cg.v1_dir("blkio").expect("blkio").join("blkio.bfq.weight")).expect("rm");
+    let err = cg
+        .apply(&resources(json!({"blockIO": {"weight": 100}})))
+        .expect_err("no weight file");
+    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+    // Throttling does not depend on the scheduler.
+    cg.apply(&resources(json!({"blockIO": {
+        "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1}]
+    }})))
+    .expect("throttle");
+}
