@@ -35,8 +35,13 @@ fn target<'a>(
     }
     match cg.unified_dir() {
         Some(d) if cg.v2_has(v2) => Ok(Target::V2(d)),
+        // Name the controller as the host's own hierarchies would.
         _ => Err(Error::ControllerMissing {
-            controller: if cg.unified_dir().is_some() { v2 } else { v1 },
+            controller: if cg.layout().v1_controllers().is_none() {
+                v2
+            } else {
+                v1
+            },
             resource,
         }),
     }
@@ -266,6 +271,24 @@ fn memory_v1(dir: &Path, m: &LinuxMemory, limit: Option<i64>, swap: Option<i64>)
     // write that would break it (cgroup-v1/memory.rst, section 2.4). Growing
     // the limit therefore needs memsw raised first; shrinking needs the
     // limit lowered first.
+    //
+    // Without swap accounting (swapaccount=0, or no swap support built in)
+    // there is no memsw file. A memory+swap limit that asks for no swap
+    // beyond the memory limit, or for unlimited swap, needs no file; any
+    // other one cannot be honoured.
+    let swap = match swap {
+        Some(s) if !files::exists(dir, MEMSW) => {
+            if s < 0 || Some(s) == limit {
+                None
+            } else {
+                return Err(Error::Unsupported {
+                    what: "memory+swap limits",
+                    hierarchy: "a kernel without swap accounting",
+                });
+            }
+        }
+        s => s,
+    };
     match (limit, swap) {
         (Some(l), Some(s)) => {
             let current = files::read(dir, LIMIT)?;
@@ -321,7 +344,16 @@ fn memory_v2(dir: &Path, m: &LinuxMemory, limit: Option<i64>, swap: Option<i64>)
                 })
             }
         };
-        files::write(dir, "memory.swap.max", &value)?;
+        // As in v1, no file (no swap support) is fine when nothing would be
+        // limited.
+        if files::exists(dir, "memory.swap.max") {
+            files::write(dir, "memory.swap.max", &value)?;
+        } else if value != "0" && value != "max" {
+            return Err(Error::Unsupported {
+                what: "swap limits",
+                hierarchy: "a kernel without swap accounting",
+            });
+        }
     }
     if let Some(l) = limit {
         files::write(dir, "memory.max", &limit_str(l, "max"))?;

@@ -914,3 +914,59 @@ fn v1_blkio_weight_without_a_proportional_scheduler() {
     }})))
     .expect("throttle");
 }
+
+#[test]
+fn swap_without_swap_accounting() {
+    let mib = 1i64 << 20;
+    let f = fake(&["memory"], None);
+    let cg = cgroup(&f);
+    let dir = cg.v1_dir("memory").expect("memory");
+    std::fs::remove_file(dir.join("memory.memsw.limit_in_bytes")).expect("rm");
+    // memory+swap equal to memory, or unlimited: nothing to write.
+    cg.apply(&resources(
+        json!({"memory": {"limit": 10 * mib, "swap": 10 * mib}}),
+    ))
+    .expect("swap == limit");
+    assert_eq!(get(dir, "memory.limit_in_bytes"), (10 * mib).to_string());
+    cg.apply(&resources(
+        json!({"memory": {"limit": 10 * mib, "swap": -1}}),
+    ))
+    .expect("unlimited swap");
+    let err = cg
+        .apply(&resources(
+            json!({"memory": {"limit": 10 * mib, "swap": 20 * mib}}),
+        ))
+        .expect_err("real swap limit");
+    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+
+    let f = fake(&[], Some("memory"));
+    let cg = cgroup(&f);
+    let dir = cg.unified_dir().expect("unified");
+    std::fs::remove_file(dir.join("memory.swap.max")).expect("rm");
+    cg.apply(&resources(
+        json!({"memory": {"limit": 10 * mib, "swap": 10 * mib}}),
+    ))
+    .expect("swap == limit");
+    assert_eq!(get(dir, "memory.max"), (10 * mib).to_string());
+    let err = cg
+        .apply(&resources(
+            json!({"memory": {"limit": 10 * mib, "swap": 20 * mib}}),
+        ))
+        .expect_err("real swap limit");
+    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+}
+
+#[test]
+fn missing_controller_names_follow_the_host() {
+    let blkio = json!({"blockIO": {"weight": 100}});
+    let f = fake(&["memory"], Some("hugetlb"));
+    match cgroup(&f).apply(&resources(blkio.clone())) {
+        Err(Error::ControllerMissing { controller, .. }) => assert_eq!(controller, "blkio"),
+        other => panic!("expected ControllerMissing, got {other:?}"),
+    }
+    let f = fake(&[], Some("memory"));
+    match cgroup(&f).apply(&resources(blkio)) {
+        Err(Error::ControllerMissing { controller, .. }) => assert_eq!(controller, "io"),
+        other => panic!("expected ControllerMissing, got {other:?}"),
+    }
+}
