@@ -130,7 +130,10 @@ fn load(prog: &[Insn], dir: &Path) -> Result<OwnedFd> {
             attr.log_level = 1;
             attr.log_size = log.len() as u32;
             attr.log_buf = log.as_mut_ptr() as u64;
-            let _ = sys_bpf(BPF_PROG_LOAD, &mut attr);
+            if let Ok(fd) = sys_bpf(BPF_PROG_LOAD, &mut attr) {
+                // Not expected, but the descriptor must not leak.
+                drop(owned(fd));
+            }
             let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
             let text = String::from_utf8_lossy(&log[..end]).trim().to_owned();
             Err(Error::Bpf {

@@ -22,10 +22,14 @@
 //! `devices` hierarchy if mounted, otherwise an eBPF program on the unified
 //! hierarchy. Processes join every hierarchy, named v1 ones included.
 //!
-//! Network limits (`net_cls`, `net_prio`) are the exception: they are written
-//! when those v1 controllers are mounted and silently ignored otherwise,
-//! because cgroup v2 has no equivalent (classification moved to eBPF and
-//! iptables' cgroup match) and the runtime spec treats them as best effort.
+//! The freezer is the v1 `freezer` hierarchy if mounted, otherwise the
+//! unified tree's `cgroup.freeze`, which needs no controller.
+//!
+//! Network settings (`net_cls`, `net_prio`) are the exception: they are
+//! written when those v1 controllers are mounted and silently ignored
+//! otherwise. cgroup v2 has no such controllers (matching packets by cgroup
+//! is done with eBPF or the netfilter cgroup match there), and refusing to
+//! start a container over a traffic class would help nobody.
 
 mod apply;
 mod bpf;
@@ -82,8 +86,16 @@ pub struct Cgroup {
 }
 
 impl Cgroup {
-    /// Describes the cgroup at OCI `linux.cgroupsPath` `cgroups_path` (see
-    /// the crate docs for the accepted forms). Nothing is created yet.
+    /// Describes the cgroup at OCI `linux.cgroupsPath` `cgroups_path`.
+    /// Nothing is created yet.
+    ///
+    /// * `/cais/abc` and `cais/abc` both name `cais/abc` below the root of
+    ///   every hierarchy.
+    /// * `slice:prefix:name` (the systemd form) names the scope systemd would
+    ///   create: `system.slice:cais:abc` is `system.slice/cais-abc.scope`, and
+    ///   a nested slice `a-b.slice` is `a.slice/a-b.slice`.
+    ///
+    /// `..` components and the root cgroup itself are refused.
     pub fn new(layout: Layout, cgroups_path: &str) -> Result<Cgroup> {
         let path = path::resolve(cgroups_path)?;
         let v1 = layout
