@@ -513,3 +513,62 @@ fn real_v1_device_rules() {
     );
     assert_eq!(probe_dev_null(&dir), "r-ok w-denied");
 }
+
+#[test]
+fn real_lifecycle_on_cgroup2() {
+    if !is_root() {
+        return;
+    }
+    let layout = unified_only();
+    if !require(layout.is_some(), "a cgroup2 hierarchy") {
+        return;
+    }
+    let mut g = create(layout.expect("checked"));
+    let dir = g.cg.unified_dir().expect("unified").to_owned();
+    assert!(dir.is_dir());
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("read x; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exec sleep 1000")
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn sh");
+    let pid = child.id();
+    let mut stdin = child.stdin.take().expect("stdin");
+    g.children.push(child);
+    g.cg.add_process(pid as i32).expect("add_process");
+    assert_eq!(g.cg.pids().expect("pids"), [pid as i32]);
+
+    let controllers = fs::read_to_string(dir.join("cgroup.controllers")).expect("controllers");
+    let huge = controllers.split_whitespace().any(|c| c == "hugetlb")
+        && Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists();
+    if huge {
+        g.cg.apply(&resources(json!({
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}]
+        })))
+        .expect("apply hugetlb");
+        let max = fs::read_to_string(dir.join("hugetlb.2MB.max")).expect("hugetlb.2MB.max");
+        assert_eq!(max.trim(), (4u64 << 20).to_string());
+        g.cg.apply(&resources(
+            json!({"unified": {"hugetlb.2MB.max": "2097152"}}),
+        ))
+        .expect("apply unified");
+        let max = fs::read_to_string(dir.join("hugetlb.2MB.max")).expect("hugetlb.2MB.max");
+        assert_eq!(max.trim(), "2097152");
+    }
+
+    stdin.write_all(b"go\n").expect("release child");
+    wait_until("the child to exec sleep", Duration::from_secs(20), || {
+        fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    });
+    // cpu.stat's usage lines need no controller.
+    let stats = g.cg.stats().expect("stats");
+    assert!(stats.cpu.usage.total > 0, "{stats:?}");
+
+    for c in &mut g.children {
+        c.kill().expect("kill");
+        c.wait().expect("wait");
+    }
+    g.children.clear();
+    g.cg.destroy().expect("destroy");
+    assert!(!dir.exists());
+}
