@@ -73,7 +73,14 @@ fn install_packages() -> Result<()> {
         }
         run(Command::new("apt-get")
             .env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["-o", "DPkg::Lock::Timeout=600", "install", "-y", "-qq", "--no-install-recommends"])
+            .args([
+                "-o",
+                "DPkg::Lock::Timeout=600",
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+            ])
             .args(&missing))
     };
     // Try without refreshing the package lists first: it is much faster.
@@ -84,17 +91,28 @@ fn ci() -> Result<()> {
     let root = workspace();
     install_packages()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(&cargo).current_dir(&root).args(["fmt", "--all", "--", "--check"]))?;
     run(Command::new(&cargo)
         .current_dir(&root)
-        .args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
-    run(Command::new(&cargo).current_dir(&root).args(["test", "--workspace"]))
+        .args(["fmt", "--all", "--", "--check"]))?;
+    run(Command::new(&cargo).current_dir(&root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(Command::new(&cargo)
+        .current_dir(&root)
+        .args(["test", "--workspace"]))
 }
 
 fn bench_runtime(extra: &[String]) -> Result<()> {
     let root = workspace();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(&cargo).current_dir(&root).args(["build", "--release", "-p", "cais"]))?;
+    run(Command::new(&cargo)
+        .current_dir(&root)
+        .args(["build", "--release", "-p", "cais"]))?;
     let link = root.join("target/release/cais-runtime");
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink("cais", &link).context("linking cais-runtime")?;

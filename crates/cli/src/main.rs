@@ -37,9 +37,17 @@ fn main() {
     // runc's command line starts with its global flags (`--root DIR run ...`):
     // such a call is the runtime too, however the binary was named.
     let runc_style = std::env::args().nth(1).is_some_and(|a| {
-        ["--root", "--log", "--log-format", "--systemd-cgroup", "--debug", "--rootless", "--criu"]
-            .iter()
-            .any(|flag| a == *flag || a.starts_with(&format!("{flag}=")))
+        [
+            "--root",
+            "--log",
+            "--log-format",
+            "--systemd-cgroup",
+            "--debug",
+            "--rootless",
+            "--criu",
+        ]
+        .iter()
+        .any(|flag| a == *flag || a.starts_with(&format!("{flag}=")))
     });
     let command = if invoked_as == "cais-runtime" || runc_style {
         Command::Runtime(Box::new(runtime::RuntimeCli::parse()))

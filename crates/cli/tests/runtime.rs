@@ -780,3 +780,143 @@ fn cve_2024_21626_no_fd_or_cwd_leaks_into_the_container() {
     assert_eq!(out.trim(), "0 1 2 3", "only stdio reaches the container");
     drop(dir);
 }
+
+fn container_cgroup(id: &str) -> cais_cgroups::Cgroup {
+    cais_cgroups::Cgroup::new(
+        cais_cgroups::Layout::detect().expect("layout"),
+        &format!("/cais/{id}"),
+    )
+    .expect("cgroup")
+}
+
+#[test]
+fn a_memory_hog_is_oom_killed_at_its_limit() {
+    if !require_root_and_busybox() {
+        return;
+    }
+    let rt = Rt::new();
+    let id = unique_id("oom");
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo survived",
+    ]);
+    b.edit(|c| {
+        c["linux"]["resources"]["memory"] =
+            json!({"limit": 32 * 1024 * 1024, "swap": 32 * 1024 * 1024});
+    });
+    rt.ok(&["run", "--detach", "--bundle", path(b.path()), &id]);
+    rt.wait_status(&id, "stopped");
+    assert!(
+        container_cgroup(&id).oom_kill_count().expect("oom count") >= 1,
+        "the kernel's OOM killer acted in the container's cgroup"
+    );
+    rt.ok(&["delete", &id]);
+    let (code, out, _) = sh(
+        &rt,
+        "x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo survived",
+        |c| {
+            c["linux"]["resources"]["memory"] =
+                json!({"limit": 32 * 1024 * 1024, "swap": 32 * 1024 * 1024});
+        },
+    );
+    assert_eq!(code, 137, "killed by SIGKILL");
+    assert!(!out.contains("survived"));
+}
+
+#[test]
+fn a_fork_bomb_stops_at_pids_max() {
+    if !require_root_and_busybox() {
+        return;
+    }
+    let rt = Rt::new();
+    let id = unique_id("pids");
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 64 ]; do sleep 100 & i=$((i+1)); done; sleep 100",
+    ]);
+    b.edit(|c| c["linux"]["resources"]["pids"] = json!({"limit": 16}));
+    rt.ok(&["run", "--detach", "--bundle", path(b.path()), &id]);
+    let cg = container_cgroup(&id);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cg.pids().expect("pids").len() < 16 {
+        assert!(
+            Instant::now() < deadline,
+            "the container never reached its limit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        cg.pids().expect("pids").len(),
+        16,
+        "no more than pids.max processes"
+    );
+    let stats: serde_json::Value =
+        serde_json::from_str(&rt.ok(&["events", "--stats", &id])).expect("stats JSON");
+    assert_eq!(stats["data"]["pids"]["current"], 16);
+    assert_eq!(stats["data"]["pids"]["limit"], 16);
+    assert!(
+        stats["data"]["memory"]["usage"]["usage"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{stats}"
+    );
+    rt.ok(&["delete", "--force", &id]);
+    assert!(cgroup_dirs(&id).is_empty());
+}
+
+#[test]
+fn resource_limits_are_visible_inside_the_container() {
+    if !require_root_and_busybox()
+        || !cais_testkit::require(
+            "cgroup v1 memory, cpu and pids hierarchies (the file names read below)",
+            Path::new("/sys/fs/cgroup/memory").is_dir(),
+        )
+    {
+        return;
+    }
+    let rt = Rt::new();
+    let (code, out, err) = sh(
+        &rt,
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.shares \
+         /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/pids/pids.max",
+        |c| {
+            c["linux"]["resources"]["memory"] = json!({"limit": 64 * 1024 * 1024});
+            c["linux"]["resources"]["cpu"] =
+                json!({"shares": 512, "quota": 50000, "period": 100000});
+            c["linux"]["resources"]["pids"] = json!({"limit": 99});
+        },
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["67108864", "512", "50000", "99"]
+    );
+}
+
+#[test]
+fn the_device_cgroup_denies_unlisted_devices() {
+    if !require_root_and_busybox() {
+        return;
+    }
+    let rt = Rt::new();
+    let (code, out, err) = sh(
+        &rt,
+        "head -c 1 /dev/kmsg-host > /dev/null && echo READ; echo x > /dev/null && echo NULL-OK",
+        |c| {
+            c["mounts"].as_array_mut().expect("mounts").push(json!({
+            "destination": "/dev/kmsg-host", "type": "bind", "source": "/dev/kmsg", "options": ["bind"]
+        }));
+        },
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !out.contains("READ"),
+        "the bind-mounted host /dev/kmsg is not in the allow list"
+    );
+    assert!(err.contains("Operation not permitted"), "{err}");
+    assert!(out.contains("NULL-OK"), "default devices stay usable");
+}

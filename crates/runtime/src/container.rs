@@ -194,7 +194,7 @@ impl Runtime {
             devices: linux.devices().clone().unwrap_or_default(),
             propagation: linux.rootfs_propagation().clone(),
             cgroup_mounts: rootfs::host_cgroup_mounts(),
-            cgroup_path: PathBuf::from(cgroup.relative_path()),
+            cgroup_path: cgroup.path().to_path_buf(),
             hostname: spec.hostname().clone(),
             domainname: spec.domainname().clone(),
             masked: linux.masked_paths().clone().unwrap_or_default(),
