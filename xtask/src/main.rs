@@ -2,6 +2,8 @@
 //!
 //! - `ci`: installs the test prerequisites (Debian packages, as root), then
 //!   checks formatting and lints and runs every test. `.ci/run` calls this.
+//! - `demo`: the main job end to end: builds the release binary, makes a
+//!   busybox bundle under /tmp/cais-demo and runs it with `cais runtime run`.
 //! - `bench-runtime [ARGS]`: builds the release binary and runs the shared
 //!   side-by-side runtime benchmark (../shared/bench/runtime-bench.sh) with
 //!   cais next to runc and crun.
@@ -28,8 +30,9 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("demo") => demo(),
         Some("bench-runtime") => bench_runtime(&args[1..]),
-        _ => bail!("usage: cargo xtask ci | bench-runtime [extra runtimes...]"),
+        _ => bail!("usage: cargo xtask ci | demo | bench-runtime [extra runtimes...]"),
     }
 }
 
@@ -63,7 +66,10 @@ fn missing_packages() -> Vec<&'static str> {
 }
 
 fn install_packages() -> Result<()> {
-    let missing = missing_packages();
+    install(&missing_packages())
+}
+
+fn install(missing: &[&str]) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
@@ -81,7 +87,7 @@ fn install_packages() -> Result<()> {
                 "-qq",
                 "--no-install-recommends",
             ])
-            .args(&missing))
+            .args(missing))
     };
     // Try without refreshing the package lists first: it is much faster.
     install(false).or_else(|_| install(true))
@@ -118,4 +124,31 @@ fn bench_runtime(extra: &[String]) -> Result<()> {
     std::os::unix::fs::symlink("cais", &link).context("linking cais-runtime")?;
     let script = root.join("../shared/bench/runtime-bench.sh");
     run(Command::new("bash").arg(script).arg(&link).args(extra))
+}
+
+fn demo() -> Result<()> {
+    let root = workspace();
+    if !Path::new("/bin/busybox").exists() {
+        install(&["busybox-static"])?;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(Command::new(&cargo).current_dir(&root).args(["build", "--release", "-p", "cais"]))?;
+    let cais = root.join("target/release/cais");
+    let bundle = Path::new("/tmp/cais-demo");
+    let _ = std::fs::remove_dir_all(bundle);
+    let bin = bundle.join("rootfs/bin");
+    std::fs::create_dir_all(&bin)?;
+    std::fs::copy("/bin/busybox", bin.join("busybox"))?;
+    for applet in ["sh", "hostname", "echo", "cat", "ls"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet))?;
+    }
+    run(Command::new(&cais).args(["runtime", "spec", "--bundle"]).arg(bundle))?;
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+    config["process"]["terminal"] = false.into();
+    config["process"]["args"] = serde_json::json!([
+        "sh", "-c", "echo \"hello from $(hostname), pid $$, in a container\"; ls /"
+    ]);
+    std::fs::write(&path, serde_json::to_vec_pretty(&config)?)?;
+    run(Command::new(&cais).args(["runtime", "run", "--bundle"]).arg(bundle).arg("cais-demo"))
 }
