@@ -243,10 +243,7 @@ fn read_response(mut s: TcpStream, head: bool) -> Resp {
     if chunked && !head {
         let mut out = Vec::new();
         let mut rest = &body[..];
-        loop {
-            let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
-                break;
-            };
+        while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
             let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..eol]).trim(), 16)
                 .unwrap_or(0);
             if size == 0 {
@@ -608,18 +605,22 @@ fn conformance(addr: &str, flavor: Flavor) {
     let r = http(addr, "GET", &loc, &[], b"");
     assert_eq!(r.status, 204, "{r:?}");
     assert_eq!(r.header("Range"), Some("0-99999"));
-    // A chunk that does not start at the current offset: 416.
-    let r = http(
-        addr,
-        "PATCH",
-        &loc,
-        &[
-            ("Content-Type", "application/octet-stream"),
-            ("Content-Range", "200000-299999"),
-        ],
-        &big[200_000..],
-    );
-    assert_eq!(r.status, 416, "{r:?}");
+    // A chunk that does not start at the current offset: 416 (spec "Pushing
+    // a blob in chunks"). Distribution 2.8 does not check and appends it,
+    // which would corrupt the rest of this run, so it is only sent to cais.
+    if flavor == Flavor::Cais {
+        let r = http(
+            addr,
+            "PATCH",
+            &loc,
+            &[
+                ("Content-Type", "application/octet-stream"),
+                ("Content-Range", "200000-299999"),
+            ],
+            &big[200_000..],
+        );
+        assert_eq!(r.status, 416, "{r:?}");
+    }
     let r = http(
         addr,
         "PATCH",
@@ -783,20 +784,27 @@ fn conformance(addr: &str, flavor: Flavor) {
         serde_json::json!(["latest", "v1", "v2", "v3"])
     );
     assert_eq!(r.json()["name"], repo);
-    let r = http(addr, "GET", &format!("/v2/{repo}/tags/list?n=2"), &[], b"");
-    assert_eq!(r.json()["tags"], serde_json::json!(["latest", "v1"]));
-    assert!(
-        r.header("Link").is_some_and(|l| l.contains("rel=\"next\"")),
-        "{r:?}"
-    );
-    let r = http(
-        addr,
-        "GET",
-        &format!("/v2/{repo}/tags/list?n=2&last=v1"),
-        &[],
-        b"",
-    );
-    assert_eq!(r.json()["tags"], serde_json::json!(["v2", "v3"]));
+    // Distribution 2.8 ignores `n`/`last` on tag lists (its pagination of
+    // tags came in 3.0): it answers the whole list.
+    if flavor == Flavor::Distribution {
+        let r = http(addr, "GET", &format!("/v2/{repo}/tags/list?n=2"), &[], b"");
+        assert_eq!(r.json()["tags"].as_array().map(Vec::len), Some(4));
+    } else {
+        let r = http(addr, "GET", &format!("/v2/{repo}/tags/list?n=2"), &[], b"");
+        assert_eq!(r.json()["tags"], serde_json::json!(["latest", "v1"]));
+        assert!(
+            r.header("Link").is_some_and(|l| l.contains("rel=\"next\"")),
+            "{r:?}"
+        );
+        let r = http(
+            addr,
+            "GET",
+            &format!("/v2/{repo}/tags/list?n=2&last=v1"),
+            &[],
+            b"",
+        );
+        assert_eq!(r.json()["tags"], serde_json::json!(["v2", "v3"]));
+    }
 
     // Catalog with pagination.
     push_blob(addr, "conformance/zz", b"zz");
@@ -885,7 +893,7 @@ fn conformance(addr: &str, flavor: Flavor) {
         Flavor::Cais => assert_eq!((r.status, r.code().as_str()), (400, "NAME_INVALID")),
         Flavor::Distribution => assert_eq!(r.status, 404),
     }
-    // Invalid digest: DIGEST_INVALID from cais; Distribution: no route, 404.
+    // Invalid digest: DIGEST_INVALID.
     let r = http(
         addr,
         "GET",
@@ -893,10 +901,11 @@ fn conformance(addr: &str, flavor: Flavor) {
         &[],
         b"",
     );
-    match flavor {
-        Flavor::Cais => assert_eq!((r.status, r.code().as_str()), (400, "DIGEST_INVALID")),
-        Flavor::Distribution => assert_eq!(r.status, 404),
-    }
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "DIGEST_INVALID"),
+        "{r:?}"
+    );
 
     // end-10 / end-13 referrers (spec 1.1). Distribution 2.8 predates it.
     let artifact = serde_json::to_vec(&serde_json::json!({

@@ -145,7 +145,7 @@ impl Auth {
             }
             users.insert(user.to_owned(), hash.to_owned());
         }
-        let rules = acl.map(|path| load_acl(path)).transpose()?;
+        let rules = acl.map(load_acl).transpose()?;
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).expect("the kernel random source is available");
         Ok(Auth {

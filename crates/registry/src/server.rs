@@ -595,10 +595,10 @@ async fn dispatch(app: &App, req: Request<Incoming>, user: &mut String) -> ApiRe
     };
 
     // Authorization: which action on which resource this route needs.
-    let identity = match &app.auth {
-        None => None,
-        Some(auth) => Some(auth.identify(authorization.as_deref())),
-    };
+    let identity = app
+        .auth
+        .as_ref()
+        .map(|auth| auth.identify(authorization.as_deref()));
     if let Some(identity) = &identity {
         match identity {
             Identity::User(u) | Identity::Token { user: u, .. } => *user = u.clone(),
