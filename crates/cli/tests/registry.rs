@@ -953,6 +953,78 @@ fn conformance(addr: &str, flavor: Flavor) {
         Flavor::Distribution => assert_eq!(r.status, 404),
     }
 
+    // Indexes and Docker media types: children must exist, types round-trip.
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": manifest.len(),
+                       "platform": {"architecture": "amd64", "os": "linux"}}],
+    }))
+    .expect("json");
+    let r = http(
+        addr,
+        "PUT",
+        &format!("/v2/{repo}/manifests/multi"),
+        &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
+        &index,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let r = http(
+        addr,
+        "GET",
+        &format!("/v2/{repo}/manifests/multi"),
+        &[("Accept", "application/vnd.oci.image.index.v1+json")],
+        b"",
+    );
+    assert_eq!(
+        r.header("Content-Type"),
+        Some("application/vnd.oci.image.index.v1+json")
+    );
+    assert!(r.body == index);
+    let dangling = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": unknown, "size": 10}],
+    }))
+    .expect("json");
+    let r = http(
+        addr,
+        "PUT",
+        &format!("/v2/{repo}/manifests/dangling"),
+        &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
+        &dangling,
+    );
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "MANIFEST_BLOB_UNKNOWN"),
+        "{r:?}"
+    );
+    const DOCKER: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    let docker = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": DOCKER,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": layer_digest, "size": layer.len()}],
+    }))
+    .expect("json");
+    let r = http(
+        addr,
+        "PUT",
+        &format!("/v2/{repo}/manifests/docker"),
+        &[("Content-Type", DOCKER)],
+        &docker,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let r = http(
+        addr,
+        "GET",
+        &format!("/v2/{repo}/manifests/docker"),
+        &[("Accept", DOCKER)],
+        b"",
+    );
+    assert_eq!(r.header("Content-Type"), Some(DOCKER));
+    assert_eq!(
+        r.header("Docker-Content-Digest"),
+        Some(sha256(&docker).as_str())
+    );
+
     // end-9: delete manifests (by digest removes its tags too) and blobs.
     let r = http(
         addr,
