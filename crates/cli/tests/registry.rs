@@ -128,6 +128,11 @@ struct Distribution {
 
 impl Distribution {
     fn start() -> Distribution {
+        Distribution::start_with("")
+    }
+
+    /// Starts Distribution with `extra` appended to its YAML configuration.
+    fn start_with(extra: &str) -> Distribution {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = TcpListener::bind("127.0.0.1:0")
             .expect("bind")
@@ -139,7 +144,7 @@ impl Distribution {
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
             dir.path().join("data").display()
         );
-        std::fs::write(dir.path().join("config.yml"), config).expect("config");
+        std::fs::write(dir.path().join("config.yml"), format!("{config}{extra}")).expect("config");
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(dir.path().join("config.yml"))
@@ -953,6 +958,78 @@ fn conformance(addr: &str, flavor: Flavor) {
         Flavor::Distribution => assert_eq!(r.status, 404),
     }
 
+    // Indexes and Docker media types: children must exist, types round-trip.
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": manifest.len(),
+                       "platform": {"architecture": "amd64", "os": "linux"}}],
+    }))
+    .expect("json");
+    let r = http(
+        addr,
+        "PUT",
+        &format!("/v2/{repo}/manifests/multi"),
+        &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
+        &index,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let r = http(
+        addr,
+        "GET",
+        &format!("/v2/{repo}/manifests/multi"),
+        &[("Accept", "application/vnd.oci.image.index.v1+json")],
+        b"",
+    );
+    assert_eq!(
+        r.header("Content-Type"),
+        Some("application/vnd.oci.image.index.v1+json")
+    );
+    assert!(r.body == index);
+    let dangling = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": unknown, "size": 10}],
+    }))
+    .expect("json");
+    let r = http(
+        addr,
+        "PUT",
+        &format!("/v2/{repo}/manifests/dangling"),
+        &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
+        &dangling,
+    );
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "MANIFEST_BLOB_UNKNOWN"),
+        "{r:?}"
+    );
+    const DOCKER: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    let docker = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": DOCKER,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": layer_digest, "size": layer.len()}],
+    }))
+    .expect("json");
+    let r = http(
+        addr,
+        "PUT",
+        &format!("/v2/{repo}/manifests/docker"),
+        &[("Content-Type", DOCKER)],
+        &docker,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let r = http(
+        addr,
+        "GET",
+        &format!("/v2/{repo}/manifests/docker"),
+        &[("Accept", DOCKER)],
+        b"",
+    );
+    assert_eq!(r.header("Content-Type"), Some(DOCKER));
+    assert_eq!(
+        r.header("Docker-Content-Digest"),
+        Some(sha256(&docker).as_str())
+    );
+
     // end-9: delete manifests (by digest removes its tags too) and blobs.
     let r = http(
         addr,
@@ -1473,6 +1550,93 @@ fn token_auth_scopes() {
         b"",
     );
     assert_eq!(r.status, 401);
+}
+
+/// Basic-auth answers both implementations must give: UNAUTHORIZED with a
+/// Basic challenge without or with wrong credentials, success with right ones.
+fn auth_conformance(addr: &str, user: &str, pass: &str) {
+    let good = basic(user, pass);
+    let bad = basic(user, "wrong");
+    for (path, method) in [
+        ("/v2/", "GET"),
+        ("/v2/auth/app/tags/list", "GET"),
+        ("/v2/auth/app/blobs/uploads/", "POST"),
+    ] {
+        for headers in [vec![], vec![("Authorization", bad.as_str())]] {
+            let r = http(addr, method, path, &headers, b"");
+            assert_eq!(
+                (r.status, r.code().as_str()),
+                (401, "UNAUTHORIZED"),
+                "{method} {path}: {r:?}"
+            );
+            assert!(
+                r.header("WWW-Authenticate")
+                    .is_some_and(|h| h.starts_with("Basic realm=")),
+                "{r:?}"
+            );
+        }
+    }
+    assert_eq!(
+        http(addr, "GET", "/v2/", &[("Authorization", &good)], b"").status,
+        200
+    );
+    let data = b"authenticated content";
+    let digest = sha256(data);
+    let r = http(
+        addr,
+        "POST",
+        "/v2/auth/app/blobs/uploads/",
+        &[("Authorization", &good)],
+        b"",
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+    let r = http(
+        addr,
+        "PUT",
+        &location(&r, &format!("digest={digest}")),
+        &[
+            ("Authorization", &good),
+            ("Content-Type", "application/octet-stream"),
+        ],
+        data,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let path = format!("/v2/auth/app/blobs/{digest}");
+    assert_eq!(http(addr, "HEAD", &path, &[], b"").status, 401);
+    assert!(http(addr, "GET", &path, &[("Authorization", &good)], b"").body == data);
+}
+
+#[test]
+fn auth_conformance_cais() {
+    if !have(&["htpasswd"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pw = htpasswd(dir.path(), &[("carol", "s3cret")]);
+    let server = Cais::start(
+        &dir.path().join("root"),
+        &[
+            "--auth",
+            "htpasswd",
+            "--htpasswd",
+            pw.to_str().expect("utf8"),
+        ],
+    );
+    auth_conformance(&server.addr, "carol", "s3cret");
+}
+
+#[test]
+fn auth_conformance_distribution() {
+    if !have(&["htpasswd", "docker-registry"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pw = htpasswd(dir.path(), &[("carol", "s3cret")]);
+    let registry = Distribution::start_with(&format!(
+        "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+        pw.display()
+    ));
+    auth_conformance(&registry.addr, "carol", "s3cret");
 }
 
 fn make_cert(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {

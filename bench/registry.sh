@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Benchmark `cais registry serve` against Distribution (Debian's
+# docker-registry) on this machine: push and pull of a ~150 MB image with
+# skopeo, 16 parallel clients pulling it with curl, and resident memory idle
+# and after the load. Same clients, same disk, one run; hyperfine medians.
+#
+# Needs: skopeo docker-registry hyperfine jq curl (apt), a release build
+# (this script runs `cargo build --release -p cais`).
+# Usage: bench/registry.sh [RUNS]     (default 5 runs per measurement)
+# Everything listens on 127.0.0.1 only and stops when the script exits.
+set -euo pipefail
+
+RUNS=${1:-5}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d /tmp/cais-registry-bench.XXXXXX)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for tool in skopeo docker-registry hyperfine jq curl; do
+    command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
+done
+
+(cd "$HERE" && cargo build --release -q -p cais)
+CAIS="$HERE/target/release/cais"
+
+# ---- a 150 MB image: three 50 MB layers of random (incompressible) data.
+LAYOUT="$WORK/image"
+mkdir -p "$LAYOUT/blobs/sha256"
+layers=()
+diffs=()
+for i in 1 2 3; do
+    mkdir -p "$WORK/l$i"
+    head -c $((50 * 1024 * 1024)) /dev/urandom > "$WORK/l$i/data$i"
+    tar --sort=name --mtime=@0 --owner=0 --group=0 -C "$WORK/l$i" -cf "$WORK/layer$i.tar" .
+    diffs+=("\"sha256:$(sha256sum "$WORK/layer$i.tar" | cut -c1-64)\"")
+    # Compressed already, so skopeo sends the layers as they are instead of
+    # spending the run compressing them.
+    gzip -1 -n "$WORK/layer$i.tar"
+    d=$(sha256sum "$WORK/layer$i.tar.gz" | cut -c1-64)
+    mv "$WORK/layer$i.tar.gz" "$LAYOUT/blobs/sha256/$d"
+    layers+=("{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:$d\",\"size\":$(stat -c%s "$LAYOUT/blobs/sha256/$d")}")
+done
+printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[%s]}}' \
+    "$(IFS=,; echo "${diffs[*]}")" > "$WORK/config.json"
+c=$(sha256sum "$WORK/config.json" | cut -c1-64)
+cp "$WORK/config.json" "$LAYOUT/blobs/sha256/$c"
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%d},"layers":[%s]}' \
+    "$c" "$(stat -c%s "$WORK/config.json")" "$(IFS=,; echo "${layers[*]}")" > "$WORK/manifest.json"
+m=$(sha256sum "$WORK/manifest.json" | cut -c1-64)
+cp "$WORK/manifest.json" "$LAYOUT/blobs/sha256/$m"
+printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%d,"annotations":{"org.opencontainers.image.ref.name":"v1"}}]}' \
+    "$m" "$(stat -c%s "$WORK/manifest.json")" > "$LAYOUT/index.json"
+echo '{"imageLayoutVersion":"1.0.0"}' > "$LAYOUT/oci-layout"
+BLOBS=$(jq -r '.layers[].digest, .config.digest' "$WORK/manifest.json" | tr '\n' ' ')
+SIZE_MB=$(( $(du -sb "$LAYOUT/blobs" | cut -f1) / 1024 / 1024 ))
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+# Anonymous memory only: cais serves blobs from memory maps of the page
+# cache, which VmRSS/VmHWM count although the kernel may drop them any time.
+anon_kb() { awk '/^RssAnon/ {print $2}' "/proc/$1/status"; }
+wait_up() { for _ in $(seq 100); do curl -sf "http://$1/v2/" >/dev/null && return; sleep 0.1; done; echo "server $1 did not start" >&2; exit 1; }
+
+# ---- cais
+CAIS_ROOT="$WORK/cais-root"
+"$CAIS" registry serve --addr 127.0.0.1:0 --root "$CAIS_ROOT" > "$WORK/cais.addr" 2> /dev/null &
+CAIS_PID=$!
+PIDS+=("$CAIS_PID")
+for _ in $(seq 100); do [ -s "$WORK/cais.addr" ] && break; sleep 0.05; done
+CAIS_ADDR=$(sed 's/listening on //' "$WORK/cais.addr")
+wait_up "$CAIS_ADDR"
+
+# ---- Distribution, without its in-memory descriptor cache so that wiping
+# its storage between push runs is seen (cais keeps no such cache either).
+DIST_PORT=$(free_port)
+DIST_ADDR="127.0.0.1:$DIST_PORT"
+DIST_ROOT="$WORK/dist-root"
+cat > "$WORK/dist.yml" <<EOF
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $DIST_ROOT
+  delete:
+    enabled: true
+http:
+  addr: $DIST_ADDR
+EOF
+docker-registry serve "$WORK/dist.yml" > /dev/null 2>&1 &
+DIST_PID=$!
+PIDS+=("$DIST_PID")
+wait_up "$DIST_ADDR"
+sleep 1
+CAIS_IDLE=$(rss_kb "$CAIS_PID")
+DIST_IDLE=$(rss_kb "$DIST_PID")
+
+# ---- measurements
+SK="skopeo --registries-conf /dev/null"
+wipe_cais="rm -rf $CAIS_ROOT/repositories/bench $CAIS_ROOT/blobs/sha256/*"
+wipe_dist="rm -rf $DIST_ROOT/docker/registry/v2/repositories/bench $DIST_ROOT/docker/registry/v2/blobs"
+
+cat > "$WORK/pull16.sh" <<EOF
+#!/usr/bin/env bash
+# 16 clients, each pulling every blob of the image.
+set -e
+for c in \$(seq 16); do
+  (for b in $BLOBS; do curl -sf -o /dev/null "http://\$1/v2/bench/app/blobs/\$b"; done) &
+done
+wait
+EOF
+chmod +x "$WORK/pull16.sh"
+
+# Sanity: one client gets every byte of the image from both servers.
+check_pull() {
+    local total=0 n
+    for b in $BLOBS; do
+        n=$(curl -sf -o /dev/null -w '%{size_download}' "http://$1/v2/bench/app/blobs/$b")
+        total=$((total + n))
+    done
+    [ "$total" -eq "$(jq '[.layers[].size, .config.size] | add' "$WORK/manifest.json")" ] ||
+        { echo "pull from $1 got $total bytes" >&2; exit 1; }
+}
+
+hf() { hyperfine --style basic --runs "$RUNS" --export-json "$WORK/$1.json" "${@:2}" > "$WORK/$1.log" 2>&1 || { cat "$WORK/$1.log"; exit 1; }; }
+median() { jq -r '.results[0].median' "$WORK/$1.json"; }
+
+echo "image: ${SIZE_MB} MB in 3 layers; $RUNS runs each; $(nproc) cores" >&2
+hf push-cais --prepare "$wipe_cais" "$SK copy -q --dest-tls-verify=false oci:$LAYOUT:v1 docker://$CAIS_ADDR/bench/app:v1"
+hf push-dist --prepare "$wipe_dist" "$SK copy -q --dest-tls-verify=false oci:$LAYOUT:v1 docker://$DIST_ADDR/bench/app:v1"
+hf pull-cais --prepare "rm -rf $WORK/out" "$SK copy -q --src-tls-verify=false docker://$CAIS_ADDR/bench/app:v1 dir:$WORK/out"
+hf pull-dist --prepare "rm -rf $WORK/out" "$SK copy -q --src-tls-verify=false docker://$DIST_ADDR/bench/app:v1 dir:$WORK/out"
+check_pull "$CAIS_ADDR"
+check_pull "$DIST_ADDR"
+hf pull16-cais "$WORK/pull16.sh $CAIS_ADDR"
+hf pull16-dist "$WORK/pull16.sh $DIST_ADDR"
+CAIS_AFTER=$(rss_kb "$CAIS_PID"); CAIS_PEAK=$(hwm_kb "$CAIS_PID"); CAIS_ANON=$(anon_kb "$CAIS_PID")
+DIST_AFTER=$(rss_kb "$DIST_PID"); DIST_PEAK=$(hwm_kb "$DIST_PID"); DIST_ANON=$(anon_kb "$DIST_PID")
+
+row() {
+    local name=$1 mb=$2
+    local c d
+    c=$(median "$name-cais"); d=$(median "$name-dist")
+    awk -v n="$name" -v c="$c" -v d="$d" -v mb="$mb" 'BEGIN {
+        printf "%-8s cais %7.3f s (%7.1f MB/s)   distribution %7.3f s (%7.1f MB/s)   speedup %.2fx\n",
+            n, c, mb / c, d, mb / d, d / c }'
+}
+echo "medians of $RUNS runs"
+row push "$SIZE_MB"
+row pull "$SIZE_MB"
+row pull16 $((SIZE_MB * 16))
+echo "rss idle      cais $((CAIS_IDLE / 1024)) MB ($CAIS_IDLE kB)   distribution $((DIST_IDLE / 1024)) MB ($DIST_IDLE kB)"
+echo "rss after     cais $((CAIS_AFTER / 1024)) MB   distribution $((DIST_AFTER / 1024)) MB"
+echo "rss peak      cais $((CAIS_PEAK / 1024)) MB   distribution $((DIST_PEAK / 1024)) MB   (includes mapped page cache)"
+echo "anon after    cais $((CAIS_ANON / 1024)) MB   distribution $((DIST_ANON / 1024)) MB"
