@@ -5,6 +5,7 @@
 //! own exit code (128 + signal when killed by a signal).
 
 mod runtime;
+mod transfer;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +23,10 @@ enum Command {
     /// The OCI distribution registry server.
     #[command(subcommand)]
     Registry(cais_registry::cli::Command),
+    /// Log in to a registry (credentials go to docker's config.json).
+    Login(transfer::LoginArgs),
+    /// Forget a registry's stored credentials.
+    Logout(transfer::LogoutArgs),
 }
 
 fn main() {
@@ -64,6 +69,8 @@ fn main() {
             report(runtime::run(*rt))
         }
         Command::Registry(cmd) => report(cais_registry::cli::run(cmd).map(|_| 0)),
+        Command::Login(args) => report(transfer::login(args).map(|_| 0)),
+        Command::Logout(args) => report(transfer::logout(args).map(|_| 0)),
     };
     std::process::exit(code);
 }
