@@ -27,6 +27,10 @@ enum Command {
     Login(transfer::LoginArgs),
     /// Forget a registry's stored credentials.
     Logout(transfer::LogoutArgs),
+    /// Pull an image from a registry into the image store.
+    Pull(transfer::PullArgs),
+    /// Push an image from the image store to a registry.
+    Push(transfer::PushArgs),
 }
 
 fn main() {
@@ -71,6 +75,8 @@ fn main() {
         Command::Registry(cmd) => report(cais_registry::cli::run(cmd).map(|_| 0)),
         Command::Login(args) => report(transfer::login(args).map(|_| 0)),
         Command::Logout(args) => report(transfer::logout(args).map(|_| 0)),
+        Command::Pull(args) => report(transfer::pull(args).map(|_| 0)),
+        Command::Push(args) => report(transfer::push(args).map(|_| 0)),
     };
     std::process::exit(code);
 }

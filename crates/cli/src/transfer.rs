@@ -1,10 +1,16 @@
 //! `cais login`, `cais logout`, `cais pull`, `cais push`: the registry
 //! client's commands.
 
-use std::io::{BufRead as _, IsTerminal as _};
+use std::collections::HashMap;
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use cais_image::pull::{Progress, PullOptions, Status};
+use cais_image::push::PushOptions;
+use cais_image::{Digest, ImageStore, Platform, Reference};
 use cais_registry::client::{self, reference, Client, CredentialStore, Credentials};
 
 /// How to reach a registry: shared by every transfer command.
@@ -131,4 +137,279 @@ pub fn logout(args: LogoutArgs) -> anyhow::Result<()> {
         println!("Not logged in to {registry}");
     }
     Ok(())
+}
+
+/// Where the image store lives.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreFlags {
+    /// Data root of the image store (default: $CAIS_DATA_ROOT, else
+    /// /var/lib/cais).
+    #[arg(long, value_name = "DIR")]
+    pub data_root: Option<PathBuf>,
+}
+
+impl StoreFlags {
+    fn open(&self) -> anyhow::Result<ImageStore> {
+        let root = self
+            .data_root
+            .clone()
+            .unwrap_or_else(ImageStore::default_root);
+        ImageStore::open(&root)
+            .with_context(|| format!("opening the image store {}", root.display()))
+    }
+}
+
+/// `cais pull`.
+#[derive(Debug, clap::Args)]
+pub struct PullArgs {
+    /// Platform to pick from a multi-platform image: os/arch[/variant].
+    #[arg(long, default_value = "linux/amd64")]
+    pub platform: String,
+    /// Layers fetched at once.
+    #[arg(long, default_value_t = 3)]
+    pub jobs: usize,
+    /// No progress output.
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub registry_flags: RegistryFlags,
+    #[command(flatten)]
+    pub store: StoreFlags,
+    /// Image reference (`busybox`, `host:5000/repo:tag`, `repo@sha256:...`).
+    pub image: String,
+}
+
+/// `cais push`.
+#[derive(Debug, clap::Args)]
+pub struct PushArgs {
+    /// Blobs pushed at once.
+    #[arg(long, default_value_t = 3)]
+    pub jobs: usize,
+    /// Blobs larger than this many bytes are uploaded in chunks of this size.
+    #[arg(long, default_value_t = client::DEFAULT_CHUNK_THRESHOLD)]
+    pub chunk_size: u64,
+    /// No progress output.
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub registry_flags: RegistryFlags,
+    #[command(flatten)]
+    pub store: StoreFlags,
+    /// Image in the store to push.
+    pub image: String,
+    /// Where to push it (default: IMAGE's own name).
+    pub target: Option<String>,
+}
+
+/// Pulls an image into the store.
+pub fn pull(args: PullArgs) -> anyhow::Result<()> {
+    let reference: Reference = args
+        .image
+        .parse()
+        .with_context(|| format!("parsing {:?}", args.image))?;
+    let platform: Platform = args.platform.parse()?;
+    let store = args.store.open()?;
+    let client = Client::new(
+        &reference.domain,
+        &args.registry_flags.options(&reference.domain)?,
+    )?;
+    let display = Arc::new(ProgressDisplay::new(args.quiet, Direction::Pull));
+    if !args.quiet {
+        eprintln!(
+            "{}: Pulling from {}",
+            reference
+                .tag
+                .clone()
+                .or_else(|| reference.digest.as_ref().map(|d| d.to_string()))
+                .unwrap_or_else(|| "latest".into()),
+            reference.path
+        );
+    }
+    let options = PullOptions {
+        platform,
+        jobs: args.jobs,
+        progress: display.clone(),
+    };
+    let report = cais_image::pull::pull(&store, &client, &reference, &options)
+        .with_context(|| format!("pulling {reference}"))?;
+    display.finish();
+    if !args.quiet {
+        eprintln!("Digest: {}", report.target);
+        eprintln!(
+            "Status: {} for {reference}",
+            if report.fetched > 0 {
+                "Downloaded newer image"
+            } else {
+                "Image is up to date"
+            }
+        );
+    }
+    println!("{reference}");
+    Ok(())
+}
+
+/// Pushes an image from the store.
+pub fn push(args: PushArgs) -> anyhow::Result<()> {
+    let target_str = args.target.as_deref().unwrap_or(&args.image);
+    let target: Reference = target_str
+        .parse()
+        .with_context(|| format!("parsing {target_str:?}"))?;
+    let store = args.store.open()?;
+    let client = Client::new(
+        &target.domain,
+        &args.registry_flags.options(&target.domain)?,
+    )?;
+    let display = Arc::new(ProgressDisplay::new(args.quiet, Direction::Push));
+    if !args.quiet {
+        eprintln!("The push refers to repository [{}]", target.name());
+    }
+    let options = PushOptions {
+        jobs: args.jobs,
+        chunk_size: args.chunk_size,
+        progress: display.clone(),
+    };
+    let report = cais_image::push::push(&store, &client, &args.image, &target, &options)
+        .with_context(|| format!("pushing {} to {target}", args.image))?;
+    display.finish();
+    let size = store.content().size(&report.manifest).unwrap_or_default();
+    println!(
+        "{}: digest: {} size: {size}",
+        target.tag.as_deref().unwrap_or("latest"),
+        report.manifest
+    );
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Pull,
+    Push,
+}
+
+/// Docker-style progress on stderr: one redrawn line per blob on a
+/// terminal, plain lines for state changes otherwise.
+struct ProgressDisplay {
+    quiet: bool,
+    tty: bool,
+    direction: Direction,
+    state: Mutex<DisplayState>,
+}
+
+#[derive(Default)]
+struct DisplayState {
+    order: Vec<Digest>,
+    status: HashMap<Digest, Status>,
+    drawn: usize,
+    last_draw: Option<Instant>,
+}
+
+impl ProgressDisplay {
+    fn new(quiet: bool, direction: Direction) -> ProgressDisplay {
+        ProgressDisplay {
+            quiet,
+            tty: std::io::stderr().is_terminal(),
+            direction,
+            state: Mutex::new(DisplayState::default()),
+        }
+    }
+
+    fn line(&self, digest: &Digest, status: &Status) -> String {
+        let text = match (status, self.direction) {
+            (Status::AlreadyExists, _) => "Already exists".to_owned(),
+            (Status::Waiting, _) => "Waiting".to_owned(),
+            (Status::Transferring { done, total }, dir) => {
+                let verb = if dir == Direction::Pull {
+                    "Downloading"
+                } else {
+                    "Pushing"
+                };
+                format!("{verb} {}", bar(*done, *total))
+            }
+            (Status::Complete, Direction::Pull) => "Pull complete".to_owned(),
+            (Status::Complete, Direction::Push) => "Pushed".to_owned(),
+            (Status::RemoteExists, _) => "Layer already exists".to_owned(),
+            (Status::Mounted, _) => "Mounted from another repository".to_owned(),
+        };
+        format!("{}: {text}", digest.short())
+    }
+
+    fn redraw(&self, state: &mut DisplayState) {
+        let mut out = String::new();
+        if state.drawn > 0 {
+            out.push_str(&format!("\x1b[{}A", state.drawn));
+        }
+        for d in &state.order {
+            if let Some(s) = state.status.get(d) {
+                out.push_str("\x1b[2K");
+                out.push_str(&self.line(d, s));
+                out.push('\n');
+            }
+        }
+        state.drawn = state.order.len();
+        state.last_draw = Some(Instant::now());
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(out.as_bytes());
+        let _ = err.flush();
+    }
+
+    fn finish(&self) {
+        if self.quiet || !self.tty {
+            return;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.redraw(&mut state);
+    }
+}
+
+impl Progress for ProgressDisplay {
+    fn update(&self, digest: &Digest, status: Status) {
+        if self.quiet {
+            return;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if !state.status.contains_key(digest) {
+            state.order.push(digest.clone());
+        }
+        let transferring = matches!(status, Status::Transferring { .. });
+        if !self.tty && !transferring {
+            eprintln!("{}", self.line(digest, &status));
+        }
+        state.status.insert(digest.clone(), status);
+        if self.tty
+            && (!transferring
+                || state
+                    .last_draw
+                    .is_none_or(|t| t.elapsed() >= Duration::from_millis(100)))
+        {
+            self.redraw(&mut state);
+        }
+    }
+}
+
+fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.2}GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1}MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1}kB", b / 1e3)
+    } else {
+        format!("{bytes}B")
+    }
+}
+
+/// `[=====>      ]  1.2MB/3.4MB`, docker's bar.
+fn bar(done: u64, total: u64) -> String {
+    const WIDTH: u64 = 50;
+    let filled = (done.min(total) * WIDTH).checked_div(total).unwrap_or(0);
+    let mut s = String::from("[");
+    for i in 0..WIDTH {
+        s.push(match i.cmp(&filled) {
+            std::cmp::Ordering::Less => '=',
+            std::cmp::Ordering::Equal => '>',
+            std::cmp::Ordering::Greater => ' ',
+        });
+    }
+    format!("{s}] {:>8}/{}", human(done), human(total))
 }

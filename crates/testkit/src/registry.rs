@@ -101,9 +101,7 @@ impl Distribution {
             .arg("serve")
             .arg(dir.path().join("config.yml"))
             .stdout(Stdio::null())
-            .stderr(
-                std::fs::File::create(dir.path().join("registry.log")).expect("registry log"),
-            )
+            .stderr(std::fs::File::create(dir.path().join("registry.log")).expect("registry log"))
             .spawn()
             .expect("spawn docker-registry");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -148,7 +146,9 @@ pub fn htpasswd(dir: &Path, users: &[(&str, &str)]) -> PathBuf {
 pub fn make_ca_and_cert(dir: &Path, ip: &str) -> (PathBuf, PathBuf, PathBuf) {
     let p = |n: &str| dir.join(n);
     run(Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
         .args(["-subj", "/CN=cais test CA"])
         .arg("-keyout")
         .arg(p("ca.key"))
