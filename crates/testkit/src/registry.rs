@@ -205,7 +205,7 @@ impl OciImage {
 /// Tars `dir` (deterministically) and gzips it with `level`.
 fn tar_gz(dir: &Path, out: &Path, level: u8) {
     run(Command::new("sh").arg("-c").arg(format!(
-        "tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --xattrs -C '{}' -cf - . | gzip -n -{level} > '{}'",
+        "tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C '{}' -cf - . | gzip -n -{level} > '{}'",
         dir.display(),
         out.display()
     )));

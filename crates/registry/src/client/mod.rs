@@ -107,7 +107,7 @@ pub enum Error {
 pub struct Options {
     /// Registries (`host` or `host:port`) reached over plain HTTP, or HTTPS
     /// without verification when they speak it (docker's
-    /// `--insecure-registry`). `localhost` and `127.0.0.0/8` always are.
+    /// `--insecure-registry`). `localhost`, `127.0.0.1` and `::1` always are.
     pub insecure_registries: Vec<String>,
     /// Extra CA certificates (PEM) trusted for every registry.
     pub ca_certs: Vec<PathBuf>,
@@ -137,7 +137,7 @@ impl Default for Options {
 /// True for registries docker reaches without TLS verification by default.
 pub fn is_default_insecure(registry: &str) -> bool {
     let host = host_part(registry);
-    host == "localhost" || host == "::1" || host.starts_with("127.")
+    host == "localhost" || host == "::1" || host == "127.0.0.1"
 }
 
 fn host_part(registry: &str) -> &str {
@@ -655,6 +655,7 @@ impl Client {
             url,
             done: false,
             check_digest: true,
+            failed: None,
         })
     }
 
@@ -783,6 +784,9 @@ pub struct BlobReader {
     url: String,
     done: bool,
     check_digest: bool,
+    /// The first failure, returned again on every later read, so a
+    /// consumer that reads on after an error sees the real cause.
+    failed: Option<(io::ErrorKind, String)>,
 }
 
 impl BlobReader {
@@ -806,6 +810,19 @@ impl BlobReader {
 
 impl Read for BlobReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some((kind, message)) = &self.failed {
+            return Err(io::Error::new(*kind, message.clone()));
+        }
+        let result = self.read_checked(buf);
+        if let Err(e) = &result {
+            self.failed = Some((e.kind(), e.to_string()));
+        }
+        result
+    }
+}
+
+impl BlobReader {
+    fn read_checked(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.done || buf.is_empty() {
             return Ok(0);
         }
@@ -927,7 +944,7 @@ mod tests {
             "localhost",
             "localhost:5000",
             "127.0.0.1:1",
-            "127.1.2.3",
+            "127.0.0.1",
             "[::1]:5000",
         ] {
             assert!(is_default_insecure(r), "{r}");
@@ -936,7 +953,7 @@ mod tests {
             "docker.io",
             "example.com:5000",
             "10.0.0.1:5000",
-            "127example.com",
+            "127.0.0.2:5000",
         ] {
             assert!(!is_default_insecure(r), "{r}");
         }
@@ -955,6 +972,7 @@ mod tests {
             url: "u".into(),
             done: false,
             check_digest: true,
+            failed: None,
         };
         let mut ok = reader(data.clone(), data.len() as u64);
         let mut out = Vec::new();
