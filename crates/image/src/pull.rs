@@ -443,7 +443,7 @@ fn fetch_layer(
             .into());
         }
         std::fs::write(tmp.join("size"), unpacked.to_string())
-            .map_err(io_err("write snapshot size", &tmp))?;
+            .map_err(io_err("write snapshot size", tmp))?;
         let dir = unpack::snapshot_dir(snapshots, diff_id);
         match std::fs::rename(tmp, &dir) {
             Ok(()) => Ok(()),
