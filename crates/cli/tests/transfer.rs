@@ -938,3 +938,51 @@ fn pull_killed_midway_leaves_no_image_and_the_next_pull_completes() {
         );
     }
 }
+
+// ---------------------------------------------------------------- platforms
+
+#[test]
+fn multi_platform_index_selects_the_platform() {
+    if !tools(&[]) {
+        return;
+    }
+    let env = Env::new();
+    let reg = Distribution::start(&DistributionConfig::default());
+    let multi = cais_testkit::registry::multi_platform_image(env.path(), "multi");
+    let image = format!("{}/multi/busybox:1", reg.addr);
+    skopeo_push(&multi, &image, &["--dest-tls-verify=false", "--all"]);
+    assert_eq!(
+        skopeo_raw(&image, &["--tls-verify=false"]),
+        std::fs::read(multi.layout.join("blobs/sha256").join(&multi.manifest[7..])).expect("index"),
+        "skopeo kept the index as built"
+    );
+    let arch_of = |env: &Env| -> String {
+        let store = env.store();
+        let rec = store.resolve(&image).expect("pulled image");
+        let config = store.config_json(&rec).expect("config");
+        config["architecture"].as_str().expect("arch").to_owned()
+    };
+    let out = env.ok(&["pull", &image]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("Digest: {}", multi.manifest)));
+    assert_eq!(arch_of(&env), "amd64", "linux/amd64 is the default");
+    env.assert_consistent();
+    let env2 = Env::new();
+    env2.ok(&["pull", "--platform", "linux/arm64", &image]);
+    assert_eq!(arch_of(&env2), "arm64");
+    env2.assert_consistent();
+    let env3 = Env::new();
+    let err = env3.fails(&["pull", "--platform", "linux/s390x", &image]);
+    assert!(
+        err.contains("no manifest for platform linux/s390x"),
+        "{err}"
+    );
+    assert!(env3.blobs().is_empty());
+    // Pushing the pulled image sends its platform manifest, bytes intact.
+    let copy = format!("{}/multi/amd64-only:1", reg.addr);
+    env.ok(&["push", &image, &copy]);
+    let amd64_manifest = &multi.blobs[multi.blobs.len() - 2];
+    assert_eq!(
+        sha256(&skopeo_raw(&copy, &["--tls-verify=false"])),
+        *amd64_manifest
+    );
+}

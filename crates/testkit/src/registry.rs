@@ -211,21 +211,36 @@ fn tar_gz(dir: &Path, out: &Path, level: u8) {
     )));
 }
 
-/// Builds an OCI layout at `layout` from layer directories (each tarred
-/// and gzipped).
-pub fn build_layout(layout: &Path, tag: &str, layer_dirs: &[PathBuf], gzip_level: u8) -> OciImage {
+/// A manifest written into a layout: (digest, size, config and layers).
+struct Built {
+    manifest: String,
+    size: usize,
+    blobs: Vec<String>,
+}
+
+fn add_blob(layout: &Path, data: &[u8]) -> String {
     let blobs_dir = layout.join("blobs/sha256");
     std::fs::create_dir_all(&blobs_dir).expect("mkdir blobs");
-    let add = |data: &[u8]| -> String {
-        let d = sha256(data);
-        std::fs::write(blobs_dir.join(&d[7..]), data).expect("write blob");
-        d
-    };
+    let d = sha256(data);
+    std::fs::write(blobs_dir.join(&d[7..]), data).expect("write blob");
+    d
+}
+
+/// Writes the layers (tarred and gzipped), a config for `arch` and an
+/// image manifest into `layout`'s blobs.
+fn build_manifest(
+    layout: &Path,
+    label: &str,
+    arch: &str,
+    layer_dirs: &[PathBuf],
+    gzip_level: u8,
+) -> Built {
+    std::fs::create_dir_all(layout).expect("mkdir layout");
     let mut descs = Vec::new();
     let mut diff_ids = Vec::new();
     let mut layer_digests = Vec::new();
     for (i, dir) in layer_dirs.iter().enumerate() {
-        let tgz = layout.join(format!("layer-{i}.tgz"));
+        let tgz = layout.join(format!("layer-{arch}-{i}.tgz"));
         tar_gz(dir, &tgz, gzip_level);
         let raw = run(Command::new("sh")
             .arg("-c")
@@ -233,20 +248,20 @@ pub fn build_layout(layout: &Path, tag: &str, layer_dirs: &[PathBuf], gzip_level
         diff_ids.push(format!("sha256:{}", &raw[..64]));
         let data = std::fs::read(&tgz).expect("read layer");
         std::fs::remove_file(&tgz).expect("remove tgz");
-        let d = add(&data);
+        let d = add_blob(layout, &data);
         descs.push(serde_json::json!({
             "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
             "digest": d, "size": data.len()}));
         layer_digests.push(d);
     }
     let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"], "Labels": {"tag": tag}},
+        "architecture": arch, "os": "linux",
+        "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"], "Labels": {"tag": label}},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": layer_dirs.iter().map(|_| serde_json::json!({"created_by": "cais testkit"})).collect::<Vec<_>>(),
     }))
     .expect("json");
-    let config_digest = add(&config);
+    let config_digest = add_blob(layout, &config);
     let manifest = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -255,15 +270,21 @@ pub fn build_layout(layout: &Path, tag: &str, layer_dirs: &[PathBuf], gzip_level
         "layers": descs,
     }))
     .expect("json");
-    let m = add(&manifest);
-    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "digest": m, "size": manifest.len(),
-        "platform": {"os": "linux", "architecture": "amd64"},
-        "annotations": {"org.opencontainers.image.ref.name": tag}}]});
+    let m = add_blob(layout, &manifest);
+    let mut blobs = vec![config_digest];
+    blobs.extend(layer_digests);
+    Built {
+        manifest: m,
+        size: manifest.len(),
+        blobs,
+    }
+}
+
+fn write_index(layout: &Path, entry: serde_json::Value) {
     std::fs::write(
         layout.join("index.json"),
-        serde_json::to_vec(&index).expect("json"),
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [entry]}))
+            .expect("json"),
     )
     .expect("index.json");
     std::fs::write(
@@ -271,13 +292,74 @@ pub fn build_layout(layout: &Path, tag: &str, layer_dirs: &[PathBuf], gzip_level
         br#"{"imageLayoutVersion":"1.0.0"}"#,
     )
     .expect("oci-layout");
-    let mut blobs = vec![config_digest];
-    blobs.extend(layer_digests);
+}
+
+/// Builds an OCI layout at `layout` from layer directories (each tarred
+/// and gzipped).
+pub fn build_layout(layout: &Path, tag: &str, layer_dirs: &[PathBuf], gzip_level: u8) -> OciImage {
+    let built = build_manifest(layout, tag, "amd64", layer_dirs, gzip_level);
+    write_index(
+        layout,
+        serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": built.manifest, "size": built.size,
+            "platform": {"os": "linux", "architecture": "amd64"},
+            "annotations": {"org.opencontainers.image.ref.name": tag}}),
+    );
     OciImage {
         layout: layout.to_owned(),
         tag: tag.to_owned(),
-        manifest: m,
-        blobs,
+        manifest: built.manifest,
+        blobs: built.blobs,
+    }
+}
+
+/// A multi-platform image: an image index with linux/amd64 and
+/// linux/arm64 entries, each busybox plus `/etc/arch` naming its platform.
+/// `manifest` is the index's digest; `blobs` are the amd64 image's, then
+/// the arm64 image's manifest digest last.
+pub fn multi_platform_image(dir: &Path, tag: &str) -> OciImage {
+    let layout = dir.join(format!("layout-multi-{tag}"));
+    let base = busybox_layer_dir(dir);
+    let mut entries = Vec::new();
+    let mut amd64_blobs = Vec::new();
+    let mut arm64_manifest = String::new();
+    for arch in ["amd64", "arm64"] {
+        let top = dir.join(format!("multi-{arch}"));
+        std::fs::create_dir_all(top.join("etc")).expect("mkdir");
+        std::fs::write(top.join("etc/arch"), arch).expect("write");
+        let built = build_manifest(&layout, arch, arch, &[base.clone(), top], 6);
+        entries.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": built.manifest, "size": built.size,
+            "platform": {"os": "linux", "architecture": arch}}));
+        if arch == "amd64" {
+            amd64_blobs = built.blobs;
+            amd64_blobs.push(built.manifest);
+        } else {
+            arm64_manifest = built.manifest;
+        }
+    }
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries,
+    }))
+    .expect("json");
+    let index_digest = add_blob(&layout, &index);
+    write_index(
+        &layout,
+        serde_json::json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": index_digest, "size": index.len(),
+            "annotations": {"org.opencontainers.image.ref.name": tag}}),
+    );
+    amd64_blobs.push(arm64_manifest);
+    OciImage {
+        layout,
+        tag: tag.to_owned(),
+        manifest: index_digest,
+        blobs: amd64_blobs,
     }
 }
 
