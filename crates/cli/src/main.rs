@@ -4,6 +4,7 @@
 //! `runtime run` / `runtime exec` in the foreground the container process's
 //! own exit code (128 + signal when killed by a signal).
 
+mod images;
 mod runtime;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,8 @@ enum Command {
     /// The OCI distribution registry server.
     #[command(subcommand)]
     Registry(cais_registry::cli::Command),
+    #[command(flatten)]
+    Images(images::ImageCommand),
 }
 
 fn main() {
@@ -64,6 +67,7 @@ fn main() {
             report(runtime::run(*rt))
         }
         Command::Registry(cmd) => report(cais_registry::cli::run(cmd).map(|_| 0)),
+        Command::Images(cmd) => report(images::run(cmd)),
     };
     std::process::exit(code);
 }

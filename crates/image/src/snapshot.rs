@@ -342,17 +342,32 @@ impl ImageStore {
     /// Stores a config and an OCI manifest over `layers`; returns the
     /// manifest digest. The blobs are not an image until recorded.
     pub fn put_image(&self, config: &ImageConfig, layers: Vec<Descriptor>) -> Result<Digest> {
-        let json = |v: &dyn erased::Ser| v.to_json();
-        let config_body = json(config)?;
+        let config_body = erased::Ser::to_json(config)?;
         let config_digest = self.content().put(&config_body, None)?;
+        self.put_image_with_config(&config_body, &config_digest, layers)
+    }
+
+    /// Stores an OCI manifest over a config already serialized (whose
+    /// bytes must be kept, as they name the image id) and `layers`.
+    pub fn put_image_with_config(
+        &self,
+        config_body: &[u8],
+        config_digest: &Digest,
+        layers: Vec<Descriptor>,
+    ) -> Result<Digest> {
+        self.content().put(config_body, Some(config_digest))?;
         let manifest = Manifest {
             schema_version: 2,
             media_type: Some(oci::OCI_MANIFEST.to_owned()),
-            config: Descriptor::new(oci::OCI_CONFIG, config_digest, config_body.len() as u64),
+            config: Descriptor::new(
+                oci::OCI_CONFIG,
+                config_digest.clone(),
+                config_body.len() as u64,
+            ),
             layers,
             annotations: None,
         };
-        let body = json(&manifest)?;
+        let body = erased::Ser::to_json(&manifest)?;
         self.content().put(&body, None)
     }
 }
