@@ -579,4 +579,4 @@ fn set_times(dfd: RawFd, name: Option<&[u8]>, mtime: i64, nofollow: bool) -> io:
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
