@@ -17,7 +17,6 @@
 //! [`import`] makes a one-layer image from a root filesystem tarball.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
 use std::io::{self, BufRead, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
@@ -180,11 +179,13 @@ pub struct Loaded {
     pub tags: Vec<String>,
 }
 
-/// What a load added so far, to undo on failure.
+/// Blobs a load or import added so far, removed again on failure.
+/// Snapshots it unpacked are left: each is complete and verified against
+/// its diff ID, another ingestion running at the same time may be about to
+/// use it, and GC removes it once no image does.
 struct Undo<'a> {
     store: &'a ImageStore,
     blobs: Vec<Digest>,
-    snapshots_before: BTreeSet<String>,
     done: bool,
 }
 
@@ -193,7 +194,6 @@ impl Undo<'_> {
         Ok(Undo {
             store,
             blobs: Vec::new(),
-            snapshots_before: list_names(&store.snapshots_dir())?,
             done: false,
         })
     }
@@ -207,23 +207,7 @@ impl Drop for Undo<'_> {
         for d in &self.blobs {
             let _ = self.store.content().delete(d);
         }
-        if let Ok(now) = list_names(&self.store.snapshots_dir()) {
-            for n in now.difference(&self.snapshots_before) {
-                if n != "tmp" {
-                    let _ = unpack::remove_tree(&self.store.snapshots_dir().join(n));
-                }
-            }
-        }
     }
-}
-
-fn list_names(dir: &Path) -> Result<BTreeSet<String>> {
-    let mut out = BTreeSet::new();
-    for e in fs::read_dir(dir).map_err(io_err("list", dir))? {
-        let e = e.map_err(io_err("list", dir))?;
-        out.insert(e.file_name().to_string_lossy().into_owned());
-    }
-    Ok(out)
 }
 
 /// Normalizes an archive path: no `..`, no leading `/` or `./`.
@@ -481,7 +465,7 @@ pub fn import(store: &ImageStore, input: impl Read, opts: &ImportOptions) -> Res
     let writer = gz
         .finish()
         .map_err(io_err("compress", Path::new(&opts.source)))?;
-    let (layer, size) = writer.commit_computed()?;
+    let (layer, size, layer_created) = writer.commit_computed_created()?;
     let platform = opts.platform.clone().unwrap_or_else(host_platform);
     let now = crate::time::now_rfc3339();
     let config = ImageConfig {
@@ -502,36 +486,39 @@ pub fn import(store: &ImageStore, input: impl Read, opts: &ImportOptions) -> Res
         }],
         ..Default::default()
     };
-    let target = store.put_image(
-        &config,
-        vec![Descriptor::new(oci::OCI_LAYER_GZIP, layer.clone(), size)],
-    );
-    let target = match target {
-        Ok(t) => t,
-        Err(e) => {
-            let _ = store.content().delete(&layer);
-            return Err(e);
-        }
-    };
+    let layers = vec![Descriptor::new(oci::OCI_LAYER_GZIP, layer.clone(), size)];
+    let mut undo = Undo::new(store)?;
+    if layer_created {
+        undo.blobs.push(layer);
+    }
+    let config_body = serde_json::to_vec(&config).map_err(|e| Error::Json {
+        context: "serialize image config".into(),
+        reason: e.to_string(),
+    })?;
+    let config_digest = Digest::sha256(&config_body);
+    if !store.content().exists(&config_digest) {
+        undo.blobs.push(config_digest.clone());
+    }
+    let target = store.put_image_with_config(&config_body, &config_digest, layers)?;
+    if !undo.blobs.contains(&target) {
+        undo.blobs.push(target.clone());
+    }
     let tags: Vec<String> = opts
         .reference
         .as_ref()
         .and_then(|r| r.tagged_name())
         .into_iter()
         .collect();
-    let res = store.add_image(
+    // On failure (a refused layer...) `undo` removes what this import added.
+    let rec = store.add_image(
         &target,
         Some(oci::OCI_MANIFEST),
         &platform,
         &tags,
         BTreeSet::new(),
-    );
-    if res.is_err() {
-        // A refused layer (traversal...) must not stay behind.
-        let _ = store.content().delete(&layer);
-        let _ = store.content().delete(&target);
-    }
-    res
+    )?;
+    undo.done = true;
+    Ok(rec)
 }
 
 #[cfg(test)]

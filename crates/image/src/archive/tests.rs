@@ -5,6 +5,16 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::unpack::tests::{raw_tar, E};
+use std::fs;
+
+fn list_names(dir: &Path) -> Result<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    for e in fs::read_dir(dir).map_err(io_err("list", dir))? {
+        let e = e.map_err(io_err("list", dir))?;
+        out.insert(e.file_name().to_string_lossy().into_owned());
+    }
+    Ok(out)
+}
 
 fn root() -> bool {
     // SAFETY: geteuid has no preconditions.
