@@ -763,3 +763,6 @@ fn resolve_in(md: &Metadata, s: &str) -> Option<Digest> {
 pub fn display_name(full: &str) -> String {
     crate::reference::familiar(full)
 }
+
+#[cfg(test)]
+mod tests;

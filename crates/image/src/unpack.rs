@@ -225,8 +225,13 @@ fn extract_entries<R: Read>(
                 if target.is_empty() || target == b"." || target == b".." {
                     return Err(unsafe_entry("whiteout without a name"));
                 }
-                remove_existing(pfd, target).map_err(io_err("replace entry", &here()))?;
-                mknod(pfd, target, libc::S_IFCHR, 0).map_err(io_err("create whiteout", &here()))?;
+                // image-spec layer.md: a whiteout only hides lower layers;
+                // an entry of this same layer stays. The snapshot started
+                // empty, so whatever is there came from this layer.
+                if !exists_at(pfd, target) {
+                    mknod(pfd, target, libc::S_IFCHR, 0)
+                        .map_err(io_err("create whiteout", &here()))?;
+                }
             }
             continue;
         }

@@ -221,9 +221,13 @@ fn device_nodes_are_skipped_and_whiteouts_become_overlay_whiteouts() {
             E::Dir("o"),
             E::File("o/.wh..wh..opq", b""),
             E::File("o/kept", b"k"),
+            E::File("same", b"s"),
+            E::File(".wh.same", b""),
         ],
     )
     .expect("extract");
+    // A whiteout does not hide an entry of its own layer.
+    assert_eq!(fs::read(c.layer.join("same")).expect("same"), b"s");
     assert!(!c.layer.join("dev/kmsg").exists(), "device node created");
     let wh = fs::symlink_metadata(c.layer.join("d/gone")).expect("whiteout");
     assert!(wh.file_type().is_char_device());
