@@ -624,3 +624,35 @@ impl Drop for Unmount<'_> {
         let _ = self.store.output(&["image", "snapshot", "rm", &self.id]);
     }
 }
+
+#[test]
+fn concurrent_loads_of_one_archive_both_succeed() {
+    if !require_root_and_static_busybox() {
+        return;
+    }
+    let src = Store::new();
+    src.import_busybox("same:1", &[("etc/motd", b"x\n")]);
+    let archive = src.dir.path().join("same.tar");
+    src.ok(&["save", "-o", path(&archive), "same:1"]);
+    let dst = Store::new();
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            dst.cmd(&["load", "-i", path(&archive)])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn load")
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(dst.inspect("same:1")["Id"], src.inspect("same:1")["Id"]);
+    assert_eq!(dst.ok(&["images", "-q"]).lines().count(), 1);
+    dst.assert_consistent();
+}

@@ -480,6 +480,16 @@ impl ImageStore {
                     }
                     return Ok(out);
                 }
+                // By `name@digest` while tags remain: drop that reference only.
+                if let (Some(d), false) = (&r.digest, tags.is_empty()) {
+                    let by_digest = format!("{}@{d}", r.name());
+                    if let Some(rec) = md.images.get_mut(&manifest) {
+                        if rec.repo_digests.remove(&by_digest) {
+                            out.push(Removal::Untagged(display_name(&by_digest)));
+                            return Ok(out);
+                        }
+                    }
+                }
             } else {
                 let repos: BTreeSet<&str> = tags
                     .iter()
@@ -614,7 +624,26 @@ impl ImageStore {
         }
         self.content.remove_stale_temps()?;
         remove_stale_temps(&snaps.join("tmp"))?;
+        self.remove_stale_metadata_temps();
         Ok(report)
+    }
+
+    /// Removes `.images.json.<pid>-...` files of writers that died between
+    /// writing and renaming.
+    fn remove_stale_metadata_temps(&self) {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(".images.json.") else {
+                continue;
+            };
+            let pid = rest.split('-').next().unwrap_or("");
+            if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
+                let _ = fs::remove_file(e.path());
+            }
+        }
     }
 
     /// Blobs and diff IDs reachable from the recorded images.

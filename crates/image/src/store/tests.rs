@@ -106,6 +106,12 @@ fn a_docker_manifest_list_resolves_per_platform() {
     assert!(report.ran && report.blobs.is_empty(), "{report:?}");
     assert_eq!(store.content().list().expect("list"), before);
     assert!(store.verify().expect("verify").is_consistent());
+
+    // `rmi name@digest` while a tag remains drops only that reference.
+    let removed = store.remove(&by_digest, false).expect("rmi by digest");
+    assert_eq!(removed, vec![Removal::Untagged(by_digest.clone())]);
+    let still = store.resolve("127.0.0.1:5000/x/y:tag").expect("tag kept");
+    assert!(!still.repo_digests.contains(&by_digest));
 }
 
 #[test]
