@@ -586,7 +586,7 @@ fn save(a: SaveArgs) -> Result<i32> {
 fn load(a: LoadArgs) -> Result<i32> {
     let store = a.root.open()?;
     // Leftovers of a load killed midway are cleared first.
-    let _ = store.content().remove_stale_temps();
+    let _ = store.remove_stale_temps();
     let platform = a.platform.clone().unwrap_or_else(archive::host_platform);
     let loaded = match &a.input {
         Some(p) => {
@@ -619,6 +619,7 @@ fn load(a: LoadArgs) -> Result<i32> {
 
 fn import(a: ImportArgs) -> Result<i32> {
     let store = a.root.open()?;
+    let _ = store.remove_stale_temps();
     let reference = a
         .reference
         .as_deref()
@@ -705,7 +706,7 @@ fn snapshot_cmd(s: SnapshotCmd) -> Result<i32> {
                     "lowerdirs": m.lowerdirs,
                     "upperdir": m.upperdir,
                     "workdir": m.workdir,
-                    "options": m.options()?,
+                    "options": m.options().ok(),
                 }))?
             );
         }

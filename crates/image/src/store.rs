@@ -625,7 +625,25 @@ impl ImageStore {
         self.content.remove_stale_temps()?;
         remove_stale_temps(&snaps.join("tmp"))?;
         self.remove_stale_metadata_temps();
+        // Short layer links whose snapshot is gone.
+        if let Ok(links) = fs::read_dir(self.root.join("l")) {
+            for l in links.flatten() {
+                if !l.path().exists() {
+                    let _ = fs::remove_file(l.path());
+                }
+            }
+        }
         Ok(report)
+    }
+
+    /// Removes what writers that died midway left: temporary blobs,
+    /// half-unpacked snapshots, unrenamed metadata. Safe while other
+    /// processes ingest: only files of dead pids are touched.
+    pub fn remove_stale_temps(&self) -> Result<usize> {
+        let n = self.content.remove_stale_temps()?
+            + remove_stale_temps(&self.snapshots_dir().join("tmp"))?;
+        self.remove_stale_metadata_temps();
+        Ok(n)
     }
 
     /// Removes `.images.json.<pid>-...` files of writers that died between

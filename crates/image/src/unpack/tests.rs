@@ -149,8 +149,22 @@ fn symlink_then_write_through_symlink_is_refused() {
         &[E::Symlink("up", "../outside"), E::File("up/new", b"pwned")],
     ));
     assert!(msg.contains("symlink"), "{msg}");
+    // A directory replaced by a symlink between two writes below it.
+    let c3 = case();
+    let target = c3.outside.display().to_string();
+    let msg = unsafe_entry(run(
+        &c3,
+        &[
+            E::Dir("a"),
+            E::File("a/f", b"ok"),
+            E::Symlink("a", &target),
+            E::File("a/victim", b"pwned"),
+        ],
+    ));
+    assert!(msg.contains("symlink"), "{msg}");
     assert_outside_untouched(&c);
     assert_outside_untouched(&c2);
+    assert_outside_untouched(&c3);
     // The symlink itself is kept as written: it is resolved in the
     // container, never here.
     assert_eq!(
