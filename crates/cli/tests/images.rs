@@ -656,3 +656,48 @@ fn concurrent_loads_of_one_archive_both_succeed() {
     assert_eq!(dst.ok(&["images", "-q"]).lines().count(), 1);
     dst.assert_consistent();
 }
+
+#[test]
+fn skopeo_written_archives_load_in_cais() {
+    if !require_root_and_static_busybox() || !require("skopeo", have_tool("skopeo")) {
+        return;
+    }
+    let s = Store::new();
+    let id = s.import_busybox("src:1", &[("etc/motd", b"via skopeo\n")]);
+    let saved = s.dir.path().join("saved.tar");
+    s.ok(&["save", "-o", path(&saved), "src:1"]);
+    let oci = s.dir.path().join("skopeo-oci.tar");
+    let dockerish = s.dir.path().join("skopeo-docker.tar");
+    run(Command::new("skopeo").args([
+        "copy",
+        &format!("docker-archive:{}", saved.display()),
+        &format!("oci-archive:{}:example.com/skopeo/oci:v1", oci.display()),
+    ]));
+    run(Command::new("skopeo").args([
+        "copy",
+        &format!("docker-archive:{}", saved.display()),
+        &format!("docker-archive:{}:skopeo/docker:v1", dockerish.display()),
+    ]));
+
+    let dst = Store::new();
+    let out = dst.ok(&["load", "-i", path(&oci)]);
+    assert_eq!(out.trim(), "Loaded image: example.com/skopeo/oci:v1");
+    let out = dst.ok(&["load", "-i", path(&dockerish)]);
+    assert_eq!(out.trim(), "Loaded image: skopeo/docker:v1");
+    // skopeo may rewrite the config (so the id), never the layers' content.
+    let layers = s.inspect(&id)["RootFS"]["Layers"].clone();
+    for name in ["example.com/skopeo/oci:v1", "skopeo/docker:v1"] {
+        let info = dst.inspect(name);
+        assert_eq!(info["RootFS"]["Layers"], layers, "{name}");
+        let lower = info["GraphDriver"]["Data"]["LowerDir"]
+            .as_str()
+            .expect("lowerdir")
+            .to_owned();
+        assert_eq!(
+            std::fs::read_to_string(Path::new(&lower).join("etc/motd")).expect("motd"),
+            "via skopeo\n",
+            "{name}"
+        );
+    }
+    dst.assert_consistent();
+}

@@ -289,3 +289,37 @@ fn tags_rmi_rollback_prune_and_gc_follow_docker() {
     assert!(store.content().list().expect("blobs").is_empty());
     assert!(store.verify().expect("verify").is_consistent());
 }
+
+#[test]
+fn import_takes_plain_gzip_and_zstd_tarballs_with_one_diff_id() {
+    if !root() {
+        return;
+    }
+    let (_d, store) = store();
+    let tar = raw_tar(&[E::Dir("etc"), E::File("etc/os", b"cais")]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).expect("gzip");
+    let gz = gz.finish().expect("gzip");
+    let zst =
+        ruzstd::encoding::compress_to_vec(&tar[..], ruzstd::encoding::CompressionLevel::Fastest);
+    let mut diff_ids = Vec::new();
+    for (i, body) in [tar.clone(), gz, zst].into_iter().enumerate() {
+        let rec = import_tar(&store, &body, &format!("fmt:{i}"));
+        let config = store.config(&rec).expect("config");
+        assert_eq!(
+            config.rootfs.diff_ids,
+            vec![Digest::sha256(&tar)],
+            "format {i}"
+        );
+        diff_ids.push(config.rootfs.diff_ids[0].clone());
+        let dirs = store.layer_dirs(&rec).expect("layers");
+        assert_eq!(fs::read(dirs[0].join("etc/os")).expect("os"), b"cais");
+    }
+    // One snapshot shared by the three images.
+    let snaps: Vec<_> = list_names(&store.snapshots_dir())
+        .expect("snapshots")
+        .into_iter()
+        .filter(|n| n != "tmp")
+        .collect();
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+}
