@@ -134,11 +134,10 @@ pub fn save(store: &ImageStore, images: &[String], out: impl Write) -> Result<()
         manifests: index_entries,
         annotations: None,
     };
-    let json = |v: &dyn ErasedJson| v.json();
     for (name, body) in [
         ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
-        ("index.json", json(&index)?),
-        ("manifest.json", json(&docker_manifest)?),
+        ("index.json", oci::to_json(&index)?),
+        ("manifest.json", oci::to_json(&docker_manifest)?),
     ] {
         let mut h = file_header(body.len() as u64);
         b.append_data(&mut h, name, body.as_slice())
@@ -148,19 +147,6 @@ pub fn save(store: &ImageStore, images: &[String], out: impl Write) -> Result<()
         .and_then(|mut w| w.flush())
         .map_err(io_err("finish archive", Path::new("-")))?;
     Ok(())
-}
-
-trait ErasedJson {
-    fn json(&self) -> Result<Vec<u8>>;
-}
-
-impl<T: serde::Serialize> ErasedJson for T {
-    fn json(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(self).map_err(|e| Error::Json {
-            context: "serialize archive metadata".into(),
-            reason: e.to_string(),
-        })
-    }
 }
 
 fn file_header(size: u64) -> tar::Header {
@@ -491,10 +477,7 @@ pub fn import(store: &ImageStore, input: impl Read, opts: &ImportOptions) -> Res
     if layer_created {
         undo.blobs.push(layer);
     }
-    let config_body = serde_json::to_vec(&config).map_err(|e| Error::Json {
-        context: "serialize image config".into(),
-        reason: e.to_string(),
-    })?;
+    let config_body = oci::to_json(&config)?;
     let config_digest = Digest::sha256(&config_body);
     if !store.content().exists(&config_digest) {
         undo.blobs.push(config_digest.clone());

@@ -492,7 +492,7 @@ impl ImageStore {
     /// Stores a config and an OCI manifest over `layers`; returns the
     /// manifest digest. The blobs are not an image until recorded.
     pub fn put_image(&self, config: &ImageConfig, layers: Vec<Descriptor>) -> Result<Digest> {
-        let config_body = erased::Ser::to_json(config)?;
+        let config_body = crate::oci::to_json(config)?;
         let config_digest = self.content().put(&config_body, None)?;
         self.put_image_with_config(&config_body, &config_digest, layers)
     }
@@ -517,26 +517,8 @@ impl ImageStore {
             layers,
             annotations: None,
         };
-        let body = erased::Ser::to_json(&manifest)?;
+        let body = crate::oci::to_json(&manifest)?;
         self.content().put(&body, None)
-    }
-}
-
-mod erased {
-    use crate::{Error, Result};
-
-    /// JSON of anything serializable, for `put_image`.
-    pub trait Ser {
-        fn to_json(&self) -> Result<Vec<u8>>;
-    }
-
-    impl<T: serde::Serialize> Ser for T {
-        fn to_json(&self) -> Result<Vec<u8>> {
-            serde_json::to_vec(self).map_err(|e| Error::Json {
-                context: "serialize image metadata".into(),
-                reason: e.to_string(),
-            })
-        }
     }
 }
 
