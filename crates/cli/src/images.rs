@@ -597,6 +597,9 @@ fn load(a: LoadArgs) -> Result<i32> {
                 &platform,
             )
         }
+        None if std::io::stdin().is_terminal() => {
+            bail!("requested a load from standard input, which is a terminal; use -i or a pipe")
+        }
         None => archive::load(
             &store,
             std::io::BufReader::with_capacity(1 << 20, std::io::stdin().lock()),

@@ -701,3 +701,47 @@ fn skopeo_written_archives_load_in_cais() {
     }
     dst.assert_consistent();
 }
+
+#[test]
+fn save_load_and_import_through_pipes() {
+    if !require_root_and_static_busybox() {
+        return;
+    }
+    let a = Store::new();
+    let tar = busybox_rootfs_tar(&a.dir.path().join("src"), &[("etc/motd", b"piped\n")]);
+    let imported = a
+        .cmd(&["import", "-", "piped:1"])
+        .stdin(std::fs::File::open(&tar).expect("open tar"))
+        .output()
+        .expect("import from stdin");
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let id = String::from_utf8_lossy(&imported.stdout).trim().to_owned();
+
+    let b = Store::new();
+    let mut save = a
+        .cmd(&["save", "piped:1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("save to stdout");
+    let load = b
+        .cmd(&["load"])
+        .stdin(save.stdout.take().expect("pipe"))
+        .output()
+        .expect("load from stdin");
+    assert!(save.wait().expect("wait").success());
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&load.stdout).trim(),
+        "Loaded image: piped:1"
+    );
+    assert_eq!(b.inspect("piped:1")["Id"], id.as_str());
+    b.assert_consistent();
+}
