@@ -4,6 +4,7 @@
 //! `runtime run` / `runtime exec` in the foreground the container process's
 //! own exit code (128 + signal when killed by a signal).
 
+mod images;
 mod runtime;
 mod transfer;
 
@@ -23,6 +24,8 @@ enum Command {
     /// The OCI distribution registry server.
     #[command(subcommand)]
     Registry(cais_registry::cli::Command),
+    #[command(flatten)]
+    Images(images::ImageCommand),
     /// Log in to a registry (credentials go to docker's config.json).
     Login(transfer::LoginArgs),
     /// Forget a registry's stored credentials.
@@ -73,6 +76,7 @@ fn main() {
             report(runtime::run(*rt))
         }
         Command::Registry(cmd) => report(cais_registry::cli::run(cmd).map(|_| 0)),
+        Command::Images(cmd) => report(images::run(cmd)),
         Command::Login(args) => report(transfer::login(args).map(|_| 0)),
         Command::Logout(args) => report(transfer::logout(args).map(|_| 0)),
         Command::Pull(args) => report(transfer::pull(args).map(|_| 0)),
