@@ -108,16 +108,16 @@ SK="skopeo --registries-conf /dev/null"
 wipe_cais="rm -rf $CAIS_ROOT/repositories/bench $CAIS_ROOT/blobs/sha256/*"
 wipe_dist="rm -rf $DIST_ROOT/docker/registry/v2/repositories/bench $DIST_ROOT/docker/registry/v2/blobs"
 
-cat > "$WORK/pull16.sh" <<EOF
+cat > "$WORK/pull.sh" <<EOF
 #!/usr/bin/env bash
-# 16 clients, each pulling every blob of the image.
+# \$2 clients, each pulling every blob of the image with curl.
 set -e
-for c in \$(seq 16); do
+for c in \$(seq \$2); do
   (for b in $BLOBS; do curl -sf -o /dev/null "http://\$1/v2/bench/app/blobs/\$b"; done) &
 done
 wait
 EOF
-chmod +x "$WORK/pull16.sh"
+chmod +x "$WORK/pull.sh"
 
 # Sanity: one client gets every byte of the image from both servers.
 check_pull() {
@@ -130,6 +130,26 @@ check_pull() {
         { echo "pull from $1 got $total bytes" >&2; exit 1; }
 }
 
+LAYER_FILES=$(jq -r '.layers[].digest' "$WORK/manifest.json" | sed "s|sha256:|$LAYOUT/blobs/sha256/|" | tr '\n' ' ')
+cat > "$WORK/push8.sh" <<EOF
+#!/usr/bin/env bash
+# 8 clients, each uploading every layer (POST, then one streamed PUT) to
+# its own repository.
+set -e
+for c in \$(seq 8); do
+  (for f in $LAYER_FILES; do
+     loc=\$(curl -sf -X POST -D - -o /dev/null "http://\$1/v2/bench/p\$c/blobs/uploads/" |
+           tr -d '\r' | awk 'tolower(\$1) == "location:" {print \$2}')
+     case "\$loc" in http*) ;; *) loc="http://\$1\$loc" ;; esac
+     case "\$loc" in *\?*) sep='&' ;; *) sep='?' ;; esac
+     curl -sf -X PUT -H 'Content-Type: application/octet-stream' -T "\$f" -o /dev/null \
+       "\$loc\${sep}digest=sha256:\$(basename "\$f")"
+   done) &
+done
+wait
+EOF
+chmod +x "$WORK/push8.sh"
+
 hf() { hyperfine --style basic --runs "$RUNS" --export-json "$WORK/$1.json" "${@:2}" > "$WORK/$1.log" 2>&1 || { cat "$WORK/$1.log"; exit 1; }; }
 median() { jq -r '.results[0].median' "$WORK/$1.json"; }
 
@@ -140,8 +160,19 @@ hf pull-cais --prepare "rm -rf $WORK/out" "$SK copy -q --src-tls-verify=false do
 hf pull-dist --prepare "rm -rf $WORK/out" "$SK copy -q --src-tls-verify=false docker://$DIST_ADDR/bench/app:v1 dir:$WORK/out"
 check_pull "$CAIS_ADDR"
 check_pull "$DIST_ADDR"
-hf pull16-cais "$WORK/pull16.sh $CAIS_ADDR"
-hf pull16-dist "$WORK/pull16.sh $DIST_ADDR"
+hf pull1-cais "$WORK/pull.sh $CAIS_ADDR 1"
+hf pull1-dist "$WORK/pull.sh $DIST_ADDR 1"
+hf pull16-cais "$WORK/pull.sh $CAIS_ADDR 16"
+hf pull16-dist "$WORK/pull.sh $DIST_ADDR 16"
+hf push8-cais --prepare "rm -rf $CAIS_ROOT/repositories/bench/p*" "$WORK/push8.sh $CAIS_ADDR"
+hf push8-dist --prepare "rm -rf $DIST_ROOT/docker/registry/v2/repositories/bench/p*" "$WORK/push8.sh $DIST_ADDR"
+for c in 1 8; do
+    for a in "$CAIS_ADDR" "$DIST_ADDR"; do
+        for d in $(jq -r '.layers[].digest' "$WORK/manifest.json"); do
+            curl -sf -I -o /dev/null "http://$a/v2/bench/p$c/blobs/$d" || { echo "push8 left no $d in $a" >&2; exit 1; }
+        done
+    done
+done
 CAIS_AFTER=$(rss_kb "$CAIS_PID"); CAIS_PEAK=$(hwm_kb "$CAIS_PID"); CAIS_ANON=$(anon_kb "$CAIS_PID")
 DIST_AFTER=$(rss_kb "$DIST_PID"); DIST_PEAK=$(hwm_kb "$DIST_PID"); DIST_ANON=$(anon_kb "$DIST_PID")
 
@@ -153,10 +184,12 @@ row() {
         printf "%-8s cais %7.3f s (%7.1f MB/s)   distribution %7.3f s (%7.1f MB/s)   speedup %.2fx\n",
             n, c, mb / c, d, mb / d, d / c }'
 }
-echo "medians of $RUNS runs"
+echo "medians of $RUNS runs (push/pull: skopeo copy; pull1/pull16: curl clients; push8: curl clients)"
 row push "$SIZE_MB"
 row pull "$SIZE_MB"
+row pull1 "$SIZE_MB"
 row pull16 $((SIZE_MB * 16))
+row push8 $((SIZE_MB * 8))
 echo "rss idle      cais $((CAIS_IDLE / 1024)) MB ($CAIS_IDLE kB)   distribution $((DIST_IDLE / 1024)) MB ($DIST_IDLE kB)"
 echo "rss after     cais $((CAIS_AFTER / 1024)) MB   distribution $((DIST_AFTER / 1024)) MB"
 echo "rss peak      cais $((CAIS_PEAK / 1024)) MB   distribution $((DIST_PEAK / 1024)) MB   (includes mapped page cache)"
