@@ -489,11 +489,11 @@ fn conformance(addr: &str, flavor: Flavor) {
         Some("registry/2.0")
     );
 
-    // end-4b + end-6: POST then PUT.
+    // end-4a + end-6: POST, then PUT with the content.
     let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
     let config_digest = push_blob(addr, repo, &config);
 
-    // end-4a: monolithic POST with ?digest.
+    // end-4b: single POST with ?digest.
     let layer: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
     let layer_digest = sha256(&layer);
     let r = http(
@@ -685,7 +685,7 @@ fn conformance(addr: &str, flavor: Flavor) {
         );
     }
 
-    // end-7: manifests. Referenced blobs must exist.
+    // end-7a: manifests. Referenced blobs must exist.
     let manifest = image_manifest(&config, &[&layer], "");
     let manifest_digest = sha256(&manifest);
     let missing = image_manifest(&config, &[b"not uploaded"], "");
@@ -781,7 +781,7 @@ fn conformance(addr: &str, flavor: Flavor) {
         "{r:?}"
     );
 
-    // end-8: tags with n/last pagination.
+    // end-8a/8b: tags, with n/last pagination.
     let r = http(addr, "GET", &format!("/v2/{repo}/tags/list"), &[], b"");
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -874,7 +874,7 @@ fn conformance(addr: &str, flavor: Flavor) {
     );
     assert_eq!((r.status, r.code().as_str()), (404, "BLOB_UNKNOWN"));
 
-    // end-12: cancel an upload.
+    // Cancelling an upload (DELETE on its location).
     let r = http(
         addr,
         "POST",
@@ -912,7 +912,7 @@ fn conformance(addr: &str, flavor: Flavor) {
         "{r:?}"
     );
 
-    // end-10 / end-13 referrers (spec 1.1). Distribution 2.8 predates it.
+    // end-12a/12b referrers (spec 1.1). Distribution 2.8 predates it.
     let artifact = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.sbom",
         "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": push_blob(addr, repo, b"{}"), "size": 2},
@@ -957,6 +957,22 @@ fn conformance(addr: &str, flavor: Flavor) {
         }
         Flavor::Distribution => assert_eq!(r.status, 404),
     }
+
+    // end-7b: push by digest with tags in the query (spec 1.1). Distribution
+    // 2.8 ignores the parameter.
+    let r = http(
+        addr,
+        "PUT",
+        &format!("/v2/{repo}/manifests/{manifest_digest}?tag=q1&tag=q2"),
+        &[("Content-Type", OCI_MANIFEST)],
+        &manifest,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let tags = http(addr, "GET", &format!("/v2/{repo}/tags/list"), &[], b"").json()["tags"].clone();
+    let tagged = tags.as_array().is_some_and(|t| {
+        t.contains(&serde_json::json!("q1")) && t.contains(&serde_json::json!("q2"))
+    });
+    assert_eq!(tagged, flavor == Flavor::Cais, "{tags}");
 
     // Indexes and Docker media types: children must exist, types round-trip.
     let index = serde_json::to_vec(&serde_json::json!({
@@ -1030,7 +1046,7 @@ fn conformance(addr: &str, flavor: Flavor) {
         Some(sha256(&docker).as_str())
     );
 
-    // end-9: delete manifests (by digest removes its tags too) and blobs.
+    // end-9 and end-10: delete manifests (by digest removes its tags too) and blobs.
     let r = http(
         addr,
         "DELETE",

@@ -187,7 +187,7 @@ mod tests {
         );
         let m = Manifest::parse(body.as_bytes(), None).expect("parse");
         let manifest = s
-            .put_manifest("r", body.as_bytes(), &m, Some("t"))
+            .put_manifest("r", body.as_bytes(), &m, &["t".to_owned()])
             .expect("put")
             .expect("complete");
 

@@ -678,7 +678,7 @@ async fn dispatch(app: &App, req: Request<Incoming>, user: &mut String) -> ApiRe
             get_manifest(app, name, reference, true).await
         }
         (Route::Manifest(name, reference), Method::PUT) => {
-            put_manifest(app, name, reference, req).await
+            put_manifest(app, name, reference, &params, req).await
         }
         (Route::Manifest(name, reference), Method::DELETE) => {
             delete_manifest(app, name, reference).await
@@ -972,8 +972,18 @@ async fn put_manifest(
     app: &App,
     name: String,
     reference: String,
+    params: &[(String, String)],
     req: Request<Incoming>,
 ) -> ApiResult {
+    // end-7b: a push by digest may name tags to set in the same request.
+    let mut tags: Vec<String> = Vec::new();
+    for (k, v) in params {
+        if k == "tag" {
+            crate::distribution::validate_tag(v)
+                .map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, e.to_string()))?;
+            tags.push(v.clone());
+        }
+    }
     let reference: Reference =
         reference
             .parse()
@@ -987,20 +997,20 @@ async fn put_manifest(
     let manifest = Manifest::parse(&body, content_type.as_deref())
         .map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, e.to_string()))?;
     let actual = Digest::of(&body);
-    let tag = match &reference {
+    match &reference {
         Reference::Digest(d) if d != &actual => {
             return Err(ApiError::new(
                 ErrorCode::DigestInvalid,
                 format!("manifest digest {actual} does not match reference {d}"),
             ))
         }
-        Reference::Digest(_) => None,
-        Reference::Tag(t) => Some(t.clone()),
-    };
+        Reference::Digest(_) => {}
+        Reference::Tag(t) => tags.push(t.clone()),
+    }
     let storage = app.storage.clone();
     let n = name.clone();
     let m = manifest.clone();
-    let stored = blocking(move || storage.put_manifest(&n, &body, &m, tag.as_deref())).await?;
+    let stored = blocking(move || storage.put_manifest(&n, &body, &m, &tags)).await?;
     let digest = match stored {
         Ok(d) => d,
         Err(missing) => {

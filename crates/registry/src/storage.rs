@@ -324,7 +324,7 @@ impl Storage {
         name: &str,
         body: &[u8],
         manifest: &Manifest,
-        tag: Option<&str>,
+        tags: &[String],
     ) -> Result<Result<Digest, Digest>, Error> {
         {
             // Check and protect under the collector's lock: either the sweep
@@ -350,7 +350,7 @@ impl Storage {
             &self.revision_link(name, &digest),
             manifest.media_type.as_bytes(),
         )?;
-        if let Some(tag) = tag {
+        for tag in tags {
             self.write_atomic(&self.tag_link(name, tag), digest.to_string().as_bytes())?;
         }
         if let Some(subject) = &manifest.subject {
