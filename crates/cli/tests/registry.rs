@@ -2208,3 +2208,32 @@ fn sigterm_shuts_down_gracefully() {
     assert!(server.log().contains("shutting down"));
     assert!(TcpStream::connect(&server.addr).is_err(), "listener closed");
 }
+
+#[test]
+fn stalled_clients_time_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Cais::start(&dir.path().join("root"), &["--timeout", "1"]);
+    let a = &server.addr;
+    // Headers that never finish: the connection is closed.
+    let mut s = TcpStream::connect(a).expect("connect");
+    s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    let started = Instant::now();
+    let _ = read_to_eof(s);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "slow headers held the connection"
+    );
+    // A body that stalls: the request fails, the received prefix stays.
+    let r = http(a, "POST", "/v2/slow/blobs/uploads/", &[], b"");
+    let loc = location(&r, "");
+    let s = truncated_patch(a, &loc, 1000, &[5u8; 10]);
+    let r = read_response(s, false);
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "BLOB_UPLOAD_INVALID"),
+        "{r:?}"
+    );
+    let r = http(a, "GET", &loc, &[], b"");
+    assert_eq!(r.header("Range"), Some("0-9"));
+}
