@@ -33,9 +33,11 @@ use crate::storage::{self, Storage};
 
 mod blobs;
 mod manifests;
+mod sendfile;
 
 use blobs::*;
 use manifests::*;
+use sendfile::{MappedBlob, Maps, SendfileStream};
 
 type Body = BoxBody<Bytes, io::Error>;
 
@@ -444,8 +446,14 @@ async fn serve_async(config: Config) -> Result<(), anyhow::Error> {
         let timeout = config.timeout;
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
+            // Plain TCP connections may send blobs with sendfile(2).
+            let maps = tls.is_none().then(|| Arc::new(Maps::default()));
+            let request_maps = maps.clone();
+            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 let app = app.clone();
+                if let Some(maps) = &request_maps {
+                    req.extensions_mut().insert(maps.clone());
+                }
                 async move { Ok::<_, Infallible>(handle(app, req, remote).await) }
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
@@ -463,7 +471,8 @@ async fn serve_async(config: Config) -> Result<(), anyhow::Error> {
                     let _ = watcher.watch(conn).await;
                 }
                 None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let io = SendfileStream::new(stream, maps.unwrap_or_default());
+                    let conn = builder.serve_connection(TokioIo::new(io), service);
                     let _ = watcher.watch(conn).await;
                 }
             }

@@ -82,24 +82,26 @@ pub(super) async fn get_blob(
     }
     let path = app.storage.blob_path(&digest);
     let file = std::fs::File::open(&path).map_err(|_| blob_unknown(&digest))?;
-    let body = file_body(file, start, length).map_err(ApiError::internal)?;
+    let maps = req.extensions().get::<Arc<Maps>>();
+    let body = file_body(file, start, length, maps).map_err(ApiError::internal)?;
     builder.body(body).map_err(ApiError::internal)
 }
 
 /// Serves `length` bytes of `file` from `start` out of a memory map, in
-/// zero-copy slices: the kernel copies straight from the page cache into the
-/// socket, which is what lets a registry keep up with many pullers.
-///
-/// Mapping is sound here because blobs are immutable: they appear by
-/// `rename(2)` and leave by `unlink(2)` (a mapped inode outlives its name),
-/// and nothing truncates or rewrites them in place.
-fn file_body(file: std::fs::File, start: u64, length: u64) -> Result<Body, io::Error> {
+/// zero-copy slices. On plain TCP connections the map is listed in the
+/// connection's `Maps`, and `sendfile::SendfileStream` sends those slices
+/// from the file with `sendfile(2)`; elsewhere (TLS) the kernel copies
+/// straight from the mapping.
+fn file_body(
+    file: std::fs::File,
+    start: u64,
+    length: u64,
+    maps: Option<&Arc<Maps>>,
+) -> Result<Body, io::Error> {
     const CHUNK: usize = 1024 * 1024;
-    // SAFETY: see above; the file is never modified while mapped.
-    let map = unsafe { memmap2::Mmap::map(&file)? };
-    let _ = map.advise(memmap2::Advice::Sequential);
+    let map = MappedBlob::new(file, maps)?;
     let end = usize::try_from(start + length).map_err(io::Error::other)?;
-    if end > map.len() {
+    if end > map.as_ref().len() {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             "blob shorter than its size",
