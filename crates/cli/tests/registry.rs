@@ -1557,6 +1557,59 @@ fn token_auth_scopes() {
         1,
         "nothing stored for alice"
     );
+    // Mounting needs pull on the source: alice's blob cannot be mounted by
+    // bob (the registry opens an ordinary upload instead), alice can.
+    let alice = format!(
+        "Bearer {}",
+        token("alice", "wonder", "repository:alice/src:pull,push")
+    );
+    let secret = b"alice's layer";
+    let digest = sha256(secret);
+    let r = http(
+        a,
+        "POST",
+        &format!("/v2/alice/src/blobs/uploads/?digest={digest}"),
+        &[("Authorization", &alice)],
+        secret,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let scopes = "repository:bob/stolen:pull,push&scope=repository:alice/src:pull";
+    let t = format!("Bearer {}", token("bob", "builder", scopes));
+    let r = http(
+        a,
+        "POST",
+        &format!("/v2/bob/stolen/blobs/uploads/?mount={digest}&from=alice/src"),
+        &[("Authorization", &t)],
+        b"",
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(
+        http(
+            a,
+            "HEAD",
+            &format!("/v2/bob/stolen/blobs/{digest}"),
+            &[("Authorization", &t)],
+            b""
+        )
+        .status,
+        404
+    );
+    let t = format!(
+        "Bearer {}",
+        token(
+            "alice",
+            "wonder",
+            "repository:alice/copy:pull,push&scope=repository:alice/src:pull"
+        )
+    );
+    let r = http(
+        a,
+        "POST",
+        &format!("/v2/alice/copy/blobs/uploads/?mount={digest}&from=alice/src"),
+        &[("Authorization", &t)],
+        b"",
+    );
+    assert_eq!(r.status, 201, "{r:?}");
     // A forged token is anonymous.
     let r = http(
         a,
