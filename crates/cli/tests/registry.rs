@@ -1904,6 +1904,16 @@ fn bad_input_is_refused_and_nothing_is_stored() {
         &data[..5000],
     );
     assert_eq!((r.status, r.code().as_str()), (400, "DIGEST_INVALID"));
+    // A single-POST upload whose connection drops mid-body.
+    let s = truncated(
+        "POST",
+        a,
+        &format!("/v2/ok/blobs/uploads/?digest={}", sha256(&data)),
+        data.len(),
+        &data[..4000],
+    );
+    s.shutdown(Shutdown::Write).expect("shutdown");
+    let _ = read_to_eof(s);
     // Nothing of all that was stored.
     let blobs: Vec<_> = walk(&root.join("blobs"));
     assert!(blobs.is_empty(), "blobs stored: {blobs:?}");
@@ -1929,11 +1939,17 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Sends a PATCH whose body stops early, then closes the connection.
+/// Sends a PATCH whose body stops early, leaving the connection open.
 fn truncated_patch(addr: &str, path: &str, declared: usize, data: &[u8]) -> TcpStream {
+    truncated("PATCH", addr, path, declared, data)
+}
+
+/// Sends a request whose body stops after `data` though `declared` bytes
+/// were announced.
+fn truncated(method: &str, addr: &str, path: &str, declared: usize, data: &[u8]) -> TcpStream {
     let mut s = TcpStream::connect(addr).expect("connect");
     let head = format!(
-        "PATCH {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nContent-Length: {declared}\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nContent-Length: {declared}\r\n\r\n"
     );
     s.write_all(head.as_bytes()).expect("write");
     s.write_all(data).expect("write");

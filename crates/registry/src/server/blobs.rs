@@ -181,8 +181,16 @@ pub(super) async fn start_upload(
     match expected {
         None => upload_response(StatusCode::ACCEPTED, &name, &id, 0),
         Some(expected) => {
-            // Monolithic POST: the whole blob is the body.
-            append_body(app, &name, &id, req, None).await?;
+            // Monolithic POST: the whole blob is the body. The client never
+            // learns this session's id, so a failed body leaves nothing to
+            // resume: drop the session.
+            if let Err(e) = append_body(app, &name, &id, req, None).await {
+                forget_upload(app, &id);
+                let storage = app.storage.clone();
+                let (n, i) = (name.clone(), id.clone());
+                let _ = blocking(move || storage.cancel_upload(&n, &i)).await;
+                return Err(e);
+            }
             commit(app, &name, &id, &expected).await
         }
     }
