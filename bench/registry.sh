@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Benchmark `cais registry serve` against Distribution (Debian's
-# docker-registry) on this machine: push and pull of a ~150 MB image with
-# skopeo, 16 parallel clients pulling it with curl, and resident memory idle
-# and after the load. Same clients, same disk, one run; hyperfine medians.
+# docker-registry) on this machine, same clients, same disk, one run,
+# hyperfine medians:
+#   push, pull   skopeo copy of a ~150 MB image (3 gzip layers) in and out
+#   pull1        one curl client fetching every blob of it
+#   pull16       16 curl clients fetching every blob of it at once
+#   push8        8 curl clients each uploading every layer (POST + PUT)
+# and resident memory idle, after the load, and at peak.
 #
 # Needs: skopeo docker-registry hyperfine jq curl (apt), a release build
 # (this script runs `cargo build --release -p cais`).
