@@ -154,7 +154,19 @@ wait
 EOF
 chmod +x "$WORK/push8.sh"
 
-hf() { hyperfine --style basic --runs "$RUNS" --export-json "$WORK/$1.json" "${@:2}" > "$WORK/$1.log" 2>&1 || { cat "$WORK/$1.log"; exit 1; }; }
+TICK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# hf NAME ARGS...: hyperfine with the server's CPU time (user + system)
+# over all runs recorded in NAME.cpu: the server's own cost, which other
+# load on the machine does not inflate the way it inflates wall time.
+hf() {
+    local pid=$CAIS_PID before
+    [[ $1 == *-dist ]] && pid=$DIST_PID
+    before=$(cpu_ticks "$pid")
+    hf_run "$@"
+    echo $(( $(cpu_ticks "$pid") - before )) > "$WORK/$1.cpu"
+}
+hf_run() { hyperfine --style basic --runs "$RUNS" --export-json "$WORK/$1.json" "${@:2}" > "$WORK/$1.log" 2>&1 || { cat "$WORK/$1.log"; exit 1; }; }
 median() { jq -r '.results[0].median' "$WORK/$1.json"; }
 
 echo "image: ${SIZE_MB} MB in 3 layers; $RUNS runs each; $(nproc) cores" >&2
@@ -182,11 +194,13 @@ DIST_AFTER=$(rss_kb "$DIST_PID"); DIST_PEAK=$(hwm_kb "$DIST_PID"); DIST_ANON=$(a
 
 row() {
     local name=$1 mb=$2
-    local c d
+    local c d cc dc
     c=$(median "$name-cais"); d=$(median "$name-dist")
-    awk -v n="$name" -v c="$c" -v d="$d" -v mb="$mb" 'BEGIN {
-        printf "%-8s cais %7.3f s (%7.1f MB/s)   distribution %7.3f s (%7.1f MB/s)   speedup %.2fx\n",
-            n, c, mb / c, d, mb / d, d / c }'
+    cc=$(cat "$WORK/$name-cais.cpu"); dc=$(cat "$WORK/$name-dist.cpu")
+    awk -v n="$name" -v c="$c" -v d="$d" -v mb="$mb" -v cc="$cc" -v dc="$dc" -v runs="$RUNS" -v tick="$TICK" 'BEGIN {
+        cs = cc / tick / runs / (mb / 1024); ds = dc / tick / runs / (mb / 1024)
+        printf "%-7s cais %6.3f s (%6.1f MB/s)  distribution %6.3f s (%6.1f MB/s)  speedup %.2fx | server cpu/GB cais %.3f s, distribution %.3f s (%.1fx less)\n",
+            n, c, mb / c, d, mb / d, d / c, cs, ds, (cs > 0 ? ds / cs : 0) }'
 }
 echo "medians of $RUNS runs (push/pull: skopeo copy; pull1/pull16: curl clients; push8: curl clients)"
 row push "$SIZE_MB"
