@@ -898,6 +898,13 @@ fn conformance(addr: &str, flavor: Flavor) {
         Flavor::Cais => assert_eq!((r.status, r.code().as_str()), (400, "NAME_INVALID")),
         Flavor::Distribution => assert_eq!(r.status, 404),
     }
+    // A method an endpoint does not have: 405 (cais adds an UNSUPPORTED
+    // body; Distribution's router answers with an empty one).
+    let r = http(addr, "DELETE", &format!("/v2/{repo}/tags/list"), &[], b"");
+    assert_eq!(r.status, 405, "{r:?}");
+    if flavor == Flavor::Cais {
+        assert_eq!(r.code(), "UNSUPPORTED");
+    }
     // Invalid digest: DIGEST_INVALID.
     let r = http(
         addr,
