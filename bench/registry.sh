@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Benchmark `cais registry serve` against Distribution (Debian's
-# docker-registry) on this machine: push and pull of a ~150 MB image with
-# skopeo, 16 parallel clients pulling it with curl, and resident memory idle
-# and after the load. Same clients, same disk, one run; hyperfine medians.
+# docker-registry) on this machine, same clients, same disk, one run,
+# hyperfine medians:
+#   push, pull   skopeo copy of a ~150 MB image (3 gzip layers) in and out
+#   pull1        one curl client fetching every blob of it
+#   pull16       16 curl clients fetching every blob of it at once
+#   push8        8 curl clients each uploading every layer (POST + PUT)
+# and resident memory idle, after the load, and at peak.
 #
 # Needs: skopeo docker-registry hyperfine jq curl (apt), a release build
 # (this script runs `cargo build --release -p cais`).
@@ -108,16 +112,16 @@ SK="skopeo --registries-conf /dev/null"
 wipe_cais="rm -rf $CAIS_ROOT/repositories/bench $CAIS_ROOT/blobs/sha256/*"
 wipe_dist="rm -rf $DIST_ROOT/docker/registry/v2/repositories/bench $DIST_ROOT/docker/registry/v2/blobs"
 
-cat > "$WORK/pull16.sh" <<EOF
+cat > "$WORK/pull.sh" <<EOF
 #!/usr/bin/env bash
-# 16 clients, each pulling every blob of the image.
+# \$2 clients, each pulling every blob of the image with curl.
 set -e
-for c in \$(seq 16); do
+for c in \$(seq \$2); do
   (for b in $BLOBS; do curl -sf -o /dev/null "http://\$1/v2/bench/app/blobs/\$b"; done) &
 done
 wait
 EOF
-chmod +x "$WORK/pull16.sh"
+chmod +x "$WORK/pull.sh"
 
 # Sanity: one client gets every byte of the image from both servers.
 check_pull() {
@@ -130,7 +134,39 @@ check_pull() {
         { echo "pull from $1 got $total bytes" >&2; exit 1; }
 }
 
-hf() { hyperfine --style basic --runs "$RUNS" --export-json "$WORK/$1.json" "${@:2}" > "$WORK/$1.log" 2>&1 || { cat "$WORK/$1.log"; exit 1; }; }
+LAYER_FILES=$(jq -r '.layers[].digest' "$WORK/manifest.json" | sed "s|sha256:|$LAYOUT/blobs/sha256/|" | tr '\n' ' ')
+cat > "$WORK/push8.sh" <<EOF
+#!/usr/bin/env bash
+# 8 clients, each uploading every layer (POST, then one streamed PUT) to
+# its own repository.
+set -e
+for c in \$(seq 8); do
+  (for f in $LAYER_FILES; do
+     loc=\$(curl -sf -X POST -D - -o /dev/null "http://\$1/v2/bench/p\$c/blobs/uploads/" |
+           tr -d '\r' | awk 'tolower(\$1) == "location:" {print \$2}')
+     case "\$loc" in http*) ;; *) loc="http://\$1\$loc" ;; esac
+     case "\$loc" in *\?*) sep='&' ;; *) sep='?' ;; esac
+     curl -sf -X PUT -H 'Content-Type: application/octet-stream' -T "\$f" -o /dev/null \
+       "\$loc\${sep}digest=sha256:\$(basename "\$f")"
+   done) &
+done
+wait
+EOF
+chmod +x "$WORK/push8.sh"
+
+TICK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# hf NAME ARGS...: hyperfine with the server's CPU time (user + system)
+# over all runs recorded in NAME.cpu: the server's own cost, which other
+# load on the machine does not inflate the way it inflates wall time.
+hf() {
+    local pid=$CAIS_PID before
+    [[ $1 == *-dist ]] && pid=$DIST_PID
+    before=$(cpu_ticks "$pid")
+    hf_run "$@"
+    echo $(( $(cpu_ticks "$pid") - before )) > "$WORK/$1.cpu"
+}
+hf_run() { hyperfine --style basic --runs "$RUNS" --export-json "$WORK/$1.json" "${@:2}" > "$WORK/$1.log" 2>&1 || { cat "$WORK/$1.log"; exit 1; }; }
 median() { jq -r '.results[0].median' "$WORK/$1.json"; }
 
 echo "image: ${SIZE_MB} MB in 3 layers; $RUNS runs each; $(nproc) cores" >&2
@@ -140,23 +176,38 @@ hf pull-cais --prepare "rm -rf $WORK/out" "$SK copy -q --src-tls-verify=false do
 hf pull-dist --prepare "rm -rf $WORK/out" "$SK copy -q --src-tls-verify=false docker://$DIST_ADDR/bench/app:v1 dir:$WORK/out"
 check_pull "$CAIS_ADDR"
 check_pull "$DIST_ADDR"
-hf pull16-cais "$WORK/pull16.sh $CAIS_ADDR"
-hf pull16-dist "$WORK/pull16.sh $DIST_ADDR"
+hf pull1-cais "$WORK/pull.sh $CAIS_ADDR 1"
+hf pull1-dist "$WORK/pull.sh $DIST_ADDR 1"
+hf pull16-cais "$WORK/pull.sh $CAIS_ADDR 16"
+hf pull16-dist "$WORK/pull.sh $DIST_ADDR 16"
+hf push8-cais --prepare "rm -rf $CAIS_ROOT/repositories/bench/p*" "$WORK/push8.sh $CAIS_ADDR"
+hf push8-dist --prepare "rm -rf $DIST_ROOT/docker/registry/v2/repositories/bench/p*" "$WORK/push8.sh $DIST_ADDR"
+for c in 1 8; do
+    for a in "$CAIS_ADDR" "$DIST_ADDR"; do
+        for d in $(jq -r '.layers[].digest' "$WORK/manifest.json"); do
+            curl -sf -I -o /dev/null "http://$a/v2/bench/p$c/blobs/$d" || { echo "push8 left no $d in $a" >&2; exit 1; }
+        done
+    done
+done
 CAIS_AFTER=$(rss_kb "$CAIS_PID"); CAIS_PEAK=$(hwm_kb "$CAIS_PID"); CAIS_ANON=$(anon_kb "$CAIS_PID")
 DIST_AFTER=$(rss_kb "$DIST_PID"); DIST_PEAK=$(hwm_kb "$DIST_PID"); DIST_ANON=$(anon_kb "$DIST_PID")
 
 row() {
     local name=$1 mb=$2
-    local c d
+    local c d cc dc
     c=$(median "$name-cais"); d=$(median "$name-dist")
-    awk -v n="$name" -v c="$c" -v d="$d" -v mb="$mb" 'BEGIN {
-        printf "%-8s cais %7.3f s (%7.1f MB/s)   distribution %7.3f s (%7.1f MB/s)   speedup %.2fx\n",
-            n, c, mb / c, d, mb / d, d / c }'
+    cc=$(cat "$WORK/$name-cais.cpu"); dc=$(cat "$WORK/$name-dist.cpu")
+    awk -v n="$name" -v c="$c" -v d="$d" -v mb="$mb" -v cc="$cc" -v dc="$dc" -v runs="$RUNS" -v tick="$TICK" 'BEGIN {
+        cs = cc / tick / runs / (mb / 1024); ds = dc / tick / runs / (mb / 1024)
+        printf "%-7s cais %6.3f s (%6.1f MB/s)  distribution %6.3f s (%6.1f MB/s)  speedup %.2fx | server cpu/GB cais %.3f s, distribution %.3f s (%.1fx less)\n",
+            n, c, mb / c, d, mb / d, d / c, cs, ds, (cs > 0 ? ds / cs : 0) }'
 }
-echo "medians of $RUNS runs"
+echo "medians of $RUNS runs (push/pull: skopeo copy; pull1/pull16: curl clients; push8: curl clients)"
 row push "$SIZE_MB"
 row pull "$SIZE_MB"
+row pull1 "$SIZE_MB"
 row pull16 $((SIZE_MB * 16))
+row push8 $((SIZE_MB * 8))
 echo "rss idle      cais $((CAIS_IDLE / 1024)) MB ($CAIS_IDLE kB)   distribution $((DIST_IDLE / 1024)) MB ($DIST_IDLE kB)"
 echo "rss after     cais $((CAIS_AFTER / 1024)) MB   distribution $((DIST_AFTER / 1024)) MB"
 echo "rss peak      cais $((CAIS_PEAK / 1024)) MB   distribution $((DIST_PEAK / 1024)) MB   (includes mapped page cache)"

@@ -489,11 +489,11 @@ fn conformance(addr: &str, flavor: Flavor) {
         Some("registry/2.0")
     );
 
-    // end-4b + end-6: POST then PUT.
+    // end-4a + end-6: POST, then PUT with the content.
     let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
     let config_digest = push_blob(addr, repo, &config);
 
-    // end-4a: monolithic POST with ?digest.
+    // end-4b: single POST with ?digest.
     let layer: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
     let layer_digest = sha256(&layer);
     let r = http(
@@ -685,7 +685,7 @@ fn conformance(addr: &str, flavor: Flavor) {
         );
     }
 
-    // end-7: manifests. Referenced blobs must exist.
+    // end-7a: manifests. Referenced blobs must exist.
     let manifest = image_manifest(&config, &[&layer], "");
     let manifest_digest = sha256(&manifest);
     let missing = image_manifest(&config, &[b"not uploaded"], "");
@@ -781,7 +781,7 @@ fn conformance(addr: &str, flavor: Flavor) {
         "{r:?}"
     );
 
-    // end-8: tags with n/last pagination.
+    // end-8a/8b: tags, with n/last pagination.
     let r = http(addr, "GET", &format!("/v2/{repo}/tags/list"), &[], b"");
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -874,7 +874,7 @@ fn conformance(addr: &str, flavor: Flavor) {
     );
     assert_eq!((r.status, r.code().as_str()), (404, "BLOB_UNKNOWN"));
 
-    // end-12: cancel an upload.
+    // Cancelling an upload (DELETE on its location).
     let r = http(
         addr,
         "POST",
@@ -898,6 +898,13 @@ fn conformance(addr: &str, flavor: Flavor) {
         Flavor::Cais => assert_eq!((r.status, r.code().as_str()), (400, "NAME_INVALID")),
         Flavor::Distribution => assert_eq!(r.status, 404),
     }
+    // A method an endpoint does not have: 405 (cais adds an UNSUPPORTED
+    // body; Distribution's router answers with an empty one).
+    let r = http(addr, "DELETE", &format!("/v2/{repo}/tags/list"), &[], b"");
+    assert_eq!(r.status, 405, "{r:?}");
+    if flavor == Flavor::Cais {
+        assert_eq!(r.code(), "UNSUPPORTED");
+    }
     // Invalid digest: DIGEST_INVALID.
     let r = http(
         addr,
@@ -912,7 +919,7 @@ fn conformance(addr: &str, flavor: Flavor) {
         "{r:?}"
     );
 
-    // end-10 / end-13 referrers (spec 1.1). Distribution 2.8 predates it.
+    // end-12a/12b referrers (spec 1.1). Distribution 2.8 predates it.
     let artifact = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.sbom",
         "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": push_blob(addr, repo, b"{}"), "size": 2},
@@ -957,6 +964,22 @@ fn conformance(addr: &str, flavor: Flavor) {
         }
         Flavor::Distribution => assert_eq!(r.status, 404),
     }
+
+    // end-7b: push by digest with tags in the query (spec 1.1). Distribution
+    // 2.8 ignores the parameter.
+    let r = http(
+        addr,
+        "PUT",
+        &format!("/v2/{repo}/manifests/{manifest_digest}?tag=q1&tag=q2"),
+        &[("Content-Type", OCI_MANIFEST)],
+        &manifest,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let tags = http(addr, "GET", &format!("/v2/{repo}/tags/list"), &[], b"").json()["tags"].clone();
+    let tagged = tags.as_array().is_some_and(|t| {
+        t.contains(&serde_json::json!("q1")) && t.contains(&serde_json::json!("q2"))
+    });
+    assert_eq!(tagged, flavor == Flavor::Cais, "{tags}");
 
     // Indexes and Docker media types: children must exist, types round-trip.
     let index = serde_json::to_vec(&serde_json::json!({
@@ -1030,7 +1053,7 @@ fn conformance(addr: &str, flavor: Flavor) {
         Some(sha256(&docker).as_str())
     );
 
-    // end-9: delete manifests (by digest removes its tags too) and blobs.
+    // end-9 and end-10: delete manifests (by digest removes its tags too) and blobs.
     let r = http(
         addr,
         "DELETE",
@@ -1541,6 +1564,59 @@ fn token_auth_scopes() {
         1,
         "nothing stored for alice"
     );
+    // Mounting needs pull on the source: alice's blob cannot be mounted by
+    // bob (the registry opens an ordinary upload instead), alice can.
+    let alice = format!(
+        "Bearer {}",
+        token("alice", "wonder", "repository:alice/src:pull,push")
+    );
+    let secret = b"alice's layer";
+    let digest = sha256(secret);
+    let r = http(
+        a,
+        "POST",
+        &format!("/v2/alice/src/blobs/uploads/?digest={digest}"),
+        &[("Authorization", &alice)],
+        secret,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let scopes = "repository:bob/stolen:pull,push&scope=repository:alice/src:pull";
+    let t = format!("Bearer {}", token("bob", "builder", scopes));
+    let r = http(
+        a,
+        "POST",
+        &format!("/v2/bob/stolen/blobs/uploads/?mount={digest}&from=alice/src"),
+        &[("Authorization", &t)],
+        b"",
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(
+        http(
+            a,
+            "HEAD",
+            &format!("/v2/bob/stolen/blobs/{digest}"),
+            &[("Authorization", &t)],
+            b""
+        )
+        .status,
+        404
+    );
+    let t = format!(
+        "Bearer {}",
+        token(
+            "alice",
+            "wonder",
+            "repository:alice/copy:pull,push&scope=repository:alice/src:pull"
+        )
+    );
+    let r = http(
+        a,
+        "POST",
+        &format!("/v2/alice/copy/blobs/uploads/?mount={digest}&from=alice/src"),
+        &[("Authorization", &t)],
+        b"",
+    );
+    assert_eq!(r.status, 201, "{r:?}");
     // A forged token is anonymous.
     let r = http(
         a,
@@ -1835,6 +1911,16 @@ fn bad_input_is_refused_and_nothing_is_stored() {
         &data[..5000],
     );
     assert_eq!((r.status, r.code().as_str()), (400, "DIGEST_INVALID"));
+    // A single-POST upload whose connection drops mid-body.
+    let s = truncated(
+        "POST",
+        a,
+        &format!("/v2/ok/blobs/uploads/?digest={}", sha256(&data)),
+        data.len(),
+        &data[..4000],
+    );
+    s.shutdown(Shutdown::Write).expect("shutdown");
+    let _ = read_to_eof(s);
     // Nothing of all that was stored.
     let blobs: Vec<_> = walk(&root.join("blobs"));
     assert!(blobs.is_empty(), "blobs stored: {blobs:?}");
@@ -1860,11 +1946,17 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Sends a PATCH whose body stops early, then closes the connection.
+/// Sends a PATCH whose body stops early, leaving the connection open.
 fn truncated_patch(addr: &str, path: &str, declared: usize, data: &[u8]) -> TcpStream {
+    truncated("PATCH", addr, path, declared, data)
+}
+
+/// Sends a request whose body stops after `data` though `declared` bytes
+/// were announced.
+fn truncated(method: &str, addr: &str, path: &str, declared: usize, data: &[u8]) -> TcpStream {
     let mut s = TcpStream::connect(addr).expect("connect");
     let head = format!(
-        "PATCH {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nContent-Length: {declared}\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nContent-Length: {declared}\r\n\r\n"
     );
     s.write_all(head.as_bytes()).expect("write");
     s.write_all(data).expect("write");
@@ -2191,4 +2283,33 @@ fn sigterm_shuts_down_gracefully() {
     }
     assert!(server.log().contains("shutting down"));
     assert!(TcpStream::connect(&server.addr).is_err(), "listener closed");
+}
+
+#[test]
+fn stalled_clients_time_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Cais::start(&dir.path().join("root"), &["--timeout", "1"]);
+    let a = &server.addr;
+    // Headers that never finish: the connection is closed.
+    let mut s = TcpStream::connect(a).expect("connect");
+    s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    let started = Instant::now();
+    let _ = read_to_eof(s);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "slow headers held the connection"
+    );
+    // A body that stalls: the request fails, the received prefix stays.
+    let r = http(a, "POST", "/v2/slow/blobs/uploads/", &[], b"");
+    let loc = location(&r, "");
+    let s = truncated_patch(a, &loc, 1000, &[5u8; 10]);
+    let r = read_response(s, false);
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "BLOB_UPLOAD_INVALID"),
+        "{r:?}"
+    );
+    let r = http(a, "GET", &loc, &[], b"");
+    assert_eq!(r.header("Range"), Some("0-9"));
 }

@@ -11,6 +11,8 @@
 //!    them to that set under the same lock the sweep holds while deleting a
 //!    blob, so either the sweep deleted first (and the push fails cleanly
 //!    with `MANIFEST_BLOB_UNKNOWN`, nothing half-stored) or the blob is kept.
+//!    A collection starts only between manifest commits (`commit_gate`), so
+//!    a commit is either complete before marking begins or sees the set.
 //! 2. A push uploads its layers before the manifest that references them,
 //!    possibly before the collection started. Linking a blob sets its
 //!    modification time, and blobs younger than the grace period are kept,
@@ -54,8 +56,13 @@ pub const UPLOAD_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// Runs one collection. With `dry_run` nothing is deleted.
 pub fn collect(storage: &Storage, grace: Duration, dry_run: bool) -> Result<Report, Error> {
+    let _running = storage.gc_running.lock().unwrap_or_else(|p| p.into_inner());
     let started = SystemTime::now();
     {
+        let _gate = storage
+            .commit_gate
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         let mut live = storage.gc_live.lock().unwrap_or_else(|p| p.into_inner());
         *live = Some(HashSet::new());
     }
@@ -187,7 +194,7 @@ mod tests {
         );
         let m = Manifest::parse(body.as_bytes(), None).expect("parse");
         let manifest = s
-            .put_manifest("r", body.as_bytes(), &m, Some("t"))
+            .put_manifest("r", body.as_bytes(), &m, &["t".to_owned()])
             .expect("put")
             .expect("complete");
 
