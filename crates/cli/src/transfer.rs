@@ -374,9 +374,14 @@ impl Progress for ProgressDisplay {
         if !self.tty && !transferring {
             eprintln!("{}", self.line(digest, &status));
         }
+        // Redraw on every change of state, and at most ten times a second
+        // for byte counts.
+        let was_transferring =
+            matches!(state.status.get(digest), Some(Status::Transferring { .. }));
         state.status.insert(digest.clone(), status);
         if self.tty
             && (!transferring
+                || !was_transferring
                 || state
                     .last_draw
                     .is_none_or(|t| t.elapsed() >= Duration::from_millis(100)))

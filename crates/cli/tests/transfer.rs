@@ -986,3 +986,50 @@ fn multi_platform_index_selects_the_platform() {
         *amd64_manifest
     );
 }
+
+// ---------------------------------------------------------------- progress
+
+#[test]
+fn progress_is_redrawn_on_a_terminal_and_plain_otherwise() {
+    if !tools(&["script"]) {
+        return;
+    }
+    let env = Env::new();
+    let reg = Distribution::start(&DistributionConfig::default());
+    let big = big_image(env.path(), "tty", 2, 4);
+    let image = format!("{}/tty/image:1", reg.addr);
+    skopeo_push(&big, &image, &["--dest-tls-verify=false"]);
+    // script(1) gives the pull a pseudo-terminal as stderr.
+    let cmd = format!(
+        "CAIS_DATA_ROOT={} DOCKER_CONFIG={} {} pull --jobs 1 {image}",
+        env.data_root().display(),
+        env.docker_config().display(),
+        env!("CARGO_BIN_EXE_cais")
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        tty.contains("\x1b[2K"),
+        "no line redraws on a terminal: {tty:?}"
+    );
+    assert!(tty.contains("Downloading ["), "no progress bar: {tty:?}");
+    assert!(tty.contains("Pull complete"));
+    // Not a terminal: plain lines, no escapes, no bars.
+    let env2 = Env::new();
+    let out = env2.ok(&["pull", &image]);
+    let plain = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !plain.contains('\x1b') && !plain.contains("Downloading ["),
+        "{plain:?}"
+    );
+    assert_eq!(plain.matches("Pull complete").count(), 2, "{plain}");
+}

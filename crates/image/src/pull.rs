@@ -177,12 +177,10 @@ pub fn pull(
         }
     }
     // The config, in memory: it is small and gives the diff IDs that let
-    // layers be unpacked while they arrive.
+    // layers be unpacked while they arrive. (No progress line for it:
+    // docker shows layers only.)
     let config_desc = &manifest.config;
     let config_bytes = if store.content().exists(&config_desc.digest) {
-        options
-            .progress
-            .update(&config_desc.digest, Status::AlreadyExists);
         None
     } else {
         let mut reader = open_blob(client, &repository, config_desc)?;
@@ -193,9 +191,6 @@ pub fn pull(
                 digest: config_desc.digest.clone(),
                 source,
             })?;
-        options
-            .progress
-            .update(&config_desc.digest, Status::Complete);
         Some(bytes)
     };
     let config = match &config_bytes {
