@@ -219,8 +219,9 @@ impl Client {
                 .timeout_read(Duration::from_secs(300))
                 .timeout_write(Duration::from_secs(300))
                 .max_idle_connections_per_host(16)
-                // A redirect to blob storage elsewhere must not carry our
-                // credentials; ureq drops Authorization on cross-host hops.
+                // Blob GETs may redirect to storage elsewhere, which must
+                // not see our credentials: ureq drops Authorization on every
+                // redirect (its default policy), and presigned URLs need none.
                 .redirects(8)
         };
         let verified = tls::client_config(&registry, options).map_err(tls_err)?;
