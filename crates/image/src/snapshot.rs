@@ -575,6 +575,7 @@ fn walk_diff<W: Write>(
             b.append_data(&mut h, rel.join(wh), io::empty())
                 .map_err(tar_err(&path))?;
         } else if ft.is_dir() {
+            append_xattrs(b, &path)?;
             let mut h = header(&meta, tar::EntryType::Directory);
             b.append_data(&mut h, &rel_path, io::empty())
                 .map_err(tar_err(&path))?;
@@ -600,6 +601,7 @@ fn walk_diff<W: Write>(
                 }
                 links.insert((meta.dev(), meta.ino()), rel_path.clone());
             }
+            append_xattrs(b, &path)?;
             let mut h = header(&meta, tar::EntryType::Regular);
             h.set_size(meta.len());
             let f = fs::File::open(&path).map_err(io_err("open", &path))?;
@@ -613,6 +615,73 @@ fn walk_diff<W: Write>(
         // Sockets and real devices are not image content.
     }
     Ok(())
+}
+
+/// Writes the file's extended attributes (file capabilities, `user.*`) as
+/// a PAX header for the next entry, in the `SCHILY.xattr.` form GNU tar and
+/// Docker use. overlayfs's own `trusted.overlay.*` attributes are its
+/// bookkeeping, and SELinux labels belong to the host: both are left out.
+fn append_xattrs<W: Write>(b: &mut tar::Builder<W>, path: &Path) -> Result<()> {
+    let attrs = read_xattrs(path).map_err(io_err("read extended attributes", path))?;
+    let keys: Vec<(String, Vec<u8>)> = attrs
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("trusted.overlay.") && k != "security.selinux")
+        .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v))
+        .collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    b.append_pax_extensions(keys.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+        .map_err(io_err("write extended attributes", path))
+}
+
+/// Every extended attribute of `path` (not following a final symlink).
+fn read_xattrs(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: valid C string; a null buffer asks for the needed size.
+    let n = unsafe { libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        // A file system without xattrs has none to carry.
+        return if e.raw_os_error() == Some(libc::ENOTSUP) {
+            Ok(Vec::new())
+        } else {
+            Err(e)
+        };
+    }
+    let mut names = vec![0u8; n as usize];
+    // SAFETY: the buffer has the length passed.
+    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    names.truncate(n as usize);
+    let mut out = Vec::new();
+    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let key = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: valid C strings; a null buffer asks for the size.
+        let len = unsafe { libc::lgetxattr(c.as_ptr(), key.as_ptr(), std::ptr::null_mut(), 0) };
+        if len < 0 {
+            continue; // removed meanwhile
+        }
+        let mut value = vec![0u8; len as usize];
+        // SAFETY: the buffer has the length passed.
+        let len = unsafe {
+            libc::lgetxattr(
+                c.as_ptr(),
+                key.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
+        };
+        if len < 0 {
+            continue;
+        }
+        value.truncate(len as usize);
+        out.push((String::from_utf8_lossy(name).into_owned(), value));
+    }
+    Ok(out)
 }
 
 /// Whether overlayfs marked the directory opaque.

@@ -63,6 +63,19 @@ fn diff_turns_overlay_whiteouts_and_opaque_dirs_into_layer_entries() {
     };
     assert_eq!(r, 0, "{}", io::Error::last_os_error());
 
+    let a = CString::new(upper.join("a").as_os_str().as_bytes()).expect("cstr");
+    // SAFETY: valid C strings and value.
+    let r = unsafe {
+        libc::setxattr(
+            a.as_ptr(),
+            c"user.cais".as_ptr(),
+            b"kept".as_ptr().cast(),
+            4,
+            0,
+        )
+    };
+    assert_eq!(r, 0, "{}", io::Error::last_os_error());
+
     let mut out = Vec::new();
     diff(upper, &mut out).expect("diff");
     let got = entries(&out);
@@ -91,6 +104,16 @@ fn diff_turns_overlay_whiteouts_and_opaque_dirs_into_layer_entries() {
     fs::create_dir_all(&back).expect("mkdir");
     unpack::extract(&out[..], &back, &Digest::sha256(&out)).expect("extract");
     assert!(is_opaque(&back.join("etc/opq")));
+    let xattrs = read_xattrs(&back.join("a")).expect("xattrs");
+    assert!(
+        xattrs.contains(&("user.cais".to_owned(), b"kept".to_vec())),
+        "{xattrs:?}"
+    );
+    // overlayfs's own xattr travels as the .wh..wh..opq entry, not as PAX.
+    assert!(
+        !out.windows(15).any(|w| w == b"trusted.overlay"),
+        "overlay xattr archived"
+    );
     let wh = fs::symlink_metadata(back.join("etc/gone")).expect("whiteout");
     assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
 }
