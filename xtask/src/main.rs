@@ -132,7 +132,9 @@ fn demo() -> Result<()> {
         install(&["busybox-static"])?;
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(&cargo).current_dir(&root).args(["build", "--release", "-p", "cais"]))?;
+    run(Command::new(&cargo)
+        .current_dir(&root)
+        .args(["build", "--release", "-p", "cais"]))?;
     let cais = root.join("target/release/cais");
     let bundle = Path::new("/tmp/cais-demo");
     let _ = std::fs::remove_dir_all(bundle);
@@ -142,13 +144,20 @@ fn demo() -> Result<()> {
     for applet in ["sh", "hostname", "echo", "cat", "ls"] {
         std::os::unix::fs::symlink("busybox", bin.join(applet))?;
     }
-    run(Command::new(&cais).args(["runtime", "spec", "--bundle"]).arg(bundle))?;
+    run(Command::new(&cais)
+        .args(["runtime", "spec", "--bundle"])
+        .arg(bundle))?;
     let path = bundle.join("config.json");
     let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
     config["process"]["terminal"] = false.into();
     config["process"]["args"] = serde_json::json!([
-        "sh", "-c", "echo \"hello from $(hostname), pid $$, in a container\"; ls /"
+        "sh",
+        "-c",
+        "echo \"hello from $(hostname), pid $$, in a container\"; ls /"
     ]);
     std::fs::write(&path, serde_json::to_vec_pretty(&config)?)?;
-    run(Command::new(&cais).args(["runtime", "run", "--bundle"]).arg(bundle).arg("cais-demo"))
+    run(Command::new(&cais)
+        .args(["runtime", "run", "--bundle"])
+        .arg(bundle)
+        .arg("cais-demo"))
 }

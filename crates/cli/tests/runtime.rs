@@ -920,3 +920,87 @@ fn the_device_cgroup_denies_unlisted_devices() {
     assert!(err.contains("Operation not permitted"), "{err}");
     assert!(out.contains("NULL-OK"), "default devices stay usable");
 }
+
+#[test]
+fn time_namespace_offsets_and_personality_apply() {
+    if !require_root_and_busybox() {
+        return;
+    }
+    let rt = Rt::new();
+    let (code, out, err) = sh(&rt, "cut -d. -f1 /proc/uptime; uname -m", |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("array")
+            .push(json!({"type": "time"}));
+        c["linux"]["timeOffsets"] = json!({"boottime": {"secs": 1_000_000_000, "nanosecs": 0}});
+        c["linux"]["personality"] = json!({"domain": "LINUX32"});
+    });
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    let uptime: u64 = lines.next().and_then(|l| l.parse().ok()).expect("uptime");
+    assert!(uptime >= 1_000_000_000, "boottime offset applied: {uptime}");
+    assert_eq!(lines.next(), Some("i686"), "LINUX32 personality");
+}
+
+#[test]
+fn seccomp_notify_sends_the_listener_fd_with_the_state() {
+    if !require_root_and_busybox() {
+        return;
+    }
+    let rt = Rt::new();
+    let id = unique_id("notify");
+    let dir = tempfile::tempdir().expect("dir");
+    let sock = dir.path().join("listener.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+    let mut b = Bundle::new(&["sh", "-c", "mkdir /tmp/watched; echo rc=$?"]);
+    b.edit(|c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": path(&sock),
+            "listenerMetadata": "test-metadata",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+        });
+    });
+    let receiver = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().expect("runtime connects");
+        let mut buf = [0u8; 8192];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let msg = nix::sys::socket::recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .expect("recvmsg");
+        let fds: Vec<i32> = msg
+            .cmsgs()
+            .expect("cmsgs")
+            .filter_map(|c| match c {
+                nix::sys::socket::ControlMessageOwned::ScmRights(f) => Some(f),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let n = msg.bytes;
+        let state: serde_json::Value = serde_json::from_slice(&buf[..n]).expect("state JSON");
+        // Closing the listener makes notified syscalls fail with ENOSYS.
+        for fd in &fds {
+            // SAFETY: the fd was just received and is ours.
+            unsafe { libc::close(*fd) };
+        }
+        (state, fds.len())
+    });
+    let (code, out, err) = rt.run(&b, &id);
+    let (state, nfds) = receiver.join().expect("receiver");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(nfds, 1, "one seccomp fd");
+    assert_eq!(state["fds"], json!(["seccompFd"]));
+    assert_eq!(state["metadata"], "test-metadata");
+    assert_eq!(state["state"]["id"], id.as_str());
+    assert!(
+        state["pid"].as_i64().unwrap_or(0) > 1,
+        "host pid of the container process"
+    );
+    assert!(out.contains("rc=1"), "{out} {err}");
+}
