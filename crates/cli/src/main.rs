@@ -19,9 +19,34 @@ struct Cli {
 enum Command {
     /// The OCI runtime, with runc's command line.
     Runtime(Box<runtime::RuntimeCli>),
+    /// Supervise one container (started by the daemon, not by hand).
+    #[command(hide = true)]
+    Shim(ShimArgs),
     /// The OCI distribution registry server.
     #[command(subcommand)]
     Registry(cais_registry::cli::Command),
+}
+
+#[derive(Debug, clap::Args)]
+struct ShimArgs {
+    #[arg(long)]
+    id: String,
+    #[arg(long)]
+    bundle: std::path::PathBuf,
+    #[arg(long = "state-dir")]
+    state_dir: std::path::PathBuf,
+    #[arg(long = "runtime-root")]
+    runtime_root: std::path::PathBuf,
+    #[arg(long)]
+    terminal: bool,
+    #[arg(long)]
+    stdin: bool,
+    #[arg(long = "log-max-size", default_value_t = 0)]
+    log_max_size: u64,
+    #[arg(long = "log-max-files", default_value_t = 1)]
+    log_max_files: u32,
+    #[arg(long = "cgroup-path")]
+    cgroup_path: String,
 }
 
 fn main() {
@@ -63,6 +88,18 @@ fn main() {
             }
             report(runtime::run(*rt))
         }
+        Command::Shim(a) => cais_engine::shim::main(cais_engine::shim::Config {
+            id: a.id,
+            bundle: a.bundle,
+            state_dir: a.state_dir,
+            runtime_root: a.runtime_root,
+            runtime: std::env::current_exe().unwrap_or_else(|_| "cais".into()),
+            terminal: a.terminal,
+            stdin: a.stdin,
+            log_max_size: a.log_max_size,
+            log_max_files: a.log_max_files,
+            cgroup_path: a.cgroup_path,
+        }),
         Command::Registry(cmd) => report(cais_registry::cli::run(cmd).map(|_| 0)),
     };
     std::process::exit(code);
