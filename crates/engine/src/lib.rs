@@ -3,3 +3,4 @@
 
 pub mod logfile;
 pub mod shim;
+pub mod spec;
