@@ -380,9 +380,7 @@ fn exec_child(plan: &ExecPlan) -> Result<Infallible> {
 
 /// Connects to a container's start socket, releases init and returns the
 /// error text init sent back, if any. EOF without text means exec happened.
-pub(crate) fn release(socket: &std::path::Path) -> Result<Option<String>> {
-    let mut conn =
-        UnixStream::connect(socket).context(|| format!("connecting to {}", socket.display()))?;
+pub(crate) fn release(mut conn: UnixStream) -> Result<Option<String>> {
     conn.write_all(&[1])
         .context(|| "releasing the container".into())?;
     let mut out = String::new();
