@@ -249,13 +249,14 @@ fn init_until_ready(plan: &InitPlan) -> Result<CString> {
     expect(&plan.channel, Msg::Ack)?;
     crate::hooks::run_all(&plan.create_container_hooks, &plan.state)?;
     rootfs::pivot_root(&plan.rootfs)?;
+    // Before finalize: /proc/sys is usually among the read-only paths.
+    rootfs::sysctl(&plan.sysctl)?;
     rootfs::finalize(
         plan.propagation.as_deref(),
         &plan.masked,
         &plan.readonly_paths,
         plan.readonly_root,
     )?;
-    rootfs::sysctl(&plan.sysctl)?;
     if plan.process.terminal {
         setup_terminal(plan.console.as_ref(), &plan.process)?;
     }
