@@ -423,8 +423,13 @@ impl Runtime {
 
     /// Removes a stopped (or, with `force`, any) container: kills what is
     /// left, removes its cgroup and state, then runs poststop hooks.
+    /// With `force`, a container that does not exist is already deleted:
+    /// engines clean up with `delete --force` after a `delete` that worked.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
-        let rec = self.root.load(id)?;
+        let rec = match self.root.load(id) {
+            Err(Error::NotFound(_)) if force => return Ok(()),
+            r => r?,
+        };
         let status = self.status(&rec);
         if matches!(status, Status::Running | Status::Paused) && !force {
             return Err(wrong_state(id, status, "stop it first or use --force"));
