@@ -63,11 +63,10 @@ impl Runtime {
     /// failure nothing is left behind: no state, cgroup or process.
     pub fn create(&self, id: &str, bundle: &Path, opts: &CreateOptions) -> Result<i32> {
         let console = match &opts.console_socket {
-            Some(path) => {
-                Some(OwnedFd::from(UnixStream::connect(path).context(|| {
-                    format!("connecting to console socket {}", path.display())
-                })?))
-            }
+            Some(path) => Some(OwnedFd::from(
+                with_short_path(path, |p| UnixStream::connect(p))
+                    .context(|| format!("connecting to console socket {}", path.display()))?,
+            )),
             None => None,
         };
         self.create_with_console(id, bundle, opts, console)
@@ -162,8 +161,7 @@ impl Runtime {
         let resources = resources_with_default_devices(linux.resources().as_ref(), spec);
 
         let ns = namespaces_from_spec(spec)?;
-        let start = UnixListener::bind(dir.join(START_SOCKET))
-            .context(|| format!("creating {}", dir.join(START_SOCKET).display()))?;
+        let start = bind_short(&dir.join(START_SOCKET))?;
         let mut proc_plan = proc_plan(process, linux, opts.preserve_fds)?;
         let (parent, child) = channel::pair().context(|| "creating the sync socket".into())?;
         let created = state::rfc3339(SystemTime::now());
@@ -324,7 +322,9 @@ impl Runtime {
         }
         let spec = self.saved_spec(id)?;
         let socket = self.root.dir(id).join(START_SOCKET);
-        let failure = init::release(&socket)?;
+        let conn = with_short_path(&socket, |p| UnixStream::connect(p))
+            .context(|| format!("connecting to {}", socket.display()))?;
+        let failure = init::release(conn)?;
         let _ = std::fs::remove_file(&socket);
         rec.started = true;
         self.root.save(&rec)?;
@@ -424,8 +424,13 @@ impl Runtime {
 
     /// Removes a stopped (or, with `force`, any) container: kills what is
     /// left, removes its cgroup and state, then runs poststop hooks.
+    /// With `force`, a container that does not exist is already deleted:
+    /// engines clean up with `delete --force` after a `delete` that worked.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
-        let rec = self.root.load(id)?;
+        let rec = match self.root.load(id) {
+            Err(Error::NotFound(_)) if force => return Ok(()),
+            r => r?,
+        };
         let status = self.status(&rec);
         if matches!(status, Status::Running | Status::Paused) && !force {
             return Err(wrong_state(id, status, "stop it first or use --force"));
@@ -500,11 +505,10 @@ impl Runtime {
     /// `opts.detach` unset the caller then waits for it (see `wait_forwarding`).
     pub fn exec(&self, id: &str, process: &Process, opts: &ExecOptions) -> Result<i32> {
         let console = match &opts.console_socket {
-            Some(path) => {
-                Some(OwnedFd::from(UnixStream::connect(path).context(|| {
-                    format!("connecting to console socket {}", path.display())
-                })?))
-            }
+            Some(path) => Some(OwnedFd::from(
+                with_short_path(path, |p| UnixStream::connect(p))
+                    .context(|| format!("connecting to console socket {}", path.display()))?,
+            )),
             None => None,
         };
         self.exec_with_console(id, process, opts, console)
@@ -651,6 +655,38 @@ impl Runtime {
         let pid = self.exec(id, process, opts)?;
         wait_forwarding(pid)
     }
+}
+
+/// Runs `f` with a path to the same file that fits in a unix socket address.
+/// sun_path holds 107 bytes (unix(7)), and engines pass state roots and
+/// 64-hex ids that together go past it; the parent directory opened O_PATH
+/// and named through /proc/self/fd keeps the path short.
+fn with_short_path<T>(
+    path: &Path,
+    f: impl FnOnce(&Path) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    const SUN_PATH_MAX: usize = 107;
+    if path.as_os_str().len() <= SUN_PATH_MAX {
+        return f(path);
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return f(path);
+    };
+    let dir_fd = nix::fcntl::open(
+        dir,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(std::io::Error::from)?;
+    // SAFETY: open just returned this fd and nothing else owns it.
+    let dir_fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dir_fd) };
+    let short = PathBuf::from(format!("/proc/self/fd/{}", dir_fd.as_raw_fd())).join(name);
+    f(&short)
+}
+
+fn bind_short(path: &Path) -> Result<UnixListener> {
+    with_short_path(path, |p| UnixListener::bind(p))
+        .context(|| format!("creating {}", path.display()))
 }
 
 fn wrong_state(id: &str, status: Status, action: &'static str) -> Error {

@@ -278,16 +278,18 @@ fn init_until_ready(plan: &InitPlan) -> Result<CString> {
     expect(&plan.channel, Msg::Ack)?;
     crate::hooks::run_all(&plan.create_container_hooks, &plan.state)?;
     rootfs::pivot_root(&plan.rootfs)?;
+    // Before finalize: /proc/sys is usually among the read-only paths.
+    rootfs::sysctl(&plan.sysctl)?;
+    if plan.process.terminal {
+        // Before finalize, which may make / (and so /dev) read-only.
+        setup_terminal(plan.console.as_ref(), &plan.process, true)?;
+    }
     rootfs::finalize(
         plan.propagation.as_deref(),
         &plan.masked,
         &plan.readonly_paths,
         plan.readonly_root,
     )?;
-    rootfs::sysctl(&plan.sysctl)?;
-    if plan.process.terminal {
-        setup_terminal(plan.console.as_ref(), &plan.process)?;
-    }
     let exe = process::find_executable(&plan.process.arg0, &plan.process.env_strings)?;
     process::apply_rlimits(&plan.process.rlimits).map_err(|(res, errno)| Error::Sys {
         context: format!("setting rlimit {res}"),
@@ -297,11 +299,17 @@ fn init_until_ready(plan: &InitPlan) -> Result<CString> {
         .map_err(|_| Error::Invalid("executable path holds NUL".into()))
 }
 
-fn setup_terminal(console: Option<&OwnedFd>, p: &ProcPlan) -> Result<()> {
+/// Opens the process's pty and sends its master to the console socket; for
+/// init (`bind_console`) the slave also becomes /dev/console, as
+/// config.md's `process.terminal` asks.
+fn setup_terminal(console: Option<&OwnedFd>, p: &ProcPlan, bind_console: bool) -> Result<()> {
     let console = console
         .ok_or_else(|| Error::Invalid("terminal requested without a console socket".into()))?;
     let (master, slave) =
         console::open_pty().context(|| "opening a pty in the container".into())?;
+    if bind_console {
+        rootfs::bind_console(master.as_raw_fd())?;
+    }
     console::send_fd(console.as_raw_fd(), master.as_raw_fd())
         .context(|| "sending the pty master to the console socket".into())?;
     drop(master);
@@ -434,7 +442,7 @@ pub(crate) fn exec_bootstrap(plan: ExecPlan) -> ! {
 fn exec_child(plan: &ExecPlan) -> Result<Infallible> {
     if plan.process.terminal {
         nix::unistd::setsid().context(|| "setsid".into())?;
-        setup_terminal(plan.console.as_ref(), &plan.process)?;
+        setup_terminal(plan.console.as_ref(), &plan.process, false)?;
     }
     let exe = process::find_executable(&plan.process.arg0, &plan.process.env_strings)?;
     let exe = CString::new(exe.as_os_str().as_bytes())
@@ -449,9 +457,7 @@ fn exec_child(plan: &ExecPlan) -> Result<Infallible> {
 
 /// Connects to a container's start socket, releases init and returns the
 /// error text init sent back, if any. EOF without text means exec happened.
-pub(crate) fn release(socket: &std::path::Path) -> Result<Option<String>> {
-    let mut conn =
-        UnixStream::connect(socket).context(|| format!("connecting to {}", socket.display()))?;
+pub(crate) fn release(mut conn: UnixStream) -> Result<Option<String>> {
     conn.write_all(&[1])
         .context(|| "releasing the container".into())?;
     let mut out = String::new();

@@ -10,8 +10,10 @@
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs;
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -565,6 +567,27 @@ pub fn finalize(
         )?;
     }
     Ok(())
+}
+
+/// Bind-mounts the slave of the pty `master` on /dev/console, creating the
+/// mount point if needed (config-linux.md, "/dev/console").
+pub fn bind_console(master: RawFd) -> Result<()> {
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes the pty number to an unsigned int.
+    let r = unsafe { libc::ioctl(master, libc::TIOCGPTN, &mut n) };
+    nix::errno::Errno::result(r).context(|| "getting the pty number".to_string())?;
+    let slave = PathBuf::from(format!("/dev/pts/{n}"));
+    let console = Path::new("/dev/console");
+    if fs::symlink_metadata(console).is_err() {
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o666)
+            .open(console)
+            .context(|| "creating /dev/console".to_string())?;
+    }
+    sys_mount(Some(&slave), console, None, MsFlags::MS_BIND, None)
 }
 
 /// Hides a path: /dev/null over a file, an empty read-only tmpfs over a directory.
