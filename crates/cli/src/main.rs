@@ -35,7 +35,11 @@ struct DaemonArgs {
     #[arg(long, short = 'H', default_value = "/run/cais.sock")]
     host: String,
     /// Persistent state: images, containers, volumes.
-    #[arg(long = "data-root", env = "CAIS_DATA_ROOT", default_value = "/var/lib/cais")]
+    #[arg(
+        long = "data-root",
+        env = "CAIS_DATA_ROOT",
+        default_value = "/var/lib/cais"
+    )]
     data_root: std::path::PathBuf,
     /// State that does not survive a reboot.
     #[arg(long = "exec-root", default_value = "/run/cais")]

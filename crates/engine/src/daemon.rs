@@ -37,7 +37,8 @@ async fn serve(opts: Options) -> Result<()> {
     .await
     .map_err(|e| Error::internal("opening the engine", e))??;
     if let Some(dir) = opts.socket.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::internal("creating the socket directory", e))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::internal("creating the socket directory", e))?;
     }
     // A socket file left by a daemon that died is replaced; a live daemon is not.
     if std::os::unix::net::UnixStream::connect(&opts.socket).is_ok() {
@@ -52,14 +53,19 @@ async fn serve(opts: Options) -> Result<()> {
     std::fs::set_permissions(&opts.socket, std::fs::Permissions::from_mode(0o660))
         .map_err(|e| Error::internal("setting socket permissions", e))?;
     let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut int =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
         tokio::select! {
             _ = async { if let Some(t) = term.as_mut() { t.recv().await; } else { std::future::pending::<()>().await } } => {}
             _ = async { if let Some(i) = int.as_mut() { i.recv().await; } else { std::future::pending::<()>().await } } => {}
         }
     };
-    eprintln!("cais daemon: serving the Docker Engine API on {}", opts.socket.display());
+    eprintln!(
+        "cais daemon: serving the Docker Engine API on {}",
+        opts.socket.display()
+    );
     crate::server::serve(engine, listener, shutdown).await;
     let _ = std::fs::remove_file(&opts.socket);
     Ok(())

@@ -14,17 +14,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use cais_api::{
-    ContainerConfig, ContainerInspect, ContainerState, ContainerSummary, CreateRequest, CreateResponse,
-    ExecConfig, ExecInspect, HostConfig, MountPoint,
+    ContainerConfig, ContainerInspect, ContainerState, ContainerSummary, CreateRequest,
+    CreateResponse, ExecConfig, ExecInspect, HostConfig, MountPoint,
 };
 use cais_image::ImageStore;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::events::Events;
+use crate::shim;
 use crate::spec::{self, MountSpec};
 use crate::volumes::{self, Volumes};
-use crate::shim;
 
 /// Where the engine keeps things.
 #[derive(Debug, Clone)]
@@ -103,8 +103,8 @@ fn random_hex(bytes: usize) -> String {
 }
 
 const ADJECTIVES: [&str; 16] = [
-    "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "mellow", "nimble",
-    "proud", "quiet", "sharp", "tender", "witty",
+    "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "mellow",
+    "nimble", "proud", "quiet", "sharp", "tender", "witty",
 ];
 const NOUNS: [&str; 16] = [
     "anchor", "barge", "cargo", "crane", "dock", "ferry", "harbor", "hull", "keel", "mast", "pier",
@@ -114,7 +114,12 @@ const NOUNS: [&str; 16] = [
 fn random_name() -> String {
     let r = random_hex(4);
     let n = u32::from_str_radix(&r, 16).unwrap_or(0) as usize;
-    format!("{}_{}_{}", ADJECTIVES[n % 16], NOUNS[(n / 16) % 16], &r[..4])
+    format!(
+        "{}_{}_{}",
+        ADJECTIVES[n % 16],
+        NOUNS[(n / 16) % 16],
+        &r[..4]
+    )
 }
 
 /// Docker's rule for container names.
@@ -127,8 +132,12 @@ pub fn valid_name(name: &str) -> bool {
 impl Engine {
     /// Opens the engine's state; finds containers again (live restore).
     pub fn open(cfg: Config) -> Result<Arc<Engine>> {
-        for d in [cfg.root.join("engine/containers"), cfg.exec_root.join("runtime")] {
-            fs::create_dir_all(&d).map_err(|e| Error::internal(&format!("creating {}", d.display()), e))?;
+        for d in [
+            cfg.root.join("engine/containers"),
+            cfg.exec_root.join("runtime"),
+        ] {
+            fs::create_dir_all(&d)
+                .map_err(|e| Error::internal(&format!("creating {}", d.display()), e))?;
         }
         let mut images = ImageStore::open(&cfg.root)?;
         let containers_dir = cfg.root.join("engine/containers");
@@ -147,7 +156,11 @@ impl Engine {
         }));
         let volumes = Volumes::new(&cfg.root)?;
         let mut table = Table::default();
-        for entry in fs::read_dir(&containers_dir).into_iter().flatten().flatten() {
+        for entry in fs::read_dir(&containers_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             if let Ok(data) = fs::read(entry.path().join("container.json")) {
                 if let Ok(rec) = serde_json::from_slice::<Record>(&data) {
                     table.containers.insert(rec.id.clone(), rec);
@@ -183,9 +196,12 @@ impl Engine {
     fn save(&self, rec: &Record) -> Result<()> {
         let dir = self.container_dir(&rec.id);
         let tmp = dir.join(".container.json.tmp");
-        fs::write(&tmp, serde_json::to_vec_pretty(rec).expect("records serialize"))
-            .and_then(|_| fs::rename(&tmp, dir.join("container.json")))
-            .map_err(|e| Error::internal("saving the container record", e))
+        fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(rec).expect("records serialize"),
+        )
+        .and_then(|_| fs::rename(&tmp, dir.join("container.json")))
+        .map_err(|e| Error::internal("saving the container record", e))
     }
 
     /// Resolves a name, full id or unique id prefix to a full id.
@@ -198,7 +214,11 @@ impl Engine {
         if let Some(r) = t.containers.values().find(|r| r.name == key) {
             return Ok(r.id.clone());
         }
-        let matches: Vec<&String> = t.containers.keys().filter(|id| !key.is_empty() && id.starts_with(key)).collect();
+        let matches: Vec<&String> = t
+            .containers
+            .keys()
+            .filter(|id| !key.is_empty() && id.starts_with(key))
+            .collect();
         match matches.as_slice() {
             [one] => Ok((*one).clone()),
             [] => Err(Error::NotFound(format!("No such container: {name_or_id}"))),
@@ -244,7 +264,10 @@ impl Engine {
 
     /// `POST /containers/create`.
     pub fn create(&self, req: CreateRequest, name: Option<&str>) -> Result<CreateResponse> {
-        let name = match name.map(|n| n.trim_start_matches('/')).filter(|n| !n.is_empty()) {
+        let name = match name
+            .map(|n| n.trim_start_matches('/'))
+            .filter(|n| !n.is_empty())
+        {
             Some(n) if !valid_name(n) => {
                 return Err(Error::InvalidArgument(format!(
                     "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
@@ -262,10 +285,15 @@ impl Engine {
             return Err(Error::InvalidArgument("no image given".into()));
         }
         validate_host_config(&req.host_config)?;
-        let image = self.images.resolve(&req.config.image).map_err(|e| match e {
-            cais_image::Error::NotFound { .. } => Error::NotFound(format!("No such image: {}", req.config.image)),
-            other => other.into(),
-        })?;
+        let image = self
+            .images
+            .resolve(&req.config.image)
+            .map_err(|e| match e {
+                cais_image::Error::NotFound { .. } => {
+                    Error::NotFound(format!("No such image: {}", req.config.image))
+                }
+                other => other.into(),
+            })?;
         let image_config: ContainerConfig = self
             .images
             .config_json(&image)?
@@ -281,8 +309,15 @@ impl Engine {
         let mut config = req.config.clone();
         config.env = env;
         config.cmd = req.config.cmd.clone().or(image_config.cmd.clone());
-        config.entrypoint = req.config.entrypoint.clone().or(image_config.entrypoint.clone());
-        config.working_dir = if cwd == "/" && req.config.working_dir.is_empty() && image_config.working_dir.is_empty() {
+        config.entrypoint = req
+            .config
+            .entrypoint
+            .clone()
+            .or(image_config.entrypoint.clone());
+        config.working_dir = if cwd == "/"
+            && req.config.working_dir.is_empty()
+            && image_config.working_dir.is_empty()
+        {
             String::new()
         } else {
             cwd
@@ -361,7 +396,8 @@ impl Engine {
     /// The slow, failure-prone part of create: directories, snapshot, volumes.
     fn create_files(&self, id: &str, manifest: &str) -> Result<Record> {
         let dir = self.container_dir(id);
-        fs::create_dir_all(&dir).map_err(|e| Error::internal("creating the container directory", e))?;
+        fs::create_dir_all(&dir)
+            .map_err(|e| Error::internal("creating the container directory", e))?;
         self.images.prepare_container(id, manifest)?;
         let mut rec = self.record(id)?;
         let (mounts, anonymous) = self.plan_mounts(&rec)?;
@@ -378,26 +414,31 @@ impl Engine {
     fn plan_mounts(&self, rec: &Record) -> Result<(Vec<MountPoint>, Vec<String>)> {
         let mut out: Vec<MountPoint> = Vec::new();
         let mut anonymous = Vec::new();
-        let add_volume = |name: &str, dest: &str, rw: bool, out: &mut Vec<MountPoint>| -> Result<()> {
-            let v = self.volumes.create(name, BTreeMap::new())?;
-            out.push(MountPoint {
-                kind: "volume".into(),
-                name: name.into(),
-                source: v.mountpoint,
-                destination: dest.into(),
-                driver: "local".into(),
-                mode: if rw { "z".into() } else { "ro".into() },
-                rw,
-                propagation: String::new(),
-            });
-            Ok(())
-        };
+        let add_volume =
+            |name: &str, dest: &str, rw: bool, out: &mut Vec<MountPoint>| -> Result<()> {
+                let v = self.volumes.create(name, BTreeMap::new())?;
+                out.push(MountPoint {
+                    kind: "volume".into(),
+                    name: name.into(),
+                    source: v.mountpoint,
+                    destination: dest.into(),
+                    driver: "local".into(),
+                    mode: if rw { "z".into() } else { "ro".into() },
+                    rw,
+                    propagation: String::new(),
+                });
+                Ok(())
+            };
         for bind in &rec.host_config.binds {
             let parts: Vec<&str> = bind.split(':').collect();
             let (src, dest, mode) = match parts.as_slice() {
                 [s, d] => (*s, *d, ""),
                 [s, d, m] => (*s, *d, *m),
-                _ => return Err(Error::InvalidArgument(format!("invalid volume specification: '{bind}'"))),
+                _ => {
+                    return Err(Error::InvalidArgument(format!(
+                        "invalid volume specification: '{bind}'"
+                    )))
+                }
             };
             if !dest.starts_with('/') {
                 return Err(Error::InvalidArgument(format!(
@@ -407,7 +448,8 @@ impl Engine {
             let rw = !mode.split(',').any(|m| m == "ro");
             if src.starts_with('/') {
                 if !Path::new(src).exists() {
-                    fs::create_dir_all(src).map_err(|e| Error::internal("creating the bind source", e))?;
+                    fs::create_dir_all(src)
+                        .map_err(|e| Error::internal("creating the bind source", e))?;
                 }
                 out.push(MountPoint {
                     kind: "bind".into(),
@@ -456,7 +498,11 @@ impl Engine {
                     rw: !m.read_only,
                     ..Default::default()
                 }),
-                other => return Err(Error::InvalidArgument(format!("mount type {other:?} is not supported"))),
+                other => {
+                    return Err(Error::InvalidArgument(format!(
+                        "mount type {other:?} is not supported"
+                    )))
+                }
             }
         }
         // Image VOLUMEs not covered by a mount get anonymous volumes.
@@ -513,8 +559,13 @@ impl Engine {
         }
         let rootfs = overlay.target.clone();
         let mounts = self.runtime_mounts(rec, dir, &rootfs)?;
-        let user = if rec.config.user.is_empty() { String::new() } else { rec.config.user.clone() };
-        let (uid, gid, additional_gids) = spec::resolve_user(&rootfs, &user).map_err(Error::InvalidArgument)?;
+        let user = if rec.config.user.is_empty() {
+            String::new()
+        } else {
+            rec.config.user.clone()
+        };
+        let (uid, gid, additional_gids) =
+            spec::resolve_user(&rootfs, &user).map_err(Error::InvalidArgument)?;
         let mut env = rec.config.env.clone();
         if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
             env.push(format!("HOSTNAME={}", rec.config.hostname));
@@ -532,7 +583,11 @@ impl Engine {
         }
         let seccomp_profile = seccomp_from_opts(&rec.host_config.security_opt)?;
         let net = rec.host_config.network_mode.as_str();
-        let cwd = if rec.config.working_dir.is_empty() { "/".to_string() } else { rec.config.working_dir.clone() };
+        let cwd = if rec.config.working_dir.is_empty() {
+            "/".to_string()
+        } else {
+            rec.config.working_dir.clone()
+        };
         let spec = spec::build(&spec::Input {
             id,
             config: &rec.config,
@@ -552,11 +607,21 @@ impl Engine {
         });
         let bundle = dir.join("bundle");
         fs::create_dir_all(&bundle).map_err(|e| Error::internal("creating the bundle", e))?;
-        fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&spec).expect("spec serializes"))
-            .map_err(|e| Error::internal("writing config.json", e))?;
+        fs::write(
+            bundle.join("config.json"),
+            serde_json::to_vec_pretty(&spec).expect("spec serializes"),
+        )
+        .map_err(|e| Error::internal("writing config.json", e))?;
         let log_cfg = &rec.host_config.log_config.config;
-        let max_size = log_cfg.get("max-size").map(|s| parse_size(s)).transpose()?.unwrap_or(0);
-        let max_files: u32 = log_cfg.get("max-file").and_then(|s| s.parse().ok()).unwrap_or(1);
+        let max_size = log_cfg
+            .get("max-size")
+            .map(|s| parse_size(s))
+            .transpose()?
+            .unwrap_or(0);
+        let max_files: u32 = log_cfg
+            .get("max-file")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1);
         let out = Command::new(&self.cfg.binary)
             .arg("shim")
             .args(["--id", id, "--bundle"])
@@ -566,7 +631,12 @@ impl Engine {
             .arg("--runtime-root")
             .arg(self.runtime_root())
             .args(["--cgroup-path", &format!("/cais/{id}")])
-            .args(["--log-max-size", &max_size.to_string(), "--log-max-files", &max_files.to_string()])
+            .args([
+                "--log-max-size",
+                &max_size.to_string(),
+                "--log-max-files",
+                &max_files.to_string(),
+            ])
             .args(rec.config.tty.then_some("--terminal"))
             .args(rec.config.open_stdin.then_some("--stdin"))
             .stdin(Stdio::null())
@@ -574,14 +644,21 @@ impl Engine {
             .map_err(|e| Error::internal("running the shim", e))?;
         if !out.status.success() {
             let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
-            return Err(Error::Internal(format!("failed to create task for container: {msg}")));
+            return Err(Error::Internal(format!(
+                "failed to create task for container: {msg}"
+            )));
         }
         let started: shim::Started = serde_json::from_slice(&out.stdout)
             .map_err(|e| Error::internal("reading the shim's report", e))?;
         // Let attach clients that arrived before start connect first, so
         // they see all output.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while self.pending_attach.lock().map(|p| p.get(id).copied().unwrap_or(0)).unwrap_or(0) > 0
+        while self
+            .pending_attach
+            .lock()
+            .map(|p| p.get(id).copied().unwrap_or(0))
+            .unwrap_or(0)
+            > 0
             && Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(2));
@@ -596,10 +673,15 @@ impl Engine {
                 pid: started.pid as i64,
                 started_at: now(),
                 finished_at: "0001-01-01T00:00:00Z".into(),
-                health: r.config.healthcheck.as_ref().filter(|h| has_test(h)).map(|_| cais_api::Health {
-                    status: "starting".into(),
-                    ..Default::default()
-                }),
+                health: r
+                    .config
+                    .healthcheck
+                    .as_ref()
+                    .filter(|h| has_test(h))
+                    .map(|_| cais_api::Health {
+                        status: "starting".into(),
+                        ..Default::default()
+                    }),
                 ..Default::default()
             };
             r.manually_stopped = false;
@@ -649,9 +731,11 @@ impl Engine {
                 }),
                 "volume" => {
                     let data = PathBuf::from(&m.source);
-                    let inside = cais_runtime::rootfs::secure_join(rootfs, Path::new(&m.destination))
-                        .map_err(|e| Error::internal("resolving a volume destination", e))?;
-                    volumes::populate(&inside, &data).map_err(|e| Error::internal("populating a volume", e))?;
+                    let inside =
+                        cais_runtime::rootfs::secure_join(rootfs, Path::new(&m.destination))
+                            .map_err(|e| Error::internal("resolving a volume destination", e))?;
+                    volumes::populate(&inside, &data)
+                        .map_err(|e| Error::internal("populating a volume", e))?;
                     out.push(MountSpec {
                         destination: m.destination.clone(),
                         kind: "bind".into(),
@@ -669,7 +753,11 @@ impl Engine {
         }
         for (dest, opts) in &rec.host_config.tmpfs {
             let mut options = vec!["nosuid".to_string(), "nodev".to_string()];
-            options.extend(opts.split(',').filter(|o| !o.is_empty()).map(str::to_string));
+            options.extend(
+                opts.split(',')
+                    .filter(|o| !o.is_empty())
+                    .map(str::to_string),
+            );
             out.push(MountSpec {
                 destination: dest.clone(),
                 kind: "tmpfs".into(),
@@ -766,7 +854,8 @@ impl Engine {
             "on-failure" => {
                 rec.state.exit_code != 0
                     && !rec.manually_stopped
-                    && (policy.maximum_retry_count == 0 || rec.restart_count < policy.maximum_retry_count)
+                    && (policy.maximum_retry_count == 0
+                        || rec.restart_count < policy.maximum_retry_count)
             }
             _ => false,
         }
@@ -775,7 +864,13 @@ impl Engine {
     /// After a daemon restart: reattach to live shims; containers whose shim
     /// died (the host restarted) are marked exited and restarted by policy.
     fn restore(self: &Arc<Self>) {
-        let running: Vec<Record> = self.lock().containers.values().filter(|r| r.state.running || r.state.restarting).cloned().collect();
+        let running: Vec<Record> = self
+            .lock()
+            .containers
+            .values()
+            .filter(|r| r.state.running || r.state.restarting)
+            .cloned()
+            .collect();
         for rec in running {
             let dir = self.container_dir(&rec.id);
             if shim::alive(&dir) {
@@ -799,7 +894,8 @@ impl Engine {
             let id = rec.id.clone();
             // A host-style restart: "always" containers come back even if
             // the exit was not a failure.
-            let restart = matches!(policy, "always") || (policy == "unless-stopped" && !rec.manually_stopped);
+            let restart =
+                matches!(policy, "always") || (policy == "unless-stopped" && !rec.manually_stopped);
             engine.on_exit(&id, exit);
             if restart {
                 if let Ok(r) = engine.record(&id) {
@@ -822,7 +918,12 @@ impl Engine {
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(Error::Internal(String::from_utf8_lossy(&out.stderr).trim().trim_start_matches("cais: ").to_string()))
+            Err(Error::Internal(
+                String::from_utf8_lossy(&out.stderr)
+                    .trim()
+                    .trim_start_matches("cais: ")
+                    .to_string(),
+            ))
         }
     }
 
@@ -863,7 +964,8 @@ impl Engine {
             .or(rec.config.stop_signal.clone())
             .unwrap_or_else(|| "SIGTERM".into());
         let grace = timeout.or(rec.config.stop_timeout).unwrap_or(10).max(0);
-        let sig = cais_runtime::signal::parse(&signal).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let sig = cais_runtime::signal::parse(&signal)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         if rec.state.paused {
             let _ = self.runtime(&["resume", id]);
         }
@@ -938,7 +1040,11 @@ impl Engine {
         let rec = self.record(id)?;
         if rec.state.running {
             if !force {
-                let what = if rec.state.paused { "paused" } else { "running" };
+                let what = if rec.state.paused {
+                    "paused"
+                } else {
+                    "running"
+                };
                 return Err(Error::Conflict(format!(
                     "cannot remove container \"/{}\": container is {what}: stop the container before removing or force remove",
                     rec.name
@@ -991,7 +1097,8 @@ impl Engine {
                 }
                 Err(e) => return Err(e),
                 Ok(r) => {
-                    let stopped = !r.state.running && !r.state.restarting && r.state.status != "removing";
+                    let stopped =
+                        !r.state.running && !r.state.restarting && r.state.status != "removing";
                     let done = match condition {
                         "removed" => false,
                         "next-exit" => stopped && r.state.finished_at != first.state.finished_at,
@@ -1009,10 +1116,14 @@ impl Engine {
     pub fn rename(&self, id: &str, new_name: &str) -> Result<()> {
         let new_name = new_name.trim_start_matches('/');
         if !valid_name(new_name) {
-            return Err(Error::InvalidArgument(format!("Invalid container name ({new_name})")));
+            return Err(Error::InvalidArgument(format!(
+                "Invalid container name ({new_name})"
+            )));
         }
         if self.lock().containers.values().any(|r| r.name == new_name) {
-            return Err(Error::Conflict(format!("Conflict. The name \"/{new_name}\" is already in use")));
+            return Err(Error::Conflict(format!(
+                "Conflict. The name \"/{new_name}\" is already in use"
+            )));
         }
         let rec = self.update(id, |r| r.name = new_name.to_string())?;
         self.emit(&rec, "rename", &[]);
@@ -1032,7 +1143,10 @@ impl Engine {
             resolv_conf_path: dir.join("resolv.conf").to_string_lossy().into_owned(),
             hostname_path: dir.join("hostname").to_string_lossy().into_owned(),
             hosts_path: dir.join("hosts").to_string_lossy().into_owned(),
-            log_path: dir.join("container-json.log").to_string_lossy().into_owned(),
+            log_path: dir
+                .join("container-json.log")
+                .to_string_lossy()
+                .into_owned(),
             name: format!("/{}", r.name),
             restart_count: r.restart_count,
             driver: "overlay2".into(),
@@ -1045,7 +1159,11 @@ impl Engine {
         })
     }
 
-    pub fn list(&self, all: bool, filters: &BTreeMap<String, Vec<String>>) -> Vec<ContainerSummary> {
+    pub fn list(
+        &self,
+        all: bool,
+        filters: &BTreeMap<String, Vec<String>>,
+    ) -> Vec<ContainerSummary> {
         let t = self.lock();
         let mut out: Vec<&Record> = t
             .containers
@@ -1081,7 +1199,11 @@ impl Engine {
         self.lock()
             .containers
             .values()
-            .filter(|r| r.mounts.iter().any(|m| m.kind == "volume" && m.name == name))
+            .filter(|r| {
+                r.mounts
+                    .iter()
+                    .any(|m| m.kind == "volume" && m.name == name)
+            })
             .map(|r| r.id.clone())
             .collect()
     }
@@ -1095,7 +1217,9 @@ impl Engine {
             .filter(|r| !r.state.running && !r.state.restarting)
             .map(|r| r.id.clone())
             .collect();
-        ids.into_iter().filter(|id| self.remove(id, false, false).is_ok()).collect()
+        ids.into_iter()
+            .filter(|id| self.remove(id, false, false).is_ok())
+            .collect()
     }
 
     /// `top`: the container's processes as ps(1) shows them.
@@ -1106,14 +1230,23 @@ impl Engine {
         }
         let pids: Vec<i32> = serde_json::from_str(&self.runtime(&["ps", "--format", "json", id])?)
             .map_err(|e| Error::internal("reading the process list", e))?;
-        let args: Vec<&str> = if ps_args.is_empty() { vec!["-ef"] } else { ps_args.split_whitespace().collect() };
+        let args: Vec<&str> = if ps_args.is_empty() {
+            vec!["-ef"]
+        } else {
+            ps_args.split_whitespace().collect()
+        };
         let out = Command::new("ps")
             .args(&args)
             .output()
             .map_err(|e| Error::internal("running ps", e))?;
         let text = String::from_utf8_lossy(&out.stdout);
         let mut lines = text.lines();
-        let header: Vec<String> = lines.next().unwrap_or_default().split_whitespace().map(str::to_string).collect();
+        let header: Vec<String> = lines
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
         let pid_col = header
             .iter()
             .position(|h| h == "PID")
@@ -1121,9 +1254,16 @@ impl Engine {
         let mut rows = Vec::new();
         for line in lines {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            if fields.get(pid_col).and_then(|p| p.parse::<i32>().ok()).is_some_and(|p| pids.contains(&p)) {
+            if fields
+                .get(pid_col)
+                .and_then(|p| p.parse::<i32>().ok())
+                .is_some_and(|p| pids.contains(&p))
+            {
                 // The last column (the command) may hold spaces.
-                let mut row: Vec<String> = fields[..header.len() - 1].iter().map(|s| s.to_string()).collect();
+                let mut row: Vec<String> = fields[..header.len() - 1]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
                 row.push(fields[header.len() - 1..].join(" "));
                 rows.push(row);
             }
@@ -1136,19 +1276,26 @@ impl Engine {
         let rec = self.record(id)?;
         let read = now();
         if !rec.state.running {
-            return Ok(serde_json::json!({"read": read, "name": format!("/{}", rec.name), "id": rec.id,
+            return Ok(
+                serde_json::json!({"read": read, "name": format!("/{}", rec.name), "id": rec.id,
                 "cpu_stats": {"cpu_usage": {"total_usage": 0}, "system_cpu_usage": 0},
-                "precpu_stats": {"cpu_usage": {"total_usage": 0}}, "memory_stats": {}, "pids_stats": {}}));
+                "precpu_stats": {"cpu_usage": {"total_usage": 0}}, "memory_stats": {}, "pids_stats": {}}),
+            );
         }
         let cg = cais_cgroups::Cgroup::new(
             cais_cgroups::Layout::detect().map_err(|e| Error::internal("cgroups", e))?,
             &format!("/cais/{id}"),
         )
         .map_err(|e| Error::internal("cgroups", e))?;
-        let s = serde_json::to_value(cg.stats().map_err(|e| Error::internal("reading stats", e))?)
-            .unwrap_or_default();
+        let s = serde_json::to_value(
+            cg.stats()
+                .map_err(|e| Error::internal("reading stats", e))?,
+        )
+        .unwrap_or_default();
         let system = system_cpu_usage();
-        let online = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let online = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let blkio: Vec<serde_json::Value> = s["blkio"]["ioServiceBytesRecursive"]
             .as_array()
             .cloned()
@@ -1196,7 +1343,9 @@ impl Engine {
             return Err(Error::Conflict(format!("Container {id} is not running")));
         }
         if rec.state.paused {
-            return Err(Error::Conflict(format!("Container {id} is paused, unpause the container before exec")));
+            return Err(Error::Conflict(format!(
+                "Container {id} is paused, unpause the container before exec"
+            )));
         }
         if config.cmd.is_empty() {
             return Err(Error::InvalidArgument("No exec command specified".into()));
@@ -1239,7 +1388,12 @@ impl Engine {
 
     /// Prepares `cais runtime exec` for an exec instance: the command, with
     /// the process JSON written next to the container.
-    pub fn exec_command(&self, exec_id: &str, console_socket: Option<&Path>, detach: bool) -> Result<(Command, ExecConfig, String)> {
+    pub fn exec_command(
+        &self,
+        exec_id: &str,
+        console_socket: Option<&Path>,
+        detach: bool,
+    ) -> Result<(Command, ExecConfig, String)> {
         let (container, config) = {
             let mut execs = self.execs.lock().unwrap_or_else(|p| p.into_inner());
             let e = execs
@@ -1263,7 +1417,8 @@ impl Engine {
         if !config.working_dir.is_empty() {
             process["cwd"] = config.working_dir.clone().into();
         }
-        let mut env: Vec<String> = serde_json::from_value(process["env"].clone()).unwrap_or_default();
+        let mut env: Vec<String> =
+            serde_json::from_value(process["env"].clone()).unwrap_or_default();
         env.extend(config.env.iter().cloned());
         if config.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
             env.push("TERM=xterm".into());
@@ -1271,17 +1426,24 @@ impl Engine {
         process["env"] = serde_json::json!(env);
         if !config.user.is_empty() {
             let rootfs = self.images.container_mount(&container)?.target;
-            let (uid, gid, extra) = spec::resolve_user(&rootfs, &config.user).map_err(Error::InvalidArgument)?;
+            let (uid, gid, extra) =
+                spec::resolve_user(&rootfs, &config.user).map_err(Error::InvalidArgument)?;
             process["user"] = serde_json::json!({"uid": uid, "gid": gid, "additionalGids": extra});
         }
         if config.privileged {
             let all: Vec<&str> = spec::DEFAULT_CAPS.to_vec();
-            process["capabilities"] = serde_json::json!({"bounding": all, "effective": all, "permitted": all});
+            process["capabilities"] =
+                serde_json::json!({"bounding": all, "effective": all, "permitted": all});
         }
         let process_file = dir.join(format!("exec-{exec_id}.json"));
-        fs::write(&process_file, process.to_string()).map_err(|e| Error::internal("writing the exec process", e))?;
+        fs::write(&process_file, process.to_string())
+            .map_err(|e| Error::internal("writing the exec process", e))?;
         let mut cmd = Command::new(&self.cfg.binary);
-        cmd.args(["runtime", "--root"]).arg(self.runtime_root()).arg("exec").arg("--process").arg(&process_file);
+        cmd.args(["runtime", "--root"])
+            .arg(self.runtime_root())
+            .arg("exec")
+            .arg("--process")
+            .arg(&process_file);
         if let Some(s) = console_socket {
             cmd.arg("--console-socket").arg(s);
         }
@@ -1298,19 +1460,30 @@ impl Engine {
         if let Some(e) = execs.get_mut(exec_id) {
             e.running = false;
             e.exit_code = Some(code);
-            let _ = fs::remove_file(self.container_dir(&e.container).join(format!("exec-{exec_id}.json")));
+            let _ = fs::remove_file(
+                self.container_dir(&e.container)
+                    .join(format!("exec-{exec_id}.json")),
+            );
         }
     }
 
     pub fn exec_set_pid(&self, exec_id: &str, pid: i64) {
-        if let Some(e) = self.execs.lock().unwrap_or_else(|p| p.into_inner()).get_mut(exec_id) {
+        if let Some(e) = self
+            .execs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(exec_id)
+        {
             e.pid = pid;
         }
     }
 
     /// Registers an attach client that must connect before start.
     pub fn attach_pending(&self, id: &str, delta: isize) {
-        let mut p = self.pending_attach.lock().unwrap_or_else(|p| p.into_inner());
+        let mut p = self
+            .pending_attach
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let n = p.entry(id.to_string()).or_insert(0);
         *n = (*n as isize + delta).max(0) as usize;
     }
@@ -1325,7 +1498,13 @@ impl Engine {
     }
 
     /// Commits a container's changes as a new image.
-    pub fn commit(&self, id: &str, reference: Option<&str>, author: &str, comment: &str) -> Result<String> {
+    pub fn commit(
+        &self,
+        id: &str,
+        reference: Option<&str>,
+        author: &str,
+        comment: &str,
+    ) -> Result<String> {
         let rec = self.record(id)?;
         let reference = reference
             .filter(|r| !r.is_empty())
@@ -1336,7 +1515,12 @@ impl Engine {
             reference,
             author: (!author.is_empty()).then(|| author.to_string()),
             comment: (!comment.is_empty()).then(|| comment.to_string()),
-            created_by: Some(std::iter::once(rec.path.clone()).chain(rec.args.clone()).collect::<Vec<_>>().join(" ")),
+            created_by: Some(
+                std::iter::once(rec.path.clone())
+                    .chain(rec.args.clone())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
         };
         let image = self.images.commit_container(id, &opts)?;
         self.emit(&rec, "commit", &[]);
@@ -1345,7 +1529,9 @@ impl Engine {
 }
 
 fn has_test(h: &cais_api::HealthConfig) -> bool {
-    h.test.as_ref().is_some_and(|t| !t.is_empty() && t[0] != "NONE")
+    h.test
+        .as_ref()
+        .is_some_and(|t| !t.is_empty() && t[0] != "NONE")
 }
 
 fn is_mounted(path: &Path) -> bool {
@@ -1358,7 +1544,11 @@ fn is_mounted(path: &Path) -> bool {
 fn validate_host_config(h: &HostConfig) -> Result<()> {
     match h.restart_policy.name.as_str() {
         "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
-        other => return Err(Error::InvalidArgument(format!("invalid restart policy '{other}'"))),
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "invalid restart policy '{other}'"
+            )))
+        }
     }
     if h.restart_policy.maximum_retry_count != 0 && h.restart_policy.name != "on-failure" {
         return Err(Error::InvalidArgument(format!(
@@ -1366,10 +1556,14 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
         )));
     }
     if h.auto_remove && !matches!(h.restart_policy.name.as_str(), "" | "no") {
-        return Err(Error::InvalidArgument("can't create 'AutoRemove' container with restart policy".into()));
+        return Err(Error::InvalidArgument(
+            "can't create 'AutoRemove' container with restart policy".into(),
+        ));
     }
     if h.memory < 0 || (h.memory > 0 && h.memory < 6 * 1024 * 1024) {
-        return Err(Error::InvalidArgument("Minimum memory limit allowed is 6MB".into()));
+        return Err(Error::InvalidArgument(
+            "Minimum memory limit allowed is 6MB".into(),
+        ));
     }
     match h.network_mode.as_str() {
         "" | "default" | "bridge" | "none" | "host" => Ok(()),
@@ -1379,7 +1573,10 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
 
 fn seccomp_from_opts(opts: &[String]) -> Result<Option<serde_json::Value>> {
     for o in opts {
-        if let Some(path) = o.strip_prefix("seccomp=").or_else(|| o.strip_prefix("seccomp:")) {
+        if let Some(path) = o
+            .strip_prefix("seccomp=")
+            .or_else(|| o.strip_prefix("seccomp:"))
+        {
             if path == "unconfined" {
                 return Ok(None);
             }
@@ -1387,7 +1584,9 @@ fn seccomp_from_opts(opts: &[String]) -> Result<Option<serde_json::Value>> {
             let text = if path.trim_start().starts_with('{') {
                 path.to_string()
             } else {
-                fs::read_to_string(path).map_err(|e| Error::InvalidArgument(format!("opening seccomp profile {path}: {e}")))?
+                fs::read_to_string(path).map_err(|e| {
+                    Error::InvalidArgument(format!("opening seccomp profile {path}: {e}"))
+                })?
             };
             return serde_json::from_str(&text)
                 .map(Some)
@@ -1400,7 +1599,9 @@ fn seccomp_from_opts(opts: &[String]) -> Result<Option<serde_json::Value>> {
 fn parse_size(s: &str) -> Result<u64> {
     let s = s.trim().to_ascii_lowercase();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| Error::InvalidArgument(format!("invalid size {s:?}")))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| Error::InvalidArgument(format!("invalid size {s:?}")))?;
     let mult = match unit.trim_end_matches('b') {
         "" => 1,
         "k" => 1 << 10,
@@ -1417,7 +1618,12 @@ fn system_cpu_usage() -> u64 {
         .ok()
         .and_then(|s| {
             s.lines().next().map(|l| {
-                l.split_whitespace().skip(1).take(7).filter_map(|v| v.parse::<u64>().ok()).sum::<u64>() * 10_000_000
+                l.split_whitespace()
+                    .skip(1)
+                    .take(7)
+                    .filter_map(|v| v.parse::<u64>().ok())
+                    .sum::<u64>()
+                    * 10_000_000
             })
         })
         .unwrap_or(0)
@@ -1451,7 +1657,20 @@ pub fn status_text(s: &ContainerState) -> String {
     };
     match state_word(s) {
         "running" => {
-            let health = s.health.as_ref().map(|h| format!(" ({})", if h.status == "starting" { "health: starting" } else { &h.status })).unwrap_or_default();
+            let health = s
+                .health
+                .as_ref()
+                .map(|h| {
+                    format!(
+                        " ({})",
+                        if h.status == "starting" {
+                            "health: starting"
+                        } else {
+                            &h.status
+                        }
+                    )
+                })
+                .unwrap_or_default();
             format!("Up {}{health}", ago(&s.started_at))
         }
         "paused" => format!("Up {} (Paused)", ago(&s.started_at)),
@@ -1485,7 +1704,13 @@ fn matches_filters(r: &Record, filters: &BTreeMap<String, Vec<String>>) -> bool 
                 Some((k, val)) => r.config.labels.get(k).is_some_and(|x| x == val),
                 None => r.config.labels.contains_key(v.as_str()),
             },
-            "ancestor" => r.image == *v || r.image_id.starts_with(v.as_str()) || r.image_id.trim_start_matches("sha256:").starts_with(v.as_str()),
+            "ancestor" => {
+                r.image == *v
+                    || r.image_id.starts_with(v.as_str())
+                    || r.image_id
+                        .trim_start_matches("sha256:")
+                        .starts_with(v.as_str())
+            }
             "exited" => !r.state.running && r.state.exit_code.to_string() == *v,
             "volume" => r.mounts.iter().any(|m| m.name == *v || m.destination == *v),
             _ => true,
@@ -1516,7 +1741,10 @@ mod tests {
         h.restart_policy.name = "always".into();
         h.auto_remove = true;
         assert!(validate_host_config(&h).is_err());
-        let h = HostConfig { memory: 1024, ..Default::default() };
+        let h = HostConfig {
+            memory: 1024,
+            ..Default::default()
+        };
         assert!(validate_host_config(&h).is_err());
     }
 

@@ -40,8 +40,16 @@ impl Events {
             scope: "local".into(),
             time: now.as_secs() as i64,
             time_nano: now.as_nanos() as i64,
-            status: if kind == "container" || kind == "image" { action.into() } else { String::new() },
-            id: if kind == "container" || kind == "image" { id.into() } else { String::new() },
+            status: if kind == "container" || kind == "image" {
+                action.into()
+            } else {
+                String::new()
+            },
+            id: if kind == "container" || kind == "image" {
+                id.into()
+            } else {
+                String::new()
+            },
             from,
         };
         if let Ok(mut h) = self.history.lock() {

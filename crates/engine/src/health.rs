@@ -18,17 +18,33 @@ pub fn spawn(engine: Arc<Engine>, id: String) {
 
 fn run(engine: &Engine, id: &str) {
     let Ok(rec) = engine.record(id) else { return };
-    let Some(check) = rec.config.healthcheck.clone() else { return };
-    let Some(test) = check.test.clone() else { return };
+    let Some(check) = rec.config.healthcheck.clone() else {
+        return;
+    };
+    let Some(test) = check.test.clone() else {
+        return;
+    };
     let args: Vec<String> = match test.first().map(String::as_str) {
         Some("CMD") => test[1..].to_vec(),
         Some("CMD-SHELL") => vec!["/bin/sh".into(), "-c".into(), test[1..].join(" ")],
         _ => return,
     };
-    let interval = Duration::from_nanos(if check.interval > 0 { check.interval } else { 30 * SECOND } as u64);
-    let timeout = Duration::from_nanos(if check.timeout > 0 { check.timeout } else { 30 * SECOND } as u64);
+    let interval = Duration::from_nanos(if check.interval > 0 {
+        check.interval
+    } else {
+        30 * SECOND
+    } as u64);
+    let timeout = Duration::from_nanos(if check.timeout > 0 {
+        check.timeout
+    } else {
+        30 * SECOND
+    } as u64);
     let start_period = Duration::from_nanos(check.start_period.max(0) as u64);
-    let retries = if check.retries > 0 { check.retries as i64 } else { 3 };
+    let retries = if check.retries > 0 {
+        check.retries as i64
+    } else {
+        3
+    };
     let started = Instant::now();
     let mut health = Health {
         status: "starting".into(),
@@ -89,7 +105,10 @@ fn probe(engine: &Engine, id: &str, args: &[String], timeout: Duration) -> (i64,
                     use std::io::Read;
                     let _ = o.read_to_string(&mut out);
                 }
-                return (status.code().unwrap_or(-1) as i64, out.chars().take(4096).collect());
+                return (
+                    status.code().unwrap_or(-1) as i64,
+                    out.chars().take(4096).collect(),
+                );
             }
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
             _ => {

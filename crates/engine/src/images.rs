@@ -84,7 +84,11 @@ fn history(store: &ImageStore, rec: &ImageRecord) -> Result<serde_json::Value> {
     let mut layers = manifest.layers.iter();
     let mut rows = Vec::new();
     for h in &config.history {
-        let size = if h.empty_layer { 0 } else { layers.next().map(|l| l.size).unwrap_or(0) };
+        let size = if h.empty_layer {
+            0
+        } else {
+            layers.next().map(|l| l.size).unwrap_or(0)
+        };
         rows.push(serde_json::json!({
             "Id": "<missing>",
             "Created": h.created.as_deref().and_then(cais_image::time::parse_rfc3339).unwrap_or(0),
@@ -145,7 +149,11 @@ pub async fn route(
                     }
                     if let Some(refs) = filters.get("reference") {
                         let names = familiar_tags(&rec);
-                        if !refs.iter().any(|r| names.iter().any(|n| n == r || n.split(':').next() == Some(r.as_str()))) {
+                        if !refs.iter().any(|r| {
+                            names
+                                .iter()
+                                .any(|n| n == r || n.split(':').next() == Some(r.as_str()))
+                        }) {
                             continue;
                         }
                     }
@@ -159,7 +167,9 @@ pub async fn route(
         }
         (&Method::POST, ["prune"]) => {
             let filters = query.filters()?;
-            let all = filters.get("dangling").is_some_and(|d| d.iter().any(|v| v == "false" || v == "0"));
+            let all = filters
+                .get("dangling")
+                .is_some_and(|d| d.iter().any(|v| v == "false" || v == "0"));
             let (removed, gc) = blocking(move || e.images.prune(all).map_err(Error::from)).await?;
             Ok(json(
                 StatusCode::OK,
@@ -187,12 +197,22 @@ pub async fn route(
                 }
                 (&Method::POST, Some("tag")) => {
                     let repo = query.get("repo").unwrap_or_default().to_string();
-                    let tag = query.get("tag").filter(|t| !t.is_empty()).unwrap_or("latest").to_string();
+                    let tag = query
+                        .get("tag")
+                        .filter(|t| !t.is_empty())
+                        .unwrap_or("latest")
+                        .to_string();
                     blocking(move || {
-                        let target: Reference = format!("{repo}:{tag}")
-                            .parse()
-                            .map_err(|err: cais_image::Error| Error::InvalidArgument(crate::error::chain(&err)))?;
-                        let rec = e.images.tag(&name, &target).map_err(image_not_found(&name))?;
+                        let target: Reference =
+                            format!("{repo}:{tag}")
+                                .parse()
+                                .map_err(|err: cais_image::Error| {
+                                    Error::InvalidArgument(crate::error::chain(&err))
+                                })?;
+                        let rec = e
+                            .images
+                            .tag(&name, &target)
+                            .map_err(image_not_found(&name))?;
                         e.events.emit(
                             "image",
                             "tag",
@@ -208,7 +228,9 @@ pub async fn route(
                     let force = query.flag("force");
                     let v = blocking(move || {
                         let list = e.images.remove(&name, force).map_err(|err| match err {
-                            cais_image::Error::NotFound { .. } => Error::NotFound(format!("No such image: {name}")),
+                            cais_image::Error::NotFound { .. } => {
+                                Error::NotFound(format!("No such image: {name}"))
+                            }
                             cais_image::Error::Conflict { reason } => Error::Conflict(reason),
                             other => other.into(),
                         })?;
@@ -224,7 +246,10 @@ pub async fn route(
                     .await?;
                     Ok(json(StatusCode::OK, &v))
                 }
-                _ => Err(Error::NotFound(format!("page not found: {method} /images/{}", segs.join("/")))),
+                _ => Err(Error::NotFound(format!(
+                    "page not found: {method} /images/{}",
+                    segs.join("/")
+                ))),
             }
         }
     }
@@ -236,12 +261,18 @@ mod tests {
 
     #[test]
     fn image_paths_split_names_with_slashes() {
-        assert_eq!(name_and_action(&["busybox", "json"]), ("busybox".to_string(), Some("json")));
+        assert_eq!(
+            name_and_action(&["busybox", "json"]),
+            ("busybox".to_string(), Some("json"))
+        );
         assert_eq!(
             name_and_action(&["127.0.0.1:5000", "a", "b:1", "tag"]),
             ("127.0.0.1:5000/a/b:1".to_string(), Some("tag"))
         );
-        assert_eq!(name_and_action(&["library", "busybox"]), ("library/busybox".to_string(), None));
+        assert_eq!(
+            name_and_action(&["library", "busybox"]),
+            ("library/busybox".to_string(), None)
+        );
         assert_eq!(name_and_action(&["json"]), ("json".to_string(), None));
     }
 }

@@ -145,8 +145,15 @@ fn rotated_files(path: &Path) -> Vec<PathBuf> {
 /// Nanoseconds since the epoch of an RFC 3339 time with a fraction.
 pub fn parse_time_nanos(t: &str) -> Option<i64> {
     let secs = cais_image::time::parse_rfc3339(t)?;
-    let frac = t.split_once('.').map(|(_, f)| f.trim_end_matches(|c: char| !c.is_ascii_digit())).unwrap_or("");
-    let digits: String = frac.chars().take_while(char::is_ascii_digit).take(9).collect();
+    let frac = t
+        .split_once('.')
+        .map(|(_, f)| f.trim_end_matches(|c: char| !c.is_ascii_digit()))
+        .unwrap_or("");
+    let digits: String = frac
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .take(9)
+        .collect();
     let nanos = format!("{digits:0<9}").parse::<i64>().unwrap_or(0);
     Some(secs * 1_000_000_000 + nanos)
 }

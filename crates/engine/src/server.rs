@@ -32,9 +32,12 @@ pub(crate) fn full(data: impl Into<Bytes>) -> Body {
 }
 
 pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
-    let mut r = Response::new(full(serde_json::to_vec(value).expect("responses serialize")));
+    let mut r = Response::new(full(
+        serde_json::to_vec(value).expect("responses serialize"),
+    ));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
@@ -53,19 +56,28 @@ pub fn error_response(e: &Error) -> Response<Body> {
         Error::NotModified(_) => return empty(StatusCode::NOT_MODIFIED),
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    json(status, &ErrorResponse { message: e.to_string() })
+    json(
+        status,
+        &ErrorResponse {
+            message: e.to_string(),
+        },
+    )
 }
 
 /// A streaming body fed through a channel.
 pub(crate) fn channel_body() -> (mpsc::Sender<Bytes>, Body) {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
     });
     (tx, StreamBody::new(stream).boxed())
 }
 
-pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::internal("engine task", e))?
@@ -103,12 +115,15 @@ impl Query {
         let Some(raw) = self.get("filters").filter(|f| !f.is_empty()) else {
             return Ok(BTreeMap::new());
         };
-        let v: serde_json::Value =
-            serde_json::from_str(raw).map_err(|e| Error::InvalidArgument(format!("invalid filters: {e}")))?;
+        let v: serde_json::Value = serde_json::from_str(raw)
+            .map_err(|e| Error::InvalidArgument(format!("invalid filters: {e}")))?;
         let mut out = BTreeMap::new();
         for (k, vals) in v.as_object().into_iter().flatten() {
             let list: Vec<String> = match vals {
-                serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
                 serde_json::Value::Object(o) => o.keys().cloned().collect(),
                 _ => Vec::new(),
             };
@@ -174,7 +189,10 @@ fn version_lt(a: &str, b: &str) -> bool {
 }
 
 /// Serves one request.
-pub async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+pub async fn handle(
+    engine: Arc<Engine>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let mut resp = match route(engine, req).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
@@ -215,9 +233,16 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<B
     match (&method, segs.as_slice()) {
         (&Method::GET | &Method::HEAD, ["_ping"]) => {
             let mut r = Response::new(full(if method == Method::HEAD { "" } else { "OK" }));
-            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-            r.headers_mut().insert("Cache-Control", HeaderValue::from_static("no-cache, no-store, must-revalidate"));
-            r.headers_mut().insert("Builder-Version", HeaderValue::from_static("1"));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            r.headers_mut().insert(
+                "Cache-Control",
+                HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+            );
+            r.headers_mut()
+                .insert("Builder-Version", HeaderValue::from_static("1"));
             Ok(r)
         }
         (&Method::GET, ["version"]) => Ok(json(StatusCode::OK, &version())),
@@ -245,7 +270,10 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<B
         }
         (&Method::POST, ["containers", "prune"]) => {
             let ids = blocking(move || Ok(e.prune())).await?;
-            Ok(json(StatusCode::OK, &serde_json::json!({"ContainersDeleted": ids, "SpaceReclaimed": 0})))
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({"ContainersDeleted": ids, "SpaceReclaimed": 0}),
+            ))
         }
         (_, ["containers", name, rest @ ..]) => {
             let name = name.to_string();
@@ -296,7 +324,9 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<B
                 {"Name": "none", "Id": "none", "Driver": "null", "Scope": "local"}
             ]),
         )),
-        _ => Err(Error::NotFound(format!("page not found: {method} {full_path}"))),
+        _ => Err(Error::NotFound(format!(
+            "page not found: {method} {full_path}"
+        ))),
     }
 }
 
@@ -309,8 +339,12 @@ fn version() -> cais_api::Version {
         git_commit: "cais".into(),
         go_version: "none (cais is written in Rust)".into(),
         os: "linux".into(),
-        arch: std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
-        kernel_version: uname.map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
+        arch: std::env::consts::ARCH
+            .replace("x86_64", "amd64")
+            .replace("aarch64", "arm64"),
+        kernel_version: uname
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
         build_time: String::new(),
     }
 }
@@ -336,7 +370,10 @@ async fn container_route(
         }
         (&Method::POST, ["stop"]) => {
             let t = query.int("t")?.or(query.int("timeout")?);
-            let signal = query.get("signal").filter(|s| !s.is_empty()).map(str::to_string);
+            let signal = query
+                .get("signal")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string);
             blocking(move || e.stop(&id, t, signal.as_deref())).await?;
             Ok(empty(StatusCode::NO_CONTENT))
         }
@@ -377,23 +414,35 @@ async fn container_route(
                 let r = blocking(move || e.wait(&id, &condition)).await;
                 let out = match r {
                     Ok(code) => serde_json::json!({"StatusCode": code}),
-                    Err(err) => serde_json::json!({"StatusCode": -1, "Error": {"Message": err.to_string()}}),
+                    Err(err) => {
+                        serde_json::json!({"StatusCode": -1, "Error": {"Message": err.to_string()}})
+                    }
                 };
                 let _ = tx.send(Bytes::from(format!("{out}\n"))).await;
             });
             let mut r = Response::new(body);
-            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             Ok(r)
         }
         (&Method::GET, ["logs"]) => crate::stream::logs(engine, &id, query),
         (&Method::POST, ["attach"]) => crate::stream::attach(engine, req, id, query).await,
         (&Method::POST, ["resize"]) => {
-            let (h, w) = (query.int("h")?.unwrap_or(0) as u16, query.int("w")?.unwrap_or(0) as u16);
+            let (h, w) = (
+                query.int("h")?.unwrap_or(0) as u16,
+                query.int("w")?.unwrap_or(0) as u16,
+            );
             let dir = engine.container_dir(&id);
             blocking(move || {
-                crate::shim::connect(&dir, &crate::shim::Request::Resize { height: h, width: w })
-                    .map(drop)
-                    .map_err(|e| Error::Conflict(format!("cannot resize: {e}")))
+                crate::shim::connect(
+                    &dir,
+                    &crate::shim::Request::Resize {
+                        height: h,
+                        width: w,
+                    },
+                )
+                .map(drop)
+                .map_err(|e| Error::Conflict(format!("cannot resize: {e}")))
             })
             .await?;
             Ok(empty(StatusCode::OK))
@@ -402,15 +451,24 @@ async fn container_route(
             let body = read_body(req, 1 << 20).await?;
             let cfg: cais_api::ExecConfig = parse_json(&body)?;
             let exec_id = blocking(move || e.exec_create(&id, cfg)).await?;
-            Ok(json(StatusCode::CREATED, &serde_json::json!({"Id": exec_id})))
+            Ok(json(
+                StatusCode::CREATED,
+                &serde_json::json!({"Id": exec_id}),
+            ))
         }
         (&Method::GET, ["top"]) => {
             let args = query.get("ps_args").unwrap_or_default().to_string();
             let (titles, processes) = blocking(move || e.top(&id, &args)).await?;
-            Ok(json(StatusCode::OK, &serde_json::json!({"Titles": titles, "Processes": processes})))
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({"Titles": titles, "Processes": processes}),
+            ))
         }
         (&Method::GET, ["stats"]) => crate::stream::stats(engine, id, query),
-        _ => Err(Error::NotFound(format!("page not found: {method} /containers/{id}/{}", rest.join("/")))),
+        _ => Err(Error::NotFound(format!(
+            "page not found: {method} /containers/{id}/{}",
+            rest.join("/")
+        ))),
     }
 }
 
@@ -437,7 +495,13 @@ async fn volumes_route(
                 Ok(vols)
             })
             .await?;
-            Ok(json(StatusCode::OK, &cais_api::VolumeList { volumes: list, warnings: Vec::new() }))
+            Ok(json(
+                StatusCode::OK,
+                &cais_api::VolumeList {
+                    volumes: list,
+                    warnings: Vec::new(),
+                },
+            ))
         }
         (&Method::POST, ["create"]) => {
             let body = read_body(req, 1 << 20).await?;
@@ -450,7 +514,12 @@ async fn volumes_route(
             }
             let v = blocking(move || {
                 let v = e.volumes.create(&r.name, r.labels)?;
-                e.events.emit("volume", "create", &v.name, BTreeMap::from([("driver".to_string(), "local".to_string())]));
+                e.events.emit(
+                    "volume",
+                    "create",
+                    &v.name,
+                    BTreeMap::from([("driver".to_string(), "local".to_string())]),
+                );
                 Ok(v)
             })
             .await?;
@@ -461,14 +530,18 @@ async fn volumes_route(
                 let mut out = Vec::new();
                 for v in e.volumes.list() {
                     // Docker prunes anonymous volumes only unless all=true.
-                    if e.volume_users(&v.name).is_empty() && e.volumes.remove(&v.name, &[]).is_ok() {
+                    if e.volume_users(&v.name).is_empty() && e.volumes.remove(&v.name, &[]).is_ok()
+                    {
                         out.push(v.name);
                     }
                 }
                 Ok(out)
             })
             .await?;
-            Ok(json(StatusCode::OK, &serde_json::json!({"VolumesDeleted": deleted, "SpaceReclaimed": 0})))
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({"VolumesDeleted": deleted, "SpaceReclaimed": 0}),
+            ))
         }
         (&Method::GET, [name]) => {
             let name = name.to_string();
@@ -479,7 +552,11 @@ async fn volumes_route(
             let name = name.to_string();
             let force = query.flag("force");
             blocking(move || {
-                let users = if force { Vec::new() } else { e.volume_users(&name) };
+                let users = if force {
+                    Vec::new()
+                } else {
+                    e.volume_users(&name)
+                };
                 e.volumes.remove(&name, &users)?;
                 e.events.emit("volume", "destroy", &name, BTreeMap::new());
                 Ok(())
@@ -520,7 +597,11 @@ fn events(engine: Arc<Engine>, query: &Query) -> Result<Response<Body>> {
             vs.iter().any(|v| match k.as_str() {
                 "type" => &ev.kind == v,
                 "event" => &ev.action == v,
-                "container" => ev.kind == "container" && (ev.actor.id.starts_with(v.as_str()) || ev.actor.attributes.get("name") == Some(v)),
+                "container" => {
+                    ev.kind == "container"
+                        && (ev.actor.id.starts_with(v.as_str())
+                            || ev.actor.attributes.get("name") == Some(v))
+                }
                 "image" => ev.actor.attributes.get("image") == Some(v),
                 "label" => match v.split_once('=') {
                     Some((lk, lv)) => ev.actor.attributes.get(lk).is_some_and(|x| x == lv),
@@ -535,11 +616,21 @@ fn events(engine: Arc<Engine>, query: &Query) -> Result<Response<Body>> {
     let past = engine.events.history(since, until.unwrap_or(i64::MAX));
     tokio::spawn(async move {
         for ev in past.iter().filter(|e| matches(e)) {
-            if tx.send(Bytes::from(format!("{}\n", serde_json::to_string(ev).expect("events serialize")))).await.is_err() {
+            if tx
+                .send(Bytes::from(format!(
+                    "{}\n",
+                    serde_json::to_string(ev).expect("events serialize")
+                )))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
         if until.is_some_and(|u| u <= now) {
             return;
         }
@@ -556,7 +647,14 @@ fn events(engine: Arc<Engine>, query: &Query) -> Result<Response<Body>> {
             };
             match next {
                 Ok(ev) if matches(&ev) => {
-                    if tx.send(Bytes::from(format!("{}\n", serde_json::to_string(&ev).expect("events serialize")))).await.is_err() {
+                    if tx
+                        .send(Bytes::from(format!(
+                            "{}\n",
+                            serde_json::to_string(&ev).expect("events serialize")
+                        )))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -566,12 +664,17 @@ fn events(engine: Arc<Engine>, query: &Query) -> Result<Response<Body>> {
         }
     });
     let mut r = Response::new(body);
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(r)
 }
 
 /// Accepts connections until `shutdown` resolves.
-pub async fn serve(engine: Arc<Engine>, listener: tokio::net::UnixListener, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn serve(
+    engine: Arc<Engine>,
+    listener: tokio::net::UnixListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         tokio::select! {

@@ -44,13 +44,18 @@ pub fn logs(engine: Arc<Engine>, id: &str, q: &Query) -> Result<Response<Body>> 
     let want_out = q.flag("stdout");
     let want_err = q.flag("stderr");
     if !want_out && !want_err {
-        return Err(Error::InvalidArgument("Bad parameters: you must choose at least one stream".into()));
+        return Err(Error::InvalidArgument(
+            "Bad parameters: you must choose at least one stream".into(),
+        ));
     }
     let follow = q.flag("follow");
     let timestamps = q.flag("timestamps");
     let since = q.get("since").and_then(parse_unix).unwrap_or(i64::MIN);
     let until = q.get("until").and_then(parse_unix).unwrap_or(i64::MAX);
-    let tail: Option<usize> = q.get("tail").filter(|t| *t != "all").and_then(|t| t.parse().ok());
+    let tail: Option<usize> = q
+        .get("tail")
+        .filter(|t| *t != "all")
+        .and_then(|t| t.parse().ok());
     let path = engine.container_dir(id).join("container-json.log");
     let (tx, body) = channel_body();
     let id = id.to_string();
@@ -73,7 +78,9 @@ pub fn logs(engine: Arc<Engine>, id: &str, q: &Query) -> Result<Response<Body>> 
             Some(Bytes::from(if tty { line } else { frame(stream, &line) }))
         };
         let p = path.clone();
-        let Ok(Ok((entries, mut offset))) = tokio::task::spawn_blocking(move || read_with_offset(&p)).await else {
+        let Ok(Ok((entries, mut offset))) =
+            tokio::task::spawn_blocking(move || read_with_offset(&p)).await
+        else {
             return;
         };
         let selected: Vec<Bytes> = entries.iter().filter_map(&render).collect();
@@ -90,7 +97,8 @@ pub fn logs(engine: Arc<Engine>, id: &str, q: &Query) -> Result<Response<Body>> 
             tokio::time::sleep(Duration::from_millis(100)).await;
             let p = path.clone();
             let off = offset;
-            let Ok(Ok((new, next))) = tokio::task::spawn_blocking(move || read_from(&p, off)).await else {
+            let Ok(Ok((new, next))) = tokio::task::spawn_blocking(move || read_from(&p, off)).await
+            else {
                 return;
             };
             offset = next;
@@ -101,14 +109,18 @@ pub fn logs(engine: Arc<Engine>, id: &str, q: &Query) -> Result<Response<Body>> 
                     }
                 }
             }
-            let running = engine.record(&id).map(|r| r.state.running || r.state.restarting).unwrap_or(false);
+            let running = engine
+                .record(&id)
+                .map(|r| r.state.running || r.state.restarting)
+                .unwrap_or(false);
             if !running && new.is_empty() {
                 return;
             }
         }
     });
     let mut r = Response::new(body);
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(stream_type(tty)));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(stream_type(tty)));
     Ok(r)
 }
 
@@ -138,10 +150,18 @@ fn read_from(path: &Path, offset: u64) -> std::io::Result<(Vec<logfile::Entry>, 
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
         Err(e) => return Err(e),
     };
-    let start = if (data.len() as u64) < offset { 0 } else { offset as usize };
+    let start = if (data.len() as u64) < offset {
+        0
+    } else {
+        offset as usize
+    };
     let chunk = &data[start..];
     // Only whole lines: a record being written is read next time.
-    let end = chunk.iter().rposition(|b| *b == b'\n').map(|p| p + 1).unwrap_or(0);
+    let end = chunk
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map(|p| p + 1)
+        .unwrap_or(0);
     let entries = chunk[..end]
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
@@ -159,17 +179,27 @@ fn wants_upgrade(req: &Request<Incoming>) -> bool {
 
 fn upgraded_response(tty: bool) -> Response<Body> {
     let mut r = empty(StatusCode::SWITCHING_PROTOCOLS);
-    r.headers_mut().insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-    r.headers_mut().insert(UPGRADE, HeaderValue::from_static("tcp"));
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(stream_type(tty)));
+    r.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    r.headers_mut()
+        .insert(UPGRADE, HeaderValue::from_static("tcp"));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(stream_type(tty)));
     r
 }
 
 /// `POST /containers/{id}/attach`: relays between the client and the shim.
-pub async fn attach(engine: Arc<Engine>, mut req: Request<Incoming>, id: String, q: &Query) -> Result<Response<Body>> {
+pub async fn attach(
+    engine: Arc<Engine>,
+    mut req: Request<Incoming>,
+    id: String,
+    q: &Query,
+) -> Result<Response<Body>> {
     let rec = engine.record(&id)?;
     if !wants_upgrade(&req) {
-        return Err(Error::InvalidArgument("attach needs an upgraded connection (Upgrade: tcp)".into()));
+        return Err(Error::InvalidArgument(
+            "attach needs an upgraded connection (Upgrade: tcp)".into(),
+        ));
     }
     let want = shim::Request::Attach {
         stdin: q.flag("stdin"),
@@ -191,7 +221,8 @@ pub async fn attach(engine: Arc<Engine>, mut req: Request<Incoming>, id: String,
         let conn = tokio::task::spawn_blocking(move || {
             let deadline = std::time::Instant::now() + Duration::from_secs(60);
             loop {
-                let sock_ready = dir.join("attach.sock").exists() && shim::read_exit(&dir).is_none();
+                let sock_ready =
+                    dir.join("attach.sock").exists() && shim::read_exit(&dir).is_none();
                 if sock_ready {
                     if let Ok(s) = shim::connect(&dir, &want) {
                         return Some(s);
@@ -210,10 +241,14 @@ pub async fn attach(engine: Arc<Engine>, mut req: Request<Incoming>, id: String,
         if not_started {
             engine.attach_pending(&id, -1);
         }
-        let Ok(upgraded) = on_upgrade.await else { return };
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
         let Some(conn) = conn else { return };
         let _ = conn.set_nonblocking(true);
-        let Ok(shim_conn) = tokio::net::UnixStream::from_std(conn) else { return };
+        let Ok(shim_conn) = tokio::net::UnixStream::from_std(conn) else {
+            return;
+        };
         relay(TokioIo::new(upgraded), shim_conn, stdin).await;
     });
     Ok(upgraded_response(tty))
@@ -254,9 +289,9 @@ fn exec_ttys() -> &'static Mutex<HashMap<String, Arc<OwnedFd>>> {
 
 pub fn exec_resize(exec_id: &str, h: u16, w: u16) -> Result<()> {
     let ttys = exec_ttys().lock().unwrap_or_else(|p| p.into_inner());
-    let master = ttys
-        .get(exec_id)
-        .ok_or_else(|| Error::NotFound(format!("No such exec instance with a terminal: {exec_id}")))?;
+    let master = ttys.get(exec_id).ok_or_else(|| {
+        Error::NotFound(format!("No such exec instance with a terminal: {exec_id}"))
+    })?;
     set_size(master.as_raw_fd(), h, w);
     Ok(())
 }
@@ -273,7 +308,11 @@ fn set_size(fd: i32, h: u16, w: u16) {
 }
 
 /// `POST /exec/{id}/start`.
-pub async fn exec_start(engine: Arc<Engine>, mut req: Request<Incoming>, exec_id: String) -> Result<Response<Body>> {
+pub async fn exec_start(
+    engine: Arc<Engine>,
+    mut req: Request<Incoming>,
+    exec_id: String,
+) -> Result<Response<Body>> {
     let body = crate::server::read_body_ref(&mut req).await?;
     let start: cais_api::ExecStartConfig = crate::server::parse_json(&body)?;
     let inspect = engine.exec_inspect(&exec_id)?;
@@ -283,10 +322,14 @@ pub async fn exec_start(engine: Arc<Engine>, mut req: Request<Incoming>, exec_id
         let id = exec_id.clone();
         blocking(move || {
             let (mut cmd, _, _) = e.exec_command(&id, None, true)?;
-            let out = cmd.output().map_err(|err| Error::internal("running exec", err))?;
+            let out = cmd
+                .output()
+                .map_err(|err| Error::internal("running exec", err))?;
             if !out.status.success() {
                 e.exec_finished(&id, 126);
-                return Err(Error::Internal(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+                return Err(Error::Internal(
+                    String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                ));
             }
             Ok(())
         })
@@ -295,7 +338,9 @@ pub async fn exec_start(engine: Arc<Engine>, mut req: Request<Incoming>, exec_id
         return Ok(empty(StatusCode::OK));
     }
     if !wants_upgrade(&req) {
-        return Err(Error::InvalidArgument("exec start needs an upgraded connection (Upgrade: tcp)".into()));
+        return Err(Error::InvalidArgument(
+            "exec start needs an upgraded connection (Upgrade: tcp)".into(),
+        ));
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
     let dir = engine.container_dir(&inspect.container_id);
@@ -322,13 +367,19 @@ where
 {
     let (mut client_r, mut client_w) = tokio::io::split(client);
     let Ok((cmd, _, _)) = engine.exec_command(exec_id, None, false) else {
-        let _ = client_w.write_all(&frame(2, b"exec failed to start\n")).await;
+        let _ = client_w
+            .write_all(&frame(2, b"exec failed to start\n"))
+            .await;
         return 126;
     };
     let mut cmd = tokio::process::Command::from(cmd);
-    cmd.stdin(if stdin { std::process::Stdio::piped() } else { std::process::Stdio::null() })
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
+    cmd.stdin(if stdin {
+        std::process::Stdio::piped()
+    } else {
+        std::process::Stdio::null()
+    })
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
     let Ok(mut child) = cmd.spawn() else {
         return 126;
     };
@@ -355,8 +406,20 @@ where
     });
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
     for (pipe, stream) in [
-        (child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>), 1u8),
-        (child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>), 2u8),
+        (
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            1u8,
+        ),
+        (
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            2u8,
+        ),
     ] {
         if let Some(mut p) = pipe {
             let tx = tx.clone();
@@ -376,7 +439,12 @@ where
             break;
         }
     }
-    let code = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(126) as i64;
+    let code = child
+        .wait()
+        .await
+        .ok()
+        .and_then(|s| s.code())
+        .unwrap_or(126) as i64;
     let _ = client_w.shutdown().await;
     input.abort();
     code
@@ -420,8 +488,12 @@ where
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(exec_id.to_string(), master.clone());
-    let Ok(dup) = master.try_clone() else { return 126 };
-    let Ok(dup2) = master.try_clone() else { return 126 };
+    let Ok(dup) = master.try_clone() else {
+        return 126;
+    };
+    let Ok(dup2) = master.try_clone() else {
+        return 126;
+    };
     let mut reader = tokio::fs::File::from_std(std::fs::File::from(dup));
     let mut writer = tokio::fs::File::from_std(std::fs::File::from(dup2));
     let (mut client_r, mut client_w) = tokio::io::split(client);
@@ -444,10 +516,18 @@ where
         }
         let _ = client_w.shutdown().await;
     });
-    let code = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(126) as i64;
+    let code = child
+        .wait()
+        .await
+        .ok()
+        .and_then(|s| s.code())
+        .unwrap_or(126) as i64;
     let _ = tokio::time::timeout(Duration::from_secs(2), output).await;
     input.abort();
-    exec_ttys().lock().unwrap_or_else(|p| p.into_inner()).remove(exec_id);
+    exec_ttys()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(exec_id);
     code
 }
 
@@ -462,7 +542,10 @@ pub fn stats(engine: Arc<Engine>, id: String, q: &Query) -> Result<Response<Body
             // Two samples, so the client can compute CPU usage.
             let e = engine.clone();
             let i = id.clone();
-            pre = tokio::task::spawn_blocking(move || e.stats(&i).ok()).await.ok().flatten();
+            pre = tokio::task::spawn_blocking(move || e.stats(&i).ok())
+                .await
+                .ok()
+                .flatten();
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         loop {
@@ -483,6 +566,7 @@ pub fn stats(engine: Arc<Engine>, id: String, q: &Query) -> Result<Response<Body
         }
     });
     let mut r = Response::new(body);
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(r)
 }

@@ -12,7 +12,11 @@ pub fn info(engine: &Engine) -> serde_json::Value {
         .and_then(|m| {
             m.lines()
                 .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                })
         })
         .unwrap_or(0)
         * 1024;

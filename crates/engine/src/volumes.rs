@@ -23,7 +23,8 @@ pub fn valid_name(name: &str) -> bool {
 impl Volumes {
     pub fn new(root: &Path) -> Result<Volumes> {
         let root = root.join("volumes");
-        fs::create_dir_all(&root).map_err(|e| Error::internal("creating the volumes directory", e))?;
+        fs::create_dir_all(&root)
+            .map_err(|e| Error::internal("creating the volumes directory", e))?;
         Ok(Volumes { root })
     }
 
@@ -50,7 +51,8 @@ impl Volumes {
             return self.inspect(name);
         }
         let dir = self.dir(name);
-        fs::create_dir_all(dir.join("_data")).map_err(|e| Error::internal("creating the volume", e))?;
+        fs::create_dir_all(dir.join("_data"))
+            .map_err(|e| Error::internal("creating the volume", e))?;
         let v = Volume {
             name: name.into(),
             driver: "local".into(),
@@ -113,7 +115,9 @@ pub fn populate(from: &Path, to: &Path) -> std::io::Result<()> {
     if status.success() {
         Ok(())
     } else {
-        Err(std::io::Error::other("copying image content into the volume failed"))
+        Err(std::io::Error::other(
+            "copying image content into the volume failed",
+        ))
     }
 }
 
@@ -127,11 +131,19 @@ mod tests {
         let v = Volumes::new(dir.path()).expect("volumes");
         let created = v.create("data-1", BTreeMap::new()).expect("create");
         assert!(Path::new(&created.mountpoint).is_dir());
-        assert_eq!(v.create("data-1", BTreeMap::new()).expect("again").created_at, created.created_at);
+        assert_eq!(
+            v.create("data-1", BTreeMap::new())
+                .expect("again")
+                .created_at,
+            created.created_at
+        );
         assert!(v.create("../x", BTreeMap::new()).is_err());
         assert!(v.create("", BTreeMap::new()).is_err());
         assert_eq!(v.list().len(), 1);
-        assert!(matches!(v.remove("data-1", &["web".into()]), Err(Error::Conflict(_))));
+        assert!(matches!(
+            v.remove("data-1", &["web".into()]),
+            Err(Error::Conflict(_))
+        ));
         v.remove("data-1", &[]).expect("remove");
         assert!(matches!(v.inspect("data-1"), Err(Error::NotFound(_))));
     }

@@ -30,8 +30,21 @@ pub fn require_root_and_busybox() -> bool {
 }
 
 fn is_static_busybox() -> bool {
-    // A dynamic busybox would need the host's libc inside the rootfs.
-    std::fs::read(BUSYBOX).is_ok_and(|b| !b.windows(11).any(|w| w == b"ld-linux-x8"))
+    // A dynamic busybox would need the host's libc inside the rootfs: look
+    // for a PT_INTERP program header in the ELF64 file.
+    let Ok(b) = std::fs::read(BUSYBOX) else {
+        return false;
+    };
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 {
+        return false;
+    }
+    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes")) as usize;
+    let u16_at = |o: usize| u16::from_le_bytes(b[o..o + 2].try_into().expect("2 bytes")) as usize;
+    let (phoff, phentsize, phnum) = (u64_at(32), u16_at(54), u16_at(56));
+    (0..phnum).all(|i| {
+        let o = phoff + i * phentsize;
+        o + 4 <= b.len() && u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes")) != 3
+    })
 }
 
 /// Fills `dir` with a minimal root filesystem: busybox and its applets.
@@ -130,7 +143,13 @@ pub fn busybox_image(root: &Path, tag: &str, config: serde_json::Value) -> Strin
     let rootfs = tempfile::tempdir().expect("rootfs dir");
     busybox_rootfs(rootfs.path());
     let layer = std::process::Command::new("tar")
-        .args(["--sort=name", "--owner=0", "--group=0", "--numeric-owner", "-C"])
+        .args([
+            "--sort=name",
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "-C",
+        ])
         .arg(rootfs.path())
         .args(["-cf", "-", "."])
         .output()
