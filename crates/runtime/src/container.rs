@@ -661,7 +661,7 @@ impl Runtime {
 /// sun_path holds 107 bytes (unix(7)), and engines pass state roots and
 /// 64-hex ids that together go past it; the parent directory opened O_PATH
 /// and named through /proc/self/fd keeps the path short.
-fn with_short_path<T>(
+pub fn with_short_path<T>(
     path: &Path,
     f: impl FnOnce(&Path) -> std::io::Result<T>,
 ) -> std::io::Result<T> {
