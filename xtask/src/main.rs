@@ -24,6 +24,7 @@ const TEST_PACKAGES: &[&str] = &[
     "apache2-utils",
     "openssl",
     "jq",
+    "docker.io",
 ];
 
 fn main() -> Result<()> {

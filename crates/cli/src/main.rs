@@ -4,6 +4,7 @@
 //! `runtime run` / `runtime exec` in the foreground the container process's
 //! own exit code (128 + signal when killed by a signal).
 
+mod images;
 mod runtime;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ enum Command {
     /// The OCI distribution registry server.
     #[command(subcommand)]
     Registry(cais_registry::cli::Command),
+    #[command(flatten)]
+    Images(images::ImageCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -134,6 +137,7 @@ fn main() {
             cgroup_path: a.cgroup_path,
         }),
         Command::Registry(cmd) => report(cais_registry::cli::run(cmd).map(|_| 0)),
+        Command::Images(cmd) => report(images::run(cmd)),
     };
     std::process::exit(code);
 }

@@ -215,9 +215,10 @@ fn detach_stdio() {
 fn bind_attach(dir: &Path) -> Result<UnixListener, Error> {
     let path = dir.join("attach.sock");
     let _ = fs::remove_file(&path);
-    io(cais_runtime::with_short_path(&path, |p| UnixListener::bind(p)), || {
-        format!("binding {}", path.display())
-    })
+    io(
+        cais_runtime::with_short_path(&path, |p| UnixListener::bind(p)),
+        || format!("binding {}", path.display()),
+    )
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
@@ -249,9 +250,10 @@ fn start_container(cfg: &Config) -> Result<(Stdio3, i32), Error> {
     let mut held = None;
     if cfg.terminal {
         let _ = fs::remove_file(&console);
-        console_listener = Some(io(cais_runtime::with_short_path(&console, |p| UnixListener::bind(p)), || {
-            format!("binding {}", console.display())
-        })?);
+        console_listener = Some(io(
+            cais_runtime::with_short_path(&console, |p| UnixListener::bind(p)),
+            || format!("binding {}", console.display()),
+        )?);
         create.arg("--console-socket").arg(&console);
         create
             .stdin(Stdio::null())
@@ -667,7 +669,8 @@ fn finish(cfg: &Config, _exit: &Exit) {
 
 /// Client side: sends a request to a shim and returns the connected stream.
 pub fn connect(state_dir: &Path, req: &Request) -> std::io::Result<UnixStream> {
-    let mut s = cais_runtime::with_short_path(&state_dir.join("attach.sock"), |p| UnixStream::connect(p))?;
+    let mut s =
+        cais_runtime::with_short_path(&state_dir.join("attach.sock"), |p| UnixStream::connect(p))?;
     let mut line = serde_json::to_vec(req).expect("serializes");
     line.push(b'\n');
     s.write_all(&line)?;

@@ -456,7 +456,9 @@ where
 {
     let sock = dir.join(format!("exec-{}.sock", &exec_id[..12]));
     let _ = std::fs::remove_file(&sock);
-    let Ok(listener) = cais_runtime::with_short_path(&sock, |p| std::os::unix::net::UnixListener::bind(p)) else {
+    let Ok(listener) =
+        cais_runtime::with_short_path(&sock, |p| std::os::unix::net::UnixListener::bind(p))
+    else {
         return 126;
     };
     let Ok((cmd, _, _)) = engine.exec_command(exec_id, Some(&sock), false) else {

@@ -312,15 +312,21 @@ impl BlobWriter {
                 actual,
             });
         }
-        self.publish(expected)
+        self.publish(expected).map(|_| ())
     }
 
     /// Makes the blob visible under the sha256 of what was written, for
     /// content whose digest is learnt by writing it (a new layer).
-    pub fn commit_computed(mut self) -> Result<(Digest, u64)> {
+    pub fn commit_computed(self) -> Result<(Digest, u64)> {
+        self.commit_computed_created().map(|(d, n, _)| (d, n))
+    }
+
+    /// As [`commit_computed`](Self::commit_computed), also saying whether
+    /// the blob is new (false when the same bytes were already stored).
+    pub fn commit_computed_created(mut self) -> Result<(Digest, u64, bool)> {
         let digest = self.finish_file()?;
-        self.publish(&digest)?;
-        Ok((digest, self.written))
+        let created = self.publish(&digest)?;
+        Ok((digest, self.written, created))
     }
 
     fn finish_file(&mut self) -> Result<Digest> {
@@ -340,16 +346,16 @@ impl BlobWriter {
         Ok(hasher.finish())
     }
 
-    fn publish(&mut self, digest: &Digest) -> Result<()> {
+    fn publish(&mut self, digest: &Digest) -> Result<bool> {
         let dest = self.store.path(digest);
         if dest.exists() {
             // Same digest, same bytes: keep the blob already there.
             let _ = fs::remove_file(&self.temp);
-            return Ok(());
+            return Ok(false);
         }
         fs::rename(&self.temp, &dest).map_err(io_err("publish blob", &dest))?;
         sync_dir(dest.parent().unwrap_or(Path::new("/")))?;
-        Ok(())
+        Ok(true)
     }
 }
 

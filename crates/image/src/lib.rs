@@ -12,7 +12,9 @@
 //! content/tmp/<pid>-...       blobs being written; never read
 //! images.json                 names -> manifests, replaced atomically
 //! snapshots/<alg>-<hex>/fs    one unpacked layer per diff ID, shared
-//! containers/<id>/            a container's upper, work and mount dirs
+//! snapshots/tmp/<pid>-...     layers being unpacked; never mounted
+//! l/<12 hex>                  short links to snapshots, for mount options
+//! containers/<id>/            a container's upper, work and rootfs dirs
 //! lock, ingest.lock           flock(2) files (metadata writes, GC vs ingest)
 //! ```
 //!
@@ -26,13 +28,18 @@
 //! - [`ImageStore`]: opens a data root and owns a [`ContentStore`].
 //!   [`ImageStore::lease`] keeps GC away while a pull writes blobs;
 //!   [`ImageStore::record_pull`] records an image whose manifest (or index)
-//!   and blobs are already in the content store, unpacking its layers;
-//!   `resolve`, `list`, `tag`, `remove`, `prune`, `gc`, `verify`.
+//!   and blobs are already in the content store, unpacking its layers
+//!   (`check_image` + `record` when several images must appear together);
+//!   `resolve`, `list`, `tag`, `remove`, `prune`, `gc`, `verify`,
+//!   `remove_stale_temps`; `set_in_use_check` is the engine's hook that
+//!   keeps images its containers use.
 //! - [`unpack::unpack_layer`]: a layer blob into `snapshots/`, once per
 //!   diff ID, refusing entries that would land outside the layer.
-//! - [`snapshot`]: describes a container's overlay mount
-//!   ([`snapshot::OverlayMount`]), performs and undoes it, diffs an upper
-//!   dir back to a layer tar, and [`ImageStore::commit_container`].
+//! - [`snapshot`]: [`ImageStore::prepare_container`] describes a
+//!   container's overlay mount ([`snapshot::OverlayMount`]: lowerdirs,
+//!   upperdir, workdir, target); [`snapshot::mount`] / [`snapshot::unmount`]
+//!   perform and undo it; [`snapshot::diff`] turns an upper dir back into a
+//!   layer tar; [`ImageStore::commit_container`] makes an image of it.
 //! - [`archive`]: `save` (docker-archive that is also an OCI layout),
 //!   `load` (either format), `import` of a root filesystem tarball.
 //!

@@ -212,6 +212,15 @@ pub fn parse_manifest(body: &[u8], declared: Option<&str>, digest: &Digest) -> R
     }
 }
 
+/// Serializes image metadata (manifests, configs, indexes) compactly; the
+/// bytes are what gets hashed, so they are written once and kept.
+pub fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| Error::Json {
+        context: "serialize image metadata".into(),
+        reason: e.to_string(),
+    })
+}
+
 /// An image platform (image-spec `image-index.md`, "platform").
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Platform {

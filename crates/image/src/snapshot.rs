@@ -39,9 +39,10 @@ pub struct OverlayMount {
 }
 
 impl OverlayMount {
-    /// The overlay mount data. Paths with `:` or `,` are refused: overlayfs
-    /// splits lowerdir on `:` and the option string on `,`. The kernel takes
-    /// at most a page of mount data, which bounds the layer count.
+    /// The overlay mount data for mount(2). Paths with `:` or `,` are
+    /// refused: overlayfs splits lowerdir on `:` and the option string on
+    /// `,`. The kernel takes at most a page of mount data, which bounds the
+    /// layer count on this path; [`mount`] uses `lowerdir+` where it can.
     pub fn options(&self) -> Result<String> {
         let mut all = self.lowerdirs.clone();
         all.push(self.upperdir.clone());
@@ -77,20 +78,30 @@ impl OverlayMount {
     }
 }
 
-/// Mounts the overlay described by `m` (mount(2) with type "overlay").
+/// Mounts the overlay described by `m`. With the new mount API (fsopen(2),
+/// and `lowerdir+` of Linux 6.8, overlayfs.rst "Multiple lower layers")
+/// each layer is passed on its own, so there is no page limit on the layer
+/// list; older kernels get mount(2) with the option string.
 pub fn mount(m: &OverlayMount) -> Result<()> {
-    let opts = m.options()?;
     fs::create_dir_all(&m.target).map_err(io_err("create mount point", &m.target))?;
-    let c = |s: &[u8]| {
-        CString::new(s).map_err(|_| Error::InvalidArgument {
-            reason: "NUL in a mount path".into(),
-        })
-    };
+    match mount_fsconfig(m) {
+        Ok(()) => return Ok(()),
+        // ENOSYS: no fsopen; EINVAL: no `lowerdir+` (before 6.8).
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EINVAL)) => {}
+        Err(e) => {
+            return Err(Error::Mount {
+                action: "mount overlay on",
+                target: m.target.clone(),
+                source: e,
+            })
+        }
+    }
+    let opts = m.options()?;
     let (src, target, fstype, data) = (
-        c(b"overlay")?,
-        c(m.target.as_os_str().as_bytes())?,
-        c(b"overlay")?,
-        c(opts.as_bytes())?,
+        cstring(b"overlay")?,
+        cstring(m.target.as_os_str().as_bytes())?,
+        cstring(b"overlay")?,
+        cstring(opts.as_bytes())?,
     );
     // SAFETY: valid C strings; data is the NUL-terminated option string.
     let r = unsafe {
@@ -112,11 +123,102 @@ pub fn mount(m: &OverlayMount) -> Result<()> {
     Ok(())
 }
 
+fn cstring(s: &[u8]) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::InvalidArgument {
+        reason: "NUL in a mount path".into(),
+    })
+}
+
+/// fsopen / fsconfig / fsmount / move_mount (mount_setattr(2)'s family).
+fn mount_fsconfig(m: &OverlayMount) -> io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+    let bad = |_| io::Error::from_raw_os_error(libc::EINVAL);
+    let fstype = CString::new("overlay").map_err(bad)?;
+    // SAFETY: a valid C string; the result is a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fsopen returned a descriptor nobody else owns.
+    let fs_fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let set = |key: &str, value: &Path| -> io::Result<()> {
+        let k = CString::new(key).map_err(bad)?;
+        let v = CString::new(value.as_os_str().as_bytes()).map_err(bad)?;
+        // SAFETY: live fs context descriptor, valid C strings.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs_fd.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                k.as_ptr(),
+                v.as_ptr(),
+                0,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    for l in &m.lowerdirs {
+        set("lowerdir+", l)?;
+    }
+    set("upperdir", &m.upperdir)?;
+    set("workdir", &m.workdir)?;
+    // SAFETY: live fs context descriptor; CMD_CREATE takes no key or value.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs_fd.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    if r < 0 {
+        // Not EINVAL-ambiguous anymore: the layers were accepted, the
+        // superblock was not; report it as it is.
+        let e = io::Error::last_os_error();
+        return Err(if e.raw_os_error() == Some(libc::EINVAL) {
+            io::Error::other(format!("overlayfs refused the layers: {e}"))
+        } else {
+            e
+        });
+    }
+    // SAFETY: live fs context descriptor.
+    let mfd = unsafe { libc::syscall(libc::SYS_fsmount, fs_fd.as_raw_fd(), FSMOUNT_CLOEXEC, 0) };
+    if mfd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fsmount returned a descriptor nobody else owns.
+    let mnt = unsafe { OwnedFd::from_raw_fd(mfd as i32) };
+    let target = CString::new(m.target.as_os_str().as_bytes()).map_err(bad)?;
+    // SAFETY: live mount descriptor, empty path with F_EMPTY_PATH, valid target.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Unmounts `target`; not mounted is not an error.
 pub fn unmount(target: &Path) -> Result<()> {
-    let c = CString::new(target.as_os_str().as_bytes()).map_err(|_| Error::InvalidArgument {
-        reason: "NUL in a mount path".into(),
-    })?;
+    let c = cstring(target.as_os_str().as_bytes())?;
     // SAFETY: valid C string. MNT_DETACH is not used: a busy rootfs should
     // be reported, not hidden.
     if unsafe { libc::umount2(c.as_ptr(), 0) } != 0 {
@@ -222,6 +324,12 @@ impl ImageStore {
             .map_err(io_err("write container image", &tmp))?;
         fs::write(tmp.join("layers"), names.join("\n"))
             .map_err(io_err("write container layers", &tmp))?;
+        let mut lower = Vec::new();
+        for d in config.rootfs.diff_ids.iter().rev() {
+            lower.push(self.short_link(d)?.display().to_string());
+        }
+        fs::write(tmp.join("lower"), lower.join("\n"))
+            .map_err(io_err("write container lowerdirs", &tmp))?;
         fs::rename(&tmp, &dir).map_err(io_err("publish container snapshot", &dir))?;
         self.container_mount(id)
     }
@@ -233,12 +341,22 @@ impl ImageStore {
         let layers = fs::read_to_string(dir.join("layers")).map_err(|_| Error::NotFound {
             what: format!("container snapshot {id}"),
         })?;
-        let mut lowerdirs: Vec<PathBuf> = layers
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| self.snapshots_dir().join(l).join("fs"))
-            .collect();
-        lowerdirs.reverse();
+        let mut lowerdirs: Vec<PathBuf> = match fs::read_to_string(dir.join("lower")) {
+            Ok(lower) => lower
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+            Err(_) => {
+                let mut l: Vec<PathBuf> = layers
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(|l| self.snapshots_dir().join(l).join("fs"))
+                    .collect();
+                l.reverse();
+                l
+            }
+        };
         if lowerdirs.is_empty() {
             // overlayfs needs a lower layer; an image without layers gets
             // an empty one.
@@ -249,6 +367,38 @@ impl ImageStore {
             upperdir: dir.join("upper"),
             workdir: dir.join("work"),
             target: dir.join("rootfs"),
+        })
+    }
+
+    /// A short symlink `<root>/l/<12 hex>` to a layer's tree. The kernel
+    /// takes one page of mount options, so full snapshot paths (about 100
+    /// bytes each) would cap an overlay near 40 layers; these links allow
+    /// about three times more. overlayfs resolves the links when mounting.
+    fn short_link(&self, diff_id: &Digest) -> Result<PathBuf> {
+        let dir = self.root().join("l");
+        fs::create_dir_all(&dir).map_err(io_err("create link directory", &dir))?;
+        let target = unpack::snapshot_dir(&self.snapshots_dir(), diff_id).join("fs");
+        // On a prefix collision the full name is used instead.
+        for name in [&diff_id.hex()[..12], &unpack::snapshot_name(diff_id)] {
+            let link = dir.join(name);
+            match fs::read_link(&link) {
+                Ok(t) if t == target => return Ok(link),
+                Ok(_) => continue,
+                Err(_) => {}
+            }
+            match std::os::unix::fs::symlink(&target, &link) {
+                Ok(()) => return Ok(link),
+                // Made by a concurrent prepare: check what it points at.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if fs::read_link(&link).is_ok_and(|t| t == target) {
+                        return Ok(link);
+                    }
+                }
+                Err(e) => return Err(io_err("create layer link", &link)(e)),
+            }
+        }
+        Err(Error::Conflict {
+            reason: format!("no free link name for layer {diff_id}"),
         })
     }
 
@@ -342,36 +492,33 @@ impl ImageStore {
     /// Stores a config and an OCI manifest over `layers`; returns the
     /// manifest digest. The blobs are not an image until recorded.
     pub fn put_image(&self, config: &ImageConfig, layers: Vec<Descriptor>) -> Result<Digest> {
-        let json = |v: &dyn erased::Ser| v.to_json();
-        let config_body = json(config)?;
+        let config_body = crate::oci::to_json(config)?;
         let config_digest = self.content().put(&config_body, None)?;
+        self.put_image_with_config(&config_body, &config_digest, layers)
+    }
+
+    /// Stores an OCI manifest over a config already serialized (whose
+    /// bytes must be kept, as they name the image id) and `layers`.
+    pub fn put_image_with_config(
+        &self,
+        config_body: &[u8],
+        config_digest: &Digest,
+        layers: Vec<Descriptor>,
+    ) -> Result<Digest> {
+        self.content().put(config_body, Some(config_digest))?;
         let manifest = Manifest {
             schema_version: 2,
             media_type: Some(oci::OCI_MANIFEST.to_owned()),
-            config: Descriptor::new(oci::OCI_CONFIG, config_digest, config_body.len() as u64),
+            config: Descriptor::new(
+                oci::OCI_CONFIG,
+                config_digest.clone(),
+                config_body.len() as u64,
+            ),
             layers,
             annotations: None,
         };
-        let body = json(&manifest)?;
+        let body = crate::oci::to_json(&manifest)?;
         self.content().put(&body, None)
-    }
-}
-
-mod erased {
-    use crate::{Error, Result};
-
-    /// JSON of anything serializable, for `put_image`.
-    pub trait Ser {
-        fn to_json(&self) -> Result<Vec<u8>>;
-    }
-
-    impl<T: serde::Serialize> Ser for T {
-        fn to_json(&self) -> Result<Vec<u8>> {
-            serde_json::to_vec(self).map_err(|e| Error::Json {
-                context: "serialize image metadata".into(),
-                reason: e.to_string(),
-            })
-        }
     }
 }
 
@@ -428,6 +575,7 @@ fn walk_diff<W: Write>(
             b.append_data(&mut h, rel.join(wh), io::empty())
                 .map_err(tar_err(&path))?;
         } else if ft.is_dir() {
+            append_xattrs(b, &path)?;
             let mut h = header(&meta, tar::EntryType::Directory);
             b.append_data(&mut h, &rel_path, io::empty())
                 .map_err(tar_err(&path))?;
@@ -453,6 +601,7 @@ fn walk_diff<W: Write>(
                 }
                 links.insert((meta.dev(), meta.ino()), rel_path.clone());
             }
+            append_xattrs(b, &path)?;
             let mut h = header(&meta, tar::EntryType::Regular);
             h.set_size(meta.len());
             let f = fs::File::open(&path).map_err(io_err("open", &path))?;
@@ -468,6 +617,73 @@ fn walk_diff<W: Write>(
     Ok(())
 }
 
+/// Writes the file's extended attributes (file capabilities, `user.*`) as
+/// a PAX header for the next entry, in the `SCHILY.xattr.` form GNU tar and
+/// Docker use. overlayfs's own `trusted.overlay.*` attributes are its
+/// bookkeeping, and SELinux labels belong to the host: both are left out.
+fn append_xattrs<W: Write>(b: &mut tar::Builder<W>, path: &Path) -> Result<()> {
+    let attrs = read_xattrs(path).map_err(io_err("read extended attributes", path))?;
+    let keys: Vec<(String, Vec<u8>)> = attrs
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("trusted.overlay.") && k != "security.selinux")
+        .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v))
+        .collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    b.append_pax_extensions(keys.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+        .map_err(io_err("write extended attributes", path))
+}
+
+/// Every extended attribute of `path` (not following a final symlink).
+fn read_xattrs(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: valid C string; a null buffer asks for the needed size.
+    let n = unsafe { libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        // A file system without xattrs has none to carry.
+        return if e.raw_os_error() == Some(libc::ENOTSUP) {
+            Ok(Vec::new())
+        } else {
+            Err(e)
+        };
+    }
+    let mut names = vec![0u8; n as usize];
+    // SAFETY: the buffer has the length passed.
+    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    names.truncate(n as usize);
+    let mut out = Vec::new();
+    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let key = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: valid C strings; a null buffer asks for the size.
+        let len = unsafe { libc::lgetxattr(c.as_ptr(), key.as_ptr(), std::ptr::null_mut(), 0) };
+        if len < 0 {
+            continue; // removed meanwhile
+        }
+        let mut value = vec![0u8; len as usize];
+        // SAFETY: the buffer has the length passed.
+        let len = unsafe {
+            libc::lgetxattr(
+                c.as_ptr(),
+                key.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
+        };
+        if len < 0 {
+            continue;
+        }
+        value.truncate(len as usize);
+        out.push((String::from_utf8_lossy(name).into_owned(), value));
+    }
+    Ok(out)
+}
+
 /// Whether overlayfs marked the directory opaque.
 pub fn is_opaque(dir: &Path) -> bool {
     let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
@@ -481,3 +697,6 @@ pub fn is_opaque(dir: &Path) -> bool {
         unsafe { libc::lgetxattr(c.as_ptr(), key.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     n == 1 && buf[0] == b'y'
 }
+
+#[cfg(test)]
+mod tests;

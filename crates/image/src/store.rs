@@ -309,7 +309,8 @@ impl ImageStore {
         self.add_image(target, None, platform, &tags, repo_digests)
     }
 
-    /// Records an image (the common path of pull, load, import and commit).
+    /// Records an image (the common path of pull, load, import and commit):
+    /// [`check_image`](Self::check_image), then [`record`](Self::record).
     /// `media_type` is the descriptor's type for `target`, when known.
     pub fn add_image(
         &self,
@@ -320,6 +321,22 @@ impl ImageStore {
         repo_digests: BTreeSet<String>,
     ) -> Result<ImageRecord> {
         let _lease = self.lease()?;
+        let mut rec = self.check_image(target, media_type, platform)?;
+        rec.repo_digests = repo_digests;
+        let manifest = rec.manifest.clone();
+        self.record(&[(rec, tags.to_vec())])?;
+        self.get(&manifest)
+    }
+
+    /// Checks that `target` (a manifest, or an index resolved for
+    /// `platform`) is a complete image in the content store and unpacks its
+    /// layers, checking their diff IDs. Nothing is recorded.
+    pub fn check_image(
+        &self,
+        target: &Digest,
+        media_type: Option<&str>,
+        platform: &Platform,
+    ) -> Result<ImageRecord> {
         let (manifest_digest, manifest_type, manifest) =
             match self.read_manifest(target, media_type)? {
                 Parsed::Manifest(m) => (
@@ -357,27 +374,32 @@ impl ImageStore {
         for (layer, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
             unpack::unpack_layer(&self.content, &self.snapshots_dir(), layer, diff_id)?;
         }
-        let rec = ImageRecord {
-            manifest: manifest_digest.clone(),
+        Ok(ImageRecord {
+            manifest: manifest_digest,
             manifest_media_type: manifest_type,
             config: config_digest,
             target: target.clone(),
-            repo_digests,
+            repo_digests: BTreeSet::new(),
             added: crate::time::now_rfc3339(),
             tags: Vec::new(),
-        };
+        })
+    }
+
+    /// Records checked images and their tags in one metadata update.
+    pub fn record(&self, images: &[(ImageRecord, Vec<String>)]) -> Result<()> {
         self.update(|md| {
-            let entry = md
-                .images
-                .entry(manifest_digest.clone())
-                .or_insert_with(|| rec.clone());
-            entry.repo_digests.extend(rec.repo_digests.iter().cloned());
-            for t in tags {
-                md.tags.insert(t.clone(), manifest_digest.clone());
+            for (rec, tags) in images {
+                let entry = md
+                    .images
+                    .entry(rec.manifest.clone())
+                    .or_insert_with(|| rec.clone());
+                entry.repo_digests.extend(rec.repo_digests.iter().cloned());
+                for t in tags {
+                    md.tags.insert(t.clone(), rec.manifest.clone());
+                }
             }
             Ok(())
-        })?;
-        self.get(&manifest_digest)
+        })
     }
 
     /// The image with this manifest digest.
@@ -457,6 +479,16 @@ impl ImageStore {
                         out.push(Removal::Untagged(display_name(&t)));
                     }
                     return Ok(out);
+                }
+                // By `name@digest` while tags remain: drop that reference only.
+                if let (Some(d), false) = (&r.digest, tags.is_empty()) {
+                    let by_digest = format!("{}@{d}", r.name());
+                    if let Some(rec) = md.images.get_mut(&manifest) {
+                        if rec.repo_digests.remove(&by_digest) {
+                            out.push(Removal::Untagged(display_name(&by_digest)));
+                            return Ok(out);
+                        }
+                    }
                 }
             } else {
                 let repos: BTreeSet<&str> = tags
@@ -592,7 +624,44 @@ impl ImageStore {
         }
         self.content.remove_stale_temps()?;
         remove_stale_temps(&snaps.join("tmp"))?;
+        self.remove_stale_metadata_temps();
+        // Short layer links whose snapshot is gone.
+        if let Ok(links) = fs::read_dir(self.root.join("l")) {
+            for l in links.flatten() {
+                if !l.path().exists() {
+                    let _ = fs::remove_file(l.path());
+                }
+            }
+        }
         Ok(report)
+    }
+
+    /// Removes what writers that died midway left: temporary blobs,
+    /// half-unpacked snapshots, unrenamed metadata. Safe while other
+    /// processes ingest: only files of dead pids are touched.
+    pub fn remove_stale_temps(&self) -> Result<usize> {
+        let n = self.content.remove_stale_temps()?
+            + remove_stale_temps(&self.snapshots_dir().join("tmp"))?;
+        self.remove_stale_metadata_temps();
+        Ok(n)
+    }
+
+    /// Removes `.images.json.<pid>-...` files of writers that died between
+    /// writing and renaming.
+    fn remove_stale_metadata_temps(&self) {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(".images.json.") else {
+                continue;
+            };
+            let pid = rest.split('-').next().unwrap_or("");
+            if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
+                let _ = fs::remove_file(e.path());
+            }
+        }
     }
 
     /// Blobs and diff IDs reachable from the recorded images.
@@ -741,3 +810,6 @@ fn resolve_in(md: &Metadata, s: &str) -> Option<Digest> {
 pub fn display_name(full: &str) -> String {
     crate::reference::familiar(full)
 }
+
+#[cfg(test)]
+mod tests;

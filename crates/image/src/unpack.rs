@@ -160,6 +160,7 @@ fn extract_entries<R: Read>(
     let root = open_dir(None, dest).map_err(io_err("open layer directory", dest))?;
     let mut written = 0u64;
     let mut dir_times: Vec<(Vec<Vec<u8>>, i64)> = Vec::new();
+    let mut cache: Option<(Vec<Vec<u8>>, OwnedFd)> = None;
     let entries = archive
         .entries()
         .map_err(|e| bad(format!("not a tar archive: {e}")))?;
@@ -203,14 +204,29 @@ fn extract_entries<R: Read>(
         }
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
         let mtime = header.mtime().unwrap_or(0) as i64;
-        let parent = walk(&root, parents, true).map_err(|e| match e {
-            WalkError::NotDir => unsafe_entry("a parent is a symlink or not a directory"),
-            WalkError::Io(err) => Error::Io {
-                context: "open parent directory in layer",
-                path: dest.join(String::from_utf8_lossy(&parents.join(&b'/')).as_ref()),
-                source: err,
-            },
-        })?;
+        // An entry replacing the cached parent or one of its ancestors
+        // makes the cached descriptor stale.
+        if let Some((cached, _)) = &cache {
+            if comps.len() <= cached.len() && cached[..comps.len()] == comps[..] {
+                cache = None;
+            }
+        }
+        // Tars list a directory's entries together: reuse the last parent.
+        let cached = cache.as_ref().is_some_and(|(c, _)| c[..] == *parents);
+        if !cached {
+            let fd = walk(&root, parents, true).map_err(|e| match e {
+                WalkError::NotDir => unsafe_entry("a parent is a symlink or not a directory"),
+                WalkError::Io(err) => Error::Io {
+                    context: "open parent directory in layer",
+                    path: dest.join(String::from_utf8_lossy(&parents.join(&b'/')).as_ref()),
+                    source: err,
+                },
+            })?;
+            cache = Some((parents.iter().map(|c| c.to_vec()).collect(), fd));
+        }
+        let Some((_, parent)) = &cache else {
+            continue;
+        };
         let pfd = parent.as_raw_fd();
         let here = || dest.join(&display);
 
@@ -225,8 +241,13 @@ fn extract_entries<R: Read>(
                 if target.is_empty() || target == b"." || target == b".." {
                     return Err(unsafe_entry("whiteout without a name"));
                 }
-                remove_existing(pfd, target).map_err(io_err("replace entry", &here()))?;
-                mknod(pfd, target, libc::S_IFCHR, 0).map_err(io_err("create whiteout", &here()))?;
+                // image-spec layer.md: a whiteout only hides lower layers;
+                // an entry of this same layer stays. The snapshot started
+                // empty, so whatever is there came from this layer.
+                if !exists_at(pfd, target) {
+                    mknod(pfd, target, libc::S_IFCHR, 0)
+                        .map_err(io_err("create whiteout", &here()))?;
+                }
             }
             continue;
         }
@@ -579,4 +600,4 @@ fn set_times(dfd: RawFd, name: Option<&[u8]>, mtime: i64, nofollow: bool) -> io:
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

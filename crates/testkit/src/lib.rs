@@ -193,3 +193,116 @@ pub fn busybox_image(root: &Path, tag: &str, config: serde_json::Value) -> Strin
         .expect("record image");
     rec.id().to_string()
 }
+
+/// A tarball of a busybox root filesystem (see [`busybox_rootfs`]) written
+/// to `dir/rootfs.tar`; `extra` files (path, contents) are added to it.
+pub fn busybox_rootfs_tar(dir: &Path, extra: &[(&str, &[u8])]) -> PathBuf {
+    let rootfs = dir.join("rootfs");
+    busybox_rootfs(&rootfs);
+    for (path, body) in extra {
+        let p = rootfs.join(path);
+        std::fs::create_dir_all(p.parent().expect("extra file has a parent")).expect("mkdir");
+        std::fs::write(p, body).expect("write extra file");
+    }
+    let out = dir.join("rootfs.tar");
+    let status = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&out)
+        .arg(".")
+        .status()
+        .expect("run tar");
+    assert!(status.success(), "tar of the rootfs failed");
+    out
+}
+
+/// Where the peer dockerd of /work/shared/bench/README.md listens.
+pub const PEER_DOCKER_SOCK: &str = "/run/peer-docker.sock";
+
+/// The socket of a reachable dockerd: the peer daemon, started with its own
+/// paths when it is installed but not running. `None` when there is none.
+pub fn docker_daemon() -> Option<String> {
+    let host = format!("unix://{PEER_DOCKER_SOCK}");
+    let ping = || {
+        std::process::Command::new("docker")
+            .args(["-H", &host, "version", "--format", "{{.Server.Version}}"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if ping() {
+        return Some(host);
+    }
+    let started = std::process::Command::new("dockerd")
+        .args([
+            "--host",
+            &host,
+            "--data-root",
+            "/var/lib/peer-docker",
+            "--exec-root",
+            "/run/peer-docker",
+            "--pidfile",
+            "/run/peer-docker.pid",
+            "--storage-driver",
+            "overlay2",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .is_ok();
+    if !started {
+        return None;
+    }
+    for _ in 0..60 {
+        if ping() {
+            return Some(host);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    None
+}
+
+/// True when `tool` runs (`tool --version`).
+pub fn have_tool(tool: &str) -> bool {
+    std::process::Command::new(tool)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// True when `path` is an ELF64 executable without a program interpreter
+/// (no `PT_INTERP` program header, elf(5)), i.e. statically linked. Debian's
+/// static busybox contains the string "ld-linux-x86-64.so.2" (its `ldd`
+/// applet names it), so looking for that string is not enough.
+pub fn is_static_elf(path: &Path) -> bool {
+    let Ok(b) = std::fs::read(path) else {
+        return false;
+    };
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 {
+        return false;
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(b[0x20..0x28].try_into().expect("8 bytes")) as usize;
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    (0..phnum).all(|i| {
+        let o = phoff + i * phentsize;
+        // PT_INTERP is 3.
+        b.get(o..o + 4) != Some(&3u32.to_le_bytes()[..])
+    })
+}
+
+/// Root and a static busybox, checked by its ELF headers (see
+/// [`is_static_elf`]).
+pub fn require_root_and_static_busybox() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    require("running as root", root)
+        && require(
+            "a static busybox at /bin/busybox",
+            is_static_elf(Path::new(BUSYBOX)),
+        )
+}
