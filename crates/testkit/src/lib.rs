@@ -26,25 +26,10 @@ pub fn require_root_and_busybox() -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     require("running as root", root)
-        && require("busybox-static at /bin/busybox", is_static_busybox())
-}
-
-fn is_static_busybox() -> bool {
-    // A dynamic busybox would need the host's libc inside the rootfs: look
-    // for a PT_INTERP program header in the ELF64 file.
-    let Ok(b) = std::fs::read(BUSYBOX) else {
-        return false;
-    };
-    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 {
-        return false;
-    }
-    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes")) as usize;
-    let u16_at = |o: usize| u16::from_le_bytes(b[o..o + 2].try_into().expect("2 bytes")) as usize;
-    let (phoff, phentsize, phnum) = (u64_at(32), u16_at(54), u16_at(56));
-    (0..phnum).all(|i| {
-        let o = phoff + i * phentsize;
-        o + 4 <= b.len() && u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes")) != 3
-    })
+        && require(
+            "a static busybox (busybox-static) at /bin/busybox",
+            is_static_elf(Path::new(BUSYBOX)),
+        )
 }
 
 /// Fills `dir` with a minimal root filesystem: busybox and its applets.
@@ -293,16 +278,4 @@ pub fn is_static_elf(path: &Path) -> bool {
         // PT_INTERP is 3.
         b.get(o..o + 4) != Some(&3u32.to_le_bytes()[..])
     })
-}
-
-/// Root and a static busybox, checked by its ELF headers (see
-/// [`is_static_elf`]).
-pub fn require_root_and_static_busybox() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    require("running as root", root)
-        && require(
-            "a static busybox at /bin/busybox",
-            is_static_elf(Path::new(BUSYBOX)),
-        )
 }
