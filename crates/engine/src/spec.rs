@@ -162,10 +162,13 @@ pub fn default_seccomp() -> Value {
         "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
         "syscalls": [
             {"names": DENIED_SYSCALLS.as_slice(), "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
-            // clone with any namespace flag (CLONE_NEWNS..CLONE_NEWNET, CLONE_NEWCGROUP, CLONE_NEWTIME)
-            // would create namespaces: refuse those, allow plain threads and forks.
-            {"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
-             "args": [{"index": 0, "value": 0x7E02_0080u64, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+            // clone may not create namespaces (CLONE_NEWNS, NEWUTS, NEWIPC,
+            // NEWUSER, NEWPID, NEWNET, NEWCGROUP): the first matching rule
+            // wins, so a clone without those flags is allowed and any
+            // other is refused.
+            {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 0x7E02_0000u64, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+            {"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
             // clone3 passes flags in memory seccomp cannot read: make libc fall back to clone.
             {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}
         ]

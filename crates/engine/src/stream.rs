@@ -262,6 +262,9 @@ where
 {
     let (mut client_r, mut client_w) = tokio::io::split(client);
     let (mut shim_r, mut shim_w) = shim_conn.into_split();
+    // The docker CLI half-closes its side when it sends no input; that must
+    // not close the shim connection, so the write half is handed back and
+    // kept until the output ends.
     let input = tokio::spawn(async move {
         let mut buf = [0u8; 8192];
         loop {
@@ -275,6 +278,7 @@ where
                 Ok(_) => {}
             }
         }
+        shim_w
     });
     let _ = tokio::io::copy(&mut shim_r, &mut client_w).await;
     let _ = client_w.shutdown().await;
