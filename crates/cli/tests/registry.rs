@@ -128,6 +128,11 @@ struct Distribution {
 
 impl Distribution {
     fn start() -> Distribution {
+        Distribution::start_with("")
+    }
+
+    /// Starts Distribution with `extra` appended to its YAML configuration.
+    fn start_with(extra: &str) -> Distribution {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = TcpListener::bind("127.0.0.1:0")
             .expect("bind")
@@ -139,7 +144,7 @@ impl Distribution {
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
             dir.path().join("data").display()
         );
-        std::fs::write(dir.path().join("config.yml"), config).expect("config");
+        std::fs::write(dir.path().join("config.yml"), format!("{config}{extra}")).expect("config");
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(dir.path().join("config.yml"))
@@ -484,11 +489,11 @@ fn conformance(addr: &str, flavor: Flavor) {
         Some("registry/2.0")
     );
 
-    // end-4b + end-6: POST then PUT.
+    // end-4a + end-6: POST, then PUT with the content.
     let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
     let config_digest = push_blob(addr, repo, &config);
 
-    // end-4a: monolithic POST with ?digest.
+    // end-4b: single POST with ?digest.
     let layer: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
     let layer_digest = sha256(&layer);
     let r = http(
@@ -680,7 +685,7 @@ fn conformance(addr: &str, flavor: Flavor) {
         );
     }
 
-    // end-7: manifests. Referenced blobs must exist.
+    // end-7a: manifests. Referenced blobs must exist.
     let manifest = image_manifest(&config, &[&layer], "");
     let manifest_digest = sha256(&manifest);
     let missing = image_manifest(&config, &[b"not uploaded"], "");
@@ -776,7 +781,7 @@ fn conformance(addr: &str, flavor: Flavor) {
         "{r:?}"
     );
 
-    // end-8: tags with n/last pagination.
+    // end-8a/8b: tags, with n/last pagination.
     let r = http(addr, "GET", &format!("/v2/{repo}/tags/list"), &[], b"");
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -869,7 +874,7 @@ fn conformance(addr: &str, flavor: Flavor) {
     );
     assert_eq!((r.status, r.code().as_str()), (404, "BLOB_UNKNOWN"));
 
-    // end-12: cancel an upload.
+    // Cancelling an upload (DELETE on its location).
     let r = http(
         addr,
         "POST",
@@ -893,6 +898,13 @@ fn conformance(addr: &str, flavor: Flavor) {
         Flavor::Cais => assert_eq!((r.status, r.code().as_str()), (400, "NAME_INVALID")),
         Flavor::Distribution => assert_eq!(r.status, 404),
     }
+    // A method an endpoint does not have: 405 (cais adds an UNSUPPORTED
+    // body; Distribution's router answers with an empty one).
+    let r = http(addr, "DELETE", &format!("/v2/{repo}/tags/list"), &[], b"");
+    assert_eq!(r.status, 405, "{r:?}");
+    if flavor == Flavor::Cais {
+        assert_eq!(r.code(), "UNSUPPORTED");
+    }
     // Invalid digest: DIGEST_INVALID.
     let r = http(
         addr,
@@ -907,7 +919,7 @@ fn conformance(addr: &str, flavor: Flavor) {
         "{r:?}"
     );
 
-    // end-10 / end-13 referrers (spec 1.1). Distribution 2.8 predates it.
+    // end-12a/12b referrers (spec 1.1). Distribution 2.8 predates it.
     let artifact = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.sbom",
         "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": push_blob(addr, repo, b"{}"), "size": 2},
@@ -953,7 +965,95 @@ fn conformance(addr: &str, flavor: Flavor) {
         Flavor::Distribution => assert_eq!(r.status, 404),
     }
 
-    // end-9: delete manifests (by digest removes its tags too) and blobs.
+    // end-7b: push by digest with tags in the query (spec 1.1). Distribution
+    // 2.8 ignores the parameter.
+    let r = http(
+        addr,
+        "PUT",
+        &format!("/v2/{repo}/manifests/{manifest_digest}?tag=q1&tag=q2"),
+        &[("Content-Type", OCI_MANIFEST)],
+        &manifest,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let tags = http(addr, "GET", &format!("/v2/{repo}/tags/list"), &[], b"").json()["tags"].clone();
+    let tagged = tags.as_array().is_some_and(|t| {
+        t.contains(&serde_json::json!("q1")) && t.contains(&serde_json::json!("q2"))
+    });
+    assert_eq!(tagged, flavor == Flavor::Cais, "{tags}");
+
+    // Indexes and Docker media types: children must exist, types round-trip.
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": manifest.len(),
+                       "platform": {"architecture": "amd64", "os": "linux"}}],
+    }))
+    .expect("json");
+    let r = http(
+        addr,
+        "PUT",
+        &format!("/v2/{repo}/manifests/multi"),
+        &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
+        &index,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let r = http(
+        addr,
+        "GET",
+        &format!("/v2/{repo}/manifests/multi"),
+        &[("Accept", "application/vnd.oci.image.index.v1+json")],
+        b"",
+    );
+    assert_eq!(
+        r.header("Content-Type"),
+        Some("application/vnd.oci.image.index.v1+json")
+    );
+    assert!(r.body == index);
+    let dangling = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": unknown, "size": 10}],
+    }))
+    .expect("json");
+    let r = http(
+        addr,
+        "PUT",
+        &format!("/v2/{repo}/manifests/dangling"),
+        &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
+        &dangling,
+    );
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "MANIFEST_BLOB_UNKNOWN"),
+        "{r:?}"
+    );
+    const DOCKER: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    let docker = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": DOCKER,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": layer_digest, "size": layer.len()}],
+    }))
+    .expect("json");
+    let r = http(
+        addr,
+        "PUT",
+        &format!("/v2/{repo}/manifests/docker"),
+        &[("Content-Type", DOCKER)],
+        &docker,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let r = http(
+        addr,
+        "GET",
+        &format!("/v2/{repo}/manifests/docker"),
+        &[("Accept", DOCKER)],
+        b"",
+    );
+    assert_eq!(r.header("Content-Type"), Some(DOCKER));
+    assert_eq!(
+        r.header("Docker-Content-Digest"),
+        Some(sha256(&docker).as_str())
+    );
+
+    // end-9 and end-10: delete manifests (by digest removes its tags too) and blobs.
     let r = http(
         addr,
         "DELETE",
@@ -1464,6 +1564,59 @@ fn token_auth_scopes() {
         1,
         "nothing stored for alice"
     );
+    // Mounting needs pull on the source: alice's blob cannot be mounted by
+    // bob (the registry opens an ordinary upload instead), alice can.
+    let alice = format!(
+        "Bearer {}",
+        token("alice", "wonder", "repository:alice/src:pull,push")
+    );
+    let secret = b"alice's layer";
+    let digest = sha256(secret);
+    let r = http(
+        a,
+        "POST",
+        &format!("/v2/alice/src/blobs/uploads/?digest={digest}"),
+        &[("Authorization", &alice)],
+        secret,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let scopes = "repository:bob/stolen:pull,push&scope=repository:alice/src:pull";
+    let t = format!("Bearer {}", token("bob", "builder", scopes));
+    let r = http(
+        a,
+        "POST",
+        &format!("/v2/bob/stolen/blobs/uploads/?mount={digest}&from=alice/src"),
+        &[("Authorization", &t)],
+        b"",
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(
+        http(
+            a,
+            "HEAD",
+            &format!("/v2/bob/stolen/blobs/{digest}"),
+            &[("Authorization", &t)],
+            b""
+        )
+        .status,
+        404
+    );
+    let t = format!(
+        "Bearer {}",
+        token(
+            "alice",
+            "wonder",
+            "repository:alice/copy:pull,push&scope=repository:alice/src:pull"
+        )
+    );
+    let r = http(
+        a,
+        "POST",
+        &format!("/v2/alice/copy/blobs/uploads/?mount={digest}&from=alice/src"),
+        &[("Authorization", &t)],
+        b"",
+    );
+    assert_eq!(r.status, 201, "{r:?}");
     // A forged token is anonymous.
     let r = http(
         a,
@@ -1473,6 +1626,93 @@ fn token_auth_scopes() {
         b"",
     );
     assert_eq!(r.status, 401);
+}
+
+/// Basic-auth answers both implementations must give: UNAUTHORIZED with a
+/// Basic challenge without or with wrong credentials, success with right ones.
+fn auth_conformance(addr: &str, user: &str, pass: &str) {
+    let good = basic(user, pass);
+    let bad = basic(user, "wrong");
+    for (path, method) in [
+        ("/v2/", "GET"),
+        ("/v2/auth/app/tags/list", "GET"),
+        ("/v2/auth/app/blobs/uploads/", "POST"),
+    ] {
+        for headers in [vec![], vec![("Authorization", bad.as_str())]] {
+            let r = http(addr, method, path, &headers, b"");
+            assert_eq!(
+                (r.status, r.code().as_str()),
+                (401, "UNAUTHORIZED"),
+                "{method} {path}: {r:?}"
+            );
+            assert!(
+                r.header("WWW-Authenticate")
+                    .is_some_and(|h| h.starts_with("Basic realm=")),
+                "{r:?}"
+            );
+        }
+    }
+    assert_eq!(
+        http(addr, "GET", "/v2/", &[("Authorization", &good)], b"").status,
+        200
+    );
+    let data = b"authenticated content";
+    let digest = sha256(data);
+    let r = http(
+        addr,
+        "POST",
+        "/v2/auth/app/blobs/uploads/",
+        &[("Authorization", &good)],
+        b"",
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+    let r = http(
+        addr,
+        "PUT",
+        &location(&r, &format!("digest={digest}")),
+        &[
+            ("Authorization", &good),
+            ("Content-Type", "application/octet-stream"),
+        ],
+        data,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let path = format!("/v2/auth/app/blobs/{digest}");
+    assert_eq!(http(addr, "HEAD", &path, &[], b"").status, 401);
+    assert!(http(addr, "GET", &path, &[("Authorization", &good)], b"").body == data);
+}
+
+#[test]
+fn auth_conformance_cais() {
+    if !have(&["htpasswd"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pw = htpasswd(dir.path(), &[("carol", "s3cret")]);
+    let server = Cais::start(
+        &dir.path().join("root"),
+        &[
+            "--auth",
+            "htpasswd",
+            "--htpasswd",
+            pw.to_str().expect("utf8"),
+        ],
+    );
+    auth_conformance(&server.addr, "carol", "s3cret");
+}
+
+#[test]
+fn auth_conformance_distribution() {
+    if !have(&["htpasswd", "docker-registry"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pw = htpasswd(dir.path(), &[("carol", "s3cret")]);
+    let registry = Distribution::start_with(&format!(
+        "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+        pw.display()
+    ));
+    auth_conformance(&registry.addr, "carol", "s3cret");
 }
 
 fn make_cert(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
@@ -1671,6 +1911,16 @@ fn bad_input_is_refused_and_nothing_is_stored() {
         &data[..5000],
     );
     assert_eq!((r.status, r.code().as_str()), (400, "DIGEST_INVALID"));
+    // A single-POST upload whose connection drops mid-body.
+    let s = truncated(
+        "POST",
+        a,
+        &format!("/v2/ok/blobs/uploads/?digest={}", sha256(&data)),
+        data.len(),
+        &data[..4000],
+    );
+    s.shutdown(Shutdown::Write).expect("shutdown");
+    let _ = read_to_eof(s);
     // Nothing of all that was stored.
     let blobs: Vec<_> = walk(&root.join("blobs"));
     assert!(blobs.is_empty(), "blobs stored: {blobs:?}");
@@ -1696,11 +1946,17 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Sends a PATCH whose body stops early, then closes the connection.
+/// Sends a PATCH whose body stops early, leaving the connection open.
 fn truncated_patch(addr: &str, path: &str, declared: usize, data: &[u8]) -> TcpStream {
+    truncated("PATCH", addr, path, declared, data)
+}
+
+/// Sends a request whose body stops after `data` though `declared` bytes
+/// were announced.
+fn truncated(method: &str, addr: &str, path: &str, declared: usize, data: &[u8]) -> TcpStream {
     let mut s = TcpStream::connect(addr).expect("connect");
     let head = format!(
-        "PATCH {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nContent-Length: {declared}\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nContent-Length: {declared}\r\n\r\n"
     );
     s.write_all(head.as_bytes()).expect("write");
     s.write_all(data).expect("write");
@@ -2027,4 +2283,33 @@ fn sigterm_shuts_down_gracefully() {
     }
     assert!(server.log().contains("shutting down"));
     assert!(TcpStream::connect(&server.addr).is_err(), "listener closed");
+}
+
+#[test]
+fn stalled_clients_time_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Cais::start(&dir.path().join("root"), &["--timeout", "1"]);
+    let a = &server.addr;
+    // Headers that never finish: the connection is closed.
+    let mut s = TcpStream::connect(a).expect("connect");
+    s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    let started = Instant::now();
+    let _ = read_to_eof(s);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "slow headers held the connection"
+    );
+    // A body that stalls: the request fails, the received prefix stays.
+    let r = http(a, "POST", "/v2/slow/blobs/uploads/", &[], b"");
+    let loc = location(&r, "");
+    let s = truncated_patch(a, &loc, 1000, &[5u8; 10]);
+    let r = read_response(s, false);
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "BLOB_UPLOAD_INVALID"),
+        "{r:?}"
+    );
+    let r = http(a, "GET", &loc, &[], b"");
+    assert_eq!(r.header("Range"), Some("0-9"));
 }

@@ -138,11 +138,12 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 println!("{} {d}", if dry_run { "would delete" } else { "deleted" });
             }
             println!(
-                "marked {} blobs, {} {} unreferenced blobs, {} bytes",
+                "marked {} blobs, {} {} unreferenced blobs, {} bytes, {} stale uploads",
                 report.marked,
                 if dry_run { "found" } else { "deleted" },
                 report.deleted.len(),
-                report.bytes_freed
+                report.bytes_freed,
+                report.stale_uploads
             );
             Ok(())
         }

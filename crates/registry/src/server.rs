@@ -2,18 +2,19 @@
 //!
 //! Endpoints follow the OCI distribution spec's endpoint table (end-1 ..
 //! end-13). Every error leaves through `ApiError`, the one place that maps
-//! failures to a status and the spec's `{"errors":[...]}` body.
+//! failures to a status and the spec's `{"errors":[...]}` body. This file
+//! holds the listener, routing and authorization; `blobs` and `manifests`
+//! the endpoint handlers.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::io::{self, SeekFrom, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use futures_util::TryStreamExt;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
@@ -22,7 +23,6 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::net::TcpListener;
 
 use crate::auth::{Action, Auth, Identity, Mode};
@@ -30,6 +30,14 @@ use crate::distribution::{
     validate_name, Digest, ErrorCode, Manifest, Reference, MAX_MANIFEST_BYTES, OCI_INDEX,
 };
 use crate::storage::{self, Storage};
+
+mod blobs;
+mod manifests;
+mod sendfile;
+
+use blobs::*;
+use manifests::*;
+use sendfile::{MappedBlob, Maps, SendfileStream};
 
 type Body = BoxBody<Bytes, io::Error>;
 
@@ -311,10 +319,23 @@ fn parse_digest(s: &str) -> Result<Digest, ApiError> {
 
 /// Runs the server until SIGTERM or SIGINT.
 pub fn serve(config: Config) -> Result<(), anyhow::Error> {
+    limit_malloc_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(serve_async(config))
+}
+
+/// glibc gives each thread that allocates its own arena (up to 8 per core)
+/// and keeps freed upload buffers in them; two arenas are plenty for a
+/// server whose hot path is the kernel copying page cache to sockets, and
+/// keep its resident memory near what it uses (mallopt(3), M_ARENA_MAX).
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
 }
 
 /// Holds an exclusive `flock(2)` on ROOT/.lock: a server and an offline
@@ -425,8 +446,14 @@ async fn serve_async(config: Config) -> Result<(), anyhow::Error> {
         let timeout = config.timeout;
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
+            // Plain TCP connections may send blobs with sendfile(2).
+            let maps = tls.is_none().then(|| Arc::new(Maps::default()));
+            let request_maps = maps.clone();
+            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 let app = app.clone();
+                if let Some(maps) = &request_maps {
+                    req.extensions_mut().insert(maps.clone());
+                }
                 async move { Ok::<_, Infallible>(handle(app, req, remote).await) }
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
@@ -444,7 +471,8 @@ async fn serve_async(config: Config) -> Result<(), anyhow::Error> {
                     let _ = watcher.watch(conn).await;
                 }
                 None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let io = SendfileStream::new(stream, maps.unwrap_or_default());
+                    let conn = builder.serve_connection(TokioIo::new(io), service);
                     let _ = watcher.watch(conn).await;
                 }
             }
@@ -667,7 +695,7 @@ async fn dispatch(app: &App, req: Request<Incoming>, user: &mut String) -> ApiRe
             get_manifest(app, name, reference, true).await
         }
         (Route::Manifest(name, reference), Method::PUT) => {
-            put_manifest(app, name, reference, req).await
+            put_manifest(app, name, reference, &params, req).await
         }
         (Route::Manifest(name, reference), Method::DELETE) => {
             delete_manifest(app, name, reference).await
@@ -783,664 +811,6 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// `n`/`last` pagination shared by the catalog and tag list (spec
-/// "Listing Tags": results are lexically sorted, `last` is exclusive, and a
-/// `Link` header points at the next page).
-fn paginate(
-    items: Vec<String>,
-    params: &[(String, String)],
-    base: &str,
-) -> Result<(Vec<String>, Option<String>), ApiError> {
-    let last = param(params, "last");
-    let n = match param(params, "n") {
-        Some(v) => Some(v.parse::<usize>().map_err(|_| {
-            ApiError::new(ErrorCode::Unsupported, "n must be a non-negative integer")
-                .status(StatusCode::BAD_REQUEST)
-        })?),
-        None => None,
-    };
-    let mut items: Vec<String> = match last {
-        Some(last) => items.into_iter().filter(|t| t.as_str() > last).collect(),
-        None => items,
-    };
-    let mut link = None;
-    if let Some(n) = n {
-        if items.len() > n {
-            items.truncate(n);
-            if let Some(l) = items.last() {
-                link = Some(format!("<{base}?n={n}&last={l}>; rel=\"next\""));
-            }
-        }
-    }
-    Ok((items, link))
-}
-
-async fn catalog(app: &App, params: &[(String, String)]) -> ApiResult {
-    let storage = app.storage.clone();
-    let repos = blocking(move || storage.catalog()).await?;
-    let (repos, link) = paginate(repos, params, "/v2/_catalog")?;
-    let mut resp = json_response(StatusCode::OK, json!({"repositories": repos}).to_string());
-    if let Some(link) = link {
-        resp.headers_mut().insert("Link", header_value(&link));
-    }
-    Ok(resp)
-}
-
-fn header_value(s: &str) -> HeaderValue {
-    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-async fn tags(app: &App, name: String, params: &[(String, String)]) -> ApiResult {
-    let storage = app.storage.clone();
-    let n = name.clone();
-    let (exists, tags) = blocking(move || Ok((storage.repo_exists(&n), storage.tags(&n)?))).await?;
-    if !exists {
-        return Err(ApiError::new(
-            ErrorCode::NameUnknown,
-            format!("repository {name} not known to registry"),
-        ));
-    }
-    let (tags, link) = paginate(tags, params, &format!("/v2/{name}/tags/list"))?;
-    let mut resp = json_response(
-        StatusCode::OK,
-        json!({"name": name, "tags": tags}).to_string(),
-    );
-    if let Some(link) = link {
-        resp.headers_mut().insert("Link", header_value(&link));
-    }
-    Ok(resp)
-}
-
-fn manifest_unknown(name: &str, reference: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::ManifestUnknown,
-        format!("manifest {reference} unknown to repository {name}"),
-    )
-}
-
-async fn resolve(
-    app: &App,
-    name: &str,
-    reference: &str,
-) -> Result<Option<(Digest, String)>, ApiError> {
-    let reference: Reference =
-        reference
-            .parse()
-            .map_err(|e: crate::distribution::Error| match e {
-                crate::distribution::Error::InvalidTag { .. } => {
-                    ApiError::new(ErrorCode::ManifestInvalid, e.to_string())
-                }
-                _ => ApiError::new(ErrorCode::DigestInvalid, e.to_string()),
-            })?;
-    let storage = app.storage.clone();
-    let name = name.to_owned();
-    blocking(move || {
-        let digest = match reference {
-            Reference::Digest(d) => d,
-            Reference::Tag(t) => match storage.resolve_tag(&name, &t)? {
-                Some(d) => d,
-                None => return Ok(None),
-            },
-        };
-        Ok(storage.manifest_type(&name, &digest)?.map(|t| (digest, t)))
-    })
-    .await
-}
-
-async fn get_manifest(app: &App, name: String, reference: String, head: bool) -> ApiResult {
-    let Some((digest, media_type)) = resolve(app, &name, &reference).await? else {
-        if !app.storage.repo_exists(&name) {
-            return Err(ApiError::new(
-                ErrorCode::NameUnknown,
-                format!("repository {name} not known to registry"),
-            )
-            .status(StatusCode::NOT_FOUND));
-        }
-        return Err(manifest_unknown(&name, &reference));
-    };
-    let storage = app.storage.clone();
-    let d = digest.clone();
-    let body = blocking(move || storage.read_blob(&d)).await?;
-    let builder = Response::builder()
-        .status(StatusCode::OK)
-        .header(CONTENT_TYPE, media_type)
-        .header(CONTENT_LENGTH, body.len())
-        .header("Docker-Content-Digest", digest.to_string())
-        .header("ETag", format!("\"{digest}\""));
-    let body = if head { empty() } else { full(body) };
-    builder.body(body).map_err(ApiError::internal)
-}
-
-async fn read_limited(
-    req: Request<Incoming>,
-    limit: usize,
-    timeout: Duration,
-) -> Result<(Bytes, Option<String>), ApiError> {
-    let too_big = || {
-        ApiError::new(
-            ErrorCode::SizeInvalid,
-            format!("body larger than {limit} bytes"),
-        )
-        .status(StatusCode::PAYLOAD_TOO_LARGE)
-    };
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|d| d > limit as u64) {
-        return Err(too_big());
-    }
-    let content_type = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let mut body = req.into_body();
-    let mut buf = Vec::new();
-    loop {
-        let frame = tokio::time::timeout(timeout, body.frame())
-            .await
-            .map_err(|_| {
-                ApiError::new(ErrorCode::BlobUploadInvalid, "timed out reading the body")
-            })?;
-        let Some(frame) = frame else { break };
-        let frame = frame
-            .map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, format!("reading body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > limit {
-                return Err(too_big());
-            }
-            buf.extend_from_slice(&data);
-        }
-    }
-    Ok((Bytes::from(buf), content_type))
-}
-
-async fn put_manifest(
-    app: &App,
-    name: String,
-    reference: String,
-    req: Request<Incoming>,
-) -> ApiResult {
-    let reference: Reference =
-        reference
-            .parse()
-            .map_err(|e: crate::distribution::Error| match e {
-                crate::distribution::Error::InvalidTag { .. } => {
-                    ApiError::new(ErrorCode::ManifestInvalid, e.to_string())
-                }
-                _ => ApiError::new(ErrorCode::DigestInvalid, e.to_string()),
-            })?;
-    let (body, content_type) = read_limited(req, MAX_MANIFEST_BYTES, app.config.timeout).await?;
-    let manifest = Manifest::parse(&body, content_type.as_deref())
-        .map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, e.to_string()))?;
-    let actual = Digest::of(&body);
-    let tag = match &reference {
-        Reference::Digest(d) if d != &actual => {
-            return Err(ApiError::new(
-                ErrorCode::DigestInvalid,
-                format!("manifest digest {actual} does not match reference {d}"),
-            ))
-        }
-        Reference::Digest(_) => None,
-        Reference::Tag(t) => Some(t.clone()),
-    };
-    let storage = app.storage.clone();
-    let n = name.clone();
-    let m = manifest.clone();
-    let stored = blocking(move || storage.put_manifest(&n, &body, &m, tag.as_deref())).await?;
-    let digest = match stored {
-        Ok(d) => d,
-        Err(missing) => {
-            return Err(ApiError::new(
-                ErrorCode::ManifestBlobUnknown,
-                format!("manifest references {missing}, which is not in repository {name}"),
-            ))
-        }
-    };
-    let mut builder = Response::builder()
-        .status(StatusCode::CREATED)
-        .header(LOCATION, format!("/v2/{name}/manifests/{digest}"))
-        .header("Docker-Content-Digest", digest.to_string())
-        .header(CONTENT_LENGTH, 0);
-    if let Some(subject) = &manifest.subject {
-        // Spec "Pushing Manifests with Subject": tells the client the
-        // referrers API indexed it, so no fallback tag is needed.
-        builder = builder.header("OCI-Subject", subject.to_string());
-    }
-    builder.body(empty()).map_err(ApiError::internal)
-}
-
-async fn delete_manifest(app: &App, name: String, reference: String) -> ApiResult {
-    let reference: Reference = reference.parse().map_err(|e: crate::distribution::Error| {
-        ApiError::new(ErrorCode::DigestInvalid, e.to_string())
-    })?;
-    let storage = app.storage.clone();
-    let n = name.clone();
-    let deleted = blocking(move || match reference {
-        Reference::Digest(d) => storage.delete_manifest(&n, &d),
-        // Spec 1.1 "Deleting Tags": DELETE on a tag removes the tag only.
-        Reference::Tag(t) => storage.delete_tag(&n, &t),
-    })
-    .await?;
-    if !deleted {
-        return Err(ApiError::new(
-            ErrorCode::ManifestUnknown,
-            format!("manifest unknown to repository {name}"),
-        ));
-    }
-    Response::builder()
-        .status(StatusCode::ACCEPTED)
-        .header(CONTENT_LENGTH, 0)
-        .body(empty())
-        .map_err(ApiError::internal)
-}
-
-fn blob_unknown(digest: &Digest) -> ApiError {
-    ApiError::new(
-        ErrorCode::BlobUnknown,
-        format!("blob {digest} unknown to registry"),
-    )
-}
-
-/// Parses `Range: bytes=start-end` (RFC 9110 14.1.2), one range only.
-fn parse_range(header: &str, size: u64) -> Option<(u64, u64)> {
-    let spec = header.trim().strip_prefix("bytes=")?;
-    if spec.contains(',') {
-        return None;
-    }
-    let (start, end) = spec.split_once('-')?;
-    let (start, end) = if start.is_empty() {
-        let suffix: u64 = end.parse().ok()?;
-        if suffix == 0 {
-            return None;
-        }
-        (size.saturating_sub(suffix), size.checked_sub(1)?)
-    } else {
-        let start: u64 = start.parse().ok()?;
-        let end: u64 = if end.is_empty() {
-            size.checked_sub(1)?
-        } else {
-            end.parse::<u64>().ok()?.min(size.checked_sub(1)?)
-        };
-        (start, end)
-    };
-    (start <= end && end < size).then_some((start, end))
-}
-
-async fn get_blob(
-    app: &App,
-    name: String,
-    digest: String,
-    req: &Request<Incoming>,
-    head: bool,
-) -> ApiResult {
-    let digest = parse_digest(&digest)?;
-    let storage = app.storage.clone();
-    let (n, d) = (name.clone(), digest.clone());
-    let Some(size) = blocking(move || storage.blob_size(&n, &d)).await? else {
-        return Err(blob_unknown(&digest));
-    };
-    let range = req
-        .headers()
-        .get(hyper::header::RANGE)
-        .and_then(|v| v.to_str().ok());
-    let (status, start, end) = match range {
-        None => (StatusCode::OK, 0, size.saturating_sub(1)),
-        Some(r) => match parse_range(r, size) {
-            Some((s, e)) => (StatusCode::PARTIAL_CONTENT, s, e),
-            None => {
-                return Err(ApiError::new(
-                    ErrorCode::RangeInvalid,
-                    "requested range not satisfiable",
-                )
-                .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                .header("Content-Range", format!("bytes */{size}")))
-            }
-        },
-    };
-    let length = if size == 0 { 0 } else { end - start + 1 };
-    let mut builder = Response::builder()
-        .status(status)
-        .header(CONTENT_TYPE, "application/octet-stream")
-        .header(CONTENT_LENGTH, length)
-        .header("Docker-Content-Digest", digest.to_string())
-        .header("Accept-Ranges", "bytes")
-        .header("ETag", format!("\"{digest}\""));
-    if status == StatusCode::PARTIAL_CONTENT {
-        builder = builder.header("Content-Range", format!("bytes {start}-{end}/{size}"));
-    }
-    if head || length == 0 {
-        return builder.body(empty()).map_err(ApiError::internal);
-    }
-    let path = app.storage.blob_path(&digest);
-    let mut file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|_| blob_unknown(&digest))?;
-    if start > 0 {
-        file.seek(SeekFrom::Start(start))
-            .await
-            .map_err(ApiError::internal)?;
-    }
-    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(length), 256 * 1024);
-    let body = StreamBody::new(stream.map_ok(Frame::data)).boxed();
-    builder.body(body).map_err(ApiError::internal)
-}
-
-async fn delete_blob(app: &App, name: String, digest: String) -> ApiResult {
-    let digest = parse_digest(&digest)?;
-    let storage = app.storage.clone();
-    let d = digest.clone();
-    if !blocking(move || storage.unlink_blob(&name, &d)).await? {
-        return Err(blob_unknown(&digest));
-    }
-    Response::builder()
-        .status(StatusCode::ACCEPTED)
-        .header(CONTENT_LENGTH, 0)
-        .body(empty())
-        .map_err(ApiError::internal)
-}
-
-fn upload_response(status: StatusCode, name: &str, id: &str, offset: u64) -> ApiResult {
-    // Range is inclusive; with nothing received the spec's examples and
-    // common registries send 0-0.
-    let end = offset.saturating_sub(1);
-    Response::builder()
-        .status(status)
-        .header(LOCATION, format!("/v2/{name}/blobs/uploads/{id}"))
-        .header("Range", format!("0-{end}"))
-        .header("Docker-Upload-UUID", id)
-        .header(CONTENT_LENGTH, 0)
-        .body(empty())
-        .map_err(ApiError::internal)
-}
-
-fn blob_created(name: &str, digest: &Digest) -> ApiResult {
-    Response::builder()
-        .status(StatusCode::CREATED)
-        .header(LOCATION, format!("/v2/{name}/blobs/{digest}"))
-        .header("Docker-Content-Digest", digest.to_string())
-        .header(CONTENT_LENGTH, 0)
-        .body(empty())
-        .map_err(ApiError::internal)
-}
-
-async fn start_upload(
-    app: &App,
-    name: String,
-    params: &[(String, String)],
-    from_allowed: bool,
-    req: Request<Incoming>,
-) -> ApiResult {
-    if let Some(mount) = param(params, "mount") {
-        let digest = parse_digest(mount)?;
-        // Spec "Mounting a blob from another repository": if the mount
-        // cannot happen (no `from`, unknown blob, no pull right on `from`)
-        // the registry falls back to opening an upload session.
-        if let Some(from) = param(params, "from").filter(|_| from_allowed) {
-            if validate_name(from).is_ok() {
-                let storage = app.storage.clone();
-                let (n, f, d) = (name.clone(), from.to_owned(), digest.clone());
-                if blocking(move || storage.mount_blob(&n, &f, &d)).await? {
-                    return blob_created(&name, &digest);
-                }
-            }
-        }
-    }
-    let expected = param(params, "digest").map(parse_digest).transpose()?;
-    let storage = app.storage.clone();
-    let n = name.clone();
-    let id = blocking(move || storage.start_upload(&n)).await?;
-    match expected {
-        None => upload_response(StatusCode::ACCEPTED, &name, &id, 0),
-        Some(expected) => {
-            // Monolithic POST: the whole blob is the body.
-            append_body(app, &name, &id, req, None).await?;
-            commit(app, &name, &id, &expected).await
-        }
-    }
-}
-
-fn upload_lock(app: &App, id: &str) -> Arc<tokio::sync::Mutex<UploadHash>> {
-    let mut map = app.uploads.lock().unwrap_or_else(|p| p.into_inner());
-    map.entry(id.to_owned()).or_default().clone()
-}
-
-fn forget_upload(app: &App, id: &str) {
-    app.uploads
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(id);
-}
-
-/// Appends a request body to an upload, hashing as it goes. Whatever
-/// arrived before a failure stays (it is a correct prefix), so the client
-/// can ask for the offset and resume.
-async fn append_body(
-    app: &App,
-    name: &str,
-    id: &str,
-    req: Request<Incoming>,
-    start: Option<u64>,
-) -> Result<u64, ApiError> {
-    let lock = upload_lock(app, id);
-    let mut state = lock.lock().await;
-    let storage = app.storage.clone();
-    let (n, i) = (name.to_owned(), id.to_owned());
-    let path = blocking(move || storage.upload_data(&n, &i)).await?;
-    let mut file = std::fs::File::options()
-        .append(true)
-        .open(&path)
-        .map_err(|_| ApiError::new(ErrorCode::BlobUploadUnknown, "upload unknown"))?;
-    let offset = file.metadata().map_err(ApiError::internal)?.len();
-    if let Some(start) = start {
-        if start != offset {
-            return Err(ApiError::new(
-                ErrorCode::RangeInvalid,
-                format!("upload is at offset {offset}, chunk starts at {start}"),
-            )
-            .status(StatusCode::RANGE_NOT_SATISFIABLE)
-            .header(LOCATION.as_str(), format!("/v2/{name}/blobs/uploads/{id}"))
-            .header("Range", format!("0-{}", offset.saturating_sub(1))));
-        }
-    }
-    let (mut hasher, mut written) = match state.hasher.take() {
-        Some((h, w)) if w == offset => (h, w),
-        _ => {
-            let storage = app.storage.clone();
-            let (n, i) = (name.to_owned(), id.to_owned());
-            blocking(move || storage.hash_upload(&n, &i)).await?
-        }
-    };
-    let limit = app.config.max_blob_bytes;
-    let mut body = req.into_body();
-    let mut pending: Vec<u8> = Vec::with_capacity(1 << 20);
-    let mut failure = None;
-    loop {
-        let frame = match tokio::time::timeout(app.config.timeout, body.frame()).await {
-            Err(_) => {
-                failure = Some(ApiError::new(
-                    ErrorCode::BlobUploadInvalid,
-                    "timed out reading the upload body",
-                ));
-                None
-            }
-            Ok(None) => None,
-            Ok(Some(Err(e))) => {
-                failure = Some(ApiError::new(
-                    ErrorCode::BlobUploadInvalid,
-                    format!("reading the upload body: {e}"),
-                ));
-                None
-            }
-            Ok(Some(Ok(frame))) => Some(frame),
-        };
-        let done = frame.is_none();
-        if let Some(data) = frame.and_then(|f| f.into_data().ok()) {
-            if limit.is_some_and(|l| written + (pending.len() + data.len()) as u64 > l) {
-                failure = Some(
-                    ApiError::new(
-                        ErrorCode::SizeInvalid,
-                        "blob larger than the registry accepts",
-                    )
-                    .status(StatusCode::PAYLOAD_TOO_LARGE),
-                );
-            } else {
-                pending.extend_from_slice(&data);
-            }
-        }
-        if !pending.is_empty() && (done || failure.is_some() || pending.len() >= 1 << 20) {
-            // Hash and write a megabyte at a time on a blocking-capable
-            // thread: both are CPU or disk work the reactor should not do.
-            let result = tokio::task::block_in_place(|| {
-                file.write_all(&pending)?;
-                hasher.update(&pending);
-                Ok::<_, io::Error>(())
-            });
-            if let Err(e) = result {
-                // The file may hold part of this buffer: let the next
-                // request rehash from disk.
-                return Err(ApiError::internal(e));
-            }
-            written += pending.len() as u64;
-            pending.clear();
-        }
-        if done || failure.is_some() {
-            break;
-        }
-    }
-    state.hasher = Some((hasher, written));
-    if let Some(f) = failure {
-        if f.status == StatusCode::PAYLOAD_TOO_LARGE {
-            // An oversized blob can never complete: drop it so nothing stays.
-            drop(state);
-            forget_upload(app, id);
-            let storage = app.storage.clone();
-            let (n, i) = (name.to_owned(), id.to_owned());
-            let _ = blocking(move || storage.cancel_upload(&n, &i)).await;
-        }
-        return Err(f);
-    }
-    Ok(written)
-}
-
-async fn commit(app: &App, name: &str, id: &str, expected: &Digest) -> ApiResult {
-    let lock = upload_lock(app, id);
-    let mut state = lock.lock().await;
-    let storage = app.storage.clone();
-    let (n, i) = (name.to_owned(), id.to_owned());
-    let offset = blocking(move || storage.upload_offset(&n, &i)).await?;
-    let hasher = match state.hasher.take() {
-        Some((h, w)) if w == offset => h,
-        _ => {
-            let storage = app.storage.clone();
-            let (n, i) = (name.to_owned(), id.to_owned());
-            blocking(move || storage.hash_upload(&n, &i)).await?.0
-        }
-    };
-    let actual = Digest::from_sha256(&hasher.finalize());
-    let storage = app.storage.clone();
-    let (n, i, e) = (name.to_owned(), id.to_owned(), expected.clone());
-    let result = blocking(move || storage.commit_upload(&n, &i, &e, actual)).await;
-    drop(state);
-    forget_upload(app, id);
-    result?;
-    blob_created(name, expected)
-}
-
-async fn upload_status(app: &App, name: String, id: String) -> ApiResult {
-    let storage = app.storage.clone();
-    let (n, i) = (name.clone(), id.clone());
-    let offset = blocking(move || storage.upload_offset(&n, &i)).await?;
-    upload_response(StatusCode::NO_CONTENT, &name, &id, offset)
-}
-
-async fn patch_upload(app: &App, name: String, id: String, req: Request<Incoming>) -> ApiResult {
-    // Content-Range on PATCH is `start-end` (no unit), spec "Pushing a blob
-    // in chunks"; the start must be the current offset.
-    let start = match req
-        .headers()
-        .get("Content-Range")
-        .and_then(|v| v.to_str().ok())
-    {
-        None => None,
-        Some(r) => {
-            let r = r
-                .trim()
-                .trim_start_matches("bytes ")
-                .trim_start_matches("bytes=");
-            let start = r.split_once('-').and_then(|(s, _)| s.parse::<u64>().ok());
-            match start {
-                Some(s) => Some(s),
-                None => {
-                    return Err(
-                        ApiError::new(ErrorCode::RangeInvalid, "malformed Content-Range")
-                            .status(StatusCode::RANGE_NOT_SATISFIABLE),
-                    )
-                }
-            }
-        }
-    };
-    let offset = append_body(app, &name, &id, req, start).await?;
-    upload_response(StatusCode::ACCEPTED, &name, &id, offset)
-}
-
-async fn finish_upload(
-    app: &App,
-    name: String,
-    id: String,
-    params: &[(String, String)],
-    req: Request<Incoming>,
-) -> ApiResult {
-    let Some(digest) = param(params, "digest") else {
-        return Err(ApiError::new(
-            ErrorCode::DigestInvalid,
-            "digest query parameter required",
-        ));
-    };
-    let digest = parse_digest(digest)?;
-    append_body(app, &name, &id, req, None).await?;
-    commit(app, &name, &id, &digest).await
-}
-
-async fn cancel_upload(app: &App, name: String, id: String) -> ApiResult {
-    let lock = upload_lock(app, &id);
-    let _state = lock.lock().await;
-    let storage = app.storage.clone();
-    let (n, i) = (name, id.clone());
-    blocking(move || storage.cancel_upload(&n, &i)).await?;
-    forget_upload(app, &id);
-    Response::builder()
-        .status(StatusCode::NO_CONTENT)
-        .body(empty())
-        .map_err(ApiError::internal)
-}
-
-async fn referrers(
-    app: &App,
-    name: String,
-    digest: String,
-    params: &[(String, String)],
-) -> ApiResult {
-    let digest = parse_digest(&digest)?;
-    let storage = app.storage.clone();
-    let mut list = blocking(move || storage.referrers(&name, &digest)).await?;
-    let filter = param(params, "artifactType").map(str::to_owned);
-    if let Some(t) = &filter {
-        list.retain(|d| d.artifact_type.as_deref() == Some(t.as_str()));
-    }
-    let body = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": list}).to_string();
-    let mut resp = Response::builder()
-        .status(StatusCode::OK)
-        .header(CONTENT_TYPE, OCI_INDEX)
-        .header(CONTENT_LENGTH, body.len());
-    if filter.is_some() {
-        resp = resp.header("OCI-Filters-Applied", "artifactType");
-    }
-    resp.body(full(body)).map_err(ApiError::internal)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1480,32 +850,5 @@ mod tests {
         ] {
             assert!(route(bad).is_err(), "{bad} must be NAME_INVALID");
         }
-    }
-
-    #[test]
-    fn ranges() {
-        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
-        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=50-500", 100), Some((50, 99)));
-        assert_eq!(parse_range("bytes=100-", 100), None);
-        assert_eq!(parse_range("bytes=5-1", 100), None);
-        assert_eq!(parse_range("items=0-1", 100), None);
-    }
-
-    #[test]
-    fn pagination() {
-        let items: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
-        let (page, link) = paginate(items.clone(), &[("n".into(), "2".into())], "/x").expect("ok");
-        assert_eq!(page, ["a", "b"]);
-        assert_eq!(link.as_deref(), Some("</x?n=2&last=b>; rel=\"next\""));
-        let (page, link) = paginate(
-            items,
-            &[("n".into(), "2".into()), ("last".into(), "b".into())],
-            "/x",
-        )
-        .expect("ok");
-        assert_eq!(page, ["c", "d"]);
-        assert_eq!(link, None);
     }
 }

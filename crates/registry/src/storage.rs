@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::SystemTime;
 
 use sha2::{Digest as _, Sha256};
@@ -61,6 +61,14 @@ pub struct Storage {
     /// since it started; the sweep never deletes those. `None` when no
     /// collection runs. See `gc.rs` for the argument.
     pub(crate) gc_live: Mutex<Option<HashSet<Digest>>>,
+    /// Held for the whole of a collection: two at once would reset each
+    /// other's live set.
+    pub(crate) gc_running: Mutex<()>,
+    /// Manifest commits hold it shared from their blob check to their last
+    /// write; a collection takes it exclusively to start, so every commit
+    /// either is complete before the mark phase reads the repositories or
+    /// sees the live set and records its blobs there.
+    pub(crate) commit_gate: RwLock<()>,
 }
 
 impl Storage {
@@ -73,6 +81,8 @@ impl Storage {
         Ok(Storage {
             root: root.to_owned(),
             gc_live: Mutex::new(None),
+            gc_running: Mutex::new(()),
+            commit_gate: RwLock::new(()),
         })
     }
 
@@ -324,8 +334,9 @@ impl Storage {
         name: &str,
         body: &[u8],
         manifest: &Manifest,
-        tag: Option<&str>,
+        tags: &[String],
     ) -> Result<Result<Digest, Digest>, Error> {
+        let _gate = self.commit_gate.read().unwrap_or_else(|p| p.into_inner());
         {
             // Check and protect under the collector's lock: either the sweep
             // ran first (and the check fails) or it will see these as live.
@@ -350,7 +361,7 @@ impl Storage {
             &self.revision_link(name, &digest),
             manifest.media_type.as_bytes(),
         )?;
-        if let Some(tag) = tag {
+        for tag in tags {
             self.write_atomic(&self.tag_link(name, tag), digest.to_string().as_bytes())?;
         }
         if let Some(subject) = &manifest.subject {
