@@ -18,10 +18,35 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The OCI runtime, with runc's command line.
-    Runtime(runtime::RuntimeCli),
+    Runtime(Box<runtime::RuntimeCli>),
+    /// Supervise one container (started by the daemon, not by hand).
+    #[command(hide = true)]
+    Shim(ShimArgs),
     /// The OCI distribution registry server.
     #[command(subcommand)]
     Registry(cais_registry::cli::Command),
+}
+
+#[derive(Debug, clap::Args)]
+struct ShimArgs {
+    #[arg(long)]
+    id: String,
+    #[arg(long)]
+    bundle: std::path::PathBuf,
+    #[arg(long = "state-dir")]
+    state_dir: std::path::PathBuf,
+    #[arg(long = "runtime-root")]
+    runtime_root: std::path::PathBuf,
+    #[arg(long)]
+    terminal: bool,
+    #[arg(long)]
+    stdin: bool,
+    #[arg(long = "log-max-size", default_value_t = 0)]
+    log_max_size: u64,
+    #[arg(long = "log-max-files", default_value_t = 1)]
+    log_max_files: u32,
+    #[arg(long = "cgroup-path")]
+    cgroup_path: String,
 }
 
 fn main() {
@@ -34,8 +59,23 @@ fn main() {
         })
         .unwrap_or_default()
         .unwrap_or_default();
-    let command = if invoked_as == "cais-runtime" {
-        Command::Runtime(runtime::RuntimeCli::parse())
+    // runc's command line starts with its global flags (`--root DIR run ...`):
+    // such a call is the runtime too, however the binary was named.
+    let runc_style = std::env::args().nth(1).is_some_and(|a| {
+        [
+            "--root",
+            "--log",
+            "--log-format",
+            "--systemd-cgroup",
+            "--debug",
+            "--rootless",
+            "--criu",
+        ]
+        .iter()
+        .any(|flag| a == *flag || a.starts_with(&format!("{flag}=")))
+    });
+    let command = if invoked_as == "cais-runtime" || runc_style {
+        Command::Runtime(Box::new(runtime::RuntimeCli::parse()))
     } else {
         Cli::parse().command
     };
@@ -46,8 +86,20 @@ fn main() {
                 eprintln!("cais: cannot re-execute from a sealed copy: {e}");
                 std::process::exit(1);
             }
-            report(runtime::run(rt))
+            report(runtime::run(*rt))
         }
+        Command::Shim(a) => cais_engine::shim::main(cais_engine::shim::Config {
+            id: a.id,
+            bundle: a.bundle,
+            state_dir: a.state_dir,
+            runtime_root: a.runtime_root,
+            runtime: std::env::current_exe().unwrap_or_else(|_| "cais".into()),
+            terminal: a.terminal,
+            stdin: a.stdin,
+            log_max_size: a.log_max_size,
+            log_max_files: a.log_max_files,
+            cgroup_path: a.cgroup_path,
+        }),
         Command::Registry(cmd) => report(cais_registry::cli::run(cmd).map(|_| 0)),
     };
     std::process::exit(code);

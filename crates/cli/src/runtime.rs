@@ -68,9 +68,9 @@ pub enum Verb {
         id: String,
     },
     /// Create and start a container, then wait for it unless detached.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run another process in a running container.
-    Exec(ExecArgs),
+    Exec(Box<ExecArgs>),
     /// List the processes of a container.
     Ps {
         #[arg(short, long, default_value = "table")]
@@ -220,11 +220,12 @@ fn dispatch(rt: &Runtime, cli: &RuntimeCli) -> Result<i32> {
         }
         Verb::Delete { force, id } => rt.delete(id, *force)?,
         Verb::Run(a) => {
+            let a = a.as_ref();
             let opts = create_options(&a.create, cli.systemd_cgroup);
             let code = rt.run(&a.create.id, &a.create.bundle, &opts, a.detach)?;
             return Ok(code);
         }
-        Verb::Exec(a) => return exec(rt, a),
+        Verb::Exec(a) => return exec(rt, a.as_ref()),
         Verb::Ps {
             format,
             id,

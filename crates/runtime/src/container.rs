@@ -162,7 +162,7 @@ impl Runtime {
 
         let ns = namespaces_from_spec(spec)?;
         let start = bind_short(&dir.join(START_SOCKET))?;
-        let proc_plan = proc_plan(process, linux.seccomp().as_ref(), opts.preserve_fds)?;
+        let mut proc_plan = proc_plan(process, linux, opts.preserve_fds)?;
         let (parent, child) = channel::pair().context(|| "creating the sync socket".into())?;
         let created = state::rfc3339(SystemTime::now());
         let mut state_doc = State {
@@ -183,6 +183,7 @@ impl Runtime {
         };
         let hooks = spec.hooks().clone().unwrap_or_default();
         let new_user = ns.new_user;
+        proc_plan.seccomp_listener = seccomp_listener(linux, &state_doc)?;
         let plan = InitPlan {
             ns,
             channel: child,
@@ -192,7 +193,7 @@ impl Runtime {
             devices: linux.devices().clone().unwrap_or_default(),
             propagation: linux.rootfs_propagation().clone(),
             cgroup_mounts: rootfs::host_cgroup_mounts(),
-            cgroup_path: PathBuf::from(cgroup.relative_path()),
+            cgroup_path: cgroup.path().to_path_buf(),
             hostname: spec.hostname().clone(),
             domainname: spec.domainname().clone(),
             masked: linux.masked_paths().clone().unwrap_or_default(),
@@ -540,8 +541,9 @@ impl Runtime {
             return Err(Error::Invalid("no command given for exec".into()));
         }
         let spec = self.saved_spec(id)?;
-        let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
-        let plan_process = proc_plan(process, seccomp.as_ref(), opts.preserve_fds)?;
+        let linux = spec.linux().clone().unwrap_or_default();
+        let mut plan_process = proc_plan(process, &linux, opts.preserve_fds)?;
+        plan_process.seccomp_listener = seccomp_listener(&linux, &self.state_of(&rec))?;
         let ns = namespaces_of_pid(rec.pid)?;
         let cgroup = self.cgroup(&rec)?;
         let (parent, child) = channel::pair().context(|| "creating the sync socket".into())?;
@@ -786,10 +788,27 @@ fn namespaces_from_spec(spec: &Spec) -> Result<Namespaces> {
         .as_ref()
         .and_then(|l| l.namespaces().clone())
         .unwrap_or_default();
+    let time_offsets = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().clone())
+        .map(|offsets| {
+            offsets
+                .iter()
+                .map(|(clock, o)| {
+                    format!(
+                        "{clock} {} {}\n",
+                        o.secs().unwrap_or(0),
+                        o.nanosecs().unwrap_or(0)
+                    )
+                })
+                .collect::<String>()
+        });
     let mut ns = Namespaces {
         join: Vec::new(),
         new_user: false,
         unshare: CloneFlags::empty(),
+        time_offsets,
     };
     // The user namespace is joined first: it decides what the others allow.
     let mut ordered: Vec<_> = list.iter().collect();
@@ -816,6 +835,7 @@ fn namespaces_of_pid(pid: i32) -> Result<Namespaces> {
         join: Vec::new(),
         new_user: false,
         unshare: CloneFlags::empty(),
+        time_offsets: None,
     };
     for (name, flag) in [
         ("user", CloneFlags::CLONE_NEWUSER),
@@ -841,11 +861,36 @@ fn namespaces_of_pid(pid: i32) -> Result<Namespaces> {
     Ok(ns)
 }
 
+/// Connects to the seccomp listener socket when the profile asks for one.
+fn seccomp_listener(
+    linux: &oci_spec::runtime::Linux,
+    state: &State,
+) -> Result<Option<init::SeccompListener>> {
+    let Some(path) = linux
+        .seccomp()
+        .as_ref()
+        .and_then(|s| s.listener_path().clone())
+    else {
+        return Ok(None);
+    };
+    let socket = UnixStream::connect(&path)
+        .context(|| format!("connecting to seccomp listener {}", path.display()))?;
+    Ok(Some(init::SeccompListener {
+        socket: OwnedFd::from(socket),
+        metadata: linux
+            .seccomp()
+            .as_ref()
+            .and_then(|s| s.listener_metadata().clone()),
+        state: state.clone(),
+    }))
+}
+
 fn proc_plan(
     process: &Process,
-    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+    linux: &oci_spec::runtime::Linux,
     preserve_fds: i32,
 ) -> Result<ProcPlan> {
+    let seccomp = linux.seccomp().as_ref();
     let args = process.args().clone().unwrap_or_default();
     let env = process.env().clone().unwrap_or_default();
     let user = process.user();
@@ -872,6 +917,20 @@ fn proc_plan(
         terminal: process.terminal().unwrap_or(false),
         console_size,
         preserve_fds,
+        personality: linux.personality().as_ref().map(|p| match p.domain() {
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 0x0008,
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0,
+        }),
+        io_priority: process.io_priority().as_ref().map(|io| {
+            let class = match io.class() {
+                oci_spec::runtime::IOPriorityClass::IoprioClassRt => 1,
+                oci_spec::runtime::IOPriorityClass::IoprioClassBe => 2,
+                oci_spec::runtime::IOPriorityClass::IoprioClassIdle => 3,
+            };
+            (class << 13) | (io.priority() as i32 & 0x1fff)
+        }),
+        seccomp_listener: None,
+        host_pid: 0,
     })
 }
 
