@@ -873,7 +873,7 @@ fn seccomp_listener(
     else {
         return Ok(None);
     };
-    let socket = UnixStream::connect(&path)
+    let socket = with_short_path(&path, |p| UnixStream::connect(p))
         .context(|| format!("connecting to seccomp listener {}", path.display()))?;
     Ok(Some(init::SeccompListener {
         socket: OwnedFd::from(socket),
