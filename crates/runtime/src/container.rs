@@ -763,7 +763,10 @@ fn resources_with_default_devices(
         .and_then(|l| l.devices().clone())
         .unwrap_or_default()
     {
-        rules.push(LinuxDeviceCgroup::from(&d));
+        // A fifo is no device to the device cgroup: nothing to allow.
+        if d.typ() != LinuxDeviceType::P {
+            rules.push(LinuxDeviceCgroup::from(&d));
+        }
     }
     r.set_devices(Some(rules));
     r
