@@ -266,7 +266,10 @@ impl Runtime {
                     }
                 }
                 Msg::Hooks => {
+                    // runtime.md: "created" holds from the end of lifecycle
+                    // step 2, before the prestart/createRuntime hooks run.
                     state_doc.pid = init_pid;
+                    state_doc.status = Status::Created;
                     hooks::run_all(hooks.prestart().as_deref().unwrap_or_default(), &state_doc)?;
                     hooks::run_all(
                         hooks.create_runtime().as_deref().unwrap_or_default(),

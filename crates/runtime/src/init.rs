@@ -276,7 +276,11 @@ fn init_until_ready(plan: &InitPlan) -> Result<CString> {
         .send(&Msg::Hooks)
         .context(|| "asking for createRuntime hooks".into())?;
     expect(&plan.channel, Msg::Ack)?;
-    crate::hooks::run_all(&plan.create_container_hooks, &plan.state)?;
+    if !plan.create_container_hooks.is_empty() {
+        let mut state = plan.state.clone();
+        state.status = crate::state::Status::Created;
+        crate::hooks::run_all(&plan.create_container_hooks, &state)?;
+    }
     rootfs::pivot_root(&plan.rootfs)?;
     // Before finalize: /proc/sys is usually among the read-only paths.
     rootfs::sysctl(&plan.sysctl)?;
