@@ -211,6 +211,9 @@ fn init(mut plan: InitPlan) -> ! {
         .ok()
         .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
         .unwrap_or(0);
+    // The createContainer and startContainer hooks' state needs it too
+    // (runtime.md: pid is required once the container is created).
+    plan.state.pid = (plan.process.host_pid > 0).then_some(plan.process.host_pid);
     match init_until_ready(&plan) {
         Err(e) => report(&plan.channel, &e),
         Ok(exe) => {
