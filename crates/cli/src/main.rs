@@ -19,12 +19,31 @@ struct Cli {
 enum Command {
     /// The OCI runtime, with runc's command line.
     Runtime(Box<runtime::RuntimeCli>),
+    /// The engine: serves the Docker Engine API on a unix socket.
+    Daemon(DaemonArgs),
     /// Supervise one container (started by the daemon, not by hand).
     #[command(hide = true)]
     Shim(ShimArgs),
     /// The OCI distribution registry server.
     #[command(subcommand)]
     Registry(cais_registry::cli::Command),
+}
+
+#[derive(Debug, clap::Args)]
+struct DaemonArgs {
+    /// The API socket.
+    #[arg(long, short = 'H', default_value = "/run/cais.sock")]
+    host: String,
+    /// Persistent state: images, containers, volumes.
+    #[arg(
+        long = "data-root",
+        env = "CAIS_DATA_ROOT",
+        default_value = "/var/lib/cais"
+    )]
+    data_root: std::path::PathBuf,
+    /// State that does not survive a reboot.
+    #[arg(long = "exec-root", default_value = "/run/cais")]
+    exec_root: std::path::PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -87,6 +106,20 @@ fn main() {
                 std::process::exit(1);
             }
             report(runtime::run(*rt))
+        }
+        Command::Daemon(a) => {
+            let socket = a.host.strip_prefix("unix://").unwrap_or(&a.host).into();
+            let opts = cais_engine::daemon::Options {
+                socket,
+                root: a.data_root,
+                exec_root: a.exec_root,
+                binary: std::env::current_exe().unwrap_or_else(|_| "cais".into()),
+            };
+            report(
+                cais_engine::daemon::run(opts)
+                    .map(|_| 0)
+                    .map_err(anyhow::Error::from),
+            )
         }
         Command::Shim(a) => cais_engine::shim::main(cais_engine::shim::Config {
             id: a.id,

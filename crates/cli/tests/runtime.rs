@@ -34,8 +34,29 @@ impl Rt {
         c
     }
 
+    /// Runs to completion. Output goes through files, not pipes: a
+    /// detached container inherits them and would keep pipes open forever.
     fn output(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("run cais")
+        let out = tempfile::tempfile().expect("stdout file");
+        let err = tempfile::tempfile().expect("stderr file");
+        let status = self
+            .cmd(args)
+            .stdout(out.try_clone().expect("dup"))
+            .stderr(err.try_clone().expect("dup"))
+            .status()
+            .expect("run cais");
+        let read = |mut f: std::fs::File| {
+            use std::io::Seek;
+            let mut v = Vec::new();
+            f.seek(std::io::SeekFrom::Start(0)).expect("seek");
+            f.read_to_end(&mut v).expect("read");
+            v
+        };
+        Output {
+            status,
+            stdout: read(out),
+            stderr: read(err),
+        }
     }
 
     /// Runs and expects success; returns stdout.
@@ -175,18 +196,38 @@ fn joins_an_existing_namespace_by_path() {
         return;
     }
     let rt = Rt::new();
+    // A process in a uts namespace of its own, with its own hostname.
+    let mut holder = Command::new("unshare")
+        .args(["--uts", "sh", "-c", "hostname joined-ns; sleep 100"])
+        .spawn()
+        .expect("unshare");
+    let ns = format!("/proc/{}/ns/uts", holder.id());
+    let deadline = Instant::now() + Duration::from_secs(5);
     let host_uts = std::fs::read_link("/proc/self/ns/uts").expect("uts");
-    let (code, out, err) = sh(&rt, "readlink /proc/self/ns/uts", |c| {
-        let ns = c["linux"]["namespaces"].as_array_mut().expect("array");
-        for n in ns.iter_mut() {
+    while std::fs::read_link(&ns)
+        .map(|l| l == host_uts)
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "unshare never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let target = std::fs::read_link(&ns).expect("holder ns");
+    let (code, out, err) = sh(&rt, "readlink /proc/self/ns/uts; hostname", |c| {
+        let ns_list = c["linux"]["namespaces"].as_array_mut().expect("array");
+        for n in ns_list.iter_mut() {
             if n["type"] == "uts" {
-                n["path"] = "/proc/1/ns/uts".into();
+                n["path"] = ns.clone().into();
             }
         }
         c.as_object_mut().expect("object").remove("hostname");
     });
+    let _ = holder.kill();
+    let _ = holder.wait();
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.trim(), host_uts.to_string_lossy());
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some(&*target.to_string_lossy()));
+    assert_eq!(lines.next(), Some("joined-ns"));
 }
 
 #[test]
@@ -830,32 +871,38 @@ fn a_fork_bomb_stops_at_pids_max() {
         return;
     }
     let rt = Rt::new();
+    // Each successful fork prints its count; the shell itself is one of the
+    // 16 processes allowed, so the 16th fork must fail.
+    let (code, out, err) = sh(
+        &rt,
+        "i=0; while [ $i -lt 64 ]; do sleep 100 & i=$((i+1)); echo $i; done",
+        |c| c["linux"]["resources"]["pids"] = json!({"limit": 16}),
+    );
+    assert!(err.contains("can't fork"), "fork refused: {err}");
+    assert_ne!(code, 0);
+    assert_eq!(
+        out.lines().last(),
+        Some("15"),
+        "exactly pids.max processes: {out}"
+    );
+
+    // The limit and the current count also show through `events --stats`.
     let id = unique_id("pids");
-    let mut b = Bundle::new(&[
-        "sh",
-        "-c",
-        "i=0; while [ $i -lt 64 ]; do sleep 100 & i=$((i+1)); done; sleep 100",
-    ]);
+    let mut b = Bundle::new(&["sh", "-c", "sleep 100 & sleep 100 & sleep 100"]);
     b.edit(|c| c["linux"]["resources"]["pids"] = json!({"limit": 16}));
     rt.ok(&["run", "--detach", "--bundle", path(b.path()), &id]);
     let cg = container_cgroup(&id);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while cg.pids().expect("pids").len() < 16 {
+    while cg.pids().expect("pids").len() < 3 {
         assert!(
             Instant::now() < deadline,
-            "the container never reached its limit"
+            "the container's processes never appeared"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        cg.pids().expect("pids").len(),
-        16,
-        "no more than pids.max processes"
-    );
     let stats: serde_json::Value =
         serde_json::from_str(&rt.ok(&["events", "--stats", &id])).expect("stats JSON");
-    assert_eq!(stats["data"]["pids"]["current"], 16);
+    assert_eq!(stats["data"]["pids"]["current"], 3);
     assert_eq!(stats["data"]["pids"]["limit"], 16);
     assert!(
         stats["data"]["memory"]["usage"]["usage"]

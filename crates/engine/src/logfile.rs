@@ -121,6 +121,17 @@ fn rotated(path: &Path, n: u32) -> PathBuf {
 
 /// Reads every record, oldest first (rotated files included).
 pub fn read_all(path: &Path) -> std::io::Result<Vec<Entry>> {
+    let mut files = rotated_files(path);
+    files.push(path.to_path_buf());
+    read_files(&files)
+}
+
+/// Records of the rotated files only, oldest first.
+pub fn read_rotated(path: &Path) -> std::io::Result<Vec<Entry>> {
+    read_files(&rotated_files(path))
+}
+
+fn rotated_files(path: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut n = 1;
     while rotated(path, n).exists() {
@@ -128,7 +139,26 @@ pub fn read_all(path: &Path) -> std::io::Result<Vec<Entry>> {
         n += 1;
     }
     files.reverse();
-    files.push(path.to_path_buf());
+    files
+}
+
+/// Nanoseconds since the epoch of an RFC 3339 time with a fraction.
+pub fn parse_time_nanos(t: &str) -> Option<i64> {
+    let secs = cais_image::time::parse_rfc3339(t)?;
+    let frac = t
+        .split_once('.')
+        .map(|(_, f)| f.trim_end_matches(|c: char| !c.is_ascii_digit()))
+        .unwrap_or("");
+    let digits: String = frac
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .take(9)
+        .collect();
+    let nanos = format!("{digits:0<9}").parse::<i64>().unwrap_or(0);
+    Some(secs * 1_000_000_000 + nanos)
+}
+
+fn read_files(files: &[PathBuf]) -> std::io::Result<Vec<Entry>> {
     let mut out = Vec::new();
     for f in files {
         let Ok(file) = File::open(&f) else { continue };

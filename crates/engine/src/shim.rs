@@ -2,8 +2,8 @@
 //! container through the runtime, holds its stdio, writes its logs, reaps its
 //! exit status and keeps running when the daemon stops or restarts.
 //!
-//! `cais shim ...` forks; the parent waits until the container runs (or
-//! fails), prints one JSON line and exits, while the child, in its own
+//! `cais shim ...` forks; the parent waits until the container is created
+//! (or failed), prints one JSON line and exits, while the child, in its own
 //! session and as child subreaper (so the container's init is re-parented to
 //! it), runs the supervision loop until the container exits. It is
 //! single-threaded and never links the daemon's async machinery, to stay
@@ -14,8 +14,8 @@
 //! - `container-json.log[.N]`: output (see `logfile`);
 //! - `attach.sock`: clients send one JSON request line, then
 //!   `attach` streams output (Docker's multiplexed frames unless there is a
-//!   terminal) and forwards input; `wait` gets the exit status line;
-//!   `resize` sets the terminal size;
+//!   terminal) and forwards input; `start` runs the created container's
+//!   process; `wait` gets the exit status line; `resize` sets the terminal size;
 //! - `exit.json`: written atomically when the container exits.
 
 use std::collections::HashMap;
@@ -75,6 +75,9 @@ pub enum Request {
         stderr: bool,
     },
     Wait,
+    /// Run the container's process (the shim creates the container first,
+    /// so clients can attach before any output is produced).
+    Start,
     Resize {
         height: u16,
         width: u16,
@@ -321,23 +324,28 @@ fn start_container(cfg: &Config) -> Result<(Stdio3, i32), Error> {
         .trim()
         .parse()
         .map_err(|_| fail("bad pid file".into()))?;
-    let start = io(
-        Command::new(&cfg.runtime)
-            .args(["runtime", "--root"])
-            .arg(&cfg.runtime_root)
-            .arg("--log")
-            .arg(&log)
-            .args(["--log-format", "json", "start", &cfg.id])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status(),
-        || "running runtime start".into(),
-    )?;
-    if !start.success() {
-        return Err(fail(runtime_error(&log)));
-    }
     Ok((stdio, pid))
+}
+
+/// `runtime start`: releases the created container's process.
+fn start_process(cfg: &Config) -> Result<(), String> {
+    let log = cfg.state_dir.join("runtime.log");
+    let status = Command::new(&cfg.runtime)
+        .args(["runtime", "--root"])
+        .arg(&cfg.runtime_root)
+        .arg("--log")
+        .arg(&log)
+        .args(["--log-format", "json", "start", &cfg.id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("running runtime start: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(runtime_error(&log))
+    }
 }
 
 /// The last error the runtime logged.
@@ -610,6 +618,15 @@ fn serve_client(
                 return false;
             }
             Request::Wait if status.is_some() => return false,
+            Request::Start => {
+                let reply = match start_process(cfg) {
+                    Ok(()) => "{\"ok\":true}\n".to_string(),
+                    Err(e) => format!("{}\n", serde_json::json!({"error": e})),
+                };
+                let _ = c.stream.set_nonblocking(false);
+                let _ = c.stream.write_all(reply.as_bytes());
+                return false;
+            }
             other => c.wants = Some(other),
         }
         if !rest.is_empty() {
@@ -655,6 +672,18 @@ pub fn connect(state_dir: &Path, req: &Request) -> std::io::Result<UnixStream> {
     line.push(b'\n');
     s.write_all(&line)?;
     Ok(s)
+}
+
+/// Asks the shim to run the created container's process.
+pub fn start(state_dir: &Path) -> std::io::Result<Result<(), String>> {
+    let s = connect(state_dir, &Request::Start)?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line)?;
+    let v: serde_json::Value = serde_json::from_str(&line).map_err(std::io::Error::other)?;
+    Ok(match v["error"].as_str() {
+        Some(e) => Err(e.to_string()),
+        None => Ok(()),
+    })
 }
 
 /// Blocks until the container exits; returns its exit record.

@@ -30,8 +30,21 @@ pub fn require_root_and_busybox() -> bool {
 }
 
 fn is_static_busybox() -> bool {
-    // A dynamic busybox would need the host's libc inside the rootfs.
-    std::fs::read(BUSYBOX).is_ok_and(|b| !b.windows(11).any(|w| w == b"ld-linux-x8"))
+    // A dynamic busybox would need the host's libc inside the rootfs: look
+    // for a PT_INTERP program header in the ELF64 file.
+    let Ok(b) = std::fs::read(BUSYBOX) else {
+        return false;
+    };
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 {
+        return false;
+    }
+    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes")) as usize;
+    let u16_at = |o: usize| u16::from_le_bytes(b[o..o + 2].try_into().expect("2 bytes")) as usize;
+    let (phoff, phentsize, phnum) = (u64_at(32), u16_at(54), u16_at(56));
+    (0..phnum).all(|i| {
+        let o = phoff + i * phentsize;
+        o + 4 <= b.len() && u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes")) != 3
+    })
 }
 
 /// Fills `dir` with a minimal root filesystem: busybox and its applets.
@@ -120,4 +133,63 @@ pub fn state_root() -> tempfile::TempDir {
         .prefix("cais-state-")
         .tempdir()
         .expect("state tempdir")
+}
+
+/// Stores a one-layer busybox image named `tag` in the image store at
+/// `root`, made offline from the host's busybox-static, and returns its id.
+pub fn busybox_image(root: &Path, tag: &str, config: serde_json::Value) -> String {
+    use cais_image::{Digest, ImageStore};
+    let store = ImageStore::open(root).expect("open image store");
+    let rootfs = tempfile::tempdir().expect("rootfs dir");
+    busybox_rootfs(rootfs.path());
+    let layer = std::process::Command::new("tar")
+        .args([
+            "--sort=name",
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "-C",
+        ])
+        .arg(rootfs.path())
+        .args(["-cf", "-", "."])
+        .output()
+        .expect("tar the rootfs")
+        .stdout;
+    let content = store.content();
+    let layer_digest = content.put(&layer, None).expect("store layer");
+    let mut image_config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "2026-01-01T00:00:00Z",
+        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest.to_string()]},
+        "history": [{"created": "2026-01-01T00:00:00Z", "created_by": "cais testkit: busybox"}]
+    });
+    if let serde_json::Value::Object(extra) = config {
+        for (k, v) in extra {
+            image_config["config"][k] = v;
+        }
+    }
+    let config_bytes = serde_json::to_vec(&image_config).expect("json");
+    let config_digest = content.put(&config_bytes, None).expect("store config");
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config_bytes.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest.to_string(), "size": layer.len()}]
+    });
+    let manifest_bytes = serde_json::to_vec(&manifest).expect("json");
+    let manifest_digest: Digest = content.put(&manifest_bytes, None).expect("store manifest");
+    let reference: cais_image::Reference = tag.parse().expect("valid tag");
+    let name = reference.tagged_name().expect("tagged");
+    let rec = store
+        .add_image(
+            &manifest_digest,
+            Some("application/vnd.oci.image.manifest.v1+json"),
+            &cais_image::Platform::default(),
+            &[name],
+            Default::default(),
+        )
+        .expect("record image");
+    rec.id().to_string()
 }

@@ -1,0 +1,1 @@
+//! docker-archive and OCI layout tarballs, and rootfs import.

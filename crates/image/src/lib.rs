@@ -1,0 +1,136 @@
+//! The image store: a digest-addressed content store, image metadata
+//! (names and tags pointing at immutable manifests), layer unpacking into
+//! shared snapshots, an overlay snapshotter, layer diffs and image commit,
+//! docker-archive / OCI-layout save and load, and garbage collection.
+//!
+//! # On disk
+//!
+//! Everything lives under one data root (`/var/lib/cais` by default):
+//!
+//! ```text
+//! content/blobs/<alg>/<hex>   blobs (manifests, indexes, configs, layers)
+//! content/tmp/<pid>-...       blobs being written; never read
+//! images.json                 names -> manifests, replaced atomically
+//! snapshots/<alg>-<hex>/fs    one unpacked layer per diff ID, shared
+//! containers/<id>/            a container's upper, work and mount dirs
+//! lock, ingest.lock           flock(2) files (metadata writes, GC vs ingest)
+//! ```
+//!
+//! # API in brief
+//!
+//! - [`ContentStore`]: [`writer`](ContentStore::writer) streams a blob to a
+//!   temporary file while hashing it; [`BlobWriter::commit`] checks digest
+//!   and size, fsyncs and renames, so nothing partial or mismatched is ever
+//!   visible. Also `exists`, `open`, `read`, `path`, `put`, `ingest`,
+//!   `delete`, `list`, `verify`.
+//! - [`ImageStore`]: opens a data root and owns a [`ContentStore`].
+//!   [`ImageStore::lease`] keeps GC away while a pull writes blobs;
+//!   [`ImageStore::record_pull`] records an image whose manifest (or index)
+//!   and blobs are already in the content store, unpacking its layers;
+//!   `resolve`, `list`, `tag`, `remove`, `prune`, `gc`, `verify`.
+//! - [`unpack::unpack_layer`]: a layer blob into `snapshots/`, once per
+//!   diff ID, refusing entries that would land outside the layer.
+//! - [`snapshot`]: describes a container's overlay mount
+//!   ([`snapshot::OverlayMount`]), performs and undoes it, diffs an upper
+//!   dir back to a layer tar, and [`ImageStore::commit_container`].
+//! - [`archive`]: `save` (docker-archive that is also an OCI layout),
+//!   `load` (either format), `import` of a root filesystem tarball.
+//!
+//! Rollback: tags point at immutable manifests, so pointing a tag back at an
+//! earlier manifest digest or image id ([`ImageStore::tag`]) restores it.
+
+pub mod archive;
+pub mod content;
+pub mod digest;
+pub mod oci;
+pub mod reference;
+pub mod snapshot;
+pub mod store;
+pub mod time;
+pub mod unpack;
+
+use std::path::{Path, PathBuf};
+
+pub use content::{BlobWriter, ContentStore};
+pub use digest::Digest;
+pub use oci::Platform;
+pub use reference::Reference;
+pub use store::{ImageRecord, ImageStore};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Errors of the image store. Semantic variants (`NotFound`, `Conflict`,
+/// `InvalidArgument`, ...) let callers map them to API statuses directly.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{context} {path}")]
+    Io {
+        context: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid digest {value:?}")]
+    InvalidDigest { value: String },
+    #[error("content does not match digest: expected {expected}, got {actual}")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error("blob {digest} has {actual} bytes, expected {expected}")]
+    SizeMismatch {
+        digest: Digest,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("invalid reference {reference:?}: {reason}")]
+    InvalidReference { reference: String, reason: String },
+    #[error("invalid manifest {digest}: {reason}")]
+    InvalidManifest { digest: Digest, reason: String },
+    #[error("invalid image config {digest}: {reason}")]
+    InvalidConfig { digest: Digest, reason: String },
+    #[error("unsupported media type {media_type:?} for {what}")]
+    UnsupportedMediaType { media_type: String, what: String },
+    #[error("no manifest for platform {platform} in index {index}")]
+    NoMatchingPlatform { platform: String, index: Digest },
+    #[error("layer {layer}: refusing entry {entry:?}: {reason}")]
+    UnsafeLayerEntry {
+        layer: Digest,
+        entry: String,
+        reason: String,
+    },
+    #[error("layer {layer}: {reason}")]
+    BadLayer { layer: Digest, reason: String },
+    #[error("layer {layer} unpacks to {actual}, but the config says {expected}")]
+    DiffIdMismatch {
+        layer: Digest,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("bad archive: {reason}")]
+    BadArchive { reason: String },
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("{what} already exists")]
+    AlreadyExists { what: String },
+    #[error("conflict: {reason}")]
+    Conflict { reason: String },
+    #[error("{reason}")]
+    InvalidArgument { reason: String },
+    #[error("{context}: {reason}")]
+    Json { context: String, reason: String },
+    #[error("{action} {target}")]
+    Mount {
+        action: &'static str,
+        target: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Wraps an io::Error with what was being done to which path.
+pub(crate) fn io_err(context: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io {
+        context,
+        path,
+        source,
+    }
+}

@@ -1,0 +1,312 @@
+//! Image references, normalized the way Docker's CLI does it:
+//! `busybox` is `docker.io/library/busybox:latest`, a first component with
+//! a `.` or a `:` or equal to `localhost` is a registry host (with an
+//! optional port), `name@sha256:...` pins a digest, and a tag defaults to
+//! `latest` only when no digest is given.
+
+use std::fmt;
+use std::str::FromStr;
+
+use cais_registry::distribution::{validate_name, validate_tag};
+
+use crate::digest::Digest;
+use crate::{Error, Result};
+
+pub const DEFAULT_DOMAIN: &str = "docker.io";
+const LEGACY_DOMAIN: &str = "index.docker.io";
+
+/// A normalized image reference.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Reference {
+    /// Registry host, with port when one was given.
+    pub domain: String,
+    /// Repository path inside the registry.
+    pub path: String,
+    pub tag: Option<String>,
+    pub digest: Option<Digest>,
+}
+
+impl Reference {
+    /// `domain/path`, the repository name.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.domain, self.path)
+    }
+
+    /// `domain/path:tag` when tagged.
+    pub fn tagged_name(&self) -> Option<String> {
+        self.tag.as_ref().map(|t| format!("{}:{t}", self.name()))
+    }
+
+    /// The repository name as Docker prints it: without `docker.io/` and
+    /// `library/`.
+    pub fn familiar_name(&self) -> String {
+        familiar(&self.name())
+    }
+
+    /// The same repository with another tag and no digest.
+    pub fn with_tag(&self, tag: &str) -> Reference {
+        Reference {
+            tag: Some(tag.to_owned()),
+            digest: None,
+            ..self.clone()
+        }
+    }
+}
+
+/// Shortens a full repository name the way Docker prints it.
+pub fn familiar(name: &str) -> String {
+    match name.strip_prefix("docker.io/") {
+        Some(rest) => rest.strip_prefix("library/").unwrap_or(rest).to_owned(),
+        None => name.to_owned(),
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.domain, self.path)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Reference {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Reference> {
+        let bad = |reason: &str| Error::InvalidReference {
+            reference: s.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if s.is_empty() {
+            return Err(bad("empty reference"));
+        }
+        let (rest, digest) = match s.split_once('@') {
+            Some((r, d)) => (
+                r,
+                Some(d.parse::<Digest>().map_err(|_| bad("invalid digest"))?),
+            ),
+            None => (s, None),
+        };
+        // The tag is after the last ':' that follows the last '/', so a
+        // registry port (`host:5000/x`) is not taken for a tag.
+        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+            None => (rest, None),
+        };
+        if let Some(t) = tag {
+            validate_tag(t).map_err(|_| bad("invalid tag"))?;
+        }
+        let (domain, path) = match name.split_once('/') {
+            Some((first, remainder))
+                if first.contains('.')
+                    || first.contains(':')
+                    || first == "localhost"
+                    || first.chars().any(|c| c.is_ascii_uppercase()) =>
+            {
+                validate_domain(first).map_err(|_| bad("invalid registry host"))?;
+                (first.to_owned(), remainder.to_owned())
+            }
+            _ => (DEFAULT_DOMAIN.to_owned(), name.to_owned()),
+        };
+        let domain = if domain == LEGACY_DOMAIN {
+            DEFAULT_DOMAIN.to_owned()
+        } else {
+            domain
+        };
+        let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path
+        };
+        if s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            // Docker refuses these: they read as image ids.
+            return Err(bad("a 64-character hex name reads as an image id"));
+        }
+        if path.chars().any(|c| c.is_ascii_uppercase()) {
+            return Err(bad("repository names must be lowercase"));
+        }
+        validate_name(&path).map_err(|_| bad("invalid repository name"))?;
+        if domain.len() + 1 + path.len() > 255 {
+            return Err(bad("name longer than 255 characters"));
+        }
+        let tag = match (tag, &digest) {
+            (Some(t), _) => Some(t.to_owned()),
+            (None, Some(_)) => None,
+            (None, None) => Some("latest".to_owned()),
+        };
+        Ok(Reference {
+            domain,
+            path,
+            tag,
+            digest,
+        })
+    }
+}
+
+/// A host name or IP (IPv6 in brackets), with an optional numeric port.
+fn validate_domain(d: &str) -> std::result::Result<(), ()> {
+    let (host, port) = if let Some(rest) = d.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']').ok_or(())?;
+        if inside.is_empty() || !inside.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
+            return Err(());
+        }
+        match after {
+            "" => ("", None),
+            p => ("", Some(p.strip_prefix(':').ok_or(())?)),
+        }
+    } else {
+        match d.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (d, None),
+        }
+    };
+    if let Some(p) = port {
+        if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(());
+        }
+    }
+    if !d.starts_with('[') {
+        let labels_ok = !host.is_empty()
+            && host.split('.').all(|l| {
+                !l.is_empty()
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            });
+        if !labels_ok {
+            return Err(());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn good_references_normalize_like_docker() {
+        let cases: Vec<(String, String)> = vec![
+            ("busybox".into(), "docker.io/library/busybox:latest".into()),
+            (
+                "busybox:1.36".into(),
+                "docker.io/library/busybox:1.36".into(),
+            ),
+            (
+                "library/busybox".into(),
+                "docker.io/library/busybox:latest".into(),
+            ),
+            (
+                "docker.io/busybox".into(),
+                "docker.io/library/busybox:latest".into(),
+            ),
+            (
+                "index.docker.io/busybox".into(),
+                "docker.io/library/busybox:latest".into(),
+            ),
+            ("user/app:v1".into(), "docker.io/user/app:v1".into()),
+            ("a/b/c/d".into(), "docker.io/a/b/c/d:latest".into()),
+            (
+                "127.0.0.1:5000/x/y:tag".into(),
+                "127.0.0.1:5000/x/y:tag".into(),
+            ),
+            ("localhost/app".into(), "localhost/app:latest".into()),
+            (
+                "localhost:5000/app:v2".into(),
+                "localhost:5000/app:v2".into(),
+            ),
+            ("quay.io/org/app".into(), "quay.io/org/app:latest".into()),
+            (
+                "ghcr.io/o/a_b.c-d:V_1.0-rc".into(),
+                "ghcr.io/o/a_b.c-d:V_1.0-rc".into(),
+            ),
+            ("[::1]:5000/app:1".into(), "[::1]:5000/app:1".into()),
+            (
+                "Registry.Example/app".into(),
+                "Registry.Example/app:latest".into(),
+            ),
+            // An uppercase first component is a host, as in Docker.
+            ("UPPER/case".into(), "UPPER/case:latest".into()),
+            (
+                format!("busybox@{D}"),
+                format!("docker.io/library/busybox@{D}"),
+            ),
+            (
+                format!("busybox:1@{D}"),
+                format!("docker.io/library/busybox:1@{D}"),
+            ),
+            (
+                format!("127.0.0.1:5000/x@{D}"),
+                format!("127.0.0.1:5000/x@{D}"),
+            ),
+            ("a__b/c---d".into(), "docker.io/a__b/c---d:latest".into()),
+        ];
+        for (input, want) in cases {
+            let r: Reference = input
+                .parse()
+                .unwrap_or_else(|e| panic!("{input:?} refused: {e}"));
+            assert_eq!(r.to_string(), want, "{input}");
+        }
+        let r: Reference = "busybox".parse().expect("parse");
+        assert_eq!(r.familiar_name(), "busybox");
+        let r: Reference = "user/app".parse().expect("parse");
+        assert_eq!(r.familiar_name(), "user/app");
+        let r: Reference = "localhost:5000/x/y:t".parse().expect("parse");
+        assert_eq!(r.familiar_name(), "localhost:5000/x/y");
+        assert_eq!(r.tagged_name().as_deref(), Some("localhost:5000/x/y:t"));
+    }
+
+    #[test]
+    fn bad_references_are_refused() {
+        let hex64 = "a".repeat(64);
+        let long = format!("x/{}", "a".repeat(260));
+        let bad_tag = format!("busybox:{}", "t".repeat(129));
+        let bad = [
+            "",
+            ":",
+            "busybox:",
+            ":latest",
+            "Busybox",
+            "lower/UPPER",
+            "busy box",
+            "busybox:la test",
+            "busybox:.tag",
+            "busybox:-tag",
+            "a//b",
+            "/abs",
+            "trailing/",
+            "-lead",
+            "a..b",
+            "a.-b",
+            "busybox@sha256:abc",
+            "busybox@md5:d41d8cd98f00b204e9800998ecf8427e",
+            "busybox@",
+            "host:port/x",
+            "host:99999999/x",
+            "bad_host.com/x",
+            "-bad.com/x",
+            "[zz]:5000/x",
+            "localhost:5000/",
+            "x/../y",
+            "x/./y",
+            "a%2fb",
+            hex64.as_str(),
+            long.as_str(),
+            bad_tag.as_str(),
+        ];
+        for b in bad {
+            assert!(b.parse::<Reference>().is_err(), "{b:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,483 @@
+//! The overlay snapshotter. A container's root is an overlay of its image's
+//! read-only layer snapshots (lowest last in `lowerdir`, as overlayfs wants
+//! the top layer first) and one writable upper directory of its own, in
+//! `containers/<id>/{upper,work,rootfs}`.
+//!
+//! [`OverlayMount`] only *describes* the mount; [`mount`] and [`unmount`]
+//! are the one place that performs it, so the engine can hand the runtime a
+//! rootfs, or pass the description along to do the mount elsewhere.
+//!
+//! [`diff`] turns an upper directory back into a layer tar: overlayfs
+//! whiteouts (0:0 character devices) become `.wh.<name>` files and opaque
+//! directories (`trusted.overlay.opaque=y`) get a `.wh..wh..opq` entry, the
+//! image-spec `layer.md` forms. [`ImageStore::commit_container`] stores that
+//! tar as a new layer on top of the container's image.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Digest, HashingWriter};
+use crate::oci::{self, Compression, Descriptor, History, ImageConfig, Manifest, Platform};
+use crate::store::{ImageRecord, ImageStore};
+use crate::{io_err, unpack, Error, Result};
+
+/// Everything needed to mount a container's root: `mount -t overlay overlay
+/// -o lowerdir=...,upperdir=...,workdir=... <target>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayMount {
+    /// Read-only layers, top first.
+    pub lowerdirs: Vec<PathBuf>,
+    pub upperdir: PathBuf,
+    pub workdir: PathBuf,
+    /// Where the merged tree is mounted.
+    pub target: PathBuf,
+}
+
+impl OverlayMount {
+    /// The overlay mount data. Paths with `:` or `,` are refused: overlayfs
+    /// splits lowerdir on `:` and the option string on `,`. The kernel takes
+    /// at most a page of mount data, which bounds the layer count.
+    pub fn options(&self) -> Result<String> {
+        let mut all = self.lowerdirs.clone();
+        all.push(self.upperdir.clone());
+        all.push(self.workdir.clone());
+        for p in &all {
+            let b = p.as_os_str().as_bytes();
+            if b.contains(&b':') || b.contains(&b',') {
+                return Err(Error::InvalidArgument {
+                    reason: format!("overlay paths cannot contain ':' or ',': {}", p.display()),
+                });
+            }
+        }
+        let lower: Vec<String> = self
+            .lowerdirs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.join(":"),
+            self.upperdir.display(),
+            self.workdir.display()
+        );
+        if opts.len() >= 4096 {
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "{} layers do not fit in one overlay mount's options",
+                    self.lowerdirs.len()
+                ),
+            });
+        }
+        Ok(opts)
+    }
+}
+
+/// Mounts the overlay described by `m` (mount(2) with type "overlay").
+pub fn mount(m: &OverlayMount) -> Result<()> {
+    let opts = m.options()?;
+    fs::create_dir_all(&m.target).map_err(io_err("create mount point", &m.target))?;
+    let c = |s: &[u8]| {
+        CString::new(s).map_err(|_| Error::InvalidArgument {
+            reason: "NUL in a mount path".into(),
+        })
+    };
+    let (src, target, fstype, data) = (
+        c(b"overlay")?,
+        c(m.target.as_os_str().as_bytes())?,
+        c(b"overlay")?,
+        c(opts.as_bytes())?,
+    );
+    // SAFETY: valid C strings; data is the NUL-terminated option string.
+    let r = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            data.as_ptr().cast(),
+        )
+    };
+    if r != 0 {
+        return Err(Error::Mount {
+            action: "mount overlay on",
+            target: m.target.clone(),
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// Unmounts `target`; not mounted is not an error.
+pub fn unmount(target: &Path) -> Result<()> {
+    let c = CString::new(target.as_os_str().as_bytes()).map_err(|_| Error::InvalidArgument {
+        reason: "NUL in a mount path".into(),
+    })?;
+    // SAFETY: valid C string. MNT_DETACH is not used: a busy rootfs should
+    // be reported, not hidden.
+    if unsafe { libc::umount2(c.as_ptr(), 0) } != 0 {
+        let e = io::Error::last_os_error();
+        if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) {
+            return Ok(());
+        }
+        return Err(Error::Mount {
+            action: "unmount",
+            target: target.to_path_buf(),
+            source: e,
+        });
+    }
+    Ok(())
+}
+
+fn check_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            reason: format!("invalid container id {id:?}"),
+        })
+    }
+}
+
+/// Containers with a snapshot, and the manifest of the image each uses.
+pub(crate) fn container_images(store: &ImageStore) -> Result<Vec<(String, Digest)>> {
+    let mut out = Vec::new();
+    for (id, dir) in container_dirs(store)? {
+        if let Some(d) = fs::read_to_string(dir.join("image"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            out.push((id, d));
+        }
+    }
+    Ok(out)
+}
+
+/// Containers and the snapshot names their mount uses.
+pub(crate) fn container_layers(store: &ImageStore) -> Result<Vec<(String, Vec<String>)>> {
+    let mut out = Vec::new();
+    for (id, dir) in container_dirs(store)? {
+        let layers = fs::read_to_string(dir.join("layers")).unwrap_or_default();
+        out.push((id, layers.lines().map(str::to_owned).collect()));
+    }
+    Ok(out)
+}
+
+fn container_dirs(store: &ImageStore) -> Result<Vec<(String, PathBuf)>> {
+    let dir = store.containers_dir();
+    let mut out = Vec::new();
+    for e in fs::read_dir(&dir).map_err(io_err("list containers", &dir))? {
+        let e = e.map_err(io_err("list containers", &dir))?;
+        out.push((e.file_name().to_string_lossy().into_owned(), e.path()));
+    }
+    Ok(out)
+}
+
+/// Options of [`ImageStore::commit_container`].
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    /// `name:tag` for the new image; untagged when `None`.
+    pub reference: Option<crate::Reference>,
+    pub author: Option<String>,
+    pub comment: Option<String>,
+    /// The history entry's `created_by`.
+    pub created_by: Option<String>,
+}
+
+impl ImageStore {
+    /// Creates the snapshot of container `id` on `image` and describes its
+    /// mount (target `containers/<id>/rootfs`). Nothing is mounted.
+    pub fn prepare_container(&self, id: &str, image: &str) -> Result<OverlayMount> {
+        check_id(id)?;
+        let rec = self.resolve(image)?;
+        let dir = self.containers_dir().join(id);
+        if dir.exists() {
+            return Err(Error::AlreadyExists {
+                what: format!("container snapshot {id}"),
+            });
+        }
+        let tmp = self.containers_dir().join(format!(".{id}.tmp"));
+        let _ = unpack::remove_tree(&tmp);
+        for d in ["upper", "work", "rootfs", "empty"] {
+            fs::create_dir_all(tmp.join(d)).map_err(io_err("create container snapshot", &tmp))?;
+        }
+        let config = self.config(&rec)?;
+        let names: Vec<String> = config
+            .rootfs
+            .diff_ids
+            .iter()
+            .map(unpack::snapshot_name)
+            .collect();
+        fs::write(tmp.join("image"), rec.manifest.to_string())
+            .map_err(io_err("write container image", &tmp))?;
+        fs::write(tmp.join("layers"), names.join("\n"))
+            .map_err(io_err("write container layers", &tmp))?;
+        fs::rename(&tmp, &dir).map_err(io_err("publish container snapshot", &dir))?;
+        self.container_mount(id)
+    }
+
+    /// Describes the mount of an existing container snapshot.
+    pub fn container_mount(&self, id: &str) -> Result<OverlayMount> {
+        check_id(id)?;
+        let dir = self.containers_dir().join(id);
+        let layers = fs::read_to_string(dir.join("layers")).map_err(|_| Error::NotFound {
+            what: format!("container snapshot {id}"),
+        })?;
+        let mut lowerdirs: Vec<PathBuf> = layers
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| self.snapshots_dir().join(l).join("fs"))
+            .collect();
+        lowerdirs.reverse();
+        if lowerdirs.is_empty() {
+            // overlayfs needs a lower layer; an image without layers gets
+            // an empty one.
+            lowerdirs.push(dir.join("empty"));
+        }
+        Ok(OverlayMount {
+            lowerdirs,
+            upperdir: dir.join("upper"),
+            workdir: dir.join("work"),
+            target: dir.join("rootfs"),
+        })
+    }
+
+    /// Unmounts (if mounted) and deletes a container's snapshot.
+    pub fn remove_container(&self, id: &str) -> Result<()> {
+        let m = self.container_mount(id)?;
+        unmount(&m.target)?;
+        unpack::remove_tree(&self.containers_dir().join(id))
+    }
+
+    /// Makes a new image from container `id`: its upper directory as a new
+    /// gzip layer on top of its image, a config with one more diff ID and a
+    /// history entry, and an OCI manifest.
+    pub fn commit_container(&self, id: &str, opts: &CommitOptions) -> Result<ImageRecord> {
+        let _lease = self.lease()?;
+        let m = self.container_mount(id)?;
+        let image: Digest = fs::read_to_string(self.containers_dir().join(id).join("image"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| Error::NotFound {
+                what: format!("image of container {id}"),
+            })?;
+        let parent = self.get(&image)?;
+        let parent_manifest = self.manifest(&parent)?;
+        let mut config = self.config(&parent)?;
+
+        let writer = self.content().writer()?;
+        let gz = flate2::write::GzEncoder::new(writer, flate2::Compression::default());
+        let mut hashing = HashingWriter::new(gz);
+        diff(&m.upperdir, &mut hashing)?;
+        let (gz, diff_id, _) = hashing.finish();
+        let writer = gz.finish().map_err(io_err("compress layer", &m.upperdir))?;
+        let (layer_digest, layer_size) = writer.commit_computed()?;
+
+        let now = crate::time::now_rfc3339();
+        config.created = Some(now.clone());
+        if opts.author.is_some() {
+            config.author = opts.author.clone();
+        }
+        config.rootfs.diff_ids.push(diff_id);
+        config.history.push(History {
+            created: Some(now),
+            created_by: Some(
+                opts.created_by
+                    .clone()
+                    .unwrap_or_else(|| format!("cais commit {id}")),
+            ),
+            author: opts.author.clone(),
+            comment: opts.comment.clone(),
+            empty_layer: false,
+        });
+        let mut layers: Vec<Descriptor> = parent_manifest
+            .layers
+            .iter()
+            .map(|l| {
+                let mut l = l.clone();
+                // Same bytes, OCI name: an OCI manifest lists OCI layer types.
+                if let Some(c) = Compression::from_media_type(&l.media_type) {
+                    l.media_type = c.oci_media_type().to_owned();
+                }
+                l
+            })
+            .collect();
+        layers.push(Descriptor::new(
+            oci::OCI_LAYER_GZIP,
+            layer_digest,
+            layer_size,
+        ));
+        let platform = Platform {
+            architecture: config.architecture.clone(),
+            os: config.os.clone(),
+            variant: config.variant.clone(),
+            os_version: None,
+        };
+        let target = self.put_image(&config, layers)?;
+        let tags: Vec<String> = opts
+            .reference
+            .as_ref()
+            .and_then(|r| r.tagged_name())
+            .into_iter()
+            .collect();
+        self.add_image(
+            &target,
+            Some(oci::OCI_MANIFEST),
+            &platform,
+            &tags,
+            Default::default(),
+        )
+    }
+
+    /// Stores a config and an OCI manifest over `layers`; returns the
+    /// manifest digest. The blobs are not an image until recorded.
+    pub fn put_image(&self, config: &ImageConfig, layers: Vec<Descriptor>) -> Result<Digest> {
+        let json = |v: &dyn erased::Ser| v.to_json();
+        let config_body = json(config)?;
+        let config_digest = self.content().put(&config_body, None)?;
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(oci::OCI_MANIFEST.to_owned()),
+            config: Descriptor::new(oci::OCI_CONFIG, config_digest, config_body.len() as u64),
+            layers,
+            annotations: None,
+        };
+        let body = json(&manifest)?;
+        self.content().put(&body, None)
+    }
+}
+
+mod erased {
+    use crate::{Error, Result};
+
+    /// JSON of anything serializable, for `put_image`.
+    pub trait Ser {
+        fn to_json(&self) -> Result<Vec<u8>>;
+    }
+
+    impl<T: serde::Serialize> Ser for T {
+        fn to_json(&self) -> Result<Vec<u8>> {
+            serde_json::to_vec(self).map_err(|e| Error::Json {
+                context: "serialize image metadata".into(),
+                reason: e.to_string(),
+            })
+        }
+    }
+}
+
+/// Writes the changes recorded in an overlay upper directory as a layer tar
+/// (entries sorted by path, so the same tree gives the same bytes).
+pub fn diff(upper: &Path, out: impl Write) -> Result<()> {
+    let mut b = tar::Builder::new(out);
+    let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    walk_diff(&mut b, upper, Path::new(""), &mut links)?;
+    b.into_inner()
+        .and_then(|mut w| w.flush())
+        .map_err(io_err("finish layer tar", upper))?;
+    Ok(())
+}
+
+fn header(meta: &fs::Metadata, kind: tar::EntryType) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(meta.mode() & 0o7777);
+    h.set_uid(u64::from(meta.uid()));
+    h.set_gid(u64::from(meta.gid()));
+    h.set_mtime(meta.mtime().max(0) as u64);
+    h.set_size(0);
+    h
+}
+
+fn walk_diff<W: Write>(
+    b: &mut tar::Builder<W>,
+    base: &Path,
+    rel: &Path,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+) -> Result<()> {
+    let dir = base.join(rel);
+    let mut names: Vec<_> = fs::read_dir(&dir)
+        .map_err(io_err("read upper directory", &dir))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<io::Result<_>>()
+        .map_err(io_err("read upper directory", &dir))?;
+    names.sort();
+    let tar_err = |p: &Path| io_err("write layer entry", p);
+    for name in names {
+        let path = dir.join(&name);
+        let rel_path = rel.join(&name);
+        let meta = fs::symlink_metadata(&path).map_err(io_err("stat", &path))?;
+        let ft = meta.file_type();
+        if ft.is_char_device() && meta.rdev() == 0 {
+            // An overlayfs whiteout: the file was deleted.
+            let mut wh = name.clone();
+            wh.clear();
+            wh.push(".wh.");
+            wh.push(&name);
+            let mut h = header(&meta, tar::EntryType::Regular);
+            h.set_mode(0o644);
+            b.append_data(&mut h, rel.join(wh), io::empty())
+                .map_err(tar_err(&path))?;
+        } else if ft.is_dir() {
+            let mut h = header(&meta, tar::EntryType::Directory);
+            b.append_data(&mut h, &rel_path, io::empty())
+                .map_err(tar_err(&path))?;
+            if is_opaque(&path) {
+                let mut h = header(&meta, tar::EntryType::Regular);
+                h.set_mode(0o644);
+                b.append_data(&mut h, rel_path.join(".wh..wh..opq"), io::empty())
+                    .map_err(tar_err(&path))?;
+            }
+            walk_diff(b, base, &rel_path, links)?;
+        } else if ft.is_symlink() {
+            let target = fs::read_link(&path).map_err(io_err("read symlink", &path))?;
+            let mut h = header(&meta, tar::EntryType::Symlink);
+            b.append_link(&mut h, &rel_path, &target)
+                .map_err(tar_err(&path))?;
+        } else if ft.is_file() {
+            if meta.nlink() > 1 {
+                if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
+                    let mut h = header(&meta, tar::EntryType::Link);
+                    b.append_link(&mut h, &rel_path, first)
+                        .map_err(tar_err(&path))?;
+                    continue;
+                }
+                links.insert((meta.dev(), meta.ino()), rel_path.clone());
+            }
+            let mut h = header(&meta, tar::EntryType::Regular);
+            h.set_size(meta.len());
+            let f = fs::File::open(&path).map_err(io_err("open", &path))?;
+            b.append_data(&mut h, &rel_path, f)
+                .map_err(tar_err(&path))?;
+        } else if ft.is_fifo() {
+            let mut h = header(&meta, tar::EntryType::Fifo);
+            b.append_data(&mut h, &rel_path, io::empty())
+                .map_err(tar_err(&path))?;
+        }
+        // Sockets and real devices are not image content.
+    }
+    Ok(())
+}
+
+/// Whether overlayfs marked the directory opaque.
+pub fn is_opaque(dir: &Path) -> bool {
+    let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let key = c"trusted.overlay.opaque";
+    let mut buf = [0u8; 4];
+    // SAFETY: valid C strings, buffer with its length; lgetxattr does not
+    // follow a final symlink.
+    let n =
+        unsafe { libc::lgetxattr(c.as_ptr(), key.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    n == 1 && buf[0] == b'y'
+}
