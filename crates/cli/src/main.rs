@@ -21,6 +21,11 @@ struct Cli {
 enum Command {
     /// The OCI runtime, with runc's command line.
     Runtime(Box<runtime::RuntimeCli>),
+    /// The engine: serves the Docker Engine API on a unix socket.
+    Daemon(DaemonArgs),
+    /// Supervise one container (started by the daemon, not by hand).
+    #[command(hide = true)]
+    Shim(ShimArgs),
     /// The OCI distribution registry server.
     #[command(subcommand)]
     Registry(cais_registry::cli::Command),
@@ -34,6 +39,45 @@ enum Command {
     Pull(transfer::PullArgs),
     /// Push an image from the image store to a registry.
     Push(transfer::PushArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DaemonArgs {
+    /// The API socket.
+    #[arg(long, short = 'H', default_value = "/run/cais.sock")]
+    host: String,
+    /// Persistent state: images, containers, volumes.
+    #[arg(
+        long = "data-root",
+        env = "CAIS_DATA_ROOT",
+        default_value = "/var/lib/cais"
+    )]
+    data_root: std::path::PathBuf,
+    /// State that does not survive a reboot.
+    #[arg(long = "exec-root", default_value = "/run/cais")]
+    exec_root: std::path::PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct ShimArgs {
+    #[arg(long)]
+    id: String,
+    #[arg(long)]
+    bundle: std::path::PathBuf,
+    #[arg(long = "state-dir")]
+    state_dir: std::path::PathBuf,
+    #[arg(long = "runtime-root")]
+    runtime_root: std::path::PathBuf,
+    #[arg(long)]
+    terminal: bool,
+    #[arg(long)]
+    stdin: bool,
+    #[arg(long = "log-max-size", default_value_t = 0)]
+    log_max_size: u64,
+    #[arg(long = "log-max-files", default_value_t = 1)]
+    log_max_files: u32,
+    #[arg(long = "cgroup-path")]
+    cgroup_path: String,
 }
 
 fn main() {
@@ -75,6 +119,32 @@ fn main() {
             }
             report(runtime::run(*rt))
         }
+        Command::Daemon(a) => {
+            let socket = a.host.strip_prefix("unix://").unwrap_or(&a.host).into();
+            let opts = cais_engine::daemon::Options {
+                socket,
+                root: a.data_root,
+                exec_root: a.exec_root,
+                binary: std::env::current_exe().unwrap_or_else(|_| "cais".into()),
+            };
+            report(
+                cais_engine::daemon::run(opts)
+                    .map(|_| 0)
+                    .map_err(anyhow::Error::from),
+            )
+        }
+        Command::Shim(a) => cais_engine::shim::main(cais_engine::shim::Config {
+            id: a.id,
+            bundle: a.bundle,
+            state_dir: a.state_dir,
+            runtime_root: a.runtime_root,
+            runtime: std::env::current_exe().unwrap_or_else(|_| "cais".into()),
+            terminal: a.terminal,
+            stdin: a.stdin,
+            log_max_size: a.log_max_size,
+            log_max_files: a.log_max_files,
+            cgroup_path: a.cgroup_path,
+        }),
         Command::Registry(cmd) => report(cais_registry::cli::run(cmd).map(|_| 0)),
         Command::Images(cmd) => report(images::run(cmd)),
         Command::Login(args) => report(transfer::login(args).map(|_| 0)),

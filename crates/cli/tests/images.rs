@@ -11,8 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cais_testkit::{
-    busybox_rootfs_tar, docker_daemon, have_tool, require, require_root_and_static_busybox,
-    unique_id,
+    busybox_rootfs_tar, docker_daemon, have_tool, require, require_root_and_busybox, unique_id,
 };
 
 const CAIS: &str = env!("CARGO_BIN_EXE_cais");
@@ -120,7 +119,7 @@ fn busybox() -> bool {
 
 #[test]
 fn import_list_tag_inspect_history_and_rmi_like_docker() {
-    if !require_root_and_static_busybox() {
+    if !require_root_and_busybox() {
         return;
     }
     let s = Store::new();
@@ -198,7 +197,7 @@ fn import_list_tag_inspect_history_and_rmi_like_docker() {
 
 #[test]
 fn tagging_an_earlier_digest_rolls_back() {
-    if !require_root_and_static_busybox() {
+    if !require_root_and_busybox() {
         return;
     }
     let s = Store::new();
@@ -227,7 +226,7 @@ fn tagging_an_earlier_digest_rolls_back() {
 
 #[test]
 fn bad_input_is_refused_and_the_store_is_unchanged() {
-    if !require_root_and_static_busybox() {
+    if !require_root_and_busybox() {
         return;
     }
     let s = Store::new();
@@ -268,7 +267,7 @@ fn bad_input_is_refused_and_the_store_is_unchanged() {
 
 #[test]
 fn save_output_loads_in_docker_and_skopeo() {
-    if !require_root_and_static_busybox() {
+    if !require_root_and_busybox() {
         return;
     }
     let docker_ok = have_tool("docker") && have_tool("dockerd");
@@ -325,7 +324,7 @@ fn save_output_loads_in_docker_and_skopeo() {
 
 #[test]
 fn docker_save_output_loads_in_cais() {
-    if !require_root_and_static_busybox() {
+    if !require_root_and_busybox() {
         return;
     }
     if !require(
@@ -382,7 +381,7 @@ fn docker_save_output_loads_in_cais() {
 
 #[test]
 fn a_killed_load_leaves_no_broken_image_and_the_retry_completes() {
-    if !require_root_and_static_busybox() {
+    if !require_root_and_busybox() {
         return;
     }
     let src = Store::new();
@@ -464,7 +463,7 @@ fn mount_json(s: &Store, id: &str, image: &str) -> serde_json::Value {
 
 #[test]
 fn overlay_commit_diff_and_boot() {
-    if !require_root_and_static_busybox() {
+    if !require_root_and_busybox() {
         return;
     }
     if !busybox() {
@@ -627,7 +626,7 @@ impl Drop for Unmount<'_> {
 
 #[test]
 fn concurrent_loads_of_one_archive_both_succeed() {
-    if !require_root_and_static_busybox() {
+    if !require_root_and_busybox() {
         return;
     }
     let src = Store::new();
@@ -659,7 +658,7 @@ fn concurrent_loads_of_one_archive_both_succeed() {
 
 #[test]
 fn skopeo_written_archives_load_in_cais() {
-    if !require_root_and_static_busybox() || !require("skopeo", have_tool("skopeo")) {
+    if !require_root_and_busybox() || !require("skopeo", have_tool("skopeo")) {
         return;
     }
     let s = Store::new();
@@ -704,7 +703,7 @@ fn skopeo_written_archives_load_in_cais() {
 
 #[test]
 fn save_load_and_import_through_pipes() {
-    if !require_root_and_static_busybox() {
+    if !require_root_and_busybox() {
         return;
     }
     let a = Store::new();

@@ -61,8 +61,12 @@ pub fn attach_stdio(slave: RawFd, rows: u16, cols: u16) -> Result<(), Errno> {
 
 /// Sends `fd` over a connected unix socket, named like runc names it.
 pub fn send_fd(socket: RawFd, fd: RawFd) -> Result<(), Errno> {
-    let name = b"/dev/ptmx";
-    let iov = [IoSlice::new(name)];
+    send_fd_with(socket, fd, b"/dev/ptmx")
+}
+
+/// Sends `fd` with `payload` as the message bytes.
+pub fn send_fd_with(socket: RawFd, fd: RawFd, payload: &[u8]) -> Result<(), Errno> {
+    let iov = [IoSlice::new(payload)];
     let fds = [fd];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     sendmsg::<()>(socket, &iov, &cmsg, MsgFlags::empty(), None).map(drop)

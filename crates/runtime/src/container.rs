@@ -63,11 +63,10 @@ impl Runtime {
     /// failure nothing is left behind: no state, cgroup or process.
     pub fn create(&self, id: &str, bundle: &Path, opts: &CreateOptions) -> Result<i32> {
         let console = match &opts.console_socket {
-            Some(path) => {
-                Some(OwnedFd::from(UnixStream::connect(path).context(|| {
-                    format!("connecting to console socket {}", path.display())
-                })?))
-            }
+            Some(path) => Some(OwnedFd::from(
+                with_short_path(path, |p| UnixStream::connect(p))
+                    .context(|| format!("connecting to console socket {}", path.display()))?,
+            )),
             None => None,
         };
         self.create_with_console(id, bundle, opts, console)
@@ -162,9 +161,8 @@ impl Runtime {
         let resources = resources_with_default_devices(linux.resources().as_ref(), spec);
 
         let ns = namespaces_from_spec(spec)?;
-        let start = UnixListener::bind(dir.join(START_SOCKET))
-            .context(|| format!("creating {}", dir.join(START_SOCKET).display()))?;
-        let proc_plan = proc_plan(process, linux.seccomp().as_ref(), opts.preserve_fds)?;
+        let start = bind_short(&dir.join(START_SOCKET))?;
+        let mut proc_plan = proc_plan(process, linux, opts.preserve_fds)?;
         let (parent, child) = channel::pair().context(|| "creating the sync socket".into())?;
         let created = state::rfc3339(SystemTime::now());
         let mut state_doc = State {
@@ -185,6 +183,7 @@ impl Runtime {
         };
         let hooks = spec.hooks().clone().unwrap_or_default();
         let new_user = ns.new_user;
+        proc_plan.seccomp_listener = seccomp_listener(linux, &state_doc)?;
         let plan = InitPlan {
             ns,
             channel: child,
@@ -267,7 +266,10 @@ impl Runtime {
                     }
                 }
                 Msg::Hooks => {
+                    // runtime.md: "created" holds from the end of lifecycle
+                    // step 2, before the prestart/createRuntime hooks run.
                     state_doc.pid = init_pid;
+                    state_doc.status = Status::Created;
                     hooks::run_all(hooks.prestart().as_deref().unwrap_or_default(), &state_doc)?;
                     hooks::run_all(
                         hooks.create_runtime().as_deref().unwrap_or_default(),
@@ -323,7 +325,9 @@ impl Runtime {
         }
         let spec = self.saved_spec(id)?;
         let socket = self.root.dir(id).join(START_SOCKET);
-        let failure = init::release(&socket)?;
+        let conn = with_short_path(&socket, |p| UnixStream::connect(p))
+            .context(|| format!("connecting to {}", socket.display()))?;
+        let failure = init::release(conn)?;
         let _ = std::fs::remove_file(&socket);
         rec.started = true;
         self.root.save(&rec)?;
@@ -423,8 +427,13 @@ impl Runtime {
 
     /// Removes a stopped (or, with `force`, any) container: kills what is
     /// left, removes its cgroup and state, then runs poststop hooks.
+    /// With `force`, a container that does not exist is already deleted:
+    /// engines clean up with `delete --force` after a `delete` that worked.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
-        let rec = self.root.load(id)?;
+        let rec = match self.root.load(id) {
+            Err(Error::NotFound(_)) if force => return Ok(()),
+            r => r?,
+        };
         let status = self.status(&rec);
         if matches!(status, Status::Running | Status::Paused) && !force {
             return Err(wrong_state(id, status, "stop it first or use --force"));
@@ -499,11 +508,10 @@ impl Runtime {
     /// `opts.detach` unset the caller then waits for it (see `wait_forwarding`).
     pub fn exec(&self, id: &str, process: &Process, opts: &ExecOptions) -> Result<i32> {
         let console = match &opts.console_socket {
-            Some(path) => {
-                Some(OwnedFd::from(UnixStream::connect(path).context(|| {
-                    format!("connecting to console socket {}", path.display())
-                })?))
-            }
+            Some(path) => Some(OwnedFd::from(
+                with_short_path(path, |p| UnixStream::connect(p))
+                    .context(|| format!("connecting to console socket {}", path.display()))?,
+            )),
             None => None,
         };
         self.exec_with_console(id, process, opts, console)
@@ -536,8 +544,9 @@ impl Runtime {
             return Err(Error::Invalid("no command given for exec".into()));
         }
         let spec = self.saved_spec(id)?;
-        let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
-        let plan_process = proc_plan(process, seccomp.as_ref(), opts.preserve_fds)?;
+        let linux = spec.linux().clone().unwrap_or_default();
+        let mut plan_process = proc_plan(process, &linux, opts.preserve_fds)?;
+        plan_process.seccomp_listener = seccomp_listener(&linux, &self.state_of(&rec))?;
         let ns = namespaces_of_pid(rec.pid)?;
         let cgroup = self.cgroup(&rec)?;
         let (parent, child) = channel::pair().context(|| "creating the sync socket".into())?;
@@ -651,6 +660,38 @@ impl Runtime {
     }
 }
 
+/// Runs `f` with a path to the same file that fits in a unix socket address.
+/// sun_path holds 107 bytes (unix(7)), and engines pass state roots and
+/// 64-hex ids that together go past it; the parent directory opened O_PATH
+/// and named through /proc/self/fd keeps the path short.
+pub fn with_short_path<T>(
+    path: &Path,
+    f: impl FnOnce(&Path) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    const SUN_PATH_MAX: usize = 107;
+    if path.as_os_str().len() <= SUN_PATH_MAX {
+        return f(path);
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return f(path);
+    };
+    let dir_fd = nix::fcntl::open(
+        dir,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(std::io::Error::from)?;
+    // SAFETY: open just returned this fd and nothing else owns it.
+    let dir_fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dir_fd) };
+    let short = PathBuf::from(format!("/proc/self/fd/{}", dir_fd.as_raw_fd())).join(name);
+    f(&short)
+}
+
+fn bind_short(path: &Path) -> Result<UnixListener> {
+    with_short_path(path, |p| UnixListener::bind(p))
+        .context(|| format!("creating {}", path.display()))
+}
+
 fn wrong_state(id: &str, status: Status, action: &'static str) -> Error {
     Error::WrongState {
         id: id.to_string(),
@@ -725,7 +766,10 @@ fn resources_with_default_devices(
         .and_then(|l| l.devices().clone())
         .unwrap_or_default()
     {
-        rules.push(LinuxDeviceCgroup::from(&d));
+        // A fifo is no device to the device cgroup: nothing to allow.
+        if d.typ() != LinuxDeviceType::P {
+            rules.push(LinuxDeviceCgroup::from(&d));
+        }
     }
     r.set_devices(Some(rules));
     r
@@ -750,10 +794,27 @@ fn namespaces_from_spec(spec: &Spec) -> Result<Namespaces> {
         .as_ref()
         .and_then(|l| l.namespaces().clone())
         .unwrap_or_default();
+    let time_offsets = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().clone())
+        .map(|offsets| {
+            offsets
+                .iter()
+                .map(|(clock, o)| {
+                    format!(
+                        "{clock} {} {}\n",
+                        o.secs().unwrap_or(0),
+                        o.nanosecs().unwrap_or(0)
+                    )
+                })
+                .collect::<String>()
+        });
     let mut ns = Namespaces {
         join: Vec::new(),
         new_user: false,
         unshare: CloneFlags::empty(),
+        time_offsets,
     };
     // The user namespace is joined first: it decides what the others allow.
     let mut ordered: Vec<_> = list.iter().collect();
@@ -780,6 +841,7 @@ fn namespaces_of_pid(pid: i32) -> Result<Namespaces> {
         join: Vec::new(),
         new_user: false,
         unshare: CloneFlags::empty(),
+        time_offsets: None,
     };
     for (name, flag) in [
         ("user", CloneFlags::CLONE_NEWUSER),
@@ -805,11 +867,36 @@ fn namespaces_of_pid(pid: i32) -> Result<Namespaces> {
     Ok(ns)
 }
 
+/// Connects to the seccomp listener socket when the profile asks for one.
+fn seccomp_listener(
+    linux: &oci_spec::runtime::Linux,
+    state: &State,
+) -> Result<Option<init::SeccompListener>> {
+    let Some(path) = linux
+        .seccomp()
+        .as_ref()
+        .and_then(|s| s.listener_path().clone())
+    else {
+        return Ok(None);
+    };
+    let socket = with_short_path(&path, |p| UnixStream::connect(p))
+        .context(|| format!("connecting to seccomp listener {}", path.display()))?;
+    Ok(Some(init::SeccompListener {
+        socket: OwnedFd::from(socket),
+        metadata: linux
+            .seccomp()
+            .as_ref()
+            .and_then(|s| s.listener_metadata().clone()),
+        state: state.clone(),
+    }))
+}
+
 fn proc_plan(
     process: &Process,
-    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+    linux: &oci_spec::runtime::Linux,
     preserve_fds: i32,
 ) -> Result<ProcPlan> {
+    let seccomp = linux.seccomp().as_ref();
     let args = process.args().clone().unwrap_or_default();
     let env = process.env().clone().unwrap_or_default();
     let user = process.user();
@@ -836,6 +923,20 @@ fn proc_plan(
         terminal: process.terminal().unwrap_or(false),
         console_size,
         preserve_fds,
+        personality: linux.personality().as_ref().map(|p| match p.domain() {
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 0x0008,
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0,
+        }),
+        io_priority: process.io_priority().as_ref().map(|io| {
+            let class = match io.class() {
+                oci_spec::runtime::IOPriorityClass::IoprioClassRt => 1,
+                oci_spec::runtime::IOPriorityClass::IoprioClassBe => 2,
+                oci_spec::runtime::IOPriorityClass::IoprioClassIdle => 3,
+            };
+            (class << 13) | (io.priority() as i32 & 0x1fff)
+        }),
+        seccomp_listener: None,
+        host_pid: 0,
     })
 }
 

@@ -39,6 +39,18 @@ pub(crate) struct Namespaces {
     pub new_user: bool,
     /// New namespaces other than the user namespace.
     pub unshare: CloneFlags,
+    /// Lines for /proc/self/timens_offsets, written after unsharing the
+    /// time namespace and before the first process enters it.
+    pub time_offsets: Option<String>,
+}
+
+/// Where a seccomp notify listener fd goes (runtime-spec config-linux.md,
+/// "seccomp listener"): a connected socket to `listenerPath` and the
+/// container process state sent with the fd.
+pub(crate) struct SeccompListener {
+    pub socket: OwnedFd,
+    pub metadata: Option<String>,
+    pub state: State,
 }
 
 /// The container process: everything needed from the user switch to execve.
@@ -61,6 +73,13 @@ pub(crate) struct ProcPlan {
     pub terminal: bool,
     pub console_size: (u16, u16),
     pub preserve_fds: i32,
+    /// linux.personality: 0x0008 for LINUX32, 0 for LINUX.
+    pub personality: Option<libc::c_ulong>,
+    /// ioprio_set(2) value.
+    pub io_priority: Option<i32>,
+    pub seccomp_listener: Option<SeccompListener>,
+    /// This process's pid as the runtime sees it, for the listener state.
+    pub host_pid: i32,
 }
 
 /// Everything the container's init needs, prepared before fork.
@@ -144,6 +163,10 @@ fn enter_namespaces(ns: &Namespaces, channel: &Channel) -> Result<()> {
     if !ns.unshare.is_empty() {
         unshare(ns.unshare).context(|| format!("creating namespaces {:?}", ns.unshare))?;
     }
+    if let Some(offsets) = &ns.time_offsets {
+        std::fs::write("/proc/self/timens_offsets", offsets)
+            .context(|| "writing time namespace offsets".into())?;
+    }
     Ok(())
 }
 
@@ -181,7 +204,16 @@ pub(crate) fn bootstrap(plan: InitPlan) -> ! {
     }
 }
 
-fn init(plan: InitPlan) -> ! {
+fn init(mut plan: InitPlan) -> ! {
+    // Before pivot_root /proc is still the host's: it names our pid as the
+    // runtime sees it.
+    plan.process.host_pid = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(0);
+    // The createContainer and startContainer hooks' state needs it too
+    // (runtime.md: pid is required once the container is created).
+    plan.state.pid = (plan.process.host_pid > 0).then_some(plan.process.host_pid);
     match init_until_ready(&plan) {
         Err(e) => report(&plan.channel, &e),
         Ok(exe) => {
@@ -247,18 +279,24 @@ fn init_until_ready(plan: &InitPlan) -> Result<CString> {
         .send(&Msg::Hooks)
         .context(|| "asking for createRuntime hooks".into())?;
     expect(&plan.channel, Msg::Ack)?;
-    crate::hooks::run_all(&plan.create_container_hooks, &plan.state)?;
+    if !plan.create_container_hooks.is_empty() {
+        let mut state = plan.state.clone();
+        state.status = crate::state::Status::Created;
+        crate::hooks::run_all(&plan.create_container_hooks, &state)?;
+    }
     rootfs::pivot_root(&plan.rootfs)?;
+    // Before finalize: /proc/sys is usually among the read-only paths.
+    rootfs::sysctl(&plan.sysctl)?;
+    if plan.process.terminal {
+        // Before finalize, which may make / (and so /dev) read-only.
+        setup_terminal(plan.console.as_ref(), &plan.process, true)?;
+    }
     rootfs::finalize(
         plan.propagation.as_deref(),
         &plan.masked,
         &plan.readonly_paths,
         plan.readonly_root,
     )?;
-    rootfs::sysctl(&plan.sysctl)?;
-    if plan.process.terminal {
-        setup_terminal(plan.console.as_ref(), &plan.process)?;
-    }
     let exe = process::find_executable(&plan.process.arg0, &plan.process.env_strings)?;
     process::apply_rlimits(&plan.process.rlimits).map_err(|(res, errno)| Error::Sys {
         context: format!("setting rlimit {res}"),
@@ -268,11 +306,17 @@ fn init_until_ready(plan: &InitPlan) -> Result<CString> {
         .map_err(|_| Error::Invalid("executable path holds NUL".into()))
 }
 
-fn setup_terminal(console: Option<&OwnedFd>, p: &ProcPlan) -> Result<()> {
+/// Opens the process's pty and sends its master to the console socket; for
+/// init (`bind_console`) the slave also becomes /dev/console, as
+/// config.md's `process.terminal` asks.
+fn setup_terminal(console: Option<&OwnedFd>, p: &ProcPlan, bind_console: bool) -> Result<()> {
     let console = console
         .ok_or_else(|| Error::Invalid("terminal requested without a console socket".into()))?;
     let (master, slave) =
         console::open_pty().context(|| "opening a pty in the container".into())?;
+    if bind_console {
+        rootfs::bind_console(master.as_raw_fd())?;
+    }
     console::send_fd(console.as_raw_fd(), master.as_raw_fd())
         .context(|| "sending the pty master to the console socket".into())?;
     drop(master);
@@ -287,14 +331,27 @@ fn exec_process(p: &ProcPlan, exe: &CString, keep: &[RawFd]) -> Result<Infallibl
     // Close (not merely mark close-on-exec) everything the container should
     // not see before chdir, so no inherited directory fd can serve as a
     // working directory outside the rootfs (CVE-2024-21626).
-    process::close_from_except(3 + p.preserve_fds, keep);
+    let mut keep = keep.to_vec();
+    if let Some(l) = &p.seccomp_listener {
+        keep.push(l.socket.as_raw_fd());
+    }
+    process::close_from_except(3 + p.preserve_fds, &keep);
     process::cloexec_from(3 + p.preserve_fds as u32).context(|| "close_range".into())?;
     let seccomp_early = p.seccomp.as_ref().filter(|_| !p.no_new_privs);
     if let Some(f) = seccomp_early {
         // Without no_new_privs loading a filter needs CAP_SYS_ADMIN, so it
         // has to happen before the capabilities are dropped.
-        f.install()
-            .context(|| "installing the seccomp filter".into())?;
+        install_seccomp(f, p)?;
+    }
+    if let Some(persona) = p.personality {
+        // SAFETY: personality(2) takes a plain integer.
+        Errno::result(unsafe { libc::personality(persona) })
+            .context(|| "setting the personality".into())?;
+    }
+    if let Some(prio) = p.io_priority {
+        // SAFETY: ioprio_set(IOPRIO_WHO_PROCESS, self, prio) with integers.
+        Errno::result(unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, prio) })
+            .context(|| "setting the I/O priority".into())?;
     }
     process::apply_bounding(&p.caps, p.last_cap)
         .context(|| "dropping bounding capabilities".into())?;
@@ -324,8 +381,7 @@ fn exec_process(p: &ProcPlan, exe: &CString, keep: &[RawFd]) -> Result<Infallibl
             .context(|| "setting no_new_privs".into())?;
         if let Some(f) = &p.seccomp {
             // As late as possible, so the filter constrains only the container.
-            f.install()
-                .context(|| "installing the seccomp filter".into())?;
+            install_seccomp(f, p)?;
         }
     }
     let err = nix::unistd::execve(exe, &p.args, &p.env).unwrap_err();
@@ -333,6 +389,34 @@ fn exec_process(p: &ProcPlan, exe: &CString, keep: &[RawFd]) -> Result<Infallibl
         context: format!("exec {}", exe.to_string_lossy()),
         errno: err,
     })
+}
+
+/// Loads the filter; a notify filter's listener fd goes to `listenerPath`
+/// with the container process state.
+fn install_seccomp(f: &crate::seccomp::Filter, p: &ProcPlan) -> Result<()> {
+    if !f.needs_listener() {
+        return f
+            .install()
+            .context(|| "installing the seccomp filter".into());
+    }
+    let listener = p
+        .seccomp_listener
+        .as_ref()
+        .ok_or_else(|| Error::Invalid("SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath".into()))?;
+    let fd = f
+        .install_with_listener()
+        .context(|| "installing the seccomp filter".into())?
+        .ok_or_else(|| Error::Invalid("the kernel returned no seccomp listener".into()))?;
+    let msg = serde_json::json!({
+        "ociVersion": crate::state::OCI_VERSION,
+        "fds": ["seccompFd"],
+        "pid": p.host_pid,
+        "metadata": listener.metadata.clone().unwrap_or_default(),
+        "state": listener.state,
+    })
+    .to_string();
+    console::send_fd_with(listener.socket.as_raw_fd(), fd.as_raw_fd(), msg.as_bytes())
+        .context(|| "sending the seccomp listener fd".into())
 }
 
 /// The bootstrap child of `exec`. Never returns.
@@ -365,7 +449,7 @@ pub(crate) fn exec_bootstrap(plan: ExecPlan) -> ! {
 fn exec_child(plan: &ExecPlan) -> Result<Infallible> {
     if plan.process.terminal {
         nix::unistd::setsid().context(|| "setsid".into())?;
-        setup_terminal(plan.console.as_ref(), &plan.process)?;
+        setup_terminal(plan.console.as_ref(), &plan.process, false)?;
     }
     let exe = process::find_executable(&plan.process.arg0, &plan.process.env_strings)?;
     let exe = CString::new(exe.as_os_str().as_bytes())
@@ -380,9 +464,7 @@ fn exec_child(plan: &ExecPlan) -> Result<Infallible> {
 
 /// Connects to a container's start socket, releases init and returns the
 /// error text init sent back, if any. EOF without text means exec happened.
-pub(crate) fn release(socket: &std::path::Path) -> Result<Option<String>> {
-    let mut conn =
-        UnixStream::connect(socket).context(|| format!("connecting to {}", socket.display()))?;
+pub(crate) fn release(mut conn: UnixStream) -> Result<Option<String>> {
     conn.write_all(&[1])
         .context(|| "releasing the container".into())?;
     let mut out = String::new();

@@ -23,6 +23,6 @@ pub mod signal;
 pub mod state;
 mod tty;
 
-pub use container::{CreateOptions, ExecOptions, Runtime};
+pub use container::{with_short_path, CreateOptions, ExecOptions, Runtime};
 pub use error::{Error, Result};
 pub use state::{State, Status};

@@ -10,8 +10,10 @@
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs;
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -560,11 +562,35 @@ pub fn finalize(
             None,
             Path::new("/"),
             None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            MsFlags::MS_BIND
+                | MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | kept_flags(Path::new("/")),
             None,
         )?;
     }
     Ok(())
+}
+
+/// Bind-mounts the slave of the pty `master` on /dev/console, creating the
+/// mount point if needed (config-linux.md, "/dev/console").
+pub fn bind_console(master: RawFd) -> Result<()> {
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes the pty number to an unsigned int.
+    let r = unsafe { libc::ioctl(master, libc::TIOCGPTN, &mut n) };
+    nix::errno::Errno::result(r).context(|| "getting the pty number".to_string())?;
+    let slave = PathBuf::from(format!("/dev/pts/{n}"));
+    let console = Path::new("/dev/console");
+    if fs::symlink_metadata(console).is_err() {
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o666)
+            .open(console)
+            .context(|| "creating /dev/console".to_string())?;
+    }
+    sys_mount(Some(&slave), console, None, MsFlags::MS_BIND, None)
 }
 
 /// Hides a path: /dev/null over a file, an empty read-only tmpfs over a directory.
@@ -603,9 +629,40 @@ fn readonly_path(path: &Path) -> Result<()> {
         None,
         path,
         None,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC,
+        MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_REC
+            | kept_flags(path),
         None,
     )
+}
+
+/// The per-mount flags that a read-only bind remount of `path` must repeat:
+/// the remount replaces them all, and in a user namespace the kernel
+/// refuses (EPERM) to clear nosuid, nodev, noexec or the atime flags that
+/// the mount had when the namespace got it (mount(2), "EPERM").
+fn kept_flags(path: &Path) -> MsFlags {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return MsFlags::empty();
+    };
+    // SAFETY: statvfs is plain old data; zero is a valid value.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a valid C string and st a valid out pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return MsFlags::empty();
+    }
+    [
+        (libc::ST_NOSUID, MsFlags::MS_NOSUID),
+        (libc::ST_NODEV, MsFlags::MS_NODEV),
+        (libc::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (libc::ST_NOATIME, MsFlags::MS_NOATIME),
+        (libc::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (libc::ST_RELATIME, MsFlags::MS_RELATIME),
+    ]
+    .into_iter()
+    .filter(|(st_flag, _)| st.f_flag & st_flag != 0)
+    .fold(MsFlags::empty(), |acc, (_, ms)| acc | ms)
 }
 
 /// Writes `linux.sysctl` through the container's /proc/sys.

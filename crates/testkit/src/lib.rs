@@ -28,12 +28,10 @@ pub fn require_root_and_busybox() -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     require("running as root", root)
-        && require("busybox-static at /bin/busybox", is_static_busybox())
-}
-
-fn is_static_busybox() -> bool {
-    // A dynamic busybox would need the host's libc inside the rootfs.
-    std::fs::read(BUSYBOX).is_ok_and(|b| !b.windows(11).any(|w| w == b"ld-linux-x8"))
+        && require(
+            "a static busybox (busybox-static) at /bin/busybox",
+            is_static_elf(Path::new(BUSYBOX)),
+        )
 }
 
 /// Fills `dir` with a minimal root filesystem: busybox and its applets.
@@ -122,6 +120,65 @@ pub fn state_root() -> tempfile::TempDir {
         .prefix("cais-state-")
         .tempdir()
         .expect("state tempdir")
+}
+
+/// Stores a one-layer busybox image named `tag` in the image store at
+/// `root`, made offline from the host's busybox-static, and returns its id.
+pub fn busybox_image(root: &Path, tag: &str, config: serde_json::Value) -> String {
+    use cais_image::{Digest, ImageStore};
+    let store = ImageStore::open(root).expect("open image store");
+    let rootfs = tempfile::tempdir().expect("rootfs dir");
+    busybox_rootfs(rootfs.path());
+    let layer = std::process::Command::new("tar")
+        .args([
+            "--sort=name",
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "-C",
+        ])
+        .arg(rootfs.path())
+        .args(["-cf", "-", "."])
+        .output()
+        .expect("tar the rootfs")
+        .stdout;
+    let content = store.content();
+    let layer_digest = content.put(&layer, None).expect("store layer");
+    let mut image_config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "2026-01-01T00:00:00Z",
+        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest.to_string()]},
+        "history": [{"created": "2026-01-01T00:00:00Z", "created_by": "cais testkit: busybox"}]
+    });
+    if let serde_json::Value::Object(extra) = config {
+        for (k, v) in extra {
+            image_config["config"][k] = v;
+        }
+    }
+    let config_bytes = serde_json::to_vec(&image_config).expect("json");
+    let config_digest = content.put(&config_bytes, None).expect("store config");
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config_bytes.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest.to_string(), "size": layer.len()}]
+    });
+    let manifest_bytes = serde_json::to_vec(&manifest).expect("json");
+    let manifest_digest: Digest = content.put(&manifest_bytes, None).expect("store manifest");
+    let reference: cais_image::Reference = tag.parse().expect("valid tag");
+    let name = reference.tagged_name().expect("tagged");
+    let rec = store
+        .add_image(
+            &manifest_digest,
+            Some("application/vnd.oci.image.manifest.v1+json"),
+            &cais_image::Platform::default(),
+            &[name],
+            Default::default(),
+        )
+        .expect("record image");
+    rec.id().to_string()
 }
 
 /// A tarball of a busybox root filesystem (see [`busybox_rootfs`]) written
@@ -223,16 +280,4 @@ pub fn is_static_elf(path: &Path) -> bool {
         // PT_INTERP is 3.
         b.get(o..o + 4) != Some(&3u32.to_le_bytes()[..])
     })
-}
-
-/// Root and a static busybox, checked by its ELF headers (see
-/// [`is_static_elf`]).
-pub fn require_root_and_static_busybox() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    require("running as root", root)
-        && require(
-            "a static busybox at /bin/busybox",
-            is_static_elf(Path::new(BUSYBOX)),
-        )
 }

@@ -1,0 +1,610 @@
+//! End-to-end tests of the engine: a real `cais daemon`, driven by the
+//! real docker CLI and by the API.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use cais_testkit::{require, require_root_and_busybox};
+
+const CAIS: &str = env!("CARGO_BIN_EXE_cais");
+const DOCKER: &str = "/usr/local/bin/docker";
+
+/// A daemon with its own data root, exec root and socket.
+struct Daemon {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        // Short paths: unix socket names are limited to 108 bytes.
+        let dir = tempfile::Builder::new()
+            .prefix("cd")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        let mut d = Daemon { dir, child: None };
+        d.spawn();
+        d
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("api.sock")
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("daemon.log")).expect("log");
+        let child = Command::new(CAIS)
+            .arg("daemon")
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket().display()))
+            .arg("--data-root")
+            .arg(self.root())
+            .arg("--exec-root")
+            .arg(self.dir.path().join("run"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start daemon");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not come up: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash would.
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        Command::new(DOCKER)
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket().display()))
+            .args(args)
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run docker")
+    }
+
+    fn docker_ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed: {}\n{}\ndaemon log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn image(&self, tag: &str) -> String {
+        cais_testkit::busybox_image(&self.root(), tag, serde_json::json!({}))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Remove every container so no shim or mount outlives the test.
+        let out = self.docker(&["ps", "-aq"]);
+        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = self.docker(&["rm", "-f", id]);
+        }
+        self.kill9();
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.root())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn ready() -> bool {
+    require_root_and_busybox()
+        && require(
+            "the docker CLI at /usr/local/bin/docker",
+            Path::new(DOCKER).exists(),
+        )
+}
+
+#[test]
+fn docker_run_rm_returns_the_exit_code_and_output() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    d.image("busybox");
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello; echo oops >&2; exit 3",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("oops"));
+    assert_eq!(
+        d.docker_ok(&["ps", "-aq"]).trim(),
+        "",
+        "--rm removed the container"
+    );
+}
+
+/// A raw API call: (status, body).
+fn api(d: &Daemon, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(d.socket()).expect("connect");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: cais\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn inspect(d: &Daemon, name: &str, format: &str) -> String {
+    d.docker_ok(&["inspect", "-f", format, name])
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_whole_container_life_through_the_docker_cli() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    d.image("busybox");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do echo tick; sleep 0.2; done",
+    ]);
+    assert!(d.docker_ok(&["ps"]).contains("web"));
+    assert_eq!(inspect(&d, "web", "{{.State.Running}}"), "true");
+    assert_eq!(inspect(&d, "web", "{{.Name}}"), "/web");
+    wait_until("logs", || d.docker_ok(&["logs", "web"]).contains("tick"));
+    let out = d.docker_ok(&["exec", "web", "sh", "-c", "echo inside; hostname"]);
+    assert!(out.starts_with("inside\n"), "{out}");
+    let code = d
+        .docker(&["exec", "web", "sh", "-c", "exit 7"])
+        .status
+        .code();
+    assert_eq!(code, Some(7), "exec returns the exit code");
+    let top = d.docker_ok(&["top", "web"]);
+    assert!(top.contains("sleep") || top.contains("while"), "{top}");
+    let stats = d.docker_ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.MemUsage}}",
+        "web",
+    ]);
+    assert!(stats.starts_with("web "), "{stats}");
+    d.docker_ok(&["pause", "web"]);
+    assert!(d.docker_ok(&["ps"]).contains("Paused"));
+    d.docker_ok(&["unpause", "web"]);
+    // busybox sh as pid 1 ignores SIGTERM: stop kills it after the grace period.
+    let t = Instant::now();
+    d.docker_ok(&["stop", "-t", "1", "web"]);
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "stop waited for the grace period"
+    );
+    assert_eq!(inspect(&d, "web", "{{.State.Status}}"), "exited");
+    assert_eq!(inspect(&d, "web", "{{.State.ExitCode}}"), "137");
+    assert!(
+        d.docker_ok(&["logs", "--tail", "1", "web"])
+            .contains("tick"),
+        "logs survive the stop"
+    );
+    d.docker_ok(&["start", "web"]);
+    assert_eq!(inspect(&d, "web", "{{.State.Running}}"), "true");
+    d.docker_ok(&["rm", "-f", "web"]);
+    assert!(!d.docker_ok(&["ps", "-a"]).contains("web"));
+}
+
+#[test]
+fn exec_with_a_terminal_through_a_pty() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    d.image("busybox");
+    d.docker_ok(&["run", "-d", "--name", "t", "busybox", "sleep", "1000"]);
+    // script(1) gives the docker CLI a real terminal.
+    let cmd = format!(
+        "{DOCKER} -H unix://{} exec -it t sh -c 'tty; echo cols=$(stty size)'",
+        d.socket().display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("/dev/pts/"),
+        "exec -it has a terminal: {text}"
+    );
+    let out = Command::new("script")
+        .args([
+            "-qec",
+            &format!(
+                "{DOCKER} -H unix://{} run --rm -it busybox sh -c 'tty; exit 5'",
+                d.socket().display()
+            ),
+            "/dev/null",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("/dev/pts/0"),
+        "run -it has a terminal: {text}"
+    );
+}
+
+#[test]
+fn restart_policy_restarts_a_crashing_container() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    d.image("busybox");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "crash",
+        "--restart",
+        "on-failure:3",
+        "busybox",
+        "sh",
+        "-c",
+        "echo run; exit 1",
+    ]);
+    wait_until("three restarts", || {
+        inspect(&d, "crash", "{{.RestartCount}}") == "3"
+            && inspect(&d, "crash", "{{.State.Status}}") == "exited"
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        inspect(&d, "crash", "{{.RestartCount}}"),
+        "3",
+        "on-failure:3 stops after three restarts"
+    );
+    assert_eq!(d.docker_ok(&["logs", "crash"]).matches("run").count(), 4);
+}
+
+#[test]
+fn commit_makes_an_image_of_the_changes() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    d.image("busybox");
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "src",
+        "busybox",
+        "sh",
+        "-c",
+        "echo data > /made-here; rm /bin/vi",
+    ]);
+    d.docker_ok(&["commit", "src", "snap:1"]);
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "snap:1",
+        "sh",
+        "-c",
+        "cat /made-here; ls /bin/vi || echo gone",
+    ]);
+    assert_eq!(out, "data\ngone\n");
+    assert!(d.docker_ok(&["images"]).contains("snap"));
+    let history = d.docker_ok(&["history", "snap:1"]);
+    assert!(history.lines().count() >= 3, "{history}");
+}
+
+#[test]
+fn named_volumes_outlive_containers() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    d.image("busybox");
+    d.docker_ok(&["volume", "create", "data"]);
+    assert!(d.docker_ok(&["volume", "ls"]).contains("data"));
+    d.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo persisted > /data/f",
+    ]);
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "data:/data:ro",
+            "busybox",
+            "cat",
+            "/data/f"
+        ]),
+        "persisted\n"
+    );
+    let err = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/data:ro",
+        "busybox",
+        "touch",
+        "/data/x",
+    ]);
+    assert!(!err.status.success(), "a read-only volume refuses writes");
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "user",
+        "-v",
+        "data:/data",
+        "busybox",
+        "true",
+    ]);
+    let busy = d.docker(&["volume", "rm", "data"]);
+    assert!(!busy.status.success(), "a volume in use is not removed");
+    d.docker_ok(&["rm", "user"]);
+    d.docker_ok(&["volume", "rm", "data"]);
+    assert!(!d.docker_ok(&["volume", "ls"]).contains("data"));
+}
+
+#[test]
+fn images_tag_inspect_and_rmi() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    let id = d.image("busybox");
+    d.docker_ok(&["tag", "busybox", "mybox:1"]);
+    let images = d.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    assert!(
+        images.contains("mybox:1") && images.contains("busybox:latest"),
+        "{images}"
+    );
+    assert_eq!(inspect(&d, "mybox:1", "{{.Id}}"), id);
+    d.docker_ok(&["rmi", "mybox:1"]);
+    assert!(!d.docker_ok(&["images"]).contains("mybox"));
+    d.docker_ok(&["run", "--name", "holder", "busybox", "true"]);
+    let busy = d.docker(&["rmi", "busybox"]);
+    assert!(
+        !busy.status.success(),
+        "an image used by a container is not removed"
+    );
+    d.docker_ok(&["rm", "holder"]);
+    d.docker_ok(&["rmi", "busybox"]);
+    assert!(!d.docker_ok(&["images"]).contains("busybox"));
+}
+
+#[test]
+fn containers_survive_a_daemon_crash_and_come_back_after_a_host_restart() {
+    if !ready() {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.image("busybox");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "keep",
+        "busybox",
+        "sh",
+        "-c",
+        "echo before; sleep 1000",
+    ]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "always",
+        "--restart",
+        "always",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let pid: i32 = inspect(&d, "keep", "{{.State.Pid}}").parse().expect("pid");
+    d.kill9();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "the container outlives the daemon"
+    );
+    d.spawn();
+    assert!(d.docker_ok(&["ps"]).contains("keep"));
+    assert!(
+        d.docker_ok(&["logs", "keep"]).contains("before"),
+        "logs intact"
+    );
+    // A host-style restart: the daemon and every container process die.
+    d.kill9();
+    for name in ["keep", "always"] {
+        let dir = d.root().join("engine/containers");
+        for entry in std::fs::read_dir(&dir).expect("containers").flatten() {
+            let rec: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(entry.path().join("container.json")).expect("record"),
+            )
+            .expect("json");
+            if rec["name"] == name {
+                let shim: i32 = std::fs::read_to_string(entry.path().join("shim.pid"))
+                    .expect("shim pid")
+                    .trim()
+                    .parse()
+                    .expect("pid");
+                let init = rec["state"]["Pid"].as_i64().expect("pid") as i32;
+                // SAFETY: signalling processes this test started.
+                unsafe {
+                    libc::kill(shim, libc::SIGKILL);
+                    libc::kill(init, libc::SIGKILL);
+                }
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    d.spawn();
+    wait_until("the always container to run again", || {
+        inspect(&d, "always", "{{.State.Running}}") == "true"
+    });
+    assert_eq!(
+        inspect(&d, "keep", "{{.State.Running}}"),
+        "false",
+        "no restart policy: stays down"
+    );
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    d.image("busybox");
+    let (status, body) = api(
+        &d,
+        "POST",
+        "/v1.47/containers/create",
+        r#"{"Image":"nosuch"}"#,
+    );
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("No such image: nosuch"), "{body}");
+    let (status, body) = api(
+        &d,
+        "POST",
+        "/containers/create?name=dup",
+        r#"{"Image":"busybox","Cmd":["true"]}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = api(
+        &d,
+        "POST",
+        "/containers/create?name=dup",
+        r#"{"Image":"busybox","Cmd":["true"]}"#,
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("already in use"), "{body}");
+    let (status, body) = api(&d, "POST", "/containers/create", r#"{"Image": "busybox", "#);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid JSON"), "{body}");
+    let (status, body) = api(
+        &d,
+        "POST",
+        "/containers/create?name=bad/name",
+        r#"{"Image":"busybox"}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    let out = d.docker(&["run", "--memory", "1k", "busybox", "true"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Minimum memory limit"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, _) = api(&d, "GET", "/v1.12/version", "");
+    assert_eq!(status, 400, "too old an API version");
+    let (status, body) = api(&d, "GET", "/containers/nope/json", "");
+    assert_eq!(status, 404);
+    assert!(body.contains("No such container"));
+    // Nothing half-created: only the one good container exists.
+    assert_eq!(d.docker_ok(&["ps", "-aq"]).lines().count(), 1);
+}
+
+#[test]
+fn import_save_and_load_through_the_daemon() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    let tar = cais_testkit::busybox_rootfs_tar(d.dir.path(), &[("etc/motd", b"from a tarball\n")]);
+    let out = d.docker_ok(&["import", tar.to_str().expect("utf-8"), "imported:1"]);
+    assert!(out.trim().starts_with("sha256:"), "{out}");
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "imported:1", "cat", "/etc/motd"]),
+        "from a tarball\n"
+    );
+    let archive = d.dir.path().join("saved.tar");
+    d.docker_ok(&["save", "-o", archive.to_str().expect("utf-8"), "imported:1"]);
+    let id = inspect(&d, "imported:1", "{{.Id}}");
+    d.docker_ok(&["rmi", "imported:1"]);
+    assert!(!d.docker_ok(&["images"]).contains("imported"));
+    let out = d.docker_ok(&["load", "-i", archive.to_str().expect("utf-8")]);
+    assert!(out.contains("Loaded image: imported:1"), "{out}");
+    assert_eq!(
+        inspect(&d, "imported:1", "{{.Id}}"),
+        id,
+        "the same image comes back"
+    );
+    let bad = d.dir.path().join("bad.tar");
+    std::fs::write(&bad, b"not a tarball at all").expect("write");
+    let out = d.docker(&["load", "-i", bad.to_str().expect("utf-8")]);
+    assert!(!out.status.success(), "a broken archive is refused");
+}

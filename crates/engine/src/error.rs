@@ -1,0 +1,52 @@
+//! The engine's error type. Its variants are the semantic classes the API
+//! maps to HTTP status codes in one place (`server::status_of`).
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// 404
+    #[error("{0}")]
+    NotFound(String),
+    /// 409
+    #[error("{0}")]
+    Conflict(String),
+    /// 400
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// 304: the operation had nothing to do (start a running container...).
+    #[error("{0}")]
+    NotModified(String),
+    /// 500
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn internal(context: &str, e: impl std::fmt::Display) -> Error {
+        Error::Internal(format!("{context}: {e}"))
+    }
+}
+
+impl From<cais_image::Error> for Error {
+    fn from(e: cais_image::Error) -> Error {
+        let text = chain(&e);
+        match e {
+            cais_image::Error::NotFound { .. } => Error::NotFound(text),
+            cais_image::Error::AlreadyExists { .. } => Error::Conflict(text),
+            _ => Error::Internal(text),
+        }
+    }
+}
+
+/// An error with its causes, on one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
