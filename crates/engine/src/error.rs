@@ -39,14 +39,4 @@ impl From<cais_image::Error> for Error {
     }
 }
 
-/// An error with its causes, on one line.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+pub use cais_runtime::error::chain;

@@ -81,3 +81,15 @@ impl<T> Context<T> for std::result::Result<T, nix::errno::Errno> {
         })
     }
 }
+
+/// Formats an error with its sources, as one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -27,7 +27,7 @@ use oci_spec::runtime::{Hook, LinuxDevice, Mount};
 
 use crate::channel::{Channel, Msg};
 use crate::console;
-use crate::error::{Context, Error, Result};
+use crate::error::{chain, Context, Error, Result};
 use crate::process::{self, CapSets, Rlimit};
 use crate::rootfs::{self, CgroupMount};
 use crate::state::State;
@@ -123,18 +123,6 @@ fn exit(code: i32) -> ! {
 fn report(channel: &Channel, e: &Error) -> ! {
     let _ = channel.send(&Msg::Error(chain(e)));
     exit(1)
-}
-
-/// Formats an error with its sources, as one line.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 fn expect(channel: &Channel, want: Msg) -> Result<()> {
