@@ -681,3 +681,63 @@ fn push_and_pull_through_the_daemon_with_a_real_registry() {
     let missing = d.docker(&["pull", &format!("{}/team/nope:1", registry.addr)]);
     assert!(!missing.status.success(), "a missing image is an error");
 }
+
+#[test]
+fn diff_export_and_update() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    d.image("busybox");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c",
+        "--memory",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /added; rm /bin/vi; sleep 1000",
+    ]);
+    wait_until("changes", || {
+        d.docker_ok(&["diff", "c"]).contains("A /added")
+    });
+    let diff = d.docker_ok(&["diff", "c"]);
+    assert!(diff.contains("D /bin/vi"), "{diff}");
+    assert!(diff.contains("C /bin"), "{diff}");
+    let tar = d.dir.path().join("export.tar");
+    d.docker_ok(&["export", "-o", tar.to_str().expect("utf-8"), "c"]);
+    let list = Command::new("tar")
+        .arg("-tf")
+        .arg(&tar)
+        .output()
+        .expect("tar");
+    let names = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        names.lines().any(|l| l.trim_start_matches("./") == "added"),
+        "export has the new file"
+    );
+    assert!(
+        !names
+            .lines()
+            .any(|l| l.trim_start_matches("./") == "bin/vi"),
+        "and not the deleted one"
+    );
+    d.docker_ok(&["update", "--memory", "96m", "--pids-limit", "33", "c"]);
+    let out = d.docker_ok(&[
+        "exec",
+        "c",
+        "cat",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        "/sys/fs/cgroup/pids/pids.max",
+    ]);
+    assert_eq!(out, format!("{}\n33\n", 96 << 20));
+    assert_eq!(
+        inspect(&d, "c", "{{.HostConfig.Memory}}"),
+        (96 << 20).to_string()
+    );
+    let bad = d.docker(&["update", "--memory", "1k", "c"]);
+    assert!(!bad.status.success());
+}

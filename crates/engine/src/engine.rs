@@ -1499,6 +1499,13 @@ impl Engine {
         *n = (*n as isize + delta).max(0) as usize;
     }
 
+    /// Replaces the container's host config (after `update`).
+    pub fn set_host_config(&self, id: &str, host: HostConfig) -> Result<()> {
+        let rec = self.update(id, |r| r.host_config = host)?;
+        self.emit(&rec, "update", &[]);
+        Ok(())
+    }
+
     /// Records a health check result.
     pub fn set_health(&self, id: &str, health: cais_api::Health) {
         let _ = self.update(id, |r| {

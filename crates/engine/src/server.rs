@@ -465,6 +465,20 @@ async fn container_route(
             ))
         }
         (&Method::GET, ["stats"]) => crate::stream::stats(engine, id, query),
+        (&Method::GET, ["changes"]) => {
+            let changes = blocking(move || crate::system::changes(&e, &id)).await?;
+            Ok(json(StatusCode::OK, &changes))
+        }
+        (&Method::GET, ["export"]) => crate::stream::export(engine, id).await,
+        (&Method::POST, ["update"]) => {
+            let body = read_body(req, 1 << 20).await?;
+            let update: cais_api::HostConfig = parse_json(&body)?;
+            let warnings = blocking(move || crate::system::update(&e, &id, &update)).await?;
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({"Warnings": warnings}),
+            ))
+        }
         _ => Err(Error::NotFound(format!(
             "page not found: {method} /containers/{id}/{}",
             rest.join("/")

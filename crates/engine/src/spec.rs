@@ -344,7 +344,7 @@ fn caps(host: &HostConfig) -> Vec<String> {
     set
 }
 
-fn resources(host: &HostConfig) -> Value {
+pub fn resources(host: &HostConfig) -> Value {
     let mut r = json!({"devices": [{"allow": false, "access": "rwm"}]});
     if host.privileged {
         r["devices"] = json!([{"allow": true, "access": "rwm"}]);

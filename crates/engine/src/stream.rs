@@ -576,3 +576,55 @@ pub fn stats(engine: Arc<Engine>, id: String, q: &Query) -> Result<Response<Body
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(r)
 }
+
+/// `GET /containers/{id}/export`: the container's filesystem as a tar.
+pub async fn export(engine: Arc<Engine>, id: String) -> Result<Response<Body>> {
+    let e = engine.clone();
+    let i = id.clone();
+    // A stopped container's overlay is mounted for the export and
+    // unmounted after.
+    let (target, mounted_here) = blocking(move || {
+        e.record(&i)?;
+        let m = e.images.container_mount(&i)?;
+        let mounted = std::fs::read_to_string("/proc/self/mountinfo")
+            .map(|mi| {
+                mi.lines()
+                    .any(|l| l.split(' ').nth(4) == Some(&*m.target.to_string_lossy()))
+            })
+            .unwrap_or(false);
+        if !mounted {
+            cais_image::snapshot::mount(&m)?;
+        }
+        Ok((m.target, !mounted))
+    })
+    .await?;
+    let (tx, body) = channel_body();
+    tokio::task::spawn_blocking(move || {
+        struct ChannelWriter(tokio::sync::mpsc::Sender<Bytes>);
+        impl std::io::Write for ChannelWriter {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .blocking_send(Bytes::copy_from_slice(buf))
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let writer = std::io::BufWriter::with_capacity(256 * 1024, ChannelWriter(tx));
+        let mut builder = tar::Builder::new(writer);
+        builder.follow_symlinks(false);
+        let _ = builder
+            .append_dir_all(".", &target)
+            .and_then(|_| builder.finish());
+        drop(builder);
+        if mounted_here {
+            let _ = cais_image::snapshot::unmount(&target);
+        }
+    });
+    let mut r = Response::new(body);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
+    Ok(r)
+}
