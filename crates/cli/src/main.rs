@@ -23,6 +23,9 @@ enum Command {
     Runtime(Box<runtime::RuntimeCli>),
     /// The engine: serves the Docker Engine API on a unix socket.
     Daemon(DaemonArgs),
+    /// Copy files in or out of a container's root (run by the daemon).
+    #[command(hide = true)]
+    Archive(ArchiveArgs),
     /// Supervise one container (started by the daemon, not by hand).
     #[command(hide = true)]
     Shim(ShimArgs),
@@ -56,6 +59,15 @@ struct DaemonArgs {
     /// State that does not survive a reboot.
     #[arg(long = "exec-root", default_value = "/run/cais")]
     exec_root: std::path::PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct ArchiveArgs {
+    #[arg(long)]
+    root: std::path::PathBuf,
+    /// stat, get or put.
+    op: String,
+    path: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -133,6 +145,7 @@ fn main() {
                     .map_err(anyhow::Error::from),
             )
         }
+        Command::Archive(a) => cais_engine::archive::helper_main(&a.root, &a.op, &a.path),
         Command::Shim(a) => cais_engine::shim::main(cais_engine::shim::Config {
             id: a.id,
             bundle: a.bundle,

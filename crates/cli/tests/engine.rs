@@ -741,3 +741,93 @@ fn diff_export_and_update() {
     let bad = d.docker(&["update", "--memory", "1k", "c"]);
     assert!(!bad.status.success());
 }
+
+#[test]
+fn cp_in_and_out_stays_inside_the_container() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    d.image("busybox");
+    let secret = d.dir.path().join("host-secret");
+    std::fs::write(&secret, "HOSTSECRET").expect("secret");
+    let script = format!(
+        "echo inside > /data.txt; ln -s {} /escape; ln -s / /hostroot; sleep 1000",
+        secret.display()
+    );
+    d.docker_ok(&["run", "-d", "--name", "c", "busybox", "sh", "-c", &script]);
+    wait_until("the container's files", || {
+        d.docker(&["exec", "c", "ls", "/escape"]).status.success()
+    });
+    let out_dir = d.dir.path().join("out");
+    std::fs::create_dir(&out_dir).expect("out");
+    d.docker_ok(&["cp", "c:/data.txt", out_dir.to_str().expect("utf-8")]);
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("data.txt")).expect("copied"),
+        "inside\n"
+    );
+    // A symlink in the container pointing at a host path copies as a link,
+    // and following one resolves inside the container, never on the host.
+    d.docker_ok(&["cp", "c:/escape", out_dir.to_str().expect("utf-8")]);
+    let copied = out_dir.join("escape");
+    assert!(std::fs::symlink_metadata(&copied)
+        .expect("link")
+        .file_type()
+        .is_symlink());
+    let through = d.docker(&["cp", &format!("c:/hostroot{}", secret.display()), "-"]);
+    assert!(
+        !String::from_utf8_lossy(&through.stdout).contains("HOSTSECRET"),
+        "no host file through a container symlink"
+    );
+    // Copy in, then a tar with a path that climbs out of the target.
+    let src = d.dir.path().join("in.txt");
+    std::fs::write(&src, "copied in\n").expect("src");
+    d.docker_ok(&["cp", src.to_str().expect("utf-8"), "c:/tmp/"]);
+    assert_eq!(
+        d.docker_ok(&["exec", "c", "cat", "/tmp/in.txt"]),
+        "copied in\n"
+    );
+    let evil = d.dir.path().join("evil.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&evil).expect("tar"));
+    let mut h = tar::Header::new_gnu();
+    let data = b"escaped";
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    // set_path refuses "..": write the raw name like a hostile client would.
+    h.as_old_mut().name[..20].copy_from_slice(b"../../../../escaped\0");
+    h.set_cksum();
+    b.append(&h, &data[..]).expect("append");
+    b.finish().expect("finish");
+    drop(b);
+    let (status, _) = api_put(
+        &d,
+        "/containers/c/archive?path=/tmp",
+        &std::fs::read(&evil).expect("read"),
+    );
+    assert!(status == 200 || status == 400, "status {status}");
+    assert!(
+        !d.docker(&["exec", "c", "ls", "/escaped"]).status.success(),
+        "nothing written above the target"
+    );
+}
+
+fn api_put(d: &Daemon, path: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(d.socket()).expect("connect");
+    write!(
+        s,
+        "PUT {path} HTTP/1.1\r\nHost: cais\r\nConnection: close\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .expect("write");
+    s.write_all(body).expect("body");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, out)
+}

@@ -6,6 +6,7 @@
 //! and container configs into an OCI bundle; `logfile`, `volumes`,
 //! `events`, `health` and `system` complete it.
 
+pub mod archive;
 pub mod daemon;
 pub mod engine;
 pub mod error;

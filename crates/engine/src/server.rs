@@ -470,6 +470,14 @@ async fn container_route(
             Ok(json(StatusCode::OK, &changes))
         }
         (&Method::GET, ["export"]) => crate::stream::export(engine, id).await,
+        (&Method::HEAD | &Method::GET, ["archive"]) => {
+            let path = query.get("path").unwrap_or("/").to_string();
+            crate::archive::get_archive(engine, id, path, method == Method::HEAD).await
+        }
+        (&Method::PUT, ["archive"]) => {
+            let path = query.get("path").unwrap_or("/").to_string();
+            crate::archive::put_archive(engine, req, id, path).await
+        }
         (&Method::POST, ["update"]) => {
             let body = read_body(req, 1 << 20).await?;
             let update: cais_api::HostConfig = parse_json(&body)?;

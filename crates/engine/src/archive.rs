@@ -1,0 +1,270 @@
+//! `docker cp`: the archive endpoints. Every path inside the container is
+//! resolved by a helper process (`cais archive`) that has chroot(2)ed into
+//! the container's root filesystem first, so no symlink in the container —
+//! even one swapped in while the copy runs — can lead to a host path. The
+//! daemon itself never opens a path under a container's root.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::server::{blocking, channel_body, empty, Body};
+
+/// The helper: `cais archive --root ROOTFS stat|get PATH` or `put DIR`.
+pub fn helper_main(root: &Path, op: &str, path: &str) -> i32 {
+    if let Err(e) = nix::unistd::chroot(root).and_then(|_| nix::unistd::chdir("/")) {
+        eprintln!("entering {}: {e}", root.display());
+        return 1;
+    }
+    let result = match op {
+        "stat" => stat(path).map(|v| println!("{v}")),
+        "get" => get(path),
+        "put" => put(path),
+        other => Err(format!("unknown archive operation {other:?}")),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+fn stat(path: &str) -> std::result::Result<serde_json::Value, String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(|e| format!("Could not find the file {path} in container: {e}"))?;
+    let link = std::fs::read_link(path)
+        .map(|l| l.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "/".into());
+    // Go's os.FileMode: the directory and symlink bits are the top bits.
+    let mut mode = meta.mode() & 0o777;
+    if meta.is_dir() {
+        mode |= 1 << 31;
+    } else if meta.file_type().is_symlink() {
+        mode |= 1 << 27;
+    }
+    Ok(serde_json::json!({
+        "name": name,
+        "size": meta.size(),
+        "mode": mode,
+        "mtime": cais_runtime::state::rfc3339(meta.modified().unwrap_or(std::time::UNIX_EPOCH)),
+        "linkTarget": link,
+    }))
+}
+
+fn get(path: &str) -> std::result::Result<(), String> {
+    let p = Path::new(path);
+    std::fs::symlink_metadata(p)
+        .map_err(|e| format!("Could not find the file {path} in container: {e}"))?;
+    let name = p
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut builder = tar::Builder::new(out);
+    builder.follow_symlinks(false);
+    let meta = std::fs::symlink_metadata(p).map_err(|e| e.to_string())?;
+    if meta.is_dir() {
+        builder
+            .append_dir_all(&name, p)
+            .map_err(|e| e.to_string())?;
+    } else {
+        builder
+            .append_path_with_name(p, &name)
+            .map_err(|e| e.to_string())?;
+    }
+    builder
+        .into_inner()
+        .and_then(|mut w| w.flush())
+        .map_err(|e| e.to_string())
+}
+
+fn put(dir: &str) -> std::result::Result<(), String> {
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| format!("Could not find the file {dir} in container: {e}"))?;
+    if !meta.is_dir() {
+        return Err(format!("extraction point {dir} is not a directory"));
+    }
+    let mut archive = tar::Archive::new(std::io::stdin().lock());
+    archive.set_preserve_permissions(true);
+    archive.set_overwrite(true);
+    // unpack_in refuses entries that would land outside `dir`; the chroot
+    // bounds everything else.
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        entry.unpack_in(dir).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn helper(engine: &Engine, rootfs: &Path, op: &str, path: &str) -> Command {
+    let mut c = Command::new(&engine.cfg.binary);
+    c.arg("archive").arg("--root").arg(rootfs).arg(op).arg(path);
+    c
+}
+
+/// The container's root, mounted for the copy when it is not running.
+fn rootfs(engine: &Engine, id: &str) -> Result<(PathBuf, bool)> {
+    engine.record(id)?;
+    let m = engine.images.container_mount(id)?;
+    let mounted = std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|mi| {
+            mi.lines()
+                .any(|l| l.split(' ').nth(4) == Some(&*m.target.to_string_lossy()))
+        })
+        .unwrap_or(false);
+    if !mounted {
+        cais_image::snapshot::mount(&m)?;
+    }
+    Ok((m.target, !mounted))
+}
+
+fn path_stat(engine: &Engine, root: &Path, path: &str) -> Result<String> {
+    let out = helper(engine, root, "stat", path)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::internal("running the archive helper", e))?;
+    if !out.status.success() {
+        return Err(Error::NotFound(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    use base64::Engine as _;
+    Ok(base64::engine::general_purpose::STANDARD
+        .encode(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+/// `HEAD|GET /containers/{id}/archive?path=`.
+pub async fn get_archive(
+    engine: Arc<Engine>,
+    id: String,
+    path: String,
+    head_only: bool,
+) -> Result<Response<Body>> {
+    let e = engine.clone();
+    let p = path.clone();
+    let (root, mounted_here, stat) = blocking(move || {
+        let (root, mounted_here) = rootfs(&e, &id)?;
+        match path_stat(&e, &root, &p) {
+            Ok(stat) => Ok((root, mounted_here, stat)),
+            Err(err) => {
+                if mounted_here {
+                    let _ = cais_image::snapshot::unmount(&root);
+                }
+                Err(err)
+            }
+        }
+    })
+    .await?;
+    let header = HeaderValue::from_str(&stat).map_err(|e| Error::internal("stat header", e))?;
+    if head_only {
+        if mounted_here {
+            let _ = cais_image::snapshot::unmount(&root);
+        }
+        let mut r = empty(StatusCode::OK);
+        r.headers_mut()
+            .insert("X-Docker-Container-Path-Stat", header);
+        return Ok(r);
+    }
+    let (tx, body) = channel_body();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        if let Ok(mut child) = helper(&engine, &root, "get", &path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            if let Some(mut out) = child.stdout.take() {
+                let mut buf = vec![0u8; 256 * 1024];
+                while let Ok(n) = out.read(&mut buf) {
+                    if n == 0 || tx.blocking_send(Bytes::copy_from_slice(&buf[..n])).is_err() {
+                        break;
+                    }
+                }
+            }
+            let _ = child.wait();
+        }
+        if mounted_here {
+            let _ = cais_image::snapshot::unmount(&root);
+        }
+    });
+    let mut r = Response::new(body);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
+    r.headers_mut()
+        .insert("X-Docker-Container-Path-Stat", header);
+    Ok(r)
+}
+
+/// `PUT /containers/{id}/archive?path=DIR`: extracts the body's tar there.
+pub async fn put_archive(
+    engine: Arc<Engine>,
+    req: Request<Incoming>,
+    id: String,
+    path: String,
+) -> Result<Response<Body>> {
+    use http_body_util::BodyExt;
+    let e = engine.clone();
+    let (root, mounted_here) = blocking(move || rootfs(&e, &id)).await?;
+    let mut child = helper(&engine, &root, "put", &path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::internal("running the archive helper", e))?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let mut body = req.into_body();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(16);
+    let writer = tokio::task::spawn_blocking(move || {
+        for chunk in rx {
+            if stdin.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| Error::InvalidArgument(format!("reading the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if tx.send(data).is_err() {
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+    let out = blocking(move || {
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Error::internal("archive helper", e))?;
+        if mounted_here {
+            let _ = cais_image::snapshot::unmount(&root);
+        }
+        Ok(out)
+    })
+    .await?;
+    if !out.status.success() {
+        let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(if msg.contains("Could not find") {
+            Error::NotFound(msg)
+        } else {
+            Error::InvalidArgument(msg)
+        });
+    }
+    Ok(empty(StatusCode::OK))
+}
