@@ -53,6 +53,13 @@ pub struct Client {
     socket: PathBuf,
 }
 
+/// A status line and headers, the body still on the socket.
+struct RawResponse {
+    reader: BufReader<UnixStream>,
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
 /// A response whose body has not been read yet.
 pub struct Response {
     pub status: u16,
@@ -236,7 +243,7 @@ impl Client {
         path: &str,
         body: Option<(&str, &[u8])>,
         upgrade: bool,
-    ) -> Result<(BufReader<UnixStream>, u16, Vec<(String, String)>)> {
+    ) -> Result<RawResponse> {
         let mut stream = self.connect()?;
         let mut head = format!(
             "{method} /v{}{path} HTTP/1.1\r\nHost: cais\r\nUser-Agent: cais-cli\r\n",
@@ -284,7 +291,11 @@ impl Client {
                 headers.push((k.trim().to_string(), v.trim().to_string()));
             }
         }
-        Ok((reader, status, headers))
+        Ok(RawResponse {
+            reader,
+            status,
+            headers,
+        })
     }
 
     fn body_of(reader: BufReader<UnixStream>, headers: &[(String, String)], method: &str) -> Body {
@@ -316,7 +327,11 @@ impl Client {
         path: &str,
         body: Option<(&str, &[u8])>,
     ) -> Result<Response> {
-        let (reader, status, headers) = self.send(method, path, body, false)?;
+        let RawResponse {
+            reader,
+            status,
+            headers,
+        } = self.send(method, path, body, false)?;
         let mut body = Self::body_of(reader, &headers, method);
         if status >= 400 {
             let mut data = Vec::new();
@@ -375,7 +390,11 @@ impl Client {
     /// Asks for an upgraded connection (attach, exec start).
     pub fn hijack<B: Serialize>(&self, path: &str, body: Option<&B>) -> Result<Hijacked> {
         let data = body.map(serde_json::to_vec).transpose()?;
-        let (reader, status, headers) = self.send(
+        let RawResponse {
+            reader,
+            status,
+            headers,
+        } = self.send(
             "POST",
             path,
             data.as_deref().map(|d| ("application/json", d)),
