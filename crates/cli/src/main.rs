@@ -2,16 +2,26 @@
 //!
 //! Exit codes: 0 success, 1 an error (printed with its causes), and for
 //! `runtime run` / `runtime exec` in the foreground the container process's
-//! own exit code (128 + signal when killed by a signal).
+//! own exit code (128 + signal when killed by a signal). The docker-like
+//! client commands follow docker: 125 for a bad command line and for
+//! `run`/`create` failing before the container runs, the container's code
+//! for `run` in the foreground and `exec`, 1 for other errors.
 
+mod client_cmds;
 mod images;
 mod runtime;
+mod template;
+mod term;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(name = "cais", version, about = "A container platform")]
 struct Cli {
+    /// The daemon's socket [env: CAIS_HOST, DOCKER_HOST; default
+    /// unix:///run/cais.sock].
+    #[arg(short = 'H', long = "host")]
+    host: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,6 +40,8 @@ enum Command {
     Registry(cais_registry::cli::Command),
     #[command(flatten)]
     Images(images::ImageCommand),
+    #[command(flatten)]
+    Client(Box<client_cmds::ClientCommand>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -96,10 +108,16 @@ fn main() {
         .iter()
         .any(|flag| a == *flag || a.starts_with(&format!("{flag}=")))
     });
-    let command = if invoked_as == "cais-runtime" || runc_style {
-        Command::Runtime(Box::new(runtime::RuntimeCli::parse()))
+    let (host, command) = if invoked_as == "cais-runtime" || runc_style {
+        (
+            None,
+            Command::Runtime(Box::new(runtime::RuntimeCli::parse())),
+        )
     } else {
-        Cli::parse().command
+        match Cli::try_parse() {
+            Ok(cli) => (cli.host, cli.command),
+            Err(e) => usage_error(e),
+        }
     };
     let code = match command {
         Command::Runtime(rt) => {
@@ -137,7 +155,38 @@ fn main() {
             cgroup_path: a.cgroup_path,
         }),
         Command::Registry(cmd) => report(cais_registry::cli::run(cmd).map(|_| 0)),
-        Command::Images(cmd) => report(images::run(cmd)),
+        Command::Images(cmd) if images::is_local(&cmd) => report(images::run(cmd)),
+        Command::Images(cmd) => client_cmds::client(host.as_deref())
+            .and_then(|c| images::run_remote(&c, cmd))
+            .unwrap_or_else(|e| client_cmds::report(&e, 1)),
+        Command::Client(cmd) => {
+            let code = cmd.error_code();
+            client_cmds::run(host.as_deref(), *cmd).unwrap_or_else(|e| client_cmds::report(&e, code))
+        }
+    };
+    std::process::exit(code);
+}
+
+/// A bad command line: help and version print as usual; errors in the
+/// client commands exit 125 like docker's flag errors, others clap's 2.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let _ = e.print();
+    let daemon_side = ["daemon", "runtime", "registry", "shim"];
+    let sub = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-') && !a.starts_with("unix://") && !a.starts_with('/'));
+    let code = match sub.as_deref() {
+        Some(s) if daemon_side.contains(&s) => 2,
+        _ => 125,
     };
     std::process::exit(code);
 }
