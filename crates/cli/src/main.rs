@@ -161,7 +161,8 @@ fn main() {
             .unwrap_or_else(|e| client_cmds::report(&e, 1)),
         Command::Client(cmd) => {
             let code = cmd.error_code();
-            client_cmds::run(host.as_deref(), *cmd).unwrap_or_else(|e| client_cmds::report(&e, code))
+            client_cmds::run(host.as_deref(), *cmd)
+                .unwrap_or_else(|e| client_cmds::report(&e, code))
         }
     };
     std::process::exit(code);

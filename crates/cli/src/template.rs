@@ -177,6 +177,8 @@ impl Format {
     /// Renders and prints rows; `header` maps a field name to its column
     /// title.
     pub fn print(&self, rows: &[Value], header: &dyn Fn(&str) -> String) -> Result<()> {
+        // A bad template is an error even when there are no rows.
+        render(&self.template, &Value::Null)?;
         let mut lines = Vec::new();
         if self.table {
             let titles = header_row(&self.template, header);
