@@ -577,3 +577,34 @@ fn bad_input_gets_clear_errors() {
     // Nothing half-created: only the one good container exists.
     assert_eq!(d.docker_ok(&["ps", "-aq"]).lines().count(), 1);
 }
+
+#[test]
+fn import_save_and_load_through_the_daemon() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    let tar = cais_testkit::busybox_rootfs_tar(d.dir.path(), &[("etc/motd", b"from a tarball\n")]);
+    let out = d.docker_ok(&["import", tar.to_str().expect("utf-8"), "imported:1"]);
+    assert!(out.trim().starts_with("sha256:"), "{out}");
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "imported:1", "cat", "/etc/motd"]),
+        "from a tarball\n"
+    );
+    let archive = d.dir.path().join("saved.tar");
+    d.docker_ok(&["save", "-o", archive.to_str().expect("utf-8"), "imported:1"]);
+    let id = inspect(&d, "imported:1", "{{.Id}}");
+    d.docker_ok(&["rmi", "imported:1"]);
+    assert!(!d.docker_ok(&["images"]).contains("imported"));
+    let out = d.docker_ok(&["load", "-i", archive.to_str().expect("utf-8")]);
+    assert!(out.contains("Loaded image: imported:1"), "{out}");
+    assert_eq!(
+        inspect(&d, "imported:1", "{{.Id}}"),
+        id,
+        "the same image comes back"
+    );
+    let bad = d.dir.path().join("bad.tar");
+    std::fs::write(&bad, b"not a tarball at all").expect("write");
+    let out = d.docker(&["load", "-i", bad.to_str().expect("utf-8")]);
+    assert!(!out.status.success(), "a broken archive is refused");
+}

@@ -1551,9 +1551,9 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
         }
     }
     if h.restart_policy.maximum_retry_count != 0 && h.restart_policy.name != "on-failure" {
-        return Err(Error::InvalidArgument(format!(
-            "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-        )));
+        return Err(Error::InvalidArgument(
+            "invalid restart policy: maximum retry count can only be used with 'on-failure'".into(),
+        ));
     }
     if h.auto_remove && !matches!(h.restart_policy.name.as_str(), "" | "no") {
         return Err(Error::InvalidArgument(

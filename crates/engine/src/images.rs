@@ -127,15 +127,172 @@ fn name_and_action<'a>(segs: &[&'a str]) -> (String, Option<&'a str>) {
     }
 }
 
+/// Streams a request body into an unnamed temporary file (archives can
+/// be large; nothing is held in memory), rewound for reading.
+async fn body_to_file(req: Request<Incoming>, dir: &std::path::Path) -> Result<std::fs::File> {
+    use http_body_util::BodyExt;
+    use std::io::{Seek, Write};
+    let file =
+        tempfile::tempfile_in(dir).map_err(|e| Error::internal("creating a temporary file", e))?;
+    let mut writer = file
+        .try_clone()
+        .map_err(|e| Error::internal("temporary file", e))?;
+    let mut body = req.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| Error::InvalidArgument(format!("reading the request body: {e}")))?;
+        if let Some(data) = frame.data_ref() {
+            writer
+                .write_all(data)
+                .map_err(|e| Error::internal("writing a temporary file", e))?;
+        }
+    }
+    let mut file = file;
+    file.rewind()
+        .map_err(|e| Error::internal("temporary file", e))?;
+    Ok(file)
+}
+
+fn json_lines(lines: &[serde_json::Value]) -> Response<Body> {
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let mut r = Response::new(crate::server::full(text));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// `GET /images/get` and `/images/{name}/get`: a tarball that is both a
+/// docker-archive and an OCI layout.
+async fn save(engine: Arc<Engine>, names: Vec<String>) -> Result<Response<Body>> {
+    if names.is_empty() {
+        return Err(Error::InvalidArgument("no image names given".into()));
+    }
+    let dir = engine.cfg.exec_root.clone();
+    let file = blocking(move || {
+        for n in &names {
+            engine.images.resolve(n).map_err(image_not_found(n))?;
+        }
+        let mut file = tempfile::tempfile_in(&dir)
+            .map_err(|e| Error::internal("creating a temporary file", e))?;
+        cais_image::archive::save(&engine.images, &names, &mut file)?;
+        use std::io::Seek;
+        file.rewind()
+            .map_err(|e| Error::internal("temporary file", e))?;
+        Ok(file)
+    })
+    .await?;
+    let (tx, body) = crate::server::channel_body();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut file = file;
+        let mut buf = vec![0u8; 256 * 1024];
+        while let Ok(n) = file.read(&mut buf) {
+            if n == 0
+                || tx
+                    .blocking_send(bytes::Bytes::copy_from_slice(&buf[..n]))
+                    .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut r = Response::new(body);
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/x-tar"),
+    );
+    Ok(r)
+}
+
 pub async fn route(
     engine: Arc<Engine>,
-    _req: Request<Incoming>,
+    req: Request<Incoming>,
     method: &Method,
     segs: &[&str],
     query: &Query,
 ) -> Result<Response<Body>> {
     let e = engine.clone();
     match (method, segs) {
+        (&Method::GET, ["get"]) => {
+            let names: Vec<String> = req
+                .uri()
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .filter_map(|kv| kv.strip_prefix("names="))
+                .map(crate::server::decode)
+                .collect();
+            save(engine, names).await
+        }
+        (&Method::POST, ["load"]) => {
+            // `quiet` only silences progress bars, which load has none of:
+            // the "Loaded image" lines are always sent.
+            let file = body_to_file(req, &engine.cfg.exec_root).await?;
+            let loaded = blocking(move || {
+                let loaded = cais_image::archive::load(
+                    &e.images,
+                    file,
+                    &cais_image::archive::host_platform(),
+                )
+                .map_err(|err| Error::InvalidArgument(crate::error::chain(&err)))?;
+                for l in &loaded {
+                    e.events
+                        .emit("image", "load", &l.image.id().to_string(), BTreeMap::new());
+                }
+                Ok(loaded)
+            })
+            .await?;
+            let mut lines = Vec::new();
+            for l in &loaded {
+                if l.tags.is_empty() {
+                    lines.push(serde_json::json!({"stream": format!("Loaded image ID: {}\n", l.image.id())}));
+                }
+                for t in &l.tags {
+                    lines.push(serde_json::json!({"stream": format!("Loaded image: {}\n", display_name(t))}));
+                }
+            }
+            Ok(json_lines(&lines))
+        }
+        (&Method::POST, ["create"]) if query.get("fromSrc").is_some() => {
+            if query.get("fromSrc") != Some("-") {
+                return Err(Error::InvalidArgument(
+                    "only fromSrc=- (the request body) is supported".into(),
+                ));
+            }
+            let reference = match (
+                query.get("repo").filter(|r| !r.is_empty()),
+                query.get("tag").filter(|t| !t.is_empty()),
+            ) {
+                (Some(r), Some(t)) => Some(format!("{r}:{t}")),
+                (Some(r), None) => Some(r.to_string()),
+                _ => None,
+            }
+            .map(|r| r.parse::<Reference>())
+            .transpose()
+            .map_err(|err| Error::InvalidArgument(crate::error::chain(&err)))?;
+            let message = query
+                .get("message")
+                .filter(|m| !m.is_empty())
+                .map(str::to_string);
+            let file = body_to_file(req, &engine.cfg.exec_root).await?;
+            let id = blocking(move || {
+                let opts = cais_image::archive::ImportOptions {
+                    reference,
+                    message,
+                    platform: None,
+                    source: "-".into(),
+                };
+                let rec = cais_image::archive::import(&e.images, file, &opts)
+                    .map_err(|err| Error::InvalidArgument(crate::error::chain(&err)))?;
+                e.events
+                    .emit("image", "import", &rec.id().to_string(), BTreeMap::new());
+                Ok(rec.id().to_string())
+            })
+            .await?;
+            Ok(json_lines(&[serde_json::json!({"status": id})]))
+        }
         (&Method::GET, ["json"]) => {
             let filters = query.filters()?;
             let list = blocking(move || {
@@ -159,7 +316,7 @@ pub async fn route(
                     }
                     out.push(summary(&e.images, &rec)?);
                 }
-                out.sort_by(|a, b| b.created.cmp(&a.created));
+                out.sort_by_key(|i| std::cmp::Reverse(i.created));
                 Ok(out)
             })
             .await?;
@@ -187,6 +344,7 @@ pub async fn route(
                     .await?;
                     Ok(json(StatusCode::OK, &v))
                 }
+                (&Method::GET, Some("get")) => save(engine, vec![name]).await,
                 (&Method::GET, Some("history")) => {
                     let v = blocking(move || {
                         let rec = e.images.resolve(&name).map_err(image_not_found(&name))?;

@@ -161,7 +161,7 @@ pub fn parse_time_nanos(t: &str) -> Option<i64> {
 fn read_files(files: &[PathBuf]) -> std::io::Result<Vec<Entry>> {
     let mut out = Vec::new();
     for f in files {
-        let Ok(file) = File::open(&f) else { continue };
+        let Ok(file) = File::open(f) else { continue };
         for line in BufReader::new(file).lines() {
             let line = line?;
             if let Ok(e) = serde_json::from_str::<Entry>(&line) {

@@ -71,8 +71,10 @@ fn validate(spec: &Spec, bundle: &Path) -> std::result::Result<PathBuf, String> 
     if !has(LinuxNamespaceType::Mount) {
         return Err("a mount namespace is required (the runtime pivots into the rootfs)".into());
     }
-    if (spec.hostname().is_some() || spec.domainname().is_some()) && !new(LinuxNamespaceType::Uts) {
-        return Err("hostname and domainname need a new uts namespace".into());
+    // A uts namespace joined by path is the container's own too: the names
+    // are set there. Only the host's (no uts entry at all) is off limits.
+    if (spec.hostname().is_some() || spec.domainname().is_some()) && !has(LinuxNamespaceType::Uts) {
+        return Err("hostname and domainname need a uts namespace".into());
     }
     if new(LinuxNamespaceType::User)
         && (linux.uid_mappings().as_ref().is_none_or(|m| m.is_empty())

@@ -266,7 +266,10 @@ impl Runtime {
                     }
                 }
                 Msg::Hooks => {
+                    // runtime.md: "created" holds from the end of lifecycle
+                    // step 2, before the prestart/createRuntime hooks run.
                     state_doc.pid = init_pid;
+                    state_doc.status = Status::Created;
                     hooks::run_all(hooks.prestart().as_deref().unwrap_or_default(), &state_doc)?;
                     hooks::run_all(
                         hooks.create_runtime().as_deref().unwrap_or_default(),
@@ -763,7 +766,10 @@ fn resources_with_default_devices(
         .and_then(|l| l.devices().clone())
         .unwrap_or_default()
     {
-        rules.push(LinuxDeviceCgroup::from(&d));
+        // A fifo is no device to the device cgroup: nothing to allow.
+        if d.typ() != LinuxDeviceType::P {
+            rules.push(LinuxDeviceCgroup::from(&d));
+        }
     }
     r.set_devices(Some(rules));
     r

@@ -211,6 +211,9 @@ fn init(mut plan: InitPlan) -> ! {
         .ok()
         .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
         .unwrap_or(0);
+    // The createContainer and startContainer hooks' state needs it too
+    // (runtime.md: pid is required once the container is created).
+    plan.state.pid = (plan.process.host_pid > 0).then_some(plan.process.host_pid);
     match init_until_ready(&plan) {
         Err(e) => report(&plan.channel, &e),
         Ok(exe) => {
@@ -276,7 +279,11 @@ fn init_until_ready(plan: &InitPlan) -> Result<CString> {
         .send(&Msg::Hooks)
         .context(|| "asking for createRuntime hooks".into())?;
     expect(&plan.channel, Msg::Ack)?;
-    crate::hooks::run_all(&plan.create_container_hooks, &plan.state)?;
+    if !plan.create_container_hooks.is_empty() {
+        let mut state = plan.state.clone();
+        state.status = crate::state::Status::Created;
+        crate::hooks::run_all(&plan.create_container_hooks, &state)?;
+    }
     rootfs::pivot_root(&plan.rootfs)?;
     // Before finalize: /proc/sys is usually among the read-only paths.
     rootfs::sysctl(&plan.sysctl)?;

@@ -160,8 +160,13 @@ pub fn apply_caps(caps: &CapSets, last: u32) -> Result<(), Errno> {
             0,
         )
     };
+    // capabilities(7): a capability can be ambient only while it is both
+    // permitted and inheritable; raising any other fails with EPERM. Configs
+    // that list ambient caps with an empty inheritable set are common, and
+    // run with those ambient caps left out.
+    let ambient = caps.ambient & caps.permitted & caps.inheritable;
     for cap in 0..=last {
-        if caps.ambient & (1 << cap) != 0 {
+        if ambient & (1 << cap) != 0 {
             // SAFETY: plain prctl with integer arguments.
             let r = unsafe {
                 libc::prctl(

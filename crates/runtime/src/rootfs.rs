@@ -562,7 +562,10 @@ pub fn finalize(
             None,
             Path::new("/"),
             None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            MsFlags::MS_BIND
+                | MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | kept_flags(Path::new("/")),
             None,
         )?;
     }
@@ -626,9 +629,40 @@ fn readonly_path(path: &Path) -> Result<()> {
         None,
         path,
         None,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC,
+        MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_REC
+            | kept_flags(path),
         None,
     )
+}
+
+/// The per-mount flags that a read-only bind remount of `path` must repeat:
+/// the remount replaces them all, and in a user namespace the kernel
+/// refuses (EPERM) to clear nosuid, nodev, noexec or the atime flags that
+/// the mount had when the namespace got it (mount(2), "EPERM").
+fn kept_flags(path: &Path) -> MsFlags {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return MsFlags::empty();
+    };
+    // SAFETY: statvfs is plain old data; zero is a valid value.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a valid C string and st a valid out pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return MsFlags::empty();
+    }
+    [
+        (libc::ST_NOSUID, MsFlags::MS_NOSUID),
+        (libc::ST_NODEV, MsFlags::MS_NODEV),
+        (libc::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (libc::ST_NOATIME, MsFlags::MS_NOATIME),
+        (libc::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (libc::ST_RELATIME, MsFlags::MS_RELATIME),
+    ]
+    .into_iter()
+    .filter(|(st_flag, _)| st.f_flag & st_flag != 0)
+    .fold(MsFlags::empty(), |acc, (_, ms)| acc | ms)
 }
 
 /// Writes `linux.sysctl` through the container's /proc/sys.
