@@ -53,6 +53,12 @@ pub struct Client {
     socket: PathBuf,
 }
 
+/// A request body: in memory, or read and sent chunked as it comes.
+enum Upload<'a> {
+    Bytes(&'a [u8]),
+    Stream(&'a mut dyn Read),
+}
+
 /// A status line and headers, the body still on the socket.
 struct RawResponse {
     reader: BufReader<UnixStream>,
@@ -244,6 +250,17 @@ impl Client {
         body: Option<(&str, &[u8])>,
         upgrade: bool,
     ) -> Result<RawResponse> {
+        let body = body.map(|(ctype, data)| (ctype, Upload::Bytes(data)));
+        self.send_with(method, path, body, upgrade)
+    }
+
+    fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, Upload<'_>)>,
+        upgrade: bool,
+    ) -> Result<RawResponse> {
         let mut stream = self.connect()?;
         let mut head = format!(
             "{method} /v{}{path} HTTP/1.1\r\nHost: cais\r\nUser-Agent: cais-cli\r\n",
@@ -255,13 +272,32 @@ impl Client {
             head.push_str("Connection: close\r\n");
         }
         match body {
-            Some((ctype, data)) => {
+            Some((ctype, Upload::Bytes(data))) => {
                 head.push_str(&format!(
                     "Content-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
                     data.len()
                 ));
                 stream.write_all(head.as_bytes())?;
                 stream.write_all(data)?;
+            }
+            Some((ctype, Upload::Stream(reader))) => {
+                head.push_str(&format!(
+                    "Content-Type: {ctype}\r\nTransfer-Encoding: chunked\r\n\r\n"
+                ));
+                stream.write_all(head.as_bytes())?;
+                let mut buf = vec![0u8; 1 << 16];
+                loop {
+                    let n = match reader.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e.into()),
+                    };
+                    stream.write_all(format!("{n:x}\r\n").as_bytes())?;
+                    stream.write_all(&buf[..n])?;
+                    stream.write_all(b"\r\n")?;
+                }
+                stream.write_all(b"0\r\n\r\n")?;
             }
             None => {
                 head.push_str("Content-Length: 0\r\n\r\n");
@@ -332,6 +368,16 @@ impl Client {
             status,
             headers,
         } = self.send(method, path, body, false)?;
+        Self::checked(reader, status, headers, method)
+    }
+
+    /// An error status becomes [`Error::Daemon`] with the daemon's message.
+    fn checked(
+        reader: BufReader<UnixStream>,
+        status: u16,
+        headers: Vec<(String, String)>,
+        method: &str,
+    ) -> Result<Response> {
         let mut body = Self::body_of(reader, &headers, method);
         if status >= 400 {
             let mut data = Vec::new();
@@ -346,6 +392,27 @@ impl Client {
             headers,
             body,
         })
+    }
+
+    /// Sends `body` as it is read (chunked), for tarballs of any size.
+    pub fn upload(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &mut dyn Read,
+    ) -> Result<Response> {
+        let RawResponse {
+            reader,
+            status,
+            headers,
+        } = self.send_with(
+            method,
+            path,
+            Some((content_type, Upload::Stream(body))),
+            false,
+        )?;
+        Self::checked(reader, status, headers, method)
     }
 
     /// A request with a JSON body (or none), whose body is read whole.

@@ -1919,32 +1919,51 @@ pub mod images {
         Ok(0)
     }
 
-    fn read_input(input: Option<&std::path::Path>) -> Result<Vec<u8>> {
-        let mut data = Vec::new();
+    /// Opens the tarball to send: a file, or stdin for none or `-`.
+    fn open_input(input: Option<&std::path::Path>) -> Result<Box<dyn Read>> {
         match input {
-            Some(p) if p != std::path::Path::new("-") => {
-                std::fs::File::open(p)
-                    .with_context(|| format!("opening {}", p.display()))?
-                    .read_to_end(&mut data)?;
-            }
+            Some(p) if p != std::path::Path::new("-") => Ok(Box::new(
+                std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
+            )),
             _ => {
                 if std::io::stdin().is_terminal() {
                     bail!("requested load from stdin, but stdin is empty");
                 }
-                std::io::stdin().lock().read_to_end(&mut data)?;
+                Ok(Box::new(std::io::stdin()))
             }
         }
-        Ok(data)
+    }
+
+    /// Prints a JSON-lines answer (`stream` and `status` lines on stdout);
+    /// an `error` line fails the command.
+    fn print_answer(body: cais_api::client::Body) -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        for msg in json_lines::<Value>(body) {
+            let msg = msg?;
+            if let Some(e) = msg["error"]
+                .as_str()
+                .or(msg["errorDetail"]["message"].as_str())
+            {
+                bail!("{e}");
+            }
+            if let Some(s) = msg["stream"].as_str() {
+                let _ = write!(out, "{s}");
+            } else if let Some(s) = msg["status"].as_str() {
+                let _ = writeln!(out, "{s}");
+            }
+        }
+        Ok(())
     }
 
     pub fn load(c: &Client, input: Option<&std::path::Path>, quiet: bool) -> Result<i32> {
-        let data = read_input(input)?;
-        let resp = c.request(
+        let mut data = open_input(input)?;
+        let resp = c.upload(
             "POST",
             &with_query("/images/load", &[("quiet", u8::from(quiet).to_string())]),
-            Some(("application/x-tar", &data)),
+            "application/x-tar",
+            &mut data,
         )?;
-        progress(resp.body, false)?;
+        print_answer(resp.body)?;
         Ok(0)
     }
 
@@ -1954,7 +1973,7 @@ pub mod images {
         reference: Option<&str>,
         message: Option<&str>,
     ) -> Result<i32> {
-        let data = read_input(Some(std::path::Path::new(file)))?;
+        let mut data = open_input(Some(std::path::Path::new(file)))?;
         let mut q = vec![("fromSrc", "-".to_string())];
         if let Some(r) = reference {
             let (repo, tag) = split_reference(r);
@@ -1966,23 +1985,13 @@ pub mod images {
         if let Some(m) = message {
             q.push(("message", m.to_string()));
         }
-        let resp = c.request(
+        let resp = c.upload(
             "POST",
             &with_query("/images/create", &q),
-            Some(("application/x-tar", &data)),
+            "application/x-tar",
+            &mut data,
         )?;
-        let mut body = String::new();
-        let mut b = resp.body;
-        b.read_to_string(&mut body)?;
-        for line in body.lines() {
-            let v: Value = serde_json::from_str(line).unwrap_or(Value::Null);
-            if let Some(e) = v["error"].as_str() {
-                bail!("{e}");
-            }
-            if let Some(s) = v["status"].as_str() {
-                println!("{s}");
-            }
-        }
+        print_answer(resp.body)?;
         Ok(0)
     }
 }

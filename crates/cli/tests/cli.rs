@@ -633,3 +633,56 @@ fn bad_input_gets_clear_errors() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn save_load_and_import_through_the_daemon() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    let tar = d.dir.path().join("busybox.tar");
+    let out = d.cais(&["save", "-o", tar.to_str().expect("utf-8 path"), "busybox"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(std::fs::metadata(&tar).expect("saved").len() > 100_000);
+    d.ok(&["rmi", "busybox"]);
+    assert_eq!(d.ok(&["images", "-q"]).trim(), "");
+    let out = d
+        .cmd(&["load"])
+        .stdin(std::fs::File::open(&tar).expect("open tarball"))
+        .output()
+        .expect("load");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Loaded image: busybox:latest\n");
+    assert_eq!(
+        d.ok(&["run", "--rm", "busybox", "echo", "loaded"]),
+        "loaded\n"
+    );
+
+    // import: a root filesystem tarball.
+    let rootfs = cais_testkit::busybox_rootfs_tar(d.dir.path(), &[("hello.txt", b"imported\n")]);
+    let id = d.ok(&[
+        "import",
+        "-m",
+        "from a tarball",
+        rootfs.to_str().expect("utf-8 path"),
+        "imported:1",
+    ]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(
+        d.ok(&["run", "--rm", "imported:1", "/bin/cat", "/hello.txt"]),
+        "imported\n"
+    );
+    // The local store is used when a data root is given.
+    let out = Command::new(CAIS)
+        .args(["images", "-q", "--data-root"])
+        .arg(d.root())
+        .env_remove("CAIS_HOST")
+        .output()
+        .expect("local images");
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        2,
+        "{}",
+        text(&out.stderr)
+    );
+}
