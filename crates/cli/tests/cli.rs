@@ -335,6 +335,21 @@ fn stop_waits_the_grace_period_then_kills() {
         "-c",
         "trap '' TERM; while true; do sleep 0.1; done",
     ]);
+    // Streaming stats: a table a second until interrupted.
+    let mut stats = d
+        .cmd(&["stats", "stubborn"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("stats");
+    std::thread::sleep(Duration::from_millis(2600));
+    let _ = stats.kill();
+    let out = stats.wait_with_output().expect("stats output");
+    let tables = text(&out.stdout);
+    assert!(
+        tables.matches("MEM USAGE / LIMIT").count() >= 2 && tables.contains("stubborn"),
+        "{tables}"
+    );
+
     let t = Instant::now();
     d.ok(&["stop", "-t", "2", "stubborn"]);
     let took = t.elapsed();
@@ -493,6 +508,39 @@ fn restart_policy_restarts_a_crashing_container() {
     });
     assert_eq!(d.inspect("crash", "{{.State.ExitCode}}"), "1");
     assert_eq!(d.ok(&["logs", "crash"]), "run\nrun\nrun\n");
+    // logs -f ends once the container is stopped for good.
+    assert_eq!(d.ok(&["logs", "-f", "crash"]), "run\nrun\nrun\n");
+    // events replays the past between --since and --until, filtered.
+    let events = d.ok(&[
+        "events",
+        "--since",
+        "5m",
+        "--until",
+        "0s",
+        "--filter",
+        "container=crash",
+        "--filter",
+        "event=start",
+    ]);
+    assert_eq!(events.lines().count(), 3, "{events}");
+    assert!(
+        events
+            .lines()
+            .all(|l| l.contains(" container start ") && l.contains("name=crash")),
+        "{events}"
+    );
+    let actions = d.ok(&[
+        "events",
+        "--since",
+        "5m",
+        "--until",
+        "0s",
+        "--filter",
+        "container=crash",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert!(actions.starts_with("create\nstart\n"), "{actions}");
     assert_eq!(
         d.inspect("crash", "{{.HostConfig.RestartPolicy.Name}}"),
         "on-failure"
