@@ -891,6 +891,16 @@ fn run_container(c: &Client, a: RunArgs, start: bool) -> Result<i32> {
             ));
         });
     }
+    if !a.tty {
+        let c2 = c.clone();
+        let id2 = id.clone();
+        term::proxy_signals(move |sig| {
+            let _ = c2.post(&with_query(
+                &format!("/containers/{id2}/kill"),
+                &[("signal", sig.to_string())],
+            ));
+        });
+    }
     if a.interactive {
         term::forward_stdin(&conn);
     }
@@ -1669,10 +1679,13 @@ fn volume(c: &Client, cmd: VolumeCmd) -> Result<i32> {
 
 // ---- images through the daemon ---------------------------------------------
 
-/// Prints JSON-lines progress (pull, push, load): one plain line per
-/// message; an `error` message fails the command.
+/// Prints JSON-lines progress (pull, push): plain lines when stderr is not
+/// a terminal; on a terminal one line per layer id, updated in place. An
+/// `error` message fails the command.
 fn progress(body: cais_api::client::Body, quiet: bool) -> Result<()> {
+    let tty = std::io::stderr().is_terminal();
     let mut err = std::io::stderr().lock();
+    let mut ids: Vec<String> = Vec::new();
     for msg in json_lines::<Value>(body) {
         let msg = msg?;
         if let Some(e) = msg["error"]
@@ -1688,12 +1701,28 @@ fn progress(body: cais_api::client::Body, quiet: bool) -> Result<()> {
             .as_str()
             .or(msg["stream"].as_str().map(str::trim_end))
             .unwrap_or_default();
-        let line = match (msg["id"].as_str(), msg["progress"].as_str()) {
+        let id = msg["id"].as_str();
+        let line = match (id, msg["progress"].as_str()) {
             (Some(id), Some(p)) => format!("{id}: {status} {p}"),
             (Some(id), None) => format!("{id}: {status}"),
             (None, _) => status.to_string(),
         };
-        let _ = writeln!(err, "{line}");
+        match id {
+            Some(id) if tty => {
+                if let Some(pos) = ids.iter().position(|i| i == id) {
+                    // Up to the layer's line, rewrite it, back down.
+                    let up = ids.len() - pos;
+                    let _ = write!(err, "\x1b[{up}A\r\x1b[2K{line}\r\x1b[{up}B");
+                } else {
+                    ids.push(id.to_string());
+                    let _ = writeln!(err, "{line}");
+                }
+            }
+            _ => {
+                let _ = writeln!(err, "{line}");
+            }
+        }
+        let _ = err.flush();
     }
     Ok(())
 }

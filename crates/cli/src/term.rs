@@ -134,3 +134,42 @@ pub fn copy_output(h: &mut Hijacked) -> std::io::Result<()> {
         }
     }
 }
+
+/// The last signal caught for forwarding (0 for none).
+static CAUGHT: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    CAUGHT.store(sig, Ordering::Relaxed);
+}
+
+/// docker's `--sig-proxy`: signals sent to the client (Ctrl-C, `kill`) are
+/// passed to the container through `forward(name)` instead of ending the
+/// client. Not with a terminal, where Ctrl-C is a byte for the container.
+pub fn proxy_signals(forward: impl Fn(&str) + Send + 'static) {
+    use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        // SAFETY: the handler only stores to an atomic.
+        let _ = unsafe { signal::sigaction(sig, &action) };
+    }
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let sig = CAUGHT.swap(0, Ordering::Relaxed);
+        if sig != 0 {
+            if let Ok(s) = Signal::try_from(sig) {
+                forward(s.as_str());
+            }
+        }
+    });
+}

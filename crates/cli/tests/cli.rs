@@ -401,6 +401,32 @@ fn run_in_the_foreground_returns_the_exit_code() {
     assert_eq!(d.inspect("kept", "{{.State.ExitCode}}"), "5");
     assert_eq!(d.inspect("kept", "{{.State.Status}}"), "exited");
 
+    // Signals sent to the client reach the container (docker's sig-proxy).
+    let child = d
+        .cmd(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got-int; exit 9' INT; while true; do sleep 0.1; done",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run");
+    wait_until("the container to run", || {
+        d.ok(&["ps", "-q"]).lines().count() == 1
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("signal the client");
+    let out = child.wait_with_output().expect("run output");
+    assert_eq!(out.status.code(), Some(9));
+    assert_eq!(text(&out.stdout), "got-int\n");
+
     // create then start -a.
     let id = d.ok(&["create", "--name", "later", "busybox", "echo", "started"]);
     assert_eq!(id.trim().len(), 64);
