@@ -982,8 +982,8 @@ fn attach(c: &Client, a: AttachArgs) -> Result<i32> {
         term::forward_stdin(&conn);
     }
     let _ = term::copy_output(&mut conn);
-    let after: ContainerInspect = c.get(&format!("/containers/{}/json", info.id))?;
-    Ok(after.state.exit_code as i32)
+    // The stream ends when the container does; its record follows shortly.
+    Ok(wait(c, &info.id, "not-running")? as i32)
 }
 
 // ---- exec ------------------------------------------------------------------

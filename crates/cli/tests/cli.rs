@@ -500,6 +500,22 @@ fn terminals_through_a_pty() {
         text(&out.stdout)
     );
 
+    // attach to a running container with a terminal.
+    d.ok(&["run", "-d", "-it", "--name", "shell", "busybox", "sh"]);
+    let out = d.with_pty(
+        &format!("{CAIS} attach shell"),
+        Some("echo attached-$((1+1)); exit 6\n"),
+    );
+    assert!(
+        text(&out.stdout).contains("attached-2"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(out.status.code(), Some(6));
+    wait_until("the shell to exit", || {
+        d.inspect("shell", "{{.State.Status}}") == "exited"
+    });
+
     // -it without a terminal is refused, like docker.
     let out = d.cais(&["exec", "-it", "box", "true"]);
     assert_eq!(out.status.code(), Some(1));
@@ -753,6 +769,107 @@ fn save_load_and_import_through_the_daemon() {
         .env_remove("CAIS_HOST")
         .output()
         .expect("local images");
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        2,
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn run_flags_reach_the_container() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    d.ok(&[
+        "create",
+        "--name",
+        "flags",
+        "--memory",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "50",
+        "--restart",
+        "unless-stopped",
+        "--network",
+        "none",
+        "-p",
+        "127.0.0.1:8080:80",
+        "--cap-add",
+        "NET_ADMIN",
+        "--security-opt",
+        "no-new-privileges",
+        "--init",
+        "--stop-signal",
+        "SIGUSR1",
+        "busybox",
+        "sleep",
+        "1",
+    ]);
+    let fmt = "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} \
+               {{.HostConfig.RestartPolicy.Name}} {{.HostConfig.NetworkMode}} \
+               {{json .HostConfig.CapAdd}} {{json .HostConfig.SecurityOpt}} {{.HostConfig.Init}} \
+               {{.Config.StopSignal}}";
+    assert_eq!(
+        d.inspect("flags", fmt),
+        format!(
+            "{} 500000000 50 unless-stopped none [\"NET_ADMIN\"] [\"no-new-privileges\"] true SIGUSR1",
+            64 << 20
+        )
+    );
+    assert_eq!(d.ok(&["port", "flags"]), "80/tcp -> 127.0.0.1:8080\n");
+    assert_eq!(d.ok(&["port", "flags", "80"]), "127.0.0.1:8080\n");
+
+    // Capabilities and the health check, seen from inside.
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "--cap-drop",
+            "ALL",
+            "busybox",
+            "sh",
+            "-c",
+            "grep CapEff /proc/self/status"
+        ])
+        .split_whitespace()
+        .last(),
+        Some("0000000000000000")
+    );
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "healthy",
+        "--health-cmd",
+        "test -e /tmp/ok",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "1",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /tmp/ok; exec sleep 1000",
+    ]);
+    wait_until("a healthy container", || {
+        d.inspect("healthy", "{{.State.Health.Status}}") == "healthy"
+    });
+    assert!(d
+        .ok(&["ps", "--format", "{{.Status}}"])
+        .contains("(healthy)"));
+
+    // DOCKER_HOST is used when CAIS_HOST is not set.
+    let out = Command::new(CAIS)
+        .args(["ps", "-aq"])
+        .env_remove("CAIS_HOST")
+        .env("DOCKER_HOST", d.host())
+        .output()
+        .expect("run cais");
     assert_eq!(
         text(&out.stdout).lines().count(),
         2,
