@@ -25,6 +25,7 @@ const TEST_PACKAGES: &[&str] = &[
     "openssl",
     "jq",
     "docker.io",
+    "tini",
 ];
 
 fn main() -> Result<()> {

@@ -251,13 +251,14 @@ impl Client {
         upgrade: bool,
     ) -> Result<RawResponse> {
         let body = body.map(|(ctype, data)| (ctype, Upload::Bytes(data)));
-        self.send_with(method, path, body, upgrade)
+        self.send_with(method, path, &[], body, upgrade)
     }
 
     fn send_with(
         &self,
         method: &str,
         path: &str,
+        headers: &[(&str, &str)],
         body: Option<(&str, Upload<'_>)>,
         upgrade: bool,
     ) -> Result<RawResponse> {
@@ -266,6 +267,9 @@ impl Client {
             "{method} /v{}{path} HTTP/1.1\r\nHost: cais\r\nUser-Agent: cais-cli\r\n",
             crate::API_VERSION
         );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
         if upgrade {
             head.push_str("Connection: Upgrade\r\nUpgrade: tcp\r\n");
         } else {
@@ -409,9 +413,25 @@ impl Client {
         } = self.send_with(
             method,
             path,
+            &[],
             Some((content_type, Upload::Stream(body))),
             false,
         )?;
+        Self::checked(reader, status, headers, method)
+    }
+
+    /// A bodiless request with extra headers (`X-Registry-Auth`).
+    pub fn request_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<Response> {
+        let RawResponse {
+            reader,
+            status,
+            headers,
+        } = self.send_with(method, path, extra, None, false)?;
         Self::checked(reader, status, headers, method)
     }
 

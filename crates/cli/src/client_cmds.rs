@@ -98,10 +98,6 @@ pub enum ClientCommand {
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCmd),
-    /// Pull an image through the daemon.
-    Pull(PullArgs),
-    /// Push an image through the daemon.
-    Push(PullArgs),
 }
 
 impl ClientCommand {
@@ -372,13 +368,6 @@ pub struct PortArgs {
     port: Option<String>,
 }
 
-#[derive(Debug, Args)]
-pub struct PullArgs {
-    #[arg(short, long)]
-    quiet: bool,
-    image: String,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum VolumeCmd {
     Create {
@@ -531,8 +520,6 @@ pub fn run(host: Option<&str>, cmd: ClientCommand) -> Result<i32> {
             a.kind = Some("container".into());
             inspect(&c, &a)
         }
-        ClientCommand::Pull(a) => pull(&c, a),
-        ClientCommand::Push(a) => push(&c, a),
     }
 }
 
@@ -807,15 +794,7 @@ fn create(c: &Client, a: &RunArgs) -> Result<String> {
         }
         Err(e) if e.status() == Some(404) && e.to_string().contains("No such image") => {
             eprintln!("Unable to find image '{}' locally", a.image);
-            if pull(
-                c,
-                PullArgs {
-                    quiet: false,
-                    image: a.image.clone(),
-                },
-            )
-            .is_err()
-            {
+            if pull_remote(c, &a.image, "", false, false).is_err() {
                 return Err(e.into());
             }
             let r: CreateResponse = c.json("POST", &path, Some(&req))?;
@@ -1727,46 +1706,67 @@ fn progress(body: cais_api::client::Body, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-fn pull(c: &Client, a: PullArgs) -> Result<i32> {
-    let (repo, tag) = split_reference(&a.image);
+/// `cais pull` through the daemon: `POST /images/create?fromImage=`.
+pub fn pull_remote(
+    c: &Client,
+    image: &str,
+    platform: &str,
+    quiet: bool,
+    print_reference: bool,
+) -> Result<i32> {
+    let (repo, tag) = split_reference(image);
     let tag = if tag.is_empty() && !repo.contains('@') {
         "latest".to_string()
     } else {
         tag
     };
-    let resp = c.request(
-        "POST",
-        &with_query(
-            "/images/create",
-            &[("fromImage", repo.clone()), ("tag", tag.clone())],
-        ),
-        None,
-    )?;
-    progress(resp.body, a.quiet)?;
-    println!(
-        "{}",
-        if tag.is_empty() {
-            repo
-        } else {
-            format!("{repo}:{tag}")
-        }
-    );
+    let mut q = vec![("fromImage", repo.clone()), ("tag", tag.clone())];
+    if !platform.is_empty() {
+        q.push(("platform", platform.to_string()));
+    }
+    let auth = crate::transfer::registry_auth_header(image);
+    let headers: Vec<(&str, &str)> = auth
+        .iter()
+        .map(|a| ("X-Registry-Auth", a.as_str()))
+        .collect();
+    let resp = c.request_with_headers("POST", &with_query("/images/create", &q), &headers)?;
+    progress(resp.body, quiet)?;
+    if print_reference {
+        println!(
+            "{}",
+            if tag.is_empty() {
+                repo
+            } else {
+                format!("{repo}:{tag}")
+            }
+        );
+    }
     Ok(0)
 }
 
-fn push(c: &Client, a: PullArgs) -> Result<i32> {
-    let (repo, tag) = split_reference(&a.image);
+/// `cais push` through the daemon: `POST /images/{name}/push`, after
+/// tagging IMAGE as TARGET when one is given.
+pub fn push_remote(c: &Client, image: &str, target: Option<&str>, quiet: bool) -> Result<i32> {
+    if let Some(t) = target {
+        images::tag(c, image, t)?;
+    }
+    let (repo, tag) = split_reference(target.unwrap_or(image));
     let q: Vec<_> = if tag.is_empty() {
         Vec::new()
     } else {
         vec![("tag", tag)]
     };
-    let resp = c.request(
+    let auth = crate::transfer::registry_auth_header(target.unwrap_or(image));
+    let headers: Vec<(&str, &str)> = auth
+        .iter()
+        .map(|a| ("X-Registry-Auth", a.as_str()))
+        .collect();
+    let resp = c.request_with_headers(
         "POST",
         &with_query(&format!("/images/{repo}/push"), &q),
-        None,
+        &headers,
     )?;
-    progress(resp.body, a.quiet)?;
+    progress(resp.body, quiet)?;
     Ok(0)
 }
 

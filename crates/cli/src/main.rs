@@ -12,6 +12,7 @@ mod images;
 mod runtime;
 mod template;
 mod term;
+mod transfer;
 
 use clap::{Parser, Subcommand};
 
@@ -42,6 +43,16 @@ enum Command {
     Images(images::ImageCommand),
     #[command(flatten)]
     Client(Box<client_cmds::ClientCommand>),
+    /// Log in to a registry (credentials go to docker's config.json).
+    Login(transfer::LoginArgs),
+    /// Forget a registry's stored credentials.
+    Logout(transfer::LogoutArgs),
+    /// Pull an image from a registry (through the daemon, or into the
+    /// local store with --data-root).
+    Pull(transfer::PullArgs),
+    /// Push an image to a registry (through the daemon, or from the local
+    /// store with --data-root).
+    Push(transfer::PushArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -158,6 +169,24 @@ fn main() {
         Command::Images(cmd) if images::is_local(&cmd) => report(images::run(cmd)),
         Command::Images(cmd) => client_cmds::client(host.as_deref())
             .and_then(|c| images::run_remote(&c, cmd))
+            .unwrap_or_else(|e| client_cmds::report(&e, 1)),
+        Command::Login(args) => report(transfer::login(args).map(|_| 0)),
+        Command::Logout(args) => report(transfer::logout(args).map(|_| 0)),
+        Command::Pull(args) if transfer::is_local(&args.store) => {
+            report(transfer::pull(args).map(|_| 0))
+        }
+        Command::Push(args) if transfer::is_local(&args.store) => {
+            report(transfer::push(args).map(|_| 0))
+        }
+        Command::Pull(args) => client_cmds::client(host.as_deref())
+            .and_then(|c| {
+                client_cmds::pull_remote(&c, &args.image, &args.platform, args.quiet, true)
+            })
+            .unwrap_or_else(|e| client_cmds::report(&e, 1)),
+        Command::Push(args) => client_cmds::client(host.as_deref())
+            .and_then(|c| {
+                client_cmds::push_remote(&c, &args.image, args.target.as_deref(), args.quiet)
+            })
             .unwrap_or_else(|e| client_cmds::report(&e, 1)),
         Command::Client(cmd) => {
             let code = cmd.error_code();

@@ -877,3 +877,81 @@ fn run_flags_reach_the_container() {
         text(&out.stderr)
     );
 }
+
+/// `cais registry serve` on a free port; killed when dropped.
+struct Registry {
+    addr: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut child = Command::new(CAIS)
+            .args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
+            .arg(dir.path().join("store"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the registry");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the address");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .replace("127.0.0.1", "localhost");
+        Registry {
+            addr,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn push_and_pull_through_the_daemon() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    let reg = Registry::start();
+    let name = format!("{}/tools/bb:1", reg.addr);
+    let out = d.cais(&["push", "busybox", &name]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let progress = text(&out.stderr);
+    assert!(
+        progress.contains("Pushed") && progress.contains("digest: sha256:"),
+        "plain progress lines: {progress}"
+    );
+    d.ok(&["rmi", &name, "busybox"]);
+    assert_eq!(d.ok(&["images", "-q"]).trim(), "");
+    let out = d.cais(&["pull", &name]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{name}\n"));
+    assert!(
+        text(&out.stderr).contains("Pulling from"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(d.ok(&["run", "--rm", &name, "echo", "pulled"]), "pulled\n");
+
+    let out = d.cais(&["pull", &format!("{}/tools/missing:1", reg.addr)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("not found"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -608,3 +608,76 @@ fn import_save_and_load_through_the_daemon() {
     let out = d.docker(&["load", "-i", bad.to_str().expect("utf-8")]);
     assert!(!out.status.success(), "a broken archive is refused");
 }
+
+#[test]
+fn init_forwards_signals_and_reaps_zombies() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    d.image("busybox");
+    // pid 1 is the tiny init; sleep is its child and dies of SIGTERM at once.
+    d.docker_ok(&[
+        "run", "-d", "--init", "--name", "i", "busybox", "sleep", "1000",
+    ]);
+    let ps = d.docker_ok(&["exec", "i", "ps", "-o", "pid,comm"]);
+    assert!(
+        ps.lines()
+            .any(|l| l.trim().starts_with("1 ") && l.contains("init")),
+        "{ps}"
+    );
+    let t = Instant::now();
+    d.docker_ok(&["stop", "-t", "10", "i"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "SIGTERM reached sleep through init"
+    );
+    assert_eq!(inspect(&d, "i", "{{.State.ExitCode}}"), "143");
+    // Orphans are reaped: no zombie stays behind.
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "(sleep 0.1 &) ; sleep 0.5; ps -o stat | grep -c Z || true",
+    ]);
+    assert_eq!(out.trim(), "0", "no zombies under init");
+}
+
+#[test]
+fn push_and_pull_through_the_daemon_with_a_real_registry() {
+    if !ready()
+        || !require(
+            "docker-registry (Distribution)",
+            cais_testkit::have_tool("docker-registry"),
+        )
+    {
+        return;
+    }
+    let registry = cais_testkit::registry::Distribution::start(&Default::default());
+    let d = Daemon::start();
+    d.image("busybox");
+    let remote = format!("{}/team/bb:1", registry.addr);
+    d.docker_ok(&["tag", "busybox", &remote]);
+    let out = d.docker_ok(&["push", &remote]);
+    assert!(out.contains("digest: sha256:"), "{out}");
+    let id = inspect(&d, &remote, "{{.Id}}");
+    d.docker_ok(&["rmi", &remote]);
+    d.docker_ok(&["rmi", "busybox"]);
+    assert!(d.docker_ok(&["images", "-q"]).trim().is_empty());
+    let out = d.docker_ok(&["pull", &remote]);
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    assert_eq!(
+        inspect(&d, &remote, "{{.Id}}"),
+        id,
+        "the same image comes back"
+    );
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", &remote, "echo", "pulled"]),
+        "pulled\n"
+    );
+    let missing = d.docker(&["pull", &format!("{}/team/nope:1", registry.addr)]);
+    assert!(!missing.status.success(), "a missing image is an error");
+}

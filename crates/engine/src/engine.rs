@@ -766,10 +766,21 @@ impl Engine {
             });
         }
         if rec.host_config.init == Some(true) {
+            // The init must run in any image, with no libc of its own: a
+            // statically linked one, Debian's tini-static (what docker ships
+            // as docker-init).
+            let init = INIT_BINARIES
+                .iter()
+                .find(|p| Path::new(p).exists())
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "--init needs a static init binary at one of {INIT_BINARIES:?} (apt-get install tini)"
+                    ))
+                })?;
             out.push(MountSpec {
                 destination: "/dev/init".into(),
                 kind: "bind".into(),
-                source: self.cfg.binary.to_string_lossy().into_owned(),
+                source: (*init).into(),
                 options: vec!["bind".into(), "ro".into()],
             });
         }
@@ -1527,6 +1538,9 @@ impl Engine {
         Ok(image.id().to_string())
     }
 }
+
+/// Static init binaries `--init` can use, in order of preference.
+const INIT_BINARIES: [&str; 2] = ["/usr/bin/tini-static", "/usr/bin/docker-init"];
 
 fn has_test(h: &cais_api::HealthConfig) -> bool {
     h.test

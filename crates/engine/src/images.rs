@@ -163,6 +163,204 @@ fn json_lines(lines: &[serde_json::Value]) -> Response<Body> {
     r
 }
 
+/// Registry credentials from the `X-Registry-Auth` header (base64url of
+/// `{"username", "password", "serveraddress"}`), as the docker CLI sends them.
+fn registry_auth(
+    req: &Request<Incoming>,
+) -> Option<cais_registry::client::credentials::Credentials> {
+    use base64::Engine as _;
+    let raw = req.headers().get("X-Registry-Auth")?.to_str().ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE
+        .decode(raw.trim_end_matches('='))
+        .or_else(|_| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw.trim_end_matches('='))
+        })
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(raw))
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let username = v["username"].as_str().unwrap_or_default().to_string();
+    let password = v["password"].as_str().unwrap_or_default().to_string();
+    (!username.is_empty())
+        .then_some(cais_registry::client::credentials::Credentials { username, password })
+}
+
+/// Progress of a pull or push as Docker's JSON messages, one per line.
+struct JsonProgress {
+    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    pulling: bool,
+}
+
+impl JsonProgress {
+    fn send(&self, v: serde_json::Value) {
+        let _ = self.tx.blocking_send(bytes::Bytes::from(format!("{v}\n")));
+    }
+}
+
+impl cais_image::pull::Progress for JsonProgress {
+    fn update(&self, digest: &cais_image::Digest, status: cais_image::pull::Status) {
+        use cais_image::pull::Status;
+        let id = digest.hex().chars().take(12).collect::<String>();
+        let msg = match status {
+            Status::AlreadyExists => serde_json::json!({"status": "Already exists", "id": id}),
+            Status::Waiting => serde_json::json!({"status": "Waiting", "id": id}),
+            Status::Transferring { done, total } => serde_json::json!({
+                "status": if self.pulling { "Downloading" } else { "Pushing" },
+                "progressDetail": {"current": done, "total": total}, "id": id
+            }),
+            Status::Complete => {
+                serde_json::json!({"status": if self.pulling { "Pull complete" } else { "Pushed" }, "id": id})
+            }
+            Status::RemoteExists => serde_json::json!({"status": "Layer already exists", "id": id}),
+            Status::Mounted => {
+                serde_json::json!({"status": "Mounted from another repository", "id": id})
+            }
+        };
+        self.send(msg);
+    }
+}
+
+fn error_line(e: &dyn std::error::Error) -> serde_json::Value {
+    let text = crate::error::chain(e);
+    serde_json::json!({"errorDetail": {"message": text}, "error": text})
+}
+
+/// `POST /images/create?fromImage=`: pulls, streaming progress.
+async fn pull(
+    engine: Arc<Engine>,
+    req: &Request<Incoming>,
+    query: &Query,
+) -> Result<Response<Body>> {
+    let image = query.get("fromImage").unwrap_or_default().to_string();
+    let tag = query
+        .get("tag")
+        .filter(|t| !t.is_empty())
+        .map(str::to_string);
+    let full = match &tag {
+        Some(t) if t.starts_with("sha256:") => format!("{image}@{t}"),
+        Some(t) => format!("{image}:{t}"),
+        None => image.clone(),
+    };
+    let reference: Reference = full
+        .parse()
+        .map_err(|err: cais_image::Error| Error::InvalidArgument(crate::error::chain(&err)))?;
+    let platform: cais_image::Platform = match query.get("platform").filter(|p| !p.is_empty()) {
+        Some(p) => p
+            .parse()
+            .map_err(|err: cais_image::Error| Error::InvalidArgument(crate::error::chain(&err)))?,
+        None => cais_image::Platform::default(),
+    };
+    let options = cais_registry::client::Options {
+        credentials: registry_auth(req),
+        ..Default::default()
+    };
+    // Reach the registry before answering, so a wrong name or a refused
+    // login is an HTTP error and not a line in a 200 stream.
+    let client = {
+        let domain = reference.domain.clone();
+        blocking(move || {
+            let c = cais_registry::client::Client::new(&domain, &options)
+                .map_err(|err| Error::NotFound(crate::error::chain(&err)))?;
+            Ok(c)
+        })
+        .await?
+    };
+    let (tx, body) = crate::server::channel_body();
+    let progress = Arc::new(JsonProgress {
+        tx: tx.clone(),
+        pulling: true,
+    });
+    tokio::task::spawn_blocking(move || {
+        progress.send(serde_json::json!({"status": format!("Pulling from {}", reference.path), "id": reference.tag.clone().unwrap_or_else(|| "latest".into())}));
+        let opts = cais_image::pull::PullOptions {
+            platform,
+            jobs: 3,
+            progress: progress.clone(),
+        };
+        match cais_image::pull::pull(&engine.images, &client, &reference, &opts) {
+            Ok(report) => {
+                progress.send(serde_json::json!({"status": format!("Digest: {}", report.target)}));
+                let verb = if report.fetched > 0 {
+                    "Downloaded newer image"
+                } else {
+                    "Image is up to date"
+                };
+                progress.send(serde_json::json!({"status": format!("Status: {verb} for {}", display_name(&reference.to_string()))}));
+                engine
+                    .events
+                    .emit("image", "pull", &reference.to_string(), BTreeMap::new());
+            }
+            Err(e) => progress.send(error_line(&e)),
+        }
+    });
+    let mut r = Response::new(body);
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}
+
+/// `POST /images/{name}/push`: pushes, streaming progress.
+async fn push(
+    engine: Arc<Engine>,
+    req: &Request<Incoming>,
+    name: String,
+    query: &Query,
+) -> Result<Response<Body>> {
+    let full = match query.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{name}:{t}"),
+        None => name.clone(),
+    };
+    let target: Reference = full
+        .parse()
+        .map_err(|err: cais_image::Error| Error::InvalidArgument(crate::error::chain(&err)))?;
+    {
+        let e = engine.clone();
+        let f = full.clone();
+        blocking(move || e.images.resolve(&f).map(drop).map_err(image_not_found(&f))).await?;
+    }
+    let options = cais_registry::client::Options {
+        credentials: registry_auth(req),
+        ..Default::default()
+    };
+    let (tx, body) = crate::server::channel_body();
+    let progress = Arc::new(JsonProgress {
+        tx: tx.clone(),
+        pulling: false,
+    });
+    tokio::task::spawn_blocking(move || {
+        progress.send(serde_json::json!({"status": format!("The push refers to repository [{}]", target.name())}));
+        let client = match cais_registry::client::Client::new(&target.domain, &options) {
+            Ok(c) => c,
+            Err(e) => return progress.send(error_line(&e)),
+        };
+        let opts = cais_image::push::PushOptions {
+            progress: progress.clone(),
+            ..Default::default()
+        };
+        match cais_image::push::push(&engine.images, &client, &full, &target, &opts) {
+            Ok(report) => {
+                let size = engine
+                    .images
+                    .content()
+                    .size(&report.manifest)
+                    .unwrap_or_default();
+                progress.send(serde_json::json!({"status": format!("{}: digest: {} size: {size}", target.tag.clone().unwrap_or_else(|| "latest".into()), report.manifest)}));
+                engine
+                    .events
+                    .emit("image", "push", &target.to_string(), BTreeMap::new());
+            }
+            Err(e) => progress.send(error_line(&e)),
+        }
+    });
+    let mut r = Response::new(body);
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}
+
 /// `GET /images/get` and `/images/{name}/get`: a tarball that is both a
 /// docker-archive and an OCI layout.
 async fn save(engine: Arc<Engine>, names: Vec<String>) -> Result<Response<Body>> {
@@ -293,6 +491,9 @@ pub async fn route(
             .await?;
             Ok(json_lines(&[serde_json::json!({"status": id})]))
         }
+        (&Method::POST, ["create"]) if query.get("fromImage").is_some() => {
+            pull(engine, &req, query).await
+        }
         (&Method::GET, ["json"]) => {
             let filters = query.filters()?;
             let list = blocking(move || {
@@ -345,6 +546,7 @@ pub async fn route(
                     Ok(json(StatusCode::OK, &v))
                 }
                 (&Method::GET, Some("get")) => save(engine, vec![name]).await,
+                (&Method::POST, Some("push")) => push(engine, &req, name, query).await,
                 (&Method::GET, Some("history")) => {
                     let v = blocking(move || {
                         let rec = e.images.resolve(&name).map_err(image_not_found(&name))?;

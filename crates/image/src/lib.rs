@@ -50,6 +50,8 @@ pub mod archive;
 pub mod content;
 pub mod digest;
 pub mod oci;
+pub mod pull;
+pub mod push;
 pub mod reference;
 pub mod snapshot;
 pub mod store;

@@ -300,10 +300,17 @@ fn extract_entries<R: Read>(
                     return Err(io_err("create file", &here())(io::Error::last_os_error()));
                 }
                 // SAFETY: fd was just opened and is owned by nobody else.
-                let mut file = unsafe { File::from_raw_fd(fd) };
-                let n = io::copy(&mut entry, &mut file)
+                let file = unsafe { File::from_raw_fd(fd) };
+                // io::copy fills a BufWriter's own buffer directly: 1 MiB
+                // reads from the decompressor and writes to the file, not
+                // 8 KiB ones.
+                let mut out = io::BufWriter::with_capacity(1 << 20, file);
+                let n = io::copy(&mut entry, &mut out)
                     .map_err(|e| bad(format!("reading {display}: {e}")))?;
                 written += n;
+                let file = out
+                    .into_inner()
+                    .map_err(|e| io_err("write file", &here())(e.into_error()))?;
                 let ofd: OwnedFd = file.into();
                 fchown(&ofd, uid, gid).map_err(io_err("chown", &here()))?;
                 fchmod(&ofd, mode).map_err(io_err("chmod", &here()))?;

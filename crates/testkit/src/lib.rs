@@ -1,6 +1,8 @@
 //! Test helpers (dev-only): privilege checks, busybox root filesystems and
 //! OCI bundles, temporary state roots.
 
+pub mod registry;
+
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
