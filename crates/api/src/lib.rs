@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod client;
+
 /// The API version announced in `API-Version` and by `/version`.
 pub const API_VERSION: &str = "1.47";
 /// The oldest API version accepted in versioned paths.

@@ -19,10 +19,17 @@ use clap::{Args, Subcommand};
 pub struct DataRoot {
     /// Image store directory [env: CAIS_DATA_ROOT; default /var/lib/cais].
     #[arg(long = "data-root", global = true)]
-    data_root: Option<PathBuf>,
+    pub(crate) data_root: Option<PathBuf>,
 }
 
 impl DataRoot {
+    /// Whether the local store was asked for (`--data-root` or
+    /// `CAIS_DATA_ROOT`); otherwise image commands go through the daemon.
+    pub(crate) fn given(&self) -> bool {
+        self.data_root.is_some()
+            || std::env::var_os("CAIS_DATA_ROOT").is_some_and(|v| !v.is_empty())
+    }
+
     fn open(&self) -> Result<ImageStore> {
         let root = self
             .data_root
@@ -83,118 +90,124 @@ pub enum ImageSub {
 pub struct ImagesArgs {
     /// Only show image ids.
     #[arg(short, long)]
-    quiet: bool,
+    pub(crate) quiet: bool,
     /// Show digests.
     #[arg(long)]
-    digests: bool,
+    pub(crate) digests: bool,
     /// Do not truncate ids.
     #[arg(long = "no-trunc")]
-    no_trunc: bool,
+    pub(crate) no_trunc: bool,
     /// Accepted for compatibility (there are no intermediate images).
     #[arg(short, long)]
-    all: bool,
+    pub(crate) all: bool,
     /// Only images of this repository[:tag].
-    repository: Option<String>,
+    pub(crate) repository: Option<String>,
     #[command(flatten)]
-    root: DataRoot,
+    pub(crate) root: DataRoot,
 }
 
 #[derive(Debug, Args)]
 pub struct TagArgs {
     /// Image name, id or digest.
-    source: String,
+    pub(crate) source: String,
     /// New name[:tag].
-    target: String,
+    pub(crate) target: String,
     #[command(flatten)]
-    root: DataRoot,
+    pub(crate) root: DataRoot,
 }
 
 #[derive(Debug, Args)]
 pub struct RmiArgs {
     /// Remove an image referenced by several repositories; untag one in use.
     #[arg(short, long)]
-    force: bool,
+    pub(crate) force: bool,
     #[arg(required = true)]
-    images: Vec<String>,
+    pub(crate) images: Vec<String>,
     #[command(flatten)]
-    root: DataRoot,
+    pub(crate) root: DataRoot,
 }
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
+    /// A Go template (`{{.Config.Env}}`, `{{json .RootFS}}`).
+    #[arg(short, long)]
+    pub(crate) format: Option<String>,
+    /// container or image (through the daemon).
+    #[arg(long = "type")]
+    pub(crate) kind: Option<String>,
     #[arg(required = true)]
-    images: Vec<String>,
+    pub(crate) images: Vec<String>,
     #[command(flatten)]
-    root: DataRoot,
+    pub(crate) root: DataRoot,
 }
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
-    image: String,
+    pub(crate) image: String,
     #[arg(long = "no-trunc")]
-    no_trunc: bool,
+    pub(crate) no_trunc: bool,
     #[arg(short, long)]
-    quiet: bool,
+    pub(crate) quiet: bool,
     #[command(flatten)]
-    root: DataRoot,
+    pub(crate) root: DataRoot,
 }
 
 #[derive(Debug, Args)]
 pub struct SaveArgs {
     /// Write to this file instead of standard output.
     #[arg(short, long)]
-    output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
     #[arg(required = true)]
-    images: Vec<String>,
+    pub(crate) images: Vec<String>,
     #[command(flatten)]
-    root: DataRoot,
+    pub(crate) root: DataRoot,
 }
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
     /// Read from this file instead of standard input.
     #[arg(short, long)]
-    input: Option<PathBuf>,
+    pub(crate) input: Option<PathBuf>,
     #[arg(short, long)]
-    quiet: bool,
+    pub(crate) quiet: bool,
     /// Platform to pick from an index.
     #[arg(long)]
-    platform: Option<Platform>,
+    pub(crate) platform: Option<Platform>,
     #[command(flatten)]
-    root: DataRoot,
+    pub(crate) root: DataRoot,
 }
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// Tarball path, or `-` for standard input.
-    file: String,
+    pub(crate) file: String,
     /// Name[:tag] for the new image.
-    reference: Option<String>,
+    pub(crate) reference: Option<String>,
     /// History comment.
     #[arg(short, long)]
-    message: Option<String>,
+    pub(crate) message: Option<String>,
     #[arg(long)]
-    platform: Option<Platform>,
+    pub(crate) platform: Option<Platform>,
     #[command(flatten)]
-    root: DataRoot,
+    pub(crate) root: DataRoot,
 }
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
     /// Remove every image no container uses, not only untagged ones.
     #[arg(short, long)]
-    all: bool,
+    pub(crate) all: bool,
     /// Do not ask (there is no prompt; accepted for compatibility).
     #[arg(short, long)]
-    force: bool,
+    pub(crate) force: bool,
     #[command(flatten)]
-    root: DataRoot,
+    pub(crate) root: DataRoot,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
-    root: DataRoot,
+    pub(crate) root: DataRoot,
 }
 
 #[derive(Debug, Subcommand)]
@@ -238,6 +251,85 @@ pub enum SnapshotCmd {
         #[command(flatten)]
         root: DataRoot,
     },
+}
+
+/// Whether `cmd` works on the local store (a data root was given, or the
+/// command only exists locally) rather than through the daemon.
+pub fn is_local(cmd: &ImageCommand) -> bool {
+    match cmd {
+        ImageCommand::Images(a) => a.root.given(),
+        ImageCommand::Tag(a) => a.root.given(),
+        ImageCommand::Rmi(a) => a.root.given(),
+        ImageCommand::Inspect(a) => a.root.given(),
+        ImageCommand::History(a) => a.root.given(),
+        ImageCommand::Save(a) => a.root.given(),
+        ImageCommand::Load(a) => a.root.given(),
+        ImageCommand::Import(a) => a.root.given(),
+        ImageCommand::Image(sub) => match sub {
+            ImageSub::Ls(a) => a.root.given(),
+            ImageSub::Tag(a) => a.root.given(),
+            ImageSub::Rm(a) => a.root.given(),
+            ImageSub::Inspect(a) => a.root.given(),
+            ImageSub::History(a) => a.root.given(),
+            ImageSub::Save(a) => a.root.given(),
+            ImageSub::Load(a) => a.root.given(),
+            ImageSub::Import(a) => a.root.given(),
+            ImageSub::Prune(a) => a.root.given(),
+            ImageSub::Verify(_) | ImageSub::Snapshot(_) => true,
+        },
+    }
+}
+
+/// The same commands through the daemon's API.
+pub fn run_remote(c: &cais_api::client::Client, cmd: ImageCommand) -> Result<i32> {
+    use crate::client_cmds::images as remote;
+    let inspect = |a: InspectArgs| {
+        crate::client_cmds::inspect(
+            c,
+            &crate::client_cmds::InspectArgs {
+                format: a.format,
+                kind: a.kind,
+                names: a.images,
+            },
+        )
+    };
+    let image_inspect = |a: InspectArgs| {
+        crate::client_cmds::inspect(
+            c,
+            &crate::client_cmds::InspectArgs {
+                format: a.format,
+                kind: Some("image".into()),
+                names: a.images,
+            },
+        )
+    };
+    let sub = match cmd {
+        ImageCommand::Images(a) => ImageSub::Ls(a),
+        ImageCommand::Tag(a) => ImageSub::Tag(a),
+        ImageCommand::Rmi(a) => ImageSub::Rm(a),
+        ImageCommand::Inspect(a) => return inspect(a),
+        ImageCommand::History(a) => ImageSub::History(a),
+        ImageCommand::Save(a) => ImageSub::Save(a),
+        ImageCommand::Load(a) => ImageSub::Load(a),
+        ImageCommand::Import(a) => ImageSub::Import(a),
+        ImageCommand::Image(sub) => sub,
+    };
+    match sub {
+        ImageSub::Ls(a) => remote::list(c, a.quiet, a.no_trunc, a.digests, a.repository.as_deref()),
+        ImageSub::Tag(a) => remote::tag(c, &a.source, &a.target),
+        ImageSub::Rm(a) => remote::rmi(c, a.force, &a.images),
+        ImageSub::Inspect(a) => image_inspect(a),
+        ImageSub::History(a) => remote::history(c, &a.image, a.quiet, a.no_trunc),
+        ImageSub::Save(a) => remote::save(c, &a.images, a.output.as_deref()),
+        ImageSub::Load(a) => remote::load(c, a.input.as_deref(), a.quiet),
+        ImageSub::Import(a) => {
+            remote::import(c, &a.file, a.reference.as_deref(), a.message.as_deref())
+        }
+        ImageSub::Prune(a) => remote::prune(c, a.all),
+        ImageSub::Verify(_) | ImageSub::Snapshot(_) => {
+            bail!("this command works on a local store: give --data-root")
+        }
+    }
 }
 
 pub fn run(cmd: ImageCommand) -> Result<i32> {
@@ -478,6 +570,16 @@ fn inspect(a: InspectArgs) -> Result<i32> {
                 failed = true;
             }
         }
+    }
+    if let Some(t) = &a.format {
+        for v in &out {
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                crate::template::render(t, v)?
+            );
+        }
+        return Ok(i32::from(failed));
     }
     // A closed pipe (`| head`) is not an error worth a panic.
     let _ = writeln!(

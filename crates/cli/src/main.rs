@@ -2,10 +2,16 @@
 //!
 //! Exit codes: 0 success, 1 an error (printed with its causes), and for
 //! `runtime run` / `runtime exec` in the foreground the container process's
-//! own exit code (128 + signal when killed by a signal).
+//! own exit code (128 + signal when killed by a signal). The docker-like
+//! client commands follow docker: 125 for a bad command line and for
+//! `run`/`create` failing before the container runs, the container's code
+//! for `run` in the foreground and `exec`, 1 for other errors.
 
+mod client_cmds;
 mod images;
 mod runtime;
+mod template;
+mod term;
 mod transfer;
 
 use clap::{Parser, Subcommand};
@@ -13,6 +19,10 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "cais", version, about = "A container platform")]
 struct Cli {
+    /// The daemon's socket [env: CAIS_HOST, DOCKER_HOST; default
+    /// unix:///run/cais.sock].
+    #[arg(short = 'H', long = "host")]
+    host: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -34,13 +44,17 @@ enum Command {
     Registry(cais_registry::cli::Command),
     #[command(flatten)]
     Images(images::ImageCommand),
+    #[command(flatten)]
+    Client(Box<client_cmds::ClientCommand>),
     /// Log in to a registry (credentials go to docker's config.json).
     Login(transfer::LoginArgs),
     /// Forget a registry's stored credentials.
     Logout(transfer::LogoutArgs),
-    /// Pull an image from a registry into the image store.
+    /// Pull an image from a registry (through the daemon, or into the
+    /// local store with --data-root).
     Pull(transfer::PullArgs),
-    /// Push an image from the image store to a registry.
+    /// Push an image to a registry (through the daemon, or from the local
+    /// store with --data-root).
     Push(transfer::PushArgs),
 }
 
@@ -117,10 +131,16 @@ fn main() {
         .iter()
         .any(|flag| a == *flag || a.starts_with(&format!("{flag}=")))
     });
-    let command = if invoked_as == "cais-runtime" || runc_style {
-        Command::Runtime(Box::new(runtime::RuntimeCli::parse()))
+    let (host, command) = if invoked_as == "cais-runtime" || runc_style {
+        (
+            None,
+            Command::Runtime(Box::new(runtime::RuntimeCli::parse())),
+        )
     } else {
-        Cli::parse().command
+        match Cli::try_parse() {
+            Ok(cli) => (cli.host, cli.command),
+            Err(e) => usage_error(e),
+        }
     };
     let code = match command {
         Command::Runtime(rt) => {
@@ -159,11 +179,57 @@ fn main() {
             cgroup_path: a.cgroup_path,
         }),
         Command::Registry(cmd) => report(cais_registry::cli::run(cmd).map(|_| 0)),
-        Command::Images(cmd) => report(images::run(cmd)),
+        Command::Images(cmd) if images::is_local(&cmd) => report(images::run(cmd)),
+        Command::Images(cmd) => client_cmds::client(host.as_deref())
+            .and_then(|c| images::run_remote(&c, cmd))
+            .unwrap_or_else(|e| client_cmds::report(&e, 1)),
         Command::Login(args) => report(transfer::login(args).map(|_| 0)),
         Command::Logout(args) => report(transfer::logout(args).map(|_| 0)),
-        Command::Pull(args) => report(transfer::pull(args).map(|_| 0)),
-        Command::Push(args) => report(transfer::push(args).map(|_| 0)),
+        Command::Pull(args) if transfer::is_local(&args.store) => {
+            report(transfer::pull(args).map(|_| 0))
+        }
+        Command::Push(args) if transfer::is_local(&args.store) => {
+            report(transfer::push(args).map(|_| 0))
+        }
+        Command::Pull(args) => client_cmds::client(host.as_deref())
+            .and_then(|c| {
+                client_cmds::pull_remote(&c, &args.image, &args.platform, args.quiet, true)
+            })
+            .unwrap_or_else(|e| client_cmds::report(&e, 1)),
+        Command::Push(args) => client_cmds::client(host.as_deref())
+            .and_then(|c| {
+                client_cmds::push_remote(&c, &args.image, args.target.as_deref(), args.quiet)
+            })
+            .unwrap_or_else(|e| client_cmds::report(&e, 1)),
+        Command::Client(cmd) => {
+            let code = cmd.error_code();
+            client_cmds::run(host.as_deref(), *cmd)
+                .unwrap_or_else(|e| client_cmds::report(&e, code))
+        }
+    };
+    std::process::exit(code);
+}
+
+/// A bad command line: help and version print as usual; errors in the
+/// client commands exit 125 like docker's flag errors, others clap's 2.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let _ = e.print();
+    let daemon_side = ["daemon", "runtime", "registry", "shim"];
+    let sub = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-') && !a.starts_with("unix://") && !a.starts_with('/'));
+    let code = match sub.as_deref() {
+        Some(s) if daemon_side.contains(&s) => 2,
+        _ => 125,
     };
     std::process::exit(code);
 }

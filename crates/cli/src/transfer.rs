@@ -148,6 +148,12 @@ pub struct StoreFlags {
     pub data_root: Option<PathBuf>,
 }
 
+/// Whether pull/push work on the local store (`--data-root` or
+/// `CAIS_DATA_ROOT`) rather than through the daemon.
+pub fn is_local(store: &StoreFlags) -> bool {
+    store.data_root.is_some() || std::env::var_os("CAIS_DATA_ROOT").is_some_and(|v| !v.is_empty())
+}
+
 impl StoreFlags {
     fn open(&self) -> anyhow::Result<ImageStore> {
         let root = self
@@ -417,4 +423,22 @@ fn bar(done: u64, total: u64) -> String {
         });
     }
     format!("{s}] {:>8}/{}", human(done), human(total))
+}
+
+/// `X-Registry-Auth` for the daemon: the stored credentials of `image`'s
+/// registry as base64url JSON, the way the docker CLI sends them; `None`
+/// without credentials.
+pub fn registry_auth_header(image: &str) -> Option<String> {
+    use base64::Engine as _;
+    let reference: Reference = image.parse().ok()?;
+    let creds = CredentialStore::default_location()
+        .ok()?
+        .get(&reference.domain)
+        .ok()??;
+    let json = serde_json::json!({
+        "username": creds.username,
+        "password": creds.password,
+        "serveraddress": reference.domain,
+    });
+    Some(base64::engine::general_purpose::URL_SAFE.encode(json.to_string()))
 }

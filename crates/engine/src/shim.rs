@@ -702,6 +702,19 @@ pub fn wait(state_dir: &Path) -> std::io::Result<Exit> {
         Err(e) if read_exit(state_dir).is_none() => return Err(e),
         Err(_) => {}
     }
+    // A waiter that arrives after the container exited, while the shim
+    // still drains output, is hung up on before exit.json is written: give
+    // the shim the moment it needs rather than report a made-up status.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(e) = read_exit(state_dir) {
+            return Ok(e);
+        }
+        if !alive(state_dir) || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     read_exit(state_dir)
         .ok_or_else(|| std::io::Error::other("the shim exited without an exit status"))
 }

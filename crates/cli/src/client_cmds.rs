@@ -1,0 +1,2109 @@
+//! The docker-like commands (`cais run|ps|logs|exec|...`): a client of the
+//! daemon's Engine API, found through `-H/--host`, `CAIS_HOST` or
+//! `DOCKER_HOST` (default `unix:///run/cais.sock`).
+//!
+//! Exit codes follow docker's: a daemon error is printed as
+//! `Error response from daemon: ...`; `run` and `create` exit 125 when the
+//! container could not be made or started and otherwise with the
+//! container's own exit code; other commands exit 1 on error.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Write};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context, Result};
+use cais_api::client::{json_lines, with_query, Client};
+use cais_api::{
+    ContainerInspect, ContainerSummary, CreateRequest, CreateResponse, ExecConfig, ExecInspect,
+    HealthConfig, ImageSummary, Mount, PortBinding, RestartPolicy, Volume, VolumeCreateRequest,
+    VolumeList, WaitResponse,
+};
+use cais_image::time::{format_unix, human_size};
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use crate::template::{print_columns, render, Format};
+use crate::term;
+
+pub const DEFAULT_HOST: &str = "unix:///run/cais.sock";
+
+/// The daemon's address: the flag, then `CAIS_HOST`, then `DOCKER_HOST`.
+pub fn client(host: Option<&str>) -> Result<Client> {
+    let host = host
+        .map(str::to_string)
+        .or_else(|| std::env::var("CAIS_HOST").ok().filter(|h| !h.is_empty()))
+        .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| DEFAULT_HOST.to_string());
+    Ok(Client::new(&host)?)
+}
+
+/// Prints an error the way docker does; returns the exit code.
+pub fn report(e: &anyhow::Error, code: i32) -> i32 {
+    let daemon = e.chain().find_map(|c| match c.downcast_ref() {
+        Some(cais_api::client::Error::Daemon { message, .. }) => Some(message.clone()),
+        _ => None,
+    });
+    match daemon {
+        Some(m) => eprintln!("Error response from daemon: {m}"),
+        None => eprintln!("cais: {e:#}"),
+    }
+    code
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Create and start a container from an image.
+    Run(RunArgs),
+    /// Create a container without starting it.
+    Create(RunArgs),
+    /// Start stopped containers.
+    Start(StartArgs),
+    /// Stop running containers (SIGTERM, then SIGKILL after a grace period).
+    Stop(StopArgs),
+    /// Send a signal to running containers.
+    Kill(KillArgs),
+    /// Restart containers.
+    Restart(StopArgs),
+    /// Freeze every process of containers.
+    Pause(Names),
+    /// Thaw paused containers.
+    Unpause(Names),
+    /// Remove containers.
+    Rm(RmArgs),
+    /// List containers.
+    Ps(PsArgs),
+    /// Print a container's logs.
+    Logs(LogsArgs),
+    /// Connect the terminal to a running container.
+    Attach(AttachArgs),
+    /// Run a command in a running container.
+    Exec(ExecArgs),
+    /// Show a container's processes.
+    Top(TopArgs),
+    /// Show containers' resource usage.
+    Stats(StatsArgs),
+    /// Wait for containers to stop; prints their exit codes.
+    Wait(Names),
+    /// Rename a container.
+    Rename { container: String, new_name: String },
+    /// Make an image from a container's changes.
+    Commit(CommitArgs),
+    /// Print the daemon's events.
+    Events(EventsArgs),
+    /// List a container's port bindings.
+    Port(PortArgs),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(VolumeCmd),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(ContainerCmd),
+}
+
+impl ClientCommand {
+    /// run and create exit 125 on their own errors, like docker.
+    pub fn error_code(&self) -> i32 {
+        match self {
+            ClientCommand::Run(_) | ClientCommand::Create(_) => 125,
+            _ => 1,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Names {
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run in the background and print the container id.
+    #[arg(short, long)]
+    detach: bool,
+    /// Keep stdin open and forward it.
+    #[arg(short, long)]
+    interactive: bool,
+    /// Allocate a terminal.
+    #[arg(short, long)]
+    tty: bool,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    rm: bool,
+    #[arg(long)]
+    name: Option<String>,
+    /// Environment variables (KEY=VALUE, or KEY to copy it from here).
+    #[arg(short, long = "env")]
+    env: Vec<String>,
+    #[arg(long = "env-file")]
+    env_file: Vec<std::path::PathBuf>,
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// USER[:GROUP] or UID[:GID].
+    #[arg(short, long)]
+    user: Option<String>,
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// Bind mount or named volume: SRC:DST[:ro].
+    #[arg(short, long = "volume")]
+    volume: Vec<String>,
+    /// type=bind|volume|tmpfs,source=...,target=...[,readonly].
+    #[arg(long)]
+    mount: Vec<String>,
+    /// A tmpfs at PATH[:OPTIONS].
+    #[arg(long)]
+    tmpfs: Vec<String>,
+    #[arg(long = "read-only")]
+    read_only: bool,
+    /// Memory limit (e.g. 64m, 1g).
+    #[arg(short, long)]
+    memory: Option<String>,
+    #[arg(long)]
+    cpus: Option<f64>,
+    #[arg(long = "pids-limit")]
+    pids_limit: Option<i64>,
+    /// no, always, unless-stopped, on-failure[:N].
+    #[arg(long)]
+    restart: Option<String>,
+    #[arg(long = "health-cmd")]
+    health_cmd: Option<String>,
+    #[arg(long = "health-interval")]
+    health_interval: Option<String>,
+    #[arg(long = "health-retries")]
+    health_retries: Option<i32>,
+    #[arg(long = "health-timeout")]
+    health_timeout: Option<String>,
+    #[arg(long = "health-start-period")]
+    health_start_period: Option<String>,
+    /// Run an init as pid 1 that reaps zombies and forwards signals.
+    #[arg(long)]
+    init: bool,
+    #[arg(long = "cap-add")]
+    cap_add: Vec<String>,
+    #[arg(long = "cap-drop")]
+    cap_drop: Vec<String>,
+    #[arg(long)]
+    privileged: bool,
+    #[arg(long = "security-opt")]
+    security_opt: Vec<String>,
+    #[arg(short, long)]
+    label: Vec<String>,
+    #[arg(long)]
+    hostname: Option<String>,
+    /// HOSTPORT:CONTAINERPORT[/PROTO] (kept in PortBindings; publishing is
+    /// future work).
+    #[arg(short, long)]
+    publish: Vec<String>,
+    /// host, none or bridge.
+    #[arg(long)]
+    network: Option<String>,
+    #[arg(long = "stop-signal")]
+    stop_signal: Option<String>,
+    #[arg(long = "stop-timeout")]
+    stop_timeout: Option<i64>,
+    image: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Attach stdout and stderr and wait for the exit.
+    #[arg(short, long)]
+    attach: bool,
+    #[arg(short, long)]
+    interactive: bool,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Seconds to wait before killing.
+    #[arg(short = 't', long = "time", alias = "timeout")]
+    time: Option<i64>,
+    /// Signal to send first.
+    #[arg(short, long)]
+    signal: Option<String>,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    #[arg(short, long, default_value = "KILL")]
+    signal: String,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Kill a running container first.
+    #[arg(short, long)]
+    force: bool,
+    /// Also remove its anonymous volumes.
+    #[arg(short, long)]
+    volumes: bool,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    #[arg(short, long)]
+    all: bool,
+    #[arg(short, long)]
+    quiet: bool,
+    /// KEY=VALUE (status, name, id, label, ancestor, exited...).
+    #[arg(short, long)]
+    filter: Vec<String>,
+    /// A Go template, or `table TEMPLATE`.
+    #[arg(long)]
+    format: Option<String>,
+    #[arg(long = "no-trunc")]
+    no_trunc: bool,
+    /// Show the last N containers.
+    #[arg(short = 'n', long)]
+    last: Option<i64>,
+    /// The last created container.
+    #[arg(short, long)]
+    latest: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[arg(short, long)]
+    follow: bool,
+    /// A timestamp or a duration (10m).
+    #[arg(long)]
+    since: Option<String>,
+    #[arg(long)]
+    until: Option<String>,
+    /// Lines from the end, or `all`.
+    #[arg(short = 'n', long)]
+    tail: Option<String>,
+    #[arg(short, long)]
+    timestamps: bool,
+    container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    #[arg(long = "no-stdin")]
+    no_stdin: bool,
+    container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[arg(short, long)]
+    detach: bool,
+    #[arg(short, long)]
+    interactive: bool,
+    #[arg(short, long)]
+    tty: bool,
+    #[arg(short, long = "env")]
+    env: Vec<String>,
+    #[arg(short, long)]
+    user: Option<String>,
+    #[arg(short, long)]
+    workdir: Option<String>,
+    #[arg(long)]
+    privileged: bool,
+    container: String,
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    container: String,
+    /// ps options.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    ps_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// One sample, then exit.
+    #[arg(long = "no-stream")]
+    no_stream: bool,
+    #[arg(short, long)]
+    all: bool,
+    #[arg(long)]
+    format: Option<String>,
+    containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    #[arg(short, long)]
+    author: Option<String>,
+    #[arg(short, long)]
+    message: Option<String>,
+    /// Accepted for compatibility: containers are not paused for commit.
+    #[arg(short, long)]
+    pause: bool,
+    container: String,
+    reference: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    #[arg(long)]
+    since: Option<String>,
+    #[arg(long)]
+    until: Option<String>,
+    #[arg(short, long)]
+    filter: Vec<String>,
+    #[arg(long)]
+    format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    container: String,
+    /// PORT[/PROTO].
+    port: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCmd {
+    Create {
+        #[arg(short, long, default_value = "local")]
+        driver: String,
+        #[arg(long)]
+        label: Vec<String>,
+        name: Option<String>,
+    },
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short, long)]
+        quiet: bool,
+        #[arg(short, long)]
+        filter: Vec<String>,
+        #[arg(long)]
+        format: Option<String>,
+    },
+    Inspect {
+        #[arg(short, long)]
+        format: Option<String>,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    Prune {
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerCmd {
+    /// Remove every stopped container.
+    Prune {
+        #[arg(short, long)]
+        force: bool,
+    },
+    #[command(alias = "list")]
+    Ls(PsArgs),
+    Inspect(InspectArgs),
+}
+
+/// `inspect` through the daemon: containers first, then images.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// container or image.
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+pub fn run(host: Option<&str>, cmd: ClientCommand) -> Result<i32> {
+    let c = client(host)?;
+    match cmd {
+        ClientCommand::Run(a) => run_container(&c, a, true),
+        ClientCommand::Create(a) => run_container(&c, a, false),
+        ClientCommand::Start(a) => start(&c, a),
+        ClientCommand::Stop(a) => each(&a.containers, |id| {
+            let mut q = Vec::new();
+            if let Some(t) = a.time {
+                q.push(("t", t.to_string()));
+            }
+            if let Some(s) = &a.signal {
+                q.push(("signal", s.clone()));
+            }
+            c.post(&with_query(&format!("/containers/{}/stop", enc(id)), &q))
+        }),
+        ClientCommand::Restart(a) => each(&a.containers, |id| {
+            let q: Vec<_> = a.time.map(|t| ("t", t.to_string())).into_iter().collect();
+            c.post(&with_query(&format!("/containers/{}/restart", enc(id)), &q))
+        }),
+        ClientCommand::Kill(a) => each(&a.containers, |id| {
+            c.post(&with_query(
+                &format!("/containers/{}/kill", enc(id)),
+                &[("signal", a.signal.clone())],
+            ))
+        }),
+        ClientCommand::Pause(a) => each(&a.containers, |id| {
+            c.post(&format!("/containers/{}/pause", enc(id)))
+        }),
+        ClientCommand::Unpause(a) => each(&a.containers, |id| {
+            c.post(&format!("/containers/{}/unpause", enc(id)))
+        }),
+        ClientCommand::Rm(a) => each(&a.containers, |id| {
+            let mut q = Vec::new();
+            if a.force {
+                q.push(("force", "1".to_string()));
+            }
+            if a.volumes {
+                q.push(("v", "1".to_string()));
+            }
+            c.call::<()>(
+                "DELETE",
+                &with_query(&format!("/containers/{}", enc(id)), &q),
+                None,
+            )
+            .map(drop)
+        }),
+        ClientCommand::Wait(a) => {
+            let mut failed = false;
+            for id in &a.containers {
+                match wait(&c, id, "not-running") {
+                    Ok(code) => println!("{code}"),
+                    Err(e) => failed = report(&e, 1) != 0,
+                }
+            }
+            Ok(i32::from(failed))
+        }
+        ClientCommand::Ps(a) => ps(&c, a),
+        ClientCommand::Logs(a) => logs(&c, a),
+        ClientCommand::Attach(a) => attach(&c, a),
+        ClientCommand::Exec(a) => exec(&c, a),
+        ClientCommand::Top(a) => top(&c, a),
+        ClientCommand::Stats(a) => stats(&c, a),
+        ClientCommand::Rename {
+            container,
+            new_name,
+        } => {
+            c.post(&with_query(
+                &format!("/containers/{}/rename", enc(&container)),
+                &[("name", new_name)],
+            ))?;
+            Ok(0)
+        }
+        ClientCommand::Commit(a) => commit(&c, a),
+        ClientCommand::Events(a) => events(&c, a),
+        ClientCommand::Port(a) => port(&c, a),
+        ClientCommand::Volume(v) => volume(&c, v),
+        ClientCommand::Container(ContainerCmd::Prune { .. }) => {
+            let v: Value = c.json::<(), _>("POST", "/containers/prune", None)?;
+            println!("Deleted Containers:");
+            for id in v["ContainersDeleted"].as_array().into_iter().flatten() {
+                println!("{}", id.as_str().unwrap_or_default());
+            }
+            println!("\nTotal reclaimed space: 0B");
+            Ok(0)
+        }
+        ClientCommand::Container(ContainerCmd::Ls(a)) => ps(&c, a),
+        ClientCommand::Container(ContainerCmd::Inspect(mut a)) => {
+            a.kind = Some("container".into());
+            inspect(&c, &a)
+        }
+    }
+}
+
+/// Path segment encoding for names (image names keep their slashes).
+fn enc(s: &str) -> String {
+    cais_api::client::encode(s)
+}
+
+/// Runs `f` for each name, printing the name on success like docker; the
+/// exit code is 1 when any failed.
+fn each(names: &[String], f: impl Fn(&str) -> cais_api::client::Result<()>) -> Result<i32> {
+    let mut failed = false;
+    for n in names {
+        match f(n) {
+            Ok(()) => println!("{n}"),
+            Err(e) => {
+                report(&anyhow::Error::from(e), 1);
+                failed = true;
+            }
+        }
+    }
+    Ok(i32::from(failed))
+}
+
+// ---- run / create -------------------------------------------------------
+
+fn parse_bytes(s: &str) -> Result<i64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let (num, mult) = match s.chars().last() {
+        Some('k') => (&s[..s.len() - 1], 1i64 << 10),
+        Some('m') => (&s[..s.len() - 1], 1 << 20),
+        Some('g') => (&s[..s.len() - 1], 1 << 30),
+        Some('t') => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    let n: f64 = num.parse().map_err(|_| anyhow!("invalid size: {s:?}"))?;
+    Ok((n * mult as f64) as i64)
+}
+
+/// Go-style durations: `1h2m3s`, `500ms`, `1.5s`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    if let Ok(n) = s.parse::<f64>() {
+        return Ok(Duration::from_secs_f64(n));
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| anyhow!("invalid duration {s:?}: missing unit"))?;
+        let n: f64 = rest[..num_end]
+            .parse()
+            .map_err(|_| anyhow!("invalid duration {s:?}"))?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let mult = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            u => bail!("invalid duration {s:?}: unknown unit {u:?}"),
+        };
+        total += n * mult;
+        rest = &rest[unit_end..];
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+fn env_list(a: &RunArgs) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut add = |item: &str| {
+        if item.contains('=') {
+            out.push(item.to_string());
+        } else if let Ok(v) = std::env::var(item) {
+            out.push(format!("{item}={v}"));
+        }
+    };
+    for f in &a.env_file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("reading the env file {}", f.display()))?;
+        for line in text.lines() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            add(line);
+        }
+    }
+    for e in &a.env {
+        add(e);
+    }
+    Ok(out)
+}
+
+fn parse_mount(spec: &str) -> Result<Mount> {
+    let mut m = Mount {
+        kind: "volume".into(),
+        ..Mount::default()
+    };
+    for part in spec.split(',') {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        match k {
+            "type" => m.kind = v.to_string(),
+            "source" | "src" => m.source = v.to_string(),
+            "target" | "destination" | "dst" => m.target = v.to_string(),
+            "readonly" | "ro" => m.read_only = v.is_empty() || v == "true" || v == "1",
+            "tmpfs-size" => {
+                m.tmpfs_options
+                    .get_or_insert_with(Default::default)
+                    .size_bytes = parse_bytes(v)?
+            }
+            "tmpfs-mode" => {
+                m.tmpfs_options.get_or_insert_with(Default::default).mode =
+                    u32::from_str_radix(v, 8).map_err(|_| anyhow!("invalid tmpfs-mode {v:?}"))?
+            }
+            _ => bail!("invalid field {k:?} in --mount {spec:?}"),
+        }
+    }
+    if m.target.is_empty() {
+        bail!("invalid --mount {spec:?}: target is required");
+    }
+    Ok(m)
+}
+
+/// `[IP:][HOSTPORT:]CONTAINERPORT[/PROTO]`.
+fn parse_publish(spec: &str) -> Result<(String, PortBinding)> {
+    let (addr, proto) = spec.rsplit_once('/').unwrap_or((spec, "tcp"));
+    let parts: Vec<&str> = addr.rsplitn(3, ':').collect();
+    let (container, host_port, host_ip) = match parts.as_slice() {
+        [c] => (*c, "", ""),
+        [c, h] => (*c, *h, ""),
+        [c, h, ip] => (*c, *h, *ip),
+        _ => bail!("invalid port {spec:?}"),
+    };
+    if container.parse::<u16>().is_err() {
+        bail!("invalid containerPort: {container}");
+    }
+    if !host_port.is_empty() && host_port.parse::<u16>().is_err() {
+        bail!("invalid hostPort: {host_port}");
+    }
+    Ok((
+        format!("{container}/{proto}"),
+        PortBinding {
+            host_ip: host_ip.to_string(),
+            host_port: host_port.to_string(),
+        },
+    ))
+}
+
+fn nanos(s: &Option<String>) -> Result<i64> {
+    Ok(match s {
+        Some(d) => parse_duration(d)?.as_nanos() as i64,
+        None => 0,
+    })
+}
+
+fn create_request(a: &RunArgs) -> Result<CreateRequest> {
+    let mut req = CreateRequest::default();
+    let cfg = &mut req.config;
+    cfg.image = a.image.clone();
+    cfg.cmd = (!a.command.is_empty()).then(|| a.command.clone());
+    cfg.entrypoint = a.entrypoint.as_ref().map(|e| {
+        if e.is_empty() {
+            Vec::new()
+        } else {
+            vec![e.clone()]
+        }
+    });
+    cfg.env = env_list(a)?;
+    cfg.working_dir = a.workdir.clone().unwrap_or_default();
+    cfg.user = a.user.clone().unwrap_or_default();
+    cfg.hostname = a.hostname.clone().unwrap_or_default();
+    cfg.tty = a.tty;
+    cfg.open_stdin = a.interactive;
+    cfg.attach_stdin = a.interactive && !a.detach;
+    cfg.stdin_once = a.interactive && !a.detach;
+    cfg.attach_stdout = !a.detach;
+    cfg.attach_stderr = !a.detach;
+    cfg.stop_signal = a.stop_signal.clone();
+    cfg.stop_timeout = a.stop_timeout;
+    for l in &a.label {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        cfg.labels.insert(k.to_string(), v.to_string());
+    }
+    if let Some(cmd) = &a.health_cmd {
+        cfg.healthcheck = Some(HealthConfig {
+            test: Some(vec!["CMD-SHELL".into(), cmd.clone()]),
+            interval: nanos(&a.health_interval)?,
+            timeout: nanos(&a.health_timeout)?,
+            start_period: nanos(&a.health_start_period)?,
+            retries: a.health_retries.unwrap_or(0),
+        });
+    }
+    let hc = &mut req.host_config;
+    hc.binds = a.volume.clone();
+    hc.mounts = a
+        .mount
+        .iter()
+        .map(|m| parse_mount(m))
+        .collect::<Result<_>>()?;
+    for t in &a.tmpfs {
+        let (path, opts) = t.split_once(':').unwrap_or((t, ""));
+        hc.tmpfs.insert(path.to_string(), opts.to_string());
+    }
+    hc.readonly_rootfs = a.read_only;
+    if let Some(m) = &a.memory {
+        hc.memory = parse_bytes(m)?;
+    }
+    if let Some(c) = a.cpus {
+        hc.nano_cpus = (c * 1e9) as i64;
+    }
+    hc.pids_limit = a.pids_limit;
+    if let Some(r) = &a.restart {
+        let (name, count) = r.split_once(':').unwrap_or((r, "0"));
+        if !matches!(name, "no" | "always" | "unless-stopped" | "on-failure") {
+            bail!("invalid restart policy {r:?}");
+        }
+        let count: i64 = count
+            .parse()
+            .map_err(|_| anyhow!("invalid restart policy {r:?}: bad retry count"))?;
+        hc.restart_policy = RestartPolicy {
+            name: name.to_string(),
+            maximum_retry_count: count,
+        };
+    }
+    if a.rm && !hc.restart_policy.name.is_empty() && hc.restart_policy.name != "no" {
+        bail!("conflicting options: --restart and --rm");
+    }
+    hc.auto_remove = a.rm;
+    hc.init = a.init.then_some(true);
+    hc.cap_add = a.cap_add.clone();
+    hc.cap_drop = a.cap_drop.clone();
+    hc.privileged = a.privileged;
+    hc.security_opt = a.security_opt.clone();
+    hc.network_mode = a.network.clone().unwrap_or_else(|| "default".into());
+    let mut exposed = BTreeMap::new();
+    for p in &a.publish {
+        let (port, binding) = parse_publish(p)?;
+        exposed.insert(port.clone(), json!({}));
+        hc.port_bindings.entry(port).or_default().push(binding);
+    }
+    if !exposed.is_empty() {
+        cfg_exposed(&mut req, exposed);
+    }
+    Ok(req)
+}
+
+fn cfg_exposed(req: &mut CreateRequest, exposed: BTreeMap<String, Value>) {
+    req.config.exposed_ports = Some(exposed);
+}
+
+fn create(c: &Client, a: &RunArgs) -> Result<String> {
+    let req = create_request(a)?;
+    let path = with_query(
+        "/containers/create",
+        &a.name
+            .iter()
+            .map(|n| ("name", n.clone()))
+            .collect::<Vec<_>>(),
+    );
+    match c.json::<_, CreateResponse>("POST", &path, Some(&req)) {
+        Ok(r) => {
+            for w in &r.warnings {
+                eprintln!("WARNING: {w}");
+            }
+            Ok(r.id)
+        }
+        Err(e) if e.status() == Some(404) && e.to_string().contains("No such image") => {
+            eprintln!("Unable to find image '{}' locally", a.image);
+            if pull_remote(c, &a.image, "", false, false).is_err() {
+                return Err(e.into());
+            }
+            let r: CreateResponse = c.json("POST", &path, Some(&req))?;
+            Ok(r.id)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Starts `POST /wait` and returns a thread that yields its status code.
+fn wait_in_background(
+    c: &Client,
+    id: &str,
+    condition: &str,
+) -> Result<std::thread::JoinHandle<Result<i64>>> {
+    let resp = c.request(
+        "POST",
+        &with_query(
+            &format!("/containers/{}/wait", enc(id)),
+            &[("condition", condition.to_string())],
+        ),
+        None,
+    )?;
+    Ok(std::thread::spawn(move || {
+        let mut body = resp.body;
+        let mut data = Vec::new();
+        body.read_to_end(&mut data)?;
+        let w: WaitResponse = serde_json::from_slice(&data).context("decoding the wait result")?;
+        if let Some(e) = w.error.filter(|e| !e.message.is_empty()) {
+            bail!("{}", e.message);
+        }
+        Ok(w.status_code)
+    }))
+}
+
+fn wait(c: &Client, id: &str, condition: &str) -> Result<i64> {
+    wait_in_background(c, id, condition)?
+        .join()
+        .map_err(|_| anyhow!("the wait thread panicked"))?
+}
+
+fn run_container(c: &Client, a: RunArgs, start: bool) -> Result<i32> {
+    if a.tty && a.interactive && !std::io::stdin().is_terminal() && !a.detach && start {
+        bail!("the input device is not a TTY");
+    }
+    let id = create(c, &a)?;
+    if !start {
+        println!("{id}");
+        return Ok(0);
+    }
+    if a.detach {
+        c.post(&format!("/containers/{id}/start"))?;
+        println!("{id}");
+        return Ok(0);
+    }
+    let q = [
+        ("stream", "1".to_string()),
+        ("stdin", u8::from(a.interactive).to_string()),
+        ("stdout", "1".to_string()),
+        ("stderr", "1".to_string()),
+    ];
+    let mut conn = c.hijack::<()>(&with_query(&format!("/containers/{id}/attach"), &q), None)?;
+    let waiter = wait_in_background(c, &id, if a.rm { "removed" } else { "next-exit" })?;
+    c.post(&format!("/containers/{id}/start"))?;
+    let _raw = a.tty.then(term::RawMode::enter);
+    if a.tty {
+        let c2 = c.clone();
+        let id2 = id.clone();
+        term::watch_resize(move |h, w| {
+            let _ = c2.post(&with_query(
+                &format!("/containers/{id2}/resize"),
+                &[("h", h.to_string()), ("w", w.to_string())],
+            ));
+        });
+    }
+    if !a.tty {
+        let c2 = c.clone();
+        let id2 = id.clone();
+        term::proxy_signals(move |sig| {
+            let _ = c2.post(&with_query(
+                &format!("/containers/{id2}/kill"),
+                &[("signal", sig.to_string())],
+            ));
+        });
+    }
+    if a.interactive {
+        term::forward_stdin(&conn);
+    }
+    let _ = term::copy_output(&mut conn);
+    let code = waiter
+        .join()
+        .map_err(|_| anyhow!("the wait thread panicked"))?;
+    // Past start, errors are the container's, not run's own (not 125).
+    match code {
+        Ok(code) => Ok(code as i32),
+        Err(e) => {
+            report(&e, 1);
+            Ok(1)
+        }
+    }
+}
+
+fn start(c: &Client, a: StartArgs) -> Result<i32> {
+    if !a.attach {
+        return each(&a.containers, |id| {
+            c.post(&format!("/containers/{}/start", enc(id)))
+        });
+    }
+    let [id] = a.containers.as_slice() else {
+        bail!("you cannot start and attach multiple containers at once");
+    };
+    let info: ContainerInspect = c.get(&format!("/containers/{}/json", enc(id)))?;
+    let q = [
+        ("stream", "1".to_string()),
+        ("stdin", u8::from(a.interactive).to_string()),
+        ("stdout", "1".to_string()),
+        ("stderr", "1".to_string()),
+    ];
+    let mut conn = c.hijack::<()>(
+        &with_query(&format!("/containers/{}/attach", info.id), &q),
+        None,
+    )?;
+    let waiter = wait_in_background(c, &info.id, "next-exit")?;
+    c.post(&format!("/containers/{}/start", info.id))?;
+    let _raw = info.config.tty.then(term::RawMode::enter);
+    if a.interactive {
+        term::forward_stdin(&conn);
+    }
+    let _ = term::copy_output(&mut conn);
+    let code = waiter
+        .join()
+        .map_err(|_| anyhow!("the wait thread panicked"))??;
+    Ok(code as i32)
+}
+
+fn attach(c: &Client, a: AttachArgs) -> Result<i32> {
+    let info: ContainerInspect = c.get(&format!("/containers/{}/json", enc(&a.container)))?;
+    if !info.state.running {
+        bail!("You cannot attach to a stopped container, start it first");
+    }
+    let stdin = !a.no_stdin && info.config.open_stdin;
+    let q = [
+        ("stream", "1".to_string()),
+        ("stdin", u8::from(stdin).to_string()),
+        ("stdout", "1".to_string()),
+        ("stderr", "1".to_string()),
+    ];
+    let mut conn = c.hijack::<()>(
+        &with_query(&format!("/containers/{}/attach", info.id), &q),
+        None,
+    )?;
+    let _raw = info.config.tty.then(term::RawMode::enter);
+    if info.config.tty {
+        let c2 = c.clone();
+        let id2 = info.id.clone();
+        term::watch_resize(move |h, w| {
+            let _ = c2.post(&with_query(
+                &format!("/containers/{id2}/resize"),
+                &[("h", h.to_string()), ("w", w.to_string())],
+            ));
+        });
+    }
+    if stdin {
+        term::forward_stdin(&conn);
+    }
+    let _ = term::copy_output(&mut conn);
+    // The stream ends when the container does; its record follows shortly.
+    Ok(wait(c, &info.id, "not-running")? as i32)
+}
+
+// ---- exec ------------------------------------------------------------------
+
+fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
+    if a.tty && a.interactive && !std::io::stdin().is_terminal() && !a.detach {
+        bail!("the input device is not a TTY");
+    }
+    let cfg = ExecConfig {
+        attach_stdin: a.interactive && !a.detach,
+        attach_stdout: !a.detach,
+        attach_stderr: !a.detach,
+        tty: a.tty,
+        env: a.env.clone(),
+        cmd: a.command.clone(),
+        privileged: a.privileged,
+        user: a.user.clone().unwrap_or_default(),
+        working_dir: a.workdir.clone().unwrap_or_default(),
+        ..ExecConfig::default()
+    };
+    let created: Value = c.json(
+        "POST",
+        &format!("/containers/{}/exec", enc(&a.container)),
+        Some(&cfg),
+    )?;
+    let exec_id = created["Id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the daemon returned no exec id"))?
+        .to_string();
+    if a.detach {
+        c.call(
+            "POST",
+            &format!("/exec/{exec_id}/start"),
+            Some(&json!({"Detach": true, "Tty": a.tty})),
+        )?;
+        return Ok(0);
+    }
+    let mut conn = c.hijack(
+        &format!("/exec/{exec_id}/start"),
+        Some(&json!({"Detach": false, "Tty": a.tty})),
+    )?;
+    let _raw = a.tty.then(term::RawMode::enter);
+    if a.tty {
+        let c2 = c.clone();
+        let id2 = exec_id.clone();
+        term::watch_resize(move |h, w| {
+            // The exec's terminal may not exist yet: retry briefly.
+            for _ in 0..20 {
+                let r = c2.post(&with_query(
+                    &format!("/exec/{id2}/resize"),
+                    &[("h", h.to_string()), ("w", w.to_string())],
+                ));
+                if r.is_ok() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+    }
+    if a.interactive {
+        term::forward_stdin(&conn);
+    }
+    let _ = term::copy_output(&mut conn);
+    drop(_raw);
+    // The daemon records the exit code just after the stream ends.
+    for _ in 0..200 {
+        let info: ExecInspect = c.get(&format!("/exec/{exec_id}/json"))?;
+        if let (false, Some(code)) = (info.running, info.exit_code) {
+            return Ok(code as i32);
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    bail!("the exec's exit code never came")
+}
+
+// ---- ps -------------------------------------------------------------------
+
+fn filters_json(filters: &[String]) -> Result<String> {
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in filters {
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| anyhow!("bad format of filter (expected name=value): {f}"))?;
+        m.entry(k.to_string()).or_default().push(v.to_string());
+    }
+    Ok(serde_json::to_string(&m)?)
+}
+
+fn ago(secs: i64) -> String {
+    let t = format_unix(secs, 0);
+    cais_image::time::human_age(Some(&t))
+}
+
+fn ports_text(ports: &[Value]) -> String {
+    ports
+        .iter()
+        .map(|p| {
+            let private = p["PrivatePort"].as_i64().unwrap_or(0);
+            let proto = p["Type"].as_str().unwrap_or("tcp");
+            match p["PublicPort"].as_i64() {
+                Some(public) => format!(
+                    "{}:{public}->{private}/{proto}",
+                    p["IP"].as_str().unwrap_or("0.0.0.0")
+                ),
+                None => format!("{private}/{proto}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn ps_row(s: &ContainerSummary, no_trunc: bool) -> Value {
+    let id = if no_trunc {
+        s.id.clone()
+    } else {
+        s.id.chars().take(12).collect()
+    };
+    let mut command = s.command.clone();
+    if !no_trunc && command.chars().count() > 20 {
+        command = command.chars().take(19).collect::<String>() + "…";
+    }
+    let names: Vec<&str> = s.names.iter().map(|n| n.trim_start_matches('/')).collect();
+    let labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mounts: Vec<String> = s
+        .mounts
+        .iter()
+        .map(|m| {
+            if m.name.is_empty() {
+                m.source.clone()
+            } else {
+                m.name.clone()
+            }
+        })
+        .collect();
+    json!({
+        "ID": id,
+        "Names": names.join(","),
+        "Image": s.image,
+        "Command": format!("\"{command}\""),
+        "CreatedAt": format_unix(s.created, 0),
+        "RunningFor": ago(s.created),
+        "Ports": ports_text(&s.ports),
+        "State": s.state,
+        "Status": s.status,
+        "Size": "0B",
+        "Labels": labels.join(","),
+        "Mounts": mounts.join(","),
+        "Networks": s.host_config["NetworkMode"].as_str().unwrap_or("default"),
+    })
+}
+
+fn ps_header(field: &str) -> String {
+    match field {
+        "ID" => "CONTAINER ID".into(),
+        "RunningFor" => "CREATED".into(),
+        "CreatedAt" => "CREATED AT".into(),
+        other => other.to_uppercase(),
+    }
+}
+
+fn ps(c: &Client, a: PsArgs) -> Result<i32> {
+    let mut q = vec![("all", u8::from(a.all).to_string())];
+    if !a.filter.is_empty() {
+        q.push(("filters", filters_json(&a.filter)?));
+    }
+    let limit = if a.latest { Some(1) } else { a.last };
+    if let Some(n) = limit {
+        q.push(("limit", n.to_string()));
+    }
+    let list: Vec<ContainerSummary> = c.get(&with_query("/containers/json", &q))?;
+    if a.quiet {
+        for s in &list {
+            println!(
+                "{}",
+                if a.no_trunc {
+                    s.id.clone()
+                } else {
+                    s.id.chars().take(12).collect()
+                }
+            );
+        }
+        return Ok(0);
+    }
+    let f = Format::parse(
+        a.format.as_deref(),
+        "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}",
+    );
+    let rows: Vec<Value> = list.iter().map(|s| ps_row(s, a.no_trunc)).collect();
+    f.print(&rows, &ps_header)?;
+    Ok(0)
+}
+
+// ---- logs, top, stats ---------------------------------------------------------
+
+/// `--since`/`--until`: a duration before now, or a timestamp passed on.
+fn time_arg(s: &str) -> String {
+    if let Ok(d) = parse_duration(s) {
+        if s.parse::<f64>().is_err() {
+            let t = SystemTime::now()
+                .checked_sub(d)
+                .unwrap_or(UNIX_EPOCH)
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            return format!("{}.{:09}", t.as_secs(), t.subsec_nanos());
+        }
+    }
+    match cais_image::time::parse_rfc3339(s) {
+        Some(secs) => secs.to_string(),
+        None => s.to_string(),
+    }
+}
+
+fn logs(c: &Client, a: LogsArgs) -> Result<i32> {
+    let mut q = vec![
+        ("stdout", "1".to_string()),
+        ("stderr", "1".to_string()),
+        ("follow", u8::from(a.follow).to_string()),
+        ("timestamps", u8::from(a.timestamps).to_string()),
+    ];
+    if let Some(s) = &a.since {
+        q.push(("since", time_arg(s)));
+    }
+    if let Some(s) = &a.until {
+        q.push(("until", time_arg(s)));
+    }
+    if let Some(t) = &a.tail {
+        q.push(("tail", t.clone()));
+    }
+    let resp = c.request(
+        "GET",
+        &with_query(&format!("/containers/{}/logs", enc(&a.container)), &q),
+        None,
+    )?;
+    let multiplexed = resp
+        .header("Content-Type")
+        .is_some_and(|t| t.contains("multiplexed"));
+    let mut body = resp.body;
+    if multiplexed {
+        while let Some((stream, data)) = cais_api::client::read_frame(&mut body)? {
+            let r = if stream == 2 {
+                std::io::stderr().lock().write_all(&data)
+            } else {
+                std::io::stdout().lock().write_all(&data)
+            };
+            if r.is_err() {
+                break;
+            }
+        }
+    } else {
+        let _ = std::io::copy(&mut body, &mut std::io::stdout().lock());
+    }
+    Ok(0)
+}
+
+fn top(c: &Client, a: TopArgs) -> Result<i32> {
+    let q: Vec<_> = if a.ps_args.is_empty() {
+        Vec::new()
+    } else {
+        vec![("ps_args", a.ps_args.join(" "))]
+    };
+    let v: Value = c.get(&with_query(
+        &format!("/containers/{}/top", enc(&a.container)),
+        &q,
+    ))?;
+    let mut lines = Vec::new();
+    let strs = |x: &Value| -> Vec<String> {
+        x.as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| s.as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    lines.push(strs(&v["Titles"]).join("\t"));
+    for p in v["Processes"].as_array().into_iter().flatten() {
+        lines.push(strs(p).join("\t"));
+    }
+    print_columns(&lines);
+    Ok(0)
+}
+
+fn stats_row(name: &str, s: &Value) -> Value {
+    let f = |v: &Value| v.as_f64().unwrap_or(0.0);
+    let cpu_delta = f(&s["cpu_stats"]["cpu_usage"]["total_usage"])
+        - f(&s["precpu_stats"]["cpu_usage"]["total_usage"]);
+    let sys_delta =
+        f(&s["cpu_stats"]["system_cpu_usage"]) - f(&s["precpu_stats"]["system_cpu_usage"]);
+    let online = s["cpu_stats"]["online_cpus"].as_f64().unwrap_or(1.0);
+    let cpu = if cpu_delta > 0.0 && sys_delta > 0.0 {
+        cpu_delta / sys_delta * online * 100.0
+    } else {
+        0.0
+    };
+    let usage = f(&s["memory_stats"]["usage"]);
+    // An unlimited cgroup reports a huge limit: docker shows the host's
+    // memory then.
+    let mut limit = f(&s["memory_stats"]["limit"]);
+    if limit <= 0.0 || limit >= (1u64 << 60) as f64 {
+        limit = host_memory().unwrap_or(limit);
+    }
+    let mem_pct = if limit > 0.0 {
+        usage / limit * 100.0
+    } else {
+        0.0
+    };
+    let (mut read, mut write) = (0u64, 0u64);
+    for e in s["blkio_stats"]["io_service_bytes_recursive"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let v = e["value"].as_u64().unwrap_or(0);
+        match e["op"].as_str().map(str::to_ascii_lowercase).as_deref() {
+            Some("read") => read += v,
+            Some("write") => write += v,
+            _ => {}
+        }
+    }
+    let binary = |b: f64| -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+        let mut v = b;
+        let mut i = 0;
+        while v >= 1024.0 && i < units.len() - 1 {
+            v /= 1024.0;
+            i += 1;
+        }
+        format!("{v:.2}{}", units[i])
+    };
+    let id: String = s["id"]
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .take(12)
+        .collect();
+    json!({
+        "Container": name,
+        "ID": id,
+        "Name": s["name"].as_str().unwrap_or(name).trim_start_matches('/'),
+        "CPUPerc": format!("{cpu:.2}%"),
+        "MemUsage": format!("{} / {}", binary(usage), binary(limit)),
+        "MemPerc": format!("{mem_pct:.2}%"),
+        "NetIO": "0B / 0B",
+        "BlockIO": format!("{} / {}", human_size(read), human_size(write)),
+        "PIDs": s["pids_stats"]["current"].as_u64().unwrap_or(0).to_string(),
+    })
+}
+
+fn host_memory() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024.0)
+}
+
+fn stats_header(field: &str) -> String {
+    match field {
+        "ID" => "CONTAINER ID",
+        "Container" => "CONTAINER",
+        "Name" => "NAME",
+        "CPUPerc" => "CPU %",
+        "MemUsage" => "MEM USAGE / LIMIT",
+        "MemPerc" => "MEM %",
+        "NetIO" => "NET I/O",
+        "BlockIO" => "BLOCK I/O",
+        "PIDs" => "PIDS",
+        other => return other.to_uppercase(),
+    }
+    .to_string()
+}
+
+fn stats(c: &Client, a: StatsArgs) -> Result<i32> {
+    let names: Vec<String> = if a.containers.is_empty() {
+        let list: Vec<ContainerSummary> = c.get(&with_query(
+            "/containers/json",
+            &[("all", u8::from(a.all).to_string())],
+        ))?;
+        list.into_iter().map(|s| s.id).collect()
+    } else {
+        a.containers.clone()
+    };
+    let f = Format::parse(
+        a.format.as_deref(),
+        "{{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}",
+    );
+    if a.no_stream {
+        let mut rows = Vec::new();
+        for n in &names {
+            let v: Value = c.get(&with_query(
+                &format!("/containers/{}/stats", enc(n)),
+                &[("stream", "0".into())],
+            ))?;
+            rows.push(stats_row(n, &v));
+        }
+        f.print(&rows, &stats_header)?;
+        return Ok(0);
+    }
+    // One streaming request per container; the table is redrawn each second.
+    let latest = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::<String, Value>::new()));
+    for n in &names {
+        let resp = c.request(
+            "GET",
+            &with_query(
+                &format!("/containers/{}/stats", enc(n)),
+                &[("stream", "1".into())],
+            ),
+            None,
+        )?;
+        let latest = latest.clone();
+        let n = n.clone();
+        std::thread::spawn(move || {
+            for v in json_lines::<Value>(resp.body) {
+                let Ok(v) = v else { break };
+                let row = stats_row(&n, &v);
+                latest
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(n.clone(), row);
+            }
+        });
+    }
+    let tty = std::io::stdout().is_terminal();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let rows: Vec<Value> = latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        if tty {
+            print!("\x1b[2J\x1b[H");
+        }
+        f.print(&rows, &stats_header)?;
+        if std::io::stdout().flush().is_err() {
+            return Ok(0);
+        }
+    }
+}
+
+// ---- inspect, commit, events, port -------------------------------------
+
+pub fn inspect(c: &Client, a: &InspectArgs) -> Result<i32> {
+    let mut found = Vec::new();
+    let mut failed = false;
+    for n in &a.names {
+        let kind = a.kind.as_deref();
+        let container = if kind.is_none() || kind == Some("container") {
+            c.get::<Value>(&format!("/containers/{}/json", enc(n))).ok()
+        } else {
+            None
+        };
+        let v = match container {
+            Some(v) => Some(v),
+            None if kind.is_none() || kind == Some("image") => {
+                c.get::<Value>(&format!("/images/{n}/json")).ok()
+            }
+            None => None,
+        };
+        match v {
+            Some(v) => found.push(v),
+            None => {
+                eprintln!("Error: No such object: {n}");
+                failed = true;
+            }
+        }
+    }
+    match &a.format {
+        Some(t) => {
+            for v in &found {
+                println!("{}", render(t, v)?);
+            }
+        }
+        None => {
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                serde_json::to_string_pretty(&found)?
+            );
+        }
+    }
+    Ok(i32::from(failed))
+}
+
+/// `repo[:tag]` split at a tag colon (not a registry port's).
+fn split_reference(r: &str) -> (String, String) {
+    match r.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo.to_string(), tag.to_string()),
+        _ => (r.to_string(), String::new()),
+    }
+}
+
+fn commit(c: &Client, a: CommitArgs) -> Result<i32> {
+    let mut q = vec![("container", a.container.clone())];
+    if let Some(r) = &a.reference {
+        let (repo, tag) = split_reference(r);
+        q.push(("repo", repo));
+        if !tag.is_empty() {
+            q.push(("tag", tag));
+        }
+    }
+    if let Some(m) = &a.message {
+        q.push(("comment", m.clone()));
+    }
+    if let Some(au) = &a.author {
+        q.push(("author", au.clone()));
+    }
+    let v: Value = c.json::<(), _>("POST", &with_query("/commit", &q), None)?;
+    println!("{}", v["Id"].as_str().unwrap_or_default());
+    Ok(0)
+}
+
+fn events(c: &Client, a: EventsArgs) -> Result<i32> {
+    let mut q = Vec::new();
+    if let Some(s) = &a.since {
+        q.push(("since", time_arg(s)));
+    }
+    if let Some(s) = &a.until {
+        q.push(("until", time_arg(s)));
+    }
+    if !a.filter.is_empty() {
+        q.push(("filters", filters_json(&a.filter)?));
+    }
+    let resp = c.request("GET", &with_query("/events", &q), None)?;
+    let mut out = std::io::stdout().lock();
+    for ev in json_lines::<Value>(resp.body) {
+        let ev = ev?;
+        let line = match &a.format {
+            Some(t) => render(t, &ev)?,
+            None => {
+                let nanos = ev["timeNano"].as_i64().unwrap_or(0);
+                let when = format_unix(
+                    nanos.div_euclid(1_000_000_000),
+                    nanos.rem_euclid(1_000_000_000) as u32,
+                );
+                let attrs: Vec<String> = ev["Actor"]["Attributes"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect();
+                format!(
+                    "{when} {} {} {} ({})",
+                    ev["Type"].as_str().unwrap_or_default(),
+                    ev["Action"].as_str().unwrap_or_default(),
+                    ev["Actor"]["ID"].as_str().unwrap_or_default(),
+                    attrs.join(", ")
+                )
+            }
+        };
+        if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+            break;
+        }
+    }
+    Ok(0)
+}
+
+fn port(c: &Client, a: PortArgs) -> Result<i32> {
+    let info: ContainerInspect = c.get(&format!("/containers/{}/json", enc(&a.container)))?;
+    let want = a.port.as_ref().map(|p| {
+        if p.contains('/') {
+            p.clone()
+        } else {
+            format!("{p}/tcp")
+        }
+    });
+    let mut any = false;
+    for (port, bindings) in &info.host_config.port_bindings {
+        if want.as_ref().is_some_and(|w| w != port) {
+            continue;
+        }
+        for b in bindings {
+            any = true;
+            let ip = if b.host_ip.is_empty() {
+                "0.0.0.0"
+            } else {
+                &b.host_ip
+            };
+            if want.is_some() {
+                println!("{ip}:{}", b.host_port);
+            } else {
+                println!("{port} -> {ip}:{}", b.host_port);
+            }
+        }
+    }
+    if let (Some(w), false) = (&want, any) {
+        bail!("No public port '{w}' published for {}", a.container);
+    }
+    Ok(0)
+}
+
+// ---- volumes ------------------------------------------------------------------
+
+fn volume(c: &Client, cmd: VolumeCmd) -> Result<i32> {
+    match cmd {
+        VolumeCmd::Create {
+            driver,
+            label,
+            name,
+        } => {
+            let req = VolumeCreateRequest {
+                name: name.unwrap_or_default(),
+                driver,
+                labels: label
+                    .iter()
+                    .map(|l| {
+                        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                        (k.to_string(), v.to_string())
+                    })
+                    .collect(),
+                ..VolumeCreateRequest::default()
+            };
+            let v: Volume = c.json("POST", "/volumes/create", Some(&req))?;
+            println!("{}", v.name);
+            Ok(0)
+        }
+        VolumeCmd::Ls {
+            quiet,
+            filter,
+            format,
+        } => {
+            let q: Vec<_> = if filter.is_empty() {
+                Vec::new()
+            } else {
+                vec![("filters", filters_json(&filter)?)]
+            };
+            let list: VolumeList = c.get(&with_query("/volumes", &q))?;
+            if quiet {
+                for v in &list.volumes {
+                    println!("{}", v.name);
+                }
+                return Ok(0);
+            }
+            let f = Format::parse(format.as_deref(), "{{.Driver}}\t{{.Name}}");
+            let rows: Vec<Value> = list
+                .volumes
+                .iter()
+                .map(|v| {
+                    json!({"Name": v.name, "Driver": v.driver, "Mountpoint": v.mountpoint,
+                        "Scope": v.scope, "Labels": v.labels.iter().map(|(k, x)| format!("{k}={x}")).collect::<Vec<_>>().join(",")})
+                })
+                .collect();
+            f.print(&rows, &|h| match h {
+                "Name" => "VOLUME NAME".into(),
+                other => other.to_uppercase(),
+            })?;
+            Ok(0)
+        }
+        VolumeCmd::Inspect { format, names } => {
+            let mut out = Vec::new();
+            let mut failed = false;
+            for n in &names {
+                match c.get::<Value>(&format!("/volumes/{}", enc(n))) {
+                    Ok(v) => out.push(v),
+                    Err(e) => {
+                        report(&e.into(), 1);
+                        failed = true;
+                    }
+                }
+            }
+            match format {
+                Some(t) => {
+                    for v in &out {
+                        println!("{}", render(&t, v)?);
+                    }
+                }
+                None => println!("{}", serde_json::to_string_pretty(&out)?),
+            }
+            Ok(i32::from(failed))
+        }
+        VolumeCmd::Rm { force, names } => each(&names, |n| {
+            let q: Vec<_> = if force {
+                vec![("force", "1".to_string())]
+            } else {
+                Vec::new()
+            };
+            c.call::<()>(
+                "DELETE",
+                &with_query(&format!("/volumes/{}", enc(n)), &q),
+                None,
+            )
+            .map(drop)
+        }),
+        VolumeCmd::Prune { .. } => {
+            let v: Value = c.json::<(), _>("POST", "/volumes/prune", None)?;
+            println!("Deleted Volumes:");
+            for n in v["VolumesDeleted"].as_array().into_iter().flatten() {
+                println!("{}", n.as_str().unwrap_or_default());
+            }
+            println!("\nTotal reclaimed space: 0B");
+            Ok(0)
+        }
+    }
+}
+
+// ---- images through the daemon ---------------------------------------------
+
+/// Prints JSON-lines progress (pull, push): plain lines when stderr is not
+/// a terminal; on a terminal one line per layer id, updated in place. An
+/// `error` message fails the command.
+fn progress(body: cais_api::client::Body, quiet: bool) -> Result<()> {
+    let tty = std::io::stderr().is_terminal();
+    let mut err = std::io::stderr().lock();
+    let mut ids: Vec<String> = Vec::new();
+    for msg in json_lines::<Value>(body) {
+        let msg = msg?;
+        if let Some(e) = msg["error"]
+            .as_str()
+            .or(msg["errorDetail"]["message"].as_str())
+        {
+            bail!("{e}");
+        }
+        if quiet {
+            continue;
+        }
+        let status = msg["status"]
+            .as_str()
+            .or(msg["stream"].as_str().map(str::trim_end))
+            .unwrap_or_default();
+        let id = msg["id"].as_str();
+        let line = match (id, msg["progress"].as_str()) {
+            (Some(id), Some(p)) => format!("{id}: {status} {p}"),
+            (Some(id), None) => format!("{id}: {status}"),
+            (None, _) => status.to_string(),
+        };
+        match id {
+            Some(id) if tty => {
+                if let Some(pos) = ids.iter().position(|i| i == id) {
+                    // Up to the layer's line, rewrite it, back down.
+                    let up = ids.len() - pos;
+                    let _ = write!(err, "\x1b[{up}A\r\x1b[2K{line}\r\x1b[{up}B");
+                } else {
+                    ids.push(id.to_string());
+                    let _ = writeln!(err, "{line}");
+                }
+            }
+            _ => {
+                let _ = writeln!(err, "{line}");
+            }
+        }
+        let _ = err.flush();
+    }
+    Ok(())
+}
+
+/// `cais pull` through the daemon: `POST /images/create?fromImage=`.
+pub fn pull_remote(
+    c: &Client,
+    image: &str,
+    platform: &str,
+    quiet: bool,
+    print_reference: bool,
+) -> Result<i32> {
+    let (repo, tag) = split_reference(image);
+    let tag = if tag.is_empty() && !repo.contains('@') {
+        "latest".to_string()
+    } else {
+        tag
+    };
+    let mut q = vec![("fromImage", repo.clone()), ("tag", tag.clone())];
+    if !platform.is_empty() {
+        q.push(("platform", platform.to_string()));
+    }
+    let auth = crate::transfer::registry_auth_header(image);
+    let headers: Vec<(&str, &str)> = auth
+        .iter()
+        .map(|a| ("X-Registry-Auth", a.as_str()))
+        .collect();
+    let resp = c.request_with_headers("POST", &with_query("/images/create", &q), &headers)?;
+    progress(resp.body, quiet)?;
+    if print_reference {
+        println!(
+            "{}",
+            if tag.is_empty() {
+                repo
+            } else {
+                format!("{repo}:{tag}")
+            }
+        );
+    }
+    Ok(0)
+}
+
+/// `cais push` through the daemon: `POST /images/{name}/push`, after
+/// tagging IMAGE as TARGET when one is given.
+pub fn push_remote(c: &Client, image: &str, target: Option<&str>, quiet: bool) -> Result<i32> {
+    if let Some(t) = target {
+        images::tag(c, image, t)?;
+    }
+    let (repo, tag) = split_reference(target.unwrap_or(image));
+    let q: Vec<_> = if tag.is_empty() {
+        Vec::new()
+    } else {
+        vec![("tag", tag)]
+    };
+    let auth = crate::transfer::registry_auth_header(target.unwrap_or(image));
+    let headers: Vec<(&str, &str)> = auth
+        .iter()
+        .map(|a| ("X-Registry-Auth", a.as_str()))
+        .collect();
+    let resp = c.request_with_headers(
+        "POST",
+        &with_query(&format!("/images/{repo}/push"), &q),
+        &headers,
+    )?;
+    progress(resp.body, quiet)?;
+    Ok(0)
+}
+
+/// `cais images` and friends through the daemon.
+pub mod images {
+    use super::*;
+
+    pub fn list(
+        c: &Client,
+        quiet: bool,
+        no_trunc: bool,
+        digests: bool,
+        repo: Option<&str>,
+    ) -> Result<i32> {
+        let q: Vec<_> = match repo {
+            Some(r) => vec![("filters", json!({"reference": [r]}).to_string())],
+            None => Vec::new(),
+        };
+        let list: Vec<ImageSummary> = c.get(&with_query("/images/json", &q))?;
+        let short = |id: &str| -> String {
+            if no_trunc {
+                id.to_string()
+            } else {
+                id.trim_start_matches("sha256:").chars().take(12).collect()
+            }
+        };
+        if quiet {
+            for i in &list {
+                println!("{}", short(&i.id));
+            }
+            return Ok(0);
+        }
+        let mut lines = vec![if digests {
+            "REPOSITORY\tTAG\tDIGEST\tIMAGE ID\tCREATED\tSIZE".to_string()
+        } else {
+            "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE".to_string()
+        }];
+        for i in &list {
+            let tags = if i.repo_tags.is_empty() {
+                vec!["<none>:<none>".to_string()]
+            } else {
+                i.repo_tags.clone()
+            };
+            for t in tags {
+                let (repo, tag) = split_reference(&t);
+                let digest = i
+                    .repo_digests
+                    .iter()
+                    .find(|d| d.starts_with(&format!("{repo}@")))
+                    .and_then(|d| d.split_once('@'))
+                    .map(|(_, d)| d.to_string())
+                    .unwrap_or_else(|| "<none>".into());
+                let mut cells = vec![repo, tag];
+                if digests {
+                    cells.push(digest);
+                }
+                cells.push(short(&i.id));
+                cells.push(ago(i.created));
+                cells.push(human_size(i.size.max(0) as u64));
+                lines.push(cells.join("\t"));
+            }
+        }
+        print_columns(&lines);
+        Ok(0)
+    }
+
+    pub fn tag(c: &Client, source: &str, target: &str) -> Result<i32> {
+        let (repo, tag) = split_reference(target);
+        let mut q = vec![("repo", repo)];
+        if !tag.is_empty() {
+            q.push(("tag", tag));
+        }
+        c.post(&with_query(&format!("/images/{source}/tag"), &q))?;
+        Ok(0)
+    }
+
+    pub fn rmi(c: &Client, force: bool, names: &[String]) -> Result<i32> {
+        let mut failed = false;
+        for n in names {
+            let q: Vec<_> = if force {
+                vec![("force", "1".to_string())]
+            } else {
+                Vec::new()
+            };
+            match c.json::<(), Value>("DELETE", &with_query(&format!("/images/{n}"), &q), None) {
+                Ok(v) => {
+                    for r in v.as_array().into_iter().flatten() {
+                        if let Some(u) = r["Untagged"].as_str() {
+                            println!("Untagged: {u}");
+                        }
+                        if let Some(d) = r["Deleted"].as_str() {
+                            println!("Deleted: {d}");
+                        }
+                    }
+                }
+                Err(e) => {
+                    report(&e.into(), 1);
+                    failed = true;
+                }
+            }
+        }
+        Ok(i32::from(failed))
+    }
+
+    pub fn history(c: &Client, name: &str, quiet: bool, no_trunc: bool) -> Result<i32> {
+        let rows: Vec<Value> = c.get(&format!("/images/{name}/history"))?;
+        let mut lines = vec!["IMAGE\tCREATED\tCREATED BY\tSIZE\tCOMMENT".to_string()];
+        for r in &rows {
+            let id = r["Id"].as_str().unwrap_or("<missing>");
+            let id = if no_trunc || id == "<missing>" {
+                id.to_string()
+            } else {
+                id.trim_start_matches("sha256:").chars().take(12).collect()
+            };
+            if quiet {
+                println!("{id}");
+                continue;
+            }
+            let mut by = r["CreatedBy"].as_str().unwrap_or_default().to_string();
+            if !no_trunc && by.chars().count() > 45 {
+                by = by.chars().take(44).collect::<String>() + "…";
+            }
+            lines.push(
+                [
+                    id,
+                    ago(r["Created"].as_i64().unwrap_or(0)),
+                    by,
+                    human_size(r["Size"].as_u64().unwrap_or(0)),
+                    r["Comment"].as_str().unwrap_or_default().to_string(),
+                ]
+                .join("\t"),
+            );
+        }
+        if !quiet {
+            print_columns(&lines);
+        }
+        Ok(0)
+    }
+
+    pub fn prune(c: &Client, all: bool) -> Result<i32> {
+        let q: Vec<_> = if all {
+            vec![("filters", json!({"dangling": ["false"]}).to_string())]
+        } else {
+            Vec::new()
+        };
+        let v: Value = c.json::<(), _>("POST", &with_query("/images/prune", &q), None)?;
+        println!("Deleted Images:");
+        for r in v["ImagesDeleted"].as_array().into_iter().flatten() {
+            if let Some(u) = r["Untagged"].as_str() {
+                println!("untagged: {u}");
+            }
+            if let Some(d) = r["Deleted"].as_str() {
+                println!("deleted: {d}");
+            }
+        }
+        println!(
+            "\nTotal reclaimed space: {}",
+            human_size(v["SpaceReclaimed"].as_u64().unwrap_or(0))
+        );
+        Ok(0)
+    }
+
+    pub fn save(c: &Client, names: &[String], output: Option<&std::path::Path>) -> Result<i32> {
+        let q: Vec<_> = names.iter().map(|n| ("names", n.clone())).collect();
+        if output.is_none() && std::io::stdout().is_terminal() {
+            bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+        }
+        let mut resp = c.request("GET", &with_query("/images/get", &q), None)?;
+        match output {
+            Some(p) => {
+                let mut f = std::fs::File::create(p)
+                    .with_context(|| format!("creating {}", p.display()))?;
+                std::io::copy(&mut resp.body, &mut f)?;
+            }
+            None => {
+                std::io::copy(&mut resp.body, &mut std::io::stdout().lock())?;
+            }
+        }
+        Ok(0)
+    }
+
+    /// Opens the tarball to send: a file, or stdin for none or `-`.
+    fn open_input(input: Option<&std::path::Path>) -> Result<Box<dyn Read>> {
+        match input {
+            Some(p) if p != std::path::Path::new("-") => Ok(Box::new(
+                std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
+            )),
+            _ => {
+                if std::io::stdin().is_terminal() {
+                    bail!("requested load from stdin, but stdin is empty");
+                }
+                Ok(Box::new(std::io::stdin()))
+            }
+        }
+    }
+
+    /// Prints a JSON-lines answer (`stream` and `status` lines on stdout);
+    /// an `error` line fails the command.
+    fn print_answer(body: cais_api::client::Body) -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        for msg in json_lines::<Value>(body) {
+            let msg = msg?;
+            if let Some(e) = msg["error"]
+                .as_str()
+                .or(msg["errorDetail"]["message"].as_str())
+            {
+                bail!("{e}");
+            }
+            if let Some(s) = msg["stream"].as_str() {
+                let _ = write!(out, "{s}");
+            } else if let Some(s) = msg["status"].as_str() {
+                let _ = writeln!(out, "{s}");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn load(c: &Client, input: Option<&std::path::Path>, quiet: bool) -> Result<i32> {
+        let mut data = open_input(input)?;
+        let resp = c.upload(
+            "POST",
+            &with_query("/images/load", &[("quiet", u8::from(quiet).to_string())]),
+            "application/x-tar",
+            &mut data,
+        )?;
+        print_answer(resp.body)?;
+        Ok(0)
+    }
+
+    pub fn import(
+        c: &Client,
+        file: &str,
+        reference: Option<&str>,
+        message: Option<&str>,
+    ) -> Result<i32> {
+        let mut data = open_input(Some(std::path::Path::new(file)))?;
+        let mut q = vec![("fromSrc", "-".to_string())];
+        if let Some(r) = reference {
+            let (repo, tag) = split_reference(r);
+            q.push(("repo", repo));
+            if !tag.is_empty() {
+                q.push(("tag", tag));
+            }
+        }
+        if let Some(m) = message {
+            q.push(("message", m.to_string()));
+        }
+        let resp = c.upload(
+            "POST",
+            &with_query("/images/create", &q),
+            "application/x-tar",
+            &mut data,
+        )?;
+        print_answer(resp.body)?;
+        Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_go() {
+        let cases = [
+            ("10s", 10.0),
+            ("1m30s", 90.0),
+            ("500ms", 0.5),
+            ("2h", 7200.0),
+            ("1.5s", 1.5),
+            ("3", 3.0),
+        ];
+        for (s, want) in cases {
+            assert_eq!(parse_duration(s).expect(s).as_secs_f64(), want, "{s}");
+        }
+        for bad in ["10x", "s", "1m3", ""] {
+            if bad.is_empty() {
+                continue;
+            }
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_bytes("64m").expect("64m"), 64 << 20);
+        assert_eq!(parse_bytes("1g").expect("1g"), 1 << 30);
+        assert_eq!(parse_bytes("100").expect("100"), 100);
+        assert_eq!(parse_bytes("512kb").expect("512kb"), 512 << 10);
+        assert!(parse_bytes("lots").is_err());
+    }
+
+    #[test]
+    fn ports_parse() {
+        let (p, b) = parse_publish("8080:80").expect("8080:80");
+        assert_eq!((p.as_str(), b.host_port.as_str()), ("80/tcp", "8080"));
+        let (p, b) = parse_publish("127.0.0.1:53:53/udp").expect("udp");
+        assert_eq!(
+            (p.as_str(), b.host_ip.as_str(), b.host_port.as_str()),
+            ("53/udp", "127.0.0.1", "53")
+        );
+        let (p, b) = parse_publish("80").expect("80");
+        assert_eq!((p.as_str(), b.host_port.as_str()), ("80/tcp", ""));
+        for bad in ["x:80", "8080:y", "a:b:c:d"] {
+            assert!(parse_publish(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mounts_parse() {
+        let m = parse_mount("type=volume,source=data,target=/data,readonly").expect("volume");
+        assert_eq!(
+            (
+                m.kind.as_str(),
+                m.source.as_str(),
+                m.target.as_str(),
+                m.read_only
+            ),
+            ("volume", "data", "/data", true)
+        );
+        assert!(parse_mount("type=bind,source=/x").is_err());
+        assert!(parse_mount("type=bind,bogus=1,target=/x").is_err());
+    }
+
+    #[test]
+    fn references_split_at_the_tag() {
+        assert_eq!(
+            split_reference("localhost:5000/a/b:1"),
+            ("localhost:5000/a/b".into(), "1".into())
+        );
+        assert_eq!(
+            split_reference("localhost:5000/a/b"),
+            ("localhost:5000/a/b".into(), String::new())
+        );
+        assert_eq!(
+            split_reference("busybox"),
+            ("busybox".into(), String::new())
+        );
+    }
+}
