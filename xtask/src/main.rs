@@ -3,7 +3,9 @@
 //! - `ci`: installs the test prerequisites (Debian packages, as root), then
 //!   checks formatting and lints and runs every test. `.ci/run` calls this.
 //! - `demo`: the main job end to end: builds the release binary, makes a
-//!   busybox bundle under /tmp/cais-demo and runs it with `cais runtime run`.
+//!   busybox image offline, starts `cais daemon` (own socket and state under
+//!   /tmp/cais-demo), imports the image and runs a container with the `cais`
+//!   CLI.
 //! - `bench-runtime [ARGS]`: builds the release binary and runs the shared
 //!   side-by-side runtime benchmark (../shared/bench/runtime-bench.sh) with
 //!   cais next to runc and crun.
@@ -138,28 +140,85 @@ fn demo() -> Result<()> {
         .current_dir(&root)
         .args(["build", "--release", "-p", "cais"]))?;
     let cais = root.join("target/release/cais");
-    let bundle = Path::new("/tmp/cais-demo");
-    let _ = std::fs::remove_dir_all(bundle);
-    let bin = bundle.join("rootfs/bin");
+    let dir = Path::new("/tmp/cais-demo");
+    let _ = Command::new("umount")
+        .arg("-R")
+        .arg(dir.join("root"))
+        .stderr(std::process::Stdio::null())
+        .status();
+    let _ = std::fs::remove_dir_all(dir);
+    // An image made offline: a busybox-static root filesystem, tarred.
+    let rootfs = dir.join("rootfs");
+    let bin = rootfs.join("bin");
     std::fs::create_dir_all(&bin)?;
+    for d in ["etc", "tmp", "proc", "sys", "dev"] {
+        std::fs::create_dir_all(rootfs.join(d))?;
+    }
     std::fs::copy("/bin/busybox", bin.join("busybox"))?;
-    for applet in ["sh", "hostname", "echo", "cat", "ls"] {
+    let applets = Command::new("/bin/busybox").arg("--list").output()?.stdout;
+    for applet in String::from_utf8_lossy(&applets)
+        .lines()
+        .filter(|a| *a != "busybox")
+    {
         std::os::unix::fs::symlink("busybox", bin.join(applet))?;
     }
-    run(Command::new(&cais)
-        .args(["runtime", "spec", "--bundle"])
-        .arg(bundle))?;
-    let path = bundle.join("config.json");
-    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
-    config["process"]["terminal"] = false.into();
-    config["process"]["args"] = serde_json::json!([
-        "sh",
-        "-c",
-        "echo \"hello from $(hostname), pid $$, in a container\"; ls /"
-    ]);
-    std::fs::write(&path, serde_json::to_vec_pretty(&config)?)?;
-    run(Command::new(&cais)
-        .args(["runtime", "run", "--bundle"])
-        .arg(bundle)
-        .arg("cais-demo"))
+    let tarball = dir.join("busybox.tar");
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg("."))?;
+    // The daemon, with its own state and socket so the demo disturbs nothing.
+    let socket = format!("unix://{}", dir.join("cais.sock").display());
+    let mut daemon = Command::new(&cais)
+        .args(["daemon", "-H", &socket, "--data-root"])
+        .arg(dir.join("root"))
+        .arg("--exec-root")
+        .arg(dir.join("run"))
+        .spawn()
+        .context("starting cais daemon")?;
+    let result = (|| -> Result<()> {
+        for _ in 0..200 {
+            if std::os::unix::net::UnixStream::connect(dir.join("cais.sock")).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        let cli = |args: &[&str]| {
+            let mut c = Command::new(&cais);
+            c.args(["-H", &socket]).args(args);
+            c
+        };
+        run(&mut cli(&[
+            "import",
+            &tarball.to_string_lossy(),
+            "busybox:latest",
+        ]))?;
+        run(&mut cli(&["images"]))?;
+        run(&mut cli(&[
+            "run",
+            "--rm",
+            "--name",
+            "hello",
+            "busybox",
+            "sh",
+            "-c",
+            "echo \"hello from $(hostname), pid $$, in a container\"; ls /",
+        ]))?;
+        run(&mut cli(&["ps", "-a"]))
+    })();
+    // SIGTERM: the daemon shuts down cleanly.
+    let _ = nix_kill(daemon.id());
+    let _ = daemon.wait();
+    result
+}
+
+fn nix_kill(pid: u32) -> std::io::Result<()> {
+    let status = Command::new("kill").arg(pid.to_string()).status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("kill failed"))
+    }
 }

@@ -831,3 +831,38 @@ fn api_put(d: &Daemon, path: &str, body: &[u8]) -> (u16, String) {
         .unwrap_or(0);
     (status, out)
 }
+
+#[test]
+fn stdin_is_forwarded_and_its_end_closes_the_containers_stdin() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    d.image("busybox");
+    let mut child = Command::new(DOCKER)
+        .arg("-H")
+        .arg(format!("unix://{}", d.socket().display()))
+        .args(["run", "--rm", "-i", "busybox", "sh", "-c", "cat; echo done"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("docker run -i");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"line one\nline two\n").expect("write");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "cat never saw the end of its input"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "line one\nline two\ndone\n"
+    );
+}

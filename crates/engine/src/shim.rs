@@ -368,6 +368,8 @@ struct Client {
     stream: UnixStream,
     wants: Option<Request>,
     buf: Vec<u8>,
+    /// The client closed its sending side; it still receives output.
+    input_closed: bool,
 }
 
 fn set_nonblocking(fd: RawFd) {
@@ -430,8 +432,10 @@ fn run_loop(cfg: &Config, stdio: Stdio3, pid: i32, listener: UnixListener) -> Ex
         for (fd, _) in &outputs {
             pfds.push(poll(fd.as_raw_fd()));
         }
-        for fd in clients.keys() {
-            pfds.push(poll(*fd));
+        for (fd, c) in &clients {
+            if !c.input_closed {
+                pfds.push(poll(*fd));
+            }
         }
         let timeout = if exited_at.is_some() { 50 } else { 1000 };
         // SAFETY: pfds is a valid array of pollfd.
@@ -468,6 +472,7 @@ fn run_loop(cfg: &Config, stdio: Stdio3, pid: i32, listener: UnixListener) -> Ex
                         stream,
                         wants: None,
                         buf: Vec::new(),
+                        input_closed: false,
                     },
                 );
             }
@@ -583,8 +588,17 @@ fn serve_client(
     let mut buf = [0u8; 32 * 1024];
     let n = match c.stream.read(&mut buf) {
         Ok(0) => {
-            // An attached client hanging up closes stdin only if it owned it
-            // (docker's stdin-once is handled by the daemon closing stdin).
+            // End of input from a client attached to stdin (`echo hi | run
+            // -i ... cat`): the container's stdin ends too, as with docker's
+            // stdin-once, while the client keeps receiving output. Other
+            // clients that hang up are dropped.
+            if matches!(c.wants, Some(Request::Attach { stdin: true, .. })) {
+                c.input_closed = true;
+                if !cfg.terminal {
+                    *input = None;
+                }
+                return true;
+            }
             return false;
         }
         Ok(n) => n,

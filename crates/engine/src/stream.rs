@@ -278,6 +278,11 @@ where
                 Ok(_) => {}
             }
         }
+        // The client's input ended: pass that on (the shim then closes the
+        // container's stdin) but keep reading output.
+        if stdin {
+            let _ = shim_w.shutdown().await;
+        }
         shim_w
     });
     let _ = tokio::io::copy(&mut shim_r, &mut client_w).await;
