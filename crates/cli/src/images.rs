@@ -359,28 +359,8 @@ pub fn run(cmd: ImageCommand) -> Result<i32> {
 }
 
 fn print_table(rows: &[Vec<String>]) {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = std::io::stdout().lock();
-    for r in rows {
-        let mut line = String::new();
-        for (i, cell) in r.iter().enumerate() {
-            if i + 1 == r.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}   ", w = widths[i]));
-            }
-        }
-        let _ = writeln!(out, "{}", line.trim_end());
-    }
+    let lines: Vec<String> = rows.iter().map(|r| r.join("\t")).collect();
+    crate::template::print_columns(&lines);
 }
 
 fn short_id(rec: &ImageRecord, no_trunc: bool) -> String {
