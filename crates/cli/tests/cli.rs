@@ -4,7 +4,6 @@
 //! Needs root and a static busybox (and `script` for the terminal tests);
 //! a missing one fails under `CI` and skips the test otherwise.
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,63 +11,24 @@ use cais_testkit::{have_tool, require, require_root_and_busybox};
 
 const CAIS: &str = env!("CARGO_BIN_EXE_cais");
 
-/// A daemon with its own data root, exec root and socket.
+/// A daemon (see `cais_testkit::daemon`) whose store holds a busybox image
+/// named `busybox`, and the `cais` CLI pointed at it.
 struct Daemon {
-    dir: tempfile::TempDir,
-    child: Option<Child>,
+    inner: cais_testkit::daemon::Daemon,
+}
+
+impl std::ops::Deref for Daemon {
+    type Target = cais_testkit::daemon::Daemon;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
 }
 
 impl Daemon {
-    /// Starts a daemon whose store holds a busybox image named `busybox`.
     fn start() -> Daemon {
-        // Short paths: unix socket names are limited to 108 bytes.
-        let dir = tempfile::Builder::new()
-            .prefix("cc")
-            .tempdir_in("/tmp")
-            .expect("tempdir");
-        let mut d = Daemon { dir, child: None };
-        cais_testkit::busybox_image(&d.root(), "busybox", serde_json::json!({}));
-        let log = std::fs::File::create(d.dir.path().join("daemon.log")).expect("log");
-        let child = Command::new(CAIS)
-            .arg("daemon")
-            .arg("-H")
-            .arg(d.host())
-            .arg("--data-root")
-            .arg(d.root())
-            .arg("--exec-root")
-            .arg(d.dir.path().join("run"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start daemon");
-        d.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::os::unix::net::UnixStream::connect(d.socket()).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "daemon did not come up: {}",
-                d.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        Daemon {
+            inner: cais_testkit::daemon::Daemon::start(CAIS, true),
         }
-        d
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("api.sock")
-    }
-
-    fn host(&self) -> String {
-        format!("unix://{}", self.socket().display())
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
@@ -122,25 +82,6 @@ impl Daemon {
             stdin.write_all(text.as_bytes()).expect("write input");
         }
         child.wait_with_output().expect("wait for script")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // Remove every container so no shim or mount outlives the test.
-        let out = self.cais(&["ps", "-aq"]);
-        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            let _ = self.cais(&["rm", "-f", id]);
-        }
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = Command::new("umount")
-            .arg("-R")
-            .arg(self.root())
-            .stderr(Stdio::null())
-            .status();
     }
 }
 

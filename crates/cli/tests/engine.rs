@@ -1,8 +1,8 @@
 //! End-to-end tests of the engine: a real `cais daemon`, driven by the
 //! real docker CLI and by the API.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cais_testkit::{require, require_root_and_busybox};
@@ -10,68 +10,28 @@ use cais_testkit::{require, require_root_and_busybox};
 const CAIS: &str = env!("CARGO_BIN_EXE_cais");
 const DOCKER: &str = "/usr/local/bin/docker";
 
-/// A daemon with its own data root, exec root and socket.
+/// A daemon (see `cais_testkit::daemon`) and the real docker CLI pointed at it.
 struct Daemon {
-    dir: tempfile::TempDir,
-    child: Option<Child>,
+    inner: cais_testkit::daemon::Daemon,
+}
+
+impl std::ops::Deref for Daemon {
+    type Target = cais_testkit::daemon::Daemon;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
 }
 
 impl Daemon {
     fn start() -> Daemon {
-        // Short paths: unix socket names are limited to 108 bytes.
-        let dir = tempfile::Builder::new()
-            .prefix("cd")
-            .tempdir_in("/tmp")
-            .expect("tempdir");
-        let mut d = Daemon { dir, child: None };
-        d.spawn();
-        d
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("api.sock")
-    }
-
-    fn spawn(&mut self) {
-        let log = std::fs::File::create(self.dir.path().join("daemon.log")).expect("log");
-        let child = Command::new(CAIS)
-            .arg("daemon")
-            .arg("-H")
-            .arg(format!("unix://{}", self.socket().display()))
-            .arg("--data-root")
-            .arg(self.root())
-            .arg("--exec-root")
-            .arg(self.dir.path().join("run"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start daemon");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "daemon did not come up: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
-    }
-
-    /// SIGKILL, as a crash would.
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        Daemon {
+            inner: cais_testkit::daemon::Daemon::start(CAIS, false),
         }
     }
 
@@ -100,22 +60,6 @@ impl Daemon {
 
     fn image(&self, tag: &str) -> String {
         cais_testkit::busybox_image(&self.root(), tag, serde_json::json!({}))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // Remove every container so no shim or mount outlives the test.
-        let out = self.docker(&["ps", "-aq"]);
-        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            let _ = self.docker(&["rm", "-f", id]);
-        }
-        self.kill9();
-        let _ = Command::new("umount")
-            .arg("-R")
-            .arg(self.root())
-            .stderr(Stdio::null())
-            .status();
     }
 }
 

@@ -3,6 +3,8 @@
 
 pub mod registry;
 
+pub mod daemon;
+
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,0 +1,117 @@
+//! A real `cais daemon` for end-to-end tests: its own data root, exec root
+//! and socket under a short temporary directory, stopped (with every
+//! container removed) when dropped.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    binary: PathBuf,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// Starts `binary daemon`; with `busybox`, the store first gets a
+    /// busybox image named `busybox`.
+    pub fn start(binary: &str, busybox: bool) -> Daemon {
+        // Short paths: unix socket names are limited to 108 bytes.
+        let dir = tempfile::Builder::new()
+            .prefix("cd")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        let mut d = Daemon {
+            dir,
+            binary: PathBuf::from(binary),
+            child: None,
+        };
+        if busybox {
+            crate::busybox_image(&d.root(), "busybox", serde_json::json!({}));
+        }
+        d.spawn();
+        d
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("api.sock")
+    }
+
+    /// `unix://...`, for `-H`, `CAIS_HOST` or `DOCKER_HOST`.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Starts the daemon process (again, after `kill9`) and waits for its socket.
+    pub fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("daemon.log")).expect("log");
+        let child = Command::new(&self.binary)
+            .arg("daemon")
+            .arg("-H")
+            .arg(self.host())
+            .arg("--data-root")
+            .arg(self.root())
+            .arg("--exec-root")
+            .arg(self.dir.path().join("run"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start daemon");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not come up: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn client(&self, args: &[&str]) -> std::process::Output {
+        Command::new(&self.binary)
+            .args(args)
+            .env("CAIS_HOST", self.host())
+            .env_remove("CAIS_DATA_ROOT")
+            .env_remove("DOCKER_HOST")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run cais")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Remove every container so no shim or mount outlives the test.
+        if self.child.is_some() {
+            let out = self.client(&["ps", "-aq"]);
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = self.client(&["rm", "-f", id]);
+            }
+        }
+        self.kill9();
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.root())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
