@@ -810,3 +810,38 @@ fn stdin_is_forwarded_and_its_end_closes_the_containers_stdin() {
         "line one\nline two\ndone\n"
     );
 }
+
+#[test]
+fn system_df_counts_images_containers_and_volumes() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    d.image("busybox");
+    d.docker_ok(&["volume", "create", "v1"]);
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "writer",
+        "-v",
+        "v1:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 100000 /dev/zero > /data/f; head -c 50000 /dev/zero > /big",
+    ]);
+    let out = d.docker_ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Active}}",
+    ]);
+    assert!(out.contains("Images 1 1"), "{out}");
+    assert!(out.contains("Containers 1 0"), "{out}");
+    assert!(out.contains("Local Volumes 1 1"), "{out}");
+    let verbose = d.docker_ok(&["system", "df", "-v"]);
+    assert!(
+        verbose.contains("v1") && verbose.contains("writer"),
+        "{verbose}"
+    );
+}

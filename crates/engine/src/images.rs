@@ -32,7 +32,7 @@ fn familiar_tags(rec: &ImageRecord) -> Vec<String> {
     rec.tags.iter().map(|t| display_name(t)).collect()
 }
 
-fn summary(store: &ImageStore, rec: &ImageRecord) -> Result<ImageSummary> {
+pub(crate) fn summary(store: &ImageStore, rec: &ImageRecord) -> Result<ImageSummary> {
     let config = store.config(rec)?;
     let labels: BTreeMap<String, String> = config
         .config

@@ -250,6 +250,10 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<B
             let info = blocking(move || Ok(crate::system::info(&e))).await?;
             Ok(json(StatusCode::OK, &info))
         }
+        (&Method::GET, ["system", "df"]) => {
+            let df = blocking(move || crate::system::df(&e)).await?;
+            Ok(json(StatusCode::OK, &df))
+        }
         (&Method::GET, ["events"]) => events(engine, &query),
         (&Method::POST, ["containers", "create"]) => {
             let name = query.get("name").map(str::to_string);
