@@ -60,9 +60,19 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct DaemonArgs {
-    /// The API socket.
-    #[arg(long, short = 'H', default_value = "/run/cais.sock")]
-    host: String,
+    /// Where to listen: `unix:///path` (the default socket) and optionally
+    /// one `tcp://host:port`, which needs --tlsverify.
+    #[arg(long, short = 'H', default_value = "unix:///run/cais.sock")]
+    host: Vec<String>,
+    /// Require client certificates signed by --tlscacert on TCP.
+    #[arg(long)]
+    tlsverify: bool,
+    #[arg(long)]
+    tlscacert: Option<std::path::PathBuf>,
+    #[arg(long)]
+    tlscert: Option<std::path::PathBuf>,
+    #[arg(long)]
+    tlskey: Option<std::path::PathBuf>,
     /// Persistent state: images, containers, volumes.
     #[arg(
         long = "data-root",
@@ -151,20 +161,7 @@ fn main() {
             }
             report(runtime::run(*rt))
         }
-        Command::Daemon(a) => {
-            let socket = a.host.strip_prefix("unix://").unwrap_or(&a.host).into();
-            let opts = cais_engine::daemon::Options {
-                socket,
-                root: a.data_root,
-                exec_root: a.exec_root,
-                binary: std::env::current_exe().unwrap_or_else(|_| "cais".into()),
-            };
-            report(
-                cais_engine::daemon::run(opts)
-                    .map(|_| 0)
-                    .map_err(anyhow::Error::from),
-            )
-        }
+        Command::Daemon(a) => report(daemon(a)),
         Command::Archive(a) => cais_engine::archive::helper_main(&a.root, &a.op, &a.path),
         Command::Shim(a) => cais_engine::shim::main(cais_engine::shim::Config {
             id: a.id,
@@ -232,6 +229,45 @@ fn usage_error(e: clap::Error) -> ! {
         _ => 125,
     };
     std::process::exit(code);
+}
+
+fn daemon(a: DaemonArgs) -> anyhow::Result<i32> {
+    let mut socket = None;
+    let mut tcp = None;
+    for h in &a.host {
+        if let Some(addr) = h.strip_prefix("tcp://") {
+            // The API gives root on the host: never without TLS and client
+            // certificates (dockerd's --tlsverify).
+            let (Some(ca), Some(cert), Some(key), true) = (
+                a.tlscacert.clone(),
+                a.tlscert.clone(),
+                a.tlskey.clone(),
+                a.tlsverify,
+            ) else {
+                anyhow::bail!(
+                    "a TCP listener ({h}) needs --tlsverify with --tlscacert, --tlscert and --tlskey"
+                );
+            };
+            if tcp.is_some() {
+                anyhow::bail!("only one tcp:// listener is supported");
+            }
+            tcp = Some((addr.to_string(), cais_engine::daemon::Tls { ca, cert, key }));
+        } else {
+            let path = h.strip_prefix("unix://").unwrap_or(h);
+            if socket.replace(std::path::PathBuf::from(path)).is_some() {
+                anyhow::bail!("only one unix:// socket is supported");
+            }
+        }
+    }
+    let opts = cais_engine::daemon::Options {
+        socket: socket.unwrap_or_else(|| "/run/cais.sock".into()),
+        tcp,
+        root: a.data_root,
+        exec_root: a.exec_root,
+        binary: std::env::current_exe().unwrap_or_else(|_| "cais".into()),
+    };
+    cais_engine::daemon::run(opts)?;
+    Ok(0)
 }
 
 fn report(result: anyhow::Result<i32>) -> i32 {

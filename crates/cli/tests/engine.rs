@@ -845,3 +845,127 @@ fn system_df_counts_images_containers_and_volumes() {
         "{verbose}"
     );
 }
+
+#[test]
+fn tcp_needs_tls_with_client_certificates() {
+    if !ready()
+        || !require(
+            "openssl at /usr/bin/openssl",
+            Path::new("/usr/bin/openssl").exists(),
+        )
+    {
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("ct")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let port = cais_testkit::registry::free_port("127.0.0.1");
+    let tcp = format!("tcp://127.0.0.1:{port}");
+    let unix = format!("unix://{}", dir.path().join("api.sock").display());
+    let base = |extra: &[&str]| {
+        let mut c = Command::new(CAIS);
+        c.args(["daemon", "-H", &unix, "-H", &tcp, "--data-root"])
+            .arg(dir.path().join("root"))
+            .arg("--exec-root")
+            .arg(dir.path().join("run"))
+            .args(extra)
+            .stdin(Stdio::null());
+        c
+    };
+    // Plain TCP is refused outright.
+    let out = base(&[]).output().expect("daemon");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs --tlsverify"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (ca, cert, key) = cais_testkit::registry::make_ca_and_cert(dir.path(), "127.0.0.1");
+    let p = |n: &str| dir.path().join(n);
+    let openssl = |args: &[&str]| {
+        let ok = Command::new("openssl")
+            .args(args)
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl")
+            .success();
+        assert!(ok, "openssl {args:?}");
+    };
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=client",
+        "-keyout",
+        p("client.key").to_str().expect("utf-8"),
+        "-out",
+        p("client.csr").to_str().expect("utf-8"),
+    ]);
+    std::fs::write(p("client.cnf"), "extendedKeyUsage=clientAuth\n").expect("ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-days",
+        "2",
+        "-CAcreateserial",
+        "-in",
+        p("client.csr").to_str().expect("utf-8"),
+        "-CA",
+        ca.to_str().expect("utf-8"),
+        "-CAkey",
+        p("ca.key").to_str().expect("utf-8"),
+        "-extfile",
+        p("client.cnf").to_str().expect("utf-8"),
+        "-out",
+        p("client.crt").to_str().expect("utf-8"),
+    ]);
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let mut daemon = base(&[
+        "--tlsverify",
+        "--tlscacert",
+        &s(&ca),
+        "--tlscert",
+        &s(&cert),
+        "--tlskey",
+        &s(&key),
+    ])
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("daemon");
+    wait_until("the TCP listener", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let docker = |extra: &[String]| {
+        Command::new(DOCKER)
+            .arg("-H")
+            .arg(&tcp)
+            .args(extra)
+            .args(["version", "--format", "{{.Server.Version}}"])
+            .env("DOCKER_CONFIG", dir.path().join("dc"))
+            .output()
+            .expect("docker")
+    };
+    let with_cert = docker(&[
+        "--tlsverify".into(),
+        format!("--tlscacert={}", s(&ca)),
+        format!("--tlscert={}", s(&p("client.crt"))),
+        format!("--tlskey={}", s(&p("client.key"))),
+    ]);
+    let without_cert = docker(&["--tlsverify".into(), format!("--tlscacert={}", s(&ca))]);
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(
+        with_cert.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with_cert.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&with_cert.stdout).trim().is_empty());
+    assert!(
+        !without_cert.status.success(),
+        "a client without a certificate is refused"
+    );
+}

@@ -8,9 +8,20 @@ use std::path::PathBuf;
 use crate::engine::{Config, Engine};
 use crate::error::{Error, Result};
 
+/// `--tlsverify`: a TCP listener serves only clients with a certificate
+/// signed by `ca`.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub socket: PathBuf,
+    /// An extra TCP listener (`host:port`), always with TLS client verification.
+    pub tcp: Option<(String, Tls)>,
     pub root: PathBuf,
     pub exec_root: PathBuf,
     pub binary: PathBuf,
@@ -66,7 +77,53 @@ async fn serve(opts: Options) -> Result<()> {
         "cais daemon: serving the Docker Engine API on {}",
         opts.socket.display()
     );
+    if let Some((addr, tls)) = &opts.tcp {
+        let acceptor = tls_acceptor(tls)?;
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::internal(&format!("binding {addr}"), e))?;
+        eprintln!("cais daemon: serving the Docker Engine API on tcp://{addr} (TLS, client certificates required)");
+        tokio::spawn(crate::server::serve_tls(engine.clone(), tcp, acceptor));
+    }
     crate::server::serve(engine, listener, shutdown).await;
     let _ = std::fs::remove_file(&opts.socket);
     Ok(())
+}
+
+/// A TLS server config that requires a client certificate signed by the CA.
+fn tls_acceptor(tls: &Tls) -> Result<tokio_rustls::TlsAcceptor> {
+    use std::sync::Arc;
+    let read = |path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| Error::InvalidArgument(format!("reading {}: {e}", path.display())))
+    };
+    let bad =
+        |what: &str, e: &dyn std::fmt::Display| Error::InvalidArgument(format!("{what}: {e}"));
+    let certs = rustls_pemfile::certs(&mut read(&tls.cert)?.as_slice())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| bad("reading --tlscert", &e))?;
+    let key = rustls_pemfile::private_key(&mut read(&tls.key)?.as_slice())
+        .map_err(|e| bad("reading --tlskey", &e))?
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!("no private key in {}", tls.key.display()))
+        })?;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in rustls_pemfile::certs(&mut read(&tls.ca)?.as_slice()) {
+        let ca = ca.map_err(|e| bad("reading --tlscacert", &e))?;
+        roots.add(ca).map_err(|e| bad("adding the CA", &e))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| bad("client verifier", &e))?;
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("TLS versions", &e))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .map_err(|e| bad("server certificate", &e))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }

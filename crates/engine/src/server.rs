@@ -720,6 +720,36 @@ pub async fn serve(
     }
 }
 
+/// Accepts TCP connections, completes the TLS handshake (client
+/// certificate required) and serves each like a unix-socket one.
+pub async fn serve_tls(
+    engine: Arc<Engine>,
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let engine = engine.clone();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            // A client without a valid certificate fails here.
+            let Ok(tls) =
+                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
+            else {
+                return;
+            };
+            let Ok(tls) = tls else { return };
+            let svc = hyper::service::service_fn(move |req| handle(engine.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), svc)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
 /// Reads everything a hijacked connection sends until EOF (used by streams).
 pub async fn drain<R: tokio::io::AsyncRead + Unpin>(mut r: R) {
     let mut buf = [0u8; 4096];
