@@ -454,6 +454,9 @@ where
         .ok()
         .and_then(|s| s.code())
         .unwrap_or(126) as i64;
+    // The exit code is recorded before the client sees the end of the
+    // stream: the docker CLI asks for it right then.
+    engine.exec_finished(exec_id, code);
     let _ = client_w.shutdown().await;
     input.abort();
     code
@@ -525,7 +528,7 @@ where
                 break;
             }
         }
-        let _ = client_w.shutdown().await;
+        client_w
     });
     let code = child
         .wait()
@@ -533,7 +536,11 @@ where
         .ok()
         .and_then(|s| s.code())
         .unwrap_or(126) as i64;
-    let _ = tokio::time::timeout(Duration::from_secs(2), output).await;
+    // Record the exit code before the client sees the end of the stream.
+    engine.exec_finished(exec_id, code);
+    if let Ok(Ok(mut client_w)) = tokio::time::timeout(Duration::from_secs(2), output).await {
+        let _ = client_w.shutdown().await;
+    }
     input.abort();
     exec_ttys()
         .lock()
