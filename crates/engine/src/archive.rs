@@ -117,22 +117,6 @@ fn helper(engine: &Engine, rootfs: &Path, op: &str, path: &str) -> Command {
     c
 }
 
-/// The container's root, mounted for the copy when it is not running.
-fn rootfs(engine: &Engine, id: &str) -> Result<(PathBuf, bool)> {
-    engine.record(id)?;
-    let m = engine.images.container_mount(id)?;
-    let mounted = std::fs::read_to_string("/proc/self/mountinfo")
-        .map(|mi| {
-            mi.lines()
-                .any(|l| l.split(' ').nth(4) == Some(&*m.target.to_string_lossy()))
-        })
-        .unwrap_or(false);
-    if !mounted {
-        cais_image::snapshot::mount(&m)?;
-    }
-    Ok((m.target, !mounted))
-}
-
 fn path_stat(engine: &Engine, root: &Path, path: &str) -> Result<String> {
     let out = helper(engine, root, "stat", path)
         .stdin(Stdio::null())
@@ -158,7 +142,7 @@ pub async fn get_archive(
     let e = engine.clone();
     let p = path.clone();
     let (root, mounted_here, stat) = blocking(move || {
-        let (root, mounted_here) = rootfs(&e, &id)?;
+        let (root, mounted_here) = e.mount_rootfs(&id)?;
         match path_stat(&e, &root, &p) {
             Ok(stat) => Ok((root, mounted_here, stat)),
             Err(err) => {
@@ -220,7 +204,7 @@ pub async fn put_archive(
 ) -> Result<Response<Body>> {
     use http_body_util::BodyExt;
     let e = engine.clone();
-    let (root, mounted_here) = blocking(move || rootfs(&e, &id)).await?;
+    let (root, mounted_here) = blocking(move || e.mount_rootfs(&id)).await?;
     let mut child = helper(&engine, &root, "put", &path)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

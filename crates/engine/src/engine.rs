@@ -559,13 +559,8 @@ impl Engine {
         }
         let rootfs = overlay.target.clone();
         let mounts = self.runtime_mounts(rec, dir, &rootfs)?;
-        let user = if rec.config.user.is_empty() {
-            String::new()
-        } else {
-            rec.config.user.clone()
-        };
         let (uid, gid, additional_gids) =
-            spec::resolve_user(&rootfs, &user).map_err(Error::InvalidArgument)?;
+            spec::resolve_user(&rootfs, &rec.config.user).map_err(Error::InvalidArgument)?;
         let mut env = rec.config.env.clone();
         if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
             env.push(format!("HOSTNAME={}", rec.config.hostname));
@@ -785,6 +780,19 @@ impl Engine {
             });
         }
         Ok(out)
+    }
+
+    /// The container's root filesystem, mounted if it is not (a stopped
+    /// container, for export or cp); true when this call mounted it, so the
+    /// caller unmounts it afterwards.
+    pub fn mount_rootfs(&self, id: &str) -> Result<(PathBuf, bool)> {
+        self.record(id)?;
+        let m = self.images.container_mount(id)?;
+        if is_mounted(&m.target) {
+            return Ok((m.target, false));
+        }
+        cais_image::snapshot::mount(&m)?;
+        Ok((m.target, true))
     }
 
     fn teardown_rootfs(&self, id: &str) {

@@ -595,21 +595,7 @@ pub async fn export(engine: Arc<Engine>, id: String) -> Result<Response<Body>> {
     let i = id.clone();
     // A stopped container's overlay is mounted for the export and
     // unmounted after.
-    let (target, mounted_here) = blocking(move || {
-        e.record(&i)?;
-        let m = e.images.container_mount(&i)?;
-        let mounted = std::fs::read_to_string("/proc/self/mountinfo")
-            .map(|mi| {
-                mi.lines()
-                    .any(|l| l.split(' ').nth(4) == Some(&*m.target.to_string_lossy()))
-            })
-            .unwrap_or(false);
-        if !mounted {
-            cais_image::snapshot::mount(&m)?;
-        }
-        Ok((m.target, !mounted))
-    })
-    .await?;
+    let (target, mounted_here) = blocking(move || e.mount_rootfs(&i)).await?;
     let (tx, body) = channel_body();
     tokio::task::spawn_blocking(move || {
         struct ChannelWriter(tokio::sync::mpsc::Sender<Bytes>);

@@ -182,7 +182,6 @@ impl Runtime {
                 .collect(),
         };
         let hooks = spec.hooks().clone().unwrap_or_default();
-        let new_user = ns.new_user;
         proc_plan.seccomp_listener = seccomp_listener(linux, &state_doc)?;
         let plan = InitPlan {
             ns,
@@ -290,7 +289,6 @@ impl Runtime {
             }
         }
         let pid = init_pid.ok_or_else(|| Error::Init("init never reported its pid".into()))?;
-        let _ = new_user;
         let (_, start_time) = state::proc_stat(pid)
             .ok_or_else(|| Error::Init("init exited right after set-up".into()))?;
         let record = Record {
