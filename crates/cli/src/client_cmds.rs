@@ -15,13 +15,14 @@ use anyhow::{anyhow, bail, Context, Result};
 use cais_api::client::{json_lines, with_query, Client};
 use cais_api::{
     ContainerInspect, ContainerSummary, CreateRequest, CreateResponse, ExecConfig, ExecInspect,
-    HealthConfig, ImageSummary, Mount, PortBinding, RestartPolicy, Volume, VolumeCreateRequest,
-    VolumeList, WaitResponse,
+    HealthConfig, ImageSummary, Mount, RestartPolicy, Volume, VolumeCreateRequest, VolumeList,
+    WaitResponse,
 };
 use cais_image::time::{format_unix, human_size};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
+use crate::network;
 use crate::template::{print_columns, render, Format};
 use crate::term;
 
@@ -95,6 +96,9 @@ pub enum ClientCommand {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(VolumeCmd),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(crate::network::NetworkCmd),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -190,13 +194,39 @@ pub struct RunArgs {
     label: Vec<String>,
     #[arg(long)]
     hostname: Option<String>,
-    /// HOSTPORT:CONTAINERPORT[/PROTO] (kept in PortBindings; publishing is
-    /// future work).
+    /// Publish a port: [IP:][HOSTPORT:]PORT[/PROTO], ports may be ranges.
     #[arg(short, long)]
     publish: Vec<String>,
-    /// host, none or bridge.
+    /// Publish every exposed port on a free host port.
+    #[arg(short = 'P', long = "publish-all")]
+    publish_all: bool,
+    /// Expose a port (or range) without publishing it: PORT[-END][/PROTO].
     #[arg(long)]
-    network: Option<String>,
+    expose: Vec<String>,
+    /// bridge (the default), host, none, container:NAME or a network's name.
+    #[arg(long, alias = "net")]
+    network: Vec<String>,
+    /// A name the network's DNS answers for this container.
+    #[arg(long = "network-alias", alias = "net-alias")]
+    network_alias: Vec<String>,
+    /// The container's IPv4 address on its network.
+    #[arg(long)]
+    ip: Option<String>,
+    /// Another container, NAME[:ALIAS], reachable by that name.
+    #[arg(long)]
+    link: Vec<String>,
+    /// A DNS server for the container's resolv.conf.
+    #[arg(long)]
+    dns: Vec<String>,
+    /// A search domain for the container's resolv.conf.
+    #[arg(long = "dns-search")]
+    dns_search: Vec<String>,
+    /// A resolv.conf option (ndots:2, ...).
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    dns_option: Vec<String>,
+    /// An /etc/hosts entry, HOST:IP.
+    #[arg(long = "add-host")]
+    add_host: Vec<String>,
     #[arg(long = "stop-signal")]
     stop_signal: Option<String>,
     #[arg(long = "stop-timeout")]
@@ -504,7 +534,8 @@ pub fn run(host: Option<&str>, cmd: ClientCommand) -> Result<i32> {
         }
         ClientCommand::Commit(a) => commit(&c, a),
         ClientCommand::Events(a) => events(&c, a),
-        ClientCommand::Port(a) => port(&c, a),
+        ClientCommand::Port(a) => crate::network::port(&c, &a.container, a.port.as_deref()),
+        ClientCommand::Network(n) => crate::network::network(&c, n),
         ClientCommand::Volume(v) => volume(&c, v),
         ClientCommand::Container(ContainerCmd::Prune { .. }) => {
             let v: Value = c.json::<(), _>("POST", "/containers/prune", None)?;
@@ -524,13 +555,16 @@ pub fn run(host: Option<&str>, cmd: ClientCommand) -> Result<i32> {
 }
 
 /// Path segment encoding for names (image names keep their slashes).
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     cais_api::client::encode(s)
 }
 
 /// Runs `f` for each name, printing the name on success like docker; the
 /// exit code is 1 when any failed.
-fn each(names: &[String], f: impl Fn(&str) -> cais_api::client::Result<()>) -> Result<i32> {
+pub(crate) fn each(
+    names: &[String],
+    f: impl Fn(&str) -> cais_api::client::Result<()>,
+) -> Result<i32> {
     let mut failed = false;
     for n in names {
         match f(n) {
@@ -649,31 +683,6 @@ fn parse_mount(spec: &str) -> Result<Mount> {
     Ok(m)
 }
 
-/// `[IP:][HOSTPORT:]CONTAINERPORT[/PROTO]`.
-fn parse_publish(spec: &str) -> Result<(String, PortBinding)> {
-    let (addr, proto) = spec.rsplit_once('/').unwrap_or((spec, "tcp"));
-    let parts: Vec<&str> = addr.rsplitn(3, ':').collect();
-    let (container, host_port, host_ip) = match parts.as_slice() {
-        [c] => (*c, "", ""),
-        [c, h] => (*c, *h, ""),
-        [c, h, ip] => (*c, *h, *ip),
-        _ => bail!("invalid port {spec:?}"),
-    };
-    if container.parse::<u16>().is_err() {
-        bail!("invalid containerPort: {container}");
-    }
-    if !host_port.is_empty() && host_port.parse::<u16>().is_err() {
-        bail!("invalid hostPort: {host_port}");
-    }
-    Ok((
-        format!("{container}/{proto}"),
-        PortBinding {
-            host_ip: host_ip.to_string(),
-            host_port: host_port.to_string(),
-        },
-    ))
-}
-
 fn nanos(s: &Option<String>) -> Result<i64> {
     Ok(match s {
         Some(d) => parse_duration(d)?.as_nanos() as i64,
@@ -759,25 +768,122 @@ fn create_request(a: &RunArgs) -> Result<CreateRequest> {
     hc.cap_drop = a.cap_drop.clone();
     hc.privileged = a.privileged;
     hc.security_opt = a.security_opt.clone();
-    hc.network_mode = a.network.clone().unwrap_or_else(|| "default".into());
     let mut exposed = BTreeMap::new();
     for p in &a.publish {
-        let (port, binding) = parse_publish(p)?;
-        exposed.insert(port.clone(), json!({}));
-        hc.port_bindings.entry(port).or_default().push(binding);
+        for (port, binding) in network::parse_publish(p)? {
+            exposed.insert(port.clone(), json!({}));
+            hc.port_bindings.entry(port).or_default().push(binding);
+        }
     }
+    for e in &a.expose {
+        for port in network::parse_expose(e)? {
+            exposed.insert(port, json!({}));
+        }
+    }
+    hc.publish_all_ports = a.publish_all;
     if !exposed.is_empty() {
-        cfg_exposed(&mut req, exposed);
+        req.config.exposed_ports = Some(exposed);
     }
+    networking(&mut req, a)?;
     Ok(req)
 }
 
-fn cfg_exposed(req: &mut CreateRequest, exposed: BTreeMap<String, Value>) {
-    req.config.exposed_ports = Some(exposed);
+/// `--network`, `--network-alias`, `--ip`, `--link`, `--dns*`,
+/// `--add-host`: the network mode (the first `--network`), an endpoint per
+/// user-defined network, and the host config's lists.
+fn networking(req: &mut CreateRequest, a: &RunArgs) -> Result<()> {
+    let hc = &mut req.host_config;
+    let mode = a
+        .network
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "default".into());
+    let user_defined = |m: &str| {
+        !matches!(m, "default" | "bridge" | "host" | "none") && !m.starts_with("container:")
+    };
+    if let Some(other) = mode.strip_prefix("container:") {
+        if other.is_empty() {
+            bail!("invalid --network {mode:?}: container:NAME names a container");
+        }
+    }
+    if a.network.len() > 1 && a.network.iter().any(|n| !user_defined(n)) {
+        bail!(
+            "only user-defined networks can be combined: --network {}",
+            a.network.join(", --network ")
+        );
+    }
+    if !user_defined(&mode) {
+        if !a.network_alias.is_empty() {
+            bail!("network-scoped aliases are only supported for user-defined networks");
+        }
+        if a.ip.is_some() {
+            bail!("user specified IP address is supported on user defined networks only");
+        }
+    }
+    if let Some(ip) = &a.ip {
+        ip.parse::<std::net::Ipv4Addr>()
+            .map_err(|_| anyhow!("invalid IPv4 address {ip:?} for --ip"))?;
+    }
+    let own_stack = !matches!(mode.as_str(), "host" | "none") && !mode.starts_with("container:");
+    if !own_stack && (!a.publish.is_empty() || a.publish_all) {
+        eprintln!("WARNING: Published ports are discarded when using {mode} network mode");
+    }
+    for l in &a.link {
+        let name = l.split(':').next().unwrap_or_default();
+        if name.is_empty() || l.matches(':').count() > 1 {
+            bail!("invalid --link {l:?}: NAME[:ALIAS]");
+        }
+    }
+    for h in &a.add_host {
+        let Some((host, ip)) = h.split_once(':') else {
+            bail!("invalid --add-host {h:?}: HOST:IP");
+        };
+        if host.is_empty() || (ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err()) {
+            bail!("invalid --add-host {h:?}: HOST:IP");
+        }
+    }
+    for d in &a.dns {
+        d.parse::<std::net::IpAddr>()
+            .map_err(|_| anyhow!("invalid --dns {d:?}: an IP address"))?;
+    }
+    hc.network_mode = mode.clone();
+    hc.links = a.link.clone();
+    hc.dns = a.dns.clone();
+    hc.extra_hosts = a.add_host.clone();
+    let mut endpoints = serde_json::Map::new();
+    for (i, net) in a
+        .network
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| user_defined(n))
+    {
+        // Aliases, the address and links go with the first network, as
+        // docker's CLI sends them.
+        let e = if i == 0 {
+            network::endpoint(&a.network_alias, a.ip.as_deref(), &a.link)
+        } else {
+            json!({})
+        };
+        endpoints.insert(net.clone(), e);
+    }
+    if !endpoints.is_empty() {
+        req.networking_config = Some(json!({"EndpointsConfig": endpoints}));
+    }
+    Ok(())
+}
+
+/// The create body: the typed request, plus the host config's DNS lists the
+/// typed request does not carry.
+fn create_body(a: &RunArgs) -> Result<Value> {
+    let req = create_request(a)?;
+    let mut body = serde_json::to_value(&req)?;
+    body["HostConfig"]["DnsSearch"] = json!(a.dns_search);
+    body["HostConfig"]["DnsOptions"] = json!(a.dns_option);
+    Ok(body)
 }
 
 fn create(c: &Client, a: &RunArgs) -> Result<String> {
-    let req = create_request(a)?;
+    let req = create_body(a)?;
     let path = with_query(
         "/containers/create",
         &a.name
@@ -1040,7 +1146,7 @@ fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
 
 // ---- ps -------------------------------------------------------------------
 
-fn filters_json(filters: &[String]) -> Result<String> {
+pub(crate) fn filters_json(filters: &[String]) -> Result<String> {
     let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for f in filters {
         let (k, v) = f
@@ -1054,24 +1160,6 @@ fn filters_json(filters: &[String]) -> Result<String> {
 fn ago(secs: i64) -> String {
     let t = format_unix(secs, 0);
     cais_image::time::human_age(Some(&t))
-}
-
-fn ports_text(ports: &[Value]) -> String {
-    ports
-        .iter()
-        .map(|p| {
-            let private = p["PrivatePort"].as_i64().unwrap_or(0);
-            let proto = p["Type"].as_str().unwrap_or("tcp");
-            match p["PublicPort"].as_i64() {
-                Some(public) => format!(
-                    "{}:{public}->{private}/{proto}",
-                    p["IP"].as_str().unwrap_or("0.0.0.0")
-                ),
-                None => format!("{private}/{proto}"),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn ps_row(s: &ContainerSummary, no_trunc: bool) -> Value {
@@ -1097,6 +1185,17 @@ fn ps_row(s: &ContainerSummary, no_trunc: bool) -> Value {
             }
         })
         .collect();
+    // The networks the container is on, else its network mode.
+    let mut networks: Vec<&str> = s.network_settings["Networks"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if networks.is_empty() {
+        networks.extend(s.host_config["NetworkMode"].as_str());
+    }
+    let networks = networks.join(",");
     json!({
         "ID": id,
         "Names": names.join(","),
@@ -1104,13 +1203,13 @@ fn ps_row(s: &ContainerSummary, no_trunc: bool) -> Value {
         "Command": format!("\"{command}\""),
         "CreatedAt": format_unix(s.created, 0),
         "RunningFor": ago(s.created),
-        "Ports": ports_text(&s.ports),
+        "Ports": network::ports_column(&s.ports),
         "State": s.state,
         "Status": s.status,
         "Size": "0B",
         "Labels": labels.join(","),
         "Mounts": mounts.join(","),
-        "Networks": s.host_config["NetworkMode"].as_str().unwrap_or("default"),
+        "Networks": networks,
     })
 }
 
@@ -1514,40 +1613,6 @@ fn events(c: &Client, a: EventsArgs) -> Result<i32> {
         if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
             break;
         }
-    }
-    Ok(0)
-}
-
-fn port(c: &Client, a: PortArgs) -> Result<i32> {
-    let info: ContainerInspect = c.get(&format!("/containers/{}/json", enc(&a.container)))?;
-    let want = a.port.as_ref().map(|p| {
-        if p.contains('/') {
-            p.clone()
-        } else {
-            format!("{p}/tcp")
-        }
-    });
-    let mut any = false;
-    for (port, bindings) in &info.host_config.port_bindings {
-        if want.as_ref().is_some_and(|w| w != port) {
-            continue;
-        }
-        for b in bindings {
-            any = true;
-            let ip = if b.host_ip.is_empty() {
-                "0.0.0.0"
-            } else {
-                &b.host_ip
-            };
-            if want.is_some() {
-                println!("{ip}:{}", b.host_port);
-            } else {
-                println!("{port} -> {ip}:{}", b.host_port);
-            }
-        }
-    }
-    if let (Some(w), false) = (&want, any) {
-        bail!("No public port '{w}' published for {}", a.container);
     }
     Ok(0)
 }
@@ -2057,22 +2122,6 @@ mod tests {
         assert_eq!(parse_bytes("100").expect("100"), 100);
         assert_eq!(parse_bytes("512kb").expect("512kb"), 512 << 10);
         assert!(parse_bytes("lots").is_err());
-    }
-
-    #[test]
-    fn ports_parse() {
-        let (p, b) = parse_publish("8080:80").expect("8080:80");
-        assert_eq!((p.as_str(), b.host_port.as_str()), ("80/tcp", "8080"));
-        let (p, b) = parse_publish("127.0.0.1:53:53/udp").expect("udp");
-        assert_eq!(
-            (p.as_str(), b.host_ip.as_str(), b.host_port.as_str()),
-            ("53/udp", "127.0.0.1", "53")
-        );
-        let (p, b) = parse_publish("80").expect("80");
-        assert_eq!((p.as_str(), b.host_port.as_str()), ("80/tcp", ""));
-        for bad in ["x:80", "8080:y", "a:b:c:d"] {
-            assert!(parse_publish(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 mod client_cmds;
 mod images;
+mod network;
 mod runtime;
 mod template;
 mod term;

@@ -1,0 +1,849 @@
+//! Networking on the client side: `cais network ...` (the `/networks/*`
+//! endpoints), the port syntax of `run -p`/`--expose` (parsed here, before
+//! any request), and how `port` and `ps` print published ports, all as
+//! docker prints them.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::net::IpAddr;
+
+use anyhow::{anyhow, bail, Context, Result};
+use cais_api::client::{with_query, Client};
+use cais_api::PortBinding;
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+use crate::client_cmds::{each, enc, filters_json, report};
+use crate::template::{render, Format};
+
+// ---- the port syntax ------------------------------------------------------
+
+/// A port range `START[-END]` with `START <= END`, both in 1..=65535.
+fn parse_range(s: &str, what: &str) -> Result<(u16, u16)> {
+    let port = |p: &str| -> Result<u16> {
+        match p.parse::<u16>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => bail!("invalid {what}: {s:?} (ports are 1 to 65535)"),
+        }
+    };
+    let (start, end) = match s.split_once('-') {
+        Some((a, b)) => (port(a)?, port(b)?),
+        None => {
+            let p = port(s)?;
+            (p, p)
+        }
+    };
+    if end < start {
+        bail!("invalid {what}: {s:?} (the range ends before it starts)");
+    }
+    Ok((start, end))
+}
+
+/// `tcp` (also when absent) or `udp`.
+fn parse_proto(proto: &str, spec: &str) -> Result<&'static str> {
+    match proto.to_ascii_lowercase().as_str() {
+        "tcp" => Ok("tcp"),
+        "udp" => Ok("udp"),
+        "sctp" => bail!("invalid port {spec:?}: sctp is not supported (tcp or udp)"),
+        _ => bail!("invalid protocol {proto:?} in {spec:?} (tcp or udp)"),
+    }
+}
+
+/// One `-p/--publish` value, in any of docker's forms:
+/// `[IP:][HOSTPORT:]CONTAINERPORT[/PROTO]`, where ports may be ranges
+/// (`8000-8010:80-90`: pairwise; `8000-8010:80`: any free host port of the
+/// range) and an IPv6 address is written in brackets (`[::1]:8080:80`).
+/// Returns the container ports (`80/tcp`) with their host bindings; an
+/// empty host port means "any free port".
+pub fn parse_publish(spec: &str) -> Result<Vec<(String, PortBinding)>> {
+    let (addr, proto) = match spec.rsplit_once('/') {
+        Some((a, p)) => (a, parse_proto(p, spec)?),
+        None => (spec, "tcp"),
+    };
+    // Split off the host address: bracketed (IPv6) or the part before the
+    // second-to-last colon.
+    let (ip, rest) = if let Some(after) = addr.strip_prefix('[') {
+        let (ip, rest) = after
+            .split_once(']')
+            .ok_or_else(|| anyhow!("invalid port {spec:?}: unclosed '['"))?;
+        let rest = rest
+            .strip_prefix(':')
+            .ok_or_else(|| anyhow!("invalid port {spec:?}: expected ':' after the address"))?;
+        (ip, rest)
+    } else {
+        match addr.matches(':').count() {
+            0 | 1 => ("", addr),
+            2 => addr.split_once(':').expect("two colons"),
+            _ => bail!("invalid port {spec:?}: an IPv6 host address must be in brackets"),
+        }
+    };
+    if !ip.is_empty() && ip.parse::<IpAddr>().is_err() {
+        bail!("invalid host address {ip:?} in {spec:?}");
+    }
+    let (host, container) = match rest.split_once(':') {
+        Some((h, c)) => (h, c),
+        None => ("", rest),
+    };
+    if container.is_empty() {
+        bail!("invalid port {spec:?}: no container port");
+    }
+    let (c_start, c_end) = parse_range(container, "container port")?;
+    let host_range = if host.is_empty() {
+        None
+    } else {
+        Some(parse_range(host, "host port")?)
+    };
+    let binding = |host_port: String| PortBinding {
+        host_ip: ip.to_string(),
+        host_port,
+    };
+    let key = |p: u16| format!("{p}/{proto}");
+    match host_range {
+        None => Ok((c_start..=c_end)
+            .map(|p| (key(p), binding(String::new())))
+            .collect()),
+        Some((h_start, h_end)) if h_end - h_start == c_end - c_start => Ok((c_start..=c_end)
+            .zip(h_start..=h_end)
+            .map(|(c, h)| (key(c), binding(h.to_string())))
+            .collect()),
+        // One container port, a host range: the daemon picks a free one.
+        Some(_) if c_start == c_end => Ok(vec![(key(c_start), binding(host.to_string()))]),
+        Some(_) => bail!(
+            "invalid ranges in {spec:?}: host ports {host} and container ports {container} \
+             differ in size"
+        ),
+    }
+}
+
+/// One `--expose` value: `PORT[-END][/PROTO]` → `80/tcp`, ...
+pub fn parse_expose(spec: &str) -> Result<Vec<String>> {
+    let (ports, proto) = match spec.rsplit_once('/') {
+        Some((a, p)) => (a, parse_proto(p, spec)?),
+        None => (spec, "tcp"),
+    };
+    let (start, end) = parse_range(ports, "port")?;
+    Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
+}
+
+/// `80` or `80/udp` as a port key (`80/tcp`), for `cais port C PORT`.
+fn port_key(spec: &str) -> Result<String> {
+    let keys = parse_expose(spec)?;
+    match keys.as_slice() {
+        [k] => Ok(k.clone()),
+        _ => bail!("invalid port {spec:?}: one port, not a range"),
+    }
+}
+
+// ---- printing published ports ----------------------------------------------
+
+/// A port as `GET /containers/json` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct ListedPort {
+    private: u16,
+    proto: String,
+    ip: String,
+    public: Option<u16>,
+}
+
+fn listed(p: &Value) -> ListedPort {
+    ListedPort {
+        private: p["PrivatePort"].as_u64().unwrap_or(0) as u16,
+        proto: p["Type"].as_str().unwrap_or("tcp").to_string(),
+        ip: p["IP"].as_str().unwrap_or_default().to_string(),
+        public: p["PublicPort"].as_u64().map(|n| n as u16),
+    }
+}
+
+/// `host:port`, with brackets around an IPv6 host.
+fn join_host_port(ip: &str, port: impl std::fmt::Display) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
+/// The PORTS column of `ps`, as docker writes it: `0.0.0.0:8080->80/tcp`
+/// for a published port, `80/tcp` for an exposed one; runs of consecutive
+/// ports that keep their number (exposed, or published on the same host
+/// port) are folded into ranges (`0.0.0.0:8000-8002->8000-8002/tcp`), and
+/// ports published under another number come last.
+pub fn ports_column(ports: &[Value]) -> String {
+    let mut ports: Vec<ListedPort> = ports.iter().map(listed).collect();
+    ports.sort();
+    ports.dedup();
+    // Runs, keyed by (ip, proto), in the order each key first appears.
+    let mut runs: Vec<(String, String, u16, u16)> = Vec::new();
+    let mut renumbered = Vec::new();
+    for p in &ports {
+        let ip = match p.public {
+            Some(public) if public != p.private => {
+                renumbered.push(format!(
+                    "{}->{}/{}",
+                    join_host_port(&p.ip, public),
+                    p.private,
+                    p.proto
+                ));
+                continue;
+            }
+            Some(_) => p.ip.clone(),
+            None => String::new(),
+        };
+        match runs
+            .iter_mut()
+            .rev()
+            .find(|(i, pr, _, _)| *i == ip && *pr == p.proto)
+        {
+            Some(run) if run.3.checked_add(1) == Some(p.private) => run.3 = p.private,
+            _ => runs.push((ip, p.proto.clone(), p.private, p.private)),
+        }
+    }
+    let mut out: Vec<String> = runs
+        .into_iter()
+        .map(|(ip, proto, first, last)| {
+            let range = if first == last {
+                first.to_string()
+            } else {
+                format!("{first}-{last}")
+            };
+            if ip.is_empty() {
+                format!("{range}/{proto}")
+            } else {
+                format!("{}->{range}/{proto}", join_host_port(&ip, &range))
+            }
+        })
+        .collect();
+    out.extend(renumbered);
+    out.join(", ")
+}
+
+/// `cais port C [PORT[/PROTO]]`: the container's published ports from
+/// `NetworkSettings.Ports` (what the daemon really bound), one line each:
+/// `80/tcp -> 0.0.0.0:8080`, or only `0.0.0.0:8080` for one port.
+pub fn port(c: &Client, container: &str, port: Option<&str>) -> Result<i32> {
+    let want = port.map(port_key).transpose()?;
+    let info: Value = c.get(&format!("/containers/{}/json", enc(container)))?;
+    let lines = port_lines(&info["NetworkSettings"]["Ports"], want.as_deref());
+    if lines.is_empty() {
+        if let Some(w) = want {
+            bail!("No public port '{w}' published for {container}");
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    for l in lines {
+        let _ = writeln!(out, "{l}");
+    }
+    Ok(0)
+}
+
+/// The lines `cais port` prints for `NetworkSettings.Ports`, in port
+/// order (numerically, then by protocol).
+fn port_lines(ports: &Value, want: Option<&str>) -> Vec<String> {
+    let mut keys: Vec<(&String, &Value)> = ports.as_object().into_iter().flatten().collect();
+    let order = |k: &str| -> (u32, String) {
+        let (n, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+        (n.parse().unwrap_or(u32::MAX), proto.to_string())
+    };
+    keys.sort_by_key(|(k, _)| order(k));
+    let mut lines = Vec::new();
+    for (key, bindings) in keys {
+        if want.is_some_and(|w| w != key) {
+            continue;
+        }
+        for b in bindings.as_array().into_iter().flatten() {
+            let ip = match b["HostIp"].as_str().unwrap_or_default() {
+                "" => "0.0.0.0",
+                ip => ip,
+            };
+            let addr = join_host_port(ip, b["HostPort"].as_str().unwrap_or_default());
+            lines.push(match want {
+                Some(_) => addr,
+                None => format!("{key} -> {addr}"),
+            });
+        }
+    }
+    lines
+}
+
+// ---- cais network ---------------------------------------------------------
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCmd {
+    /// Create a network.
+    Create {
+        /// Only bridge (the default).
+        #[arg(short, long, default_value = "bridge")]
+        driver: String,
+        /// The network's addresses, e.g. 10.5.0.0/16.
+        #[arg(long)]
+        subnet: Option<String>,
+        /// The bridge's address in the subnet (default: the first).
+        #[arg(long)]
+        gateway: Option<String>,
+        /// Containers get addresses from this part of the subnet.
+        #[arg(long = "ip-range")]
+        ip_range: Option<String>,
+        /// No traffic to or from outside the network.
+        #[arg(long)]
+        internal: bool,
+        /// Accepted for compatibility (every network is attachable).
+        #[arg(long)]
+        attachable: bool,
+        #[arg(long)]
+        label: Vec<String>,
+        /// Driver options, KEY=VALUE.
+        #[arg(short = 'o', long = "opt")]
+        opt: Vec<String>,
+        name: String,
+    },
+    /// List networks.
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short, long)]
+        quiet: bool,
+        /// KEY=VALUE (driver, id, label, name, scope, type, dangling).
+        #[arg(short, long)]
+        filter: Vec<String>,
+        /// A Go template, or `table TEMPLATE`.
+        #[arg(long)]
+        format: Option<String>,
+        #[arg(long = "no-trunc")]
+        no_trunc: bool,
+    },
+    /// Show networks in detail, as JSON.
+    Inspect {
+        #[arg(short, long)]
+        format: Option<String>,
+        /// Accepted for compatibility.
+        #[arg(short, long)]
+        verbose: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove networks.
+    #[command(alias = "remove")]
+    Rm {
+        /// Do not fail when a network does not exist.
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Connect a container to a network.
+    Connect {
+        /// A name the network's DNS answers for this container.
+        #[arg(long)]
+        alias: Vec<String>,
+        /// The container's IPv4 address on the network.
+        #[arg(long)]
+        ip: Option<String>,
+        /// Another container, NAME[:ALIAS].
+        #[arg(long)]
+        link: Vec<String>,
+        network: String,
+        container: String,
+    },
+    /// Disconnect a container from a network.
+    Disconnect {
+        /// Also when the container is not running or the network is gone.
+        #[arg(short, long)]
+        force: bool,
+        network: String,
+        container: String,
+    },
+    /// Remove every network no container uses.
+    Prune {
+        /// Do not ask for confirmation.
+        #[arg(short, long)]
+        force: bool,
+        #[arg(long)]
+        filter: Vec<String>,
+    },
+}
+
+/// `KEY=VALUE` options (labels, driver options) as a map.
+fn key_values(items: &[String]) -> BTreeMap<String, String> {
+    items
+        .iter()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// The body of `POST /networks/create`, checked before it is sent.
+#[allow(clippy::too_many_arguments)] // the flags of one command
+fn create_body(
+    name: &str,
+    driver: &str,
+    subnet: Option<&str>,
+    gateway: Option<&str>,
+    ip_range: Option<&str>,
+    internal: bool,
+    attachable: bool,
+    labels: &[String],
+    opts: &[String],
+) -> Result<Value> {
+    if name.is_empty() {
+        bail!("a network needs a name");
+    }
+    if subnet.is_none() && (gateway.is_some() || ip_range.is_some()) {
+        bail!("--gateway and --ip-range need a --subnet");
+    }
+    let mut ipam = json!({"Driver": "default", "Options": {}, "Config": []});
+    if let Some(s) = subnet {
+        let mut cfg = json!({"Subnet": s});
+        if let Some(g) = gateway {
+            g.parse::<IpAddr>()
+                .map_err(|_| anyhow!("invalid gateway address {g:?}"))?;
+            cfg["Gateway"] = g.into();
+        }
+        if let Some(r) = ip_range {
+            cfg["IPRange"] = r.into();
+        }
+        ipam["Config"] = json!([cfg]);
+    }
+    Ok(json!({
+        "Name": name,
+        "CheckDuplicate": true,
+        "Driver": driver,
+        "Internal": internal,
+        "Attachable": attachable,
+        "IPAM": ipam,
+        "Options": key_values(opts),
+        "Labels": key_values(labels),
+    }))
+}
+
+fn short_id(id: &str, no_trunc: bool) -> String {
+    if no_trunc {
+        id.to_string()
+    } else {
+        id.chars().take(12).collect()
+    }
+}
+
+/// Asks `question` on the terminal; true for `y`/`yes`.
+fn confirm(question: &str) -> bool {
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    // Like docker, an answer may come from a pipe too; none is "no".
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+pub fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
+    match cmd {
+        NetworkCmd::Create {
+            driver,
+            subnet,
+            gateway,
+            ip_range,
+            internal,
+            attachable,
+            label,
+            opt,
+            name,
+        } => {
+            let body = create_body(
+                &name,
+                &driver,
+                subnet.as_deref(),
+                gateway.as_deref(),
+                ip_range.as_deref(),
+                internal,
+                attachable,
+                &label,
+                &opt,
+            )?;
+            let v: Value = c.json("POST", "/networks/create", Some(&body))?;
+            if let Some(w) = v["Warning"].as_str().filter(|w| !w.is_empty()) {
+                eprintln!("WARNING: {w}");
+            }
+            println!("{}", v["Id"].as_str().unwrap_or_default());
+            Ok(0)
+        }
+        NetworkCmd::Ls {
+            quiet,
+            filter,
+            format,
+            no_trunc,
+        } => {
+            let q: Vec<_> = if filter.is_empty() {
+                Vec::new()
+            } else {
+                vec![("filters", filters_json(&filter)?)]
+            };
+            let mut list: Vec<Value> = c.get(&with_query("/networks", &q))?;
+            list.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
+            if quiet {
+                for n in &list {
+                    println!(
+                        "{}",
+                        short_id(n["Id"].as_str().unwrap_or_default(), no_trunc)
+                    );
+                }
+                return Ok(0);
+            }
+            let rows: Vec<Value> = list.iter().map(|n| ls_row(n, no_trunc)).collect();
+            let f = Format::parse(
+                format.as_deref(),
+                "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+            );
+            f.print(&rows, &|h| match h {
+                "ID" => "NETWORK ID".into(),
+                "CreatedAt" => "CREATED AT".into(),
+                other => other.to_uppercase(),
+            })?;
+            Ok(0)
+        }
+        NetworkCmd::Inspect { format, names, .. } => {
+            let mut found = Vec::new();
+            let mut failed = false;
+            for n in &names {
+                match c.get::<Value>(&format!("/networks/{}", enc(n))) {
+                    Ok(v) => found.push(v),
+                    Err(e) => {
+                        report(&e.into(), 1);
+                        failed = true;
+                    }
+                }
+            }
+            let mut out = std::io::stdout().lock();
+            match format {
+                Some(t) => {
+                    for v in &found {
+                        let _ = writeln!(out, "{}", render(&t, v)?);
+                    }
+                }
+                None => {
+                    let _ = writeln!(out, "{}", serde_json::to_string_pretty(&found)?);
+                }
+            }
+            Ok(i32::from(failed))
+        }
+        NetworkCmd::Rm { force, names } => each(&names, |n| {
+            match c.call::<()>("DELETE", &format!("/networks/{}", enc(n)), None) {
+                Err(e) if force && e.status() == Some(404) => Ok(()),
+                r => r.map(drop),
+            }
+        }),
+        NetworkCmd::Connect {
+            alias,
+            ip,
+            link,
+            network,
+            container,
+        } => {
+            if let Some(ip) = &ip {
+                ip.parse::<IpAddr>()
+                    .map_err(|_| anyhow!("invalid IP address {ip:?}"))?;
+            }
+            let body = json!({
+                "Container": container,
+                "EndpointConfig": endpoint(&alias, ip.as_deref(), &link),
+            });
+            c.call(
+                "POST",
+                &format!("/networks/{}/connect", enc(&network)),
+                Some(&body),
+            )?;
+            Ok(0)
+        }
+        NetworkCmd::Disconnect {
+            force,
+            network,
+            container,
+        } => {
+            let body = json!({"Container": container, "Force": force});
+            c.call(
+                "POST",
+                &format!("/networks/{}/disconnect", enc(&network)),
+                Some(&body),
+            )?;
+            Ok(0)
+        }
+        NetworkCmd::Prune { force, filter } => {
+            if !force
+                && !confirm(
+                    "WARNING! This will remove all custom networks not used by at least one \
+                     container.\nAre you sure you want to continue?",
+                )
+            {
+                return Ok(0);
+            }
+            let q: Vec<_> = if filter.is_empty() {
+                Vec::new()
+            } else {
+                vec![("filters", filters_json(&filter)?)]
+            };
+            let v: Value = c
+                .json::<(), _>("POST", &with_query("/networks/prune", &q), None)
+                .context("pruning networks")?;
+            let deleted: Vec<&str> = v["NetworksDeleted"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            if !deleted.is_empty() {
+                println!("Deleted Networks:");
+                for n in deleted {
+                    println!("{n}");
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// An `EndpointSettings` body: aliases, a fixed address, links.
+pub fn endpoint(aliases: &[String], ip: Option<&str>, links: &[String]) -> Value {
+    let mut e = json!({});
+    if !aliases.is_empty() {
+        e["Aliases"] = json!(aliases);
+    }
+    if let Some(ip) = ip {
+        e["IPAMConfig"] = json!({"IPv4Address": ip});
+    }
+    if !links.is_empty() {
+        e["Links"] = json!(links);
+    }
+    e
+}
+
+/// A row of `network ls`, with the fields `--format` can name.
+fn ls_row(n: &Value, no_trunc: bool) -> Value {
+    let labels: Vec<String> = n["Labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    json!({
+        "ID": short_id(n["Id"].as_str().unwrap_or_default(), no_trunc),
+        "Name": n["Name"],
+        "Driver": n["Driver"],
+        "Scope": n["Scope"],
+        "IPv6": n["EnableIPv6"].as_bool().unwrap_or(false).to_string(),
+        "Internal": n["Internal"].as_bool().unwrap_or(false).to_string(),
+        "Labels": labels.join(","),
+        "CreatedAt": n["Created"],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(ip: &str, port: &str) -> PortBinding {
+        PortBinding {
+            host_ip: ip.into(),
+            host_port: port.into(),
+        }
+    }
+
+    /// (container port, host address, host port).
+    type Want = &'static [(&'static str, &'static str, &'static str)];
+
+    #[test]
+    fn publish_specs_parse_like_docker() {
+        let cases: &[(&str, Want)] = &[
+            ("80", &[("80/tcp", "", "")]),
+            ("8080:80", &[("80/tcp", "", "8080")]),
+            ("127.0.0.1:8080:80", &[("80/tcp", "127.0.0.1", "8080")]),
+            ("127.0.0.1::80", &[("80/tcp", "127.0.0.1", "")]),
+            ("53:53/udp", &[("53/udp", "", "53")]),
+            ("5353:53/UDP", &[("53/udp", "", "5353")]),
+            ("80/tcp", &[("80/tcp", "", "")]),
+            ("[::1]:8080:80", &[("80/tcp", "::1", "8080")]),
+            ("[::]::80", &[("80/tcp", "::", "")]),
+            (
+                "8000-8002:80-82",
+                &[
+                    ("80/tcp", "", "8000"),
+                    ("81/tcp", "", "8001"),
+                    ("82/tcp", "", "8002"),
+                ],
+            ),
+            (
+                "0.0.0.0:9000-9001:90-91/udp",
+                &[("90/udp", "0.0.0.0", "9000"), ("91/udp", "0.0.0.0", "9001")],
+            ),
+            ("80-81", &[("80/tcp", "", ""), ("81/tcp", "", "")]),
+            ("8000-8010:80", &[("80/tcp", "", "8000-8010")]),
+            ("65535:1", &[("1/tcp", "", "65535")]),
+        ];
+        for (spec, want) in cases {
+            let got = parse_publish(spec).unwrap_or_else(|e| panic!("{spec}: {e:#}"));
+            let want: Vec<(String, PortBinding)> = want
+                .iter()
+                .map(|(k, ip, port)| (k.to_string(), b(ip, port)))
+                .collect();
+            assert_eq!(got, want, "{spec}");
+        }
+    }
+
+    #[test]
+    fn bad_publish_specs_are_refused_with_a_reason() {
+        let cases = [
+            ("", "no container port"),
+            ("8080:", "no container port"),
+            ("x:80", "invalid host port"),
+            ("8080:y", "invalid container port"),
+            ("0:80", "invalid host port"),
+            ("8080:0", "invalid container port"),
+            ("8080:65536", "invalid container port"),
+            ("70000:80", "invalid host port"),
+            ("8080:80/icmp", "invalid protocol"),
+            ("8080:80/", "invalid protocol"),
+            ("8080:80/sctp", "sctp is not supported"),
+            ("8000-8010:80-85", "differ in size"),
+            ("8080:80-81", "differ in size"),
+            ("90-80", "ends before it starts"),
+            ("8080-:80", "invalid host port"),
+            ("300.0.0.1:8080:80", "invalid host address"),
+            ("localhost:8080:80", "invalid host address"),
+            ("::1:8080:80", "must be in brackets"),
+            ("[::1:8080:80", "unclosed"),
+            ("[::1]8080:80", "expected ':'"),
+        ];
+        for (spec, reason) in cases {
+            match parse_publish(spec) {
+                Ok(v) => panic!("{spec:?} parsed as {v:?}"),
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    assert!(msg.contains(reason), "{spec:?}: {msg:?} lacks {reason:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn expose_specs_parse() {
+        assert_eq!(parse_expose("80").expect("80"), ["80/tcp"]);
+        assert_eq!(
+            parse_expose("53-54/udp").expect("range"),
+            ["53/udp", "54/udp"]
+        );
+        for bad in ["", "x", "0", "80/xyz", "81-80"] {
+            assert!(parse_expose(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(port_key("80").expect("80"), "80/tcp");
+        assert!(port_key("80-81").is_err());
+    }
+
+    fn row(private: u16, proto: &str, ip: &str, public: Option<u16>) -> Value {
+        let mut v = json!({"PrivatePort": private, "Type": proto});
+        if let Some(p) = public {
+            v["PublicPort"] = p.into();
+            v["IP"] = ip.into();
+        }
+        v
+    }
+
+    #[test]
+    fn the_ports_column_reads_like_dockers() {
+        assert_eq!(ports_column(&[]), "");
+        assert_eq!(
+            ports_column(&[row(80, "tcp", "0.0.0.0", Some(8080))]),
+            "0.0.0.0:8080->80/tcp"
+        );
+        assert_eq!(ports_column(&[row(80, "tcp", "", None)]), "80/tcp");
+        // Exposed runs fold; same-number publications fold per address.
+        assert_eq!(
+            ports_column(&[
+                row(81, "tcp", "", None),
+                row(80, "tcp", "", None),
+                row(82, "tcp", "", None),
+                row(53, "udp", "", None),
+            ]),
+            "53/udp, 80-82/tcp"
+        );
+        assert_eq!(
+            ports_column(&[
+                row(8000, "tcp", "0.0.0.0", Some(8000)),
+                row(8001, "tcp", "0.0.0.0", Some(8001)),
+                row(80, "tcp", "127.0.0.1", Some(8080)),
+                row(53, "udp", "0.0.0.0", Some(5353)),
+            ]),
+            "0.0.0.0:8000-8001->8000-8001/tcp, 0.0.0.0:5353->53/udp, 127.0.0.1:8080->80/tcp"
+        );
+        assert_eq!(
+            ports_column(&[row(80, "tcp", "::", Some(8080))]),
+            "[::]:8080->80/tcp"
+        );
+    }
+
+    #[test]
+    fn port_lines_follow_network_settings() {
+        let ports = json!({
+            "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}],
+            "443/tcp": null,
+            "53/udp": [{"HostIp": "127.0.0.1", "HostPort": "5353"}],
+            "9/tcp": [{"HostIp": "", "HostPort": "9000"}, {"HostIp": "::", "HostPort": "9000"}],
+        });
+        assert_eq!(
+            port_lines(&ports, None),
+            [
+                "9/tcp -> 0.0.0.0:9000",
+                "9/tcp -> [::]:9000",
+                "53/udp -> 127.0.0.1:5353",
+                "80/tcp -> 0.0.0.0:8080",
+            ]
+        );
+        assert_eq!(port_lines(&ports, Some("80/tcp")), ["0.0.0.0:8080"]);
+        assert!(port_lines(&ports, Some("443/tcp")).is_empty());
+        assert!(port_lines(&Value::Null, None).is_empty());
+    }
+
+    #[test]
+    fn network_create_bodies_are_checked() {
+        let v = create_body(
+            "n1",
+            "bridge",
+            Some("10.5.0.0/16"),
+            Some("10.5.0.1"),
+            None,
+            true,
+            false,
+            &["a=b".into()],
+            &["com.docker.network.bridge.name=br5".into()],
+        )
+        .expect("valid");
+        assert_eq!(v["IPAM"]["Config"][0]["Subnet"], "10.5.0.0/16");
+        assert_eq!(v["IPAM"]["Config"][0]["Gateway"], "10.5.0.1");
+        assert_eq!(v["Internal"], true);
+        assert_eq!(v["Labels"]["a"], "b");
+        assert_eq!(v["Options"]["com.docker.network.bridge.name"], "br5");
+        let none = create_body("n", "bridge", None, None, None, false, false, &[], &[])
+            .expect("no subnet");
+        assert_eq!(none["IPAM"]["Config"], json!([]));
+        assert!(create_body(
+            "n",
+            "bridge",
+            None,
+            Some("10.0.0.1"),
+            None,
+            false,
+            false,
+            &[],
+            &[]
+        )
+        .is_err());
+        assert!(create_body(
+            "n",
+            "bridge",
+            Some("10.0.0.0/8"),
+            Some("gw"),
+            None,
+            false,
+            false,
+            &[],
+            &[]
+        )
+        .is_err());
+    }
+}
