@@ -1173,7 +1173,7 @@ impl Engine {
             host_config: r.host_config.clone(),
             mounts: r.mounts.clone(),
             config: r.config.clone(),
-            network_settings: serde_json::json!({"Ports": {}, "Networks": {}}),
+            network_settings: Default::default(),
             ..Default::default()
         })
     }
