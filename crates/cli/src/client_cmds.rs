@@ -14,9 +14,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, bail, Context, Result};
 use cais_api::client::{json_lines, with_query, Client};
 use cais_api::{
-    ContainerInspect, ContainerSummary, CreateRequest, CreateResponse, ExecConfig, ExecInspect,
-    HealthConfig, ImageSummary, Mount, RestartPolicy, Volume, VolumeCreateRequest, VolumeList,
-    WaitResponse,
+    ContainerInspect, ContainerSummary, CreateRequest, CreateResponse, EndpointSettings,
+    ExecConfig, ExecInspect, HealthConfig, ImageSummary, Mount, NetworkingConfig, RestartPolicy,
+    Volume, VolumeCreateRequest, VolumeList, WaitResponse,
 };
 use cais_image::time::{format_unix, human_size};
 use clap::{Args, Subcommand};
@@ -850,7 +850,9 @@ fn networking(req: &mut CreateRequest, a: &RunArgs) -> Result<()> {
     hc.links = a.link.clone();
     hc.dns = a.dns.clone();
     hc.extra_hosts = a.add_host.clone();
-    let mut endpoints = serde_json::Map::new();
+    hc.dns_search = a.dns_search.clone();
+    hc.dns_options = a.dns_option.clone();
+    let mut endpoints = BTreeMap::new();
     for (i, net) in a
         .network
         .iter()
@@ -862,28 +864,20 @@ fn networking(req: &mut CreateRequest, a: &RunArgs) -> Result<()> {
         let e = if i == 0 {
             network::endpoint(&a.network_alias, a.ip.as_deref(), &a.link)
         } else {
-            json!({})
+            EndpointSettings::default()
         };
         endpoints.insert(net.clone(), e);
     }
     if !endpoints.is_empty() {
-        req.networking_config = Some(json!({"EndpointsConfig": endpoints}));
+        req.networking_config = Some(NetworkingConfig {
+            endpoints_config: endpoints,
+        });
     }
     Ok(())
 }
 
-/// The create body: the typed request, plus the host config's DNS lists the
-/// typed request does not carry.
-fn create_body(a: &RunArgs) -> Result<Value> {
-    let req = create_request(a)?;
-    let mut body = serde_json::to_value(&req)?;
-    body["HostConfig"]["DnsSearch"] = json!(a.dns_search);
-    body["HostConfig"]["DnsOptions"] = json!(a.dns_option);
-    Ok(body)
-}
-
 fn create(c: &Client, a: &RunArgs) -> Result<String> {
-    let req = create_body(a)?;
+    let req = create_request(a)?;
     let path = with_query(
         "/containers/create",
         &a.name

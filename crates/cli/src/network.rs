@@ -9,7 +9,10 @@ use std::net::IpAddr;
 
 use anyhow::{anyhow, bail, Context, Result};
 use cais_api::client::{with_query, Client};
-use cais_api::PortBinding;
+use cais_api::{
+    EndpointIpamConfig, EndpointSettings, NetworkConnectRequest, NetworkDisconnectRequest,
+    PortBinding,
+};
 use clap::Subcommand;
 use serde_json::{json, Value};
 
@@ -541,10 +544,10 @@ pub fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
                 ip.parse::<IpAddr>()
                     .map_err(|_| anyhow!("invalid IP address {ip:?}"))?;
             }
-            let body = json!({
-                "Container": container,
-                "EndpointConfig": endpoint(&alias, ip.as_deref(), &link),
-            });
+            let body = NetworkConnectRequest {
+                container,
+                endpoint_config: Some(endpoint(&alias, ip.as_deref(), &link)),
+            };
             c.call(
                 "POST",
                 &format!("/networks/{}/connect", enc(&network)),
@@ -557,7 +560,7 @@ pub fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
             network,
             container,
         } => {
-            let body = json!({"Container": container, "Force": force});
+            let body = NetworkDisconnectRequest { container, force };
             c.call(
                 "POST",
                 &format!("/networks/{}/disconnect", enc(&network)),
@@ -599,19 +602,18 @@ pub fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
     }
 }
 
-/// An `EndpointSettings` body: aliases, a fixed address, links.
-pub fn endpoint(aliases: &[String], ip: Option<&str>, links: &[String]) -> Value {
-    let mut e = json!({});
-    if !aliases.is_empty() {
-        e["Aliases"] = json!(aliases);
+/// A container's endpoint as the client asks for it: aliases, a fixed
+/// address, links.
+pub fn endpoint(aliases: &[String], ip: Option<&str>, links: &[String]) -> EndpointSettings {
+    EndpointSettings {
+        aliases: aliases.to_vec(),
+        ipam_config: ip.map(|ip| EndpointIpamConfig {
+            ipv4_address: ip.to_string(),
+            ..EndpointIpamConfig::default()
+        }),
+        links: links.to_vec(),
+        ..EndpointSettings::default()
     }
-    if let Some(ip) = ip {
-        e["IPAMConfig"] = json!({"IPv4Address": ip});
-    }
-    if !links.is_empty() {
-        e["Links"] = json!(links);
-    }
-    e
 }
 
 /// A row of `network ls`, with the fields `--format` can name.
