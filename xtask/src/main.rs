@@ -2,10 +2,11 @@
 //!
 //! - `ci`: installs the test prerequisites (Debian packages, as root), then
 //!   checks formatting and lints and runs every test. `.ci/run` calls this.
-//! - `demo`: the main job end to end: builds the release binary, makes a
-//!   busybox image offline, starts `cais daemon` (own socket and state under
-//!   /tmp/cais-demo), imports the image and runs a container with the `cais`
-//!   CLI.
+//! - `demo`: the lecture's example end to end: builds the release binary,
+//!   makes a busybox web-server image offline (an index.html in /www),
+//!   starts `cais daemon` (own socket and state under /tmp/cais-demo), runs
+//!   `cais run -d -p 8080:80 --name web ... httpd`, fetches the page with
+//!   `curl http://localhost:8080`, and removes the container.
 //! - `bench-runtime [ARGS]`: builds the release binary and runs the shared
 //!   side-by-side runtime benchmark (../shared/bench/runtime-bench.sh) with
 //!   cais next to runc and crun.
@@ -17,7 +18,10 @@ use anyhow::{bail, Context, Result};
 
 /// Debian packages the tests use: busybox for container root filesystems,
 /// the Distribution registry, skopeo and podman as real registry clients,
-/// htpasswd and openssl for auth and TLS fixtures.
+/// htpasswd and openssl for auth and TLS fixtures; for networking, curl
+/// (published ports from the host), iproute2 and nftables (what the daemon
+/// left in the kernel), gcc and libc6-dev (a static UDP probe) and iperf3
+/// (bench/network.sh).
 const TEST_PACKAGES: &[&str] = &[
     "busybox-static",
     "docker-registry",
@@ -28,6 +32,12 @@ const TEST_PACKAGES: &[&str] = &[
     "jq",
     "docker.io",
     "tini",
+    "curl",
+    "iproute2",
+    "nftables",
+    "gcc",
+    "libc6-dev",
+    "iperf3",
 ];
 
 fn main() -> Result<()> {
@@ -130,11 +140,20 @@ fn bench_runtime(extra: &[String]) -> Result<()> {
     run(Command::new("bash").arg(script).arg(&link).args(extra))
 }
 
+/// The page the demo's web server serves.
+const DEMO_PAGE: &str = "<h1>Hello from a cais container</h1>\n";
+
 fn demo() -> Result<()> {
     let root = workspace();
-    if !Path::new("/bin/busybox").exists() {
-        install(&["busybox-static"])?;
-    }
+    let wanted: Vec<&str> = [
+        ("/bin/busybox", "busybox-static"),
+        ("/usr/bin/curl", "curl"),
+    ]
+    .into_iter()
+    .filter(|(path, _)| !Path::new(path).exists())
+    .map(|(_, package)| package)
+    .collect();
+    install(&wanted)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run(Command::new(&cargo)
         .current_dir(&root)
@@ -147,13 +166,15 @@ fn demo() -> Result<()> {
         .stderr(std::process::Stdio::null())
         .status();
     let _ = std::fs::remove_dir_all(dir);
-    // An image made offline: a busybox-static root filesystem, tarred.
+    // An image made offline: a busybox-static root filesystem with a web
+    // page in /www, tarred.
     let rootfs = dir.join("rootfs");
     let bin = rootfs.join("bin");
     std::fs::create_dir_all(&bin)?;
-    for d in ["etc", "tmp", "proc", "sys", "dev"] {
+    for d in ["etc", "tmp", "proc", "sys", "dev", "www"] {
         std::fs::create_dir_all(rootfs.join(d))?;
     }
+    std::fs::write(rootfs.join("www/index.html"), DEMO_PAGE)?;
     std::fs::copy("/bin/busybox", bin.join("busybox"))?;
     let applets = Command::new("/bin/busybox").arg("--list").output()?.stdout;
     for applet in String::from_utf8_lossy(&applets)
@@ -162,7 +183,7 @@ fn demo() -> Result<()> {
     {
         std::os::unix::fs::symlink("busybox", bin.join(applet))?;
     }
-    let tarball = dir.join("busybox.tar");
+    let tarball = dir.join("web.tar");
     run(Command::new("tar")
         .arg("-C")
         .arg(&rootfs)
@@ -178,6 +199,11 @@ fn demo() -> Result<()> {
         .arg(dir.join("run"))
         .spawn()
         .context("starting cais daemon")?;
+    let cli = |args: &[&str]| {
+        let mut c = Command::new(&cais);
+        c.args(["-H", &socket]).args(args);
+        c
+    };
     let result = (|| -> Result<()> {
         for _ in 0..200 {
             if std::os::unix::net::UnixStream::connect(dir.join("cais.sock")).is_ok() {
@@ -185,33 +211,42 @@ fn demo() -> Result<()> {
             }
             std::thread::sleep(std::time::Duration::from_millis(25));
         }
-        let cli = |args: &[&str]| {
-            let mut c = Command::new(&cais);
-            c.args(["-H", &socket]).args(args);
-            c
-        };
         run(&mut cli(&[
             "import",
             &tarball.to_string_lossy(),
-            "busybox:latest",
+            "web:latest",
         ]))?;
-        run(&mut cli(&["images"]))?;
         run(&mut cli(&[
-            "run",
-            "--rm",
-            "--name",
-            "hello",
-            "busybox",
-            "sh",
-            "-c",
-            "echo \"hello from $(hostname), pid $$, in a container\"; ls /",
+            "run", "-d", "-p", "8080:80", "--name", "web", "web", "httpd", "-f", "-p", "80", "-h",
+            "/www",
         ]))?;
-        run(&mut cli(&["ps", "-a"]))
+        run(&mut cli(&["ps"]))?;
+        run(&mut cli(&["port", "web"]))?;
+        // httpd needs a moment to listen.
+        let mut page = String::new();
+        for _ in 0..50 {
+            let out = Command::new("curl")
+                .args(["-sS", "--max-time", "2", "http://localhost:8080"])
+                .output()
+                .context("running curl")?;
+            page = String::from_utf8_lossy(&out.stdout).into_owned();
+            if out.status.success() && !page.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        eprintln!("+ curl http://localhost:8080");
+        print!("{page}");
+        if page != DEMO_PAGE {
+            bail!("curl http://localhost:8080 did not return the page (got {page:?})");
+        }
+        Ok(())
     })();
+    let cleanup = run(&mut cli(&["rm", "-f", "web"]));
     // SIGTERM: the daemon shuts down cleanly.
     let _ = nix_kill(daemon.id());
     let _ = daemon.wait();
-    result
+    result.and(cleanup)
 }
 
 fn nix_kill(pid: u32) -> std::io::Result<()> {
