@@ -85,8 +85,11 @@ async fn serve(opts: Options) -> Result<()> {
         eprintln!("cais daemon: serving the Docker Engine API on tcp://{addr} (TLS, client certificates required)");
         tokio::spawn(crate::server::serve_tls(engine.clone(), tcp, acceptor));
     }
-    crate::server::serve(engine, listener, shutdown).await;
+    crate::server::serve(engine.clone(), listener, shutdown).await;
     let _ = std::fs::remove_file(&opts.socket);
+    tokio::task::spawn_blocking(move || engine.net_shutdown())
+        .await
+        .map_err(|e| Error::internal("removing the firewall rules", e))?;
     Ok(())
 }
 
