@@ -33,7 +33,12 @@ pub fn run(opts: Options) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::internal("starting the async runtime", e))?;
-    rt.block_on(serve(opts))
+    let result = rt.block_on(serve(opts));
+    // Requests still blocked in the engine (a `wait` for a container that
+    // keeps running) must not keep the process, and its port
+    // reservations, alive.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 async fn serve(opts: Options) -> Result<()> {

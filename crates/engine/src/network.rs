@@ -554,16 +554,27 @@ impl Engine {
                 host.network_mode
             )));
         }
+        // The docker CLI keys the primary endpoint by the network mode as
+        // given ("default" when none was).
+        let is_primary = |k: &str| {
+            k == host.network_mode
+                || k == "default"
+                || k == primary.name
+                || (!k.is_empty() && primary.id.starts_with(k))
+        };
         let mut wanted: Vec<(&NetRecord, EndpointSettings)> = Vec::new();
         let primary_ep = requested
             .and_then(|r| {
                 r.iter()
-                    .find(|(k, _)| *k == &primary.name || primary.id.starts_with(k.as_str()))
+                    .find(|(k, _)| is_primary(k))
                     .map(|(_, v)| v.clone())
             })
             .unwrap_or_default();
         wanted.push((primary, primary_ep));
         for (key, ep) in requested.into_iter().flatten() {
+            if is_primary(key) {
+                continue;
+            }
             let n = nets.find(key)?;
             if n.id == primary.id {
                 continue;
