@@ -108,10 +108,35 @@ impl Drop for Daemon {
             }
         }
         self.kill9();
+        self.remove_bridges();
         let _ = Command::new("umount")
             .arg("-R")
             .arg(self.root())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+impl Daemon {
+    /// Deletes the bridges of this daemon's networks (its own default
+    /// bridge included): they outlive a killed daemon, and every test
+    /// daemon's would otherwise hold a subnet of the host's address pools
+    /// until none is left.
+    fn remove_bridges(&self) {
+        let dir = self.root().join("engine/networks");
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let Ok(text) = std::fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            let Ok(record) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            if let Some(bridge) = record["bridge"].as_str().filter(|b| !b.is_empty()) {
+                let _ = Command::new("ip")
+                    .args(["link", "delete", bridge, "type", "bridge"])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
     }
 }
