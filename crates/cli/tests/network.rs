@@ -291,11 +291,27 @@ fn host_address() -> Option<String> {
         .map(str::to_string)
 }
 
+/// True when `tool` is an executable in one of the PATH directories (not
+/// every tool takes `--version`: `ip` does not).
+fn on_path(tool: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/sbin"])
+        .map(|d| Path::new(d).join(tool))
+        .any(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        });
+    found
+}
+
 fn ready() -> bool {
     require_root_and_busybox()
         && require("curl", have_tool("curl"))
-        && require("iproute2 (ip)", have_tool("ip"))
-        && require("nftables (nft)", have_tool("nft"))
+        && require("iproute2 (ip)", on_path("ip"))
+        && require("nftables (nft)", on_path("nft"))
 }
 
 /// A unique suffix for names that are global to the host.
