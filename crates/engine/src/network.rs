@@ -36,6 +36,7 @@ use crate::netconf::{self, DnsEntry, FwContainer, FwNetwork, HostsLink, PortMap}
 const BUILTIN: [&str; 3] = ["bridge", "host", "none"];
 /// The default bridge's interface name for the default data root.
 const DEFAULT_BRIDGE: &str = "cais0";
+const DEFAULT_ROOT: &str = "/var/lib/cais";
 const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
 
 /// One network's persisted record.
@@ -328,10 +329,6 @@ impl Engine {
                     allocated: BTreeMap::new(),
                 };
                 if name == "bridge" {
-                    let taken: Vec<Subnet> = nets.by_id.values().filter_map(|n| n.subnet).collect();
-                    let subnet = ipam::choose_subnet(&taken)?;
-                    n.subnet = Some(subnet);
-                    n.gateway = Some(subnet.first_host());
                     n.bridge = self.default_bridge_name();
                     n.options
                         .insert(BRIDGE_NAME_OPTION.into(), n.bridge.clone());
@@ -342,15 +339,24 @@ impl Engine {
                 }
                 nets.save(n)?;
             }
-        }
-        if let Some(b) = self.nets().by_name("bridge").cloned() {
-            if let (Some(s), Some(g)) = (b.subnet, b.gateway) {
-                if let Err(e) = link::ensure_bridge(&b.bridge, g, s.prefix) {
-                    eprintln!(
-                        "cais daemon: creating bridge {}: {}",
-                        b.bridge,
+            // The default bridge's subnet: chosen once, retried at each
+            // start while every pool is taken (the daemon still serves).
+            if let Some(mut b) = nets
+                .by_name("bridge")
+                .filter(|b| b.subnet.is_none())
+                .cloned()
+            {
+                let taken: Vec<Subnet> = nets.by_id.values().filter_map(|n| n.subnet).collect();
+                match ipam::choose_subnet(&taken) {
+                    Ok(subnet) => {
+                        b.subnet = Some(subnet);
+                        b.gateway = Some(subnet.first_host());
+                        nets.save(b)?;
+                    }
+                    Err(e) => eprintln!(
+                        "cais daemon: no subnet for the default bridge network: {}",
                         crate::error::chain(&e)
-                    );
+                    ),
                 }
             }
         }
@@ -370,14 +376,14 @@ impl Engine {
         Ok(())
     }
 
-    /// `cais0` for the daemon of the default data root; another daemon on
-    /// the same host (tests) gets a name of its own, so their bridges and
-    /// address plans never mix.
+    /// `cais0` for the daemon of the default data root; a daemon with
+    /// another root on the same host (tests) gets a name of its own, so
+    /// their bridges and address plans never mix.
     fn default_bridge_name(&self) -> String {
-        if self.cfg.root == Path::new("/var/lib/cais") || !link::link_exists(DEFAULT_BRIDGE) {
+        if self.cfg.root == Path::new(DEFAULT_ROOT) {
             return DEFAULT_BRIDGE.into();
         }
-        format!("cais0-{}", &random_hex(4)[..6])
+        format!("{DEFAULT_BRIDGE}-{}", &random_hex(3))
     }
 
     /// After containers were restored: running ones get their port
@@ -458,14 +464,27 @@ impl Engine {
         }
     }
 
-    /// At daemon shutdown: the cais firewall tables go (containers keep
-    /// running; the next daemon rebuilds them).
+    /// At daemon shutdown: the cais firewall tables go, and bridges no
+    /// running container uses (containers keep running; the next daemon
+    /// rebuilds rules, and bridges when containers need them).
     pub fn net_shutdown(&self) {
         if let Err(e) = firewall::remove() {
             eprintln!(
                 "cais daemon: removing the firewall rules: {}",
                 crate::error::chain(&e)
             );
+        }
+        let bridges: Vec<(String, String)> = self
+            .nets()
+            .by_id
+            .values()
+            .filter(|n| n.driver == "bridge")
+            .map(|n| (n.id.clone(), n.bridge.clone()))
+            .collect();
+        for (id, bridge) in bridges {
+            if self.network_users(&id).is_empty() {
+                let _ = link::delete_link(&bridge);
+            }
         }
     }
 
@@ -623,22 +642,36 @@ impl Engine {
                     hostname,
                 })
             }
-            Mode::None => Ok(NetPlan {
-                host_network: false,
-                netns: None,
-                etc: etc_texts(
-                    &hostname,
-                    netconf::hosts_file(&hostname, None, &[], &h.extra_hosts, None)?,
-                    netconf::resolv_conf(
-                        &host_resolv,
-                        false,
-                        &h.dns,
-                        &h.dns_search,
-                        &h.dns_options,
+            Mode::None => {
+                // A namespace of its own with only `lo`, up.
+                let path = self.netns_path(&rec.id);
+                let _ = netns::remove(&path);
+                netns::create(&path)?;
+                let st = NetState {
+                    netns: path.clone(),
+                    ..Default::default()
+                };
+                if let Err(e) = self.update(&rec.id, |r| r.net = Some(st)) {
+                    let _ = netns::remove(&path);
+                    return Err(e);
+                }
+                Ok(NetPlan {
+                    host_network: false,
+                    netns: Some(path),
+                    etc: etc_texts(
+                        &hostname,
+                        netconf::hosts_file(&hostname, None, &[], &h.extra_hosts, None)?,
+                        netconf::resolv_conf(
+                            &host_resolv,
+                            false,
+                            &h.dns,
+                            &h.dns_search,
+                            &h.dns_options,
+                        ),
                     ),
-                ),
-                hostname,
-            }),
+                    hostname,
+                })
+            }
             Mode::Container(c) => {
                 let other = self.record(&self.resolve(&c)?)?;
                 if !other.state.running {
