@@ -22,6 +22,7 @@ const NOERROR: u8 = 0;
 const FORMERR: u8 = 1;
 const SERVFAIL: u8 = 2;
 const NXDOMAIN: u8 = 3;
+const REFUSED: u8 = 5;
 
 fn requirements() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -220,7 +221,8 @@ fn tcp_ask(ns: &Netns, msgs: Vec<Vec<u8>>) -> std::io::Result<Vec<Resp>> {
 }
 
 /// An upstream resolver on the host's loopback, UDP and TCP on one port:
-/// example.org is 192.0.2.7, every other name NXDOMAIN. Counts queries.
+/// example.org is 192.0.2.7, every other name NXDOMAIN; or, refusing,
+/// REFUSED for everything. Counts queries.
 struct Upstream {
     addr: SocketAddr,
     udp_queries: Arc<AtomicUsize>,
@@ -230,6 +232,14 @@ struct Upstream {
 
 impl Upstream {
     fn start() -> Upstream {
+        Upstream::start_with(false)
+    }
+
+    fn refusing() -> Upstream {
+        Upstream::start_with(true)
+    }
+
+    fn start_with(refuse: bool) -> Upstream {
         let udp = UdpSocket::bind("127.0.0.1:0").expect("bind upstream");
         let addr = udp.local_addr().expect("addr");
         let tcp = TcpListener::bind(addr).expect("bind upstream tcp");
@@ -247,7 +257,7 @@ impl Upstream {
             while !stop.load(Ordering::Relaxed) {
                 if let Ok((n, peer)) = udp.recv_from(&mut buf) {
                     count.fetch_add(1, Ordering::Relaxed);
-                    let _ = udp.send_to(&Upstream::answer(&buf[..n]), peer);
+                    let _ = udp.send_to(&Upstream::answer(&buf[..n], refuse), peer);
                 }
             }
         });
@@ -265,7 +275,7 @@ impl Upstream {
                     let mut msg = vec![0; u16::from_be_bytes(len) as usize];
                     if s.read_exact(&mut msg).is_ok() {
                         count.fetch_add(1, Ordering::Relaxed);
-                        let resp = Upstream::answer(&msg);
+                        let resp = Upstream::answer(&msg, refuse);
                         let mut framed = (resp.len() as u16).to_be_bytes().to_vec();
                         framed.extend(resp);
                         let _ = s.write_all(&framed);
@@ -276,13 +286,15 @@ impl Upstream {
         up
     }
 
-    fn answer(q: &[u8]) -> Vec<u8> {
+    fn answer(q: &[u8], refuse: bool) -> Vec<u8> {
         let (name, end) = read_name(q, 12);
         let mut r = q[..end + 4].to_vec();
         r[2] |= 0x80;
         r[3] = 0x80;
         r[10..12].copy_from_slice(&[0, 0]);
-        if name.eq_ignore_ascii_case("example.org") {
+        if refuse {
+            r[3] |= REFUSED;
+        } else if name.eq_ignore_ascii_case("example.org") {
             r[7] = 1;
             r.extend([0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 7]);
         } else {
@@ -429,6 +441,29 @@ fn a_silent_upstream_is_skipped_after_its_timeout() {
         "{:?}",
         t.elapsed()
     );
+}
+
+#[test]
+fn a_refusing_upstream_is_skipped() {
+    if !requirements() {
+        return;
+    }
+    let (refusing, up) = (Upstream::refusing(), Upstream::start());
+    let ns = Netns::new();
+    let dns = start(vec![refusing.addr, up.addr]);
+    dns.add("c1", &ns.path()).expect("add");
+    let r = ask(&ns, "example.org", A);
+    assert_eq!(r.answers, vec!["192.0.2.7".to_owned()]);
+    let rs = tcp_ask(&ns, vec![query(1, "example.org", A)]).expect("tcp");
+    assert_eq!(rs[0].answers, vec!["192.0.2.7".to_owned()]);
+    assert_eq!(refusing.udp_queries.load(Ordering::Relaxed), 1);
+    assert_eq!(refusing.tcp_queries.load(Ordering::Relaxed), 1);
+
+    // With nothing better, the refusal itself is relayed.
+    let ns2 = Netns::new();
+    let only_refusing = start(vec![refusing.addr]);
+    only_refusing.add("c1", &ns2.path()).expect("add");
+    assert_eq!(ask(&ns2, "example.org", A).rcode, REFUSED);
 }
 
 #[test]

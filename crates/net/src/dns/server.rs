@@ -38,6 +38,8 @@ const TCP_IDLE: Duration = Duration::from_secs(5);
 /// Datagrams read from one socket per wake-up, so one busy container
 /// cannot starve the others.
 const UDP_BATCH: usize = 32;
+/// The longest `remove` waits for the loop to close a client's sockets.
+const REMOVE_WAIT: Duration = Duration::from_secs(2);
 /// Stack of the helper threads: they hold a few small buffers (the large
 /// ones are on the heap) and call the engine's resolver.
 const HELPER_STACK: usize = 256 * 1024;
@@ -142,8 +144,10 @@ impl Server {
         if sent.is_ok() {
             // Returns when the loop dropped `done` after closing the
             // sockets, or at once if the loop is gone (and with it the
-            // sockets).
-            let _ = wait.recv();
+            // sockets). Bounded: should the loop be stuck in a resolver
+            // call that waits for a lock our caller holds, this turns a
+            // deadlock into a delay, and the sockets close right after.
+            let _ = wait.recv_timeout(REMOVE_WAIT);
         }
     }
 

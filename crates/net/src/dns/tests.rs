@@ -522,3 +522,41 @@ nameserver 10.0.0.4
     );
     assert!(upstreams_from_resolv_conf("").is_empty());
 }
+
+#[test]
+fn failing_upstreams_are_skipped() {
+    use super::forward::first_good;
+    let with_rcode = |rc: u8| {
+        let mut m = query(1, "example.org", A);
+        m[2] |= 0x80;
+        m[3] = 0x80 | rc;
+        m
+    };
+    let (ok, nx, servfail, refused) = (with_rcode(0), with_rcode(3), with_rcode(2), with_rcode(5));
+    let pick = |answers: Vec<Option<Vec<u8>>>| first_good(answers.into_iter());
+    assert_eq!(pick(vec![None, Some(ok.clone())]), Some(ok.clone()));
+    assert_eq!(
+        pick(vec![Some(servfail.clone()), Some(nx.clone())]),
+        Some(nx.clone())
+    );
+    assert_eq!(
+        pick(vec![Some(refused.clone()), None, Some(ok.clone())]),
+        Some(ok.clone())
+    );
+    assert_eq!(
+        pick(vec![Some(nx.clone()), Some(ok)]),
+        Some(nx),
+        "NXDOMAIN is final"
+    );
+    assert_eq!(
+        pick(vec![Some(servfail), Some(refused.clone()), None]),
+        Some(refused)
+    );
+    assert_eq!(pick(vec![None, None]), None);
+}
+
+#[test]
+fn server_is_shareable() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<super::DnsServer>();
+}

@@ -25,6 +25,7 @@ pub(crate) mod rcode {
     pub(crate) const FORMERR: u8 = 1;
     pub(crate) const SERVFAIL: u8 = 2;
     pub(crate) const NOTIMP: u8 = 4;
+    pub(crate) const REFUSED: u8 = 5;
 }
 
 pub(crate) mod qtype {
@@ -442,6 +443,11 @@ pub(crate) fn error_response(msg: &[u8], rcode: u8) -> Option<Vec<u8>> {
     let mut buf = Vec::with_capacity(HEADER_LEN);
     header.write(&mut buf);
     Some(buf)
+}
+
+/// The response code of a message with a whole header.
+pub(crate) fn rcode_of(msg: &[u8]) -> Option<u8> {
+    Header::parse(msg).ok().map(|h| (h.flags & 0xF) as u8)
 }
 
 /// Whether `resp` can be the upstream's answer to `query`: a response with
