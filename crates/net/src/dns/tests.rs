@@ -244,6 +244,36 @@ fn parse_query_never_panics_on_prefixes_and_flips() {
 }
 
 #[test]
+fn random_messages_never_panic() {
+    // xorshift64: deterministic, so a failure reproduces.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..20_000 {
+        let len = (next() % 96) as usize;
+        let mut m: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        // Mostly plausible headers, so the name and record code runs.
+        if m.len() >= 12 && next() % 4 != 0 {
+            m[2] &= 0x01;
+            m[4..6].copy_from_slice(&[0, 1]);
+            for c in &mut m[6..12] {
+                *c &= 0x01;
+            }
+        }
+        for limit in [UDP_LIMIT, TCP_LIMIT] {
+            if let Outcome::Reply(r) = handle(&m, "c1", &Names, limit) {
+                assert!(r.len() >= 12 && r.len() <= limit);
+                assert_eq!(r[..2], m[..2], "same id");
+            }
+        }
+    }
+}
+
+#[test]
 fn question_is_parsed() {
     let q = parse_query(&query(0x1234, "Db.Net1", AAAA)).expect("valid");
     assert_eq!(q.header.id, 0x1234);
@@ -258,6 +288,7 @@ fn lookup_key_and_reverse_names() {
     let key = |n: &str| wire::Name::from_text(n).and_then(|n| n.lookup_key());
     assert_eq!(key("DataBase."), Some("database".into()));
     assert_eq!(key("."), None);
+    assert_eq!(key(""), None);
     assert_eq!(key("a b"), None);
     assert_eq!(key("a..b"), None, "empty label");
     assert_eq!(key(&"x".repeat(64)), None, "label too long");

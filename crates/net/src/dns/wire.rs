@@ -133,12 +133,9 @@ pub(crate) struct Name {
 impl Name {
     /// A name from its text form (`db`, `db.net1.`): dot-separated labels
     /// of 1 to 63 octets, at most 255 octets on the wire. `None` if it
-    /// cannot be one.
+    /// cannot be one, and for the root, which no container is called.
     pub(crate) fn from_text(text: &str) -> Option<Name> {
         let text = text.strip_suffix('.').unwrap_or(text);
-        if text.is_empty() {
-            return Some(Name { labels: Vec::new() });
-        }
         let labels: Vec<Vec<u8>> = text.split('.').map(|l| l.as_bytes().to_vec()).collect();
         let name = Name { labels };
         let ok = name
