@@ -361,8 +361,12 @@ impl Engine {
         let mut labels = image_config.labels.clone();
         labels.extend(req.config.labels.clone());
         config.labels = labels;
-        if config.exposed_ports.is_none() {
-            config.exposed_ports = image_config.exposed_ports.clone();
+        // The image's EXPOSE and the container's `--expose`/`-p` together.
+        if let Some(image_ports) = &image_config.exposed_ports {
+            let ports = config.exposed_ports.get_or_insert_with(BTreeMap::new);
+            for (k, v) in image_ports {
+                ports.entry(k.clone()).or_insert_with(|| v.clone());
+            }
         }
         if config.volumes.is_none() {
             config.volumes = image_config.volumes.clone();

@@ -386,6 +386,24 @@ impl Engine {
         format!("{DEFAULT_BRIDGE}-{}", &random_hex(3))
     }
 
+    /// The daemon's nftables table: `cais` for the default data root, one
+    /// named after its default bridge for any other daemon on the host, so
+    /// each rebuilds only its own rules.
+    fn fw_table(&self) -> String {
+        let bridge = self
+            .nets()
+            .by_name("bridge")
+            .map(|b| b.bridge.clone())
+            .unwrap_or_default();
+        match bridge
+            .strip_prefix(DEFAULT_BRIDGE)
+            .and_then(|s| s.strip_prefix('-'))
+        {
+            Some(suffix) if !suffix.is_empty() => format!("{}-{suffix}", firewall::TABLE),
+            _ => firewall::TABLE.to_string(),
+        }
+    }
+
     /// After containers were restored: running ones get their port
     /// reservations and DNS back, bridges that vanished are re-created;
     /// what containers that died while the daemon was down held is
@@ -468,7 +486,7 @@ impl Engine {
     /// running container uses (containers keep running; the next daemon
     /// rebuilds rules, and bridges when containers need them).
     pub fn net_shutdown(&self) {
-        if let Err(e) = firewall::remove() {
+        if let Err(e) = firewall::remove_table(&self.fw_table()) {
             eprintln!(
                 "cais daemon: removing the firewall rules: {}",
                 crate::error::chain(&e)
@@ -521,10 +539,11 @@ impl Engine {
             })
             .collect();
         let rules = netconf::ruleset(&networks, &containers);
+        let table = self.fw_table();
         if rules == firewall::Ruleset::default() {
-            firewall::remove()?;
+            firewall::remove_table(&table)?;
         } else {
-            firewall::apply(&rules)?;
+            firewall::apply_to(&table, &rules)?;
         }
         Ok(())
     }
@@ -850,6 +869,24 @@ impl Engine {
         let (net, ip) = {
             let mut nets = self.nets();
             let mut n = nets.find(&ep.network_id)?.clone();
+            // The default bridge's subnet was chosen when its record was
+            // made; before its bridge exists again, move it if the host
+            // has taken that range since (another daemon, a VPN).
+            if n.name == "bridge" && n.allocated.is_empty() && !link::link_exists(&n.bridge) {
+                let taken: Vec<Subnet> = nets
+                    .by_id
+                    .values()
+                    .filter(|o| o.id != n.id)
+                    .filter_map(|o| o.subnet)
+                    .collect();
+                if let Ok(subnet) = ipam::choose_subnet(&taken) {
+                    if n.subnet != Some(subnet) {
+                        n.subnet = Some(subnet);
+                        n.gateway = Some(subnet.first_host());
+                        nets.save(n.clone())?;
+                    }
+                }
+            }
             let (Some(subnet), Some(gw)) = (n.subnet, n.gateway) else {
                 return Err(Error::InvalidArgument(format!(
                     "network {} has no addresses to attach to",
@@ -1020,6 +1057,9 @@ impl Engine {
 
     /// The `Ports` of a `docker ps` row.
     pub(crate) fn ps_ports(&self, r: &Record) -> Vec<serde_json::Value> {
+        if !r.state.running {
+            return Vec::new();
+        }
         let maps = r
             .net
             .as_ref()

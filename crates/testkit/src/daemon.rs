@@ -78,6 +78,27 @@ impl Daemon {
         }
     }
 
+    /// SIGTERM, as a service manager stops it (the daemon removes its
+    /// firewall table and idle bridges); SIGKILL after a few seconds.
+    pub fn terminate(&mut self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Some(c) = self.child.as_mut() {
+                    if matches!(c.try_wait(), Ok(Some(_))) {
+                        self.child = None;
+                        return;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.kill9();
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -107,7 +128,7 @@ impl Drop for Daemon {
                 let _ = self.client(&["rm", "-f", id]);
             }
         }
-        self.kill9();
+        self.terminate();
         let _ = Command::new("umount")
             .arg("-R")
             .arg(self.root())
