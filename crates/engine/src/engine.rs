@@ -102,6 +102,8 @@ pub struct Engine {
     pub(crate) dns: OnceLock<cais_net::dns::DnsServer>,
     /// Serializes firewall rebuilds.
     pub(crate) fw_lock: Mutex<()>,
+    /// Serializes network teardown with the daemon-start restore.
+    pub(crate) net_ops: Mutex<()>,
 }
 
 pub(crate) fn now() -> String {
@@ -196,6 +198,7 @@ impl Engine {
             port_holds: Mutex::new(HashMap::new()),
             dns: OnceLock::new(),
             fw_lock: Mutex::new(()),
+            net_ops: Mutex::new(()),
         });
         engine.net_init()?;
         engine.restore();

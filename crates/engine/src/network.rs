@@ -409,15 +409,22 @@ impl Engine {
     /// what containers that died while the daemon was down held is
     /// released; then the firewall is rebuilt.
     pub(crate) fn net_restore(&self) {
-        let records: Vec<Record> = self.lock().containers.values().cloned().collect();
-        let mut live = BTreeSet::new();
-        for r in &records {
+        let ids: Vec<String> = self.lock().containers.keys().cloned().collect();
+        for id in &ids {
+            match self.record(id) {
+                Ok(r) if r.net.is_some() && !r.state.running => self.net_teardown(id),
+                _ => {}
+            }
+        }
+        for id in &ids {
+            // Serialized with teardown: a monitor thread may be reporting
+            // this container's exit right now.
+            let _ops = self.net_ops.lock().unwrap_or_else(|p| p.into_inner());
+            let Ok(r) = self.record(id) else { continue };
             let Some(st) = &r.net else { continue };
             if !r.state.running {
-                self.net_teardown(&r.id);
                 continue;
             }
-            live.insert(r.id.clone());
             for l in &st.links {
                 if let Ok(n) = self.nets().find(&l.network_id).cloned() {
                     if let (Some(s), Some(g)) = (n.subnet, n.gateway) {
@@ -453,19 +460,20 @@ impl Engine {
                 }
             }
         }
-        // Addresses and namespaces nobody holds any more.
-        {
-            let mut nets = self.nets();
-            let stale: Vec<NetRecord> = nets
-                .by_id
-                .values()
-                .filter(|n| n.allocated.keys().any(|c| !live.contains(c)))
-                .cloned()
-                .collect();
-            for mut n in stale {
-                n.allocated.retain(|c, _| live.contains(c));
-                let _ = nets.save(n);
-            }
+        // Addresses and namespaces nobody holds any more (containers that
+        // vanished with their records), checked against the live records.
+        let _ops = self.net_ops.lock().unwrap_or_else(|p| p.into_inner());
+        let holds_net = |id: &str| self.record(id).is_ok_and(|r| r.net.is_some());
+        let stale: Vec<NetRecord> = self
+            .nets()
+            .by_id
+            .values()
+            .filter(|n| n.allocated.keys().any(|c| !holds_net(c)))
+            .cloned()
+            .collect();
+        for mut n in stale {
+            n.allocated.retain(|c, _| holds_net(c));
+            let _ = self.nets().save(n);
         }
         for entry in fs::read_dir(self.cfg.exec_root.join("netns"))
             .into_iter()
@@ -473,10 +481,11 @@ impl Engine {
             .flatten()
         {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !live.contains(&name) {
+            if !holds_net(&name) {
                 let _ = netns::remove(&entry.path());
             }
         }
+        drop(_ops);
         if let Err(e) = self.sync_firewall() {
             eprintln!("cais daemon: firewall: {e}");
         }
@@ -976,6 +985,7 @@ impl Engine {
     /// Undoes everything `net_setup` and `net_started` did, from the
     /// record (so it works after a daemon restart); idempotent.
     pub(crate) fn net_teardown(&self, id: &str) {
+        let _ops = self.net_ops.lock().unwrap_or_else(|p| p.into_inner());
         let Ok(rec) = self.record(id) else { return };
         if let Some(d) = self.dns.get() {
             if rec.net.as_ref().is_some_and(|s| s.dns) {
