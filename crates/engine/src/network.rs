@@ -967,6 +967,23 @@ impl Engine {
         }
     }
 
+    /// A `network` event about a container (connect, disconnect).
+    fn emit_network(&self, action: &str, network_id: &str, container: &str) {
+        let Ok(n) = self.nets().find(network_id).cloned() else {
+            return;
+        };
+        self.events.emit(
+            "network",
+            action,
+            &n.id,
+            BTreeMap::from([
+                ("container".to_string(), container.to_string()),
+                ("name".to_string(), n.name.clone()),
+                ("type".to_string(), n.driver.clone()),
+            ]),
+        );
+    }
+
     /// After the container's process started: the embedded DNS serves it
     /// and the firewall learns its ports.
     pub(crate) fn net_started(&self, id: &str) -> Result<()> {
@@ -979,7 +996,11 @@ impl Engine {
                 d.add(id, &st.netns)?;
             }
         }
-        self.sync_firewall()
+        self.sync_firewall()?;
+        for l in &st.links {
+            self.emit_network("connect", &l.network_id, id);
+        }
+        Ok(())
     }
 
     /// Undoes everything `net_setup` and `net_started` did, from the
@@ -995,6 +1016,7 @@ impl Engine {
         self.holds().remove(id);
         if let Some(st) = &rec.net {
             for l in &st.links {
+                self.emit_network("disconnect", &l.network_id, id);
                 if let Err(e) = link::detach(&l.host_ifname) {
                     eprintln!(
                         "cais daemon: removing {}: {}",
@@ -1422,16 +1444,7 @@ impl Engine {
             }
             self.sync_firewall()?;
         }
-        self.events.emit(
-            "network",
-            "connect",
-            &net.id,
-            BTreeMap::from([
-                ("container".to_string(), id.clone()),
-                ("name".to_string(), net.name.clone()),
-                ("type".to_string(), net.driver.clone()),
-            ]),
-        );
+        self.emit_network("connect", &net.id, &id);
         Ok(())
     }
 
@@ -1480,16 +1493,7 @@ impl Engine {
             r.networks.remove(&name);
         })?;
         self.sync_firewall()?;
-        self.events.emit(
-            "network",
-            "disconnect",
-            &net.id,
-            BTreeMap::from([
-                ("container".to_string(), id.clone()),
-                ("name".to_string(), net.name.clone()),
-                ("type".to_string(), net.driver.clone()),
-            ]),
-        );
+        self.emit_network("disconnect", &net.id, &id);
         Ok(())
     }
 
