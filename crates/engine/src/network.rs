@@ -51,6 +51,9 @@ pub struct NetRecord {
     pub subnet: Option<Subnet>,
     #[serde(default)]
     pub gateway: Option<Ipv4Addr>,
+    /// `--ip-range`: where addresses are allocated unless one is asked for.
+    #[serde(default)]
+    pub ip_range: Option<Subnet>,
     /// The bridge's interface name.
     #[serde(default)]
     pub bridge: String,
@@ -321,6 +324,7 @@ impl Engine {
                     created: crate::engine::now(),
                     subnet: None,
                     gateway: None,
+                    ip_range: None,
                     bridge: String::new(),
                     internal: false,
                     attachable: false,
@@ -906,7 +910,11 @@ impl Engine {
                 Some(ip) => *ip,
                 None => {
                     let used: BTreeSet<Ipv4Addr> = n.allocated.values().copied().collect();
-                    let ip = ipam::allocate(subnet, gw, &used, requested)?;
+                    let pool = match (requested, n.ip_range) {
+                        (None, Some(range)) => range,
+                        _ => subnet,
+                    };
+                    let ip = ipam::allocate(pool, gw, &used, requested)?;
                     n.allocated.insert(rec.id.clone(), ip);
                     nets.save(n.clone())?;
                     ip
@@ -1143,6 +1151,7 @@ impl Engine {
                     (Some(s), Some(g)) => vec![cais_api::IpamConfig {
                         subnet: s.to_string(),
                         gateway: g.to_string(),
+                        ip_range: n.ip_range.map(|r| r.to_string()).unwrap_or_default(),
                         ..Default::default()
                     }],
                     _ => Vec::new(),
@@ -1295,6 +1304,18 @@ impl Engine {
             }
             None => subnet.first_host(),
         };
+        let ip_range = match pool.map(|p| p.ip_range.trim()).filter(|r| !r.is_empty()) {
+            Some(r) => {
+                let range: Subnet = r.parse()?;
+                if !subnet.contains(range.addr) || range.prefix < subnet.prefix {
+                    return Err(Error::InvalidArgument(format!(
+                        "ip range {range} is not inside subnet {subnet}"
+                    )));
+                }
+                Some(range)
+            }
+            None => None,
+        };
         let id = random_hex(32);
         let bridge = match req.options.get(BRIDGE_NAME_OPTION) {
             Some(b) if b.is_empty() || b.len() > 15 || b.contains(['/', ' ']) => {
@@ -1317,6 +1338,7 @@ impl Engine {
             created: crate::engine::now(),
             subnet: Some(subnet),
             gateway: Some(gateway),
+            ip_range,
             bridge,
             internal: req.internal,
             attachable: req.attachable,
@@ -1598,6 +1620,7 @@ mod tests {
             created: String::new(),
             subnet: Some("10.5.0.0/16".parse().expect("subnet")),
             gateway: Some("10.5.0.1".parse().expect("ip")),
+            ip_range: None,
             bridge: "b".into(),
             internal: false,
             attachable: false,
