@@ -78,32 +78,32 @@ impl Daemon {
         }
     }
 
-    /// SIGTERM, as a service manager stops it (the daemon removes its
-    /// firewall table and idle bridges); SIGKILL after a few seconds.
-    pub fn terminate(&mut self) {
-        if let Some(c) = &self.child {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Some(c) = self.child.as_mut() {
-                    if matches!(c.try_wait(), Ok(Some(_))) {
-                        self.child = None;
-                        return;
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        self.kill9();
-    }
-
     /// SIGKILL, as a crash would.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, as a service manager stops it; waits up to 5 s for the
+    /// daemon to exit (the caller SIGKILLs one that did not).
+    pub fn terminate(&mut self) {
+        let Some(pid) = self.child.as_ref().map(|c| c.id()) else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Some(c) = self.child.as_mut() {
+                if matches!(c.try_wait(), Ok(Some(_))) {
+                    self.child = None;
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -128,7 +128,9 @@ impl Drop for Daemon {
                 let _ = self.client(&["rm", "-f", id]);
             }
         }
+        // SIGTERM first: the daemon removes its firewall table and bridges.
         self.terminate();
+        self.kill9();
         let _ = Command::new("umount")
             .arg("-R")
             .arg(self.root())
