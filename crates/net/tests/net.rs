@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use cais_net::firewall::{self, NetworkRules, PortRule, Ruleset};
-use cais_net::ipam::{mac_for, Subnet};
+use cais_net::ipam::{mac_for, routes_from_proc, Subnet};
 use cais_net::link::{self, Attachment};
 use cais_net::ports::{self, Proto};
 use cais_net::{netns, Error};
@@ -33,13 +33,21 @@ fn unique(prefix: &str) -> String {
     name
 }
 
-/// A subnet per test: 10.<pid-derived>.<n>.0/24, so parallel test
-/// processes rarely share one, and within a process never.
+/// A /24 per test in 10.100-199.x/16 (by process id), skipping subnets
+/// the host already routes, so parallel test processes and the host's own
+/// networks are left alone.
 fn test_subnet() -> Subnet {
     static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed) as u8;
     let b = 100 + (std::process::id() % 100) as u8;
-    Subnet::new(Ipv4Addr::new(10, b, n, 0), 24).expect("test subnet")
+    loop {
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let n = u8::try_from(n).expect("fewer than 256 test subnets per process");
+        let s = Subnet::new(Ipv4Addr::new(10, b, n, 0), 24).expect("test subnet");
+        let routes = std::fs::read_to_string("/proc/net/route").expect("routes");
+        if !routes_from_proc(&routes).iter().any(|r| r.overlaps(&s)) {
+            return s;
+        }
+    }
 }
 
 fn host(s: Subnet, n: u32) -> Ipv4Addr {
@@ -531,6 +539,34 @@ fn published_port_reaches_container_through_localhost() {
         server.join().expect("server");
     }
 
+    // UDP: a datagram to localhost:Q comes back from the container.
+    let udp = netns::run_in(&ns1, || std::net::UdpSocket::bind((a1.address, 53)))
+        .expect("run_in")
+        .expect("udp bind in the container");
+    let echo = std::thread::spawn(move || {
+        let mut buf = [0u8; 16];
+        let (n, from) = udp.recv_from(&mut buf).expect("udp recv");
+        udp.send_to(&buf[..n], from).expect("udp send");
+    });
+    let held_udp = ports::reserve(Proto::Udp, None, 0).expect("reserve udp");
+    let mut with_udp = rules.clone();
+    with_udp.ports.push(PortRule {
+        proto: Proto::Udp,
+        ..publish(&a1, held_udp.port, 53)
+    });
+    firewall::apply_to(&table, &with_udp).expect("apply with udp");
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp client");
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    client
+        .send_to(b"hello", (Ipv4Addr::LOCALHOST, held_udp.port))
+        .expect("udp send");
+    let mut buf = [0u8; 16];
+    let (n, _) = client.recv_from(&mut buf).expect("udp echo through DNAT");
+    assert_eq!(&buf[..n], b"hello");
+    echo.join().expect("echo");
+
     // After removal nothing is left: no rules, no links, no namespaces.
     drop(guard);
     assert!(nft_list(&["table", "ip", &table]).is_none());
@@ -575,8 +611,11 @@ fn networks_are_isolated_and_internal_stays_inside() {
     let to = |a: &Attachment| SocketAddrV4::new(a.address, 80);
     let from =
         |ns: &Path, addr: SocketAddrV4| netns::run_in(ns, || !connect_fails(addr)).expect("run_in");
-    // Without rules the host routes between the bridges (when forwarding
-    // is on), which is what the rules must stop.
+    // Without rules the host routes between the bridges (forwarding on,
+    // nothing dropping), which is what the rules must stop.
+    if !from(&nsa, to(&ab)) {
+        eprintln!("note: a cannot reach b even before the rules (forwarding off or dropped)");
+    }
     let table = unique("caist");
     let _guard = TableGuard(table.clone());
     let p = ports::reserve(Proto::Tcp, None, 0).expect("reserve");
