@@ -446,24 +446,14 @@ fn addresses(s: &mut Socket, name: &str, i: u32) -> Result<Vec<(Ipv4Addr, u8)>> 
 }
 
 fn address_msg(kind: u16, flags: u16, i: u32, addr: Ipv4Addr, prefix: u8) -> Msg {
-    let bcast = crate::ipam::Subnet {
-        addr: Ipv4Addr::from(u32::from(addr) & mask(prefix)),
-        prefix,
-    }
-    .broadcast();
+    // `ip addr add` with `brd +`: the broadcast address of the prefix.
+    let mask = crate::ipam::Subnet { addr, prefix }.mask();
+    let bcast = Ipv4Addr::from(u32::from(addr) | !mask);
     Msg::new(kind, flags)
         .ifaddr(prefix, i)
         .attr(IFA_LOCAL, &addr.octets())
         .attr(IFA_ADDRESS, &addr.octets())
         .attr(IFA_BROADCAST, &bcast.octets())
-}
-
-fn mask(prefix: u8) -> u32 {
-    if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(prefix.min(32)))
-    }
 }
 
 fn add_address(s: &mut Socket, name: &str, i: u32, addr: Ipv4Addr, prefix: u8) -> Result<()> {
