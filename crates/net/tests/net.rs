@@ -153,6 +153,19 @@ fn netns_create_run_in_remove() {
     // The same namespace on every entry, and lo is up there: a loopback
     // connection works.
     assert_eq!(netns::run_in(&ns, thread_netns).expect("again"), inside);
+    // A child spawned from inside starts in the namespace too (what the
+    // ping in `two_namespaces_on_a_bridge_talk` relies on).
+    let child = netns::run_in(&ns, || {
+        std::process::Command::new("readlink")
+            .arg("/proc/self/ns/net")
+            .output()
+            .expect("run readlink")
+    })
+    .expect("run_in child");
+    assert_eq!(
+        String::from_utf8_lossy(&child.stdout).trim(),
+        inside.to_string_lossy()
+    );
     netns::run_in(&ns, || {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind lo");
         let addr = l.local_addr().expect("addr");
@@ -245,6 +258,27 @@ fn two_namespaces_on_a_bridge_talk() {
             .any(|l| l.starts_with("eth0\t00000000\t") && l.contains(&gw_hex)),
         "{routes}"
     );
+
+    // ICMP echo: busybox's ping, started from a thread inside ns2 (a
+    // child begins in the namespace of the thread that spawned it).
+    if cais_testkit::require(
+        "busybox (busybox-static) for ping",
+        Path::new(cais_testkit::BUSYBOX).exists(),
+    ) {
+        let target = a1.address.to_string();
+        let pinged = netns::run_in(&ns2, || {
+            std::process::Command::new(cais_testkit::BUSYBOX)
+                .args(["ping", "-c", "1", "-W", "3", &target])
+                .output()
+                .expect("run busybox ping")
+        })
+        .expect("run_in");
+        assert!(
+            pinged.status.success(),
+            "ping ns1 from ns2: {}",
+            String::from_utf8_lossy(&pinged.stdout)
+        );
+    }
 
     let listener = netns::run_in(&ns1, || TcpListener::bind((a1.address, 80)))
         .expect("run_in")
