@@ -31,7 +31,8 @@ pub(crate) enum Outcome {
 }
 
 /// Decides what to do with `msg`, received from container `client` over a
-/// transport whose responses may be `limit` octets long.
+/// transport whose responses may be `limit` octets long ([`UDP_LIMIT`] or
+/// [`TCP_LIMIT`]; over UDP an EDNS client may raise it).
 pub(crate) fn handle(msg: &[u8], client: &str, resolver: &dyn Resolver, limit: usize) -> Outcome {
     let query = match wire::parse_query(msg) {
         Ok(q) => q,
