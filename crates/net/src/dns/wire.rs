@@ -226,8 +226,8 @@ const TYPE_OPT: u16 = 41;
 const EDNS_VERSION: u8 = 0;
 /// The UDP payload size the server advertises and the most it sends.
 /// Its sockets are on `lo` (MTU 64 KiB), so unlike on a real link a
-/// larger size cannot mean IP fragmentation (the reason RFC 9715 and DNS
-/// Flag Day 2020 suggest 1232).
+/// larger size cannot mean IP fragmentation (the reason DNS Flag Day
+/// 2020 suggests 1232).
 pub(crate) const EDNS_UDP_SIZE: u16 = 4096;
 /// Size of an OPT record without options: root name, TYPE, CLASS, TTL,
 /// RDLENGTH.
