@@ -619,6 +619,60 @@ fn busybox_nslookup_inside_the_namespace() {
     assert!(out.contains("192.0.2.7"), "{out}");
 }
 
+/// The resolver containers really use: glibc's stub (`getent` through
+/// nsswitch), with the resolv.conf the engine gives containers on
+/// user-defined networks. `ip netns exec` bind-mounts
+/// /etc/netns/NAME/resolv.conf over /etc/resolv.conf. `ahosts` asks for A
+/// and AAAA in parallel, `edns0` adds OPT records.
+#[test]
+fn glibc_resolver_inside_the_namespace() {
+    let getent = Path::new("/usr/bin/getent").exists();
+    if !requirements() || !require("glibc's getent", getent) {
+        return;
+    }
+    let up = Upstream::start();
+    let ns = Netns::new();
+    let etc = Path::new("/etc/netns").join(&ns.name);
+    std::fs::create_dir_all(&etc).expect("mkdir /etc/netns/NAME");
+    struct RemoveDir(PathBuf);
+    impl Drop for RemoveDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+            // /etc/netns too, if this made it and nothing else is there.
+            if let Some(parent) = self.0.parent() {
+                let _ = std::fs::remove_dir(parent);
+            }
+        }
+    }
+    let _etc = RemoveDir(etc.clone());
+    std::fs::write(
+        etc.join("resolv.conf"),
+        "nameserver 127.0.0.11\noptions ndots:0 edns0 timeout:3\n",
+    )
+    .expect("write resolv.conf");
+    let dns = start(vec![up.addr]);
+    dns.add("c1", &ns.path()).expect("add");
+    let getent = |args: &[&str]| {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "getent"])
+            .args(args)
+            .output()
+            .expect("run getent");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for name in ["db", "database", "example.org"] {
+        let out = getent(&["ahosts", name]);
+        let want = if name == "example.org" {
+            "192.0.2.7"
+        } else {
+            "10.1.2.3"
+        };
+        assert!(out.contains(want), "{name}: {out:?}");
+    }
+    let out = getent(&["hosts", "10.1.2.3"]);
+    assert!(out.contains("db"), "reverse: {out:?}");
+}
+
 #[test]
 fn many_clients_share_one_server() {
     if !requirements() {

@@ -44,12 +44,23 @@ fn query_class(id: u16, qname: &str, qtype: u16, class: u16) -> Vec<u8> {
 
 /// An EDNS OPT pseudo-record (RFC 6891 §6.1.2), advertising 4096 octets.
 fn opt_record() -> Vec<u8> {
+    opt(4096, 0)
+}
+
+fn opt(size: u16, version: u8) -> Vec<u8> {
     let mut r = vec![0];
     r.extend(41u16.to_be_bytes());
-    r.extend(4096u16.to_be_bytes());
-    r.extend(0u32.to_be_bytes());
+    r.extend(size.to_be_bytes());
+    r.extend([0, version, 0x80, 0]); // DO set: ignored
     r.extend(0u16.to_be_bytes());
     r
+}
+
+/// `query` with an OPT record.
+fn edns_query(id: u16, qname: &str, qtype: u16, size: u16, version: u8) -> Vec<u8> {
+    let mut m = with_counts(query(id, qname, qtype), 1, 0, 0, 1);
+    m.extend(opt(size, version));
+    m
 }
 
 fn with_counts(mut m: Vec<u8>, qd: u16, an: u16, ns: u16, ar: u16) -> Vec<u8> {
@@ -109,6 +120,15 @@ fn parse_query_table() {
 
     let mut rdata_short = with_counts(query(7, "db", A), 1, 0, 0, 1);
     rdata_short.extend([0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 8, 1, 2]);
+
+    let mut two_opts = with_counts(query(7, "db", A), 1, 0, 0, 2);
+    two_opts.extend(opt_record());
+    two_opts.extend(opt_record());
+
+    // An OPT record owned by "x" instead of the root.
+    let mut opt_owner = with_counts(query(7, "db", A), 1, 0, 0, 1);
+    opt_owner.extend([1, b'x']);
+    opt_owner.extend(opt_record());
 
     let mut label_past_end = header(1, 0x0100, 1, 0, 0, 0);
     label_past_end.extend([5, b'a', b'b']);
@@ -219,6 +239,12 @@ fn parse_query_table() {
             into_header,
             Err(WireError::BadPointer(2)),
         ),
+        ("two OPT records", two_opts, Err(WireError::BadOpt)),
+        (
+            "OPT not owned by the root",
+            opt_owner,
+            Err(WireError::BadOpt),
+        ),
     ];
     for (what, msg, want) in cases {
         let got = parse_query(&msg).map(|_| ());
@@ -266,7 +292,8 @@ fn random_messages_never_panic() {
         }
         for limit in [UDP_LIMIT, TCP_LIMIT] {
             if let Outcome::Reply(r) = handle(&m, "c1", &Names, limit) {
-                assert!(r.len() >= 12 && r.len() <= limit);
+                let max = limit.max(usize::from(wire::EDNS_UDP_SIZE));
+                assert!(r.len() >= 12 && r.len() <= max);
                 assert_eq!(r[..2], m[..2], "same id");
             }
         }
@@ -340,6 +367,8 @@ struct Resp {
     rcode: u8,
     qdcount: u16,
     answers: Vec<(u16, u32, Vec<u8>)>,
+    /// CLASS and TTL of the OPT record, if any.
+    opt: Option<(u16, u32)>,
 }
 
 fn decode(m: &[u8]) -> Resp {
@@ -365,6 +394,20 @@ fn decode(m: &[u8]) -> Resp {
         answers.push((rtype, ttl, m[pos + 12..pos + 12 + len].to_vec()));
         pos += 12 + len;
     }
+    assert_eq!(u16_at(8), 0, "no authority records");
+    let mut opt = None;
+    for _ in 0..u16_at(10) {
+        assert_eq!(
+            (m[pos], u16_at(pos + 1)),
+            (0, 41),
+            "only OPT, owned by the root"
+        );
+        assert!(opt.is_none(), "one OPT");
+        let ttl = u32::from_be_bytes([m[pos + 5], m[pos + 6], m[pos + 7], m[pos + 8]]);
+        opt = Some((u16_at(pos + 3), ttl));
+        assert_eq!(u16_at(pos + 9), 0, "no options");
+        pos += 11;
+    }
     assert_eq!(pos, m.len(), "no trailing octets");
     Resp {
         id: u16_at(0),
@@ -372,13 +415,14 @@ fn decode(m: &[u8]) -> Resp {
         rcode: (u16_at(2) & 0xF) as u8,
         qdcount: u16_at(4),
         answers,
+        opt,
     }
 }
 
 fn reply(msg: &[u8], client: &str, limit: usize) -> Resp {
     match handle(msg, client, &Names, limit) {
         Outcome::Reply(r) => {
-            assert!(r.len() <= limit);
+            assert!(r.len() <= limit.max(usize::from(wire::EDNS_UDP_SIZE)));
             decode(&r)
         }
         other => panic!("expected a reply, got {other:?}"),
@@ -466,6 +510,51 @@ fn many_addresses_truncate_over_udp_only() {
     let r = reply(&query(1, "web", A), "c1", TCP_LIMIT);
     assert_eq!(r.flags & 0x0200, 0);
     assert_eq!(r.answers.len(), 40);
+}
+
+#[test]
+fn edns_raises_the_udp_limit_and_is_answered_with_opt() {
+    let r = reply(&edns_query(1, "web", A, 4096, 0), "c1", UDP_LIMIT);
+    assert_eq!(r.flags & 0x0200, 0, "no TC");
+    assert_eq!(r.answers.len(), 40);
+    assert_eq!(r.opt, Some((4096, 0)), "our size, version 0, no DO");
+
+    // A client offering more than 4096 gets at most that; one offering
+    // less than 512 gets 512 (RFC 6891 §6.2.5).
+    let Outcome::Reply(big) = handle(&edns_query(1, "web", A, 65000, 0), "c1", &Names, UDP_LIMIT)
+    else {
+        panic!("expected a reply");
+    };
+    assert!(big.len() <= 4096);
+    let Outcome::Reply(small) = handle(&edns_query(1, "web", A, 100, 0), "c1", &Names, UDP_LIMIT)
+    else {
+        panic!("expected a reply");
+    };
+    assert!(small.len() <= 512);
+    let r = decode(&small);
+    assert_ne!(r.flags & 0x0200, 0, "TC at 512 octets");
+    assert!(r.opt.is_some());
+
+    // The SERVFAIL kept for a failed forward carries an OPT too.
+    let Outcome::Forward { servfail, .. } = handle(
+        &edns_query(1, "example.org", A, 1232, 0),
+        "c1",
+        &Names,
+        UDP_LIMIT,
+    ) else {
+        panic!("expected a forward");
+    };
+    let r = decode(&servfail);
+    assert_eq!((r.rcode, r.opt), (2, Some((4096, 0))));
+}
+
+#[test]
+fn unknown_edns_version_is_badvers() {
+    let r = reply(&edns_query(1, "db", A, 1232, 1), "c1", UDP_LIMIT);
+    // BADVERS is 16: 0 in the header, 1 in the OPT's extended RCODE.
+    assert_eq!(r.rcode, 0);
+    assert_eq!(r.opt, Some((4096, 1 << 24)));
+    assert!(r.answers.is_empty());
 }
 
 #[test]
