@@ -274,11 +274,22 @@ impl EngineResolver {
                         (l.network_id.clone(), (l.ip, aliases))
                     })
                     .collect();
+                let links = r
+                    .host_config
+                    .links
+                    .iter()
+                    .map(|l| {
+                        let (name, alias) = l.split_once(':').unwrap_or((l, l));
+                        let alias = alias.rsplit('/').next().unwrap_or(alias);
+                        (alias.to_string(), name.trim_start_matches('/').to_string())
+                    })
+                    .collect();
                 Some(DnsEntry {
                     id: r.id.clone(),
                     name: r.name.clone(),
                     hostname: r.config.hostname.clone(),
                     endpoints,
+                    links,
                 })
             })
             .collect();
@@ -806,7 +817,17 @@ impl Engine {
         let primary_link = st.links.first();
         let gateway =
             primary_link.and_then(|l| self.nets().find(&l.network_id).ok().and_then(|n| n.gateway));
-        let links = self.legacy_links(h)?;
+        // Legacy links are /etc/hosts lines on the default bridge; on user
+        // networks the embedded DNS answers their aliases.
+        let mut links = self.legacy_links(h)?;
+        let on_default = primary_link.is_some_and(|l| {
+            self.nets()
+                .find(&l.network_id)
+                .is_ok_and(|n| n.name == "bridge")
+        });
+        if !on_default {
+            links.clear();
+        }
         let hosts = netconf::hosts_file(
             &rec.config.hostname,
             primary_link.map(|l| l.ip),
