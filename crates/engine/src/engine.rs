@@ -1785,6 +1785,9 @@ fn matches_filters(r: &Record, filters: &BTreeMap<String, Vec<String>>) -> bool 
             }
             "exited" => !r.state.running && r.state.exit_code.to_string() == *v,
             "volume" => r.mounts.iter().any(|m| m.name == *v || m.destination == *v),
+            "network" => r.networks.iter().any(|(name, ep)| {
+                name == v || (!v.is_empty() && ep.network_id.starts_with(v.as_str()))
+            }),
             _ => true,
         })
     })
