@@ -405,6 +405,9 @@ impl Engine {
     /// named after its default bridge for any other daemon on the host, so
     /// each rebuilds only its own rules.
     fn fw_table(&self) -> String {
+        if self.cfg.root == Path::new(DEFAULT_ROOT) {
+            return firewall::TABLE.to_string();
+        }
         let bridge = self
             .nets()
             .by_name("bridge")
@@ -415,7 +418,12 @@ impl Engine {
             .and_then(|s| s.strip_prefix('-'))
         {
             Some(suffix) if !suffix.is_empty() => format!("{}-{suffix}", firewall::TABLE),
-            _ => firewall::TABLE.to_string(),
+            // Never `cais` for another root, whatever its bridge is called.
+            _ => format!(
+                "{}-{:06x}",
+                firewall::TABLE,
+                fnv1a(self.cfg.root.as_os_str().as_encoded_bytes()) & 0xff_ffff
+            ),
         }
     }
 
@@ -1548,6 +1556,14 @@ impl Engine {
         let text = fs::read_to_string(format!("/proc/{}/net/dev", r.state.pid)).unwrap_or_default();
         serde_json::Value::Object(netconf::net_dev_stats(&text))
     }
+}
+
+/// FNV-1a: a hash that stays the same across builds (a table name derived
+/// from it must survive a daemon upgrade).
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn etc_texts(hostname: &str, hosts: String, resolv: String) -> Vec<(&'static str, EtcFile)> {
