@@ -102,6 +102,8 @@ pub struct Engine {
     pub(crate) dns: OnceLock<cais_net::dns::DnsServer>,
     /// Serializes firewall rebuilds.
     pub(crate) fw_lock: Mutex<()>,
+    /// Serializes network teardown with the daemon-start restore.
+    pub(crate) net_ops: Mutex<()>,
 }
 
 pub(crate) fn now() -> String {
@@ -196,6 +198,7 @@ impl Engine {
             port_holds: Mutex::new(HashMap::new()),
             dns: OnceLock::new(),
             fw_lock: Mutex::new(()),
+            net_ops: Mutex::new(()),
         });
         engine.net_init()?;
         engine.restore();
@@ -361,8 +364,12 @@ impl Engine {
         let mut labels = image_config.labels.clone();
         labels.extend(req.config.labels.clone());
         config.labels = labels;
-        if config.exposed_ports.is_none() {
-            config.exposed_ports = image_config.exposed_ports.clone();
+        // The image's EXPOSE and the container's `--expose`/`-p` together.
+        if let Some(image_ports) = &image_config.exposed_ports {
+            let ports = config.exposed_ports.get_or_insert_with(BTreeMap::new);
+            for (k, v) in image_ports {
+                ports.entry(k.clone()).or_insert_with(|| v.clone());
+            }
         }
         if config.volumes.is_none() {
             config.volumes = image_config.volumes.clone();
@@ -1778,6 +1785,9 @@ fn matches_filters(r: &Record, filters: &BTreeMap<String, Vec<String>>) -> bool 
             }
             "exited" => !r.state.running && r.state.exit_code.to_string() == *v,
             "volume" => r.mounts.iter().any(|m| m.name == *v || m.destination == *v),
+            "network" => r.networks.iter().any(|(name, ep)| {
+                name == v || (!v.is_empty() && ep.network_id.starts_with(v.as_str()))
+            }),
             _ => true,
         })
     })

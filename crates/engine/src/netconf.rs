@@ -370,6 +370,9 @@ pub struct DnsEntry {
     pub hostname: String,
     /// Network id → (address, aliases) of its endpoint there.
     pub endpoints: BTreeMap<String, (Ipv4Addr, Vec<String>)>,
+    /// `--link name:alias` on a user network: alias → name, for this
+    /// container's own lookups only.
+    pub links: Vec<(String, String)>,
 }
 
 /// Addresses of `name` as seen by container `client`: containers sharing a
@@ -378,6 +381,12 @@ pub struct DnsEntry {
 pub fn resolve(entries: &[DnsEntry], client: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     let me = entries.iter().find(|e| e.id == client)?;
+    let name = me
+        .links
+        .iter()
+        .find(|(alias, _)| alias.eq_ignore_ascii_case(&name))
+        .map(|(_, target)| target.to_ascii_lowercase())
+        .unwrap_or(name);
     let mut out = Vec::new();
     for (net, _) in me.endpoints.iter() {
         for e in entries {
@@ -685,6 +694,7 @@ mod tests {
             id: id.into(),
             name: name.into(),
             hostname: id[..12].into(),
+            links: Vec::new(),
             endpoints: eps
                 .iter()
                 .map(|(n, ip, al)| {
@@ -708,7 +718,8 @@ mod tests {
             "db1",
             &[("n1", "10.1.0.3", &["db"]), ("n2", "10.2.0.3", &[])],
         );
-        let other = entry("cccccccccccc3333", "other", &[("n2", "10.2.0.4", &[])]);
+        let mut other = entry("cccccccccccc3333", "other", &[("n2", "10.2.0.4", &[])]);
+        other.links.push(("database".into(), "db1".into()));
         let all = [web, db, other];
         let ip = |s: &str| vec![s.parse::<Ipv4Addr>().expect("ip")];
         assert_eq!(
@@ -735,6 +746,12 @@ mod tests {
             "alias is per network"
         );
         assert_eq!(resolve(&all, "cccccccccccc3333", "web"), None);
+        assert_eq!(
+            resolve(&all, "cccccccccccc3333", "database"),
+            Some(ip("10.2.0.3")),
+            "a link alias, for the linking container"
+        );
+        assert_eq!(resolve(&all, "aaaaaaaaaaaa1111", "database"), None);
         assert_eq!(resolve(&all, "unknown", "web"), None);
         assert_eq!(
             reverse(&all, "aaaaaaaaaaaa1111", "10.1.0.3".parse().expect("ip")),

@@ -36,6 +36,7 @@ use crate::netconf::{self, DnsEntry, FwContainer, FwNetwork, HostsLink, PortMap}
 const BUILTIN: [&str; 3] = ["bridge", "host", "none"];
 /// The default bridge's interface name for the default data root.
 const DEFAULT_BRIDGE: &str = "cais0";
+const DEFAULT_ROOT: &str = "/var/lib/cais";
 const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
 
 /// One network's persisted record.
@@ -50,6 +51,9 @@ pub struct NetRecord {
     pub subnet: Option<Subnet>,
     #[serde(default)]
     pub gateway: Option<Ipv4Addr>,
+    /// `--ip-range`: where addresses are allocated unless one is asked for.
+    #[serde(default)]
+    pub ip_range: Option<Subnet>,
     /// The bridge's interface name.
     #[serde(default)]
     pub bridge: String,
@@ -270,11 +274,22 @@ impl EngineResolver {
                         (l.network_id.clone(), (l.ip, aliases))
                     })
                     .collect();
+                let links = r
+                    .host_config
+                    .links
+                    .iter()
+                    .map(|l| {
+                        let (name, alias) = l.split_once(':').unwrap_or((l, l));
+                        let alias = alias.rsplit('/').next().unwrap_or(alias);
+                        (alias.to_string(), name.trim_start_matches('/').to_string())
+                    })
+                    .collect();
                 Some(DnsEntry {
                     id: r.id.clone(),
                     name: r.name.clone(),
                     hostname: r.config.hostname.clone(),
                     endpoints,
+                    links,
                 })
             })
             .collect();
@@ -320,6 +335,7 @@ impl Engine {
                     created: crate::engine::now(),
                     subnet: None,
                     gateway: None,
+                    ip_range: None,
                     bridge: String::new(),
                     internal: false,
                     attachable: false,
@@ -328,10 +344,6 @@ impl Engine {
                     allocated: BTreeMap::new(),
                 };
                 if name == "bridge" {
-                    let taken: Vec<Subnet> = nets.by_id.values().filter_map(|n| n.subnet).collect();
-                    let subnet = ipam::choose_subnet(&taken)?;
-                    n.subnet = Some(subnet);
-                    n.gateway = Some(subnet.first_host());
                     n.bridge = self.default_bridge_name();
                     n.options
                         .insert(BRIDGE_NAME_OPTION.into(), n.bridge.clone());
@@ -342,15 +354,24 @@ impl Engine {
                 }
                 nets.save(n)?;
             }
-        }
-        if let Some(b) = self.nets().by_name("bridge").cloned() {
-            if let (Some(s), Some(g)) = (b.subnet, b.gateway) {
-                if let Err(e) = link::ensure_bridge(&b.bridge, g, s.prefix) {
-                    eprintln!(
-                        "cais daemon: creating bridge {}: {}",
-                        b.bridge,
+            // The default bridge's subnet: chosen once, retried at each
+            // start while every pool is taken (the daemon still serves).
+            if let Some(mut b) = nets
+                .by_name("bridge")
+                .filter(|b| b.subnet.is_none())
+                .cloned()
+            {
+                let taken: Vec<Subnet> = nets.by_id.values().filter_map(|n| n.subnet).collect();
+                match ipam::choose_subnet(&taken) {
+                    Ok(subnet) => {
+                        b.subnet = Some(subnet);
+                        b.gateway = Some(subnet.first_host());
+                        nets.save(b)?;
+                    }
+                    Err(e) => eprintln!(
+                        "cais daemon: no subnet for the default bridge network: {}",
                         crate::error::chain(&e)
-                    );
+                    ),
                 }
             }
         }
@@ -370,14 +391,40 @@ impl Engine {
         Ok(())
     }
 
-    /// `cais0` for the daemon of the default data root; another daemon on
-    /// the same host (tests) gets a name of its own, so their bridges and
-    /// address plans never mix.
+    /// `cais0` for the daemon of the default data root; a daemon with
+    /// another root on the same host (tests) gets a name of its own, so
+    /// their bridges and address plans never mix.
     fn default_bridge_name(&self) -> String {
-        if self.cfg.root == Path::new("/var/lib/cais") || !link::link_exists(DEFAULT_BRIDGE) {
+        if self.cfg.root == Path::new(DEFAULT_ROOT) {
             return DEFAULT_BRIDGE.into();
         }
-        format!("cais0-{}", &random_hex(4)[..6])
+        format!("{DEFAULT_BRIDGE}-{}", &random_hex(3))
+    }
+
+    /// The daemon's nftables table: `cais` for the default data root, one
+    /// named after its default bridge for any other daemon on the host, so
+    /// each rebuilds only its own rules.
+    fn fw_table(&self) -> String {
+        if self.cfg.root == Path::new(DEFAULT_ROOT) {
+            return firewall::TABLE.to_string();
+        }
+        let bridge = self
+            .nets()
+            .by_name("bridge")
+            .map(|b| b.bridge.clone())
+            .unwrap_or_default();
+        match bridge
+            .strip_prefix(DEFAULT_BRIDGE)
+            .and_then(|s| s.strip_prefix('-'))
+        {
+            Some(suffix) if !suffix.is_empty() => format!("{}-{suffix}", firewall::TABLE),
+            // Never `cais` for another root, whatever its bridge is called.
+            _ => format!(
+                "{}-{:06x}",
+                firewall::TABLE,
+                fnv1a(self.cfg.root.as_os_str().as_encoded_bytes()) & 0xff_ffff
+            ),
+        }
     }
 
     /// After containers were restored: running ones get their port
@@ -385,15 +432,22 @@ impl Engine {
     /// what containers that died while the daemon was down held is
     /// released; then the firewall is rebuilt.
     pub(crate) fn net_restore(&self) {
-        let records: Vec<Record> = self.lock().containers.values().cloned().collect();
-        let mut live = BTreeSet::new();
-        for r in &records {
+        let ids: Vec<String> = self.lock().containers.keys().cloned().collect();
+        for id in &ids {
+            match self.record(id) {
+                Ok(r) if r.net.is_some() && !r.state.running => self.net_teardown(id),
+                _ => {}
+            }
+        }
+        for id in &ids {
+            // Serialized with teardown: a monitor thread may be reporting
+            // this container's exit right now.
+            let _ops = self.net_ops.lock().unwrap_or_else(|p| p.into_inner());
+            let Ok(r) = self.record(id) else { continue };
             let Some(st) = &r.net else { continue };
             if !r.state.running {
-                self.net_teardown(&r.id);
                 continue;
             }
-            live.insert(r.id.clone());
             for l in &st.links {
                 if let Ok(n) = self.nets().find(&l.network_id).cloned() {
                     if let (Some(s), Some(g)) = (n.subnet, n.gateway) {
@@ -429,19 +483,20 @@ impl Engine {
                 }
             }
         }
-        // Addresses and namespaces nobody holds any more.
-        {
-            let mut nets = self.nets();
-            let stale: Vec<NetRecord> = nets
-                .by_id
-                .values()
-                .filter(|n| n.allocated.keys().any(|c| !live.contains(c)))
-                .cloned()
-                .collect();
-            for mut n in stale {
-                n.allocated.retain(|c, _| live.contains(c));
-                let _ = nets.save(n);
-            }
+        // Addresses and namespaces nobody holds any more (containers that
+        // vanished with their records), checked against the live records.
+        let _ops = self.net_ops.lock().unwrap_or_else(|p| p.into_inner());
+        let holds_net = |id: &str| self.record(id).is_ok_and(|r| r.net.is_some());
+        let stale: Vec<NetRecord> = self
+            .nets()
+            .by_id
+            .values()
+            .filter(|n| n.allocated.keys().any(|c| !holds_net(c)))
+            .cloned()
+            .collect();
+        for mut n in stale {
+            n.allocated.retain(|c, _| holds_net(c));
+            let _ = self.nets().save(n);
         }
         for entry in fs::read_dir(self.cfg.exec_root.join("netns"))
             .into_iter()
@@ -449,23 +504,37 @@ impl Engine {
             .flatten()
         {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !live.contains(&name) {
+            if !holds_net(&name) {
                 let _ = netns::remove(&entry.path());
             }
         }
+        drop(_ops);
         if let Err(e) = self.sync_firewall() {
             eprintln!("cais daemon: firewall: {e}");
         }
     }
 
-    /// At daemon shutdown: the cais firewall tables go (containers keep
-    /// running; the next daemon rebuilds them).
+    /// At daemon shutdown: the cais firewall tables go, and bridges no
+    /// running container uses (containers keep running; the next daemon
+    /// rebuilds rules, and bridges when containers need them).
     pub fn net_shutdown(&self) {
-        if let Err(e) = firewall::remove() {
+        if let Err(e) = firewall::remove_table(&self.fw_table()) {
             eprintln!(
                 "cais daemon: removing the firewall rules: {}",
                 crate::error::chain(&e)
             );
+        }
+        let bridges: Vec<(String, String)> = self
+            .nets()
+            .by_id
+            .values()
+            .filter(|n| n.driver == "bridge")
+            .map(|n| (n.id.clone(), n.bridge.clone()))
+            .collect();
+        for (id, bridge) in bridges {
+            if self.network_users(&id).is_empty() {
+                let _ = link::delete_link(&bridge);
+            }
         }
     }
 
@@ -502,10 +571,11 @@ impl Engine {
             })
             .collect();
         let rules = netconf::ruleset(&networks, &containers);
+        let table = self.fw_table();
         if rules == firewall::Ruleset::default() {
-            firewall::remove()?;
+            firewall::remove_table(&table)?;
         } else {
-            firewall::apply(&rules)?;
+            firewall::apply_to(&table, &rules)?;
         }
         Ok(())
     }
@@ -623,22 +693,36 @@ impl Engine {
                     hostname,
                 })
             }
-            Mode::None => Ok(NetPlan {
-                host_network: false,
-                netns: None,
-                etc: etc_texts(
-                    &hostname,
-                    netconf::hosts_file(&hostname, None, &[], &h.extra_hosts, None)?,
-                    netconf::resolv_conf(
-                        &host_resolv,
-                        false,
-                        &h.dns,
-                        &h.dns_search,
-                        &h.dns_options,
+            Mode::None => {
+                // A namespace of its own with only `lo`, up.
+                let path = self.netns_path(&rec.id);
+                let _ = netns::remove(&path);
+                netns::create(&path)?;
+                let st = NetState {
+                    netns: path.clone(),
+                    ..Default::default()
+                };
+                if let Err(e) = self.update(&rec.id, |r| r.net = Some(st)) {
+                    let _ = netns::remove(&path);
+                    return Err(e);
+                }
+                Ok(NetPlan {
+                    host_network: false,
+                    netns: Some(path),
+                    etc: etc_texts(
+                        &hostname,
+                        netconf::hosts_file(&hostname, None, &[], &h.extra_hosts, None)?,
+                        netconf::resolv_conf(
+                            &host_resolv,
+                            false,
+                            &h.dns,
+                            &h.dns_search,
+                            &h.dns_options,
+                        ),
                     ),
-                ),
-                hostname,
-            }),
+                    hostname,
+                })
+            }
             Mode::Container(c) => {
                 let other = self.record(&self.resolve(&c)?)?;
                 if !other.state.running {
@@ -741,7 +825,17 @@ impl Engine {
         let primary_link = st.links.first();
         let gateway =
             primary_link.and_then(|l| self.nets().find(&l.network_id).ok().and_then(|n| n.gateway));
-        let links = self.legacy_links(h)?;
+        // Legacy links are /etc/hosts lines on the default bridge; on user
+        // networks the embedded DNS answers their aliases.
+        let mut links = self.legacy_links(h)?;
+        let on_default = primary_link.is_some_and(|l| {
+            self.nets()
+                .find(&l.network_id)
+                .is_ok_and(|n| n.name == "bridge")
+        });
+        if !on_default {
+            links.clear();
+        }
         let hosts = netconf::hosts_file(
             &rec.config.hostname,
             primary_link.map(|l| l.ip),
@@ -817,6 +911,24 @@ impl Engine {
         let (net, ip) = {
             let mut nets = self.nets();
             let mut n = nets.find(&ep.network_id)?.clone();
+            // The default bridge's subnet was chosen when its record was
+            // made; before its bridge exists again, move it if the host
+            // has taken that range since (another daemon, a VPN).
+            if n.name == "bridge" && n.allocated.is_empty() && !link::link_exists(&n.bridge) {
+                let taken: Vec<Subnet> = nets
+                    .by_id
+                    .values()
+                    .filter(|o| o.id != n.id)
+                    .filter_map(|o| o.subnet)
+                    .collect();
+                if let Ok(subnet) = ipam::choose_subnet(&taken) {
+                    if n.subnet != Some(subnet) {
+                        n.subnet = Some(subnet);
+                        n.gateway = Some(subnet.first_host());
+                        nets.save(n.clone())?;
+                    }
+                }
+            }
             let (Some(subnet), Some(gw)) = (n.subnet, n.gateway) else {
                 return Err(Error::InvalidArgument(format!(
                     "network {} has no addresses to attach to",
@@ -827,7 +939,11 @@ impl Engine {
                 Some(ip) => *ip,
                 None => {
                     let used: BTreeSet<Ipv4Addr> = n.allocated.values().copied().collect();
-                    let ip = ipam::allocate(subnet, gw, &used, requested)?;
+                    let pool = match (requested, n.ip_range) {
+                        (None, Some(range)) => range,
+                        _ => subnet,
+                    };
+                    let ip = ipam::allocate(pool, gw, &used, requested)?;
                     n.allocated.insert(rec.id.clone(), ip);
                     nets.save(n.clone())?;
                     ip
@@ -888,6 +1004,23 @@ impl Engine {
         }
     }
 
+    /// A `network` event about a container (connect, disconnect).
+    fn emit_network(&self, action: &str, network_id: &str, container: &str) {
+        let Ok(n) = self.nets().find(network_id).cloned() else {
+            return;
+        };
+        self.events.emit(
+            "network",
+            action,
+            &n.id,
+            BTreeMap::from([
+                ("container".to_string(), container.to_string()),
+                ("name".to_string(), n.name.clone()),
+                ("type".to_string(), n.driver.clone()),
+            ]),
+        );
+    }
+
     /// After the container's process started: the embedded DNS serves it
     /// and the firewall learns its ports.
     pub(crate) fn net_started(&self, id: &str) -> Result<()> {
@@ -900,12 +1033,17 @@ impl Engine {
                 d.add(id, &st.netns)?;
             }
         }
-        self.sync_firewall()
+        self.sync_firewall()?;
+        for l in &st.links {
+            self.emit_network("connect", &l.network_id, id);
+        }
+        Ok(())
     }
 
     /// Undoes everything `net_setup` and `net_started` did, from the
     /// record (so it works after a daemon restart); idempotent.
     pub(crate) fn net_teardown(&self, id: &str) {
+        let _ops = self.net_ops.lock().unwrap_or_else(|p| p.into_inner());
         let Ok(rec) = self.record(id) else { return };
         if let Some(d) = self.dns.get() {
             if rec.net.as_ref().is_some_and(|s| s.dns) {
@@ -915,6 +1053,7 @@ impl Engine {
         self.holds().remove(id);
         if let Some(st) = &rec.net {
             for l in &st.links {
+                self.emit_network("disconnect", &l.network_id, id);
                 if let Err(e) = link::detach(&l.host_ifname) {
                     eprintln!(
                         "cais daemon: removing {}: {}",
@@ -987,6 +1126,9 @@ impl Engine {
 
     /// The `Ports` of a `docker ps` row.
     pub(crate) fn ps_ports(&self, r: &Record) -> Vec<serde_json::Value> {
+        if !r.state.running {
+            return Vec::new();
+        }
         let maps = r
             .net
             .as_ref()
@@ -1038,6 +1180,7 @@ impl Engine {
                     (Some(s), Some(g)) => vec![cais_api::IpamConfig {
                         subnet: s.to_string(),
                         gateway: g.to_string(),
+                        ip_range: n.ip_range.map(|r| r.to_string()).unwrap_or_default(),
                         ..Default::default()
                     }],
                     _ => Vec::new(),
@@ -1190,6 +1333,18 @@ impl Engine {
             }
             None => subnet.first_host(),
         };
+        let ip_range = match pool.map(|p| p.ip_range.trim()).filter(|r| !r.is_empty()) {
+            Some(r) => {
+                let range: Subnet = r.parse()?;
+                if !subnet.contains(range.addr) || range.prefix < subnet.prefix {
+                    return Err(Error::InvalidArgument(format!(
+                        "ip range {range} is not inside subnet {subnet}"
+                    )));
+                }
+                Some(range)
+            }
+            None => None,
+        };
         let id = random_hex(32);
         let bridge = match req.options.get(BRIDGE_NAME_OPTION) {
             Some(b) if b.is_empty() || b.len() > 15 || b.contains(['/', ' ']) => {
@@ -1212,6 +1367,7 @@ impl Engine {
             created: crate::engine::now(),
             subnet: Some(subnet),
             gateway: Some(gateway),
+            ip_range,
             bridge,
             internal: req.internal,
             attachable: req.attachable,
@@ -1339,16 +1495,7 @@ impl Engine {
             }
             self.sync_firewall()?;
         }
-        self.events.emit(
-            "network",
-            "connect",
-            &net.id,
-            BTreeMap::from([
-                ("container".to_string(), id.clone()),
-                ("name".to_string(), net.name.clone()),
-                ("type".to_string(), net.driver.clone()),
-            ]),
-        );
+        self.emit_network("connect", &net.id, &id);
         Ok(())
     }
 
@@ -1397,16 +1544,7 @@ impl Engine {
             r.networks.remove(&name);
         })?;
         self.sync_firewall()?;
-        self.events.emit(
-            "network",
-            "disconnect",
-            &net.id,
-            BTreeMap::from([
-                ("container".to_string(), id.clone()),
-                ("name".to_string(), net.name.clone()),
-                ("type".to_string(), net.driver.clone()),
-            ]),
-        );
+        self.emit_network("disconnect", &net.id, &id);
         Ok(())
     }
 
@@ -1418,6 +1556,14 @@ impl Engine {
         let text = fs::read_to_string(format!("/proc/{}/net/dev", r.state.pid)).unwrap_or_default();
         serde_json::Value::Object(netconf::net_dev_stats(&text))
     }
+}
+
+/// FNV-1a: a hash that stays the same across builds (a table name derived
+/// from it must survive a daemon upgrade).
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn etc_texts(hostname: &str, hosts: String, resolv: String) -> Vec<(&'static str, EtcFile)> {
@@ -1511,6 +1657,7 @@ mod tests {
             created: String::new(),
             subnet: Some("10.5.0.0/16".parse().expect("subnet")),
             gateway: Some("10.5.0.1".parse().expect("ip")),
+            ip_range: None,
             bridge: "b".into(),
             internal: false,
             attachable: false,

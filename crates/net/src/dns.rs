@@ -28,14 +28,17 @@ pub trait Resolver: Send + Sync {
     /// `client` shares. `None`: not a container name, forward upstream.
     ///
     /// Called on the serving thread for every query, so it must be quick
-    /// (an in-memory table) and must not block on network I/O.
+    /// (an in-memory table), must not block on I/O, and must not call
+    /// back into [`DnsServer`] nor wait for a lock held across calls to
+    /// it (`remove` waits for the serving thread; see there).
     fn lookup(&self, client: &str, name: &str) -> Option<Vec<Ipv4Addr>>;
     /// Reverse lookup of a container address (PTR), as `name`.
     fn reverse(&self, client: &str, ip: Ipv4Addr) -> Option<String>;
 }
 
 /// The running server. Dropping it stops its thread and closes every
-/// client's sockets.
+/// client's listening sockets; helper threads still serving a TCP
+/// connection or waiting on an upstream end within a few seconds.
 pub struct DnsServer {
     inner: server::Server,
 }
@@ -60,7 +63,11 @@ impl DnsServer {
     /// Stops serving `client` and closes its sockets.
     ///
     /// When this returns the sockets are closed: a new query from the
-    /// container is refused (TCP) or unanswered (UDP).
+    /// container is refused (TCP) or unanswered (UDP). It waits for the
+    /// serving thread to close them, at most two seconds (should that
+    /// thread be held up in [`Resolver`], they close right after). TCP
+    /// connections already accepted and upstream round trips already
+    /// under way finish on their own threads (a few seconds at most).
     pub fn remove(&self, client: &str) {
         self.inner.remove(client)
     }

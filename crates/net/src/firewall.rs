@@ -45,8 +45,14 @@
 //! chain. That is the least it can change: rules matching only its own
 //! bridges, found again by their exact comment and deleted by handle in
 //! the next transaction and by [`remove`]; the chain, its policy and other
-//! rules stay untouched. Chains that drop by a rule rather than by policy,
-//! and iptables-legacy (x_tables, invisible to nft), are not handled.
+//! rules stay untouched; iptables-nft lists them as ordinary
+//! `-i B -m comment --comment cais -j ACCEPT` rules. The order in which
+//! the daemons start does not matter for dockerd: it sets the drop policy
+//! only when it is the one to turn forwarding on, so either cais finds the
+//! policy already set or forwarding is already on when dockerd starts.
+//! Chains that drop by a rule rather than by policy, a policy changed
+//! after the last [`apply`], and iptables-legacy (x_tables, invisible to
+//! nft) are not handled.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -145,7 +151,10 @@ pub fn apply_to(table: &str, rules: &Ruleset) -> Result<()> {
 /// foreign forward chain.
 pub fn remove_table(table: &str) -> Result<()> {
     check_name("table", table)?;
-    let nft = nft()?;
+    // Without nft nobody can have made the table: nothing to remove.
+    let Ok(nft) = nft() else {
+        return Ok(());
+    };
     let mut last = None;
     for _ in 0..3 {
         let foreign = foreign_forward(&nft, table);

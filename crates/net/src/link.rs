@@ -28,6 +28,7 @@ const NETLINK_EXT_ACK: libc::c_int = 11;
 
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
+const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
 const RTM_DELADDR: u16 = 21;
 const RTM_GETADDR: u16 = 22;
@@ -41,6 +42,9 @@ const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
+const IFLA_INFO_SLAVE_KIND: u16 = 4;
+const IFLA_INFO_SLAVE_DATA: u16 = 5;
+const IFLA_BRPORT_MODE: u16 = 4;
 const VETH_INFO_PEER: u16 = 1;
 const NLA_F_NESTED: u16 = 0x8000;
 
@@ -224,6 +228,25 @@ impl Socket {
                 std::mem::size_of::<libc::c_int>() as libc::socklen_t,
             )
         };
+        // A reply never comes only through a bug (a request without
+        // NLM_F_ACK); a bounded wait turns that into an error, not a hang.
+        let timeout = libc::timeval {
+            tv_sec: 30,
+            tv_usec: 0,
+        };
+        // SAFETY: `timeout` is a valid timeval for the option's length.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&timeout as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
         Ok(Socket { fd, seq: 0 })
     }
 
@@ -423,24 +446,14 @@ fn addresses(s: &mut Socket, name: &str, i: u32) -> Result<Vec<(Ipv4Addr, u8)>> 
 }
 
 fn address_msg(kind: u16, flags: u16, i: u32, addr: Ipv4Addr, prefix: u8) -> Msg {
-    let bcast = crate::ipam::Subnet {
-        addr: Ipv4Addr::from(u32::from(addr) & mask(prefix)),
-        prefix,
-    }
-    .broadcast();
+    // `ip addr add` with `brd +`: the broadcast address of the prefix.
+    let mask = crate::ipam::Subnet { addr, prefix }.mask();
+    let bcast = Ipv4Addr::from(u32::from(addr) | !mask);
     Msg::new(kind, flags)
         .ifaddr(prefix, i)
         .attr(IFA_LOCAL, &addr.octets())
         .attr(IFA_ADDRESS, &addr.octets())
         .attr(IFA_BROADCAST, &bcast.octets())
-}
-
-fn mask(prefix: u8) -> u32 {
-    if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(prefix.min(32)))
-    }
 }
 
 fn add_address(s: &mut Socket, name: &str, i: u32, addr: Ipv4Addr, prefix: u8) -> Result<()> {
@@ -450,13 +463,41 @@ fn add_address(s: &mut Socket, name: &str, i: u32, addr: Ipv4Addr, prefix: u8) -
     )
 }
 
-fn is_bridge(name: &str) -> bool {
-    // sysfs has a `bridge` directory for bridge devices only
-    // (Documentation/ABI/testing/sysfs-class-net).
-    std::path::Path::new("/sys/class/net")
-        .join(name)
-        .join("bridge")
-        .is_dir()
+/// The kind of link `name` (`bridge`, `veth`, ...; `None` for a device
+/// without one, like `lo` or a physical NIC), asked of rtnetlink rather
+/// than sysfs: /sys shows the namespace of whoever mounted it, not the
+/// calling thread's.
+fn link_kind(s: &mut Socket, name: &str) -> Result<Option<String>> {
+    let op = || format!("read link {name}");
+    let seq = s
+        .send(
+            Msg::new(RTM_GETLINK, NLM_F_ACK)
+                .ifinfo(0, 0, 0)
+                .attr_str(IFLA_IFNAME, name),
+        )
+        .map_err(|e| netlink_err(op(), e, None))?;
+    let mut kind = None;
+    s.replies(seq, |t, p| {
+        if t != RTM_NEWLINK || p.len() < 16 {
+            return;
+        }
+        for (k, v) in attrs(&p[16..]) {
+            if k != IFLA_LINKINFO {
+                continue;
+            }
+            for (ik, iv) in attrs(v) {
+                if ik == IFLA_INFO_KIND {
+                    kind = Some(
+                        String::from_utf8_lossy(iv)
+                            .trim_end_matches('\0')
+                            .to_string(),
+                    );
+                }
+            }
+        }
+    })
+    .map_err(|(e, t)| netlink_err(op(), e, t))?;
+    Ok(kind)
 }
 
 /// Creates bridge `name` with `gateway/prefix` if missing (or fixes its
@@ -489,7 +530,7 @@ pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<()> {
             other => other?,
         }
     }
-    if !is_bridge(name) {
+    if link_kind(&mut s, name)?.as_deref() != Some("bridge") {
         return Err(Error::Conflict(format!(
             "link {name} exists and is not a bridge"
         )));
@@ -630,6 +671,23 @@ fn configure(s: &mut Socket, a: &Attachment, bridge: u32) -> Result<()> {
         Msg::new(RTM_NEWLINK, 0)
             .ifinfo(host as i32, libc::IFF_UP as u32, libc::IFF_UP as u32)
             .attr_u32(IFLA_MASTER, bridge),
+    )?;
+    // Hairpin mode lets the bridge send a frame back out of the port it
+    // came in by. A container reaching its own published port through a
+    // host address needs it: br_netfilter DNATs the frame on the bridge
+    // and, the new destination being behind the same bridge, bridges it
+    // rather than routing it; without hairpin the bridge drops it
+    // (bridge(8), `hairpin`).
+    s.request(
+        || format!("turn on hairpin mode of {}", a.host_ifname),
+        Msg::new(RTM_NEWLINK, 0)
+            .ifinfo(host as i32, 0, 0)
+            .nest(IFLA_LINKINFO)
+            .attr_str(IFLA_INFO_SLAVE_KIND, "bridge")
+            .nest(IFLA_INFO_SLAVE_DATA)
+            .attr(IFLA_BRPORT_MODE, &[1])
+            .end()
+            .end(),
     )?;
     netns::run_in(&a.netns, || -> Result<()> {
         let mut s = open("configure a container interface")?;

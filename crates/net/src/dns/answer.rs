@@ -5,9 +5,9 @@
 use super::wire::{self, qtype, rcode, Name, Query, Response, WireError};
 use super::Resolver;
 
-/// Largest UDP response without EDNS (RFC 1035 §2.3.4, §4.2.1). The server
-/// does not do EDNS: a query's OPT record is ignored and no OPT is sent
-/// back, which RFC 6891 §7 allows; a bigger answer is truncated and the
+/// Largest UDP response to a client without EDNS (RFC 1035 §2.3.4,
+/// §4.2.1); with EDNS, the size its OPT record offers, up to
+/// [`wire::EDNS_UDP_SIZE`]. A bigger answer is truncated (TC) and the
 /// client repeats the query over TCP.
 pub(crate) const UDP_LIMIT: usize = 512;
 /// Largest message over TCP: its length prefix is 16 bits (RFC 1035 §4.2.2).
@@ -31,12 +31,16 @@ pub(crate) enum Outcome {
 }
 
 /// Decides what to do with `msg`, received from container `client` over a
-/// transport whose responses may be `limit` octets long.
+/// transport whose responses may be `limit` octets long ([`UDP_LIMIT`] or
+/// [`TCP_LIMIT`]; over UDP an EDNS client may raise it).
 pub(crate) fn handle(msg: &[u8], client: &str, resolver: &dyn Resolver, limit: usize) -> Outcome {
     let query = match wire::parse_query(msg) {
         Ok(q) => q,
         Err(e) => return reject(msg, e),
     };
+    if query.edns.is_some_and(|e| e.version > 0) {
+        return Outcome::Reply(Response::new(&query, wire::BADVERS, limit).finish());
+    }
     let q = &query.question;
     // Container names exist in class IN only; CHAOS and friends are the
     // upstream's business.

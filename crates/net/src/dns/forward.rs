@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use super::wire;
+use super::wire::{self, rcode};
 
 /// How long one upstream gets to answer before the next is tried; like
 /// glibc's default `timeout:` (resolv.conf(5)) minus a little, since the
@@ -24,13 +24,26 @@ pub(crate) fn udp(
     timeout: Duration,
 ) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; 65535];
-    for upstream in upstreams {
-        if let Some(n) = udp_one(query, question_end, *upstream, timeout, &mut buf) {
-            buf.truncate(n);
-            return Some(buf);
+    first_good(
+        upstreams.iter().map(|u| {
+            udp_one(query, question_end, *u, timeout, &mut buf).map(|n| buf[..n].to_vec())
+        }),
+    )
+}
+
+/// The first answer that is not SERVFAIL or REFUSED, trying upstreams
+/// lazily in order; failing that the last such failure. Like the glibc
+/// stub resolver, a server that cannot or will not answer is a reason to
+/// ask the next one, while NXDOMAIN and NOERROR are final.
+pub(super) fn first_good(answers: impl Iterator<Item = Option<Vec<u8>>>) -> Option<Vec<u8>> {
+    let mut failure = None;
+    for resp in answers.flatten() {
+        match wire::rcode_of(&resp) {
+            Some(rcode::SERVFAIL | rcode::REFUSED) => failure = Some(resp),
+            _ => return Some(resp),
         }
     }
-    None
+    failure
 }
 
 fn udp_one(
@@ -77,9 +90,11 @@ pub(crate) fn tcp(
     upstreams: &[SocketAddr],
     timeout: Duration,
 ) -> Option<Vec<u8>> {
-    upstreams
-        .iter()
-        .find_map(|u| tcp_one(query, question_end, *u, timeout).ok().flatten())
+    first_good(
+        upstreams
+            .iter()
+            .map(|u| tcp_one(query, question_end, *u, timeout).ok().flatten()),
+    )
 }
 
 fn tcp_one(

@@ -38,6 +38,8 @@ const TCP_IDLE: Duration = Duration::from_secs(5);
 /// Datagrams read from one socket per wake-up, so one busy container
 /// cannot starve the others.
 const UDP_BATCH: usize = 32;
+/// The longest `remove` waits for the loop to close a client's sockets.
+const REMOVE_WAIT: Duration = Duration::from_secs(2);
 /// Stack of the helper threads: they hold a few small buffers (the large
 /// ones are on the heap) and call the engine's resolver.
 const HELPER_STACK: usize = 256 * 1024;
@@ -142,8 +144,10 @@ impl Server {
         if sent.is_ok() {
             // Returns when the loop dropped `done` after closing the
             // sockets, or at once if the loop is gone (and with it the
-            // sockets).
-            let _ = wait.recv();
+            // sockets). Bounded: should the loop be stuck in a resolver
+            // call that waits for a lock our caller holds, this turns a
+            // deadlock into a delay, and the sockets close right after.
+            let _ = wait.recv_timeout(REMOVE_WAIT);
         }
     }
 
@@ -242,7 +246,7 @@ fn serve(shared: &Arc<Shared>, commands: &mpsc::Receiver<Command>, wakee: &UnixS
     let mut clients: Vec<ClientSockets> = Vec::new();
     let mut buf = vec![0u8; 65535];
     loop {
-        let ready: Vec<(usize, PollFlags)> = {
+        let ready: Vec<usize> = {
             let mut fds = Vec::with_capacity(1 + 2 * clients.len());
             fds.push(PollFd::new(wakee.as_fd(), PollFlags::POLLIN));
             for c in &clients {
@@ -259,16 +263,20 @@ fn serve(shared: &Arc<Shared>, commands: &mpsc::Receiver<Command>, wakee: &UnixS
                     continue;
                 }
             }
+            // Any event counts, errors included: the read or accept
+            // that follows consumes a pending socket error.
             fds.iter()
                 .enumerate()
-                .filter_map(|(i, f)| f.revents().filter(|r| !r.is_empty()).map(|r| (i, r)))
+                .filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty()))
+                .map(|(i, _)| i)
                 .collect()
         };
-        for (i, _) in ready {
-            if i == 0 {
+        // Index 0 is the wake socket, then each client's UDP socket and
+        // TCP listener.
+        for i in ready.into_iter().filter(|&i| i > 0) {
+            let Some(c) = clients.get((i - 1) / 2) else {
                 continue;
-            }
-            let c = &clients[(i - 1) / 2];
+            };
             if (i - 1) % 2 == 0 {
                 serve_udp(shared, c, &mut buf);
             } else {

@@ -44,12 +44,23 @@ fn query_class(id: u16, qname: &str, qtype: u16, class: u16) -> Vec<u8> {
 
 /// An EDNS OPT pseudo-record (RFC 6891 §6.1.2), advertising 4096 octets.
 fn opt_record() -> Vec<u8> {
+    opt(4096, 0)
+}
+
+fn opt(size: u16, version: u8) -> Vec<u8> {
     let mut r = vec![0];
     r.extend(41u16.to_be_bytes());
-    r.extend(4096u16.to_be_bytes());
-    r.extend(0u32.to_be_bytes());
+    r.extend(size.to_be_bytes());
+    r.extend([0, version, 0x80, 0]); // DO set: ignored
     r.extend(0u16.to_be_bytes());
     r
+}
+
+/// `query` with an OPT record.
+fn edns_query(id: u16, qname: &str, qtype: u16, size: u16, version: u8) -> Vec<u8> {
+    let mut m = with_counts(query(id, qname, qtype), 1, 0, 0, 1);
+    m.extend(opt(size, version));
+    m
 }
 
 fn with_counts(mut m: Vec<u8>, qd: u16, an: u16, ns: u16, ar: u16) -> Vec<u8> {
@@ -109,6 +120,15 @@ fn parse_query_table() {
 
     let mut rdata_short = with_counts(query(7, "db", A), 1, 0, 0, 1);
     rdata_short.extend([0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 8, 1, 2]);
+
+    let mut two_opts = with_counts(query(7, "db", A), 1, 0, 0, 2);
+    two_opts.extend(opt_record());
+    two_opts.extend(opt_record());
+
+    // An OPT record owned by "x" instead of the root.
+    let mut opt_owner = with_counts(query(7, "db", A), 1, 0, 0, 1);
+    opt_owner.extend([1, b'x']);
+    opt_owner.extend(opt_record());
 
     let mut label_past_end = header(1, 0x0100, 1, 0, 0, 0);
     label_past_end.extend([5, b'a', b'b']);
@@ -219,6 +239,12 @@ fn parse_query_table() {
             into_header,
             Err(WireError::BadPointer(2)),
         ),
+        ("two OPT records", two_opts, Err(WireError::BadOpt)),
+        (
+            "OPT not owned by the root",
+            opt_owner,
+            Err(WireError::BadOpt),
+        ),
     ];
     for (what, msg, want) in cases {
         let got = parse_query(&msg).map(|_| ());
@@ -244,6 +270,37 @@ fn parse_query_never_panics_on_prefixes_and_flips() {
 }
 
 #[test]
+fn random_messages_never_panic() {
+    // xorshift64: deterministic, so a failure reproduces.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..20_000 {
+        let len = (next() % 96) as usize;
+        let mut m: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        // Mostly plausible headers, so the name and record code runs.
+        if m.len() >= 12 && next() % 4 != 0 {
+            m[2] &= 0x01;
+            m[4..6].copy_from_slice(&[0, 1]);
+            for c in &mut m[6..12] {
+                *c &= 0x01;
+            }
+        }
+        for limit in [UDP_LIMIT, TCP_LIMIT] {
+            if let Outcome::Reply(r) = handle(&m, "c1", &Names, limit) {
+                let max = limit.max(usize::from(wire::EDNS_UDP_SIZE));
+                assert!(r.len() >= 12 && r.len() <= max);
+                assert_eq!(r[..2], m[..2], "same id");
+            }
+        }
+    }
+}
+
+#[test]
 fn question_is_parsed() {
     let q = parse_query(&query(0x1234, "Db.Net1", AAAA)).expect("valid");
     assert_eq!(q.header.id, 0x1234);
@@ -258,6 +315,7 @@ fn lookup_key_and_reverse_names() {
     let key = |n: &str| wire::Name::from_text(n).and_then(|n| n.lookup_key());
     assert_eq!(key("DataBase."), Some("database".into()));
     assert_eq!(key("."), None);
+    assert_eq!(key(""), None);
     assert_eq!(key("a b"), None);
     assert_eq!(key("a..b"), None, "empty label");
     assert_eq!(key(&"x".repeat(64)), None, "label too long");
@@ -309,6 +367,8 @@ struct Resp {
     rcode: u8,
     qdcount: u16,
     answers: Vec<(u16, u32, Vec<u8>)>,
+    /// CLASS and TTL of the OPT record, if any.
+    opt: Option<(u16, u32)>,
 }
 
 fn decode(m: &[u8]) -> Resp {
@@ -334,6 +394,20 @@ fn decode(m: &[u8]) -> Resp {
         answers.push((rtype, ttl, m[pos + 12..pos + 12 + len].to_vec()));
         pos += 12 + len;
     }
+    assert_eq!(u16_at(8), 0, "no authority records");
+    let mut opt = None;
+    for _ in 0..u16_at(10) {
+        assert_eq!(
+            (m[pos], u16_at(pos + 1)),
+            (0, 41),
+            "only OPT, owned by the root"
+        );
+        assert!(opt.is_none(), "one OPT");
+        let ttl = u32::from_be_bytes([m[pos + 5], m[pos + 6], m[pos + 7], m[pos + 8]]);
+        opt = Some((u16_at(pos + 3), ttl));
+        assert_eq!(u16_at(pos + 9), 0, "no options");
+        pos += 11;
+    }
     assert_eq!(pos, m.len(), "no trailing octets");
     Resp {
         id: u16_at(0),
@@ -341,13 +415,14 @@ fn decode(m: &[u8]) -> Resp {
         rcode: (u16_at(2) & 0xF) as u8,
         qdcount: u16_at(4),
         answers,
+        opt,
     }
 }
 
 fn reply(msg: &[u8], client: &str, limit: usize) -> Resp {
     match handle(msg, client, &Names, limit) {
         Outcome::Reply(r) => {
-            assert!(r.len() <= limit);
+            assert!(r.len() <= limit.max(usize::from(wire::EDNS_UDP_SIZE)));
             decode(&r)
         }
         other => panic!("expected a reply, got {other:?}"),
@@ -438,6 +513,51 @@ fn many_addresses_truncate_over_udp_only() {
 }
 
 #[test]
+fn edns_raises_the_udp_limit_and_is_answered_with_opt() {
+    let r = reply(&edns_query(1, "web", A, 4096, 0), "c1", UDP_LIMIT);
+    assert_eq!(r.flags & 0x0200, 0, "no TC");
+    assert_eq!(r.answers.len(), 40);
+    assert_eq!(r.opt, Some((4096, 0)), "our size, version 0, no DO");
+
+    // A client offering more than 4096 gets at most that; one offering
+    // less than 512 gets 512 (RFC 6891 §6.2.5).
+    let Outcome::Reply(big) = handle(&edns_query(1, "web", A, 65000, 0), "c1", &Names, UDP_LIMIT)
+    else {
+        panic!("expected a reply");
+    };
+    assert!(big.len() <= 4096);
+    let Outcome::Reply(small) = handle(&edns_query(1, "web", A, 100, 0), "c1", &Names, UDP_LIMIT)
+    else {
+        panic!("expected a reply");
+    };
+    assert!(small.len() <= 512);
+    let r = decode(&small);
+    assert_ne!(r.flags & 0x0200, 0, "TC at 512 octets");
+    assert!(r.opt.is_some());
+
+    // The SERVFAIL kept for a failed forward carries an OPT too.
+    let Outcome::Forward { servfail, .. } = handle(
+        &edns_query(1, "example.org", A, 1232, 0),
+        "c1",
+        &Names,
+        UDP_LIMIT,
+    ) else {
+        panic!("expected a forward");
+    };
+    let r = decode(&servfail);
+    assert_eq!((r.rcode, r.opt), (2, Some((4096, 0))));
+}
+
+#[test]
+fn unknown_edns_version_is_badvers() {
+    let r = reply(&edns_query(1, "db", A, 1232, 1), "c1", UDP_LIMIT);
+    // BADVERS is 16: 0 in the header, 1 in the OPT's extended RCODE.
+    assert_eq!(r.rcode, 0);
+    assert_eq!(r.opt, Some((4096, 1 << 24)));
+    assert!(r.answers.is_empty());
+}
+
+#[test]
 fn addresses_rotate_with_the_query_id() {
     let first = |id| {
         reply(&query(id, "web", A), "c1", TCP_LIMIT).answers[0]
@@ -521,4 +641,42 @@ nameserver 10.0.0.4
         vec![sa("1.1.1.1:53")]
     );
     assert!(upstreams_from_resolv_conf("").is_empty());
+}
+
+#[test]
+fn failing_upstreams_are_skipped() {
+    use super::forward::first_good;
+    let with_rcode = |rc: u8| {
+        let mut m = query(1, "example.org", A);
+        m[2] |= 0x80;
+        m[3] = 0x80 | rc;
+        m
+    };
+    let (ok, nx, servfail, refused) = (with_rcode(0), with_rcode(3), with_rcode(2), with_rcode(5));
+    let pick = |answers: Vec<Option<Vec<u8>>>| first_good(answers.into_iter());
+    assert_eq!(pick(vec![None, Some(ok.clone())]), Some(ok.clone()));
+    assert_eq!(
+        pick(vec![Some(servfail.clone()), Some(nx.clone())]),
+        Some(nx.clone())
+    );
+    assert_eq!(
+        pick(vec![Some(refused.clone()), None, Some(ok.clone())]),
+        Some(ok.clone())
+    );
+    assert_eq!(
+        pick(vec![Some(nx.clone()), Some(ok)]),
+        Some(nx),
+        "NXDOMAIN is final"
+    );
+    assert_eq!(
+        pick(vec![Some(servfail), Some(refused.clone()), None]),
+        Some(refused)
+    );
+    assert_eq!(pick(vec![None, None]), None);
+}
+
+#[test]
+fn server_is_shareable() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<super::DnsServer>();
 }

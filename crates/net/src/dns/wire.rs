@@ -20,11 +20,12 @@ const RD: u16 = 1 << 8;
 const RA: u16 = 1 << 7;
 
 pub(crate) mod rcode {
-    //! Response codes (RFC 1035 §4.1.1).
-    pub(crate) const NOERROR: u8 = 0;
-    pub(crate) const FORMERR: u8 = 1;
-    pub(crate) const SERVFAIL: u8 = 2;
-    pub(crate) const NOTIMP: u8 = 4;
+    //! Response codes (RFC 1035 §4.1.1); 12 bits with EDNS (RFC 6891 §6.1.3).
+    pub(crate) const NOERROR: u16 = 0;
+    pub(crate) const FORMERR: u16 = 1;
+    pub(crate) const SERVFAIL: u16 = 2;
+    pub(crate) const NOTIMP: u16 = 4;
+    pub(crate) const REFUSED: u16 = 5;
 }
 
 pub(crate) mod qtype {
@@ -57,6 +58,8 @@ pub(crate) enum WireError {
     NameTooLong,
     #[error("compression pointer to {0} does not point strictly backwards into the message")]
     BadPointer(usize),
+    #[error("more than one OPT record, or one not owned by the root")]
+    BadOpt,
 }
 
 impl WireError {
@@ -64,7 +67,7 @@ impl WireError {
     /// when it gets no response at all: a message without a whole header
     /// has no ID to answer to, and answering a response could start a loop
     /// between two servers.
-    pub(crate) fn rcode(self) -> Option<u8> {
+    pub(crate) fn rcode(self) -> Option<u16> {
         match self {
             WireError::ShortHeader | WireError::IsResponse => None,
             // RFC 1035 §4.1.1: "Not Implemented - The name server does not
@@ -132,12 +135,9 @@ pub(crate) struct Name {
 impl Name {
     /// A name from its text form (`db`, `db.net1.`): dot-separated labels
     /// of 1 to 63 octets, at most 255 octets on the wire. `None` if it
-    /// cannot be one.
+    /// cannot be one, and for the root, which no container is called.
     pub(crate) fn from_text(text: &str) -> Option<Name> {
         let text = text.strip_suffix('.').unwrap_or(text);
-        if text.is_empty() {
-            return Some(Name { labels: Vec::new() });
-        }
         let labels: Vec<Vec<u8>> = text.split('.').map(|l| l.as_bytes().to_vec()).collect();
         let name = Name { labels };
         let ok = name
@@ -212,11 +212,34 @@ pub(crate) struct Question {
     pub(crate) qclass: u16,
 }
 
+/// What a query's OPT pseudo-record says (RFC 6891 §6.1.2, §6.1.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Edns {
+    /// The largest UDP response the requestor can take.
+    pub(crate) udp_size: u16,
+    pub(crate) version: u8,
+}
+
+/// The TYPE of the OPT pseudo-record (RFC 6891 §6.1.1).
+const TYPE_OPT: u16 = 41;
+/// The EDNS version this server speaks (RFC 6891 §6.1.3).
+const EDNS_VERSION: u8 = 0;
+/// The UDP payload size the server advertises and the most it sends.
+/// Its sockets are on `lo` (MTU 64 KiB), so unlike on a real link a
+/// larger size cannot mean IP fragmentation (the reason DNS Flag Day
+/// 2020 suggests 1232).
+pub(crate) const EDNS_UDP_SIZE: u16 = 4096;
+/// Size of an OPT record without options: root name, TYPE, CLASS, TTL,
+/// RDLENGTH.
+const OPT_LEN: usize = 1 + 2 + 2 + 4 + 2;
+
 /// A validated standard query with exactly one question.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Query {
     pub(crate) header: Header,
     pub(crate) question: Question,
+    /// Its OPT record, if the client speaks EDNS.
+    pub(crate) edns: Option<Edns>,
     /// Offset just past the question in the original message: the bytes
     /// `12..question_end` are what a forwarded query's response must echo.
     pub(crate) question_end: usize,
@@ -249,12 +272,28 @@ pub(crate) fn parse_query(msg: &[u8]) -> Result<Query, WireError> {
     let qclass = r.u16()?;
     let question_end = r.pos;
     // Queries normally carry no answer or authority records, and at most
-    // an EDNS OPT record (RFC 6891 §6.1.1) in the additional section; the
-    // server neither uses nor echoes them, but a count that promises more
-    // records than the message holds makes it malformed.
-    let records = u32::from(header.ancount) + u32::from(header.nscount) + u32::from(header.arcount);
-    for _ in 0..records {
-        r.skip_record()?;
+    // an OPT record in the additional section. The server uses only the
+    // OPT record, but a count that promises more records than the message
+    // holds makes it malformed.
+    for _ in 0..u32::from(header.ancount) + u32::from(header.nscount) {
+        r.record()?;
+    }
+    let mut edns = None;
+    for _ in 0..header.arcount {
+        let rec = r.record()?;
+        if rec.rtype != TYPE_OPT {
+            continue;
+        }
+        // RFC 6891 §6.1.1: one OPT at most, owned by the root, or FORMERR.
+        if edns.is_some() || !rec.root_owner {
+            return Err(WireError::BadOpt);
+        }
+        edns = Some(Edns {
+            // CLASS holds the payload size; below 512 means 512 (§6.2.5).
+            udp_size: rec.class.max(512),
+            // TTL: extended RCODE, VERSION, flags (§6.1.3).
+            version: (rec.ttl >> 16) as u8,
+        });
     }
     Ok(Query {
         header,
@@ -263,6 +302,7 @@ pub(crate) fn parse_query(msg: &[u8]) -> Result<Query, WireError> {
             qtype,
             qclass,
         },
+        edns,
         question_end,
     })
 }
@@ -336,39 +376,75 @@ impl Reader<'_> {
         }
     }
 
-    /// Skips one resource record (RFC 1035 §4.1.3), checking its name and
-    /// that its RDATA is all there.
-    fn skip_record(&mut self) -> Result<(), WireError> {
-        self.name()?;
-        // TYPE, CLASS, TTL
-        self.bytes(8)?;
+    fn u32(&mut self) -> Result<u32, WireError> {
+        let b = self.bytes(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// Reads past one resource record (RFC 1035 §4.1.3), checking its
+    /// name and that its RDATA is all there.
+    fn record(&mut self) -> Result<RecordHead, WireError> {
+        let root_owner = self.name()?.labels.is_empty();
+        let rtype = self.u16()?;
+        let class = self.u16()?;
+        let ttl = self.u32()?;
         let rdlength = self.u16()?;
         self.bytes(usize::from(rdlength))?;
-        Ok(())
+        Ok(RecordHead {
+            root_owner,
+            rtype,
+            class,
+            ttl,
+        })
     }
+}
+
+/// The fixed fields of a record, as far as parsing queries needs them.
+struct RecordHead {
+    root_owner: bool,
+    rtype: u16,
+    class: u16,
+    ttl: u32,
 }
 
 /// TTL of the records the server answers itself, in seconds; Docker's
 /// embedded server uses the same.
 pub(crate) const TTL: u32 = 600;
 
-/// A response being built for a query: header, the echoed question, then
-/// answer records for as long as they fit in `limit` octets.
+/// A response being built for a query: header, the echoed question,
+/// answer records for as long as they fit in `limit` octets, and an OPT
+/// record if the query had one.
 pub(crate) struct Response {
     buf: Vec<u8>,
     limit: usize,
     answers: u16,
+    /// The extended RCODE's upper 8 bits, when an OPT record goes out.
+    opt: Option<u8>,
 }
 
+/// RFC 6891 §9: the requestor's EDNS version is not implemented.
+pub(crate) const BADVERS: u16 = 16;
+
 impl Response {
-    /// A response to `query` with `rcode` and no answers yet. QR and RA are
-    /// set and RD is copied (RFC 1035 §4.1.1): the embedded server answers
-    /// as the recursive resolver containers take it for. AA stays clear
-    /// because the server is not the authority of any zone.
-    pub(crate) fn new(query: &Query, rcode: u8, limit: usize) -> Response {
+    /// A response to `query` with `rcode` (12 bits: over 15 only with
+    /// EDNS) and no answers yet. QR and RA are set and RD is copied (RFC
+    /// 1035 §4.1.1): the embedded server answers as the recursive resolver
+    /// containers take it for. AA stays clear because the server is not
+    /// the authority of any zone. The size limit is `limit`, or the
+    /// client's EDNS payload size up to [`EDNS_UDP_SIZE`] if that is more.
+    pub(crate) fn new(query: &Query, rcode: u16, limit: usize) -> Response {
+        // RFC 6891 §7: a responder answers an OPT with an OPT, and its
+        // size counts against the limit from the start.
+        let (limit, opt) = match query.edns {
+            Some(e) => (
+                limit.max(usize::from(e.udp_size.min(EDNS_UDP_SIZE))) - OPT_LEN,
+                Some((rcode >> 4) as u8),
+            ),
+            None => (limit, None),
+        };
         let header = Header {
             id: query.header.id,
-            flags: QR | (query.header.flags & RD) | RA | u16::from(rcode & 0xF),
+            flags: QR | (query.header.flags & RD) | RA | (rcode & 0xF),
             qdcount: 1,
             ancount: 0,
             nscount: 0,
@@ -383,6 +459,7 @@ impl Response {
             buf,
             limit,
             answers: 0,
+            opt,
         }
     }
 
@@ -422,18 +499,30 @@ impl Response {
         true
     }
 
-    pub(crate) fn finish(self) -> Vec<u8> {
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        if let Some(ext_rcode) = self.opt {
+            // RFC 6891 §6.1.2-6.1.3: root owner, our payload size as
+            // CLASS, TTL = extended RCODE | VERSION 0 | no flags, no
+            // options.
+            self.buf.push(0);
+            self.buf.extend_from_slice(&TYPE_OPT.to_be_bytes());
+            self.buf.extend_from_slice(&EDNS_UDP_SIZE.to_be_bytes());
+            self.buf.push(ext_rcode);
+            self.buf.push(EDNS_VERSION);
+            self.buf.extend_from_slice(&[0, 0, 0, 0]);
+            self.buf[11] = 1;
+        }
         self.buf
     }
 }
 
 /// A header-only response with `rcode` to the message `msg`, whose
 /// question could not be parsed, or `None` if it has no whole header.
-pub(crate) fn error_response(msg: &[u8], rcode: u8) -> Option<Vec<u8>> {
+pub(crate) fn error_response(msg: &[u8], rcode: u16) -> Option<Vec<u8>> {
     let query = Header::parse(msg).ok()?;
     let header = Header {
         id: query.id,
-        flags: QR | (query.flags & (OPCODE_MASK | RD)) | RA | u16::from(rcode & 0xF),
+        flags: QR | (query.flags & (OPCODE_MASK | RD)) | RA | (rcode & 0xF),
         qdcount: 0,
         ancount: 0,
         nscount: 0,
@@ -442,6 +531,11 @@ pub(crate) fn error_response(msg: &[u8], rcode: u8) -> Option<Vec<u8>> {
     let mut buf = Vec::with_capacity(HEADER_LEN);
     header.write(&mut buf);
     Some(buf)
+}
+
+/// The response code of a message with a whole header.
+pub(crate) fn rcode_of(msg: &[u8]) -> Option<u16> {
+    Header::parse(msg).ok().map(|h| h.flags & 0xF)
 }
 
 /// Whether `resp` can be the upstream's answer to `query`: a response with
