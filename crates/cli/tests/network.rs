@@ -242,13 +242,27 @@ fn link_exists(name: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// The cais nftables table (empty when there is none).
-fn nft_table() -> String {
+/// Every cais nftables table (`cais` of the default daemon, `cais-...` of
+/// the others, this test's among them), as `nft list` prints them.
+fn nft_tables() -> String {
     let out = Command::new("nft")
-        .args(["list", "table", "ip", "cais"])
+        .args(["list", "tables", "ip"])
         .output()
         .expect("run nft");
-    text(&out.stdout)
+    let mut all = String::new();
+    for line in text(&out.stdout).lines() {
+        let Some(name) = line.strip_prefix("table ip ") else {
+            continue;
+        };
+        if name == "cais" || name.starts_with("cais-") {
+            let out = Command::new("nft")
+                .args(["list", "table", "ip", name])
+                .output()
+                .expect("run nft");
+            all.push_str(&text(&out.stdout));
+        }
+    }
+    all
 }
 
 /// `token` in `haystack` not as part of a longer number or address.
@@ -915,7 +929,7 @@ fn removal_leaves_no_links_rules_or_addresses_behind() {
     assert!(
         serves(&format!("http://127.0.0.1:{p1}/")) && serves(&format!("http://127.0.0.1:{p2}/"))
     );
-    let rules = nft_table();
+    let rules = nft_tables();
     for token in [p1.to_string(), p2.to_string(), ip1.clone(), ip2.clone()] {
         assert!(
             has_token(&rules, &token),
@@ -929,7 +943,7 @@ fn removal_leaves_no_links_rules_or_addresses_behind() {
     assert!(!link_exists(&veth1), "{veth1} is gone");
     assert!(!link_exists(&veth2), "{veth2} is gone");
     assert!(!link_exists(&bridge), "{bridge} is gone");
-    let rules = nft_table();
+    let rules = nft_tables();
     for token in [p1.to_string(), p2.to_string(), ip1.clone(), ip2.clone()] {
         assert!(
             !has_token(&rules, &token),
@@ -1086,7 +1100,7 @@ fn published_ports_and_dns_survive_a_daemon_crash() {
         d.ok(&["port", "web"]),
         format!("80/tcp -> 0.0.0.0:{port}\n")
     );
-    let rules = nft_table();
+    let rules = nft_tables();
     assert!(has_token(&rules, &port.to_string()), "{rules}");
     let lookup = d.ok(&["exec", "web", "nslookup", "db"]);
     assert!(
