@@ -38,13 +38,15 @@ cleanup() {
     [ "$HAVE_DOCKER" = 1 ] && docker_ rm -f bench-iperf >/dev/null 2>&1
     [ -n "$DOCKERD_PID" ] && kill "$DOCKERD_PID" 2>/dev/null
     [ -n "$IPERF_PID" ] && kill "$IPERF_PID" 2>/dev/null
+    [ "$HAVE_PODMAN" = 1 ] && $PODMAN rm -af >/dev/null 2>&1
     wait 2>/dev/null
-    umount -R "$WORK/root" 2>/dev/null
+    grep " $WORK" /proc/mounts | awk '{print $2}' | sort -r | xargs -r umount 2>/dev/null
     rm -rf "$WORK"
 }
 HAVE_DOCKER=0
 HAVE_PODMAN=0
 CAIS=
+PODMAN=
 trap cleanup EXIT
 
 for tool in hyperfine jq iperf3 busybox; do
@@ -95,7 +97,13 @@ printf '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:3276
 export CONTAINERS_CONF="$WORK/containers.conf"
 PODMAN="podman --root $WORK/podman --runroot $WORK/podman-run --storage-driver overlay"
 if $PODMAN version >/dev/null 2>&1 && $PODMAN import -q "$WORK/busybox.tar" bench-busybox >/dev/null 2>&1; then
-    HAVE_PODMAN=1
+    # crun refuses hybrid cgroup hosts where hugetlb is on cgroup2; runc copes.
+    $PODMAN run --rm bench-busybox true >/dev/null 2>&1 || PODMAN="$PODMAN --runtime runc"
+    if $PODMAN run --rm bench-busybox true >/dev/null 2>&1; then
+        HAVE_PODMAN=1
+    else
+        echo "podman: cannot run a container here, not measured" >&2
+    fi
 else
     echo "podman: not measured" >&2
 fi
