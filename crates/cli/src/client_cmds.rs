@@ -2118,6 +2118,127 @@ mod tests {
         assert!(parse_bytes("lots").is_err());
     }
 
+    /// `create_request` for `cais run ARGS`.
+    fn request(args: &[&str]) -> Result<CreateRequest> {
+        #[derive(clap::Parser)]
+        struct Run {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let argv = std::iter::once("run").chain(args.iter().copied());
+        let run = <Run as clap::Parser>::try_parse_from(argv)?;
+        create_request(&run.run)
+    }
+
+    #[test]
+    fn network_flags_make_the_create_request() {
+        let req = request(&[
+            "--network",
+            "n1",
+            "--network-alias",
+            "db",
+            "--ip",
+            "10.1.0.9",
+            "--link",
+            "a:b",
+            "--dns",
+            "192.0.2.53",
+            "--dns-search",
+            "corp",
+            "--dns-option",
+            "ndots:2",
+            "--add-host",
+            "gw:10.0.0.1",
+            "-p",
+            "127.0.0.1:8080:80",
+            "-p",
+            "53:53/udp",
+            "--expose",
+            "90-91",
+            "-P",
+            "busybox",
+        ])
+        .expect("valid");
+        let hc = &req.host_config;
+        assert_eq!(hc.network_mode, "n1");
+        assert_eq!(
+            (&hc.dns[..], &hc.dns_search[..], &hc.dns_options[..]),
+            (
+                &["192.0.2.53".to_string()][..],
+                &["corp".to_string()][..],
+                &["ndots:2".to_string()][..]
+            )
+        );
+        assert_eq!(hc.extra_hosts, ["gw:10.0.0.1"]);
+        assert_eq!(hc.links, ["a:b"]);
+        assert!(hc.publish_all_ports);
+        assert_eq!(hc.port_bindings["80/tcp"][0].host_ip, "127.0.0.1");
+        assert_eq!(hc.port_bindings["53/udp"][0].host_port, "53");
+        let exposed: Vec<&String> = req
+            .config
+            .exposed_ports
+            .as_ref()
+            .expect("exposed")
+            .keys()
+            .collect();
+        assert_eq!(exposed, ["53/udp", "80/tcp", "90/tcp", "91/tcp"]);
+        let ep = &req
+            .networking_config
+            .as_ref()
+            .expect("endpoints")
+            .endpoints_config["n1"];
+        assert_eq!(ep.aliases, ["db"]);
+        assert_eq!(ep.links, ["a:b"]);
+        assert_eq!(
+            ep.ipam_config.as_ref().map(|i| i.ipv4_address.as_str()),
+            Some("10.1.0.9")
+        );
+
+        // The default bridge: no endpoint config, mode "default".
+        let req = request(&["busybox"]).expect("valid");
+        assert_eq!(req.host_config.network_mode, "default");
+        assert!(req.networking_config.is_none());
+        assert_eq!(
+            request(&["--net", "host", "busybox"])
+                .expect("host")
+                .host_config
+                .network_mode,
+            "host"
+        );
+
+        for (args, why) in [
+            (
+                &["--network-alias", "x", "busybox"][..],
+                "user-defined networks",
+            ),
+            (
+                &["--network", "none", "--ip", "10.0.0.2", "busybox"][..],
+                "user defined networks",
+            ),
+            (
+                &["--network", "n1", "--ip", "10.0.0", "busybox"][..],
+                "invalid IPv4 address",
+            ),
+            (
+                &["--network", "container:", "busybox"][..],
+                "container:NAME",
+            ),
+            (
+                &["--network", "n1", "--network", "host", "busybox"][..],
+                "combined",
+            ),
+            (&["--add-host", "nohost", "busybox"][..], "HOST:IP"),
+            (&["--add-host", "h:not-an-ip", "busybox"][..], "HOST:IP"),
+            (&["--dns", "dns.example", "busybox"][..], "an IP address"),
+            (&["--link", "a:b:c", "busybox"][..], "NAME[:ALIAS]"),
+            (&["-p", "80:80/sctp", "busybox"][..], "sctp"),
+            (&["--expose", "0", "busybox"][..], "invalid port"),
+        ] {
+            let e = request(args).expect_err(why);
+            assert!(format!("{e:#}").contains(why), "{args:?}: {e:#}");
+        }
+    }
+
     #[test]
     fn mounts_parse() {
         let m = parse_mount("type=volume,source=data,target=/data,readonly").expect("volume");
