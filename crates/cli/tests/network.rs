@@ -23,10 +23,18 @@ const PAGE: &str = "<h1>hello from a cais container</h1>\n";
 /// busybox's web server on port 80, serving /www.
 const HTTPD: &[&str] = &["httpd", "-f", "-p", "80", "-h", "/www"];
 
-/// busybox's wget for `URL`, under busybox's `timeout` (Debian's static
-/// busybox wget crashes with its own `-T` timeout option).
-fn wget(secs: &'static str, url: &str) -> [String; 5] {
-    ["timeout", secs, "wget", "-qO-", url].map(str::to_string)
+/// busybox's wget for `url` under busybox's `timeout` (Debian's static
+/// busybox wget crashes with its own `-T`), under a shell that stays pid 1
+/// (`; exit`: no exec of the last command): busybox's timeout execs the
+/// program and signals it from a child, and a container's pid 1 ignores
+/// that SIGTERM.
+fn wget(secs: &'static str, url: &str) -> Vec<String> {
+    vec![
+        "sh".into(),
+        "-c".into(),
+        format!("timeout {secs} wget -qO- \"$0\"; exit $?"),
+        url.into(),
+    ]
 }
 
 /// A daemon (see `cais_testkit::daemon`) whose store holds a busybox image
@@ -1211,4 +1219,40 @@ fn the_docker_cli_manages_networks_and_ports() {
     d.docker_ok(&["network", "rm", "n1"]);
     assert!(!d.docker_ok(&["network", "ls"]).contains(" n1 "));
     assert!(!link_exists(&format!("cais-{}", &id[..10])));
+}
+
+#[test]
+fn an_internal_network_keeps_its_traffic_inside() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    d.web_image();
+    d.ok(&["network", "create", "--internal", "vault"]);
+    d.web("safe", &["--network", "vault"]);
+    let port = free_tcp_port();
+    d.web("outside", &["-p", &format!("{port}:80")]);
+    let outside_ip = d.ip("outside", "bridge");
+    assert!(serves(&format!("http://127.0.0.1:{port}/")));
+    let run_on_vault = |url: &str| {
+        let w = wget("5", url);
+        let mut args = vec!["run", "--rm", "--network", "vault", "busybox"];
+        args.extend(w.iter().map(String::as_str));
+        d.cais(&args)
+    };
+    // Inside: by name, through the network's DNS.
+    let w = wget("10", "http://safe/");
+    let mut args = vec!["run", "--rm", "--network", "vault", "busybox"];
+    args.extend(w.iter().map(String::as_str));
+    assert_eq!(d.eventually(&args), PAGE);
+    // Out: neither another bridge nor the host's published port.
+    let out = run_on_vault(&format!("http://{outside_ip}/"));
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    if let Some(addr) = host_address() {
+        let out = run_on_vault(&format!("http://{addr}:{port}/"));
+        assert!(!out.status.success(), "{}", text(&out.stdout));
+    }
+    // In: the safe container is not published, and the host cannot reach
+    // it through a port either.
+    assert_eq!(d.ok(&["port", "safe"]), "");
 }
