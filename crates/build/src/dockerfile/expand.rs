@@ -72,6 +72,9 @@ struct Lexer<'a> {
     pos: usize,
     escape: char,
     lookup: &'a dyn Fn(&str) -> Option<String>,
+    /// Heredoc body: quotes are ordinary characters and the escape only
+    /// escapes `$` and itself.
+    heredoc: bool,
 }
 
 impl Lexer<'_> {
@@ -97,7 +100,16 @@ impl Lexer<'_> {
             if Some(c) == stop {
                 return Ok(());
             }
-            if c == self.escape {
+            if self.heredoc && c != '$' {
+                let escaped = match self.peek() {
+                    Some(n) if c == self.escape && (n == '$' || n == self.escape) => {
+                        self.pos += 1;
+                        n
+                    }
+                    _ => c,
+                };
+                out.raw(escaped.encode_utf8(&mut [0; 4]));
+            } else if c == self.escape {
                 // A trailing escape has nothing to escape and is dropped,
                 // as docker does.
                 if let Some(n) = self.next() {
@@ -231,12 +243,14 @@ fn run(
     escape: char,
     lookup: &dyn Fn(&str) -> Option<String>,
     split: bool,
+    heredoc: bool,
 ) -> Result<Words, String> {
     let mut lexer = Lexer {
         chars: text.chars().collect(),
         pos: 0,
         escape,
         lookup,
+        heredoc,
     };
     let mut out = Words::new(split);
     lexer
@@ -250,7 +264,7 @@ pub(super) fn expand(
     escape: char,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, String> {
-    Ok(run(word, escape, lookup, false)?.into_string())
+    Ok(run(word, escape, lookup, false, false)?.into_string())
 }
 
 pub(super) fn expand_words(
@@ -258,5 +272,13 @@ pub(super) fn expand_words(
     escape: char,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<String>, String> {
-    Ok(run(text, escape, lookup, true)?.finish())
+    Ok(run(text, escape, lookup, true, false)?.finish())
+}
+
+pub(super) fn expand_heredoc(
+    body: &str,
+    escape: char,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    Ok(run(body, escape, lookup, false, true)?.into_string())
 }

@@ -54,14 +54,10 @@ pub fn parse(text: &str) -> Result<ast::Dockerfile, ParseError> {
             });
             continue;
         }
-        let kind =
-            instructions::instruction(&keyword, &l.rest, escape, l.heredocs).map_err(|e| {
-                if e.starts_with("unknown instruction") {
-                    err(format!("unknown instruction {:?}", l.keyword))
-                } else {
-                    err(e)
-                }
-            })?;
+        if !instructions::KEYWORDS.contains(&keyword.as_str()) {
+            return Err(err(format!("unknown instruction {:?}", l.keyword)));
+        }
+        let kind = instructions::instruction(&keyword, &l.rest, escape, l.heredocs).map_err(err)?;
         match stages.last_mut() {
             Some(stage) => stage.instructions.push(ast::Instruction {
                 line: l.line,
@@ -102,6 +98,19 @@ pub fn expand(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, String> {
     expand::expand(word, escape, lookup)
+}
+
+/// Substitution for the body of a heredoc whose name is not quoted (`COPY
+/// <<EOF /f`): like a shell here-document, `$VAR` and `${...}` expand and
+/// the escape character only escapes `$` and itself; quotes and every other
+/// character are kept, since the body is file content, not words. (`RUN`
+/// heredocs are left to the shell that runs them.)
+pub fn expand_heredoc(
+    body: &str,
+    escape: char,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    expand::expand_heredoc(body, escape, lookup)
 }
 
 /// Like [`expand`] on a whole argument string, then split into words on

@@ -1,7 +1,7 @@
 //! Table-driven tests for the parser and for expansion.
 
 use super::ast::*;
-use super::{expand, expand_words, parse};
+use super::{expand, expand_heredoc, expand_words, parse};
 
 fn s(v: &str) -> String {
     v.to_string()
@@ -769,6 +769,25 @@ fn bad_substitutions() {
     }
     // The same errors reach expand_words.
     assert!(expand_words("a ${B", '\\', &vars).is_err());
+}
+
+#[test]
+fn heredoc_bodies() {
+    let cases: &[(&str, &str)] = &[
+        ("echo $A\n", "echo a\n"),
+        ("'$A' \"$A\"\n", "'a' \"a\"\n"),
+        ("\\$A \\\\ \\n ${UNSET:-it's}\n", "$A \\ \\n it's\n"),
+        ("don't $", "don't $"),
+        ("C:\\dir", "C:\\dir"),
+    ];
+    for (body, want) in cases {
+        assert_eq!(
+            expand_heredoc(body, '\\', &vars).as_deref(),
+            Ok(*want),
+            "{body:?}"
+        );
+    }
+    assert!(expand_heredoc("${A", '\\', &vars).is_err());
 }
 
 #[test]
