@@ -215,6 +215,135 @@ fn whole_dockerfiles() {
                 ],
             )]),
         ),
+        (
+            // The reference's Windows example: with ` as the escape, a
+            // trailing \ is an ordinary character.
+            "# escape=`\n\nFROM mcr.microsoft.com/windows/servercore\nCOPY testfile.txt c:\\\nRUN dir c:\\\n",
+            Dockerfile {
+                global_args: vec![],
+                stages: vec![stage(
+                    "mcr.microsoft.com/windows/servercore",
+                    None,
+                    3,
+                    vec![
+                        ins(
+                            4,
+                            "COPY testfile.txt c:\\",
+                            Kind::Copy(copy(&["testfile.txt"], "c:\\")),
+                        ),
+                        ins(5, "RUN dir c:\\", run_shell("dir c:\\")),
+                    ],
+                )],
+                escape: '`',
+            },
+        ),
+        (
+            // Line numbers after heredocs and continuations; indented
+            // instructions; a trailing `#` is part of the command.
+            "FROM a\n\
+             COPY <<-EOF /etc/x.conf\n\
+             \tk=v\n\
+             \tEOF\n\
+             \x20   RUN a \\\n\
+             \x20     b # not a comment\n\
+             # comment\n\
+             EXPOSE 80\n",
+            df(vec![stage(
+                "a",
+                None,
+                1,
+                vec![
+                    ins(
+                        2,
+                        "COPY <<-EOF /etc/x.conf\n\tk=v\n\tEOF",
+                        Kind::Copy(Copy {
+                            heredocs: vec![heredoc("EOF", "k=v\n", true, true)],
+                            ..copy(&["EOF"], "/etc/x.conf")
+                        }),
+                    ),
+                    ins(
+                        5,
+                        "RUN a       b # not a comment",
+                        run_shell("a       b # not a comment"),
+                    ),
+                    ins(8, "EXPOSE 80", Kind::Expose(strs(&["80"]))),
+                ],
+            )]),
+        ),
+        (
+            // A realistic multi-stage build.
+            "# syntax=docker/dockerfile:1\n\
+             ARG GO=1.22\n\
+             FROM golang:${GO} AS build\n\
+             WORKDIR /src\n\
+             COPY go.mod go.sum ./\n\
+             RUN --mount=type=cache,target=/go/pkg/mod go mod download\n\
+             COPY . .\n\
+             RUN CGO_ENABLED=0 go build -o /out/app ./cmd/app\n\
+             \n\
+             FROM scratch AS final\n\
+             COPY --from=build /out/app /app\n\
+             USER 65534:65534\n\
+             ENTRYPOINT [\"/app\"]\n",
+            Dockerfile {
+                global_args: vec![Arg {
+                    name: s("GO"),
+                    default: Some(s("1.22")),
+                }],
+                stages: vec![
+                    stage(
+                        "golang:${GO}",
+                        Some("build"),
+                        3,
+                        vec![
+                            ins(4, "WORKDIR /src", Kind::Workdir(s("/src"))),
+                            ins(
+                                5,
+                                "COPY go.mod go.sum ./",
+                                Kind::Copy(copy(&["go.mod", "go.sum"], "./")),
+                            ),
+                            ins(
+                                6,
+                                "RUN --mount=type=cache,target=/go/pkg/mod go mod download",
+                                Kind::Run {
+                                    command: Command::Shell(s("go mod download")),
+                                    heredocs: vec![],
+                                    flags: strs(&["--mount=type=cache,target=/go/pkg/mod"]),
+                                },
+                            ),
+                            ins(7, "COPY . .", Kind::Copy(copy(&["."], "."))),
+                            ins(
+                                8,
+                                "RUN CGO_ENABLED=0 go build -o /out/app ./cmd/app",
+                                run_shell("CGO_ENABLED=0 go build -o /out/app ./cmd/app"),
+                            ),
+                        ],
+                    ),
+                    stage(
+                        "scratch",
+                        Some("final"),
+                        10,
+                        vec![
+                            ins(
+                                11,
+                                "COPY --from=build /out/app /app",
+                                Kind::Copy(Copy {
+                                    from: Some(s("build")),
+                                    ..copy(&["/out/app"], "/app")
+                                }),
+                            ),
+                            ins(12, "USER 65534:65534", Kind::User(s("65534:65534"))),
+                            ins(
+                                13,
+                                "ENTRYPOINT [\"/app\"]",
+                                Kind::Entrypoint(Command::Exec(strs(&["/app"]))),
+                            ),
+                        ],
+                    ),
+                ],
+                escape: '\\',
+            },
+        ),
     ];
     for (text, want) in cases {
         match parse(text) {
@@ -622,6 +751,45 @@ const MALFORMED: &[(&str, usize, &[&str])] = &[
         &["escape", "more than once"],
     ),
     ("FROM a\nMAINTAINER", 2, &["MAINTAINER needs"]),
+    ("FROM a\nRUN <<EOF", 2, &["unterminated heredoc"]),
+    ("FROM a\nCOPY --from= a /b", 2, &["--from", "needs a value"]),
+    (
+        "FROM a\nHEALTHCHECK --start-period=1x CMD true",
+        2,
+        &["--start-period"],
+    ),
+    (
+        "FROM a\nHEALTHCHECK --timeout=1.2.3s CMD true",
+        2,
+        &["--timeout"],
+    ),
+    (
+        "FROM a\nHEALTHCHECK --interval=s CMD true",
+        2,
+        &["--interval"],
+    ),
+    ("ARG --x A\nFROM a", 1, &["unknown flag --x", "ARG"]),
+    ("FROM a\nENV --x=1 A=1", 2, &["unknown flag --x", "ENV"]),
+    (
+        "FROM a\nRUN true\n\n# c\nbogus",
+        5,
+        &["unknown instruction", "bogus"],
+    ),
+    (
+        "FROM a\nRUN a \\\n  b\nNOPE",
+        4,
+        &["unknown instruction", "NOPE"],
+    ),
+    (
+        "FROM a\nUSER <<INVALID\nINVALID",
+        3,
+        &["unknown instruction", "INVALID"],
+    ),
+    (
+        "# syntax=a\n# syntax=b\nFROM a",
+        2,
+        &["syntax", "more than once"],
+    ),
 ];
 
 #[test]
