@@ -919,7 +919,11 @@ fn bad_substitutions() {
         ("${A:?x}", "bad substitution"),
         ("${A:=x}", "bad substitution"),
         ("${A?x}", "bad substitution"),
-        ("${A%x}", "bad substitution"),
+        ("${A%x}", "unsupported operator '%'"),
+        ("${A##*/}", "unsupported operator '#'"),
+        ("${A/x/y}", "unsupported operator '/'"),
+        ("${A:?x}", "unsupported operator ':?'"),
+        ("${A x}", "unexpected ' '"),
         ("${1abc}", "bad substitution"),
         ("${-}", "bad substitution"),
         ("${", "bad substitution"),
@@ -1037,6 +1041,14 @@ fn no_panics_on_garbage() {
             i.may_include_under(&text)
         });
     }
+    // Deep nesting must be an error, not a stack overflow.
+    let deep = "${A:-".repeat(100_000);
+    assert!(expand(&deep, '\\', &vars).is_err());
+    assert!(expand(&format!("{deep}x{}", "}".repeat(100_000)), '\\', &vars).is_err());
+    let _ = parse(&format!("FROM a\nCMD {}", "[".repeat(100_000)));
+    let _ = parse(&format!("FROM a\nRUN {}", "<<A ".repeat(10_000)));
+    let _ = crate::dockerignore::Ignore::parse(&"*".repeat(10_000))
+        .map(|i| i.excluded(&"a".repeat(10_000)));
     // Random mutations of the sample.
     let bytes = SAMPLE.as_bytes();
     for _ in 0..2000 {
