@@ -483,6 +483,22 @@ fn instructions() {
                 ..copy(&["https://example.com/x.tar.gz"], "/x")
             })],
         ),
+        (
+            "ADD <<EOF foo.txt /bar/\n\"quotes\"\nEOF",
+            vec![Kind::Add(Copy {
+                heredocs: vec![heredoc("EOF", "\"quotes\"\n", false, true)],
+                ..copy(&["EOF", "foo.txt"], "/bar/")
+            })],
+        ),
+        // Exec form is never a heredoc.
+        (
+            "RUN [\"<<EOF\"]",
+            vec![Kind::Run {
+                command: Command::Exec(strs(&["<<EOF"])),
+                heredocs: vec![],
+                flags: vec![],
+            }],
+        ),
         // ENV, ARG, LABEL.
         (
             "ENV A=1 B=\"two words\" C='$x' D=a\\ b",
@@ -941,6 +957,21 @@ fn bad_substitutions() {
     }
     // The same errors reach expand_words.
     assert!(expand_words("a ${B", '\\', &vars).is_err());
+}
+
+#[test]
+fn substitution_errors_come_from_expand() {
+    // The parser keeps words as written, so a bad `${` in FROM or ENV is
+    // reported when the executor expands it.
+    let d = parse("ARG V=1\nFROM alpine:${V\nENV A=${B:?no}").expect("parses");
+    let base = &d.stages[0].base;
+    let e = expand(base, d.escape, &vars).expect_err("bad FROM");
+    assert!(e.contains("bad substitution") && e.contains("${V"), "{e}");
+    let Kind::Env(pairs) = &d.stages[0].instructions[0].kind else {
+        panic!("not ENV: {d:?}");
+    };
+    let e = expand(&pairs[0].1, d.escape, &vars).expect_err("bad ENV");
+    assert!(e.contains("bad substitution") && e.contains(":?"), "{e}");
 }
 
 #[test]
