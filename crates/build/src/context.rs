@@ -68,12 +68,10 @@ pub(crate) fn clean(src: &str) -> Result<PathBuf> {
     for c in Path::new(src).components() {
         match c {
             Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                if !out.pop() {
-                    return Err(Error::invalid(format!(
-                        "forbidden path outside the build context: {src}"
-                    )));
-                }
+            Component::ParentDir if !out.pop() => {
+                return Err(Error::invalid(format!(
+                    "forbidden path outside the build context: {src}"
+                )));
             }
             _ => {}
         }
