@@ -109,12 +109,18 @@ fn compile(pattern: &str) -> Result<Vec<Token>, String> {
                 if chars.get(i) == Some(&'/') {
                     i += 1;
                 }
+                // Adjacent `**`s mean no more than one.
+                if matches!(tokens.last(), Some(Token::AnyDirs)) {
+                    tokens.pop();
+                }
                 tokens.push(if i == chars.len() {
                     Token::Anything
                 } else {
                     Token::AnyDirs
                 });
             }
+            // `**` was handled above; a run of single stars is one star.
+            '*' if matches!(tokens.last(), Some(Token::Star)) => {}
             '*' => tokens.push(Token::Star),
             '?' => tokens.push(Token::One),
             '\\' => match chars.get(i) {
@@ -197,24 +203,32 @@ impl Pattern {
         states
     }
 
-    /// Adds the states reachable without consuming anything.
-    fn closure(&self, mut states: Vec<(usize, bool)>) -> Vec<(usize, bool)> {
+    /// Adds the states reachable without consuming anything, and removes
+    /// duplicates (linear: a set indexed by state keeps long patterns of
+    /// many `*` from going quadratic).
+    fn closure(&self, states: Vec<(usize, bool)>) -> Vec<(usize, bool)> {
+        let index = |(t, inside): (usize, bool)| 2 * t + usize::from(inside);
+        let mut seen = vec![false; 2 * (self.tokens.len() + 1)];
+        let mut out = Vec::with_capacity(states.len());
+        for s in states {
+            if !std::mem::replace(&mut seen[index(s)], true) {
+                out.push(s);
+            }
+        }
         let mut i = 0;
-        while i < states.len() {
-            let (t, inside) = states[i];
+        while i < out.len() {
+            let (t, inside) = out[i];
             let skippable = match self.tokens.get(t) {
                 Some(Token::Star | Token::Anything) => true,
                 Some(Token::AnyDirs) => !inside,
                 _ => false,
             };
-            if skippable && !states.contains(&(t + 1, false)) {
-                states.push((t + 1, false));
+            if skippable && !std::mem::replace(&mut seen[index((t + 1, false))], true) {
+                out.push((t + 1, false));
             }
             i += 1;
         }
-        states.sort_unstable();
-        states.dedup();
-        states
+        out
     }
 
     fn matches(&self, path: &str) -> bool {

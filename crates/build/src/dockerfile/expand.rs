@@ -75,7 +75,13 @@ struct Lexer<'a> {
     /// Heredoc body: quotes are ordinary characters and the escape only
     /// escapes `$` and itself.
     heredoc: bool,
+    /// Nesting of `${...:-word}` words, bounded so that hostile input
+    /// cannot exhaust the stack.
+    depth: usize,
 }
+
+/// Deeper nesting than any real Dockerfile uses.
+const MAX_DEPTH: usize = 32;
 
 impl Lexer<'_> {
     fn peek(&self) -> Option<char> {
@@ -206,12 +212,20 @@ impl Lexer<'_> {
                 Some(op @ ('-' | '+')) => (true, op),
                 Some(op) => {
                     return Err(format!(
-                        "bad substitution: unsupported modifier ':{op}' in ${{{name}...}}"
+                        "bad substitution: unsupported operator ':{op}' in ${{{name}:{op}...}} (only :-, :+, - and + are)"
                     ))
                 }
                 None => return Err("bad substitution: missing '}'".to_string()),
             },
             Some(op @ ('-' | '+')) => (false, op),
+            // Shell operators docker's stable syntax lacks (`#`, `%`, `/`,
+            // `?`, `=`): refused, since silently ignoring them would build
+            // something else than the author meant.
+            Some(op @ ('#' | '%' | '/' | '?' | '=')) => {
+                return Err(format!(
+                    "bad substitution: unsupported operator '{op}' in ${{{name}{op}...}} (only :-, :+, - and + are)"
+                ))
+            }
             Some(c) => {
                 return Err(format!(
                     "bad substitution: unexpected '{c}' after ${{{name}"
@@ -220,8 +234,16 @@ impl Lexer<'_> {
         };
         // The word is itself expanded (and its quotes removed) whether or
         // not it is used, so errors in it are always reported.
+        if self.depth >= MAX_DEPTH {
+            return Err(format!(
+                "bad substitution: more than {MAX_DEPTH} nested ${{...}}"
+            ));
+        }
         let mut word = Words::new(false);
-        self.lex(Some('}'), &mut word)?;
+        self.depth += 1;
+        let lexed = self.lex(Some('}'), &mut word);
+        self.depth -= 1;
+        lexed?;
         let word = word.into_string();
         let value = (self.lookup)(&name);
         // With a colon an empty value counts as unset.
@@ -251,6 +273,7 @@ fn run(
         escape,
         lookup,
         heredoc,
+        depth: 0,
     };
     let mut out = Words::new(split);
     lexer

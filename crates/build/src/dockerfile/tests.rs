@@ -483,6 +483,22 @@ fn instructions() {
                 ..copy(&["https://example.com/x.tar.gz"], "/x")
             })],
         ),
+        (
+            "ADD <<EOF foo.txt /bar/\n\"quotes\"\nEOF",
+            vec![Kind::Add(Copy {
+                heredocs: vec![heredoc("EOF", "\"quotes\"\n", false, true)],
+                ..copy(&["EOF", "foo.txt"], "/bar/")
+            })],
+        ),
+        // Exec form is never a heredoc.
+        (
+            "RUN [\"<<EOF\"]",
+            vec![Kind::Run {
+                command: Command::Exec(strs(&["<<EOF"])),
+                heredocs: vec![],
+                flags: vec![],
+            }],
+        ),
         // ENV, ARG, LABEL.
         (
             "ENV A=1 B=\"two words\" C='$x' D=a\\ b",
@@ -919,7 +935,11 @@ fn bad_substitutions() {
         ("${A:?x}", "bad substitution"),
         ("${A:=x}", "bad substitution"),
         ("${A?x}", "bad substitution"),
-        ("${A%x}", "bad substitution"),
+        ("${A%x}", "unsupported operator '%'"),
+        ("${A##*/}", "unsupported operator '#'"),
+        ("${A/x/y}", "unsupported operator '/'"),
+        ("${A:?x}", "unsupported operator ':?'"),
+        ("${A x}", "unexpected ' '"),
         ("${1abc}", "bad substitution"),
         ("${-}", "bad substitution"),
         ("${", "bad substitution"),
@@ -937,6 +957,21 @@ fn bad_substitutions() {
     }
     // The same errors reach expand_words.
     assert!(expand_words("a ${B", '\\', &vars).is_err());
+}
+
+#[test]
+fn substitution_errors_come_from_expand() {
+    // The parser keeps words as written, so a bad `${` in FROM or ENV is
+    // reported when the executor expands it.
+    let d = parse("ARG V=1\nFROM alpine:${V\nENV A=${B:?no}").expect("parses");
+    let base = &d.stages[0].base;
+    let e = expand(base, d.escape, &vars).expect_err("bad FROM");
+    assert!(e.contains("bad substitution") && e.contains("${V"), "{e}");
+    let Kind::Env(pairs) = &d.stages[0].instructions[0].kind else {
+        panic!("not ENV: {d:?}");
+    };
+    let e = expand(&pairs[0].1, d.escape, &vars).expect_err("bad ENV");
+    assert!(e.contains("bad substitution") && e.contains(":?"), "{e}");
 }
 
 #[test]
@@ -1037,6 +1072,14 @@ fn no_panics_on_garbage() {
             i.may_include_under(&text)
         });
     }
+    // Deep nesting must be an error, not a stack overflow.
+    let deep = "${A:-".repeat(100_000);
+    assert!(expand(&deep, '\\', &vars).is_err());
+    assert!(expand(&format!("{deep}x{}", "}".repeat(100_000)), '\\', &vars).is_err());
+    let _ = parse(&format!("FROM a\nCMD {}", "[".repeat(100_000)));
+    let _ = parse(&format!("FROM a\nRUN {}", "<<A ".repeat(10_000)));
+    let _ = crate::dockerignore::Ignore::parse(&"*".repeat(10_000))
+        .map(|i| i.excluded(&"a".repeat(10_000)));
     // Random mutations of the sample.
     let bytes = SAMPLE.as_bytes();
     for _ in 0..2000 {
