@@ -438,3 +438,54 @@ fn bad_inputs_fail_clearly_and_tag_nothing() {
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn copy_options_add_archives_heredocs_onbuild_and_user() {
+    let Some(f) = Fixture::new() else { return };
+    f.file("a.txt", "owned\n");
+    f.file("tree/inner/file", "from the archive\n");
+    let status = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(f.ctx().join("tree"))
+        .arg("-czf")
+        .arg(f.ctx().join("files.tar.gz"))
+        .arg("inner")
+        .status()
+        .expect("tar");
+    assert!(status.success());
+    f.file(
+        "Dockerfile",
+        r#"FROM busybox AS base
+RUN echo 'app:x:1234:4321::/:/bin/sh' >> /etc/passwd && echo 'appgrp:x:4321:' >> /etc/group
+ONBUILD RUN echo triggered > /onbuild
+
+FROM base
+ENV NAME=world
+COPY --chown=app:appgrp --chmod=0640 a.txt /owned/
+ADD files.tar.gz /unpacked/
+COPY <<EOF /heredoc.txt
+hello $NAME
+EOF
+COPY --from=busybox /bin/busybox /copied-busybox
+SHELL ["/bin/sh", "-ec"]
+RUN stat -c '%u:%g %a' /owned/a.txt > /owned-stat
+USER app
+RUN echo "uid=$(id -u)"
+"#,
+    );
+    let (_, log) = f.ok(&f.opts("options:1"));
+    assert!(log.contains("uid=1234"), "{log}");
+    assert!(log.contains("# Executing 1 build trigger"), "{log}");
+    assert_eq!(text(f.read("options:1", "/onbuild")), "triggered\n");
+    assert_eq!(text(f.read("options:1", "/owned-stat")), "1234:4321 640\n");
+    assert_eq!(
+        text(f.read("options:1", "/unpacked/inner/file")),
+        "from the archive\n"
+    );
+    assert_eq!(text(f.read("options:1", "/heredoc.txt")), "hello world\n");
+    assert!(f.read("options:1", "/copied-busybox").is_some());
+    let c = f.config("options:1");
+    assert!(c["config"].get("OnBuild").is_none(), "{}", c["config"]);
+    assert_eq!(c["config"]["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
+    assert_eq!(c["config"]["User"], "app");
+}
