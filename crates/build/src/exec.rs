@@ -44,6 +44,9 @@ struct State {
     key: String,
     /// Its manifest, once stored.
     manifest: Option<Digest>,
+    /// Its config digest (image id), once stored: base images' config bytes
+    /// are theirs, not a re-serialization.
+    id: Option<Digest>,
 }
 
 impl State {
@@ -83,9 +86,12 @@ impl State {
     }
 
     fn image_id(&self) -> String {
-        oci::to_json(&self.config)
-            .map(|b| Digest::sha256(&b).short().to_owned())
-            .unwrap_or_default()
+        match &self.id {
+            Some(d) => d.short().to_owned(),
+            None => oci::to_json(&self.config)
+                .map(|b| Digest::sha256(&b).short().to_owned())
+                .unwrap_or_default(),
+        }
     }
 }
 
@@ -504,6 +510,7 @@ impl Builder<'_> {
             config,
             layers: oci_layers(manifest.layers),
             key: cache::child("", &[b"from", rec.manifest.to_string().as_bytes()]),
+            id: Some(rec.config.clone()),
             manifest: Some(rec.manifest),
         })
     }
@@ -541,6 +548,7 @@ impl Builder<'_> {
         self.store.pin(cache::GROUP, key, &manifest)?;
         state.key = key.to_owned();
         state.manifest = Some(manifest);
+        state.id = Some(digest);
         Ok(())
     }
 
@@ -570,6 +578,7 @@ impl Builder<'_> {
             layers: m.layers,
             key: key.to_owned(),
             manifest: Some(manifest),
+            id: Some(m.config.digest),
         })
     }
 
@@ -704,10 +713,7 @@ impl Builder<'_> {
                     format!("{}/{w}", if cur.is_empty() { "/" } else { &cur })
                 };
                 let clean = format!("/{}", context::clean(&joined)?.display());
-                self.meta(state, &format!("/bin/sh -c #(nop) WORKDIR {clean}"), |s| {
-                    s.cc().insert("WorkingDir".into(), json!(clean));
-                    Ok(())
-                })?
+                self.workdir_step(state, &clean)?
             }
             Kind::User(u) => {
                 let u = self.x(scope, u)?;
@@ -847,6 +853,46 @@ impl Builder<'_> {
         };
         scope.state = next;
         Ok(())
+    }
+
+    /// WORKDIR sets the working directory and, like docker, creates it
+    /// when the image does not have it (then the step has a layer).
+    fn workdir_step(&mut self, state: State, dir: &str) -> Result<State> {
+        let created_by = format!("/bin/sh -c #(nop) WORKDIR {dir}");
+        let key = cache::child(&state.key, &[b"workdir", created_by.as_bytes()]);
+        if let Some(hit) = self.cached(&key) {
+            return Ok(hit);
+        }
+        let scratch = self.scratch.join(format!("workdir-{}", self.counter));
+        self.counter += 1;
+        let mut overlay = Overlay::mount(self.store, scratch, &state.config.rootfs.diff_ids, None)?;
+        let inside = cais_runtime::rootfs::secure_join(&overlay.rootfs, Path::new(dir))
+            .map_err(io_err("resolve working directory", Path::new(dir)))?;
+        let create = !inside.is_dir();
+        if create {
+            std::fs::create_dir_all(&inside)
+                .map_err(io_err("create working directory", &inside))?;
+        }
+        overlay.unmount()?;
+        let mut next = state;
+        let now = self.now();
+        if create {
+            let (layer, diff_id) =
+                run::commit_upper(self.store, &overlay.upper, self.opts.source_date_epoch)?;
+            next.config.rootfs.diff_ids.push(diff_id);
+            next.layers.push(layer);
+        }
+        drop(overlay);
+        next.cc().insert("WorkingDir".into(), json!(dir));
+        next.config.created = Some(now.clone());
+        next.config.history.push(History {
+            created: Some(now),
+            created_by: Some(created_by),
+            empty_layer: !create,
+            ..Default::default()
+        });
+        self.commit(&mut next, &key)?;
+        Ok(next)
     }
 
     /// A command's argv: the exec form as is, the shell form through SHELL.
@@ -1186,6 +1232,7 @@ fn scratch_state() -> State {
         layers: Vec::new(),
         key: cache::child("", &[b"scratch"]),
         manifest: None,
+        id: None,
     }
 }
 

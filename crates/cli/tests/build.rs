@@ -179,8 +179,8 @@ CMD ["cat made.txt"]
     assert!(cc["ExposedPorts"]["53/udp"].is_object());
     assert_eq!(cc["Labels"]["org.test.kind"], "simple build");
     assert_eq!(cc["Labels"]["from.cli"], "yes");
-    // busybox's layer + COPY + RUN.
-    assert_eq!(f.layers("simple:1").len(), 3);
+    // busybox's layer + WORKDIR (created, as docker does) + COPY + RUN.
+    assert_eq!(f.layers("simple:1").len(), 4);
     let history = c["history"].as_array().expect("history");
     assert!(history.iter().any(|h| h["created_by"]
         .as_str()
@@ -191,7 +191,7 @@ CMD ["cat made.txt"]
         .unwrap_or("")
         .starts_with("/bin/sh -c #(nop) COPY file:")));
     let metadata_only = history.iter().filter(|h| h["empty_layer"] == true).count();
-    assert_eq!(history.len() - metadata_only, 3, "{history:?}");
+    assert_eq!(history.len() - metadata_only, 4, "{history:?}");
 
     assert_eq!(
         text(f.read("simple:1", "/srv/app/hello.txt")),
