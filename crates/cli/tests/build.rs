@@ -489,3 +489,33 @@ RUN echo "uid=$(id -u)"
     assert_eq!(c["config"]["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
     assert_eq!(c["config"]["User"], "app");
 }
+
+#[test]
+fn add_downloads_a_url() {
+    let Some(f) = Fixture::new() else { return };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    // A one-response HTTP server: enough for one ADD.
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, _) = listener.accept().expect("accept");
+        let mut req = [0u8; 4096];
+        let _ = conn.read(&mut req).expect("read request");
+        let body = "downloaded\n";
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(resp.as_bytes()).expect("respond");
+        String::from_utf8_lossy(&req).into_owned()
+    });
+    f.file(
+        "Dockerfile",
+        &format!("FROM busybox\nADD http://127.0.0.1:{port}/files/remote.txt /r/\nRUN stat -c %a /r/remote.txt > /mode\n"),
+    );
+    f.ok(&f.opts("url:1"));
+    let req = server.join().expect("server");
+    assert!(req.starts_with("GET /files/remote.txt"), "{req}");
+    assert_eq!(text(f.read("url:1", "/r/remote.txt")), "downloaded\n");
+    assert_eq!(text(f.read("url:1", "/mode")), "600\n");
+}
