@@ -502,7 +502,10 @@ mod tests {
         };
         assert!(plan(&root, &src(&["c.log"]), vec![], "/dst", false).is_err());
         let p = plan(&root, &src(&["."]), vec![], "/dst/", false).expect("context");
-        assert_eq!(names(&p), ["a.txt", "b.txt", "dir", "dir/x", "escape", "inside"]);
+        assert_eq!(
+            names(&p),
+            ["a.txt", "b.txt", "dir", "dir/x", "escape", "inside"]
+        );
     }
 
     #[test]
@@ -513,7 +516,11 @@ mod tests {
             ignore: None,
         };
         let src = vec!["dir".to_owned()];
-        let hash = || plan(&root, &src, vec![], "/d", false).expect("plan").summary;
+        let hash = || {
+            plan(&root, &src, vec![], "/d", false)
+                .expect("plan")
+                .summary
+        };
         let first = hash();
         let f = fs::File::options()
             .write(true)

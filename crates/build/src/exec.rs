@@ -136,6 +136,9 @@ struct Builder<'a> {
     scratch: PathBuf,
     init: PathBuf,
     counter: usize,
+    /// Whether cache hits print " ---> Using cache" (not for the
+    /// `--label` step, which has no step line of its own).
+    announce_cache: bool,
 }
 
 /// Removes the build's scratch directory however the build ends.
@@ -225,6 +228,7 @@ pub(crate) fn build(
         scratch,
         init,
         counter: 0,
+        announce_cache: true,
     };
     b.run(&df, &tags)
 }
@@ -281,6 +285,7 @@ impl Builder<'_> {
             let labels = self.opts.labels.clone();
             let text: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
             let created_by = format!("/bin/sh -c #(nop)  LABEL {}", text.join(" "));
+            self.announce_cache = false;
             state = self.meta(state, &created_by, |s| {
                 let l = s.cc().entry("Labels").or_insert_with(|| json!({}));
                 if !l.is_object() {
@@ -552,8 +557,17 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// The cached state for `key`, unless `--no-cache`.
-    fn cached(&self, key: &str) -> Option<State> {
+    /// The cached state for `key`, unless `--no-cache`; a hit is
+    /// announced as docker does (" ---> Using cache").
+    fn cached(&mut self, key: &str) -> Option<State> {
+        let hit = self.lookup(key)?;
+        if self.announce_cache {
+            self.progress.step(" ---> Using cache");
+        }
+        Some(hit)
+    }
+
+    fn lookup(&self, key: &str) -> Option<State> {
         if self.opts.no_cache {
             return None;
         }
@@ -617,8 +631,19 @@ impl Builder<'_> {
         let state = scope.state.clone();
         let next = match &ins.kind {
             Kind::Run {
-                command, heredocs, ..
-            } => self.run_step(scope, command, heredocs)?,
+                command,
+                heredocs,
+                flags,
+            } => {
+                if !flags.is_empty() {
+                    // BuildKit-only features: the classic builder has none.
+                    self.progress.step(&format!(
+                        "[Warning] RUN flags are not supported and were ignored: {}",
+                        flags.join(" ")
+                    ));
+                }
+                self.run_step(scope, command, heredocs)?
+            }
             Kind::Copy(c) => self.copy_step(scope, c, false)?,
             Kind::Add(c) => self.copy_step(scope, c, true)?,
             Kind::Cmd(c) | Kind::Entrypoint(c) => {
@@ -974,7 +999,6 @@ impl Builder<'_> {
         }
         let key = cache::child(&state.key, &[b"run", created_by.as_bytes()]);
         if let Some(hit) = self.cached(&key) {
-            self.progress.step(" ---> Using cache");
             return Ok(hit);
         }
         let mut env: Vec<String> = env_now.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -1149,7 +1173,6 @@ impl Builder<'_> {
             ],
         );
         if let Some(hit) = self.cached(&key) {
-            self.progress.step(" ---> Using cache");
             return Ok(hit);
         }
         let dir = self.scratch.join(format!("copy-{}", self.counter));

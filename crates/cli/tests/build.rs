@@ -281,8 +281,16 @@ fn an_unchanged_rebuild_runs_nothing_and_a_changed_file_invalidates_from_its_cop
 
     // GC keeps the cache: the store stays consistent and the next build hits.
     f.store().gc().expect("gc");
+    assert!(f.store().verify().expect("verify").is_consistent());
     let (_, log) = f.ok(&f.opts("cache:5"));
     assert_eq!(log.matches("Running in").count(), 0, "{log}");
+
+    // Pruning forgets it: the same build runs again; tagged images stay.
+    let (entries, _) = cais_build::prune_cache(f.store()).expect("prune");
+    assert!(entries >= 4, "{entries}");
+    assert!(f.read("cache:1", "/first").is_some());
+    let (_, log) = f.ok(&f.opts("cache:6"));
+    assert_eq!(log.matches("Running in").count(), 2, "{log}");
 }
 
 #[test]
