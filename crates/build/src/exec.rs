@@ -139,6 +139,9 @@ struct Builder<'a> {
     /// Whether cache hits print " ---> Using cache" (not for the
     /// `--label` step, which has no step line of its own).
     announce_cache: bool,
+    /// The stage being built and the line of the instruction being run.
+    current: usize,
+    line: usize,
 }
 
 /// Removes the build's scratch directory however the build ends.
@@ -146,8 +149,24 @@ struct ScratchGuard(PathBuf);
 
 impl Drop for ScratchGuard {
     fn drop(&mut self) {
-        let _ = cais_image::unpack::remove_tree(&self.0);
+        // Removing a tree with a mount still in it would delete through the
+        // mount; an overlay that failed to unmount is left for an operator.
+        if !mounted_under(&self.0) {
+            let _ = cais_image::unpack::remove_tree(&self.0);
+        }
     }
+}
+
+/// Whether anything is mounted at or under `dir` (`/proc/self/mountinfo`,
+/// field 5 is the mount point, with spaces as `\040`).
+fn mounted_under(dir: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return true;
+    };
+    let dir = dir.to_string_lossy().replace(' ', "\\040");
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| m == dir || m.starts_with(&format!("{dir}/")))
 }
 
 pub(crate) fn build(
@@ -229,6 +248,8 @@ pub(crate) fn build(
         init,
         counter: 0,
         announce_cache: true,
+        current: 0,
+        line: 0,
     };
     b.run(&df, &tags)
 }
@@ -414,6 +435,8 @@ impl Builder<'_> {
 
     fn stage(&mut self, df: &ast::Dockerfile, i: usize) -> Result<State> {
         let st = &df.stages[i];
+        self.current = i;
+        self.line = st.line;
         self.step += 1;
         let from_text = match &st.name {
             Some(n) => format!("FROM {} AS {n}", st.base),
@@ -504,7 +527,7 @@ impl Builder<'_> {
             }
             Err(cais_image::Error::NotFound { .. }) => {
                 return Err(Error::NotFound {
-                    what: format!("Dockerfile:{line}: base image {base}"),
+                    what: format!("Dockerfile:{line}: image {base}"),
                 })
             }
             Err(e) => return Err(e.into()),
@@ -627,6 +650,7 @@ impl Builder<'_> {
     }
 
     fn instruction(&mut self, scope: &mut Scope, ins: &Instruction) -> Result<()> {
+        self.line = ins.line;
         let nop = |s: &str| format!("/bin/sh -c #(nop)  {s}");
         let state = scope.state.clone();
         let next = match &ins.kind {
@@ -1129,11 +1153,11 @@ impl Builder<'_> {
         let mut from_overlay = None;
         if let Some(f) = &c.from {
             let f = self.x(scope, f)?;
-            let from_state = match self.stage_ref(&f, self.stages.len()) {
+            let from_state = match self.stage_ref(&f, self.current) {
                 Some(j) => self.stages[j].clone().ok_or_else(|| {
                     Error::invalid(format!("stage {f} is not built before this one"))
                 })?,
-                None => self.image_state(&f, 0)?,
+                None => self.image_state(&f, self.line)?,
             };
             let dir = self.scratch.join(format!("from-{}", self.counter));
             self.counter += 1;

@@ -135,7 +135,7 @@ fn a_simple_build_sets_the_config_and_writes_the_files() {
 ENV GREETING=hello DIR=/srv
 WORKDIR $DIR/app
 COPY hello.txt ./
-RUN echo "$GREETING from run in $(pwd)" > made.txt && id -u > uid.txt
+RUN echo "$GREETING from run in $(pwd)" > made.txt && id -u > uid.txt && rm /bin/vi
 USER nobody
 EXPOSE 8080 53/udp
 LABEL org.test.kind="simple build"
@@ -202,6 +202,9 @@ CMD ["cat made.txt"]
         "hello from run in /srv/app\n"
     );
     assert_eq!(text(f.read("simple:1", "/srv/app/uid.txt")), "0\n");
+    // A deletion is a whiteout over the base layer's file.
+    assert!(f.read("busybox:latest", "/bin/vi").is_some());
+    assert!(f.read("simple:1", "/bin/vi").is_none());
     // The RUN's mount points never become image content.
     assert!(f.read("simple:1", "/etc/resolv.conf").is_none());
 }
@@ -475,6 +478,12 @@ COPY <<EOF /heredoc.txt
 hello $NAME
 EOF
 COPY --from=busybox /bin/busybox /copied-busybox
+RUN <<EOT
+echo script-heredoc > /heredoc-run
+EOT
+RUN cat <<EOT > /heredoc-cat
+fed $NAME
+EOT
 SHELL ["/bin/sh", "-ec"]
 RUN stat -c '%u:%g %a' /owned/a.txt > /owned-stat
 USER app
@@ -491,6 +500,11 @@ RUN echo "uid=$(id -u)"
         "from the archive\n"
     );
     assert_eq!(text(f.read("options:1", "/heredoc.txt")), "hello world\n");
+    assert_eq!(
+        text(f.read("options:1", "/heredoc-run")),
+        "script-heredoc\n"
+    );
+    assert_eq!(text(f.read("options:1", "/heredoc-cat")), "fed world\n");
     assert!(f.read("options:1", "/copied-busybox").is_some());
     let c = f.config("options:1");
     assert!(c["config"].get("OnBuild").is_none(), "{}", c["config"]);
