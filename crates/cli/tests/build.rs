@@ -121,6 +121,42 @@ impl Fixture {
     }
 }
 
+/// Runs `args` in a container on a fresh overlay of `image` through
+/// `cais runtime run`; returns its stdout.
+fn run_image(f: &Fixture, image: &str, args: &serde_json::Value) -> String {
+    let id = cais_testkit::unique_id("build-run");
+    let m = f.store().prepare_container(&id, image).expect("prepare");
+    cais_image::snapshot::mount(&m).expect("mount");
+    let bundle = f.dir.path().join(format!("bundle-{id}"));
+    std::fs::create_dir_all(&bundle).expect("bundle");
+    let mut spec = cais_runtime::bundle::default_spec(false);
+    spec["process"]["terminal"] = false.into();
+    spec["process"]["args"] = args.clone();
+    spec["root"] = serde_json::json!({"path": m.target, "readonly": false});
+    std::fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec(&spec).expect("json"),
+    )
+    .expect("config.json");
+    let out = std::process::Command::new(CAIS)
+        .arg("runtime")
+        .arg("--root")
+        .arg(f.dir.path().join("state"))
+        .args(["run", "--bundle"])
+        .arg(&bundle)
+        .arg(&id)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("cais runtime run");
+    f.store().remove_container(&id).expect("remove container");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn text(b: Option<Vec<u8>>) -> String {
     String::from_utf8(b.expect("file exists in the image")).expect("utf-8")
 }
@@ -231,6 +267,9 @@ CMD ["/busybox", "cat", "/artifact"]
     assert_eq!(text(f.read("multi:1", "/artifact")), "built\n");
     assert!(f.read("multi:1", "/busybox").is_some());
     assert!(f.read("multi:1", "/bin/sh").is_none());
+    // The image boots: its CMD runs on an overlay of it.
+    let cmd = f.config("multi:1")["config"]["Cmd"].clone();
+    assert_eq!(run_image(&f, "multi:1", &cmd), "built\n");
 
     // --target stops at the build stage.
     let mut opts = f.opts("multi:build");
