@@ -580,3 +580,28 @@ fn add_downloads_a_url() {
     assert_eq!(text(f.read("url:1", "/r/remote.txt")), "downloaded\n");
     assert_eq!(text(f.read("url:1", "/mode")), "600\n");
 }
+
+#[test]
+fn missing_bases_are_pulled_and_pull_refetches() {
+    let Some(mut f) = Fixture::new() else { return };
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (root, counter) = (f.store().root().to_path_buf(), calls.clone());
+    f.env.pull = Some(Box::new(move |name: &str, progress: &mut dyn Progress| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        progress.step(&format!("pulling {name}"));
+        // A "registry" that has every name: the offline busybox.
+        cais_testkit::busybox_image(&root, name, serde_json::json!({}));
+        Ok(())
+    }));
+    f.file("Dockerfile", "FROM remote/base:1\nCMD [\"true\"]\n");
+    let (_, log) = f.ok(&f.opts("pulled:1"));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(log.contains("pulling docker.io/remote/base:1"), "{log}");
+    f.ok(&f.opts("pulled:2"));
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "present: not pulled again");
+    let mut opts = f.opts("pulled:3");
+    opts.pull = true;
+    f.ok(&opts);
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "--pull fetches again");
+}
