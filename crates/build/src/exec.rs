@@ -319,8 +319,14 @@ impl Builder<'_> {
             })?;
         }
         if state.manifest.is_none() {
+            // Trailing metadata steps: reuse the state an earlier build
+            // stored under the same key, so an unchanged rebuild gives the
+            // same image id.
             let key = state.key.clone();
-            self.commit(&mut state, &key)?;
+            match self.lookup(&key) {
+                Some(hit) => state = hit,
+                None => self.commit(&mut state, &key)?,
+            }
         }
         let manifest = state
             .manifest
@@ -641,6 +647,8 @@ impl Builder<'_> {
             empty_layer: true,
             ..Default::default()
         });
+        // Stored like every step (as docker's classic builder commits
+        // each): a rebuild then reports every step as cached.
         self.commit(&mut next, &key)?;
         Ok(next)
     }

@@ -192,6 +192,10 @@ CMD ["cat made.txt"]
         std::fs::read_to_string(&iid).expect("iidfile"),
         built.image_id
     );
+    // A rebuild reports every step after FROM as cached, same image.
+    let (again, log) = f.ok(&opts);
+    assert_eq!(again.image_id, built.image_id);
+    assert_eq!(log.matches(" ---> Using cache").count(), 10, "{log}");
     assert_eq!(built.tags, ["docker.io/library/simple:1"]);
 
     let c = f.config("simple:1");
