@@ -348,7 +348,7 @@ pub(crate) fn write(rootfs: &Path, dest: &str, plan: &Plan, o: &WriteOptions) ->
         };
         let target = secure_join(rootfs, &rel).map_err(io_err("resolve", &rel))?;
         if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
+            crate::fsutil::mkdir_p(rootfs, parent)?;
         }
         let mode = o.chmod.unwrap_or(it.mode);
         match &it.kind {
@@ -379,7 +379,7 @@ pub(crate) fn write(rootfs: &Path, dest: &str, plan: &Plan, o: &WriteOptions) ->
                     .map_err(io_err("chown", &target))?;
             }
             Kind::Archive(src) => {
-                fs::create_dir_all(&target).map_err(io_err("create directory", &target))?;
+                crate::fsutil::mkdir_p(rootfs, &target)?;
                 let f = fs::File::open(src).map_err(io_err("open", src))?;
                 let mut head = Vec::new();
                 fs::File::open(src)

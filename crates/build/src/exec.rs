@@ -134,7 +134,6 @@ struct Builder<'a> {
     context: PathBuf,
     ignore: Ignore,
     scratch: PathBuf,
-    init: PathBuf,
     counter: usize,
     /// Whether cache hits print " ---> Using cache" (not for the
     /// `--label` step, which has no step line of its own).
@@ -225,8 +224,6 @@ pub(crate) fn build(
     let _ = cais_image::unpack::remove_tree(&scratch);
     std::fs::create_dir_all(&scratch).map_err(io_err("create build directory", &scratch))?;
     let _guard = ScratchGuard(scratch.clone());
-    let init = scratch.join("init");
-    run::init_layer(&init)?;
     // GC must not collect what this build writes before it is pinned.
     let _lease = store.lease()?;
 
@@ -245,7 +242,6 @@ pub(crate) fn build(
         context: opts.context.clone(),
         ignore,
         scratch,
-        init,
         counter: 0,
         announce_cache: true,
         current: 0,
@@ -1049,7 +1045,16 @@ impl Builder<'_> {
         self.progress.step(&format!(" ---> Running in {short}"));
         let dir = self.scratch.join(format!("run-{short}"));
         let diff_ids = state.config.rootfs.diff_ids.clone();
-        let mut overlay = Overlay::mount(self.store, dir.clone(), &diff_ids, Some(&self.init))?;
+        let init = self.scratch.join(format!("init-{short}"));
+        let layer_dirs: Vec<PathBuf> = diff_ids
+            .iter()
+            .map(|d| {
+                cais_image::unpack::snapshot_dir(&self.store.root().join("snapshots"), d).join("fs")
+            })
+            .collect();
+        run::init_layer(&init, &layer_dirs)?;
+        let _init_guard = ScratchGuard(init.clone());
+        let mut overlay = Overlay::mount(self.store, dir.clone(), &diff_ids, Some(&init))?;
         let user = state.str_field("User");
         let (uid, gid) = fsutil::resolve_user(&overlay.rootfs, &user)?;
         let mut cwd = state.str_field("WorkingDir");
@@ -1058,7 +1063,7 @@ impl Builder<'_> {
         }
         let inside = cais_runtime::rootfs::secure_join(&overlay.rootfs, Path::new(&cwd))
             .map_err(io_err("resolve working directory", Path::new(&cwd)))?;
-        std::fs::create_dir_all(&inside).map_err(io_err("create working directory", &inside))?;
+        fsutil::mkdir_p(&overlay.rootfs, &inside)?;
         let bundle = dir.join("bundle");
         std::fs::create_dir_all(&bundle).map_err(io_err("create bundle", &bundle))?;
         let spec = run::spec(

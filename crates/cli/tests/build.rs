@@ -553,6 +553,17 @@ RUN echo "uid=$(id -u)"
     assert!(c["config"].get("OnBuild").is_none(), "{}", c["config"]);
     assert_eq!(c["config"]["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
     assert_eq!(c["config"]["User"], "app");
+
+    // The RUN that appended to /etc/passwd wrote /etc as the image has it
+    // (the init layer's mount points take the image's metadata).
+    use std::os::unix::fs::MetadataExt;
+    let rec = f.store().resolve("options:1").expect("resolve");
+    let dirs = f.store().layer_dirs(&rec).expect("dirs");
+    let (base, run) = (
+        std::fs::metadata(dirs[0].join("etc")).expect("base etc"),
+        std::fs::metadata(dirs[1].join("etc")).expect("run etc"),
+    );
+    assert_eq!((base.mode(), base.mtime()), (run.mode(), run.mtime()));
 }
 
 #[test]
