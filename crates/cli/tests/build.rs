@@ -185,7 +185,8 @@ CMD ["cat made.txt"]
     let iid = f.dir.path().join("iid");
     opts.iidfile = Some(iid.clone());
     let (built, log) = f.ok(&opts);
-    assert!(log.contains("Step 1/11 : FROM busybox"), "{log}");
+    assert!(log.contains("Step 1/12 : FROM busybox"), "{log}");
+    assert!(log.contains("Step 12/12 : LABEL from.cli=yes"), "{log}");
     assert!(log.contains(" ---> Running in "), "{log}");
     assert!(log.contains("Successfully tagged simple:1"), "{log}");
     assert_eq!(
@@ -195,7 +196,7 @@ CMD ["cat made.txt"]
     // A rebuild reports every step after FROM as cached, same image.
     let (again, log) = f.ok(&opts);
     assert_eq!(again.image_id, built.image_id);
-    assert_eq!(log.matches(" ---> Using cache").count(), 10, "{log}");
+    assert_eq!(log.matches(" ---> Using cache").count(), 11, "{log}");
     assert_eq!(built.tags, ["docker.io/library/simple:1"]);
 
     let c = f.config("simple:1");
@@ -226,10 +227,11 @@ CMD ["cat made.txt"]
         .as_str()
         .unwrap_or("")
         .contains("#(nop)  CMD [\"cat made.txt\"]")));
-    assert!(history.iter().any(|h| h["created_by"]
-        .as_str()
-        .unwrap_or("")
-        .starts_with("/bin/sh -c #(nop) COPY file:")));
+    // docker's form: the content hash, the destination as written.
+    assert!(history.iter().any(|h| {
+        let c = h["created_by"].as_str().unwrap_or("");
+        c.starts_with("/bin/sh -c #(nop) COPY file:") && c.ends_with(" in ./ ")
+    }));
     let metadata_only = history.iter().filter(|h| h["empty_layer"] == true).count();
     assert_eq!(history.len() - metadata_only, 4, "{history:?}");
 
