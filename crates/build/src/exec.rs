@@ -153,6 +153,28 @@ impl Drop for ScratchGuard {
     }
 }
 
+/// Removes scratch directories (`build-<pid>-<n>`) of builds whose process
+/// is gone (killed, or a daemon that crashed), unless something is still
+/// mounted in them.
+fn remove_dead_scratch(work_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(work_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("build-")
+            .and_then(|r| r.split('-').next())
+            .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() && !mounted_under(&e.path()) {
+            let _ = cais_image::unpack::remove_tree(&e.path());
+        }
+    }
+}
+
 /// Whether anything is mounted at or under `dir` (`/proc/self/mountinfo`,
 /// field 5 is the mount point, with spaces as `\040`).
 fn mounted_under(dir: &Path) -> bool {
@@ -212,6 +234,7 @@ pub(crate) fn build(
         );
     }
 
+    remove_dead_scratch(&env.work_dir);
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let scratch = env.work_dir.join(format!(
         "build-{}-{}",
@@ -1330,4 +1353,34 @@ fn download(url: &str) -> Result<Inline> {
         .read_to_end(&mut body)
         .map_err(|e| Error::invalid(format!("ADD failed: downloading {url}: {e}")))?;
     Ok(Inline::Url(name, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scratch_of_dead_builds_is_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let live = dir.path().join(format!("build-{}-0", std::process::id()));
+        // Pids are below 2^22 on Linux: this one cannot exist.
+        let dead = dir.path().join("build-99999999-3");
+        let other = dir.path().join("unrelated");
+        for d in [&live, &dead, &other] {
+            std::fs::create_dir_all(d.join("x")).expect("mkdir");
+        }
+        remove_dead_scratch(dir.path());
+        assert!(live.exists() && other.exists());
+        assert!(!dead.exists());
+    }
+
+    #[test]
+    fn history_lists_look_like_gos() {
+        let v = vec![
+            "/bin/sh".to_owned(),
+            "-c".to_owned(),
+            "echo \"hi\"".to_owned(),
+        ];
+        assert_eq!(go_quoted_list(&v), r#"["/bin/sh" "-c" "echo \"hi\""]"#);
+    }
 }
