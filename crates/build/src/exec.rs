@@ -654,6 +654,7 @@ impl Builder<'_> {
         }
         let mut next = state;
         f(&mut next)?;
+        self.intermediate(&key);
         let now = self.now();
         next.config.created = Some(now.clone());
         next.config.history.push(History {
@@ -926,6 +927,17 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// The lines docker's classic builder prints for a step it executes
+    /// in a (here notional) intermediate container; its output format is
+    /// what docker clients and scripts parse.
+    fn intermediate(&mut self, key: &str) {
+        let id = self.next_id(key);
+        let short = &id[..12];
+        self.progress.step(&format!(" ---> Running in {short}"));
+        self.progress
+            .step(&format!("Removing intermediate container {short}"));
+    }
+
     /// WORKDIR sets the working directory and, like docker, creates it
     /// when the image does not have it (then the step has a layer).
     fn workdir_step(&mut self, state: State, dir: &str) -> Result<State> {
@@ -934,6 +946,7 @@ impl Builder<'_> {
         if let Some(hit) = self.cached(&key) {
             return Ok(hit);
         }
+        self.intermediate(&key);
         let scratch = self.scratch.join(format!("workdir-{}", self.counter));
         self.counter += 1;
         let mut overlay = Overlay::mount(self.store, scratch, &state.config.rootfs.diff_ids, None)?;
