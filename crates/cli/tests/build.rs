@@ -533,10 +533,13 @@ SHELL ["/bin/sh", "-ec"]
 RUN stat -c '%u:%g %a' /owned/a.txt > /owned-stat
 USER app
 RUN echo "uid=$(id -u)"
+RUN if unshare -U true 2>/dev/null; then echo confined=no; else echo confined=yes; fi
 "#,
     );
     let (_, log) = f.ok(&f.opts("options:1"));
     assert!(log.contains("uid=1234"), "{log}");
+    // RUN has the containers' seccomp profile: no new namespaces.
+    assert!(log.contains("confined=yes"), "{log}");
     assert!(log.contains("# Executing 1 build trigger"), "{log}");
     assert_eq!(text(f.read("options:1", "/onbuild")), "triggered\n");
     assert_eq!(text(f.read("options:1", "/owned-stat")), "1234:4321 640\n");
