@@ -9,7 +9,7 @@
 //! workers never change namespace.
 
 use std::ffi::CString;
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -142,6 +142,11 @@ pub fn run_in<T: Send>(path: &Path, f: impl FnOnce() -> T + Send) -> Result<T> {
             )),
             _ => io_err("open network namespace", path, e),
         })?;
+    run_in_file(&ns, path, f)
+}
+
+/// [`run_in`] for a namespace file already open (`path` is for messages).
+pub fn run_in_file<T: Send>(ns: &File, path: &Path, f: impl FnOnce() -> T + Send) -> Result<T> {
     std::thread::scope(|s| {
         s.spawn(|| {
             // nstype CLONE_NEWNET makes the kernel check that the file

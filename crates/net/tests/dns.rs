@@ -593,7 +593,7 @@ fn add_fails_for_what_is_not_a_network_namespace() {
     // A file that is not an nsfs file: setns(2) refuses it.
     let exe = std::env::current_exe().expect("test binary");
     let err = dns.add("c1", &exe).expect_err("not a namespace");
-    assert!(err.to_string().contains("join network namespace"), "{err}");
+    assert!(err.to_string().contains("enter network namespace"), "{err}");
 }
 
 #[test]

@@ -1,6 +1,12 @@
 //! The parsed form of a Dockerfile. Words are kept unexpanded (`$VAR` is
 //! substituted by the executor with the ARG/ENV values in scope at that
 //! instruction); every instruction carries its first line for error messages.
+//!
+//! "As written" includes quotes: `ENV A="x y"` has the value `"x y"` and
+//! `COPY "a b" /d/` the source `"a b"`. Passing a value through
+//! [`super::expand`] substitutes variables *and* removes the quotes, which is
+//! why they must survive parsing (`'$HOME'` must not expand). The exception
+//! is the exec (JSON) form, whose strings are JSON-decoded.
 
 /// A whole Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +38,9 @@ pub struct Instruction {
     pub line: usize,
     pub kind: Kind,
     /// The instruction as written, continuation lines joined: what
-    /// `docker history` shows and what the cache keys on.
+    /// `docker history` shows and what the cache keys on. For heredocs the
+    /// body and terminator lines follow, each after a `\n`, so a changed
+    /// body changes the key.
     pub original: String,
 }
 
@@ -48,6 +56,9 @@ pub enum Command {
 pub struct Heredoc {
     /// Name after `<<` (`EOF`), without quotes or `-`.
     pub name: String,
+    /// The lines between the opener and the terminator, each ending in
+    /// `\n` (empty for an empty heredoc); for `<<-`, already without their
+    /// leading tabs. Unexpanded: see [`super::expand_heredoc`].
     pub body: String,
     /// `<<-EOF`: leading tabs stripped from body lines.
     pub strip_tabs: bool,
@@ -104,7 +115,8 @@ pub enum Kind {
     Entrypoint(Command),
     Copy(Copy),
     Add(Copy),
-    /// `ENV a=b c=d` or legacy `ENV a b`; values unexpanded, quotes removed.
+    /// `ENV a=b c=d` or legacy `ENV a b`; names and values as written
+    /// (unexpanded, quotes kept: [`super::expand`] removes them).
     Env(Vec<(String, String)>),
     Arg(Vec<Arg>),
     Label(Vec<(String, String)>),

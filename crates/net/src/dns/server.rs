@@ -16,7 +16,6 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sched::CloneFlags;
 
 use super::answer::{self, Outcome, TCP_LIMIT, UDP_LIMIT};
 use super::forward::{self, UPSTREAM_TIMEOUT};
@@ -198,36 +197,22 @@ fn io_err(op: &'static str, source: io::Error) -> Error {
 /// the namespace with setns(2), creates them and exits; the daemon's own
 /// threads never change namespace.
 fn bind_in(ns: File, path: &Path) -> Result<(UdpSocket, TcpListener)> {
-    let p = path.to_path_buf();
-    let io = move |op, source| Error::Io {
+    let io = |op, source| Error::Io {
         op,
-        path: p.clone(),
+        path: path.to_path_buf(),
         source,
     };
-    let io2 = io.clone();
-    let thread = thread::Builder::new()
-        .name("cais-dns-setns".into())
-        .stack_size(HELPER_STACK)
-        .spawn(move || -> Result<(UdpSocket, TcpListener)> {
-            nix::sched::setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)
-                .map_err(|e| io("join network namespace", e.into()))?;
-            let udp = UdpSocket::bind(DNS_ADDR)
-                .map_err(|e| io("bind udp 127.0.0.11:53 in network namespace", e))?;
-            // std sets SO_REUSEADDR on listeners, so a container that
-            // gets its DNS re-added does not wait out TIME_WAIT.
-            let tcp = TcpListener::bind(DNS_ADDR)
-                .map_err(|e| io("bind tcp 127.0.0.11:53 in network namespace", e))?;
-            for r in [udp.set_nonblocking(true), tcp.set_nonblocking(true)] {
-                r.map_err(|e| io("set dns socket non-blocking", e))?;
-            }
-            Ok((udp, tcp))
-        })
-        .map_err(|e| io2("spawn thread to join network namespace", e))?;
-    thread.join().map_err(|_| {
-        io2(
-            "bind dns sockets in network namespace",
-            io::Error::other("the thread panicked"),
-        )
+    crate::netns::run_in_file(&ns, path, || -> Result<(UdpSocket, TcpListener)> {
+        let udp = UdpSocket::bind(DNS_ADDR)
+            .map_err(|e| io("bind udp 127.0.0.11:53 in network namespace", e))?;
+        // std sets SO_REUSEADDR on listeners, so a container that gets its
+        // DNS re-added does not wait out TIME_WAIT.
+        let tcp = TcpListener::bind(DNS_ADDR)
+            .map_err(|e| io("bind tcp 127.0.0.11:53 in network namespace", e))?;
+        for r in [udp.set_nonblocking(true), tcp.set_nonblocking(true)] {
+            r.map_err(|e| io("set dns socket non-blocking", e))?;
+        }
+        Ok((udp, tcp))
     })?
 }
 
