@@ -1252,6 +1252,37 @@ fn an_internal_network_keeps_its_traffic_inside() {
         let out = run_on_vault(&format!("http://{addr}:{port}/"));
         assert!(!out.status.success(), "{}", text(&out.stdout));
     }
+    // Nor the host's own services through the bridge's address, while a
+    // container on the default bridge reaches the same service (control).
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").expect("host service");
+    let host_port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut conn = conn;
+            let _ = std::io::Write::write_all(
+                &mut conn,
+                b"HTTP/1.0 200 OK\r\nContent-Length: 4\r\n\r\nhost",
+            );
+        }
+    });
+    let gateway = |network: &str| -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(&d.ok(&["network", "inspect", network])).expect("inspect JSON");
+        v[0]["IPAM"]["Config"][0]["Gateway"]
+            .as_str()
+            .expect("gateway")
+            .to_string()
+    };
+    let w = wget("5", &format!("http://{}:{host_port}/", gateway("bridge")));
+    let mut args = vec!["run", "--rm", "busybox"];
+    args.extend(w.iter().map(String::as_str));
+    assert_eq!(
+        d.ok(&args),
+        "host",
+        "the default bridge reaches host services"
+    );
+    let out = run_on_vault(&format!("http://{}:{host_port}/", gateway("vault")));
+    assert!(!out.status.success(), "{}", text(&out.stdout));
     // In: the safe container is not published, and the host cannot reach
     // it through a port either.
     assert_eq!(d.ok(&["port", "safe"]), "");

@@ -20,7 +20,8 @@
 //!   bridge; replies pass; published (DNATed) connections pass; traffic
 //!   between two cais bridges is dropped (network isolation); and nothing
 //!   from outside reaches a container unless published, as docker ≥ 28.
-//! - `input` (filter): guards route_localnet (below).
+//! - `input` (filter): guards route_localnet (below); internal networks
+//!   cannot open connections to the host either.
 //!
 //! Localhost publishing is kernel DNAT in `output` plus
 //! `net.ipv4.conf.<bridge>.route_localnet=1` (ip-sysctl.rst), not a
@@ -301,6 +302,17 @@ pub fn script(table: &str, rules: &Ruleset, foreign: Option<&ForeignForward>) ->
             "\t\tiifname {set} ip daddr 127.0.0.0/8 ct state established,related accept"
         );
         let _ = writeln!(input, "\t\tiifname {set} ip daddr 127.0.0.0/8 drop");
+    }
+    // An internal network reaches nothing but its own bridge, the host's
+    // own services included (docker gives such networks no way out);
+    // replies to connections the host opened still pass.
+    for n in rules.networks.iter().filter(|n| n.internal) {
+        let b = &n.bridge;
+        let _ = writeln!(
+            input,
+            "\t\tiifname \"{b}\" ct state established,related accept"
+        );
+        let _ = writeln!(input, "\t\tiifname \"{b}\" drop");
     }
     chain(
         &mut s,
@@ -594,6 +606,15 @@ mod tests {
         assert!(internal < est && est < dnat && dnat < iso, "{fwd}");
         let input = chain_of(&s, "input");
         assert!(input.contains("ip daddr 127.0.0.0/8 drop"), "{input}");
+        // The internal network cannot open connections to the host itself.
+        let replies = input
+            .find("iifname \"cais-i1\" ct state established,related accept")
+            .expect("replies from the internal bridge");
+        let drop = input
+            .find("iifname \"cais-i1\" drop")
+            .expect("internal drop");
+        assert!(replies < drop, "{input}");
+        assert!(!input.contains("iifname \"cais0\" drop"), "{input}");
     }
 
     #[test]
