@@ -1,5 +1,177 @@
 //! Dockerfile builds: a pure parser (`dockerfile`, `dockerignore`) and, on
 //! top of the image store and the runtime, an executor with a layer cache.
+//!
+//! [`build`] runs a Dockerfile against a context directory and records the
+//! result in an [`ImageStore`]: every `RUN` runs in a container (the `cais`
+//! binary's `runtime run`), every `COPY`/`ADD` is written into an overlay
+//! of the stage's layers, and the changed files become a layer. Each step's
+//! result is kept in the build cache (under the store's root) keyed by its
+//! parent state and the instruction, so an unchanged rebuild runs nothing.
 
 pub mod dockerfile;
 pub mod dockerignore;
+
+mod cache;
+mod context;
+mod exec;
+mod fsutil;
+mod pattern;
+mod run;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use cais_image::ImageStore;
+
+/// What to build, in `docker build`'s terms.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The build context: a directory on this host.
+    pub context: PathBuf,
+    /// The Dockerfile; default `<context>/Dockerfile`, a relative path is
+    /// relative to the context. Ignored when `dockerfile_text` is given.
+    pub dockerfile: Option<PathBuf>,
+    /// The Dockerfile itself, when it arrives separately from the context.
+    pub dockerfile_text: Option<String>,
+    /// `-t`: references to tag the result with (normalized by the store).
+    pub tags: Vec<String>,
+    /// `--target`: the stage to stop at (name or index).
+    pub target: Option<String>,
+    /// `--build-arg`.
+    pub build_args: BTreeMap<String, String>,
+    /// `--label`: added to the final image's labels.
+    pub labels: BTreeMap<String, String>,
+    /// `--no-cache`: execute every step.
+    pub no_cache: bool,
+    /// `--pull`: fetch base images again through [`Environment::pull`].
+    pub pull: bool,
+    /// `SOURCE_DATE_EPOCH`: timestamps of the config, the history and file
+    /// mtimes are clamped to it, so the same inputs give the same digests.
+    pub source_date_epoch: Option<i64>,
+    /// `--iidfile`: where to write the image id.
+    pub iidfile: Option<PathBuf>,
+}
+
+/// Where the build reports what it does: docker's legacy builder lines
+/// (`Step 1/5 : FROM busybox`, ` ---> Using cache`, ` ---> 1a2b3c4d5e6f`,
+/// `Successfully built ...`, `Successfully tagged x:latest`) through
+/// [`step`](Progress::step), and the output of `RUN` commands through
+/// [`output`](Progress::output).
+pub trait Progress {
+    /// One status line, without its newline.
+    fn step(&mut self, text: &str);
+    /// Bytes a `RUN` command wrote to stdout or stderr.
+    fn output(&mut self, bytes: &[u8]);
+}
+
+/// A [`Progress`] that writes everything to a writer (stdout in the CLI).
+pub struct WriterProgress<W: std::io::Write>(pub W);
+
+impl<W: std::io::Write> Progress for WriterProgress<W> {
+    fn step(&mut self, text: &str) {
+        let _ = writeln!(self.0, "{text}");
+        let _ = self.0.flush();
+    }
+    fn output(&mut self, bytes: &[u8]) {
+        let _ = self.0.write_all(bytes);
+        let _ = self.0.flush();
+    }
+}
+
+/// Fetches a base image into the store by reference (`busybox:latest`).
+pub type PullFn = Box<dyn Fn(&str, &mut dyn Progress) -> Result<()> + Send + Sync>;
+
+/// What the build runs on.
+pub struct Environment {
+    pub store: Arc<ImageStore>,
+    /// The `cais` binary: `RUN` steps run `cais runtime run`.
+    pub runtime_binary: PathBuf,
+    /// Scratch space: bundles, overlay mounts, runtime state. Created if
+    /// missing; what a build puts there is removed when it ends.
+    pub work_dir: PathBuf,
+    /// Fetches a base image missing from the store (and every base with
+    /// [`Options::pull`]). Without it a missing base is [`Error::NotFound`].
+    pub pull: Option<PullFn>,
+}
+
+/// The result of a successful build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    /// The config digest (`sha256:...`), the image id the store reports.
+    pub image_id: String,
+    /// The manifest digest.
+    pub manifest: String,
+    /// The tags set, normalized (`docker.io/library/x:latest`).
+    pub tags: Vec<String>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Build errors. `InvalidArgument` is the caller's input (Dockerfile,
+/// context, options), `NotFound` a base image that is nowhere, `Failed` a
+/// `RUN` that exited non-zero; the rest are this host's failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bad Dockerfile, context or option; names the line when there is one.
+    #[error("{reason}")]
+    InvalidArgument { reason: String },
+    #[error("{what} not found")]
+    NotFound { what: String },
+    /// A `RUN` command exited with `code` (docker's wording).
+    #[error("The command '{command}' returned a non-zero code: {code}")]
+    Failed {
+        /// The step number (1-based over the whole Dockerfile).
+        step: usize,
+        command: String,
+        code: i32,
+    },
+    #[error("{context} {path}")]
+    Io {
+        context: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("running the runtime: {reason}")]
+    Runtime { reason: String },
+    #[error(transparent)]
+    Image(#[from] cais_image::Error),
+    /// Pulling a base image failed (the pull function's own error).
+    #[error("pulling {reference}: {reason}")]
+    Pull { reference: String, reason: String },
+}
+
+impl Error {
+    pub(crate) fn invalid(reason: impl Into<String>) -> Error {
+        Error::InvalidArgument {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<dockerfile::ParseError> for Error {
+    fn from(e: dockerfile::ParseError) -> Error {
+        Error::invalid(e.to_string())
+    }
+}
+
+/// Wraps an io::Error with what was being done to which path.
+pub(crate) fn io_err(
+    context: &'static str,
+    path: &std::path::Path,
+) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io {
+        context,
+        path,
+        source,
+    }
+}
+
+/// Builds the Dockerfile of `opts` in `opts.context`. On success the image
+/// is recorded and tagged with every `opts.tags`; on failure no tag is
+/// created or moved (cached steps stay, as docker keeps them).
+pub fn build(env: &Environment, opts: &Options, progress: &mut dyn Progress) -> Result<Built> {
+    exec::build(env, opts, progress)
+}
