@@ -129,7 +129,10 @@ fn name_and_action<'a>(segs: &[&'a str]) -> (String, Option<&'a str>) {
 
 /// Streams a request body into an unnamed temporary file (archives can
 /// be large; nothing is held in memory), rewound for reading.
-pub(crate) async fn body_to_file(req: Request<Incoming>, dir: &std::path::Path) -> Result<std::fs::File> {
+pub(crate) async fn body_to_file(
+    req: Request<Incoming>,
+    dir: &std::path::Path,
+) -> Result<std::fs::File> {
     use http_body_util::BodyExt;
     use std::io::{Seek, Write};
     let file =
@@ -192,7 +195,10 @@ pub(crate) struct JsonProgress {
 }
 
 impl JsonProgress {
-    pub(crate) fn new(pulling: bool, send: impl Fn(serde_json::Value) + Send + Sync + 'static) -> JsonProgress {
+    pub(crate) fn new(
+        pulling: bool,
+        send: impl Fn(serde_json::Value) + Send + Sync + 'static,
+    ) -> JsonProgress {
         JsonProgress {
             send: Box::new(send),
             pulling,

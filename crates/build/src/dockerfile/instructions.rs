@@ -449,10 +449,12 @@ pub(super) fn instruction(
                         "SHELL needs at least one element, e.g. [\"/bin/sh\", \"-c\"]".to_string(),
                     )
                 }
-                Json::NotJson => return Err(format!(
+                Json::NotJson => {
+                    return Err(format!(
                     "SHELL must be a JSON array of strings, e.g. [\"/bin/sh\", \"-c\"], not {:?}",
                     after.trim()
-                )),
+                ))
+                }
             }
         }
         "STOPSIGNAL" => {
