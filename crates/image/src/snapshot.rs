@@ -522,99 +522,136 @@ impl ImageStore {
     }
 }
 
+/// How [`diff_with`] writes entries.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DiffOptions {
+    /// Reproducible builds (`SOURCE_DATE_EPOCH`): mtimes later than this
+    /// are written as this, so the layer does not depend on when it was
+    /// made.
+    pub clamp_mtime: Option<i64>,
+}
+
 /// Writes the changes recorded in an overlay upper directory as a layer tar
 /// (entries sorted by path, so the same tree gives the same bytes).
 pub fn diff(upper: &Path, out: impl Write) -> Result<()> {
+    diff_with(upper, out, DiffOptions::default())
+}
+
+/// [`diff`] with options.
+pub fn diff_with(upper: &Path, out: impl Write, opts: DiffOptions) -> Result<()> {
     let mut b = tar::Builder::new(out);
     let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
-    walk_diff(&mut b, upper, Path::new(""), &mut links)?;
+    let mut w = DiffWalk {
+        b: &mut b,
+        base: upper,
+        links: &mut links,
+        opts,
+    };
+    w.walk(Path::new(""))?;
     b.into_inner()
         .and_then(|mut w| w.flush())
         .map_err(io_err("finish layer tar", upper))?;
     Ok(())
 }
 
-fn header(meta: &fs::Metadata, kind: tar::EntryType) -> tar::Header {
+struct DiffWalk<'a, W: Write> {
+    b: &'a mut tar::Builder<W>,
+    base: &'a Path,
+    links: &'a mut HashMap<(u64, u64), PathBuf>,
+    opts: DiffOptions,
+}
+
+fn header(meta: &fs::Metadata, kind: tar::EntryType, opts: DiffOptions) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
     h.set_mode(meta.mode() & 0o7777);
     h.set_uid(u64::from(meta.uid()));
     h.set_gid(u64::from(meta.gid()));
-    h.set_mtime(meta.mtime().max(0) as u64);
+    let mut mtime = meta.mtime().max(0);
+    if let Some(clamp) = opts.clamp_mtime {
+        mtime = mtime.min(clamp.max(0));
+    }
+    h.set_mtime(mtime as u64);
     h.set_size(0);
     h
 }
 
-fn walk_diff<W: Write>(
-    b: &mut tar::Builder<W>,
-    base: &Path,
-    rel: &Path,
-    links: &mut HashMap<(u64, u64), PathBuf>,
-) -> Result<()> {
-    let dir = base.join(rel);
-    let mut names: Vec<_> = fs::read_dir(&dir)
-        .map_err(io_err("read upper directory", &dir))?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<io::Result<_>>()
-        .map_err(io_err("read upper directory", &dir))?;
-    names.sort();
-    let tar_err = |p: &Path| io_err("write layer entry", p);
-    for name in names {
-        let path = dir.join(&name);
-        let rel_path = rel.join(&name);
-        let meta = fs::symlink_metadata(&path).map_err(io_err("stat", &path))?;
-        let ft = meta.file_type();
-        if ft.is_char_device() && meta.rdev() == 0 {
-            // An overlayfs whiteout: the file was deleted.
-            let mut wh = name.clone();
-            wh.clear();
-            wh.push(".wh.");
-            wh.push(&name);
-            let mut h = header(&meta, tar::EntryType::Regular);
-            h.set_mode(0o644);
-            b.append_data(&mut h, rel.join(wh), io::empty())
-                .map_err(tar_err(&path))?;
-        } else if ft.is_dir() {
-            append_xattrs(b, &path)?;
-            let mut h = header(&meta, tar::EntryType::Directory);
-            b.append_data(&mut h, &rel_path, io::empty())
-                .map_err(tar_err(&path))?;
-            if is_opaque(&path) {
-                let mut h = header(&meta, tar::EntryType::Regular);
+impl<W: Write> DiffWalk<'_, W> {
+    fn walk(&mut self, rel: &Path) -> Result<()> {
+        let (base, opts) = (self.base, self.opts);
+        let dir = base.join(rel);
+        let mut names: Vec<_> = fs::read_dir(&dir)
+            .map_err(io_err("read upper directory", &dir))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<_>>()
+            .map_err(io_err("read upper directory", &dir))?;
+        names.sort();
+        let tar_err = |p: &Path| io_err("write layer entry", p);
+        for name in names {
+            let path = dir.join(&name);
+            let rel_path = rel.join(&name);
+            let meta = fs::symlink_metadata(&path).map_err(io_err("stat", &path))?;
+            let ft = meta.file_type();
+            if ft.is_char_device() && meta.rdev() == 0 {
+                // An overlayfs whiteout: the file was deleted.
+                let mut wh = name.clone();
+                wh.clear();
+                wh.push(".wh.");
+                wh.push(&name);
+                let mut h = header(&meta, tar::EntryType::Regular, opts);
                 h.set_mode(0o644);
-                b.append_data(&mut h, rel_path.join(".wh..wh..opq"), io::empty())
+                self.b
+                    .append_data(&mut h, rel.join(wh), io::empty())
+                    .map_err(tar_err(&path))?;
+            } else if ft.is_dir() {
+                append_xattrs(self.b, &path)?;
+                let mut h = header(&meta, tar::EntryType::Directory, opts);
+                self.b
+                    .append_data(&mut h, &rel_path, io::empty())
+                    .map_err(tar_err(&path))?;
+                if is_opaque(&path) {
+                    let mut h = header(&meta, tar::EntryType::Regular, opts);
+                    h.set_mode(0o644);
+                    self.b
+                        .append_data(&mut h, rel_path.join(".wh..wh..opq"), io::empty())
+                        .map_err(tar_err(&path))?;
+                }
+                self.walk(&rel_path)?;
+            } else if ft.is_symlink() {
+                let target = fs::read_link(&path).map_err(io_err("read symlink", &path))?;
+                let mut h = header(&meta, tar::EntryType::Symlink, opts);
+                self.b
+                    .append_link(&mut h, &rel_path, &target)
+                    .map_err(tar_err(&path))?;
+            } else if ft.is_file() {
+                if meta.nlink() > 1 {
+                    if let Some(first) = self.links.get(&(meta.dev(), meta.ino())) {
+                        let mut h = header(&meta, tar::EntryType::Link, opts);
+                        self.b
+                            .append_link(&mut h, &rel_path, first)
+                            .map_err(tar_err(&path))?;
+                        continue;
+                    }
+                    self.links
+                        .insert((meta.dev(), meta.ino()), rel_path.clone());
+                }
+                append_xattrs(self.b, &path)?;
+                let mut h = header(&meta, tar::EntryType::Regular, opts);
+                h.set_size(meta.len());
+                let f = fs::File::open(&path).map_err(io_err("open", &path))?;
+                self.b
+                    .append_data(&mut h, &rel_path, f)
+                    .map_err(tar_err(&path))?;
+            } else if ft.is_fifo() {
+                let mut h = header(&meta, tar::EntryType::Fifo, opts);
+                self.b
+                    .append_data(&mut h, &rel_path, io::empty())
                     .map_err(tar_err(&path))?;
             }
-            walk_diff(b, base, &rel_path, links)?;
-        } else if ft.is_symlink() {
-            let target = fs::read_link(&path).map_err(io_err("read symlink", &path))?;
-            let mut h = header(&meta, tar::EntryType::Symlink);
-            b.append_link(&mut h, &rel_path, &target)
-                .map_err(tar_err(&path))?;
-        } else if ft.is_file() {
-            if meta.nlink() > 1 {
-                if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
-                    let mut h = header(&meta, tar::EntryType::Link);
-                    b.append_link(&mut h, &rel_path, first)
-                        .map_err(tar_err(&path))?;
-                    continue;
-                }
-                links.insert((meta.dev(), meta.ino()), rel_path.clone());
-            }
-            append_xattrs(b, &path)?;
-            let mut h = header(&meta, tar::EntryType::Regular);
-            h.set_size(meta.len());
-            let f = fs::File::open(&path).map_err(io_err("open", &path))?;
-            b.append_data(&mut h, &rel_path, f)
-                .map_err(tar_err(&path))?;
-        } else if ft.is_fifo() {
-            let mut h = header(&meta, tar::EntryType::Fifo);
-            b.append_data(&mut h, &rel_path, io::empty())
-                .map_err(tar_err(&path))?;
+            // Sockets and real devices are not image content.
         }
-        // Sockets and real devices are not image content.
+        Ok(())
     }
-    Ok(())
 }
 
 /// Writes the file's extended attributes (file capabilities, `user.*`) as

@@ -673,6 +673,9 @@ impl ImageStore {
             stack.push((rec.target.clone(), None));
             stack.push((rec.manifest.clone(), Some(rec.manifest_media_type.clone())));
         }
+        for d in self.all_pins() {
+            stack.push((d, None));
+        }
         while let Some((d, mt)) = stack.pop() {
             if !blobs.insert(d.clone()) || !self.content.exists(&d) {
                 continue;
@@ -698,6 +701,68 @@ impl ImageStore {
             }
         }
         Ok((blobs, diff_ids))
+    }
+
+    /// Pins manifest `manifest` under `group/key` (`<root>/pins/`): GC
+    /// keeps it, its config and layers, and their snapshots, as if it were
+    /// an image, but it is no image (not listed, not resolvable). The build
+    /// cache is made of pins. Replacing a pin is one atomic rename.
+    pub fn pin(&self, group: &str, key: &str, manifest: &Digest) -> Result<()> {
+        check_pin_name(group)?;
+        check_pin_name(key)?;
+        let dir = self.root.join("pins").join(group);
+        fs::create_dir_all(&dir).map_err(io_err("create pin directory", &dir))?;
+        let tmp = dir.join(format!(".{key}.{}-{}", std::process::id(), unique_suffix()));
+        fs::write(&tmp, manifest.to_string()).map_err(io_err("write pin", &tmp))?;
+        let path = dir.join(key);
+        fs::rename(&tmp, &path).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            io_err("write pin", &path)(e)
+        })
+    }
+
+    /// The manifest pinned under `group/key`, if any.
+    pub fn pinned(&self, group: &str, key: &str) -> Option<Digest> {
+        check_pin_name(group).ok()?;
+        check_pin_name(key).ok()?;
+        let path = self.root.join("pins").join(group).join(key);
+        let d: Digest = fs::read_to_string(path).ok()?.trim().parse().ok()?;
+        self.content.exists(&d).then_some(d)
+    }
+
+    /// Removes every pin of `group` (e.g. `builder prune`); the next GC
+    /// collects what only they kept. Returns how many were removed.
+    pub fn unpin_group(&self, group: &str) -> Result<usize> {
+        check_pin_name(group)?;
+        let dir = self.root.join("pins").join(group);
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for e in entries.flatten() {
+            if fs::remove_file(e.path()).is_ok() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn all_pins(&self) -> Vec<Digest> {
+        let mut out = Vec::new();
+        let Ok(groups) = fs::read_dir(self.root.join("pins")) else {
+            return out;
+        };
+        for g in groups.flatten() {
+            for e in fs::read_dir(g.path()).into_iter().flatten().flatten() {
+                if let Some(d) = fs::read_to_string(e.path())
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                {
+                    out.push(d);
+                }
+            }
+        }
+        out
     }
 
     /// Checks the store: every blob re-hashes to its name, and every image
@@ -732,6 +797,22 @@ impl ImageStore {
         }
         report.missing.dedup();
         Ok(report)
+    }
+}
+
+/// Pin groups and keys are single path components of safe characters.
+fn check_pin_name(s: &str) -> Result<()> {
+    let ok = !s.is_empty()
+        && !s.starts_with('.')
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            reason: format!("invalid pin name {s:?}"),
+        })
     }
 }
 

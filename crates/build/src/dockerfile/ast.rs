@@ -38,7 +38,9 @@ pub struct Instruction {
     pub line: usize,
     pub kind: Kind,
     /// The instruction as written, continuation lines joined: what
-    /// `docker history` shows and what the cache keys on.
+    /// `docker history` shows and what the cache keys on. For heredocs the
+    /// body and terminator lines follow, each after a `\n`, so a changed
+    /// body changes the key.
     pub original: String,
 }
 
@@ -54,6 +56,9 @@ pub enum Command {
 pub struct Heredoc {
     /// Name after `<<` (`EOF`), without quotes or `-`.
     pub name: String,
+    /// The lines between the opener and the terminator, each ending in
+    /// `\n` (empty for an empty heredoc); for `<<-`, already without their
+    /// leading tabs. Unexpanded: see [`super::expand_heredoc`].
     pub body: String,
     /// `<<-EOF`: leading tabs stripped from body lines.
     pub strip_tabs: bool,

@@ -72,7 +72,16 @@ struct Lexer<'a> {
     pos: usize,
     escape: char,
     lookup: &'a dyn Fn(&str) -> Option<String>,
+    /// Heredoc body: quotes are ordinary characters and the escape only
+    /// escapes `$` and itself.
+    heredoc: bool,
+    /// Nesting of `${...:-word}` words, bounded so that hostile input
+    /// cannot exhaust the stack.
+    depth: usize,
 }
+
+/// Deeper nesting than any real Dockerfile uses.
+const MAX_DEPTH: usize = 32;
 
 impl Lexer<'_> {
     fn peek(&self) -> Option<char> {
@@ -97,7 +106,16 @@ impl Lexer<'_> {
             if Some(c) == stop {
                 return Ok(());
             }
-            if c == self.escape {
+            if self.heredoc && c != '$' {
+                let escaped = match self.peek() {
+                    Some(n) if c == self.escape && (n == '$' || n == self.escape) => {
+                        self.pos += 1;
+                        n
+                    }
+                    _ => c,
+                };
+                out.raw(escaped.encode_utf8(&mut [0; 4]));
+            } else if c == self.escape {
                 // A trailing escape has nothing to escape and is dropped,
                 // as docker does.
                 if let Some(n) = self.next() {
@@ -194,12 +212,20 @@ impl Lexer<'_> {
                 Some(op @ ('-' | '+')) => (true, op),
                 Some(op) => {
                     return Err(format!(
-                        "bad substitution: unsupported modifier ':{op}' in ${{{name}...}}"
+                        "bad substitution: unsupported operator ':{op}' in ${{{name}:{op}...}} (only :-, :+, - and + are)"
                     ))
                 }
                 None => return Err("bad substitution: missing '}'".to_string()),
             },
             Some(op @ ('-' | '+')) => (false, op),
+            // Shell operators docker's stable syntax lacks (`#`, `%`, `/`,
+            // `?`, `=`): refused, since silently ignoring them would build
+            // something else than the author meant.
+            Some(op @ ('#' | '%' | '/' | '?' | '=')) => {
+                return Err(format!(
+                    "bad substitution: unsupported operator '{op}' in ${{{name}{op}...}} (only :-, :+, - and + are)"
+                ))
+            }
             Some(c) => {
                 return Err(format!(
                     "bad substitution: unexpected '{c}' after ${{{name}"
@@ -208,8 +234,16 @@ impl Lexer<'_> {
         };
         // The word is itself expanded (and its quotes removed) whether or
         // not it is used, so errors in it are always reported.
+        if self.depth >= MAX_DEPTH {
+            return Err(format!(
+                "bad substitution: more than {MAX_DEPTH} nested ${{...}}"
+            ));
+        }
         let mut word = Words::new(false);
-        self.lex(Some('}'), &mut word)?;
+        self.depth += 1;
+        let lexed = self.lex(Some('}'), &mut word);
+        self.depth -= 1;
+        lexed?;
         let word = word.into_string();
         let value = (self.lookup)(&name);
         // With a colon an empty value counts as unset.
@@ -231,12 +265,15 @@ fn run(
     escape: char,
     lookup: &dyn Fn(&str) -> Option<String>,
     split: bool,
+    heredoc: bool,
 ) -> Result<Words, String> {
     let mut lexer = Lexer {
         chars: text.chars().collect(),
         pos: 0,
         escape,
         lookup,
+        heredoc,
+        depth: 0,
     };
     let mut out = Words::new(split);
     lexer
@@ -250,7 +287,7 @@ pub(super) fn expand(
     escape: char,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, String> {
-    Ok(run(word, escape, lookup, false)?.into_string())
+    Ok(run(word, escape, lookup, false, false)?.into_string())
 }
 
 pub(super) fn expand_words(
@@ -258,5 +295,13 @@ pub(super) fn expand_words(
     escape: char,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<String>, String> {
-    Ok(run(text, escape, lookup, true)?.finish())
+    Ok(run(text, escape, lookup, true, false)?.finish())
+}
+
+pub(super) fn expand_heredoc(
+    body: &str,
+    escape: char,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    Ok(run(body, escape, lookup, false, true)?.into_string())
 }

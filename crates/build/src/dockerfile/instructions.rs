@@ -358,6 +358,28 @@ fn one(keyword: &str, rest: &str, what: &str) -> Result<String, String> {
     Ok(rest.to_string())
 }
 
+/// Every instruction keyword, uppercased.
+pub(super) const KEYWORDS: &[&str] = &[
+    "FROM",
+    "RUN",
+    "CMD",
+    "ENTRYPOINT",
+    "COPY",
+    "ADD",
+    "ENV",
+    "ARG",
+    "LABEL",
+    "WORKDIR",
+    "USER",
+    "EXPOSE",
+    "VOLUME",
+    "SHELL",
+    "STOPSIGNAL",
+    "HEALTHCHECK",
+    "ONBUILD",
+    "MAINTAINER",
+];
+
 /// Parses every instruction except FROM (which opens a stage and is
 /// handled by the caller). `keyword` is uppercased.
 pub(super) fn instruction(

@@ -2,6 +2,26 @@
 //! build stages). Variable substitution happens in the executor, which knows
 //! the ARG/ENV values in scope, through [`expand`]; [`ast`] keeps words as
 //! written.
+//!
+//! Rules worth knowing (the Dockerfile reference leaves them implicit):
+//! - Exec form: arguments starting with `[` that parse as a JSON array of
+//!   strings are the exec form. Anything else is the shell form (docker's
+//!   fallback, so `RUN [ -f x ] && y` works), *except* text that is a
+//!   truncated JSON array (`["a", "b"` or `["a", "b`: the JSON parser runs
+//!   out of input), which is the error "unterminated JSON array": it is
+//!   certainly a typo, and as a shell command it would fail obscurely.
+//!   `SHELL` only has the exec form.
+//! - Heredocs (`RUN`, `COPY`, `ADD`): every unquoted word `<<NAME`,
+//!   `<<-NAME`, `<<"NAME"` (also with an fd, `2<<NAME`) opens one; bodies
+//!   follow the instruction in order, verbatim, each up to a line equal to
+//!   `NAME` (after removing leading tabs for `<<-`). A `RUN` keeps its
+//!   first line as the shell command (`python3 <<EOF`); `Instruction::
+//!   original` holds the bodies too, so the cache sees them.
+//! - Flags: leading `--name[=value]` words of every instruction, checked
+//!   against the instruction's list (an unknown one is an error, as in
+//!   docker; `--` ends them). Flags docker has but we do not implement
+//!   (`COPY --parents/--exclude`, `ADD --checksum/--keep-git-dir/...`) are
+//!   refused rather than ignored.
 
 pub mod ast;
 mod expand;
@@ -54,14 +74,10 @@ pub fn parse(text: &str) -> Result<ast::Dockerfile, ParseError> {
             });
             continue;
         }
-        let kind =
-            instructions::instruction(&keyword, &l.rest, escape, l.heredocs).map_err(|e| {
-                if e.starts_with("unknown instruction") {
-                    err(format!("unknown instruction {:?}", l.keyword))
-                } else {
-                    err(e)
-                }
-            })?;
+        if !instructions::KEYWORDS.contains(&keyword.as_str()) {
+            return Err(err(format!("unknown instruction {:?}", l.keyword)));
+        }
+        let kind = instructions::instruction(&keyword, &l.rest, escape, l.heredocs).map_err(err)?;
         match stages.last_mut() {
             Some(stage) => stage.instructions.push(ast::Instruction {
                 line: l.line,
@@ -102,6 +118,19 @@ pub fn expand(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, String> {
     expand::expand(word, escape, lookup)
+}
+
+/// Substitution for the body of a heredoc whose name is not quoted (`COPY
+/// <<EOF /f`): like a shell here-document, `$VAR` and `${...}` expand and
+/// the escape character only escapes `$` and itself; quotes and every other
+/// character are kept, since the body is file content, not words. (`RUN`
+/// heredocs are left to the shell that runs them.)
+pub fn expand_heredoc(
+    body: &str,
+    escape: char,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    expand::expand_heredoc(body, escape, lookup)
 }
 
 /// Like [`expand`] on a whole argument string, then split into words on

@@ -166,3 +166,26 @@ fn an_overlay_of_a_hundred_layers_mounts() {
     assert!(seen, "a layer is missing from the merged tree");
     assert!(!m.target.exists());
 }
+
+#[test]
+fn diff_with_a_clamp_writes_no_mtime_after_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::create_dir(dir.path().join("d")).expect("mkdir");
+    fs::write(dir.path().join("d/new"), b"x").expect("write");
+    let mut tar = Vec::new();
+    diff_with(
+        dir.path(),
+        &mut tar,
+        DiffOptions {
+            clamp_mtime: Some(1000),
+        },
+    )
+    .expect("diff");
+    let mut a = tar::Archive::new(&tar[..]);
+    let mtimes: Vec<u64> = a
+        .entries()
+        .expect("entries")
+        .map(|e| e.expect("entry").header().mtime().expect("mtime"))
+        .collect();
+    assert_eq!(mtimes, [1000, 1000]);
+}

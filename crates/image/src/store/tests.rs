@@ -133,3 +133,32 @@ fn a_missing_blob_is_a_clear_error_and_records_nothing() {
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
     assert!(store.list().expect("list").is_empty());
 }
+
+#[test]
+fn pins_keep_blobs_and_snapshots_through_gc_until_unpinned() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = ImageStore::open(dir.path()).expect("store");
+    let (m, config) = docker_image(&store, "amd64");
+    let manifest = store.content().put(&m, None).expect("manifest");
+    // Checked (layers unpacked) but not recorded: only the pin holds it.
+    store
+        .check_image(&manifest, Some(DOCKER_MANIFEST), &Platform::default())
+        .expect("check");
+    store.pin("build-cache", "k1", &manifest).expect("pin");
+    assert_eq!(store.pinned("build-cache", "k1"), Some(manifest.clone()));
+    assert_eq!(store.pinned("build-cache", "k2"), None);
+    assert!(store.pin("../x", "k", &manifest).is_err());
+    assert!(store.pin("g", "a/b", &manifest).is_err());
+    let report = store.gc().expect("gc");
+    assert!(report.ran && report.blobs.is_empty() && report.snapshots.is_empty());
+    assert!(store.content().exists(&config));
+    assert!(store.list().expect("list").is_empty(), "a pin is no image");
+    assert_eq!(store.unpin_group("build-cache").expect("unpin"), 1);
+    let report = store.gc().expect("gc");
+    assert_eq!(report.blobs.len(), 3, "{report:?}");
+    assert_eq!(report.snapshots.len(), 1);
+    assert_eq!(store.pinned("build-cache", "k1"), None);
+}
