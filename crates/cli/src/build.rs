@@ -182,27 +182,41 @@ fn header(meta: &std::fs::Metadata) -> tar::Header {
 }
 
 /// Tars the context directory into `out`, leaving out what `.dockerignore`
-/// excludes but always sending `keep` (the Dockerfile, `.dockerignore`);
-/// `extra` is a file (name, text) added first: a Dockerfile from elsewhere.
+/// excludes but always sending `keep` (the Dockerfile, `.dockerignore`).
+/// `extra` is a Dockerfile from outside the context (name, text), added
+/// first; like the docker CLI, its name is then appended to the
+/// `.dockerignore` sent (one is made if there is none), so the daemon
+/// drops it from the context once read and `COPY .` never sees it.
 fn tar_context(
     context: &Path,
     keep: &[String],
     extra: Option<(&str, &str)>,
     out: &mut File,
 ) -> Result<()> {
-    let ignore = match std::fs::read_to_string(context.join(".dockerignore")) {
-        Ok(text) => Some(
-            cais_build::dockerignore::Ignore::parse(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", context.join(".dockerignore").display()))?,
-        ),
+    let ignore_text = match std::fs::read_to_string(context.join(".dockerignore")) {
+        Ok(text) => Some(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).context("reading .dockerignore"),
     };
+    let ignore = ignore_text
+        .as_deref()
+        .map(cais_build::dockerignore::Ignore::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", context.join(".dockerignore").display()))?;
     let mut builder = tar::Builder::new(out);
     if let Some((name, text)) = extra {
         add_text(&mut builder, name, text)?;
+        let patterns = format!(
+            "{}\n{name}\n",
+            ignore_text.as_deref().unwrap_or(".dockerignore")
+        );
+        add_text(&mut builder, ".dockerignore", &patterns)?;
     }
-    walk(&mut builder, context, "", ignore.as_ref(), keep)?;
+    let mut skip = Vec::new();
+    if extra.is_some() {
+        skip.push(".dockerignore".to_string());
+    }
+    walk(&mut builder, context, "", ignore.as_ref(), keep, &skip)?;
     builder.finish().context("writing the context tar")?;
     Ok(())
 }
@@ -213,6 +227,7 @@ fn walk(
     rel: &str,
     ignore: Option<&cais_build::dockerignore::Ignore>,
     keep: &[String],
+    skip: &[String],
 ) -> Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
@@ -226,6 +241,9 @@ fn walk(
         } else {
             format!("{rel}/{name}")
         };
+        if skip.contains(&path) {
+            continue;
+        }
         let full = entry.path();
         let meta = std::fs::symlink_metadata(&full)
             .with_context(|| format!("reading {}", full.display()))?;
@@ -241,7 +259,7 @@ fn walk(
                     .with_context(|| format!("adding {path}"))?;
             }
             if descend {
-                walk(b, &full, &path, ignore, keep)?;
+                walk(b, &full, &path, ignore, keep, skip)?;
             }
             continue;
         }

@@ -384,6 +384,20 @@ fn dockerignore_keeps_files_out_of_the_image() {
         files, "./.dockerignore\n./Dockerfile\n./keep.txt\n./logs/keep.log\n",
         "secret.txt, *.log and logs/ (but for its exception) stay out"
     );
+    // A Dockerfile from outside the context: the docker CLI adds it to the
+    // tar under a random name that its .dockerignore then excludes.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let outside = tmp.path().join("Outside.Dockerfile");
+    std::fs::write(&outside, "FROM busybox\nCOPY . /ctx/\n").expect("write");
+    d.build(
+        &fixture("ignore"),
+        &["-f", &outside.to_string_lossy(), "-t", "ignored:outside"],
+    );
+    let files = d.run_sh("ignored:outside", "cd /ctx && find . -type f | sort");
+    assert_eq!(
+        files, "./Dockerfile\n./keep.txt\n./logs/keep.log\n",
+        "neither the outside Dockerfile nor .dockerignore itself (now listed in it) are copied"
+    );
 }
 
 #[test]

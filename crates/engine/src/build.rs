@@ -229,6 +229,36 @@ fn compression(head: &[u8]) -> Result<cais_image::oci::Compression> {
     })
 }
 
+/// A tar stream that may end early: when the docker CLI adds a Dockerfile
+/// from outside the context to the tar, it stops after the last entry's
+/// data, without its padding or the end-of-archive blocks (Go's tar reader
+/// takes that as the end). At EOF this pads to the block boundary and adds
+/// the two zero blocks, so the entries that did arrive are read whole.
+struct Padded<R> {
+    inner: R,
+    read: u64,
+    /// Zero bytes still to hand out once `inner` has ended.
+    zeros: Option<u64>,
+}
+
+impl<R: std::io::Read> std::io::Read for Padded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.zeros.is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.read += n as u64;
+                return Ok(n);
+            }
+            self.zeros = Some((512 - self.read % 512) % 512 + 1024);
+        }
+        let left = self.zeros.unwrap_or(0);
+        let n = (buf.len() as u64).min(left) as usize;
+        buf[..n].fill(0);
+        self.zeros = Some(left - n as u64);
+        Ok(n)
+    }
+}
+
 /// Unpacks the context tar in `file` into `dest` (contained: see the
 /// module docs).
 fn unpack_context(file: std::fs::File, dest: &Path) -> Result<()> {
@@ -246,6 +276,11 @@ fn unpack_context(file: std::fs::File, dest: &Path) -> Result<()> {
         .map_err(|e| invalid(format!("the build context: {}", crate::error::chain(&e))))?;
     // The digest only names the archive in error messages.
     let label = cais_image::Digest::sha256(b"build context");
+    let stream = Padded {
+        inner: stream,
+        read: 0,
+        zeros: None,
+    };
     cais_image::unpack::extract(stream, dest, &label).map_err(|e| {
         invalid(format!(
             "unpacking the build context: {}",
@@ -544,7 +579,7 @@ fn line(v: &serde_json::Value) -> Bytes {
 
 /// `POST /build`.
 pub(crate) async fn build(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<Body>> {
-    let params = Params::parse(req.uri().query().unwrap_or(""))?;
+    let raw_query = req.uri().query().unwrap_or("").to_string();
     let credentials = registry_config(
         req.headers()
             .get("X-Registry-Config")
@@ -553,7 +588,10 @@ pub(crate) async fn build(engine: Arc<Engine>, req: Request<Incoming>) -> Result
     let tmp = engine.cfg.root.join("engine/build");
     std::fs::create_dir_all(&tmp)
         .map_err(|e| Error::internal("creating the build directory", e))?;
+    // The body is read first even when the parameters are wrong: a client
+    // still sending its context would not see an early answer.
     let body = crate::images::body_to_file(req, &tmp).await?;
+    let params = Params::parse(&raw_query)?;
     let (tx, mut rx) = mpsc::channel::<Msg>(64);
     tokio::task::spawn_blocking(move || run(engine, params, body, credentials, tx));
     // Nothing is sent before the build says something: an early failure
@@ -661,6 +699,30 @@ mod tests {
         assert_eq!(m.len(), 2);
         assert!(registry_config(Some("%%%")).is_empty());
         assert!(registry_config(None).is_empty());
+    }
+
+    #[test]
+    fn a_context_tar_cut_after_its_last_entry_unpacks() {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, body) in [("Dockerfile", "FROM scratch\n"), (".dockerignore", "x\n")] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(body.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, name, body.as_bytes()).expect("tar");
+        }
+        let full = b.into_inner().expect("tar");
+        // What the docker CLI sends with `-f` outside the context: the last
+        // entry's data, then nothing.
+        let cut = &full[..512 * 3 + 2];
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut f = tempfile::tempfile().expect("tempfile");
+        std::io::Write::write_all(&mut f, cut).expect("write");
+        std::io::Seek::rewind(&mut f).expect("rewind");
+        unpack_context(f, dir.path()).expect("unpacks");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(".dockerignore")).expect("read"),
+            "x\n"
+        );
     }
 
     #[test]
