@@ -1,7 +1,1216 @@
-//! The build driver (in progress).
+//! The build driver: stages in order (only those the target needs), one
+//! instruction at a time, each a cached step (see [`crate::cache`]) that
+//! turns a state (image config + layers) into the next.
 
-use crate::{Built, Environment, Error, Options, Progress, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
-pub(crate) fn build(_env: &Environment, _opts: &Options, _p: &mut dyn Progress) -> Result<Built> {
-    Err(Error::invalid("the build executor is not finished yet"))
+use cais_image::oci::{self, Descriptor, History, ImageConfig, Parsed, RootFs};
+use cais_image::{Digest, ImageStore, Platform, Reference};
+use serde_json::{json, Map, Value};
+
+use crate::cache;
+use crate::context::{self, Inline, Root, WriteOptions};
+use crate::dockerfile::ast::{self, Command, Instruction, Kind};
+use crate::dockerfile::{self, expand, expand_heredoc};
+use crate::dockerignore::Ignore;
+use crate::fsutil;
+use crate::run::{self, Overlay, RunSpec};
+use crate::{io_err, Built, Environment, Error, Options, Progress, Result};
+
+/// Build args every build knows without an `ARG` (docker's predefined
+/// proxy args): passed to `RUN`, never kept in the image or cache key.
+const PROXY_ARGS: [&str; 10] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// An image state: what a step starts from and produces.
+#[derive(Clone)]
+struct State {
+    config: ImageConfig,
+    layers: Vec<Descriptor>,
+    /// The cache key that produced it (chain of every step so far).
+    key: String,
+    /// Its manifest, once stored.
+    manifest: Option<Digest>,
+}
+
+impl State {
+    /// The container config (`config.config`), an object.
+    fn cc(&mut self) -> &mut Map<String, Value> {
+        let c = self.config.config.get_or_insert_with(|| json!({}));
+        if !c.is_object() {
+            *c = json!({});
+        }
+        c.as_object_mut().expect("made an object above")
+    }
+
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.config.config.as_ref().and_then(|c| c.get(key))
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        self.get("Env")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(|kv| {
+                        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                        (k.to_owned(), v.to_owned())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn str_field(&self, key: &str) -> String {
+        self.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn image_id(&self) -> String {
+        oci::to_json(&self.config)
+            .map(|b| Digest::sha256(&b).short().to_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// Per-stage evaluation scope.
+struct Scope {
+    state: State,
+    /// Declared ARGs with a value.
+    args: BTreeMap<String, String>,
+    /// Whether CMD was set in this stage (ENTRYPOINT resets an inherited one).
+    cmd_set: bool,
+}
+
+impl Scope {
+    /// ENV wins over ARG of the same name, as in docker.
+    fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        let env = self.state.env();
+        move |name: &str| {
+            env.iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .or_else(|| self.args.get(name).cloned())
+        }
+    }
+}
+
+struct Builder<'a> {
+    env: &'a Environment,
+    opts: &'a Options,
+    progress: &'a mut dyn Progress,
+    store: &'a ImageStore,
+    escape: char,
+    step: usize,
+    total: usize,
+    used_args: BTreeSet<String>,
+    global_args: BTreeMap<String, String>,
+    /// Final states of the stages built so far.
+    stages: Vec<Option<State>>,
+    names: Vec<Option<String>>,
+    context: PathBuf,
+    ignore: Ignore,
+    scratch: PathBuf,
+    init: PathBuf,
+    counter: usize,
+}
+
+/// Removes the build's scratch directory however the build ends.
+struct ScratchGuard(PathBuf);
+
+impl Drop for ScratchGuard {
+    fn drop(&mut self) {
+        let _ = cais_image::unpack::remove_tree(&self.0);
+    }
+}
+
+pub(crate) fn build(
+    env: &Environment,
+    opts: &Options,
+    progress: &mut dyn Progress,
+) -> Result<Built> {
+    let store: &ImageStore = &env.store;
+    let text = match &opts.dockerfile_text {
+        Some(t) => t.clone(),
+        None => {
+            let path = match &opts.dockerfile {
+                Some(p) if p.is_absolute() => p.clone(),
+                Some(p) => opts.context.join(p),
+                None => opts.context.join("Dockerfile"),
+            };
+            std::fs::read_to_string(&path).map_err(|e| {
+                Error::invalid(format!("failed to read Dockerfile {}: {e}", path.display()))
+            })?
+        }
+    };
+    let df = dockerfile::parse(&text)?;
+    if !opts.context.is_dir() {
+        return Err(Error::invalid(format!(
+            "build context {} is not a directory",
+            opts.context.display()
+        )));
+    }
+    let ignore = match std::fs::read_to_string(opts.context.join(".dockerignore")) {
+        Ok(t) => Ignore::parse(&t).map_err(|e| Error::invalid(format!(".dockerignore: {e}")))?,
+        Err(_) => Ignore::default(),
+    };
+    // Tags are checked before anything runs: a bad one fails fast.
+    let mut tags = Vec::new();
+    for t in &opts.tags {
+        let r: Reference = t
+            .parse()
+            .map_err(|e| Error::invalid(format!("invalid tag {t:?}: {e}")))?;
+        if r.digest.is_some() {
+            return Err(Error::invalid(format!(
+                "invalid tag {t:?}: a tag cannot carry a digest"
+            )));
+        }
+        tags.push(
+            r.tagged_name()
+                .unwrap_or_else(|| r.with_tag("latest").to_string()),
+        );
+    }
+
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let scratch = env.work_dir.join(format!(
+        "build-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let _ = cais_image::unpack::remove_tree(&scratch);
+    std::fs::create_dir_all(&scratch).map_err(io_err("create build directory", &scratch))?;
+    let _guard = ScratchGuard(scratch.clone());
+    let init = scratch.join("init");
+    run::init_layer(&init)?;
+    // GC must not collect what this build writes before it is pinned.
+    let _lease = store.lease()?;
+
+    let mut b = Builder {
+        env,
+        opts,
+        progress,
+        store,
+        escape: df.escape,
+        step: 0,
+        total: 0,
+        used_args: BTreeSet::new(),
+        global_args: BTreeMap::new(),
+        stages: vec![None; df.stages.len()],
+        names: df.stages.iter().map(|s| s.name.clone()).collect(),
+        context: opts.context.clone(),
+        ignore,
+        scratch,
+        init,
+        counter: 0,
+    };
+    b.run(&df, &tags)
+}
+
+/// Prefixes an input error with its Dockerfile line.
+fn at(line: usize) -> impl Fn(Error) -> Error {
+    move |e| match e {
+        Error::InvalidArgument { reason } if !reason.starts_with("Dockerfile:") => {
+            Error::invalid(format!("Dockerfile:{line}: {reason}"))
+        }
+        e => e,
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+impl Builder<'_> {
+    fn run(&mut self, df: &ast::Dockerfile, tags: &[String]) -> Result<Built> {
+        for a in &df.global_args {
+            let value = match self.opts.build_args.get(&a.name) {
+                Some(v) => Some(v.clone()),
+                None => match &a.default {
+                    Some(d) => {
+                        let g = &self.global_args;
+                        Some(
+                            expand(d, self.escape, &|n| g.get(n).cloned())
+                                .map_err(Error::invalid)?,
+                        )
+                    }
+                    None => None,
+                },
+            };
+            self.used_args.insert(a.name.clone());
+            if let Some(v) = value {
+                self.global_args.insert(a.name.clone(), v);
+            }
+        }
+        let target = self.target_index(df)?;
+        let needed = self.needed(df, target)?;
+        self.total = needed
+            .iter()
+            .map(|&i| 1 + df.stages[i].instructions.len())
+            .sum();
+        for &i in &needed {
+            let state = self.stage(df, i)?;
+            self.stages[i] = Some(state);
+        }
+        let mut state = self.stages[target]
+            .clone()
+            .ok_or_else(|| Error::invalid("the target stage was not built"))?;
+        if !self.opts.labels.is_empty() {
+            let labels = self.opts.labels.clone();
+            let text: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            let created_by = format!("/bin/sh -c #(nop)  LABEL {}", text.join(" "));
+            state = self.meta(state, &created_by, |s| {
+                let l = s.cc().entry("Labels").or_insert_with(|| json!({}));
+                if !l.is_object() {
+                    *l = json!({});
+                }
+                for (k, v) in &labels {
+                    l[k] = json!(v);
+                }
+                Ok(())
+            })?;
+        }
+        if state.manifest.is_none() {
+            let key = state.key.clone();
+            self.commit(&mut state, &key)?;
+        }
+        let manifest = state
+            .manifest
+            .clone()
+            .ok_or_else(|| Error::invalid("the final state was not stored"))?;
+        let unused: Vec<&String> = self
+            .opts
+            .build_args
+            .keys()
+            .filter(|k| !self.used_args.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
+            .collect();
+        if !unused.is_empty() {
+            let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
+            self.progress.step(&format!(
+                "[Warning] One or more build-args [{}] were not consumed",
+                names.join(" ")
+            ));
+        }
+        let platform = Platform {
+            architecture: state.config.architecture.clone(),
+            os: state.config.os.clone(),
+            variant: state.config.variant.clone(),
+            os_version: None,
+        };
+        let rec = self
+            .store
+            .check_image(&manifest, Some(oci::OCI_MANIFEST), &platform)?;
+        let id = rec.config.clone();
+        self.store.record(&[(rec, tags.to_vec())])?;
+        self.progress
+            .step(&format!("Successfully built {}", id.short()));
+        for t in tags {
+            self.progress.step(&format!(
+                "Successfully tagged {}",
+                cais_image::reference::familiar(t)
+            ));
+        }
+        if let Some(p) = &self.opts.iidfile {
+            std::fs::write(p, id.to_string()).map_err(io_err("write iidfile", p))?;
+        }
+        Ok(Built {
+            image_id: id.to_string(),
+            manifest: manifest.to_string(),
+            tags: tags.to_vec(),
+        })
+    }
+
+    fn target_index(&self, df: &ast::Dockerfile) -> Result<usize> {
+        match &self.opts.target {
+            None => Ok(df.stages.len() - 1),
+            Some(t) => self.stage_ref(t, df.stages.len()).ok_or_else(|| {
+                Error::invalid(format!("failed to reach build target {t} in Dockerfile"))
+            }),
+        }
+    }
+
+    /// A stage named `s` or with index `s`, among the first `before`.
+    fn stage_ref(&self, s: &str, before: usize) -> Option<usize> {
+        let lower = s.to_ascii_lowercase();
+        if let Some(i) = self.names[..before]
+            .iter()
+            .position(|n| n.as_deref() == Some(lower.as_str()))
+        {
+            return Some(i);
+        }
+        s.parse::<usize>().ok().filter(|i| *i < before)
+    }
+
+    fn global_lookup(&self) -> impl Fn(&str) -> Option<String> {
+        let g = self.global_args.clone();
+        move |n| g.get(n).cloned()
+    }
+
+    /// The stages `target` depends on (FROM and COPY --from), and itself, in order.
+    fn needed(&self, df: &ast::Dockerfile, target: usize) -> Result<Vec<usize>> {
+        let mut need = BTreeSet::new();
+        let mut stack = vec![target];
+        while let Some(i) = stack.pop() {
+            if !need.insert(i) {
+                continue;
+            }
+            let st = &df.stages[i];
+            let base = expand(&st.base, self.escape, &self.global_lookup())
+                .map_err(|e| Error::invalid(format!("Dockerfile:{}: {e}", st.line)))?;
+            if let Some(j) = self.stage_ref_by_name(&base, i) {
+                stack.push(j);
+            }
+            for ins in &st.instructions {
+                if let Kind::Copy(c) | Kind::Add(c) = &ins.kind {
+                    if let Some(f) = &c.from {
+                        let f = expand(f, self.escape, &self.global_lookup())
+                            .map_err(|e| Error::invalid(format!("Dockerfile:{}: {e}", ins.line)))?;
+                        if let Some(j) = self.stage_ref(&f, i) {
+                            stack.push(j);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(need.into_iter().collect())
+    }
+
+    /// FROM refers to earlier stages by name only (an index would be
+    /// ambiguous with image names like `0`... which are not valid anyway,
+    /// but docker does the same).
+    fn stage_ref_by_name(&self, s: &str, before: usize) -> Option<usize> {
+        let lower = s.to_ascii_lowercase();
+        self.names[..before]
+            .iter()
+            .position(|n| n.as_deref() == Some(lower.as_str()))
+    }
+
+    fn stage(&mut self, df: &ast::Dockerfile, i: usize) -> Result<State> {
+        let st = &df.stages[i];
+        self.step += 1;
+        let from_text = match &st.name {
+            Some(n) => format!("FROM {} AS {n}", st.base),
+            None => format!("FROM {}", st.base),
+        };
+        self.progress
+            .step(&format!("Step {}/{} : {from_text}", self.step, self.total));
+        let base = expand(&st.base, self.escape, &self.global_lookup())
+            .map_err(|e| Error::invalid(format!("Dockerfile:{}: {e}", st.line)))?;
+        let state = if let Some(j) = self.stage_ref_by_name(&base, i) {
+            self.stages[j]
+                .clone()
+                .ok_or_else(|| Error::invalid(format!("stage {base} was not built")))?
+        } else if base == "scratch" {
+            scratch_state()
+        } else {
+            self.image_state(&base, st.line)?
+        };
+        self.progress.step(&format!(" ---> {}", state.image_id()));
+        let mut scope = Scope {
+            state,
+            args: BTreeMap::new(),
+            cmd_set: false,
+        };
+        // ONBUILD triggers of the base run first; the new image has none.
+        let triggers: Vec<String> = scope
+            .state
+            .get("OnBuild")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !triggers.is_empty() {
+            self.progress
+                .step(&format!("# Executing {} build trigger(s)", triggers.len()));
+            scope.state.cc().remove("OnBuild");
+            for t in triggers {
+                let parsed = dockerfile::parse(&format!("FROM scratch\n{t}\n")).map_err(|e| {
+                    Error::invalid(format!(
+                        "Dockerfile:{}: ONBUILD trigger {t:?}: {}",
+                        st.line, e.message
+                    ))
+                })?;
+                for mut ins in parsed.stages.into_iter().flat_map(|s| s.instructions) {
+                    ins.line = st.line;
+                    self.instruction(&mut scope, &ins).map_err(at(st.line))?;
+                }
+            }
+        }
+        for ins in &st.instructions {
+            self.step += 1;
+            self.progress.step(&format!(
+                "Step {}/{} : {}",
+                self.step,
+                self.total,
+                first_line(&ins.original)
+            ));
+            self.instruction(&mut scope, ins).map_err(at(ins.line))?;
+            self.progress
+                .step(&format!(" ---> {}", scope.state.image_id()));
+        }
+        Ok(scope.state)
+    }
+
+    /// A base image from the store, pulled when missing (or always with
+    /// `--pull`) through the environment's pull function.
+    fn image_state(&mut self, base: &str, line: usize) -> Result<State> {
+        let reference: Reference = base.parse().map_err(|e| {
+            Error::invalid(format!(
+                "Dockerfile:{line}: invalid base image {base:?}: {e}"
+            ))
+        })?;
+        let name = reference.to_string();
+        if self.opts.pull {
+            self.pull(&name)?;
+        }
+        let rec = match self.store.resolve(&name) {
+            Ok(r) => r,
+            Err(cais_image::Error::NotFound { .. })
+                if self.env.pull.is_some() && !self.opts.pull =>
+            {
+                self.pull(&name)?;
+                self.store.resolve(&name)?
+            }
+            Err(cais_image::Error::NotFound { .. }) => {
+                return Err(Error::NotFound {
+                    what: format!("Dockerfile:{line}: base image {base}"),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let config = self.store.config(&rec)?;
+        let manifest = self.store.manifest(&rec)?;
+        Ok(State {
+            config,
+            layers: oci_layers(manifest.layers),
+            key: cache::child("", &[b"from", rec.manifest.to_string().as_bytes()]),
+            manifest: Some(rec.manifest),
+        })
+    }
+
+    fn pull(&mut self, name: &str) -> Result<()> {
+        match &self.env.pull {
+            Some(f) => f(name, &mut *self.progress),
+            None => Ok(()),
+        }
+    }
+
+    fn now(&self) -> String {
+        match self.opts.source_date_epoch {
+            Some(e) => cais_image::time::format_unix(e, 0),
+            None => cais_image::time::now_rfc3339(),
+        }
+    }
+
+    /// Stores a state (config + manifest), unpacks its new layer into a
+    /// snapshot, and pins it as the cache entry `key`.
+    fn commit(&mut self, state: &mut State, key: &str) -> Result<()> {
+        let body = oci::to_json(&state.config)?;
+        let digest = Digest::sha256(&body);
+        let manifest = self
+            .store
+            .put_image_with_config(&body, &digest, state.layers.clone())?;
+        let platform = Platform {
+            architecture: state.config.architecture.clone(),
+            os: state.config.os.clone(),
+            variant: state.config.variant.clone(),
+            os_version: None,
+        };
+        self.store
+            .check_image(&manifest, Some(oci::OCI_MANIFEST), &platform)?;
+        self.store.pin(cache::GROUP, key, &manifest)?;
+        state.key = key.to_owned();
+        state.manifest = Some(manifest);
+        Ok(())
+    }
+
+    /// The cached state for `key`, unless `--no-cache`.
+    fn cached(&self, key: &str) -> Option<State> {
+        if self.opts.no_cache {
+            return None;
+        }
+        let manifest = self.store.pinned(cache::GROUP, key)?;
+        let Ok(Parsed::Manifest(m)) = self.store.read_manifest(&manifest, None) else {
+            return None;
+        };
+        let body = self.store.content().read(&m.config.digest).ok()?;
+        let config = ImageConfig::parse(&body, &m.config.digest).ok()?;
+        // Snapshots are kept by the pin; this re-unpacks one that is gone.
+        let platform = Platform {
+            architecture: config.architecture.clone(),
+            os: config.os.clone(),
+            variant: None,
+            os_version: None,
+        };
+        self.store
+            .check_image(&manifest, Some(oci::OCI_MANIFEST), &platform)
+            .ok()?;
+        Some(State {
+            config,
+            layers: m.layers,
+            key: key.to_owned(),
+            manifest: Some(manifest),
+        })
+    }
+
+    /// A metadata-only step: `f` edits the config; history gets an empty
+    /// layer entry.
+    fn meta(
+        &mut self,
+        state: State,
+        created_by: &str,
+        f: impl FnOnce(&mut State) -> Result<()>,
+    ) -> Result<State> {
+        let key = cache::child(&state.key, &[b"meta", created_by.as_bytes()]);
+        if let Some(hit) = self.cached(&key) {
+            return Ok(hit);
+        }
+        let mut next = state;
+        f(&mut next)?;
+        let now = self.now();
+        next.config.created = Some(now.clone());
+        next.config.history.push(History {
+            created: Some(now),
+            created_by: Some(created_by.to_owned()),
+            empty_layer: true,
+            ..Default::default()
+        });
+        self.commit(&mut next, &key)?;
+        Ok(next)
+    }
+
+    fn x(&self, scope: &Scope, word: &str) -> Result<String> {
+        expand(word, self.escape, &scope.lookup()).map_err(Error::invalid)
+    }
+
+    fn instruction(&mut self, scope: &mut Scope, ins: &Instruction) -> Result<()> {
+        let nop = |s: &str| format!("/bin/sh -c #(nop)  {s}");
+        let state = scope.state.clone();
+        let next = match &ins.kind {
+            Kind::Run {
+                command, heredocs, ..
+            } => self.run_step(scope, command, heredocs)?,
+            Kind::Copy(c) => self.copy_step(scope, c, false)?,
+            Kind::Add(c) => self.copy_step(scope, c, true)?,
+            Kind::Cmd(c) | Kind::Entrypoint(c) => {
+                let is_cmd = matches!(ins.kind, Kind::Cmd(_));
+                let field = if is_cmd { "Cmd" } else { "Entrypoint" };
+                let (argv, shell) = self.argv(&state, c);
+                let shown = serde_json::to_string(&argv).unwrap_or_default();
+                let reset_cmd = !is_cmd && !scope.cmd_set;
+                scope.cmd_set |= is_cmd;
+                self.meta(
+                    state,
+                    &nop(&format!("{} {shown}", field.to_uppercase())),
+                    |s| {
+                        let cc = s.cc();
+                        cc.insert(field.into(), json!(argv));
+                        if shell {
+                            cc.insert("ArgsEscaped".into(), json!(true));
+                        } else {
+                            cc.remove("ArgsEscaped");
+                        }
+                        // docker: an ENTRYPOINT drops a CMD inherited from the base.
+                        if reset_cmd {
+                            cc.insert("Cmd".into(), Value::Null);
+                        }
+                        Ok(())
+                    },
+                )?
+            }
+            Kind::Env(pairs) => {
+                let mut kv = Vec::new();
+                for (k, v) in pairs {
+                    kv.push((self.x(scope, k)?, self.x(scope, v)?));
+                }
+                let text: Vec<String> = kv.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                self.meta(state, &nop(&format!("ENV {}", text.join(" "))), |s| {
+                    let mut env = s.env();
+                    for (k, v) in kv {
+                        match env.iter_mut().find(|(ek, _)| *ek == k) {
+                            Some(e) => e.1 = v,
+                            None => env.push((k, v)),
+                        }
+                    }
+                    let list: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    s.cc().insert("Env".into(), json!(list));
+                    Ok(())
+                })?
+            }
+            Kind::Label(pairs) => {
+                let mut kv = Vec::new();
+                for (k, v) in pairs {
+                    kv.push((self.x(scope, k)?, self.x(scope, v)?));
+                }
+                let text: Vec<String> = kv.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                self.meta(state, &nop(&format!("LABEL {}", text.join(" "))), |s| {
+                    let l = s.cc().entry("Labels").or_insert_with(|| json!({}));
+                    if !l.is_object() {
+                        *l = json!({});
+                    }
+                    for (k, v) in kv {
+                        l[&k] = json!(v);
+                    }
+                    Ok(())
+                })?
+            }
+            Kind::Arg(args) => {
+                let mut shown = Vec::new();
+                for a in args {
+                    self.used_args.insert(a.name.clone());
+                    let value = match self.opts.build_args.get(&a.name) {
+                        Some(v) => Some(v.clone()),
+                        None => match &a.default {
+                            Some(d) => Some(self.x(scope, d)?),
+                            None => self.global_args.get(&a.name).cloned(),
+                        },
+                    };
+                    match &value {
+                        Some(v) => {
+                            shown.push(format!("{}={v}", a.name));
+                            scope.args.insert(a.name.clone(), v.clone());
+                        }
+                        None => shown.push(a.name.clone()),
+                    }
+                }
+                self.meta(state, &nop(&format!("ARG {}", shown.join(" "))), |_| Ok(()))?
+            }
+            Kind::Workdir(w) => {
+                let w = self.x(scope, w)?;
+                let cur = state.str_field("WorkingDir");
+                let joined = if w.starts_with('/') {
+                    w.clone()
+                } else {
+                    format!("{}/{w}", if cur.is_empty() { "/" } else { &cur })
+                };
+                let clean = format!("/{}", context::clean(&joined)?.display());
+                self.meta(state, &format!("/bin/sh -c #(nop) WORKDIR {clean}"), |s| {
+                    s.cc().insert("WorkingDir".into(), json!(clean));
+                    Ok(())
+                })?
+            }
+            Kind::User(u) => {
+                let u = self.x(scope, u)?;
+                self.meta(state, &nop(&format!("USER {u}")), |s| {
+                    s.cc().insert("User".into(), json!(u));
+                    Ok(())
+                })?
+            }
+            Kind::Expose(ports) => {
+                let mut list = Vec::new();
+                for p in ports {
+                    for w in dockerfile::expand_words(p, self.escape, &scope.lookup())
+                        .map_err(Error::invalid)?
+                    {
+                        let p = if w.contains('/') {
+                            w.to_ascii_lowercase()
+                        } else {
+                            format!("{w}/tcp")
+                        };
+                        let port = p.split('/').next().unwrap_or("");
+                        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+                        {
+                            return Err(Error::invalid(format!("invalid port {w:?}")));
+                        }
+                        list.push(p);
+                    }
+                }
+                self.meta(state, &nop(&format!("EXPOSE {}", list.join(" "))), |s| {
+                    let e = s.cc().entry("ExposedPorts").or_insert_with(|| json!({}));
+                    if !e.is_object() {
+                        *e = json!({});
+                    }
+                    for p in list {
+                        e[&p] = json!({});
+                    }
+                    Ok(())
+                })?
+            }
+            Kind::Volume(vols) => {
+                let mut list = Vec::new();
+                for v in vols {
+                    let v = self.x(scope, v)?;
+                    if v.is_empty() {
+                        return Err(Error::invalid(
+                            "VOLUME specified can not be an empty string",
+                        ));
+                    }
+                    list.push(v);
+                }
+                self.meta(state, &nop(&format!("VOLUME {list:?}")), |s| {
+                    let e = s.cc().entry("Volumes").or_insert_with(|| json!({}));
+                    if !e.is_object() {
+                        *e = json!({});
+                    }
+                    for v in list {
+                        e[&v] = json!({});
+                    }
+                    Ok(())
+                })?
+            }
+            Kind::Shell(sh) => {
+                let sh = sh.clone();
+                let shown = serde_json::to_string(&sh).unwrap_or_default();
+                self.meta(state, &nop(&format!("SHELL {shown}")), |s| {
+                    s.cc().insert("Shell".into(), json!(sh));
+                    Ok(())
+                })?
+            }
+            Kind::StopSignal(sig) => {
+                let sig = self.x(scope, sig)?;
+                self.meta(state, &nop(&format!("STOPSIGNAL {sig}")), |s| {
+                    s.cc().insert("StopSignal".into(), json!(sig));
+                    Ok(())
+                })?
+            }
+            Kind::Healthcheck(h) => {
+                let mut hc = Map::new();
+                match &h.test {
+                    None => {
+                        hc.insert("Test".into(), json!(["NONE"]));
+                    }
+                    Some(Command::Shell(s)) => {
+                        hc.insert("Test".into(), json!(["CMD-SHELL", s]));
+                    }
+                    Some(Command::Exec(v)) => {
+                        let mut t = vec!["CMD".to_owned()];
+                        t.extend(v.iter().cloned());
+                        hc.insert("Test".into(), json!(t));
+                    }
+                }
+                for (field, v) in [
+                    ("Interval", &h.interval),
+                    ("Timeout", &h.timeout),
+                    ("StartPeriod", &h.start_period),
+                    ("StartInterval", &h.start_interval),
+                ] {
+                    if let Some(v) = v {
+                        hc.insert(
+                            field.into(),
+                            json!(fsutil::parse_duration(&self.x(scope, v)?)?),
+                        );
+                    }
+                }
+                if let Some(r) = &h.retries {
+                    let r: i64 = self
+                        .x(scope, r)?
+                        .parse()
+                        .map_err(|_| Error::invalid(format!("invalid --retries {r:?}")))?;
+                    hc.insert("Retries".into(), json!(r));
+                }
+                let shown = serde_json::to_string(&hc).unwrap_or_default();
+                self.meta(state, &nop(&format!("HEALTHCHECK {shown}")), |s| {
+                    s.cc().insert("Healthcheck".into(), Value::Object(hc));
+                    Ok(())
+                })?
+            }
+            Kind::Onbuild(t) => {
+                let t = t.clone();
+                self.meta(state, &nop(&format!("ONBUILD {t}")), |s| {
+                    let o = s.cc().entry("OnBuild").or_insert_with(|| json!([]));
+                    if !o.is_array() {
+                        *o = json!([]);
+                    }
+                    if let Some(a) = o.as_array_mut() {
+                        a.push(json!(t));
+                    }
+                    Ok(())
+                })?
+            }
+            Kind::Maintainer(m) => {
+                let m = self.x(scope, m)?;
+                self.meta(state, &nop(&format!("MAINTAINER {m}")), |s| {
+                    s.config.author = Some(m);
+                    Ok(())
+                })?
+            }
+        };
+        scope.state = next;
+        Ok(())
+    }
+
+    /// A command's argv: the exec form as is, the shell form through SHELL.
+    fn argv(&self, state: &State, c: &Command) -> (Vec<String>, bool) {
+        match c {
+            Command::Exec(v) => (v.clone(), false),
+            Command::Shell(s) => {
+                let mut argv = shell(state);
+                argv.push(s.clone());
+                (argv, true)
+            }
+        }
+    }
+
+    fn next_id(&mut self, key: &str) -> String {
+        self.counter += 1;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        cache::child(
+            key,
+            &[
+                std::process::id().to_string().as_bytes(),
+                self.counter.to_string().as_bytes(),
+                nanos.to_string().as_bytes(),
+            ],
+        )
+    }
+
+    fn run_step(
+        &mut self,
+        scope: &mut Scope,
+        command: &Command,
+        heredocs: &[ast::Heredoc],
+    ) -> Result<State> {
+        let state = scope.state.clone();
+        let args: Vec<String> = match (command, heredocs) {
+            (Command::Shell(s), [h])
+                if s.trim()
+                    .trim_start_matches("<<")
+                    .trim_start_matches('-')
+                    .trim_matches(['"', '\''])
+                    == h.name =>
+            {
+                // `RUN <<EOF` alone: the body is the script.
+                let mut a = shell(&state);
+                a.push(h.body.clone());
+                a
+            }
+            (Command::Shell(s), hs) if !hs.is_empty() => {
+                // Heredocs feed the command: hand the shell the whole text.
+                let mut script = s.clone();
+                for h in hs {
+                    script.push('\n');
+                    script.push_str(&h.body);
+                    script.push_str(&h.name);
+                }
+                script.push('\n');
+                let mut a = shell(&state);
+                a.push(script);
+                a
+            }
+            (c, _) => self.argv(&state, c).0,
+        };
+        // Build args in scope (not shadowed by ENV) reach the command as
+        // environment variables and are part of its identity.
+        let env_now = state.env();
+        let arg_env: Vec<(String, String)> = scope
+            .args
+            .iter()
+            .filter(|(k, _)| !env_now.iter().any(|(e, _)| e == *k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut created_by = args.join(" ");
+        if !arg_env.is_empty() {
+            let kv: Vec<String> = arg_env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            created_by = format!("|{} {} {created_by}", kv.len(), kv.join(" "));
+        }
+        let key = cache::child(&state.key, &[b"run", created_by.as_bytes()]);
+        if let Some(hit) = self.cached(&key) {
+            self.progress.step(" ---> Using cache");
+            return Ok(hit);
+        }
+        let mut env: Vec<String> = env_now.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        if !env_now.iter().any(|(k, _)| k == "PATH") {
+            env.insert(0, format!("PATH={DEFAULT_PATH}"));
+        }
+        env.extend(arg_env.iter().map(|(k, v)| format!("{k}={v}")));
+        for p in PROXY_ARGS {
+            if let Some(v) = self.opts.build_args.get(p) {
+                env.push(format!("{p}={v}"));
+            }
+        }
+
+        let id = self.next_id(&key);
+        let short = &id[..12];
+        self.progress.step(&format!(" ---> Running in {short}"));
+        let dir = self.scratch.join(format!("run-{short}"));
+        let diff_ids = state.config.rootfs.diff_ids.clone();
+        let mut overlay = Overlay::mount(self.store, dir.clone(), &diff_ids, Some(&self.init))?;
+        let user = state.str_field("User");
+        let (uid, gid) = fsutil::resolve_user(&overlay.rootfs, &user)?;
+        let mut cwd = state.str_field("WorkingDir");
+        if cwd.is_empty() {
+            cwd = "/".into();
+        }
+        let inside = cais_runtime::rootfs::secure_join(&overlay.rootfs, Path::new(&cwd))
+            .map_err(io_err("resolve working directory", Path::new(&cwd)))?;
+        std::fs::create_dir_all(&inside).map_err(io_err("create working directory", &inside))?;
+        let bundle = dir.join("bundle");
+        std::fs::create_dir_all(&bundle).map_err(io_err("create bundle", &bundle))?;
+        let spec = run::spec(
+            &id,
+            &overlay.rootfs,
+            &RunSpec {
+                args: &args,
+                env: &env,
+                cwd: &cwd,
+                uid,
+                gid,
+            },
+        );
+        let cfg = bundle.join("config.json");
+        std::fs::write(&cfg, serde_json::to_vec_pretty(&spec).unwrap_or_default())
+            .map_err(io_err("write", &cfg))?;
+        let code = run::run_container(
+            &self.env.runtime_binary,
+            &self.scratch.join("runtime"),
+            &bundle,
+            &id,
+            self.progress,
+        )?;
+        overlay.unmount()?;
+        self.progress
+            .step(&format!("Removing intermediate container {short}"));
+        if code != 0 {
+            return Err(Error::Failed {
+                step: self.step,
+                command: args.join(" "),
+                code,
+            });
+        }
+        let (layer, diff_id) =
+            run::commit_upper(self.store, &overlay.upper, self.opts.source_date_epoch)?;
+        drop(overlay);
+        let mut next = state;
+        let now = self.now();
+        next.config.created = Some(now.clone());
+        next.config.rootfs.diff_ids.push(diff_id);
+        next.layers.push(layer);
+        next.config.history.push(History {
+            created: Some(now),
+            created_by: Some(created_by),
+            ..Default::default()
+        });
+        self.commit(&mut next, &key)?;
+        Ok(next)
+    }
+
+    fn copy_step(&mut self, scope: &mut Scope, c: &ast::Copy, add: bool) -> Result<State> {
+        let state = scope.state.clone();
+        let verb = if add { "ADD" } else { "COPY" };
+        let mut dest = self.x(scope, &c.dest)?;
+        if dest.is_empty() {
+            return Err(Error::invalid(format!("{verb} requires a destination")));
+        }
+        if !dest.starts_with('/') {
+            let wd = state.str_field("WorkingDir");
+            let trailing = dest.ends_with('/');
+            dest = format!("{}/{dest}", wd.trim_end_matches('/'));
+            if trailing && !dest.ends_with('/') {
+                dest.push('/');
+            }
+        }
+        let chown = c.chown.as_ref().map(|s| self.x(scope, s)).transpose()?;
+        let chmod = match &c.chmod {
+            Some(m) => Some(fsutil::parse_mode(&self.x(scope, m)?)?),
+            None => None,
+        };
+        let mut sources = Vec::new();
+        let mut inline = Vec::new();
+        for s in &c.sources {
+            if let Some(h) = c.heredocs.iter().find(|h| {
+                h.name == *s
+                    || s.trim_start_matches("<<")
+                        .trim_start_matches('-')
+                        .trim_matches(['"', '\''])
+                        == h.name
+            }) {
+                let body = if h.expand {
+                    expand_heredoc(&h.body, self.escape, &scope.lookup()).map_err(Error::invalid)?
+                } else {
+                    h.body.clone()
+                };
+                inline.push(Inline::Heredoc(h.name.clone(), body.into_bytes()));
+                continue;
+            }
+            let s = self.x(scope, s)?;
+            if add && (s.starts_with("http://") || s.starts_with("https://")) {
+                inline.push(download(&s)?);
+            } else if s.starts_with("http://") || s.starts_with("https://") {
+                return Err(Error::invalid(format!("COPY does not support URLs: {s}")));
+            } else {
+                sources.push(s);
+            }
+        }
+
+        // The source root: the context, or another stage's (or image's) root.
+        let mut from_overlay = None;
+        if let Some(f) = &c.from {
+            let f = self.x(scope, f)?;
+            let from_state = match self.stage_ref(&f, self.stages.len()) {
+                Some(j) => self.stages[j].clone().ok_or_else(|| {
+                    Error::invalid(format!("stage {f} is not built before this one"))
+                })?,
+                None => self.image_state(&f, 0)?,
+            };
+            let dir = self.scratch.join(format!("from-{}", self.counter));
+            self.counter += 1;
+            from_overlay = Some(Overlay::mount(
+                self.store,
+                dir,
+                &from_state.config.rootfs.diff_ids,
+                None,
+            )?);
+        }
+        let plan = {
+            let root = match &from_overlay {
+                Some(o) => Root {
+                    dir: &o.rootfs,
+                    ignore: None,
+                },
+                None => Root {
+                    dir: &self.context,
+                    ignore: Some(&self.ignore),
+                },
+            };
+            context::plan(&root, &sources, inline, &dest, add).map_err(|e| match e {
+                Error::InvalidArgument { reason } => {
+                    Error::invalid(format!("{verb} failed: {reason}"))
+                }
+                e => e,
+            })?
+        };
+        let created_by = format!("/bin/sh -c #(nop) {verb} {} in {dest} ", plan.summary);
+        let key = cache::child(
+            &state.key,
+            &[
+                verb.as_bytes(),
+                created_by.as_bytes(),
+                chown.clone().unwrap_or_default().as_bytes(),
+                chmod.map(|m| m.to_string()).unwrap_or_default().as_bytes(),
+            ],
+        );
+        if let Some(hit) = self.cached(&key) {
+            self.progress.step(" ---> Using cache");
+            return Ok(hit);
+        }
+        let dir = self.scratch.join(format!("copy-{}", self.counter));
+        self.counter += 1;
+        let mut overlay = Overlay::mount(self.store, dir, &state.config.rootfs.diff_ids, None)?;
+        // COPY writes root-owned files unless --chown says otherwise; names
+        // resolve against the destination stage's passwd and group.
+        let (uid, gid) = match &chown {
+            Some(u) => fsutil::resolve_user(&overlay.rootfs, u)?,
+            None => (0, 0),
+        };
+        context::write(
+            &overlay.rootfs,
+            &dest,
+            &plan,
+            &WriteOptions { uid, gid, chmod },
+        )?;
+        overlay.unmount()?;
+        drop(from_overlay);
+        let (layer, diff_id) =
+            run::commit_upper(self.store, &overlay.upper, self.opts.source_date_epoch)?;
+        drop(overlay);
+        let mut next = state;
+        let now = self.now();
+        next.config.created = Some(now.clone());
+        next.config.rootfs.diff_ids.push(diff_id);
+        next.layers.push(layer);
+        next.config.history.push(History {
+            created: Some(now),
+            created_by: Some(created_by),
+            ..Default::default()
+        });
+        self.commit(&mut next, &key)?;
+        Ok(next)
+    }
+}
+
+/// SHELL of the state, default `/bin/sh -c`.
+fn shell(state: &State) -> Vec<String> {
+    state
+        .get("Shell")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+}
+
+/// Layer descriptors under OCI media types (same bytes), as our manifests
+/// are OCI manifests.
+fn oci_layers(layers: Vec<Descriptor>) -> Vec<Descriptor> {
+    layers
+        .into_iter()
+        .map(|mut l| {
+            if let Some(c) = oci::Compression::from_media_type(&l.media_type) {
+                l.media_type = c.oci_media_type().to_owned();
+            }
+            l
+        })
+        .collect()
+}
+
+fn scratch_state() -> State {
+    let p = cais_image::archive::host_platform();
+    State {
+        config: ImageConfig {
+            architecture: p.architecture,
+            os: p.os,
+            config: Some(json!({"Env": [format!("PATH={DEFAULT_PATH}")]})),
+            rootfs: RootFs {
+                kind: "layers".into(),
+                diff_ids: Vec::new(),
+            },
+            ..Default::default()
+        },
+        layers: Vec::new(),
+        key: cache::child("", &[b"scratch"]),
+        manifest: None,
+    }
+}
+
+/// Downloads an ADD URL; the file is named after the URL's last path
+/// segment.
+fn download(url: &str) -> Result<Inline> {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let name = path
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty() && !path.ends_with("//"))
+        .unwrap_or("");
+    let name = if name.is_empty() || path.matches('/').count() < 3 {
+        "index.html".to_owned()
+    } else {
+        name.to_owned()
+    };
+    let resp = ureq::get(url)
+        .call()
+        .map_err(|e| Error::invalid(format!("ADD failed: downloading {url}: {e}")))?;
+    let mut body = Vec::new();
+    use std::io::Read;
+    resp.into_reader()
+        .take(1 << 32)
+        .read_to_end(&mut body)
+        .map_err(|e| Error::invalid(format!("ADD failed: downloading {url}: {e}")))?;
+    Ok(Inline::Url(name, body))
 }

@@ -374,7 +374,9 @@ impl ImageStore {
     /// takes one page of mount options, so full snapshot paths (about 100
     /// bytes each) would cap an overlay near 40 layers; these links allow
     /// about three times more. overlayfs resolves the links when mounting.
-    fn short_link(&self, diff_id: &Digest) -> Result<PathBuf> {
+    /// Public for overlays of layer stacks that are not recorded images
+    /// (a build's intermediate states).
+    pub fn short_link(&self, diff_id: &Digest) -> Result<PathBuf> {
         let dir = self.root().join("l");
         fs::create_dir_all(&dir).map_err(io_err("create link directory", &dir))?;
         let target = unpack::snapshot_dir(&self.snapshots_dir(), diff_id).join("fs");
