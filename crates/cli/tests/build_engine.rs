@@ -395,8 +395,8 @@ fn dockerignore_keeps_files_out_of_the_image() {
     );
     let files = d.run_sh("ignored:outside", "cd /ctx && find . -type f | sort");
     assert_eq!(
-        files, "./Dockerfile\n./keep.txt\n./logs/keep.log\n",
-        "neither the outside Dockerfile nor .dockerignore itself (now listed in it) are copied"
+        files, "./.dockerignore\n./Dockerfile\n./keep.txt\n./logs/keep.log\n",
+        "the outside Dockerfile (.dockerfile.<random>) is not copied"
     );
 }
 
@@ -441,14 +441,16 @@ fn dockerfile_instructions_show_in_inspect_and_history() {
         "conf",
     ]);
     let lines: Vec<&str> = history.lines().collect();
+    // docker's classic builder applies --label as a last LABEL step.
     for (i, want) in [
+        "LABEL from.cli=\"yes\"",
         "CMD",
         "ENTRYPOINT",
         "USER nobody",
         "EXPOSE",
         "echo configured > /srv/app/state",
         "WORKDIR /srv/app",
-        "LABEL",
+        "LABEL org.example.team=build version=1.0",
         "cais testkit: busybox",
     ]
     .iter()
