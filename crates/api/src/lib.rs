@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub mod client;
+pub mod network;
+
+pub use network::*;
 
 /// The API version announced in `API-Version` and by `/version`.
 pub const API_VERSION: &str = "1.47";
@@ -145,7 +148,11 @@ pub struct TmpfsOptions {
 pub struct HostConfig {
     #[serde(deserialize_with = "null_as_default")]
     pub binds: Vec<String>,
+    /// "", "default", "bridge", "host", "none", "container:<id>" or a
+    /// user network's name or id.
     pub network_mode: String,
+    /// "80/tcp" → bindings; an empty `HostPort` picks a free port, a
+    /// range "8000-8010" the first free one of it.
     #[serde(deserialize_with = "null_as_default")]
     pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
     pub restart_policy: RestartPolicy,
@@ -183,6 +190,11 @@ pub struct HostConfig {
     #[serde(deserialize_with = "null_as_default")]
     pub dns: Vec<String>,
     #[serde(deserialize_with = "null_as_default")]
+    pub dns_search: Vec<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub dns_options: Vec<String>,
+    /// `--link name:alias` (default bridge only).
+    #[serde(deserialize_with = "null_as_default")]
     pub links: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i32>,
@@ -205,7 +217,7 @@ pub struct CreateRequest {
     pub config: ContainerConfig,
     pub host_config: HostConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub networking_config: Option<serde_json::Value>,
+    pub networking_config: Option<NetworkingConfig>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -295,7 +307,7 @@ pub struct ContainerInspect {
     pub host_config: HostConfig,
     pub mounts: Vec<MountPoint>,
     pub config: ContainerConfig,
-    pub network_settings: serde_json::Value,
+    pub network_settings: NetworkSettings,
 }
 
 /// One row of `GET /containers/json`.
@@ -309,6 +321,7 @@ pub struct ContainerSummary {
     pub image_id: String,
     pub command: String,
     pub created: i64,
+    /// [`Port`] values (kept untyped for the CLI's table code).
     pub ports: Vec<serde_json::Value>,
     pub labels: BTreeMap<String, String>,
     pub state: String,

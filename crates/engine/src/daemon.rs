@@ -33,7 +33,12 @@ pub fn run(opts: Options) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::internal("starting the async runtime", e))?;
-    rt.block_on(serve(opts))
+    let result = rt.block_on(serve(opts));
+    // Requests still blocked in the engine (a `wait` for a container that
+    // keeps running) must not keep the process, and its port
+    // reservations, alive.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 async fn serve(opts: Options) -> Result<()> {
@@ -85,8 +90,11 @@ async fn serve(opts: Options) -> Result<()> {
         eprintln!("cais daemon: serving the Docker Engine API on tcp://{addr} (TLS, client certificates required)");
         tokio::spawn(crate::server::serve_tls(engine.clone(), tcp, acceptor));
     }
-    crate::server::serve(engine, listener, shutdown).await;
+    crate::server::serve(engine.clone(), listener, shutdown).await;
     let _ = std::fs::remove_file(&opts.socket);
+    tokio::task::spawn_blocking(move || engine.net_shutdown())
+        .await
+        .map_err(|e| Error::internal("removing the firewall rules", e))?;
     Ok(())
 }
 

@@ -10,18 +10,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use cais_api::{
     ContainerConfig, ContainerInspect, ContainerState, ContainerSummary, CreateRequest,
-    CreateResponse, ExecConfig, ExecInspect, HostConfig, MountPoint,
+    CreateResponse, EndpointSettings, ExecConfig, ExecInspect, HostConfig, MountPoint,
 };
 use cais_image::ImageStore;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::events::Events;
+use crate::network::{EtcFile, NetPlan, NetState, Networks};
 use crate::shim;
 use crate::spec::{self, MountSpec};
 use crate::volumes::{self, Volumes};
@@ -61,6 +62,13 @@ pub struct Record {
     /// Anonymous volumes, removed with the container by `rm -v` and `--rm`.
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,
+    /// Endpoints by network name: what was asked, and while running what
+    /// was given (address, gateway...).
+    #[serde(default)]
+    pub networks: BTreeMap<String, EndpointSettings>,
+    /// The network namespace, interfaces and ports held while running.
+    #[serde(default)]
+    pub net: Option<NetState>,
 }
 
 struct ExecRecord {
@@ -72,8 +80,8 @@ struct ExecRecord {
 }
 
 #[derive(Default)]
-struct Table {
-    containers: BTreeMap<String, Record>,
+pub(crate) struct Table {
+    pub(crate) containers: BTreeMap<String, Record>,
 }
 
 pub struct Engine {
@@ -87,13 +95,22 @@ pub struct Engine {
     pending_attach: Mutex<HashMap<String, usize>>,
     /// Exit codes of removed containers, for `wait?condition=removed`.
     removed: Mutex<HashMap<String, i64>>,
+    pub(crate) networks: Mutex<Networks>,
+    /// Published host ports, held by bound sockets while containers run.
+    pub(crate) port_holds: Mutex<HashMap<String, Vec<cais_net::ports::Reservation>>>,
+    /// The embedded DNS server of user-defined networks (if it started).
+    pub(crate) dns: OnceLock<cais_net::dns::DnsServer>,
+    /// Serializes firewall rebuilds.
+    pub(crate) fw_lock: Mutex<()>,
+    /// Serializes network teardown with the daemon-start restore.
+    pub(crate) net_ops: Mutex<()>,
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     cais_runtime::state::rfc3339(std::time::SystemTime::now())
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     if let Ok(mut f) = fs::File::open("/dev/urandom") {
         use std::io::Read;
@@ -155,6 +172,7 @@ impl Engine {
                 .map(|r| r.id[..12].to_string())
         }));
         let volumes = Volumes::new(&cfg.root)?;
+        let networks = Networks::load(cfg.root.join("engine/networks"))?;
         let mut table = Table::default();
         for entry in fs::read_dir(&containers_dir)
             .into_iter()
@@ -176,12 +194,19 @@ impl Engine {
             execs: Mutex::new(HashMap::new()),
             pending_attach: Mutex::new(HashMap::new()),
             removed: Mutex::new(HashMap::new()),
+            networks: Mutex::new(networks),
+            port_holds: Mutex::new(HashMap::new()),
+            dns: OnceLock::new(),
+            fw_lock: Mutex::new(()),
+            net_ops: Mutex::new(()),
         });
+        engine.net_init()?;
         engine.restore();
+        engine.net_restore();
         Ok(engine)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Table> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Table> {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -236,7 +261,7 @@ impl Engine {
             .ok_or_else(|| Error::NotFound(format!("No such container: {id}")))
     }
 
-    fn update(&self, id: &str, f: impl FnOnce(&mut Record)) -> Result<Record> {
+    pub(crate) fn update(&self, id: &str, f: impl FnOnce(&mut Record)) -> Result<Record> {
         let mut t = self.lock();
         let rec = t
             .containers
@@ -285,6 +310,8 @@ impl Engine {
             return Err(Error::InvalidArgument("no image given".into()));
         }
         validate_host_config(&req.host_config)?;
+        let endpoints =
+            self.endpoints_for_create(&req.host_config, req.networking_config.as_ref())?;
         let image = self
             .images
             .resolve(&req.config.image)
@@ -337,8 +364,12 @@ impl Engine {
         let mut labels = image_config.labels.clone();
         labels.extend(req.config.labels.clone());
         config.labels = labels;
-        if config.exposed_ports.is_none() {
-            config.exposed_ports = image_config.exposed_ports.clone();
+        // The image's EXPOSE and the container's `--expose`/`-p` together.
+        if let Some(image_ports) = &image_config.exposed_ports {
+            let ports = config.exposed_ports.get_or_insert_with(BTreeMap::new);
+            for (k, v) in image_ports {
+                ports.entry(k.clone()).or_insert_with(|| v.clone());
+            }
         }
         if config.volumes.is_none() {
             config.volumes = image_config.volumes.clone();
@@ -372,6 +403,8 @@ impl Engine {
                 manually_stopped: false,
                 mounts: Vec::new(),
                 anonymous_volumes: Vec::new(),
+                networks: endpoints,
+                net: None,
             };
             t.containers.insert(id.clone(), rec);
         }
@@ -535,6 +568,7 @@ impl Engine {
                 r.state.error = e.to_string();
                 r.state.exit_code = 127;
             });
+            self.net_teardown(id);
             self.teardown_rootfs(id);
         }
         result
@@ -558,7 +592,8 @@ impl Engine {
             cais_image::snapshot::mount(&overlay)?;
         }
         let rootfs = overlay.target.clone();
-        let mounts = self.runtime_mounts(rec, dir, &rootfs)?;
+        let plan = self.net_setup(rec)?;
+        let mounts = self.runtime_mounts(rec, dir, &rootfs, &plan)?;
         let (uid, gid, additional_gids) =
             spec::resolve_user(&rootfs, &rec.config.user).map_err(Error::InvalidArgument)?;
         let mut env = rec.config.env.clone();
@@ -577,7 +612,6 @@ impl Engine {
             args = with_init;
         }
         let seccomp_profile = seccomp_from_opts(&rec.host_config.security_opt)?;
-        let net = rec.host_config.network_mode.as_str();
         let cwd = if rec.config.working_dir.is_empty() {
             "/".to_string()
         } else {
@@ -594,11 +628,11 @@ impl Engine {
             uid,
             gid,
             additional_gids,
-            hostname: rec.config.hostname.clone(),
+            hostname: plan.hostname.clone(),
             mounts,
             seccomp_profile,
-            host_network: net == "host",
-            netns_path: None,
+            host_network: plan.host_network,
+            netns_path: plan.netns.clone(),
         });
         let bundle = dir.join("bundle");
         fs::create_dir_all(&bundle).map_err(|e| Error::internal("creating the bundle", e))?;
@@ -658,6 +692,9 @@ impl Engine {
         {
             std::thread::sleep(Duration::from_millis(2));
         }
+        // DNS and firewall before the process runs, so its first packets
+        // find them.
+        self.net_started(id)?;
         shim::start(dir)
             .map_err(|e| Error::internal("talking to the shim", e))?
             .map_err(|e| Error::Internal(format!("failed to start container: {e}")))?;
@@ -690,21 +727,25 @@ impl Engine {
     }
 
     /// The container's mounts for the runtime, volumes populated.
-    fn runtime_mounts(&self, rec: &Record, dir: &Path, rootfs: &Path) -> Result<Vec<MountSpec>> {
+    fn runtime_mounts(
+        &self,
+        rec: &Record,
+        dir: &Path,
+        rootfs: &Path,
+        plan: &NetPlan,
+    ) -> Result<Vec<MountSpec>> {
         let mut out = Vec::new();
         // /etc/hostname, /etc/hosts, /etc/resolv.conf as docker provides them.
-        let hostname = &rec.config.hostname;
-        let etc = [
-            ("hostname", format!("{hostname}\n")),
-            (
-                "hosts",
-                format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
-            ),
-            ("resolv.conf", fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
-        ];
-        for (name, content) in etc {
-            let path = dir.join(name);
-            fs::write(&path, content).map_err(|e| Error::internal("writing /etc files", e))?;
+        for (name, file) in &plan.etc {
+            let path = match file {
+                EtcFile::Text(content) => {
+                    let path = dir.join(name);
+                    fs::write(&path, content)
+                        .map_err(|e| Error::internal("writing /etc files", e))?;
+                    path
+                }
+                EtcFile::Shared(path) => path.clone(),
+            };
             out.push(MountSpec {
                 destination: format!("/etc/{name}"),
                 kind: "bind".into(),
@@ -817,6 +858,7 @@ impl Engine {
 
     fn on_exit(self: &Arc<Self>, id: &str, exit: shim::Exit) {
         self.teardown_rootfs(id);
+        self.net_teardown(id);
         let Ok(rec) = self.update(id, |r| {
             r.state.running = false;
             r.state.paused = false;
@@ -1076,6 +1118,7 @@ impl Engine {
             let _ = self.runtime(&["kill", "--all", id, "KILL"]);
             self.wait_not_running(id, Duration::from_secs(10));
         }
+        self.net_teardown(id);
         let _ = self.update(id, |r| {
             r.state.status = "removing".into();
             r.state.restarting = false;
@@ -1173,7 +1216,7 @@ impl Engine {
             host_config: r.host_config.clone(),
             mounts: r.mounts.clone(),
             config: r.config.clone(),
-            network_settings: serde_json::json!({"Ports": {}, "Networks": {}}),
+            network_settings: self.network_settings(&r),
             ..Default::default()
         })
     }
@@ -1184,12 +1227,14 @@ impl Engine {
         filters: &BTreeMap<String, Vec<String>>,
     ) -> Vec<ContainerSummary> {
         let t = self.lock();
-        let mut out: Vec<&Record> = t
+        let mut out: Vec<Record> = t
             .containers
             .values()
             .filter(|r| all || r.state.running || filters.contains_key("status"))
             .filter(|r| matches_filters(r, filters))
+            .cloned()
             .collect();
+        drop(t);
         out.sort_by(|a, b| b.created.cmp(&a.created));
         out.into_iter()
             .map(|r| ContainerSummary {
@@ -1202,12 +1247,12 @@ impl Engine {
                     .collect::<Vec<_>>()
                     .join(" "),
                 created: cais_image::time::parse_rfc3339(&r.created).unwrap_or(0),
-                ports: Vec::new(),
+                ports: self.ps_ports(&r),
                 labels: r.config.labels.clone(),
                 state: state_word(&r.state).into(),
                 status: status_text(&r.state),
                 host_config: serde_json::json!({"NetworkMode": if r.host_config.network_mode.is_empty() { "default" } else { &r.host_config.network_mode }}),
-                network_settings: serde_json::json!({"Networks": {}}),
+                network_settings: serde_json::json!({"Networks": r.networks}),
                 mounts: r.mounts.clone(),
             })
             .collect()
@@ -1350,7 +1395,7 @@ impl Engine {
                 "stats": s["memory"]["raw"],
             },
             "blkio_stats": {"io_service_bytes_recursive": blkio},
-            "networks": {}
+            "networks": self.net_stats(&rec)
         }))
     }
 
@@ -1594,10 +1639,8 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
             "Minimum memory limit allowed is 6MB".into(),
         ));
     }
-    match h.network_mode.as_str() {
-        "" | "default" | "bridge" | "none" | "host" => Ok(()),
-        other => Err(Error::NotFound(format!("network {other} not found"))),
-    }
+    // The network mode is checked against the networks at create.
+    Ok(())
 }
 
 fn seccomp_from_opts(opts: &[String]) -> Result<Option<serde_json::Value>> {
@@ -1742,6 +1785,9 @@ fn matches_filters(r: &Record, filters: &BTreeMap<String, Vec<String>>) -> bool 
             }
             "exited" => !r.state.running && r.state.exit_code.to_string() == *v,
             "volume" => r.mounts.iter().any(|m| m.name == *v || m.destination == *v),
+            "network" => r.networks.iter().any(|(name, ep)| {
+                name == v || (!v.is_empty() && ep.network_id.starts_with(v.as_str()))
+            }),
             _ => true,
         })
     })

@@ -12,6 +12,10 @@ pub enum Error {
     /// 400
     #[error("{0}")]
     InvalidArgument(String),
+    /// 403: refused by policy (removing a predefined network, or one
+    /// that still has containers).
+    #[error("{0}")]
+    Forbidden(String),
     /// 304: the operation had nothing to do (start a running container...).
     #[error("{0}")]
     NotModified(String),
@@ -34,6 +38,21 @@ impl From<cais_image::Error> for Error {
         match e {
             cais_image::Error::NotFound { .. } => Error::NotFound(text),
             cais_image::Error::AlreadyExists { .. } => Error::Conflict(text),
+            _ => Error::Internal(text),
+        }
+    }
+}
+
+impl From<cais_net::Error> for Error {
+    fn from(e: cais_net::Error) -> Error {
+        let text = chain(&e);
+        match e {
+            cais_net::Error::InvalidArgument(m) => Error::InvalidArgument(m),
+            cais_net::Error::Conflict(m) => Error::Conflict(m),
+            // Docker's wording (a 500), which the docker CLI prints as is.
+            cais_net::Error::PortInUse { addr } => {
+                Error::Internal(format!("Bind for {addr} failed: port is already allocated"))
+            }
             _ => Error::Internal(text),
         }
     }

@@ -15,6 +15,8 @@ pub mod events;
 mod health;
 mod images;
 pub mod logfile;
+mod netconf;
+pub mod network;
 pub mod server;
 pub mod shim;
 pub mod spec;

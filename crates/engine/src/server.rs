@@ -53,6 +53,7 @@ pub fn error_response(e: &Error) -> Response<Body> {
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::NotModified(_) => return empty(StatusCode::NOT_MODIFIED),
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
@@ -329,14 +330,7 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<B
         )),
         (_, ["images", ..]) => crate::images::route(engine, req, &method, &segs[1..], &query).await,
         (_, ["volumes", ..]) => volumes_route(engine, req, &method, &segs[1..], &query).await,
-        (&Method::GET, ["networks"]) => Ok(json(
-            StatusCode::OK,
-            &serde_json::json!([
-                {"Name": "bridge", "Id": "bridge", "Driver": "bridge", "Scope": "local"},
-                {"Name": "host", "Id": "host", "Driver": "host", "Scope": "local"},
-                {"Name": "none", "Id": "none", "Driver": "null", "Scope": "local"}
-            ]),
-        )),
+        (_, ["networks", ..]) => networks_route(engine, req, &method, &segs[1..], &query).await,
         _ => Err(Error::NotFound(format!(
             "page not found: {method} {full_path}"
         ))),
@@ -504,6 +498,64 @@ async fn container_route(
             "page not found: {method} /containers/{id}/{}",
             rest.join("/")
         ))),
+    }
+}
+
+async fn networks_route(
+    engine: Arc<Engine>,
+    req: Request<Incoming>,
+    method: &Method,
+    rest: &[&str],
+    query: &Query,
+) -> Result<Response<Body>> {
+    let e = engine.clone();
+    match (method, rest) {
+        (&Method::GET, []) => {
+            let filters = query.filters()?;
+            let list = blocking(move || e.network_list(&filters)).await?;
+            Ok(json(StatusCode::OK, &list))
+        }
+        (&Method::POST, ["create"]) => {
+            let body = read_body(req, 1 << 20).await?;
+            let r: cais_api::NetworkCreateRequest = parse_json(&body)?;
+            let created = blocking(move || e.network_create(r)).await?;
+            Ok(json(StatusCode::CREATED, &created))
+        }
+        (&Method::POST, ["prune"]) => {
+            let filters = query.filters()?;
+            let deleted = blocking(move || Ok(e.network_prune(&filters))).await?;
+            Ok(json(
+                StatusCode::OK,
+                &cais_api::NetworkPruneResponse {
+                    networks_deleted: deleted,
+                },
+            ))
+        }
+        (&Method::GET, [key]) => {
+            let key = key.to_string();
+            let n = blocking(move || e.network_inspect(&key)).await?;
+            Ok(json(StatusCode::OK, &n))
+        }
+        (&Method::DELETE, [key]) => {
+            let key = key.to_string();
+            blocking(move || e.network_remove(&key)).await?;
+            Ok(empty(StatusCode::NO_CONTENT))
+        }
+        (&Method::POST, [key, "connect"]) => {
+            let key = key.to_string();
+            let body = read_body(req, 1 << 20).await?;
+            let r: cais_api::NetworkConnectRequest = parse_json(&body)?;
+            blocking(move || e.network_connect(&key, r)).await?;
+            Ok(empty(StatusCode::OK))
+        }
+        (&Method::POST, [key, "disconnect"]) => {
+            let key = key.to_string();
+            let body = read_body(req, 1 << 20).await?;
+            let r: cais_api::NetworkDisconnectRequest = parse_json(&body)?;
+            blocking(move || e.network_disconnect(&key, r)).await?;
+            Ok(empty(StatusCode::OK))
+        }
+        _ => Err(Error::NotFound("page not found".into())),
     }
 }
 

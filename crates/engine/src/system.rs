@@ -33,7 +33,7 @@ pub fn info(engine: &Engine) -> serde_json::Value {
         "Images": images,
         "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", "overlayfs"]],
-        "Plugins": {"Volume": ["local"], "Network": ["host", "null"], "Log": ["json-file"]},
+        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["json-file"]},
         "MemoryLimit": true,
         "SwapLimit": true,
         "CpuCfsPeriod": true,

@@ -86,6 +86,27 @@ impl Daemon {
         }
     }
 
+    /// SIGTERM, as a service manager stops it; waits up to 5 s for the
+    /// daemon to exit (the caller SIGKILLs one that did not).
+    pub fn terminate(&mut self) {
+        let Some(pid) = self.child.as_ref().map(|c| c.id()) else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Some(c) = self.child.as_mut() {
+                if matches!(c.try_wait(), Ok(Some(_))) {
+                    self.child = None;
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn client(&self, args: &[&str]) -> std::process::Output {
         Command::new(&self.binary)
             .args(args)
@@ -107,6 +128,8 @@ impl Drop for Daemon {
                 let _ = self.client(&["rm", "-f", id]);
             }
         }
+        // SIGTERM first: the daemon removes its firewall table and bridges.
+        self.terminate();
         self.kill9();
         let _ = Command::new("umount")
             .arg("-R")
