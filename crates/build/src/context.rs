@@ -68,12 +68,10 @@ pub(crate) fn clean(src: &str) -> Result<PathBuf> {
     for c in Path::new(src).components() {
         match c {
             Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                if !out.pop() {
-                    return Err(Error::invalid(format!(
-                        "forbidden path outside the build context: {src}"
-                    )));
-                }
+            Component::ParentDir if !out.pop() => {
+                return Err(Error::invalid(format!(
+                    "forbidden path outside the build context: {src}"
+                )));
             }
             _ => {}
         }
@@ -350,7 +348,7 @@ pub(crate) fn write(rootfs: &Path, dest: &str, plan: &Plan, o: &WriteOptions) ->
         };
         let target = secure_join(rootfs, &rel).map_err(io_err("resolve", &rel))?;
         if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
+            crate::fsutil::mkdir_p(rootfs, parent)?;
         }
         let mode = o.chmod.unwrap_or(it.mode);
         match &it.kind {
@@ -381,7 +379,7 @@ pub(crate) fn write(rootfs: &Path, dest: &str, plan: &Plan, o: &WriteOptions) ->
                     .map_err(io_err("chown", &target))?;
             }
             Kind::Archive(src) => {
-                fs::create_dir_all(&target).map_err(io_err("create directory", &target))?;
+                crate::fsutil::mkdir_p(rootfs, &target)?;
                 let f = fs::File::open(src).map_err(io_err("open", src))?;
                 let mut head = Vec::new();
                 fs::File::open(src)
@@ -430,4 +428,111 @@ fn set_mtime(path: &Path, secs: i64) -> Result<()> {
         .map_err(io_err("open", path))?;
     f.set_times(fs::FileTimes::new().set_modified(t).set_accessed(t))
         .map_err(io_err("set times of", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> tempfile::TempDir {
+        let d = tempfile::tempdir().expect("tempdir");
+        for (p, body) in [
+            ("a.txt", "a"),
+            ("b.txt", "b"),
+            ("c.log", "c"),
+            ("dir/x", "x"),
+            ("dir/sub/y", "y"),
+        ] {
+            let p = d.path().join(p);
+            fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            fs::write(p, body).expect("write");
+        }
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("escape")).expect("symlink");
+        std::os::unix::fs::symlink("a.txt", d.path().join("inside")).expect("symlink");
+        d
+    }
+
+    fn names(p: &Plan) -> Vec<&str> {
+        p.items.iter().map(|i| i.name.as_str()).collect()
+    }
+
+    #[test]
+    fn sources_are_cleaned_and_kept_inside() {
+        assert_eq!(clean("a/../b").expect("clean"), PathBuf::from("b"));
+        assert_eq!(clean("/a/./b").expect("clean"), PathBuf::from("a/b"));
+        assert_eq!(clean(".").expect("clean"), PathBuf::new());
+        for bad in ["..", "../x", "a/../../x", "/.."] {
+            assert!(clean(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn plans_follow_docker_rules() {
+        let d = ctx();
+        let root = Root {
+            dir: d.path(),
+            ignore: None,
+        };
+        let src = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+        let p = plan(&root, &src(&["a.txt"]), vec![], "/dst", false).expect("one file");
+        assert!(!p.dest_is_dir && p.summary.starts_with("file:"));
+        assert_eq!(p.single_file.as_deref(), Some("a.txt"));
+
+        let p = plan(&root, &src(&["*.txt"]), vec![], "/dst", false).expect("wildcard");
+        assert_eq!(names(&p), ["a.txt", "b.txt"]);
+        assert!(p.dest_is_dir && p.summary.starts_with("multi:"));
+
+        let p = plan(&root, &src(&["dir"]), vec![], "/dst", false).expect("dir");
+        assert_eq!(names(&p), ["sub", "sub/y", "x"]);
+        assert!(p.dest_is_dir && p.summary.starts_with("dir:"));
+
+        // A top-level symlink is followed, inside the context.
+        let p = plan(&root, &src(&["inside"]), vec![], "/dst", false).expect("link");
+        assert!(matches!(&p.items[0].kind, Kind::File(f) if f.ends_with("a.txt")));
+        // One pointing out of it resolves inside the context: not there.
+        assert!(plan(&root, &src(&["escape"]), vec![], "/dst", false).is_err());
+        assert!(plan(&root, &src(&["../x"]), vec![], "/dst", false).is_err());
+        assert!(plan(&root, &src(&["nothing*"]), vec![], "/dst", false).is_err());
+
+        let ignore = Ignore::parse("*.log\ndir/sub\n").expect("ignore");
+        let root = Root {
+            dir: d.path(),
+            ignore: Some(&ignore),
+        };
+        assert!(plan(&root, &src(&["c.log"]), vec![], "/dst", false).is_err());
+        let p = plan(&root, &src(&["."]), vec![], "/dst/", false).expect("context");
+        assert_eq!(
+            names(&p),
+            ["a.txt", "b.txt", "dir", "dir/x", "escape", "inside"]
+        );
+    }
+
+    #[test]
+    fn the_content_hash_ignores_mtimes_but_not_bytes_or_modes() {
+        let d = ctx();
+        let root = Root {
+            dir: d.path(),
+            ignore: None,
+        };
+        let src = vec!["dir".to_owned()];
+        let hash = || {
+            plan(&root, &src, vec![], "/d", false)
+                .expect("plan")
+                .summary
+        };
+        let first = hash();
+        let f = fs::File::options()
+            .write(true)
+            .open(d.path().join("dir/x"))
+            .expect("open");
+        f.set_modified(std::time::UNIX_EPOCH).expect("mtime");
+        assert_eq!(hash(), first);
+        fs::set_permissions(d.path().join("dir/x"), fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+        let moded = hash();
+        assert_ne!(moded, first);
+        fs::write(d.path().join("dir/x"), "changed").expect("write");
+        assert_ne!(hash(), moded);
+    }
 }

@@ -44,6 +44,9 @@ struct State {
     key: String,
     /// Its manifest, once stored.
     manifest: Option<Digest>,
+    /// Its config digest (image id), once stored: base images' config bytes
+    /// are theirs, not a re-serialization.
+    id: Option<Digest>,
 }
 
 impl State {
@@ -83,9 +86,12 @@ impl State {
     }
 
     fn image_id(&self) -> String {
-        oci::to_json(&self.config)
-            .map(|b| Digest::sha256(&b).short().to_owned())
-            .unwrap_or_default()
+        match &self.id {
+            Some(d) => d.short().to_owned(),
+            None => oci::to_json(&self.config)
+                .map(|b| Digest::sha256(&b).short().to_owned())
+                .unwrap_or_default(),
+        }
     }
 }
 
@@ -128,8 +134,13 @@ struct Builder<'a> {
     context: PathBuf,
     ignore: Ignore,
     scratch: PathBuf,
-    init: PathBuf,
     counter: usize,
+    /// Whether cache hits print " ---> Using cache" (not for the
+    /// `--label` step, which has no step line of its own).
+    announce_cache: bool,
+    /// The stage being built and the line of the instruction being run.
+    current: usize,
+    line: usize,
 }
 
 /// Removes the build's scratch directory however the build ends.
@@ -137,8 +148,24 @@ struct ScratchGuard(PathBuf);
 
 impl Drop for ScratchGuard {
     fn drop(&mut self) {
-        let _ = cais_image::unpack::remove_tree(&self.0);
+        // Removing a tree with a mount still in it would delete through the
+        // mount; an overlay that failed to unmount is left for an operator.
+        if !mounted_under(&self.0) {
+            let _ = cais_image::unpack::remove_tree(&self.0);
+        }
     }
+}
+
+/// Whether anything is mounted at or under `dir` (`/proc/self/mountinfo`,
+/// field 5 is the mount point, with spaces as `\040`).
+fn mounted_under(dir: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return true;
+    };
+    let dir = dir.to_string_lossy().replace(' ', "\\040");
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| m == dir || m.starts_with(&format!("{dir}/")))
 }
 
 pub(crate) fn build(
@@ -197,8 +224,6 @@ pub(crate) fn build(
     let _ = cais_image::unpack::remove_tree(&scratch);
     std::fs::create_dir_all(&scratch).map_err(io_err("create build directory", &scratch))?;
     let _guard = ScratchGuard(scratch.clone());
-    let init = scratch.join("init");
-    run::init_layer(&init)?;
     // GC must not collect what this build writes before it is pinned.
     let _lease = store.lease()?;
 
@@ -217,8 +242,10 @@ pub(crate) fn build(
         context: opts.context.clone(),
         ignore,
         scratch,
-        init,
         counter: 0,
+        announce_cache: true,
+        current: 0,
+        line: 0,
     };
     b.run(&df, &tags)
 }
@@ -275,6 +302,7 @@ impl Builder<'_> {
             let labels = self.opts.labels.clone();
             let text: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
             let created_by = format!("/bin/sh -c #(nop)  LABEL {}", text.join(" "));
+            self.announce_cache = false;
             state = self.meta(state, &created_by, |s| {
                 let l = s.cc().entry("Labels").or_insert_with(|| json!({}));
                 if !l.is_object() {
@@ -287,8 +315,14 @@ impl Builder<'_> {
             })?;
         }
         if state.manifest.is_none() {
+            // Trailing metadata steps: reuse the state an earlier build
+            // stored under the same key, so an unchanged rebuild gives the
+            // same image id.
             let key = state.key.clone();
-            self.commit(&mut state, &key)?;
+            match self.lookup(&key) {
+                Some(hit) => state = hit,
+                None => self.commit(&mut state, &key)?,
+            }
         }
         let manifest = state
             .manifest
@@ -403,6 +437,8 @@ impl Builder<'_> {
 
     fn stage(&mut self, df: &ast::Dockerfile, i: usize) -> Result<State> {
         let st = &df.stages[i];
+        self.current = i;
+        self.line = st.line;
         self.step += 1;
         let from_text = match &st.name {
             Some(n) => format!("FROM {} AS {n}", st.base),
@@ -493,7 +529,7 @@ impl Builder<'_> {
             }
             Err(cais_image::Error::NotFound { .. }) => {
                 return Err(Error::NotFound {
-                    what: format!("Dockerfile:{line}: base image {base}"),
+                    what: format!("Dockerfile:{line}: image {base}"),
                 })
             }
             Err(e) => return Err(e.into()),
@@ -504,6 +540,7 @@ impl Builder<'_> {
             config,
             layers: oci_layers(manifest.layers),
             key: cache::child("", &[b"from", rec.manifest.to_string().as_bytes()]),
+            id: Some(rec.config.clone()),
             manifest: Some(rec.manifest),
         })
     }
@@ -541,11 +578,21 @@ impl Builder<'_> {
         self.store.pin(cache::GROUP, key, &manifest)?;
         state.key = key.to_owned();
         state.manifest = Some(manifest);
+        state.id = Some(digest);
         Ok(())
     }
 
-    /// The cached state for `key`, unless `--no-cache`.
-    fn cached(&self, key: &str) -> Option<State> {
+    /// The cached state for `key`, unless `--no-cache`; a hit is
+    /// announced as docker does (" ---> Using cache").
+    fn cached(&mut self, key: &str) -> Option<State> {
+        let hit = self.lookup(key)?;
+        if self.announce_cache {
+            self.progress.step(" ---> Using cache");
+        }
+        Some(hit)
+    }
+
+    fn lookup(&self, key: &str) -> Option<State> {
         if self.opts.no_cache {
             return None;
         }
@@ -570,6 +617,7 @@ impl Builder<'_> {
             layers: m.layers,
             key: key.to_owned(),
             manifest: Some(manifest),
+            id: Some(m.config.digest),
         })
     }
 
@@ -595,6 +643,8 @@ impl Builder<'_> {
             empty_layer: true,
             ..Default::default()
         });
+        // Stored like every step (as docker's classic builder commits
+        // each): a rebuild then reports every step as cached.
         self.commit(&mut next, &key)?;
         Ok(next)
     }
@@ -604,12 +654,24 @@ impl Builder<'_> {
     }
 
     fn instruction(&mut self, scope: &mut Scope, ins: &Instruction) -> Result<()> {
+        self.line = ins.line;
         let nop = |s: &str| format!("/bin/sh -c #(nop)  {s}");
         let state = scope.state.clone();
         let next = match &ins.kind {
             Kind::Run {
-                command, heredocs, ..
-            } => self.run_step(scope, command, heredocs)?,
+                command,
+                heredocs,
+                flags,
+            } => {
+                if !flags.is_empty() {
+                    // BuildKit-only features: the classic builder has none.
+                    self.progress.step(&format!(
+                        "[Warning] RUN flags are not supported and were ignored: {}",
+                        flags.join(" ")
+                    ));
+                }
+                self.run_step(scope, command, heredocs)?
+            }
             Kind::Copy(c) => self.copy_step(scope, c, false)?,
             Kind::Add(c) => self.copy_step(scope, c, true)?,
             Kind::Cmd(c) | Kind::Entrypoint(c) => {
@@ -704,10 +766,7 @@ impl Builder<'_> {
                     format!("{}/{w}", if cur.is_empty() { "/" } else { &cur })
                 };
                 let clean = format!("/{}", context::clean(&joined)?.display());
-                self.meta(state, &format!("/bin/sh -c #(nop) WORKDIR {clean}"), |s| {
-                    s.cc().insert("WorkingDir".into(), json!(clean));
-                    Ok(())
-                })?
+                self.workdir_step(state, &clean)?
             }
             Kind::User(u) => {
                 let u = self.x(scope, u)?;
@@ -849,6 +908,46 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// WORKDIR sets the working directory and, like docker, creates it
+    /// when the image does not have it (then the step has a layer).
+    fn workdir_step(&mut self, state: State, dir: &str) -> Result<State> {
+        let created_by = format!("/bin/sh -c #(nop) WORKDIR {dir}");
+        let key = cache::child(&state.key, &[b"workdir", created_by.as_bytes()]);
+        if let Some(hit) = self.cached(&key) {
+            return Ok(hit);
+        }
+        let scratch = self.scratch.join(format!("workdir-{}", self.counter));
+        self.counter += 1;
+        let mut overlay = Overlay::mount(self.store, scratch, &state.config.rootfs.diff_ids, None)?;
+        let inside = cais_runtime::rootfs::secure_join(&overlay.rootfs, Path::new(dir))
+            .map_err(io_err("resolve working directory", Path::new(dir)))?;
+        let create = !inside.is_dir();
+        if create {
+            std::fs::create_dir_all(&inside)
+                .map_err(io_err("create working directory", &inside))?;
+        }
+        overlay.unmount()?;
+        let mut next = state;
+        let now = self.now();
+        if create {
+            let (layer, diff_id) =
+                run::commit_upper(self.store, &overlay.upper, self.opts.source_date_epoch)?;
+            next.config.rootfs.diff_ids.push(diff_id);
+            next.layers.push(layer);
+        }
+        drop(overlay);
+        next.cc().insert("WorkingDir".into(), json!(dir));
+        next.config.created = Some(now.clone());
+        next.config.history.push(History {
+            created: Some(now),
+            created_by: Some(created_by),
+            empty_layer: !create,
+            ..Default::default()
+        });
+        self.commit(&mut next, &key)?;
+        Ok(next)
+    }
+
     /// A command's argv: the exec form as is, the shell form through SHELL.
     fn argv(&self, state: &State, c: &Command) -> (Vec<String>, bool) {
         match c {
@@ -928,7 +1027,6 @@ impl Builder<'_> {
         }
         let key = cache::child(&state.key, &[b"run", created_by.as_bytes()]);
         if let Some(hit) = self.cached(&key) {
-            self.progress.step(" ---> Using cache");
             return Ok(hit);
         }
         let mut env: Vec<String> = env_now.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -947,7 +1045,16 @@ impl Builder<'_> {
         self.progress.step(&format!(" ---> Running in {short}"));
         let dir = self.scratch.join(format!("run-{short}"));
         let diff_ids = state.config.rootfs.diff_ids.clone();
-        let mut overlay = Overlay::mount(self.store, dir.clone(), &diff_ids, Some(&self.init))?;
+        let init = self.scratch.join(format!("init-{short}"));
+        let layer_dirs: Vec<PathBuf> = diff_ids
+            .iter()
+            .map(|d| {
+                cais_image::unpack::snapshot_dir(&self.store.root().join("snapshots"), d).join("fs")
+            })
+            .collect();
+        run::init_layer(&init, &layer_dirs)?;
+        let _init_guard = ScratchGuard(init.clone());
+        let mut overlay = Overlay::mount(self.store, dir.clone(), &diff_ids, Some(&init))?;
         let user = state.str_field("User");
         let (uid, gid) = fsutil::resolve_user(&overlay.rootfs, &user)?;
         let mut cwd = state.str_field("WorkingDir");
@@ -956,7 +1063,7 @@ impl Builder<'_> {
         }
         let inside = cais_runtime::rootfs::secure_join(&overlay.rootfs, Path::new(&cwd))
             .map_err(io_err("resolve working directory", Path::new(&cwd)))?;
-        std::fs::create_dir_all(&inside).map_err(io_err("create working directory", &inside))?;
+        fsutil::mkdir_p(&overlay.rootfs, &inside)?;
         let bundle = dir.join("bundle");
         std::fs::create_dir_all(&bundle).map_err(io_err("create bundle", &bundle))?;
         let spec = run::spec(
@@ -1059,11 +1166,11 @@ impl Builder<'_> {
         let mut from_overlay = None;
         if let Some(f) = &c.from {
             let f = self.x(scope, f)?;
-            let from_state = match self.stage_ref(&f, self.stages.len()) {
+            let from_state = match self.stage_ref(&f, self.current) {
                 Some(j) => self.stages[j].clone().ok_or_else(|| {
                     Error::invalid(format!("stage {f} is not built before this one"))
                 })?,
-                None => self.image_state(&f, 0)?,
+                None => self.image_state(&f, self.line)?,
             };
             let dir = self.scratch.join(format!("from-{}", self.counter));
             self.counter += 1;
@@ -1103,7 +1210,6 @@ impl Builder<'_> {
             ],
         );
         if let Some(hit) = self.cached(&key) {
-            self.progress.step(" ---> Using cache");
             return Ok(hit);
         }
         let dir = self.scratch.join(format!("copy-{}", self.counter));
@@ -1186,6 +1292,7 @@ fn scratch_state() -> State {
         layers: Vec::new(),
         key: cache::child("", &[b"scratch"]),
         manifest: None,
+        id: None,
     }
 }
 

@@ -65,6 +65,27 @@ pub(crate) fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32)> {
     Ok((uid, gid))
 }
 
+/// Creates `path` (inside `root`, already resolved) and its missing
+/// parents as root-owned 0755 directories, as docker does, whatever this
+/// process's umask is.
+pub(crate) fn mkdir_p(root: &Path, path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let mut cur = root.to_path_buf();
+    for c in rel.components() {
+        cur.push(c);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(_) => continue,
+            Err(_) => {
+                std::fs::create_dir(&cur).map_err(crate::io_err("create directory", &cur))?;
+                std::fs::set_permissions(&cur, std::fs::Permissions::from_mode(0o755))
+                    .map_err(crate::io_err("chmod", &cur))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A Go `time.ParseDuration` subset (`1h2m3.5s`, `500ms`, `10us`, `5ns`)
 /// as HEALTHCHECK flags take it, in nanoseconds.
 pub(crate) fn parse_duration(s: &str) -> Result<i64> {

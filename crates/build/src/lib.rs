@@ -175,3 +175,12 @@ pub(crate) fn io_err(
 pub fn build(env: &Environment, opts: &Options, progress: &mut dyn Progress) -> Result<Built> {
     exec::build(env, opts, progress)
 }
+
+/// `docker builder prune`: forgets every cached step and collects what
+/// only the cache kept. Returns how many cache entries were removed and
+/// the bytes GC freed (0 when GC had to wait for a running ingestion).
+pub fn prune_cache(store: &ImageStore) -> Result<(usize, u64)> {
+    let n = store.unpin_group(cache::GROUP)?;
+    let gc = store.gc()?;
+    Ok((n, gc.bytes))
+}

@@ -110,15 +110,43 @@ pub(crate) fn commit_upper(
 /// Makes the `RUN` init layer in `dir`: the mount points the container
 /// needs (`/proc`, `/dev`, `/sys`, `/etc/hosts`, `/etc/resolv.conf`), so
 /// the runtime never creates them in the upper directory and they never
-/// end up in a layer (docker's init layer does the same).
-pub(crate) fn init_layer(dir: &Path) -> Result<()> {
+/// end up in a layer (docker's init layer does the same). As the topmost
+/// lower layer its directories are what the container sees, so they take
+/// the metadata (mode, owner, mtime) the image's own have in `layers`
+/// (bottom first); one the image has as a non-directory is left out.
+pub(crate) fn init_layer(dir: &Path, layers: &[PathBuf]) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    fs::create_dir_all(dir).map_err(io_err("create init layer", dir))?;
+    let mut times = Vec::new();
     for d in ["proc", "dev", "sys", "etc"] {
+        let image = layers
+            .iter()
+            .rev()
+            .map(|l| l.join(d))
+            .find_map(|p| fs::symlink_metadata(p).ok());
+        if image.as_ref().is_some_and(|m| !m.is_dir()) {
+            continue;
+        }
         let p = dir.join(d);
-        fs::create_dir_all(&p).map_err(io_err("create init layer", &p))?;
+        fs::create_dir(&p).map_err(io_err("create init layer", &p))?;
+        let (mode, uid, gid, mtime) = image
+            .map(|m| (m.mode() & 0o7777, m.uid(), m.gid(), m.mtime()))
+            .unwrap_or((0o755, 0, 0, 0));
+        std::os::unix::fs::lchown(&p, Some(uid), Some(gid)).map_err(io_err("chown", &p))?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(io_err("chmod", &p))?;
+        if d == "etc" {
+            for f in ["hosts", "resolv.conf"] {
+                let file = p.join(f);
+                fs::write(&file, b"").map_err(io_err("create init layer", &file))?;
+            }
+        }
+        times.push((p, mtime));
     }
-    for f in ["etc/hosts", "etc/resolv.conf"] {
-        let p = dir.join(f);
-        fs::write(&p, b"").map_err(io_err("create init layer", &p))?;
+    for (p, mtime) in times {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime.max(0) as u64);
+        fs::File::open(&p)
+            .and_then(|f| f.set_modified(t))
+            .map_err(io_err("set times of", &p))?;
     }
     Ok(())
 }
