@@ -25,7 +25,8 @@
 //! `networkmode` (RUN steps share the host's network, like docker's
 //! default builder network), `cachefrom`, `extrahosts`, `shmsize`,
 //! `cpu*`/`memory*`/`ulimits`, `squash`, `outputs`, `session`. Refused:
-//! `version=2` (BuildKit) and `remote` (a URL context).
+//! `version=2` (BuildKit) and `remote` (a URL context). `POST /build/prune`
+//! (`docker builder prune`) empties the step cache.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -571,6 +572,14 @@ fn run(
             fail(&tx, err, code);
         }
     }
+}
+
+/// `POST /build/prune` (`docker builder prune`): forgets every cached
+/// step; returns a name per forgotten entry (the cache keeps no ids worth
+/// showing) and the bytes freed.
+pub(crate) fn prune_cache(engine: &Engine) -> Result<(Vec<String>, u64)> {
+    let (n, bytes) = cais_build::prune_cache(&engine.images).map_err(|e| error_class(e).0)?;
+    Ok(((1..=n).map(|i| format!("build-cache-{i}")).collect(), bytes))
 }
 
 fn line(v: &serde_json::Value) -> Bytes {

@@ -320,10 +320,13 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<B
             Ok(json(StatusCode::CREATED, &serde_json::json!({"Id": id})))
         }
         (&Method::POST, ["build"]) => crate::build::build(engine, req).await,
-        (_, ["build", "prune"]) => Err(Error::InvalidArgument(
-            "cais keeps no BuildKit cache to prune: remove unused images with `docker image prune`"
-                .into(),
-        )),
+        (&Method::POST, ["build", "prune"]) => {
+            let (entries, bytes) = blocking(move || crate::build::prune_cache(&e)).await?;
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({"CachesDeleted": entries, "SpaceReclaimed": bytes}),
+            ))
+        }
         (_, ["session"]) => Err(Error::InvalidArgument(
             "cais has no BuildKit sessions: use the classic builder, e.g. DOCKER_BUILDKIT=0 docker build"
                 .into(),
