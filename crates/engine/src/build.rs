@@ -572,6 +572,10 @@ fn run(
             fail(&tx, err, code);
         }
     }
+    // The response ends when the last sender goes: end it before the
+    // context is removed, which the client need not wait for.
+    drop((stream, env, tx));
+    drop(dir);
 }
 
 /// `POST /build/prune` (`docker builder prune`): forgets every cached
