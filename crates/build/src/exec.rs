@@ -135,9 +135,6 @@ struct Builder<'a> {
     ignore: Ignore,
     scratch: PathBuf,
     counter: usize,
-    /// Whether cache hits print " ---> Using cache" (not for the
-    /// `--label` step, which has no step line of its own).
-    announce_cache: bool,
     /// The stage being built and the line of the instruction being run.
     current: usize,
     line: usize,
@@ -152,6 +149,28 @@ impl Drop for ScratchGuard {
         // mount; an overlay that failed to unmount is left for an operator.
         if !mounted_under(&self.0) {
             let _ = cais_image::unpack::remove_tree(&self.0);
+        }
+    }
+}
+
+/// Removes scratch directories (`build-<pid>-<n>`) of builds whose process
+/// is gone (killed, or a daemon that crashed), unless something is still
+/// mounted in them.
+fn remove_dead_scratch(work_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(work_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("build-")
+            .and_then(|r| r.split('-').next())
+            .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() && !mounted_under(&e.path()) {
+            let _ = cais_image::unpack::remove_tree(&e.path());
         }
     }
 }
@@ -215,6 +234,7 @@ pub(crate) fn build(
         );
     }
 
+    remove_dead_scratch(&env.work_dir);
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let scratch = env.work_dir.join(format!(
         "build-{}-{}",
@@ -243,7 +263,6 @@ pub(crate) fn build(
         ignore,
         scratch,
         counter: 0,
-        announce_cache: true,
         current: 0,
         line: 0,
     };
@@ -290,7 +309,8 @@ impl Builder<'_> {
         self.total = needed
             .iter()
             .map(|&i| 1 + df.stages[i].instructions.len())
-            .sum();
+            .sum::<usize>()
+            + self.opts.labels.len();
         for &i in &needed {
             let state = self.stage(df, i)?;
             self.stages[i] = Some(state);
@@ -298,21 +318,22 @@ impl Builder<'_> {
         let mut state = self.stages[target]
             .clone()
             .ok_or_else(|| Error::invalid("the target stage was not built"))?;
-        if !self.opts.labels.is_empty() {
-            let labels = self.opts.labels.clone();
-            let text: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-            let created_by = format!("/bin/sh -c #(nop)  LABEL {}", text.join(" "));
-            self.announce_cache = false;
-            state = self.meta(state, &created_by, |s| {
+        // `--label`: docker's classic builder appends one LABEL step per
+        // label (sorted) to the final stage.
+        for (k, v) in self.opts.labels.clone() {
+            self.step += 1;
+            let text = format!("LABEL {k}={v}");
+            self.progress
+                .step(&format!("Step {}/{} : {text}", self.step, self.total));
+            state = self.meta(state, &format!("/bin/sh -c #(nop)  {text}"), |s| {
                 let l = s.cc().entry("Labels").or_insert_with(|| json!({}));
                 if !l.is_object() {
                     *l = json!({});
                 }
-                for (k, v) in &labels {
-                    l[k] = json!(v);
-                }
+                l[&k] = json!(v);
                 Ok(())
             })?;
+            self.progress.step(&format!(" ---> {}", state.image_id()));
         }
         if state.manifest.is_none() {
             // Trailing metadata steps: reuse the state an earlier build
@@ -586,9 +607,7 @@ impl Builder<'_> {
     /// announced as docker does (" ---> Using cache").
     fn cached(&mut self, key: &str) -> Option<State> {
         let hit = self.lookup(key)?;
-        if self.announce_cache {
-            self.progress.step(" ---> Using cache");
-        }
+        self.progress.step(" ---> Using cache");
         Some(hit)
     }
 
@@ -635,6 +654,7 @@ impl Builder<'_> {
         }
         let mut next = state;
         f(&mut next)?;
+        self.intermediate(&key);
         let now = self.now();
         next.config.created = Some(now.clone());
         next.config.history.push(History {
@@ -677,8 +697,8 @@ impl Builder<'_> {
             Kind::Cmd(c) | Kind::Entrypoint(c) => {
                 let is_cmd = matches!(ins.kind, Kind::Cmd(_));
                 let field = if is_cmd { "Cmd" } else { "Entrypoint" };
-                let (argv, shell) = self.argv(&state, c);
-                let shown = serde_json::to_string(&argv).unwrap_or_default();
+                let (argv, _) = self.argv(&state, c);
+                let shown = go_quoted_list(&argv);
                 let reset_cmd = !is_cmd && !scope.cmd_set;
                 scope.cmd_set |= is_cmd;
                 self.meta(
@@ -687,11 +707,6 @@ impl Builder<'_> {
                     |s| {
                         let cc = s.cc();
                         cc.insert(field.into(), json!(argv));
-                        if shell {
-                            cc.insert("ArgsEscaped".into(), json!(true));
-                        } else {
-                            cc.remove("ArgsEscaped");
-                        }
                         // docker: an ENTRYPOINT drops a CMD inherited from the base.
                         if reset_cmd {
                             cc.insert("Cmd".into(), Value::Null);
@@ -777,6 +792,7 @@ impl Builder<'_> {
             }
             Kind::Expose(ports) => {
                 let mut list = Vec::new();
+                let mut shown = Vec::new();
                 for p in ports {
                     for w in dockerfile::expand_words(p, self.escape, &scope.lookup())
                         .map_err(Error::invalid)?
@@ -792,9 +808,12 @@ impl Builder<'_> {
                             return Err(Error::invalid(format!("invalid port {w:?}")));
                         }
                         list.push(p);
+                        shown.push(w);
                     }
                 }
-                self.meta(state, &nop(&format!("EXPOSE {}", list.join(" "))), |s| {
+                // History shows the ports as written, sorted, as docker.
+                shown.sort();
+                self.meta(state, &nop(&format!("EXPOSE {}", shown.join(" "))), |s| {
                     let e = s.cc().entry("ExposedPorts").or_insert_with(|| json!({}));
                     if !e.is_object() {
                         *e = json!({});
@@ -816,7 +835,7 @@ impl Builder<'_> {
                     }
                     list.push(v);
                 }
-                self.meta(state, &nop(&format!("VOLUME {list:?}")), |s| {
+                self.meta(state, &nop(&format!("VOLUME [{}]", list.join(" "))), |s| {
                     let e = s.cc().entry("Volumes").or_insert_with(|| json!({}));
                     if !e.is_object() {
                         *e = json!({});
@@ -908,6 +927,17 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// The lines docker's classic builder prints for a step it executes
+    /// in a (here notional) intermediate container; its output format is
+    /// what docker clients and scripts parse.
+    fn intermediate(&mut self, key: &str) {
+        let id = self.next_id(key);
+        let short = &id[..12];
+        self.progress.step(&format!(" ---> Running in {short}"));
+        self.progress
+            .step(&format!("Removing intermediate container {short}"));
+    }
+
     /// WORKDIR sets the working directory and, like docker, creates it
     /// when the image does not have it (then the step has a layer).
     fn workdir_step(&mut self, state: State, dir: &str) -> Result<State> {
@@ -916,6 +946,7 @@ impl Builder<'_> {
         if let Some(hit) = self.cached(&key) {
             return Ok(hit);
         }
+        self.intermediate(&key);
         let scratch = self.scratch.join(format!("workdir-{}", self.counter));
         self.counter += 1;
         let mut overlay = Overlay::mount(self.store, scratch, &state.config.rootfs.diff_ids, None)?;
@@ -1118,6 +1149,8 @@ impl Builder<'_> {
         let state = scope.state.clone();
         let verb = if add { "ADD" } else { "COPY" };
         let mut dest = self.x(scope, &c.dest)?;
+        // History names the destination as written (docker does).
+        let dest_written = dest.clone();
         if dest.is_empty() {
             return Err(Error::invalid(format!("{verb} requires a destination")));
         }
@@ -1199,7 +1232,10 @@ impl Builder<'_> {
                 e => e,
             })?
         };
-        let created_by = format!("/bin/sh -c #(nop) {verb} {} in {dest} ", plan.summary);
+        let created_by = format!(
+            "/bin/sh -c #(nop) {verb} {} in {dest_written} ",
+            plan.summary
+        );
         let key = cache::child(
             &state.key,
             &[
@@ -1245,6 +1281,16 @@ impl Builder<'_> {
         self.commit(&mut next, &key)?;
         Ok(next)
     }
+}
+
+/// `["a" "b"]`: how docker's history prints a command (Go's `%q` of a
+/// string slice).
+fn go_quoted_list(argv: &[String]) -> String {
+    let items: Vec<String> = argv
+        .iter()
+        .map(|a| serde_json::to_string(a).unwrap_or_default())
+        .collect();
+    format!("[{}]", items.join(" "))
 }
 
 /// SHELL of the state, default `/bin/sh -c`.
@@ -1320,4 +1366,34 @@ fn download(url: &str) -> Result<Inline> {
         .read_to_end(&mut body)
         .map_err(|e| Error::invalid(format!("ADD failed: downloading {url}: {e}")))?;
     Ok(Inline::Url(name, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scratch_of_dead_builds_is_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let live = dir.path().join(format!("build-{}-0", std::process::id()));
+        // Pids are below 2^22 on Linux: this one cannot exist.
+        let dead = dir.path().join("build-99999999-3");
+        let other = dir.path().join("unrelated");
+        for d in [&live, &dead, &other] {
+            std::fs::create_dir_all(d.join("x")).expect("mkdir");
+        }
+        remove_dead_scratch(dir.path());
+        assert!(live.exists() && other.exists());
+        assert!(!dead.exists());
+    }
+
+    #[test]
+    fn history_lists_look_like_gos() {
+        let v = vec![
+            "/bin/sh".to_owned(),
+            "-c".to_owned(),
+            "echo \"hi\"".to_owned(),
+        ];
+        assert_eq!(go_quoted_list(&v), r#"["/bin/sh" "-c" "echo \"hi\""]"#);
+    }
 }

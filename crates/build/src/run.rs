@@ -178,7 +178,8 @@ const CAPS: [&str; 14] = [
     "CAP_AUDIT_WRITE",
 ];
 
-/// The OCI config of a `RUN` container. Network: the host's namespace
+/// The OCI config of a `RUN` container: docker's default capabilities,
+/// masked paths and seccomp profile. Network: the host's namespace
 /// (`RUN` commonly fetches packages, and a build has no network of its
 /// own yet), so `/sys` is the host's, bound read-only, and the host's
 /// `/etc/resolv.conf` and `/etc/hosts` are bound read-only.
@@ -219,7 +220,9 @@ pub(crate) fn spec(id: &str, rootfs: &Path, run: &RunSpec<'_>) -> serde_json::Va
                 "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
                 "/sys/firmware", "/sys/devices/virtual/powercap", "/sys/kernel/security"
             ],
-            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+            // The containers' default profile: docker applies it to RUN too.
+            "seccomp": cais_runtime::bundle::default_seccomp()
         }
     })
 }

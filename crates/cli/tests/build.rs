@@ -185,7 +185,8 @@ CMD ["cat made.txt"]
     let iid = f.dir.path().join("iid");
     opts.iidfile = Some(iid.clone());
     let (built, log) = f.ok(&opts);
-    assert!(log.contains("Step 1/11 : FROM busybox"), "{log}");
+    assert!(log.contains("Step 1/12 : FROM busybox"), "{log}");
+    assert!(log.contains("Step 12/12 : LABEL from.cli=yes"), "{log}");
     assert!(log.contains(" ---> Running in "), "{log}");
     assert!(log.contains("Successfully tagged simple:1"), "{log}");
     assert_eq!(
@@ -195,7 +196,7 @@ CMD ["cat made.txt"]
     // A rebuild reports every step after FROM as cached, same image.
     let (again, log) = f.ok(&opts);
     assert_eq!(again.image_id, built.image_id);
-    assert_eq!(log.matches(" ---> Using cache").count(), 10, "{log}");
+    assert_eq!(log.matches(" ---> Using cache").count(), 11, "{log}");
     assert_eq!(built.tags, ["docker.io/library/simple:1"]);
 
     let c = f.config("simple:1");
@@ -226,10 +227,11 @@ CMD ["cat made.txt"]
         .as_str()
         .unwrap_or("")
         .contains("#(nop)  CMD [\"cat made.txt\"]")));
-    assert!(history.iter().any(|h| h["created_by"]
-        .as_str()
-        .unwrap_or("")
-        .starts_with("/bin/sh -c #(nop) COPY file:")));
+    // docker's form: the content hash, the destination as written.
+    assert!(history.iter().any(|h| {
+        let c = h["created_by"].as_str().unwrap_or("");
+        c.starts_with("/bin/sh -c #(nop) COPY file:") && c.ends_with(" in ./ ")
+    }));
     let metadata_only = history.iter().filter(|h| h["empty_layer"] == true).count();
     assert_eq!(history.len() - metadata_only, 4, "{history:?}");
 
@@ -531,10 +533,13 @@ SHELL ["/bin/sh", "-ec"]
 RUN stat -c '%u:%g %a' /owned/a.txt > /owned-stat
 USER app
 RUN echo "uid=$(id -u)"
+RUN if unshare -U true 2>/dev/null; then echo confined=no; else echo confined=yes; fi
 "#,
     );
     let (_, log) = f.ok(&f.opts("options:1"));
     assert!(log.contains("uid=1234"), "{log}");
+    // RUN has the containers' seccomp profile: no new namespaces.
+    assert!(log.contains("confined=yes"), "{log}");
     assert!(log.contains("# Executing 1 build trigger"), "{log}");
     assert_eq!(text(f.read("options:1", "/onbuild")), "triggered\n");
     assert_eq!(text(f.read("options:1", "/owned-stat")), "1234:4321 640\n");

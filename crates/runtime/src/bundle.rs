@@ -146,6 +146,86 @@ pub fn default_spec(rootless: bool) -> serde_json::Value {
     spec
 }
 
+/// Syscalls the default profile refuses with EPERM: what lets a process
+/// leave or reconfigure its container (namespaces, mounts, kernel modules,
+/// keyrings, clocks, tracing other processes). Everything else is allowed.
+/// Docker's profile is an allow-list that refuses the same set; listing the
+/// refusals keeps this readable and new harmless syscalls working.
+pub const DENIED_SYSCALLS: [&str; 52] = [
+    "acct",
+    "add_key",
+    "bpf",
+    "clock_adjtime",
+    "clock_settime",
+    "create_module",
+    "delete_module",
+    "finit_module",
+    "fsconfig",
+    "fsmount",
+    "fsopen",
+    "fspick",
+    "get_kernel_syms",
+    "get_mempolicy",
+    "init_module",
+    "ioperm",
+    "iopl",
+    "kcmp",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "mbind",
+    "mount",
+    "mount_setattr",
+    "move_mount",
+    "move_pages",
+    "name_to_handle_at",
+    "nfsservctl",
+    "open_by_handle_at",
+    "open_tree",
+    "perf_event_open",
+    "pivot_root",
+    "process_vm_readv",
+    "process_vm_writev",
+    "ptrace",
+    "query_module",
+    "quotactl",
+    "reboot",
+    "request_key",
+    "set_mempolicy",
+    "setns",
+    "settimeofday",
+    "stime",
+    "swapoff",
+    "swapon",
+    "sysfs",
+    "umount2",
+    "unshare",
+    "uselib",
+    "userfaultfd",
+    "vm86",
+];
+
+/// The default seccomp profile as OCI JSON.
+pub fn default_seccomp() -> serde_json::Value {
+    serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [
+            {"names": DENIED_SYSCALLS.as_slice(), "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+            // clone may not create namespaces (CLONE_NEWNS, NEWUTS, NEWIPC,
+            // NEWUSER, NEWPID, NEWNET, NEWCGROUP): the first matching rule
+            // wins, so a clone without those flags is allowed and any
+            // other is refused.
+            {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 0x7E02_0000u64, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+            {"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+            // clone3 passes flags in memory seccomp cannot read: make libc fall back to clone.
+            {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}
+        ]
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
