@@ -449,7 +449,7 @@ fn dockerfile_instructions_show_in_inspect_and_history() {
     let lines: Vec<&str> = history.lines().collect();
     // docker's classic builder applies --label as a last LABEL step.
     for (i, want) in [
-        "LABEL from.cli=\"yes\"",
+        "LABEL from.cli=yes",
         "CMD",
         "ENTRYPOINT",
         "USER nobody",
