@@ -10,6 +10,8 @@
 //! - `bench-runtime [ARGS]`: builds the release binary and runs the shared
 //!   side-by-side runtime benchmark (../shared/bench/runtime-bench.sh) with
 //!   cais next to runc and crun.
+//! - `bench-build [RUNS]`: `bench/build.sh`, builds by cais, docker's classic
+//!   builder, BuildKit and buildah, cold and warm.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,7 +48,12 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("demo") => demo(),
         Some("bench-runtime") => bench_runtime(&args[1..]),
-        _ => bail!("usage: cargo xtask ci | demo | bench-runtime [extra runtimes...]"),
+        Some("bench-build") => run(Command::new("bash")
+            .arg(workspace().join("bench/build.sh"))
+            .args(&args[1..])),
+        _ => bail!(
+            "usage: cargo xtask ci | demo | bench-runtime [extra runtimes...] | bench-build [RUNS]"
+        ),
     }
 }
 

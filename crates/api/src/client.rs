@@ -406,6 +406,18 @@ impl Client {
         content_type: &str,
         body: &mut dyn Read,
     ) -> Result<Response> {
+        self.upload_with_headers(method, path, &[], content_type, body)
+    }
+
+    /// [`upload`](Client::upload) with extra headers (`X-Registry-Config`).
+    pub fn upload_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        extra: &[(&str, &str)],
+        content_type: &str,
+        body: &mut dyn Read,
+    ) -> Result<Response> {
         let RawResponse {
             reader,
             status,
@@ -413,7 +425,7 @@ impl Client {
         } = self.send_with(
             method,
             path,
-            &[],
+            extra,
             Some((content_type, Upload::Stream(body))),
             false,
         )?;

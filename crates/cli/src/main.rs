@@ -7,6 +7,7 @@
 //! `run`/`create` failing before the container runs, the container's code
 //! for `run` in the foreground and `exec`, 1 for other errors.
 
+mod build;
 mod client_cmds;
 mod images;
 mod network;
@@ -57,6 +58,9 @@ enum Command {
     /// Push an image to a registry (through the daemon, or from the local
     /// store with --data-root).
     Push(transfer::PushArgs),
+    /// Build an image from a Dockerfile (through the daemon, or into the
+    /// local store with --data-root).
+    Build(Box<build::BuildArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -198,6 +202,10 @@ fn main() {
             .and_then(|c| {
                 client_cmds::push_remote(&c, &args.image, args.target.as_deref(), args.quiet)
             })
+            .unwrap_or_else(|e| client_cmds::report(&e, 1)),
+        Command::Build(args) if args.is_local() => report(build::local(&args)),
+        Command::Build(args) => client_cmds::client(host.as_deref())
+            .and_then(|c| build::remote(&c, &args))
             .unwrap_or_else(|e| client_cmds::report(&e, 1)),
         Command::Client(cmd) => {
             let code = cmd.error_code();

@@ -86,7 +86,7 @@ pub(crate) struct Table {
 
 pub struct Engine {
     pub cfg: Config,
-    pub images: ImageStore,
+    pub images: Arc<ImageStore>,
     pub volumes: Volumes,
     pub events: Events,
     table: Mutex<Table>,
@@ -187,7 +187,7 @@ impl Engine {
         }
         let engine = Arc::new(Engine {
             cfg,
-            images,
+            images: Arc::new(images),
             volumes,
             events: Events::default(),
             table: Mutex::new(table),

@@ -129,7 +129,10 @@ fn name_and_action<'a>(segs: &[&'a str]) -> (String, Option<&'a str>) {
 
 /// Streams a request body into an unnamed temporary file (archives can
 /// be large; nothing is held in memory), rewound for reading.
-async fn body_to_file(req: Request<Incoming>, dir: &std::path::Path) -> Result<std::fs::File> {
+pub(crate) async fn body_to_file(
+    req: Request<Incoming>,
+    dir: &std::path::Path,
+) -> Result<std::fs::File> {
     use http_body_util::BodyExt;
     use std::io::{Seek, Write};
     let file =
@@ -165,7 +168,7 @@ fn json_lines(lines: &[serde_json::Value]) -> Response<Body> {
 
 /// Registry credentials from the `X-Registry-Auth` header (base64url of
 /// `{"username", "password", "serveraddress"}`), as the docker CLI sends them.
-fn registry_auth(
+pub(crate) fn registry_auth(
     req: &Request<Incoming>,
 ) -> Option<cais_registry::client::credentials::Credentials> {
     use base64::Engine as _;
@@ -184,15 +187,33 @@ fn registry_auth(
         .then_some(cais_registry::client::credentials::Credentials { username, password })
 }
 
-/// Progress of a pull or push as Docker's JSON messages, one per line.
-struct JsonProgress {
-    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+/// Progress of a pull or push as Docker's JSON messages, handed to `send`
+/// one at a time (the caller frames them as lines).
+pub(crate) struct JsonProgress {
+    send: Box<dyn Fn(serde_json::Value) + Send + Sync>,
     pulling: bool,
 }
 
 impl JsonProgress {
-    fn send(&self, v: serde_json::Value) {
-        let _ = self.tx.blocking_send(bytes::Bytes::from(format!("{v}\n")));
+    pub(crate) fn new(
+        pulling: bool,
+        send: impl Fn(serde_json::Value) + Send + Sync + 'static,
+    ) -> JsonProgress {
+        JsonProgress {
+            send: Box::new(send),
+            pulling,
+        }
+    }
+
+    /// Messages as lines on a streaming response body.
+    fn to_body(pulling: bool, tx: tokio::sync::mpsc::Sender<bytes::Bytes>) -> JsonProgress {
+        JsonProgress::new(pulling, move |v| {
+            let _ = tx.blocking_send(bytes::Bytes::from(format!("{v}\n")));
+        })
+    }
+
+    pub(crate) fn send(&self, v: serde_json::Value) {
+        (self.send)(v)
     }
 }
 
@@ -219,7 +240,7 @@ impl cais_image::pull::Progress for JsonProgress {
     }
 }
 
-fn error_line(e: &dyn std::error::Error) -> serde_json::Value {
+pub(crate) fn error_line(e: &dyn std::error::Error) -> serde_json::Value {
     let text = crate::error::chain(e);
     serde_json::json!({"errorDetail": {"message": text}, "error": text})
 }
@@ -265,31 +286,10 @@ async fn pull(
         .await?
     };
     let (tx, body) = crate::server::channel_body();
-    let progress = Arc::new(JsonProgress {
-        tx: tx.clone(),
-        pulling: true,
-    });
+    let progress = Arc::new(JsonProgress::to_body(true, tx));
     tokio::task::spawn_blocking(move || {
-        progress.send(serde_json::json!({"status": format!("Pulling from {}", reference.path), "id": reference.tag.clone().unwrap_or_else(|| "latest".into())}));
-        let opts = cais_image::pull::PullOptions {
-            platform,
-            jobs: 3,
-            progress: progress.clone(),
-        };
-        match cais_image::pull::pull(&engine.images, &client, &reference, &opts) {
-            Ok(report) => {
-                progress.send(serde_json::json!({"status": format!("Digest: {}", report.target)}));
-                let verb = if report.fetched > 0 {
-                    "Downloaded newer image"
-                } else {
-                    "Image is up to date"
-                };
-                progress.send(serde_json::json!({"status": format!("Status: {verb} for {}", display_name(&reference.to_string()))}));
-                engine
-                    .events
-                    .emit("image", "pull", &reference.to_string(), BTreeMap::new());
-            }
-            Err(e) => progress.send(error_line(&e)),
+        if let Err(e) = pull_with(&engine, &client, &reference, platform, progress.clone()) {
+            progress.send(error_line(&e));
         }
     });
     let mut r = Response::new(body);
@@ -298,6 +298,35 @@ async fn pull(
         hyper::header::HeaderValue::from_static("application/json"),
     );
     Ok(r)
+}
+
+/// Pulls `reference` through `client`, reporting docker's status lines
+/// (also used by builds, for base images that are missing).
+pub(crate) fn pull_with(
+    engine: &Engine,
+    client: &cais_registry::client::Client,
+    reference: &Reference,
+    platform: cais_image::Platform,
+    progress: Arc<JsonProgress>,
+) -> std::result::Result<(), cais_image::pull::TransferError> {
+    progress.send(serde_json::json!({"status": format!("Pulling from {}", reference.path), "id": reference.tag.clone().unwrap_or_else(|| "latest".into())}));
+    let opts = cais_image::pull::PullOptions {
+        platform,
+        jobs: 3,
+        progress: progress.clone(),
+    };
+    let report = cais_image::pull::pull(&engine.images, client, reference, &opts)?;
+    progress.send(serde_json::json!({"status": format!("Digest: {}", report.target)}));
+    let verb = if report.fetched > 0 {
+        "Downloaded newer image"
+    } else {
+        "Image is up to date"
+    };
+    progress.send(serde_json::json!({"status": format!("Status: {verb} for {}", display_name(&reference.to_string()))}));
+    engine
+        .events
+        .emit("image", "pull", &reference.to_string(), BTreeMap::new());
+    Ok(())
 }
 
 /// `POST /images/{name}/push`: pushes, streaming progress.
@@ -324,10 +353,7 @@ async fn push(
         ..Default::default()
     };
     let (tx, body) = crate::server::channel_body();
-    let progress = Arc::new(JsonProgress {
-        tx: tx.clone(),
-        pulling: false,
-    });
+    let progress = Arc::new(JsonProgress::to_body(false, tx));
     tokio::task::spawn_blocking(move || {
         progress.send(serde_json::json!({"status": format!("The push refers to repository [{}]", target.name())}));
         let client = match cais_registry::client::Client::new(&target.domain, &options) {

@@ -7,6 +7,7 @@
 //! `events`, `health` and `system` complete it.
 
 pub mod archive;
+mod build;
 pub mod daemon;
 pub mod engine;
 pub mod error;

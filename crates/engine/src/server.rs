@@ -88,7 +88,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 pub(crate) struct Query(BTreeMap<String, String>);
 
 impl Query {
-    fn parse(q: Option<&str>) -> Query {
+    pub(crate) fn parse(q: Option<&str>) -> Query {
         let mut m = BTreeMap::new();
         for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -319,6 +319,18 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<B
             .await?;
             Ok(json(StatusCode::CREATED, &serde_json::json!({"Id": id})))
         }
+        (&Method::POST, ["build"]) => crate::build::build(engine, req).await,
+        (&Method::POST, ["build", "prune"]) => {
+            let (entries, bytes) = blocking(move || crate::build::prune_cache(&e)).await?;
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({"CachesDeleted": entries, "SpaceReclaimed": bytes}),
+            ))
+        }
+        (_, ["session"]) => Err(Error::InvalidArgument(
+            "cais has no BuildKit sessions: use the classic builder, e.g. DOCKER_BUILDKIT=0 docker build"
+                .into(),
+        )),
         (_, ["images", ..]) => crate::images::route(engine, req, &method, &segs[1..], &query).await,
         (_, ["volumes", ..]) => volumes_route(engine, req, &method, &segs[1..], &query).await,
         (_, ["networks", ..]) => networks_route(engine, req, &method, &segs[1..], &query).await,

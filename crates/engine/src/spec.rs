@@ -135,11 +135,18 @@ pub fn merge(
     image: &ContainerConfig,
     config: &ContainerConfig,
 ) -> (Vec<String>, Vec<String>, String) {
+    // `--entrypoint ""` arrives as `[""]`: it clears the image's
+    // entrypoint, as in docker.
     let entrypoint = config
         .entrypoint
         .clone()
         .or_else(|| image.entrypoint.clone())
         .unwrap_or_default();
+    let entrypoint = if entrypoint.len() == 1 && entrypoint[0].is_empty() {
+        Vec::new()
+    } else {
+        entrypoint
+    };
     // A new entrypoint drops the image's cmd unless cmd is given too.
     let cmd = match (&config.cmd, &config.entrypoint) {
         (Some(c), _) => c.clone(),
@@ -439,6 +446,8 @@ mod tests {
         assert_eq!(cwd, "/w");
         let (args, _, _) = merge(&image, &cfg(Some(&["sh"]), None, &[], ""));
         assert_eq!(args, ["sh"], "a new entrypoint drops the image's cmd");
+        let (args, _, _) = merge(&image, &cfg(Some(&[""]), Some(&["sh", "-c", "x"]), &[], ""));
+        assert_eq!(args, ["sh", "-c", "x"], "--entrypoint \"\" clears it");
         let (_, env, cwd) = merge(&ContainerConfig::default(), &ContainerConfig::default());
         assert!(env[0].starts_with("PATH="));
         assert_eq!(cwd, "/");
