@@ -99,6 +99,21 @@ fn docker_run_rm_returns_the_exit_code_and_output() {
         "",
         "--rm removed the container"
     );
+    // A program that does not exist: docker's 127 and a message, and the
+    // `--rm` container is removed (the CLI waits for that before exiting,
+    // so a container left behind would hang it: bounded by `timeout`).
+    let out = Command::new("timeout")
+        .args(["60", DOCKER, "-H"])
+        .arg(format!("unix://{}", d.socket().display()))
+        .args(["run", "--rm", "busybox", "/nonexistent"])
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run docker");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(127), "{stderr}");
+    assert!(stderr.contains("/nonexistent"), "{stderr}");
+    assert_eq!(d.docker_ok(&["ps", "-aq"]).trim(), "", "--rm removed it");
 }
 
 /// A raw API call: (status, body).

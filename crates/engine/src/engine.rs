@@ -570,6 +570,11 @@ impl Engine {
             });
             self.net_teardown(id);
             self.teardown_rootfs(id);
+            // As docker: a `--rm` container that cannot start is removed,
+            // which is what `docker run --rm` waits for before exiting.
+            if rec.host_config.auto_remove {
+                let _ = self.remove(id, true, true);
+            }
         }
         result
     }

@@ -302,13 +302,21 @@ pub fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf> {
     };
     if arg0.contains('/') {
         let p = PathBuf::from(arg0);
-        return if is_exec(&p) {
-            Ok(p)
-        } else {
-            Err(Error::Exec(format!(
-                "exec {arg0:?}: no such executable file"
-            )))
+        if is_exec(&p) {
+            return Ok(p);
+        }
+        // The errno words matter: the docker CLI turns "no such file or
+        // directory" into exit status 127 and "permission denied" or "is a
+        // directory" into 126, as a shell would.
+        let why = match std::fs::metadata(&p) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                format!("stat {arg0}: no such file or directory")
+            }
+            Err(e) => format!("stat {arg0}: {e}"),
+            Ok(m) if m.is_dir() => "is a directory".to_string(),
+            Ok(_) => "permission denied".to_string(),
         };
+        return Err(Error::Exec(format!("exec {arg0:?}: {why}")));
     }
     let path = env
         .iter()
