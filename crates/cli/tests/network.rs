@@ -1137,6 +1137,13 @@ fn the_docker_cli_manages_networks_and_ports() {
     d.docker_ok(&["import", &tar.to_string_lossy(), "web:1"]);
     let id = d.docker_ok(&["network", "create", "n1"]).trim().to_string();
     assert_eq!(id.len(), 64, "{id}");
+    // A missing network is named at once; the CLI does not take it for a
+    // missing image and try a pull.
+    let out = d.docker(&["run", "--rm", "--network", "nosuch", "web:1", "true"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("network nosuch not found"), "{err}");
+    assert!(!err.contains("Unable to find image"), "{err}");
     let ls = d.docker_ok(&["network", "ls"]);
     assert!(ls.starts_with("NETWORK ID"), "{ls}");
     assert!(

@@ -310,8 +310,15 @@ impl Engine {
             return Err(Error::InvalidArgument("no image given".into()));
         }
         validate_host_config(&req.host_config)?;
-        let endpoints =
-            self.endpoints_for_create(&req.host_config, req.networking_config.as_ref())?;
+        // A missing network is the request's fault here, not a missing
+        // resource: the docker CLI answers any 404 from create by pulling
+        // the image and trying again, which would hide this message.
+        let endpoints = self
+            .endpoints_for_create(&req.host_config, req.networking_config.as_ref())
+            .map_err(|e| match e {
+                Error::NotFound(m) => Error::InvalidArgument(m),
+                other => other,
+            })?;
         let image = self
             .images
             .resolve(&req.config.image)
