@@ -7,61 +7,10 @@ use crate::{Error, Result};
 
 /// Resolves `user` (`name`, `uid`, `uid:gid`, `name:group`) against the
 /// `/etc/passwd` and `/etc/group` of `rootfs`, the way docker does for
-/// `USER` and `COPY --chown`: a numeric part needs no entry, a name must
-/// have one. Returns (uid, gid).
+/// `USER` and `COPY --chown` (the runtime crate's rules, shared with the
+/// engine). Returns (uid, gid).
 pub(crate) fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32)> {
-    if user.is_empty() {
-        return Ok((0, 0));
-    }
-    let (u, g) = match user.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (user, None),
-    };
-    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
-    let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
-    let find = |file: &str, name: &str| -> Option<Vec<String>> {
-        file.lines()
-            .map(|l| l.split(':').map(str::to_owned).collect::<Vec<_>>())
-            .find(|f| f.len() > 2 && f[0] == name)
-    };
-    let (uid, mut gid) = match u.parse::<u32>() {
-        Ok(n) => {
-            // A numeric user takes the primary group of its entry, if any.
-            let gid = passwd
-                .lines()
-                .map(|l| l.split(':').collect::<Vec<_>>())
-                .find(|f| f.len() > 3 && f[2] == u)
-                .and_then(|f| f[3].parse().ok())
-                .unwrap_or(0);
-            (n, gid)
-        }
-        Err(_) => {
-            let f = find(&passwd, u).filter(|f| f.len() > 3).ok_or_else(|| {
-                Error::invalid(format!(
-                    "unable to find user {u}: no matching entries in passwd file"
-                ))
-            })?;
-            let uid = f[2]
-                .parse()
-                .map_err(|_| Error::invalid(format!("bad uid for user {u}")))?;
-            let gid = f[3]
-                .parse()
-                .map_err(|_| Error::invalid(format!("bad gid for user {u}")))?;
-            (uid, gid)
-        }
-    };
-    if let Some(g) = g {
-        gid = match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => find(&group, g)
-                .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| {
-                    Error::invalid(format!(
-                        "unable to find group {g}: no matching entries in group file"
-                    ))
-                })?,
-        };
-    }
+    let (uid, gid, _) = cais_runtime::bundle::resolve_user(rootfs, user).map_err(Error::invalid)?;
     Ok((uid, gid))
 }
 

@@ -160,24 +160,6 @@ pub(crate) struct RunSpec<'a> {
     pub(crate) gid: u32,
 }
 
-/// Docker's default capabilities for containers, which `RUN` gets too.
-const CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
 /// The OCI config of a `RUN` container: docker's default capabilities,
 /// masked paths and seccomp profile. Network: the host's namespace
 /// (`RUN` commonly fetches packages, and a build has no network of its
@@ -205,7 +187,7 @@ pub(crate) fn spec(id: &str, rootfs: &Path, run: &RunSpec<'_>) -> serde_json::Va
             "args": run.args,
             "env": run.env,
             "cwd": run.cwd,
-            "capabilities": {"bounding": CAPS, "effective": CAPS, "permitted": CAPS},
+            "capabilities": {"bounding": cais_runtime::bundle::DEFAULT_CAPS, "effective": cais_runtime::bundle::DEFAULT_CAPS, "permitted": cais_runtime::bundle::DEFAULT_CAPS},
             "noNewPrivileges": false,
         },
         "root": {"path": rootfs, "readonly": false},

@@ -226,6 +226,86 @@ pub fn default_seccomp() -> serde_json::Value {
     })
 }
 
+/// Docker's default capability set for unprivileged containers (the engine's
+/// containers and a build's `RUN` steps).
+pub const DEFAULT_CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Resolves `user` ("name", "uid", "uid:gid", "name:group") against the
+/// container's /etc/passwd and /etc/group. Returns (uid, gid, supplementary gids).
+pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), String> {
+    if user.is_empty() {
+        return Ok((0, 0, Vec::new()));
+    }
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
+    let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
+    let entry = |file: &str, name: &str| -> Option<Vec<String>> {
+        file.lines()
+            .map(|l| l.split(':').map(str::to_string).collect::<Vec<_>>())
+            .find(|f| f.len() > 3 && (f[0] == name || f[2] == name))
+    };
+    let (uid, mut gid, uname) = match u.parse::<u32>() {
+        Ok(n) => {
+            let e = entry(&passwd, u);
+            (
+                n,
+                e.as_ref().and_then(|f| f[3].parse().ok()).unwrap_or(0),
+                e.map(|f| f[0].clone()),
+            )
+        }
+        Err(_) => {
+            let f = entry(&passwd, u).ok_or_else(|| {
+                format!("unable to find user {u}: no matching entries in passwd file")
+            })?;
+            (
+                f[2].parse().map_err(|_| format!("bad uid for user {u}"))?,
+                f[3].parse().map_err(|_| format!("bad gid for user {u}"))?,
+                Some(f[0].clone()),
+            )
+        }
+    };
+    if let Some(g) = g {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => entry(&group, g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| {
+                    format!("unable to find group {g}: no matching entries in group file")
+                })?,
+        };
+    }
+    let extra = uname
+        .map(|name| {
+            group
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .filter(|f| f.len() > 3 && f[3].split(',').any(|m| m == name))
+                .filter_map(|f| f[2].parse().ok())
+                .filter(|g| *g != gid)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((uid, gid, extra))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
