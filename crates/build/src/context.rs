@@ -8,6 +8,8 @@
 //! Files `.dockerignore` excludes are invisible: a source naming one is
 //! "not found", and directory walks skip them.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -27,6 +29,10 @@ pub(crate) struct Root<'a> {
     pub(crate) dir: &'a Path,
     /// `.dockerignore` of the context; `None` for another stage's root.
     pub(crate) ignore: Option<&'a Ignore>,
+    /// File digests already computed, by path: the context does not change
+    /// during a build, so each file is read and hashed once per build, not
+    /// once per COPY that names it. `None`: hash every time.
+    pub(crate) hashes: Option<&'a RefCell<HashMap<PathBuf, String>>>,
 }
 
 /// One thing to write, at `name` under the copy's destination.
@@ -256,7 +262,7 @@ pub(crate) fn plan(
             }
         }
     }
-    let hash = content_hash(&plan.items)?;
+    let hash = content_hash(&plan.items, root.hashes)?;
     plan.summary = match kinds.as_slice() {
         [one] => format!("{one}:{hash}"),
         _ => format!("multi:{hash}"),
@@ -266,7 +272,21 @@ pub(crate) fn plan(
 
 /// sha256 over names, types, modes and contents (not mtimes or owners,
 /// which COPY sets itself).
-fn content_hash(items: &[Item]) -> Result<String> {
+fn content_hash(
+    items: &[Item],
+    memo: Option<&RefCell<HashMap<PathBuf, String>>>,
+) -> Result<String> {
+    let file_digest = |p: &PathBuf| -> Result<String> {
+        if let Some(d) = memo.and_then(|m| m.borrow().get(p).cloned()) {
+            return Ok(d);
+        }
+        let d =
+            cais_image::content::hash_file(p, cais_image::digest::Algorithm::Sha256)?.to_string();
+        if let Some(m) = memo {
+            m.borrow_mut().insert(p.clone(), d.clone());
+        }
+        Ok(d)
+    };
     let mut h = Sha256::new();
     let mut field = |b: &[u8]| {
         h.update((b.len() as u64).to_le_bytes());
@@ -278,8 +298,7 @@ fn content_hash(items: &[Item]) -> Result<String> {
         match &i.kind {
             Kind::File(p) | Kind::Archive(p) => {
                 field(b"f");
-                let d = cais_image::content::hash_file(p, cais_image::digest::Algorithm::Sha256)?;
-                field(d.to_string().as_bytes());
+                field(file_digest(p)?.as_bytes());
             }
             Kind::Data(d) => {
                 field(b"d");
@@ -472,6 +491,7 @@ mod tests {
         let root = Root {
             dir: d.path(),
             ignore: None,
+            hashes: None,
         };
         let src = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
 
@@ -499,6 +519,7 @@ mod tests {
         let root = Root {
             dir: d.path(),
             ignore: Some(&ignore),
+            hashes: None,
         };
         assert!(plan(&root, &src(&["c.log"]), vec![], "/dst", false).is_err());
         let p = plan(&root, &src(&["."]), vec![], "/dst/", false).expect("context");
@@ -514,6 +535,7 @@ mod tests {
         let root = Root {
             dir: d.path(),
             ignore: None,
+            hashes: None,
         };
         let src = vec!["dir".to_owned()];
         let hash = || {

@@ -133,6 +133,8 @@ struct Builder<'a> {
     names: Vec<Option<String>>,
     context: PathBuf,
     ignore: Ignore,
+    /// Digests of context files hashed so far (see `context::Root`).
+    hashes: std::cell::RefCell<std::collections::HashMap<PathBuf, String>>,
     scratch: PathBuf,
     counter: usize,
     /// The stage being built and the line of the instruction being run.
@@ -261,6 +263,7 @@ pub(crate) fn build(
         names: df.stages.iter().map(|s| s.name.clone()).collect(),
         context: opts.context.clone(),
         ignore,
+        hashes: Default::default(),
         scratch,
         counter: 0,
         current: 0,
@@ -1219,10 +1222,12 @@ impl Builder<'_> {
                 Some(o) => Root {
                     dir: &o.rootfs,
                     ignore: None,
+                    hashes: None,
                 },
                 None => Root {
                     dir: &self.context,
                     ignore: Some(&self.ignore),
+                    hashes: Some(&self.hashes),
                 },
             };
             context::plan(&root, &sources, inline, &dest, add).map_err(|e| match e {
