@@ -776,3 +776,79 @@ fn cais_build_on_a_local_store() {
     let out = run(&["images", "-q", "local:2"]);
     assert_eq!(text(&out.stdout), "", "a failed build leaves no tag");
 }
+
+/// A tar entry written byte by byte, so names the tar crate would refuse
+/// (`../x`) can be sent as a hostile client would.
+fn raw_entry(out: &mut Vec<u8>, name: &str, kind: u8, link: &str, body: &[u8]) {
+    let mut h = tar::Header::new_old();
+    {
+        let old = h.as_old_mut();
+        old.name[..name.len()].copy_from_slice(name.as_bytes());
+        old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+    }
+    h.set_mode(0o644);
+    h.set_size(body.len() as u64);
+    h.set_entry_type(tar::EntryType::new(kind));
+    h.set_cksum();
+    out.extend_from_slice(h.as_bytes());
+    out.extend_from_slice(body);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+}
+
+#[test]
+fn hostile_context_tars_write_nothing_outside_the_context() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    let outside = tempfile::tempdir().expect("outside dir");
+    let dockerfile = b"FROM busybox\nCOPY . /ctx/\n";
+    let unique = format!("escape-{}", std::process::id());
+    // `..` in a name: the file would land beside the daemon's scratch copy.
+    let mut traversal = Vec::new();
+    raw_entry(&mut traversal, "Dockerfile", b'0', "", dockerfile);
+    raw_entry(
+        &mut traversal,
+        &format!("../{unique}"),
+        b'0',
+        "",
+        b"pwned\n",
+    );
+    raw_entry(
+        &mut traversal,
+        &format!("a/../../{unique}"),
+        b'0',
+        "",
+        b"pwned\n",
+    );
+    traversal.extend_from_slice(&[0; 1024]);
+    // A symlink to a host directory, then a file through it.
+    let mut through_link = Vec::new();
+    let target = outside.path().to_string_lossy().into_owned();
+    raw_entry(&mut through_link, "Dockerfile", b'0', "", dockerfile);
+    raw_entry(&mut through_link, "link", b'2', &target, b"");
+    raw_entry(&mut through_link, "link/pwned", b'0', "", b"pwned\n");
+    through_link.extend_from_slice(&[0; 1024]);
+    for (what, body) in [("traversal", traversal), ("symlink", through_link)] {
+        let (status, reply) = raw_build(&d, "t=hostile:1", &body);
+        assert_eq!(status, 400, "{what}: the context is refused: {reply}");
+        assert!(reply.contains("refusing entry"), "{what}: {reply}");
+        assert!(
+            !outside.path().join("pwned").exists(),
+            "{what}: nothing written through the link"
+        );
+        let found = Command::new("find")
+            .arg(d.root())
+            .arg(d.dir.path())
+            .args(["-name", &unique])
+            .output()
+            .expect("find");
+        assert_eq!(text(&found.stdout), "", "{what}: no escaped file");
+    }
+    assert!(
+        !d.docker_ok(&["images", "--format", "{{.Repository}}"])
+            .lines()
+            .any(|l| l == "hostile"),
+        "no image tagged from a hostile context"
+    );
+}
