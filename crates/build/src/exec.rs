@@ -583,6 +583,30 @@ impl Builder<'_> {
         }
     }
 
+    /// The state after a step that changed files (RUN, COPY, ADD): the
+    /// upper dir becomes the next layer, with its history entry, stored as
+    /// the cache entry `key`.
+    fn commit_layer(
+        &mut self,
+        mut next: State,
+        upper: &Path,
+        created_by: String,
+        key: &str,
+    ) -> Result<State> {
+        let (layer, diff_id) = run::commit_upper(self.store, upper, self.opts.source_date_epoch)?;
+        let now = self.now();
+        next.config.created = Some(now.clone());
+        next.config.rootfs.diff_ids.push(diff_id);
+        next.layers.push(layer);
+        next.config.history.push(History {
+            created: Some(now),
+            created_by: Some(created_by),
+            ..Default::default()
+        });
+        self.commit(&mut next, key)?;
+        Ok(next)
+    }
+
     /// Stores a state (config + manifest), unpacks its new layer into a
     /// snapshot, and pins it as the cache entry `key`.
     fn commit(&mut self, state: &mut State, key: &str) -> Result<()> {
@@ -1131,21 +1155,7 @@ impl Builder<'_> {
                 code,
             });
         }
-        let (layer, diff_id) =
-            run::commit_upper(self.store, &overlay.upper, self.opts.source_date_epoch)?;
-        drop(overlay);
-        let mut next = state;
-        let now = self.now();
-        next.config.created = Some(now.clone());
-        next.config.rootfs.diff_ids.push(diff_id);
-        next.layers.push(layer);
-        next.config.history.push(History {
-            created: Some(now),
-            created_by: Some(created_by),
-            ..Default::default()
-        });
-        self.commit(&mut next, &key)?;
-        Ok(next)
+        self.commit_layer(state, &overlay.upper, created_by, &key)
     }
 
     fn copy_step(&mut self, scope: &mut Scope, c: &ast::Copy, add: bool) -> Result<State> {
@@ -1270,21 +1280,7 @@ impl Builder<'_> {
         )?;
         overlay.unmount()?;
         drop(from_overlay);
-        let (layer, diff_id) =
-            run::commit_upper(self.store, &overlay.upper, self.opts.source_date_epoch)?;
-        drop(overlay);
-        let mut next = state;
-        let now = self.now();
-        next.config.created = Some(now.clone());
-        next.config.rootfs.diff_ids.push(diff_id);
-        next.layers.push(layer);
-        next.config.history.push(History {
-            created: Some(now),
-            created_by: Some(created_by),
-            ..Default::default()
-        });
-        self.commit(&mut next, &key)?;
-        Ok(next)
+        self.commit_layer(state, &overlay.upper, created_by, &key)
     }
 }
 

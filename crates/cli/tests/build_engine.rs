@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use cais_testkit::{require, require_root_and_busybox};
 
 const CAIS: &str = env!("CARGO_BIN_EXE_cais");
-const DOCKER: &str = "/usr/local/bin/docker";
+use cais_testkit::daemon::DOCKER;
 
 /// A daemon whose store holds `busybox`, the docker CLI and the cais CLI
 /// pointed at it.
@@ -54,15 +54,11 @@ impl Daemon {
 
     /// The docker CLI with the classic builder, run in `dir`.
     fn docker_in(&self, dir: &Path, args: &[&str]) -> Output {
-        Command::new(DOCKER)
-            .arg("-H")
-            .arg(self.host())
+        self.docker_command()
             .args(args)
             .current_dir(dir)
             .env("DOCKER_BUILDKIT", "0")
-            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
             .env_remove("SOURCE_DATE_EPOCH")
-            .stdin(Stdio::null())
             .output()
             .expect("run docker")
     }

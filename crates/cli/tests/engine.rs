@@ -2,13 +2,13 @@
 //! real docker CLI and by the API.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cais_testkit::{require, require_root_and_busybox};
 
 const CAIS: &str = env!("CARGO_BIN_EXE_cais");
-const DOCKER: &str = "/usr/local/bin/docker";
+use cais_testkit::daemon::DOCKER;
 
 /// A daemon (see `cais_testkit::daemon`) and the real docker CLI pointed at it.
 struct Daemon {
@@ -33,29 +33,6 @@ impl Daemon {
         Daemon {
             inner: cais_testkit::daemon::Daemon::start(CAIS, false),
         }
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        Command::new(DOCKER)
-            .arg("-H")
-            .arg(format!("unix://{}", self.socket().display()))
-            .args(args)
-            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
-            .stdin(Stdio::null())
-            .output()
-            .expect("run docker")
-    }
-
-    fn docker_ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(
-            out.status.success(),
-            "docker {args:?} failed: {}\n{}\ndaemon log:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout),
-            self.log()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn image(&self, tag: &str) -> String {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use cais_testkit::{have_tool, require, require_root_and_busybox};
 
 const CAIS: &str = env!("CARGO_BIN_EXE_cais");
-const DOCKER: &str = "/usr/local/bin/docker";
+use cais_testkit::daemon::DOCKER;
 /// The page the web image serves.
 const PAGE: &str = "<h1>hello from a cais container</h1>\n";
 /// busybox's web server on port 80, serving /www.
@@ -115,29 +115,6 @@ impl Daemon {
             text(&out.stdout)
         );
         (out.status.code().unwrap_or(-1), text(&out.stderr))
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        Command::new(DOCKER)
-            .arg("-H")
-            .arg(self.host())
-            .args(args)
-            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
-            .stdin(Stdio::null())
-            .output()
-            .expect("run docker")
-    }
-
-    fn docker_ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(
-            out.status.success(),
-            "docker {args:?} failed: {}\n{}\ndaemon log:\n{}",
-            text(&out.stderr),
-            text(&out.stdout),
-            self.log()
-        );
-        text(&out.stdout)
     }
 
     fn inspect(&self, name: &str, format: &str) -> String {

@@ -3,7 +3,10 @@
 //! container removed) when dropped.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+
+/// Where the docker CLI is installed on the project's machines.
+pub const DOCKER: &str = "/usr/local/bin/docker";
 use std::time::{Duration, Instant};
 
 pub struct Daemon {
@@ -48,6 +51,38 @@ impl Daemon {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// The real docker CLI pointed at this daemon, with a config directory
+    /// of its own and no stdin.
+    pub fn docker_command(&self) -> Command {
+        let mut c = Command::new(DOCKER);
+        c.arg("-H")
+            .arg(self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// `docker ARGS` against this daemon.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        self.docker_command()
+            .args(args)
+            .output()
+            .expect("run docker")
+    }
+
+    /// `docker ARGS`, which must succeed; its stdout.
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed: {}\n{}\ndaemon log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Starts the daemon process (again, after `kill9`) and waits for its socket.
