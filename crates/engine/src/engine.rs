@@ -100,8 +100,9 @@ pub struct Engine {
     pub(crate) port_holds: Mutex<HashMap<String, Vec<cais_net::ports::Reservation>>>,
     /// The embedded DNS server of user-defined networks (if it started).
     pub(crate) dns: OnceLock<cais_net::dns::DnsServer>,
-    /// Serializes firewall rebuilds.
-    pub(crate) fw_lock: Mutex<()>,
+    /// Serializes firewall rebuilds and holds the ruleset last applied,
+    /// so a change that leaves the rules as they are costs no `nft` run.
+    pub(crate) fw_lock: Mutex<Option<cais_net::firewall::Ruleset>>,
     /// Serializes network teardown with the daemon-start restore.
     pub(crate) net_ops: Mutex<()>,
 }
@@ -197,7 +198,7 @@ impl Engine {
             networks: Mutex::new(networks),
             port_holds: Mutex::new(HashMap::new()),
             dns: OnceLock::new(),
-            fw_lock: Mutex::new(()),
+            fw_lock: Mutex::new(None),
             net_ops: Mutex::new(()),
         });
         engine.net_init()?;

@@ -518,6 +518,7 @@ impl Engine {
     /// running container uses (containers keep running; the next daemon
     /// rebuilds rules, and bridges when containers need them).
     pub fn net_shutdown(&self) {
+        *self.fw_lock.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if let Err(e) = firewall::remove_table(&self.fw_table()) {
             eprintln!(
                 "cais daemon: removing the firewall rules: {}",
@@ -542,7 +543,7 @@ impl Engine {
     /// containers that hold a network namespace. Serialized, so the last
     /// state wins.
     pub fn sync_firewall(&self) -> Result<()> {
-        let _serial = self.fw_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut applied = self.fw_lock.lock().unwrap_or_else(|p| p.into_inner());
         let networks: Vec<FwNetwork> = self
             .nets()
             .by_id
@@ -571,12 +572,16 @@ impl Engine {
             })
             .collect();
         let rules = netconf::ruleset(&networks, &containers);
+        if applied.as_ref() == Some(&rules) {
+            return Ok(());
+        }
         let table = self.fw_table();
         if rules == firewall::Ruleset::default() {
             firewall::remove_table(&table)?;
         } else {
             firewall::apply_to(&table, &rules)?;
         }
+        *applied = Some(rules);
         Ok(())
     }
 
