@@ -169,6 +169,20 @@ impl Daemon {
         b
     }
 
+    /// This daemon's nftables table as `nft list` prints it (empty when it
+    /// has none). A daemon off the default root names its table after its
+    /// default bridge (`cais0-x` → `cais-x`); other test daemons' tables
+    /// are theirs, and may hold addresses this one has released.
+    fn nft_table(&self) -> String {
+        let bridge = self.default_bridge();
+        let suffix = bridge.strip_prefix("cais0").unwrap_or_default();
+        let out = Command::new("nft")
+            .args(["list", "table", "ip", &format!("cais{suffix}")])
+            .output()
+            .expect("run nft");
+        text(&out.stdout)
+    }
+
     /// The host end of the veth of `container`'s `ifname`: its peer index
     /// (`eth0@if42`) looked up among the host's links.
     fn host_veth(&self, container: &str, ifname: &str) -> String {
@@ -225,29 +239,6 @@ fn link_exists(name: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-/// Every cais nftables table (`cais` of the default daemon, `cais-...` of
-/// the others, this test's among them), as `nft list` prints them.
-fn nft_tables() -> String {
-    let out = Command::new("nft")
-        .args(["list", "tables", "ip"])
-        .output()
-        .expect("run nft");
-    let mut all = String::new();
-    for line in text(&out.stdout).lines() {
-        let Some(name) = line.strip_prefix("table ip ") else {
-            continue;
-        };
-        if name == "cais" || name.starts_with("cais-") {
-            let out = Command::new("nft")
-                .args(["list", "table", "ip", name])
-                .output()
-                .expect("run nft");
-            all.push_str(&text(&out.stdout));
-        }
-    }
-    all
 }
 
 /// `token` in `haystack` not as part of a longer number or address.
@@ -914,7 +905,7 @@ fn removal_leaves_no_links_rules_or_addresses_behind() {
     assert!(
         serves(&format!("http://127.0.0.1:{p1}/")) && serves(&format!("http://127.0.0.1:{p2}/"))
     );
-    let rules = nft_tables();
+    let rules = d.nft_table();
     for token in [p1.to_string(), p2.to_string(), ip1.clone(), ip2.clone()] {
         assert!(
             has_token(&rules, &token),
@@ -928,7 +919,7 @@ fn removal_leaves_no_links_rules_or_addresses_behind() {
     assert!(!link_exists(&veth1), "{veth1} is gone");
     assert!(!link_exists(&veth2), "{veth2} is gone");
     assert!(!link_exists(&bridge), "{bridge} is gone");
-    let rules = nft_tables();
+    let rules = d.nft_table();
     for token in [p1.to_string(), p2.to_string(), ip1.clone(), ip2.clone()] {
         assert!(
             !has_token(&rules, &token),
@@ -1085,7 +1076,7 @@ fn published_ports_and_dns_survive_a_daemon_crash() {
         d.ok(&["port", "web"]),
         format!("80/tcp -> 0.0.0.0:{port}\n")
     );
-    let rules = nft_tables();
+    let rules = d.nft_table();
     assert!(has_token(&rules, &port.to_string()), "{rules}");
     let lookup = d.ok(&["exec", "web", "nslookup", "db"]);
     assert!(
