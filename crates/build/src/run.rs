@@ -72,10 +72,26 @@ impl Overlay {
 
     /// Unmounts, keeping the upper directory for [`commit_upper`].
     pub(crate) fn unmount(&mut self) -> Result<()> {
-        if self.mounted {
-            snapshot::unmount(&self.rootfs)?;
-            self.mounted = false;
+        if !self.mounted {
+            return Ok(());
         }
+        // EBUSY can be fleeting here: a process another thread is forking
+        // holds copies of this process's descriptors (some inside the
+        // overlay) until it execs. Anything longer is reported.
+        let mut tries = 0;
+        loop {
+            match snapshot::unmount(&self.rootfs) {
+                Ok(()) => break,
+                Err(cais_image::Error::Mount { source, .. })
+                    if source.raw_os_error() == Some(libc::EBUSY) && tries < 50 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.mounted = false;
         Ok(())
     }
 }
