@@ -10,6 +10,7 @@
 mod build;
 mod client_cmds;
 mod images;
+mod logging;
 mod network;
 mod runtime;
 mod template;
@@ -88,6 +89,12 @@ struct DaemonArgs {
     /// State that does not survive a reboot.
     #[arg(long = "exec-root", default_value = "/run/cais")]
     exec_root: std::path::PathBuf,
+    /// The least severe messages logged.
+    #[arg(long = "log-level", value_enum, default_value = "info")]
+    log_level: logging::Level,
+    /// Log lines as text or as JSON objects.
+    #[arg(long = "log-format", value_enum, default_value = "text")]
+    log_format: logging::Format,
 }
 
 #[derive(Debug, clap::Args)]
@@ -157,6 +164,16 @@ fn main() {
             Err(e) => usage_error(e),
         }
     };
+    match &command {
+        // The runtime logs through its own runc-compatible sink.
+        Command::Runtime(_) => {}
+        Command::Daemon(a) => logging::init(a.log_level, a.log_format),
+        // The registry's access log has been JSON lines from the start.
+        Command::Registry(cais_registry::cli::Command::Serve { .. }) => {
+            logging::init(logging::Level::Info, logging::Format::Json)
+        }
+        _ => logging::init(logging::Level::Warn, logging::Format::Text),
+    }
     let code = match command {
         Command::Runtime(rt) => {
             if rt.enters_container() && !cais_runtime::sealed::is_sealed() {
@@ -167,19 +184,24 @@ fn main() {
             report(runtime::run(*rt))
         }
         Command::Daemon(a) => report(daemon(a)),
-        Command::Archive(a) => cais_engine::archive::helper_main(&a.root, &a.op, &a.path),
-        Command::Shim(a) => cais_engine::shim::main(cais_engine::shim::Config {
-            id: a.id,
-            bundle: a.bundle,
-            state_dir: a.state_dir,
-            runtime_root: a.runtime_root,
-            runtime: std::env::current_exe().unwrap_or_else(|_| "cais".into()),
-            terminal: a.terminal,
-            stdin: a.stdin,
-            log_max_size: a.log_max_size,
-            log_max_files: a.log_max_files,
-            cgroup_path: a.cgroup_path,
-        }),
+        Command::Archive(a) => {
+            helper_report(cais_engine::archive::helper_main(&a.root, &a.op, &a.path).map(|()| None))
+        }
+        Command::Shim(a) => helper_report(
+            cais_engine::shim::main(cais_engine::shim::Config {
+                id: a.id,
+                bundle: a.bundle,
+                state_dir: a.state_dir,
+                runtime_root: a.runtime_root,
+                runtime: std::env::current_exe().unwrap_or_else(|_| "cais".into()),
+                terminal: a.terminal,
+                stdin: a.stdin,
+                log_max_size: a.log_max_size,
+                log_max_files: a.log_max_files,
+                cgroup_path: a.cgroup_path,
+            })
+            .map(Some),
+        ),
         Command::Registry(cmd) => report(cais_registry::cli::run(cmd).map(|_| 0)),
         Command::Images(cmd) if images::is_local(&cmd) => report(images::run(cmd)),
         Command::Images(cmd) => client_cmds::client(host.as_deref())
@@ -277,6 +299,23 @@ fn daemon(a: DaemonArgs) -> anyhow::Result<i32> {
     };
     cais_engine::daemon::run(opts)?;
     Ok(0)
+}
+
+/// The end of a helper the daemon runs (`shim`, `archive`): its output on
+/// stdout, or its error alone on stderr, where the daemon reads them.
+fn helper_report(result: Result<Option<String>, String>) -> i32 {
+    match result {
+        Ok(output) => {
+            if let Some(line) = output {
+                println!("{line}");
+            }
+            0
+        }
+        Err(message) => {
+            eprintln!("{message}");
+            1
+        }
+    }
 }
 
 fn report(result: anyhow::Result<i32>) -> i32 {

@@ -103,16 +103,13 @@ fn io<T>(r: std::io::Result<T>, context: impl FnOnce() -> String) -> Result<T, E
     })
 }
 
-/// Runs `cais shim`: forks the supervisor, waits for it to report, prints
-/// the result as one JSON line on stdout. Returns the exit code.
-pub fn main(cfg: Config) -> i32 {
-    let (mut report_rx, report_tx) = match UnixStream::pair() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("shim: socketpair: {e}");
-            return 1;
-        }
-    };
+/// Runs `cais shim`: forks the supervisor and waits for it to report.
+/// Returns the report, one JSON line the binary prints on stdout for the
+/// daemon, or the reason the container did not start, which it prints on
+/// stderr (the daemon reads both).
+pub fn main(cfg: Config) -> Result<String, String> {
+    let (mut report_rx, report_tx) =
+        UnixStream::pair().map_err(|e| format!("shim: socketpair: {e}"))?;
     // SAFETY: the shim command is single-threaded at this point.
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
@@ -126,24 +123,14 @@ pub fn main(cfg: Config) -> i32 {
             let _ = report_rx.read_to_string(&mut line);
             let line = line.trim();
             if line.starts_with('{') {
-                println!("{line}");
-                0
+                Ok(line.to_owned())
+            } else if line.is_empty() {
+                Err("shim exited before the container started".to_owned())
             } else {
-                eprintln!(
-                    "{}",
-                    if line.is_empty() {
-                        "shim exited before the container started"
-                    } else {
-                        line
-                    }
-                );
-                1
+                Err(line.to_owned())
             }
         }
-        Err(e) => {
-            eprintln!("shim: fork: {e}");
-            1
-        }
+        Err(e) => Err(format!("shim: fork: {e}")),
     }
 }
 

@@ -45,6 +45,10 @@ fn write(level: &str, msg: &str) {
                 let _ = writeln!(f, "{line}");
             }
         }
-        None => eprintln!("{line}"),
+        // This module is the runtime's log sink, in runc's format, so it
+        // writes stderr itself rather than through the binary's logger.
+        None => {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
     }
 }
