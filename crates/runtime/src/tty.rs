@@ -74,6 +74,7 @@ pub fn proxy_and_wait(master: OwnedFd, pid: i32) -> Result<i32> {
 }
 
 fn copy_window_size(master: i32) {
+    // SAFETY: winsize is four integers; all zeroes is a valid value.
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     // SAFETY: TIOCGWINSZ/TIOCSWINSZ take a winsize pointer.
     unsafe {
