@@ -99,6 +99,17 @@ const PRINTING_CRATES: &[&str] = &["cais", "xtask", "cais-testkit"];
 /// of a `let` that starts a few lines higher).
 const SAFETY_MAX_CODE_LINES_ABOVE: usize = 3;
 
+/// Fewer words cannot say why a call is sound ("plain prctl.").
+const SAFETY_MIN_WORDS: usize = 4;
+
+/// What can be wrong with the comment an `unsafe` needs.
+#[derive(Debug, PartialEq)]
+enum SafetyProblem {
+    Missing,
+    /// Too short to give a reason, or pointing elsewhere ("as above").
+    Boilerplate,
+}
+
 const ARCHITECTURE_MAX_LINES: usize = 200;
 
 #[test]
@@ -183,13 +194,17 @@ fn every_unsafe_has_a_safety_comment() {
     let mut failures = Vec::new();
     for file in workspace.rust_files() {
         let source = Source::read(&file);
-        for line in source.unsafe_without_safety_comment() {
+        for (line, problem) in source.unsafe_safety_problems() {
+            let what = match problem {
+                SafetyProblem::Missing => "`unsafe` without a `// SAFETY:` comment",
+                SafetyProblem::Boilerplate => "a `// SAFETY:` comment that says nothing",
+            };
             failures.push(format!(
-                "{}:{line}: `unsafe` without a `// SAFETY:` comment; rule: a `// SAFETY:` \
-                 comment on the line of each `unsafe` or above it, with at most {} code lines \
-                 and no blank line or other `unsafe` in between, says why it is sound",
+                "{}:{line}: {what}; rule: a `// SAFETY:` comment on the line of each `unsafe` \
+                 or above it, with at most {SAFETY_MAX_CODE_LINES_ABOVE} code lines and no \
+                 blank line or other `unsafe` in between, says in at least \
+                 {SAFETY_MIN_WORDS} words of its own (not \"as above\") why it is sound",
                 workspace.relative(&file),
-                SAFETY_MAX_CODE_LINES_ABOVE
             ));
         }
     }
@@ -674,19 +689,19 @@ impl Source {
         items
     }
 
-    /// The 1-based lines holding an `unsafe` with no `SAFETY:` comment
-    /// where [`SAFETY_MAX_CODE_LINES_ABOVE`] says it must be: on its line,
-    /// or above it passing over only comment lines, attributes and at most
-    /// that many code lines, and no blank line or other `unsafe`.
-    fn unsafe_without_safety_comment(&self) -> Vec<usize> {
+    /// The 1-based lines holding an `unsafe` whose `SAFETY:` comment is
+    /// missing (on its line, or above it passing over only comment lines,
+    /// attributes and at most [`SAFETY_MAX_CODE_LINES_ABOVE`] code lines,
+    /// and no blank line or other `unsafe`) or says nothing.
+    fn unsafe_safety_problems(&self) -> Vec<(usize, SafetyProblem)> {
         let has_unsafe = |l: usize| has_word(&self.code[l], "unsafe");
-        let mut missing = Vec::new();
+        let mut problems = Vec::new();
         for line in (0..self.code.len()).filter(|&l| has_unsafe(l)) {
             let mut code_lines = 0;
-            let mut found = false;
+            let mut comment = None;
             for l in (0..=line).rev() {
                 if self.comments[l].contains("SAFETY:") {
-                    found = true;
+                    comment = Some(l);
                     break;
                 }
                 let code = self.code[l].trim();
@@ -703,11 +718,43 @@ impl Source {
                     }
                 }
             }
-            if !found {
-                missing.push(line + 1);
+            match comment {
+                None => problems.push((line + 1, SafetyProblem::Missing)),
+                Some(l) if self.says_nothing(l) => {
+                    problems.push((line + 1, SafetyProblem::Boilerplate))
+                }
+                Some(_) => {}
             }
         }
-        missing
+        problems
+    }
+
+    /// Whether the `SAFETY:` comment starting on line `l` (with the comment
+    /// lines that continue it) is too short to give a reason, or defers to
+    /// another one.
+    fn says_nothing(&self, l: usize) -> bool {
+        let (_, first) = self.comments[l]
+            .split_once("SAFETY:")
+            .expect("the line holds SAFETY:");
+        let mut text = first.to_owned();
+        // A comment of its own lines goes on until code; one trailing code
+        // is that line's alone.
+        let own_lines = self.code[l].trim().is_empty();
+        for next in (l + 1..self.code.len()).take_while(|_| own_lines) {
+            let continues = self.code[next].trim().is_empty()
+                && !self.comments[next].is_empty()
+                && !self.comments[next].contains("SAFETY:");
+            if !continues {
+                break;
+            }
+            text.push(' ');
+            text.push_str(&self.comments[next]);
+        }
+        let text = text.trim().to_lowercase();
+        let defers = ["as above", "see above", "same as above", "likewise"]
+            .iter()
+            .any(|p| text.starts_with(p));
+        defers || text.split_whitespace().count() < SAFETY_MIN_WORDS
     }
 }
 
@@ -739,10 +786,10 @@ mod checker_tests {
     #[test]
     fn safety_comment_rule() {
         let src = Source::parse(
-            "// SAFETY: documented.\n\
+            "// SAFETY: documented, with a reason.\n\
              unsafe { a() };\n\
              unsafe { b() };\n\
-             let x = unsafe { c() }; // SAFETY: trailing.\n\
+             let x = unsafe { c() }; // SAFETY: trailing, its own reason.\n\
              // SAFETY: a multi-line comment\n\
              // that goes on.\n\
              let y = f(\n\
@@ -758,9 +805,30 @@ mod checker_tests {
              );\n\
              // SAFETY: a blank line breaks it.\n\
              \n\
-             unsafe impl Send for T {}\n",
+             unsafe impl Send for T {}\n\
+             // SAFETY: a reason, in a few words.\n\
+             unsafe { f() };\n\
+             // SAFETY: as above.\n\
+             unsafe { g() };\n\
+             // SAFETY: plain prctl.\n\
+             unsafe { h() };\n\
+             unsafe { i() }; // SAFETY: too short.\n\
+             // SAFETY: a comment of its own lines\n\
+             // may wrap.\n\
+             unsafe { j() };\n",
         );
-        assert_eq!(src.unsafe_without_safety_comment(), vec![3, 16, 20]);
+        use SafetyProblem::*;
+        assert_eq!(
+            src.unsafe_safety_problems(),
+            vec![
+                (3, Missing),
+                (16, Missing),
+                (20, Missing),
+                (24, Boilerplate),
+                (26, Boilerplate),
+                (27, Boilerplate),
+            ]
+        );
     }
 
     #[test]

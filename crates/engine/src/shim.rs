@@ -148,7 +148,9 @@ enum Stdio3 {
 
 fn supervise(cfg: &Config, mut report: UnixStream) -> i32 {
     let _ = nix::unistd::setsid();
-    // SAFETY: plain prctl.
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes integers, no pointers, so no memory is
+    // touched; it only makes orphaned descendants (the container's init) reparent to
+    // this process.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let started = start_container(cfg);
     let (stdio, pid) = match started {
@@ -193,7 +195,9 @@ fn detach_stdio() {
         .open("/dev/null")
     {
         for fd in 0..3 {
-            // SAFETY: dup2 onto stdio.
+            // SAFETY: dup2 takes integers; `null` stays open across the call, and
+            // descriptors 0-2 are not owned by any Rust object in this process, so
+            // replacing them invalidates nothing.
             unsafe { libc::dup2(null.as_raw_fd(), fd) };
         }
     }
@@ -360,7 +364,8 @@ struct Client {
 }
 
 fn set_nonblocking(fd: RawFd) {
-    // SAFETY: fcntl on a valid fd.
+    // SAFETY: F_GETFL/F_SETFL take and return integers and change only the status
+    // flags of `fd`, which the caller keeps open; no memory is passed.
     unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFL);
         libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
@@ -612,7 +617,9 @@ fn serve_client(
                             ws_xpixel: 0,
                             ws_ypixel: 0,
                         };
-                        // SAFETY: TIOCSWINSZ on the pty master.
+                        // SAFETY: TIOCSWINSZ reads one winsize through the pointer,
+                        // and `ws` lives across the call; `master` keeps the
+                        // descriptor open.
                         unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
                     }
                 }
