@@ -1,5 +1,23 @@
 //! `cais`: the one binary. Glue only; the logic lives in the library crates.
 //!
+//! Module map: `runtime` is the runc-compatible command line; `client_cmds`
+//! the docker-like commands, which talk to the daemon through
+//! `cais_api::client` (`template` renders `--format` Go-template subsets,
+//! `term` raw mode and resizes; `network` the `network` commands and
+//! docker's `-p` syntax, parsed before any request; `build` is `cais
+//! build`, which tars the context like the docker CLI); `images`,
+//! `transfer` and `build` work on the local store when a data root is given.
+//! `logging` installs the one `tracing` subscriber (`daemon --log-level`,
+//! `--log-format text|json`). `main` also dispatches the hidden `shim` and
+//! `archive` helpers and prints what they return.
+//!
+//! Tests (`crates/cli/tests/`) drive the built binary: `runtime.rs`
+//! (busybox containers checked from inside), `engine.rs` (a daemon and the
+//! docker CLI), `cli.rs` (the cais CLI), `network.rs` (bridges, DNS, ports
+//! curled from the host), `build.rs` and `build_engine.rs` (the executor,
+//! then docker build through the daemon), `images.rs`, `transfer.rs`,
+//! `registry.rs`.
+//!
 //! Exit codes: 0 success, 1 an error (printed with its causes), and for
 //! `runtime run` / `runtime exec` in the foreground the container process's
 //! own exit code (128 + signal when killed by a signal). The docker-like
