@@ -12,11 +12,17 @@
 //!   cais next to runc and crun.
 //! - `bench-build [RUNS]`: `bench/build.sh`, builds by cais, docker's classic
 //!   builder, BuildKit and buildah, cold and warm.
+//!
+//! The repository's rules are tests of this crate ([`tidy`]): `cargo test
+//! -p xtask tidy`, part of the workspace tests `ci` runs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+
+#[cfg(test)]
+mod tidy;
 
 /// Debian packages the tests use: busybox for container root filesystems,
 /// the Distribution registry, skopeo and podman as real registry clients,

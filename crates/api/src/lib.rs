@@ -2,6 +2,9 @@
 //! engine fills them, clients read them. Field names follow the API's
 //! PascalCase; every struct tolerates missing fields (`default`) because
 //! clients of different API versions send different subsets.
+//!
+//! `network` holds the network types; `client` is a small typed HTTP/1.1
+//! client over a unix socket (JSON, streams, hijacked attach/exec).
 
 use std::collections::BTreeMap;
 

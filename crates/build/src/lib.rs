@@ -7,6 +7,21 @@
 //! of the stage's layers, and the changed files become a layer. Each step's
 //! result is kept in the build cache (under the store's root) keyed by its
 //! parent state and the instruction, so an unchanged rebuild runs nothing.
+//!
+//! Module map: `dockerfile` parses (pure, words kept as written: `lines`,
+//! `words`, `instructions`, `ast`) and expands variables (`expand`);
+//! `dockerignore` and `pattern` match. `exec` drives stages (only those
+//! `--target` needs) one instruction at a time: each step maps a state
+//! (image config + layers) to the next and is stored as a config + manifest
+//! *pinned* in the image store under its cache key (`cache`: parent key +
+//! expanded instruction + build args + a content hash for COPY/ADD), so GC
+//! keeps it without it being an image and a rebuild reuses it. `RUN`
+//! (`run`) mounts an overlay of the layers plus an init layer of mount
+//! points and runs `cais runtime run` as a child (host network, docker's
+//! capabilities and seccomp); `COPY`/`ADD` (`context`, with `fsutil`) write
+//! into such an overlay; the upper dir becomes a gzip layer
+//! (`snapshot::diff_with`, mtimes clamped to `SOURCE_DATE_EPOCH`). Only the
+//! last step records image and tags.
 
 pub mod dockerfile;
 pub mod dockerignore;

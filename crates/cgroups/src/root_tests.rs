@@ -40,7 +40,7 @@ fn require(ok: bool, what: &str) -> bool {
 }
 
 fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
+    // SAFETY: geteuid takes nothing, touches no memory and cannot fail.
     require(unsafe { libc::geteuid() } == 0, "root")
 }
 

@@ -1,5 +1,23 @@
 //! `cais`: the one binary. Glue only; the logic lives in the library crates.
 //!
+//! Module map: `runtime` is the runc-compatible command line; `client_cmds`
+//! the docker-like commands, which talk to the daemon through
+//! `cais_api::client` (`template` renders `--format` Go-template subsets,
+//! `term` raw mode and resizes; `network` the `network` commands and
+//! docker's `-p` syntax, parsed before any request; `build` is `cais
+//! build`, which tars the context like the docker CLI); `images`,
+//! `transfer` and `build` work on the local store when a data root is given.
+//! `logging` installs the one `tracing` subscriber (`daemon --log-level`,
+//! `--log-format text|json`). `main` also dispatches the hidden `shim` and
+//! `archive` helpers and prints what they return.
+//!
+//! Tests (`crates/cli/tests/`) drive the built binary: `runtime.rs`
+//! (busybox containers checked from inside), `engine.rs` (a daemon and the
+//! docker CLI), `cli.rs` (the cais CLI), `network.rs` (bridges, DNS, ports
+//! curled from the host), `build.rs` and `build_engine.rs` (the executor,
+//! then docker build through the daemon), `images.rs`, `transfer.rs`,
+//! `registry.rs`.
+//!
 //! Exit codes: 0 success, 1 an error (printed with its causes), and for
 //! `runtime run` / `runtime exec` in the foreground the container process's
 //! own exit code (128 + signal when killed by a signal). The docker-like
@@ -10,6 +28,7 @@
 mod build;
 mod client_cmds;
 mod images;
+mod logging;
 mod network;
 mod runtime;
 mod template;
@@ -88,6 +107,12 @@ struct DaemonArgs {
     /// State that does not survive a reboot.
     #[arg(long = "exec-root", default_value = "/run/cais")]
     exec_root: std::path::PathBuf,
+    /// The least severe messages logged.
+    #[arg(long = "log-level", value_enum, default_value = "info")]
+    log_level: logging::Level,
+    /// Log lines as text or as JSON objects.
+    #[arg(long = "log-format", value_enum, default_value = "text")]
+    log_format: logging::Format,
 }
 
 #[derive(Debug, clap::Args)]
@@ -157,6 +182,16 @@ fn main() {
             Err(e) => usage_error(e),
         }
     };
+    match &command {
+        // The runtime logs through its own runc-compatible sink.
+        Command::Runtime(_) => {}
+        Command::Daemon(a) => logging::init(a.log_level, a.log_format),
+        // The registry's access log has been JSON lines from the start.
+        Command::Registry(cais_registry::cli::Command::Serve { .. }) => {
+            logging::init(logging::Level::Info, logging::Format::Json)
+        }
+        _ => logging::init(logging::Level::Warn, logging::Format::Text),
+    }
     let code = match command {
         Command::Runtime(rt) => {
             if rt.enters_container() && !cais_runtime::sealed::is_sealed() {
@@ -167,19 +202,24 @@ fn main() {
             report(runtime::run(*rt))
         }
         Command::Daemon(a) => report(daemon(a)),
-        Command::Archive(a) => cais_engine::archive::helper_main(&a.root, &a.op, &a.path),
-        Command::Shim(a) => cais_engine::shim::main(cais_engine::shim::Config {
-            id: a.id,
-            bundle: a.bundle,
-            state_dir: a.state_dir,
-            runtime_root: a.runtime_root,
-            runtime: std::env::current_exe().unwrap_or_else(|_| "cais".into()),
-            terminal: a.terminal,
-            stdin: a.stdin,
-            log_max_size: a.log_max_size,
-            log_max_files: a.log_max_files,
-            cgroup_path: a.cgroup_path,
-        }),
+        Command::Archive(a) => {
+            helper_report(cais_engine::archive::helper_main(&a.root, &a.op, &a.path).map(|()| None))
+        }
+        Command::Shim(a) => helper_report(
+            cais_engine::shim::main(cais_engine::shim::Config {
+                id: a.id,
+                bundle: a.bundle,
+                state_dir: a.state_dir,
+                runtime_root: a.runtime_root,
+                runtime: std::env::current_exe().unwrap_or_else(|_| "cais".into()),
+                terminal: a.terminal,
+                stdin: a.stdin,
+                log_max_size: a.log_max_size,
+                log_max_files: a.log_max_files,
+                cgroup_path: a.cgroup_path,
+            })
+            .map(Some),
+        ),
         Command::Registry(cmd) => report(cais_registry::cli::run(cmd).map(|_| 0)),
         Command::Images(cmd) if images::is_local(&cmd) => report(images::run(cmd)),
         Command::Images(cmd) => client_cmds::client(host.as_deref())
@@ -277,6 +317,23 @@ fn daemon(a: DaemonArgs) -> anyhow::Result<i32> {
     };
     cais_engine::daemon::run(opts)?;
     Ok(0)
+}
+
+/// The end of a helper the daemon runs (`shim`, `archive`): its output on
+/// stdout, or its error alone on stderr, where the daemon reads them.
+fn helper_report(result: Result<Option<String>, String>) -> i32 {
+    match result {
+        Ok(output) => {
+            if let Some(line) = output {
+                println!("{line}");
+            }
+            0
+        }
+        Err(message) => {
+            eprintln!("{message}");
+            1
+        }
+    }
 }
 
 fn report(result: anyhow::Result<i32>) -> i32 {

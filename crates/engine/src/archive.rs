@@ -19,23 +19,19 @@ use crate::error::{Error, Result};
 use crate::server::{blocking, channel_body, empty, Body};
 
 /// The helper: `cais archive --root ROOTFS stat|get PATH` or `put DIR`.
-pub fn helper_main(root: &Path, op: &str, path: &str) -> i32 {
+/// Its stdout carries the data (`stat`'s JSON, `get`'s tar); an error is
+/// returned for the binary to print on stderr, where the daemon reads it.
+pub fn helper_main(root: &Path, op: &str, path: &str) -> std::result::Result<(), String> {
     if let Err(e) = nix::unistd::chroot(root).and_then(|_| nix::unistd::chdir("/")) {
-        eprintln!("entering {}: {e}", root.display());
-        return 1;
+        return Err(format!("entering {}: {e}", root.display()));
     }
-    let result = match op {
-        "stat" => stat(path).map(|v| println!("{v}")),
+    match op {
+        "stat" => stat(path).and_then(|v| {
+            writeln!(std::io::stdout(), "{v}").map_err(|e| format!("writing the stat: {e}"))
+        }),
         "get" => get(path),
         "put" => put(path),
         other => Err(format!("unknown archive operation {other:?}")),
-    };
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("{e}");
-            1
-        }
     }
 }
 

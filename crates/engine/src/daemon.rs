@@ -78,16 +78,19 @@ async fn serve(opts: Options) -> Result<()> {
             _ = async { if let Some(i) = int.as_mut() { i.recv().await; } else { std::future::pending::<()>().await } } => {}
         }
     };
-    eprintln!(
-        "cais daemon: serving the Docker Engine API on {}",
-        opts.socket.display()
+    tracing::info!(
+        socket = %opts.socket.display(),
+        "serving the Docker Engine API"
     );
     if let Some((addr, tls)) = &opts.tcp {
         let acceptor = tls_acceptor(tls)?;
         let tcp = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| Error::internal(&format!("binding {addr}"), e))?;
-        eprintln!("cais daemon: serving the Docker Engine API on tcp://{addr} (TLS, client certificates required)");
+        tracing::info!(
+            address = %format!("tcp://{addr}"),
+            "serving the Docker Engine API (TLS, client certificates required)"
+        );
         tokio::spawn(crate::server::serve_tls(engine.clone(), tcp, acceptor));
     }
     crate::server::serve(engine.clone(), listener, shutdown).await;

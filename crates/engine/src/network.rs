@@ -368,9 +368,9 @@ impl Engine {
                         b.gateway = Some(subnet.first_host());
                         nets.save(b)?;
                     }
-                    Err(e) => eprintln!(
-                        "cais daemon: no subnet for the default bridge network: {}",
-                        crate::error::chain(&e)
+                    Err(e) => tracing::warn!(
+                        error = %crate::error::chain(&e),
+                        "no subnet for the default bridge network"
                     ),
                 }
             }
@@ -383,9 +383,9 @@ impl Engine {
             Ok(server) => {
                 let _ = self.dns.set(server);
             }
-            Err(e) => eprintln!(
-                "cais daemon: the embedded DNS server did not start: {}",
-                crate::error::chain(&e)
+            Err(e) => tracing::warn!(
+                error = %crate::error::chain(&e),
+                "the embedded DNS server did not start"
             ),
         }
         Ok(())
@@ -462,11 +462,11 @@ impl Engine {
                 };
                 match ports::reserve(proto, p.host_ip.parse().ok(), p.host_port) {
                     Ok(res) => held.push(res),
-                    Err(e) => eprintln!(
-                        "cais daemon: re-reserving port {} of {}: {}",
-                        p.host_port,
-                        &r.id[..12],
-                        crate::error::chain(&e)
+                    Err(e) => tracing::warn!(
+                        container = &r.id[..12],
+                        port = p.host_port,
+                        error = %crate::error::chain(&e),
+                        "re-reserving a published port"
                     ),
                 }
             }
@@ -474,10 +474,10 @@ impl Engine {
             if st.dns {
                 if let Some(d) = self.dns.get() {
                     if let Err(e) = d.add(&r.id, &st.netns) {
-                        eprintln!(
-                            "cais daemon: DNS for {}: {}",
-                            &r.id[..12],
-                            crate::error::chain(&e)
+                        tracing::warn!(
+                            container = &r.id[..12],
+                            error = %crate::error::chain(&e),
+                            "restoring the container's DNS"
                         );
                     }
                 }
@@ -510,7 +510,7 @@ impl Engine {
         }
         drop(_ops);
         if let Err(e) = self.sync_firewall() {
-            eprintln!("cais daemon: firewall: {e}");
+            tracing::error!(error = %e, "applying the firewall ruleset");
         }
     }
 
@@ -520,9 +520,9 @@ impl Engine {
     pub fn net_shutdown(&self) {
         *self.fw_lock.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if let Err(e) = firewall::remove_table(&self.fw_table()) {
-            eprintln!(
-                "cais daemon: removing the firewall rules: {}",
-                crate::error::chain(&e)
+            tracing::warn!(
+                error = %crate::error::chain(&e),
+                "removing the firewall rules"
             );
         }
         let bridges: Vec<(String, String)> = self
@@ -1060,18 +1060,18 @@ impl Engine {
             for l in &st.links {
                 self.emit_network("disconnect", &l.network_id, id);
                 if let Err(e) = link::detach(&l.host_ifname) {
-                    eprintln!(
-                        "cais daemon: removing {}: {}",
-                        l.host_ifname,
-                        crate::error::chain(&e)
+                    tracing::warn!(
+                        interface = %l.host_ifname,
+                        error = %crate::error::chain(&e),
+                        "removing a container's veth"
                     );
                 }
             }
             if let Err(e) = netns::remove(&st.netns) {
-                eprintln!(
-                    "cais daemon: removing {}: {}",
-                    st.netns.display(),
-                    crate::error::chain(&e)
+                tracing::warn!(
+                    netns = %st.netns.display(),
+                    error = %crate::error::chain(&e),
+                    "removing a container's network namespace"
                 );
             }
         }
@@ -1097,7 +1097,7 @@ impl Engine {
         });
         if had_net {
             if let Err(e) = self.sync_firewall() {
-                eprintln!("cais daemon: firewall: {e}");
+                tracing::error!(error = %e, "applying the firewall ruleset");
             }
         }
     }

@@ -103,16 +103,13 @@ fn io<T>(r: std::io::Result<T>, context: impl FnOnce() -> String) -> Result<T, E
     })
 }
 
-/// Runs `cais shim`: forks the supervisor, waits for it to report, prints
-/// the result as one JSON line on stdout. Returns the exit code.
-pub fn main(cfg: Config) -> i32 {
-    let (mut report_rx, report_tx) = match UnixStream::pair() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("shim: socketpair: {e}");
-            return 1;
-        }
-    };
+/// Runs `cais shim`: forks the supervisor and waits for it to report.
+/// Returns the report, one JSON line the binary prints on stdout for the
+/// daemon, or the reason the container did not start, which it prints on
+/// stderr (the daemon reads both).
+pub fn main(cfg: Config) -> Result<String, String> {
+    let (mut report_rx, report_tx) =
+        UnixStream::pair().map_err(|e| format!("shim: socketpair: {e}"))?;
     // SAFETY: the shim command is single-threaded at this point.
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
@@ -126,24 +123,14 @@ pub fn main(cfg: Config) -> i32 {
             let _ = report_rx.read_to_string(&mut line);
             let line = line.trim();
             if line.starts_with('{') {
-                println!("{line}");
-                0
+                Ok(line.to_owned())
+            } else if line.is_empty() {
+                Err("shim exited before the container started".to_owned())
             } else {
-                eprintln!(
-                    "{}",
-                    if line.is_empty() {
-                        "shim exited before the container started"
-                    } else {
-                        line
-                    }
-                );
-                1
+                Err(line.to_owned())
             }
         }
-        Err(e) => {
-            eprintln!("shim: fork: {e}");
-            1
-        }
+        Err(e) => Err(format!("shim: fork: {e}")),
     }
 }
 
@@ -161,7 +148,9 @@ enum Stdio3 {
 
 fn supervise(cfg: &Config, mut report: UnixStream) -> i32 {
     let _ = nix::unistd::setsid();
-    // SAFETY: plain prctl.
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes integers, no pointers, so no memory is
+    // touched; it only makes orphaned descendants (the container's init) reparent to
+    // this process.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let started = start_container(cfg);
     let (stdio, pid) = match started {
@@ -206,7 +195,9 @@ fn detach_stdio() {
         .open("/dev/null")
     {
         for fd in 0..3 {
-            // SAFETY: dup2 onto stdio.
+            // SAFETY: dup2 takes integers; `null` stays open across the call, and
+            // descriptors 0-2 are not owned by any Rust object in this process, so
+            // replacing them invalidates nothing.
             unsafe { libc::dup2(null.as_raw_fd(), fd) };
         }
     }
@@ -373,7 +364,8 @@ struct Client {
 }
 
 fn set_nonblocking(fd: RawFd) {
-    // SAFETY: fcntl on a valid fd.
+    // SAFETY: F_GETFL/F_SETFL take and return integers and change only the status
+    // flags of `fd`, which the caller keeps open; no memory is passed.
     unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFL);
         libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
@@ -625,7 +617,9 @@ fn serve_client(
                             ws_xpixel: 0,
                             ws_ypixel: 0,
                         };
-                        // SAFETY: TIOCSWINSZ on the pty master.
+                        // SAFETY: TIOCSWINSZ reads one winsize through the pointer,
+                        // and `ws` lives across the call; `master` keeps the
+                        // descriptor open.
                         unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
                     }
                 }

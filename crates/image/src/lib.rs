@@ -18,6 +18,25 @@
 //! lock, ingest.lock           flock(2) files (metadata writes, GC vs ingest)
 //! ```
 //!
+//! # Module map
+//!
+//! `content` holds blobs by digest (written to `tmp/`, hashed, fsynced,
+//! checked, renamed). `store` keeps image metadata (manifests by digest,
+//! tags) in one JSON file replaced atomically under a lock, and does
+//! tag/remove/prune/GC/verify; ingestion holds a shared lease that GC waits
+//! for. `oci` parses OCI and Docker schema 2 manifests, indexes and configs
+//! and selects platforms; `reference` normalizes names like Docker;
+//! `digest` and `time` are small shared types. `unpack` unpacks a layer
+//! once per diff ID into `snapshots/`, with every entry created through
+//! directory descriptors (`O_NOFOLLOW`), and turns whiteouts into overlayfs
+//! ones. `snapshot` describes a container's overlay mount, performs and
+//! undoes it, diffs an upper dir back to a layer and commits images.
+//! `archive` does save/load (docker-archive + OCI layout) and rootfs
+//! import. `pull` / `push` move images between a registry client and the
+//! store: a pull validates manifest and config in memory, streams missing
+//! layers on a few threads into a content-store writer and through the
+//! decompressor into a temporary snapshot, and records the name last.
+//!
 //! # API in brief
 //!
 //! - [`ContentStore`]: [`writer`](ContentStore::writer) streams a blob to a

@@ -191,7 +191,8 @@ fn mount_fsconfig(m: &OverlayMount) -> io::Result<()> {
             e
         });
     }
-    // SAFETY: live fs context descriptor.
+    // SAFETY: fsmount(2) takes the context descriptor `fs_fd` keeps open and integer
+    // flags, no pointers; a new mount descriptor or -1 comes back, checked below.
     let mfd = unsafe { libc::syscall(libc::SYS_fsmount, fs_fd.as_raw_fd(), FSMOUNT_CLOEXEC, 0) };
     if mfd < 0 {
         return Err(io::Error::last_os_error());
@@ -690,7 +691,8 @@ fn read_xattrs(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
         };
     }
     let mut names = vec![0u8; n as usize];
-    // SAFETY: the buffer has the length passed.
+    // SAFETY: llistxattr writes at most `names.len()` bytes into `names`, which is
+    // that long, and only reads the NUL-terminated path `c`.
     let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
     if n < 0 {
         return Err(io::Error::last_os_error());
@@ -705,7 +707,8 @@ fn read_xattrs(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
             continue; // removed meanwhile
         }
         let mut value = vec![0u8; len as usize];
-        // SAFETY: the buffer has the length passed.
+        // SAFETY: lgetxattr writes at most `value.len()` bytes into `value`, which is
+        // that long, and only reads the NUL-terminated `c` and `key`.
         let len = unsafe {
             libc::lgetxattr(
                 c.as_ptr(),

@@ -265,7 +265,9 @@ fn extract_entries<R: Read>(
                     let e = io::Error::last_os_error();
                     if e.raw_os_error() != Some(libc::EEXIST) || !is_dir_at(pfd, name) {
                         remove_existing(pfd, name).map_err(io_err("replace entry", &here()))?;
-                        // SAFETY: as above.
+                        // SAFETY: the retry after removing what was in the way: `pfd`
+                        // is still the open parent directory and `c` a NUL-terminated
+                        // name mkdirat only reads.
                         if unsafe { libc::mkdirat(pfd, c.as_ptr(), 0o700) } != 0 {
                             return Err(io_err("create directory", &here())(
                                 io::Error::last_os_error(),
@@ -342,7 +344,9 @@ fn extract_entries<R: Read>(
                 if unsafe { libc::symlinkat(t.as_ptr(), pfd, c.as_ptr()) } != 0 {
                     return Err(io_err("create symlink", &here())(io::Error::last_os_error()));
                 }
-                // SAFETY: as above; AT_SYMLINK_NOFOLLOW changes the link itself.
+                // SAFETY: `pfd` is the open parent directory and `c` the NUL-
+                // terminated name of the link just made; AT_SYMLINK_NOFOLLOW changes
+                // the link itself, never its target.
                 if unsafe {
                     libc::fchownat(
                         pfd,
@@ -391,7 +395,9 @@ fn extract_entries<R: Read>(
                 remove_existing(pfd, name).map_err(io_err("replace entry", &here()))?;
                 mknod(pfd, name, libc::S_IFIFO, 0).map_err(io_err("create fifo", &here()))?;
                 let c = cstr(name);
-                // SAFETY: live descriptor, valid C string.
+                // SAFETY: `pfd` is the open parent directory and `c` the NUL-
+                // terminated name of the fifo just made; fchownat only reads the name
+                // and does not follow a link.
                 unsafe {
                     libc::fchownat(
                         pfd,
@@ -452,7 +458,8 @@ fn walk(root: &OwnedFd, comps: &[&[u8]], create: bool) -> std::result::Result<Ow
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) && create => {
                 let c = cstr(comp);
-                // SAFETY: live descriptor, valid C string.
+                // SAFETY: `cur` keeps the directory descriptor open and `c` is a NUL-
+                // terminated single component, which mkdirat only reads.
                 if unsafe { libc::mkdirat(cur.as_raw_fd(), c.as_ptr(), 0o755) } != 0 {
                     return Err(WalkError::Io(io::Error::last_os_error()));
                 }
@@ -521,7 +528,8 @@ fn remove_existing(dfd: RawFd, name: &[u8]) -> io::Result<()> {
     } else {
         0
     };
-    // SAFETY: live descriptor, valid C string.
+    // SAFETY: `dfd` is an open directory the caller holds and `c` a NUL-terminated
+    // single component; unlinkat never follows a symlink in the last component.
     if unsafe { libc::unlinkat(dfd, c.as_ptr(), flags) } != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -566,7 +574,8 @@ fn mknod(dfd: RawFd, name: &[u8], kind: libc::mode_t, dev: libc::dev_t) -> io::R
 }
 
 fn fchown(fd: &OwnedFd, uid: u64, gid: u64) -> io::Result<()> {
-    // SAFETY: live descriptor.
+    // SAFETY: fchown takes integers; `fd` borrows an OwnedFd that stays open across
+    // the call.
     if unsafe { libc::fchown(fd.as_raw_fd(), uid as u32, gid as u32) } != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -575,7 +584,8 @@ fn fchown(fd: &OwnedFd, uid: u64, gid: u64) -> io::Result<()> {
 
 fn fchmod(fd: &OwnedFd, mode: u32) -> io::Result<()> {
     // After fchown: chown(2) clears set-user-ID and set-group-ID bits.
-    // SAFETY: live descriptor.
+    // SAFETY: fchmod takes integers; `fd` borrows an OwnedFd that stays open across
+    // the call.
     if unsafe { libc::fchmod(fd.as_raw_fd(), mode) } != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -598,7 +608,8 @@ fn set_times(dfd: RawFd, name: Option<&[u8]>, mtime: i64, nofollow: bool) -> io:
     };
     let times = [ts, ts];
     let r = match name {
-        // SAFETY: live descriptor, two timespecs as utimensat(2) wants.
+        // SAFETY: futimens reads exactly two timespecs, which `times` holds and
+        // outlives the call; `dfd` is open for it.
         None => unsafe { libc::futimens(dfd, times.as_ptr()) },
         Some(n) => {
             let c = cstr(n);
@@ -607,7 +618,9 @@ fn set_times(dfd: RawFd, name: Option<&[u8]>, mtime: i64, nofollow: bool) -> io:
             } else {
                 0
             };
-            // SAFETY: as above, with a valid C string.
+            // SAFETY: utimensat reads the NUL-terminated name `c` and exactly two
+            // timespecs from `times`, both alive across the call; `dfd` is an open
+            // directory.
             unsafe { libc::utimensat(dfd, c.as_ptr(), times.as_ptr(), flags) }
         }
     };

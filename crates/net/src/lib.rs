@@ -2,6 +2,14 @@
 //! veth pairs (netlink), address management, nftables rules for NAT, port
 //! publishing and isolation, host port reservations, and the embedded DNS
 //! server of user-defined networks. Synchronous; knows nothing of the engine.
+//!
+//! Module map: `netns` makes persistent network namespaces (bind-mounted
+//! nsfs files); `link` speaks rtnetlink (bridges, veth pairs, addresses,
+//! routes); `ipam` is pure address management; `ports` reserves host ports
+//! with bound sockets; `firewall` replaces the cais nftables table in one
+//! transaction; `dns` is the embedded DNS server at 127.0.0.11 in each
+//! served namespace (`wire`, `answer`, `forward`, `server`), asking a
+//! `Resolver` the engine implements.
 
 pub mod dns;
 pub mod firewall;

@@ -201,7 +201,8 @@ struct Socket {
 
 impl Socket {
     fn open() -> std::io::Result<Socket> {
-        // SAFETY: plain syscall, result checked.
+        // SAFETY: socket(2) takes integers only; the result is checked for -1 before
+        // it is wrapped as an owned descriptor.
         let fd = unsafe {
             libc::socket(
                 libc::AF_NETLINK,

@@ -107,7 +107,8 @@ pub fn remove(path: &Path) -> Result<()> {
     let target = cstring(path)?;
     // MNT_DETACH: a process still inside the namespace keeps it alive, the
     // path goes at once (umount(2)).
-    // SAFETY: target is NUL-terminated.
+    // SAFETY: umount2 only reads the NUL-terminated path `target` owns,
+    // which outlives the call; the flags are an integer.
     if unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } != 0 {
         let e = io::Error::last_os_error();
         match e.raw_os_error() {

@@ -92,7 +92,8 @@ pub fn reserve(proto: Proto, host_ip: Option<Ipv4Addr>, port: u16) -> Result<Res
         path: format!("{proto} {addr}").into(),
         source,
     };
-    // SAFETY: plain syscall; the result is checked before use.
+    // SAFETY: socket(2) takes integers only; the result is checked for -1 before it is
+    // wrapped as an owned descriptor.
     let fd = unsafe { libc::socket(libc::AF_INET, kind | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         return Err(io("create socket for", std::io::Error::last_os_error()));

@@ -1,5 +1,6 @@
 //! `cais registry ...` subcommands.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -134,17 +135,21 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             let storage = Storage::open(&root).context("opening storage")?;
             let report = crate::gc::collect(&storage, Duration::from_secs(grace), dry_run)
                 .context("collecting")?;
+            // The command's output, for the operator: what went (or would go).
+            let mut out = std::io::stdout().lock();
             for d in &report.deleted {
-                println!("{} {d}", if dry_run { "would delete" } else { "deleted" });
+                let verb = if dry_run { "would delete" } else { "deleted" };
+                writeln!(out, "{verb} {d}")?;
             }
-            println!(
+            writeln!(
+                out,
                 "marked {} blobs, {} {} unreferenced blobs, {} bytes, {} stale uploads",
                 report.marked,
                 if dry_run { "found" } else { "deleted" },
                 report.deleted.len(),
                 report.bytes_freed,
                 report.stale_uploads
-            );
+            )?;
             Ok(())
         }
     }

@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -391,8 +391,10 @@ async fn serve_async(config: Config) -> Result<(), anyhow::Error> {
             source,
         })?;
     let local = listener.local_addr()?;
-    // Tests and scripts read this line to learn the port of `--addr ...:0`.
-    println!("listening on {local}");
+    // Not a log line but the command's output: tests and scripts read it
+    // on stdout to learn the port of `--addr ...:0`.
+    let _ = writeln!(io::stdout(), "listening on {local}");
+    tracing::info!(address = %local, "listening");
     let app = Arc::new(App {
         storage: storage.clone(),
         auth,
@@ -432,7 +434,7 @@ async fn serve_async(config: Config) -> Result<(), anyhow::Error> {
                 Ok(a) => a,
                 Err(e) => {
                     // EMFILE and the like: back off instead of spinning.
-                    log_event("accept failed", &e.to_string());
+                    tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -478,16 +480,13 @@ async fn serve_async(config: Config) -> Result<(), anyhow::Error> {
             }
         });
     }
-    log_event("shutting down", "draining connections");
+    tracing::info!("shutting down, draining connections");
     drop(listener);
     if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
         .await
         .is_err()
     {
-        log_event(
-            "shutdown",
-            "grace period over, closing remaining connections",
-        );
+        tracing::warn!("shutdown grace period over, closing remaining connections");
     }
     Ok(())
 }
@@ -496,32 +495,15 @@ async fn run_gc(storage: Arc<Storage>, grace: Duration) {
     let result =
         tokio::task::spawn_blocking(move || crate::gc::collect(&storage, grace, false)).await;
     match result {
-        Ok(Ok(report)) => log_event(
-            "gc",
-            &format!(
-                "marked {} deleted {} freed {} bytes",
-                report.marked,
-                report.deleted.len(),
-                report.bytes_freed
-            ),
+        Ok(Ok(report)) => tracing::info!(
+            marked = report.marked,
+            deleted = report.deleted.len(),
+            bytes_freed = report.bytes_freed,
+            "gc"
         ),
-        Ok(Err(e)) => log_event("gc failed", &format!("{:#}", anyhow::Error::new(e))),
-        Err(e) => log_event("gc failed", &e.to_string()),
+        Ok(Err(e)) => tracing::error!(error = %format!("{:#}", anyhow::Error::new(e)), "gc failed"),
+        Err(e) => tracing::error!(error = %e, "gc failed"),
     }
-}
-
-fn log_event(event: &str, detail: &str) {
-    eprintln!(
-        "{}",
-        json!({"time": unix_time(), "event": event, "detail": detail})
-    );
-}
-
-fn unix_time() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 fn tls_acceptor(
@@ -587,18 +569,17 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, remote: SocketAddr) -> Re
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .to_owned();
-    eprintln!(
-        "{}",
-        json!({
-            "time": unix_time(),
-            "remote": remote.to_string(),
-            "user": user,
-            "method": method.as_str(),
-            "path": path,
-            "status": status,
-            "length": length,
-            "ms": started.elapsed().as_secs_f64() * 1000.0,
-        })
+    // The access log: one event per request (a JSON line with these
+    // fields at the top level under `--log-format json`, the default).
+    tracing::info!(
+        remote = %remote,
+        user = %user,
+        method = %method,
+        path = %path,
+        status,
+        length = %length,
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
     );
     response
 }

@@ -11,7 +11,8 @@ use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, Ms
 
 /// Opens a pty in the current mount namespace's /dev/ptmx; returns (master, slave).
 pub fn open_pty() -> Result<(OwnedFd, OwnedFd), Errno> {
-    // SAFETY: constant path and flags.
+    // SAFETY: the path is a static NUL-terminated string open(2) only reads; the
+    // result is checked before it is owned.
     let master = unsafe {
         libc::open(
             c"/dev/ptmx".as_ptr(),
@@ -22,10 +23,12 @@ pub fn open_pty() -> Result<(OwnedFd, OwnedFd), Errno> {
     // SAFETY: master is a fresh fd we own.
     let master = unsafe { OwnedFd::from_raw_fd(master) };
     let unlock: libc::c_int = 0;
-    // SAFETY: TIOCSPTLCK takes a pointer to int.
+    // SAFETY: TIOCSPTLCK reads one int through the pointer, and `unlock` lives across
+    // the call; `master` keeps the descriptor open.
     Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) })?;
     // TIOCGPTPEER opens the slave through the master, immune to /dev/pts tricks.
-    // SAFETY: TIOCGPTPEER takes open flags.
+    // SAFETY: TIOCGPTPEER takes integer open flags, no pointer; it returns a new
+    // descriptor or -1, checked below.
     let slave = unsafe {
         libc::ioctl(
             master.as_raw_fd(),
@@ -47,14 +50,18 @@ pub fn attach_stdio(slave: RawFd, rows: u16, cols: u16) -> Result<(), Errno> {
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
-        // SAFETY: TIOCSWINSZ takes a winsize pointer.
+        // SAFETY: TIOCSWINSZ reads one winsize through the pointer, and `ws` lives
+        // across the call; a bad `slave` is only an error return.
         unsafe { libc::ioctl(slave, libc::TIOCSWINSZ, &ws) };
     }
     for fd in 0..3 {
-        // SAFETY: dup2 on valid fds.
+        // SAFETY: dup2 takes integers; the caller keeps `slave` open, and descriptors
+        // 0-2 are not owned by any Rust object in this process, so replacing them
+        // invalidates nothing.
         Errno::result(unsafe { libc::dup2(slave, fd) })?;
     }
-    // SAFETY: TIOCSCTTY with 0 on our own session.
+    // SAFETY: TIOCSCTTY takes an integer (0: never steal a terminal another session
+    // holds), no pointer; this process leads its own new session.
     Errno::result(unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) })?;
     Ok(())
 }

@@ -962,7 +962,8 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 /// Makes this process the reaper of orphaned descendants, so the container
 /// process is re-parented to us when the bootstrap child exits.
 fn become_subreaper() -> Result<()> {
-    // SAFETY: plain prctl.
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes integers, no pointers, so no memory is
+    // touched; it only makes the container's orphaned processes reparent to this one.
     nix::errno::Errno::result(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) })
         .map(drop)
         .context(|| "becoming a child subreaper".into())

@@ -159,10 +159,12 @@ fn enter_namespaces(ns: &Namespaces, channel: &Channel) -> Result<()> {
 }
 
 fn become_root() -> Result<()> {
-    // SAFETY: integer arguments only.
+    // SAFETY: setresgid takes integers and touches no memory; done as a raw syscall in
+    // a single-threaded child, it changes exactly this process.
     Errno::result(unsafe { libc::syscall(libc::SYS_setresgid, 0, 0, 0) })
         .context(|| "setresgid 0 in the user namespace".into())?;
-    // SAFETY: integer arguments only.
+    // SAFETY: setresuid takes integers and touches no memory; done as a raw syscall in
+    // a single-threaded child, it changes exactly this process.
     Errno::result(unsafe { libc::syscall(libc::SYS_setresuid, 0, 0, 0) })
         .context(|| "setresuid 0 in the user namespace".into())?;
     Ok(())
@@ -360,11 +362,13 @@ fn exec_process(p: &ProcPlan, exe: &CString, keep: &[RawFd]) -> Result<Infallibl
         }
     }
     if let Some(mask) = p.umask {
-        // SAFETY: umask cannot fail.
+        // SAFETY: umask takes an integer, touches no memory and cannot fail;
+        // it changes only this process's file creation mask.
         unsafe { libc::umask(mask as libc::mode_t) };
     }
     if p.no_new_privs {
-        // SAFETY: plain prctl.
+        // SAFETY: PR_SET_NO_NEW_PRIVS takes integers, no pointers, so no memory is
+        // touched; it can only restrict what later execs gain.
         Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
             .context(|| "setting no_new_privs".into())?;
         if let Some(f) = &p.seccomp {

@@ -1,11 +1,21 @@
 //! The OCI runtime: an OCI bundle (config.json + rootfs) in, a container
 //! process out. It knows nothing of images, registries or the engine.
 //!
-//! Module map: `container` holds the operations the CLI calls (the parent
-//! side); `init` is everything between fork and exec in the children;
-//! `rootfs` mounts and pivots; `process` sets identity and limits; `seccomp`
-//! compiles and loads filters; `hooks`, `state`, `bundle`, `channel`,
-//! `console`, `tty`, `sealed` and `signal` are the supporting pieces.
+//! Module map:
+//! - `container` holds the operations the CLI calls (the parent side:
+//!   create, start, kill, delete, exec, pause...).
+//! - `init` is everything between fork and exec in the children.
+//! - `rootfs` does mounts, devices, `pivot_root`, masked and read-only
+//!   paths (with a `secure_join` that keeps symlinks inside the rootfs).
+//! - `process` sets capabilities, user, groups and rlimits.
+//! - `seccomp` compiles the OCI profile to classic BPF in pure Rust
+//!   (syscall tables generated from kernel headers by `gen_syscalls.sh`)
+//!   and loads it.
+//! - `bundle` reads config.json and holds the default spec and seccomp
+//!   profile; `sealed` re-executes from a read-only view of the binary;
+//!   `log` writes runc's log format (`--log FILE --log-format json`);
+//!   `hooks`, `state`, `channel`, `console`, `tty` and `signal` are the
+//!   other supporting pieces.
 
 pub mod bundle;
 pub mod channel;

@@ -28,13 +28,7 @@ pub fn error(msg: &str) {
 
 fn write(level: &str, msg: &str) {
     let cfg = CONFIG.get();
-    let json = cfg.is_some_and(|c| c.json);
-    let line = if json {
-        let now = crate::state::rfc3339(std::time::SystemTime::now());
-        serde_json::json!({"level": level, "msg": msg, "time": now}).to_string()
-    } else {
-        format!("{level}: {msg}")
-    };
+    let line = format_line(level, msg, cfg.is_some_and(|c| c.json));
     match cfg.and_then(|c| c.file.as_ref()) {
         Some(path) => {
             if let Ok(mut f) = std::fs::OpenOptions::new()
@@ -45,6 +39,41 @@ fn write(level: &str, msg: &str) {
                 let _ = writeln!(f, "{line}");
             }
         }
-        None => eprintln!("{line}"),
+        // This module is the runtime's log sink, in runc's format, so it
+        // writes stderr itself rather than through the binary's logger.
+        None => {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
+    }
+}
+
+/// One log line: runc's JSON (`level`, `msg`, `time`), which containerd and
+/// podman parse, or `level: msg` for people.
+fn format_line(level: &str, msg: &str, json: bool) -> String {
+    if json {
+        let now = crate::state::rfc3339(std::time::SystemTime::now());
+        serde_json::json!({"level": level, "msg": msg, "time": now}).to_string()
+    } else {
+        format!("{level}: {msg}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_line;
+
+    #[test]
+    fn json_lines_have_runcs_fields() {
+        let line = format_line("error", "container \"x\" does not exist", true);
+        let v: serde_json::Value = serde_json::from_str(&line).expect("one JSON object");
+        assert_eq!(v["level"], "error");
+        assert_eq!(v["msg"], "container \"x\" does not exist");
+        assert!(v["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+        assert_eq!(v.as_object().map(|o| o.len()), Some(3));
+    }
+
+    #[test]
+    fn text_lines_are_level_then_message() {
+        assert_eq!(format_line("warning", "w", false), "warning: w");
     }
 }

@@ -105,7 +105,8 @@ impl CapSets {
 pub fn apply_bounding(caps: &CapSets, last: u32) -> Result<(), Errno> {
     for cap in 0..=last {
         if caps.bounding & (1 << cap) == 0 {
-            // SAFETY: plain prctl with integer arguments.
+            // SAFETY: PR_CAPBSET_DROP takes a capability number, no pointers, so no
+            // memory is touched; its failure is checked below.
             let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
             // EINVAL: the kernel does not know this capability.
             if r < 0 && Errno::last() != Errno::EINVAL {
@@ -150,7 +151,9 @@ pub fn apply_caps(caps: &CapSets, last: u32) -> Result<(), Errno> {
     ];
     // SAFETY: header and data are valid v3 capset arguments.
     Errno::result(unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) })?;
-    // SAFETY: plain prctl with integer arguments.
+    // SAFETY: PR_CAP_AMBIENT_CLEAR_ALL takes integers, no pointers, so no
+    // memory is touched; it only empties the ambient set (a kernel without
+    // ambient capabilities has none to clear, so the result is ignored).
     unsafe {
         libc::prctl(
             libc::PR_CAP_AMBIENT,
@@ -167,7 +170,8 @@ pub fn apply_caps(caps: &CapSets, last: u32) -> Result<(), Errno> {
     let ambient = caps.ambient & caps.permitted & caps.inheritable;
     for cap in 0..=last {
         if ambient & (1 << cap) != 0 {
-            // SAFETY: plain prctl with integer arguments.
+            // SAFETY: PR_CAP_AMBIENT_RAISE takes a capability number, no pointers, so
+            // no memory is touched; its failure is checked below.
             let r = unsafe {
                 libc::prctl(
                     libc::PR_CAP_AMBIENT,
@@ -191,17 +195,21 @@ pub fn apply_user(
     groups: &[libc::gid_t],
     may_setgroups: bool,
 ) -> Result<(), Errno> {
-    // SAFETY: plain prctl.
+    // SAFETY: PR_SET_KEEPCAPS takes integers, no pointers, so no memory is touched; it
+    // only keeps the permitted set across the uid change below.
     Errno::result(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) })?;
     if may_setgroups {
-        // SAFETY: groups is a valid slice.
+        // SAFETY: setgroups reads `groups.len()` gid_t values from `groups`, a slice
+        // of exactly that length alive across the call.
         Errno::result(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) })?;
     }
     // Raw syscalls: glibc's wrappers broadcast to all threads with signals,
     // which is pointless here and not async-signal-safe after fork.
-    // SAFETY: integer arguments only.
+    // SAFETY: setresgid takes integers and touches no memory; as a raw syscall it
+    // changes only this thread, which is all the process has after fork.
     Errno::result(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) })?;
-    // SAFETY: integer arguments only.
+    // SAFETY: setresuid takes integers and touches no memory; as a raw syscall it
+    // changes only this thread, which is all the process has after fork.
     Errno::result(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) })?;
     Ok(())
 }
@@ -259,7 +267,8 @@ pub fn apply_rlimits(limits: &[Rlimit]) -> Result<(), (libc::__rlimit_resource_t
 /// Marks every descriptor from `first` up close-on-exec, so nothing of the
 /// runtime's leaks into the container (CVE-2024-21626).
 pub fn cloexec_from(first: u32) -> Result<(), Errno> {
-    // SAFETY: integer arguments only.
+    // SAFETY: close_range takes integers and touches no memory; CLOSE_RANGE_CLOEXEC
+    // only marks descriptors, none is closed under an owner.
     let r = unsafe {
         libc::syscall(
             libc::SYS_close_range,
@@ -278,12 +287,16 @@ pub fn close_from_except(first: i32, keep: &[i32]) {
     keep.sort_unstable();
     for k in keep {
         if k > start {
-            // SAFETY: integer arguments only.
+            // SAFETY: close_range takes integers and touches no memory. What it
+            // closes may still have Rust owners in this child; none is used again,
+            // as the child only execs, or reports its error and exits.
             unsafe { libc::syscall(libc::SYS_close_range, start as u32, (k - 1) as u32, 0) };
         }
         start = k + 1;
     }
-    // SAFETY: integer arguments only.
+    // SAFETY: close_range takes integers and touches no memory. What it
+    // closes may still have Rust owners in this child; none is used again,
+    // as the child only execs, or reports its error and exits.
     unsafe { libc::syscall(libc::SYS_close_range, start as u32, u32::MAX, 0) };
 }
 

@@ -107,7 +107,8 @@ fn sealed_copy() -> std::io::Result<File> {
     let mut exe = File::open("/proc/self/exe")?;
     std::io::copy(&mut exe, &mut copy)?;
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: fcntl on an fd we own.
+    // SAFETY: F_ADD_SEALS takes an integer seal mask, no pointer; `copy` keeps the
+    // memfd open across the call.
     Errno::result(unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
     Ok(copy)
 }

@@ -74,8 +74,10 @@ pub fn proxy_and_wait(master: OwnedFd, pid: i32) -> Result<i32> {
 }
 
 fn copy_window_size(master: i32) {
+    // SAFETY: winsize is four integers; all zeroes is a valid value.
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ/TIOCSWINSZ take a winsize pointer.
+    // SAFETY: TIOCGWINSZ writes one winsize into `ws` and TIOCSWINSZ reads it back;
+    // `ws` lives across both calls, and a bad descriptor is only an error return.
     unsafe {
         if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {
             libc::ioctl(master, libc::TIOCSWINSZ, &ws);

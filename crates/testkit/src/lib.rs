@@ -1,5 +1,8 @@
 //! Test helpers (dev-only): privilege checks, busybox root filesystems and
-//! OCI bundles, temporary state roots.
+//! OCI bundles, images, temporary state roots; `daemon` and `registry` are
+//! the engine daemon and registry fixtures (the docker CLI helpers live in
+//! the daemon fixture). A missing requirement fails under `CI`, skips
+//! otherwise.
 
 pub mod registry;
 

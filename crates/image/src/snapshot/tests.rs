@@ -51,7 +51,8 @@ fn diff_turns_overlay_whiteouts_and_opaque_dirs_into_layer_entries() {
         0
     );
     let d = CString::new(upper.join("etc/opq").as_os_str().as_bytes()).expect("cstr");
-    // SAFETY: valid C strings and value.
+    // SAFETY: setxattr only reads the NUL-terminated path and name and the one byte of
+    // value it is told about, all of which outlive the call.
     let r = unsafe {
         libc::setxattr(
             d.as_ptr(),
@@ -64,7 +65,8 @@ fn diff_turns_overlay_whiteouts_and_opaque_dirs_into_layer_entries() {
     assert_eq!(r, 0, "{}", io::Error::last_os_error());
 
     let a = CString::new(upper.join("a").as_os_str().as_bytes()).expect("cstr");
-    // SAFETY: valid C strings and value.
+    // SAFETY: setxattr only reads the NUL-terminated path and name and the four bytes
+    // of value it is told about, all of which outlive the call.
     let r = unsafe {
         libc::setxattr(
             a.as_ptr(),

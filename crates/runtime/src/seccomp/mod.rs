@@ -602,7 +602,9 @@ impl Filter {
         if err != Errno::ENOSYS || self.flags != 0 {
             return Err(err);
         }
-        // SAFETY: as above.
+        // SAFETY: the fallback for old kernels takes the same `prog`, which points to
+        // `self.program` and outlives the call; the kernel copies the program before
+        // returning.
         let ret = unsafe {
             libc::prctl(
                 libc::PR_SET_SECCOMP,
