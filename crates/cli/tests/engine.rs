@@ -963,3 +963,152 @@ fn tcp_needs_tls_with_client_certificates() {
         "a client without a certificate is refused"
     );
 }
+
+#[test]
+fn kill_waits_for_the_exit_so_rm_follows() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    d.image("busybox");
+    for i in 0..3 {
+        let name = format!("victim{i}");
+        d.docker_ok(&["run", "-d", "--name", &name, "busybox", "sleep", "300"]);
+        // The shell's `&&`: rm runs right after kill returns, with no -f.
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{DOCKER} kill {name} && {DOCKER} rm {name}"))
+            .env("DOCKER_HOST", d.host())
+            .output()
+            .expect("run sh");
+        assert!(
+            out.status.success(),
+            "kill && rm: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(d.docker_ok(&["ps", "-aq"]).trim(), "");
+    // A signal other than KILL does not wait (a shell as pid 1 ignores
+    // SIGTERM), and the container keeps running.
+    d.docker_ok(&["run", "-d", "--name", "stubborn", "busybox", "sleep", "300"]);
+    d.docker_ok(&["kill", "-s", "TERM", "stubborn"]);
+    assert_eq!(inspect(&d, "stubborn", "{{.State.Running}}"), "true");
+    d.docker_ok(&["rm", "-f", "stubborn"]);
+}
+
+#[test]
+fn filters_follow_dockers_semantics() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    d.image("busybox");
+    for (name, labels) in [
+        ("both", &["a=1", "b=2"][..]),
+        ("only_a", &["a=1"][..]),
+        ("only_b", &["b=2"][..]),
+        ("other_b", &["a=1", "b=3"][..]),
+    ] {
+        let mut args = vec!["create", "--name", name];
+        for l in labels {
+            args.extend(["--label", l]);
+        }
+        args.extend(["busybox", "true"]);
+        d.docker_ok(&args);
+    }
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["ps", "-a", "--format", "{{.Names}}"];
+        all.extend_from_slice(args);
+        let mut v: Vec<String> = d.docker_ok(&all).lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    // Two labels AND together.
+    assert_eq!(
+        names(&["--filter", "label=a=1", "--filter", "label=b=2"]),
+        ["both"]
+    );
+    // Presence of a key.
+    assert_eq!(
+        names(&["--filter", "label=b"]),
+        ["both", "only_b", "other_b"]
+    );
+    // Two names OR together, and AND with a label.
+    assert_eq!(
+        names(&[
+            "--filter",
+            "name=only",
+            "--filter",
+            "name=both",
+            "--filter",
+            "label=a=1"
+        ]),
+        ["both", "only_a"]
+    );
+    // An unknown key is dockerd's 400, not a match-all.
+    let out = d.docker(&["ps", "--filter", "bogus=1"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid filter 'bogus'"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = d.docker(&["ps", "--filter", "status=sleeping"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid filter 'status=sleeping'"));
+
+    // Volumes: labels filter them.
+    d.docker_ok(&[
+        "volume", "create", "--label", "k=v", "--label", "team=x", "vol1",
+    ]);
+    d.docker_ok(&["volume", "create", "--label", "k=w", "vol2"]);
+    d.docker_ok(&["volume", "create", "vol3"]);
+    let vols = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["volume", "ls", "--format", "{{.Name}}"];
+        all.extend_from_slice(args);
+        d.docker_ok(&all).lines().map(str::to_string).collect()
+    };
+    assert_eq!(vols(&["--filter", "label=k=v"]), ["vol1"]);
+    assert_eq!(vols(&["--filter", "label=k"]), ["vol1", "vol2"]);
+    assert_eq!(
+        vols(&["--filter", "label=k=v", "--filter", "label=team=y"]),
+        Vec::<String>::new()
+    );
+    // Both encodings of the query, straight to the API.
+    for query in [r#"{"label":["k=v"]}"#, r#"{"label":{"k=v":true}}"#] {
+        let path = format!("/volumes?filters={}", encode(query));
+        let (status, body) = api(&d, "GET", &path, "");
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("volume list JSON");
+        let listed: Vec<&str> = v["Volumes"]
+            .as_array()
+            .expect("Volumes")
+            .iter()
+            .filter_map(|v| v["Name"].as_str())
+            .collect();
+        assert_eq!(listed, ["vol1"], "{query}");
+    }
+    let (status, body) = api(
+        &d,
+        "GET",
+        &format!("/networks?filters={}", encode(r#"{"ancestor":["x"]}"#)),
+        "",
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid filter 'ancestor'"), "{body}");
+    // Prune by label removes only what matches.
+    d.docker_ok(&["container", "prune", "-f", "--filter", "label=b=2"]);
+    assert_eq!(names(&[]), ["only_a", "other_b"]);
+    d.docker_ok(&["rm", "only_a", "other_b"]);
+}
+
+/// Percent-encodes a query value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::events::Events;
+use crate::filters::{self, Filters};
 use crate::network::{EtcFile, NetPlan, NetState, Networks};
 use crate::shim;
 use crate::spec::{self, MountSpec};
@@ -1011,10 +1012,22 @@ impl Engine {
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         self.update(id, |r| r.manually_stopped = true)?;
         self.runtime(&["kill", id, &(sig as i32).to_string()])?;
-        if sig == nix::sys::signal::Signal::SIGKILL && rec.state.paused {
+        let killed = sig == nix::sys::signal::Signal::SIGKILL;
+        if killed && rec.state.paused {
             let _ = self.runtime(&["resume", id]);
         }
         self.emit(&rec, "kill", &[("signal", (sig as i32).to_string())]);
+        if killed {
+            // As dockerd: a SIGKILL returns once the container is gone, so
+            // `kill` then `rm` finds it stopped. Other signals may be
+            // handled or ignored, and do not wait.
+            self.wait_not_running(id, Duration::from_secs(30));
+            if self.record(id).is_ok_and(|r| r.state.running) {
+                return Err(Error::Internal(format!(
+                    "container {id} did not exit within 30 seconds of SIGKILL"
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -1234,22 +1247,36 @@ impl Engine {
         })
     }
 
-    pub fn list(
-        &self,
-        all: bool,
-        filters: &BTreeMap<String, Vec<String>>,
-    ) -> Vec<ContainerSummary> {
+    pub fn list(&self, all: bool, filters: &Filters) -> Result<Vec<ContainerSummary>> {
         let t = self.lock();
-        let mut out: Vec<Record> = t
-            .containers
-            .values()
-            .filter(|r| all || r.state.running || filters.contains_key("status"))
-            .filter(|r| matches_filters(r, filters))
-            .cloned()
-            .collect();
+        // `before`/`since` name a container; the others are ordered by it.
+        let created_of = |key: &str| -> Result<Option<String>> {
+            let Some(v) = filters.values(key).first() else {
+                return Ok(None);
+            };
+            let found = t
+                .containers
+                .values()
+                .find(|r| r.id.starts_with(v.as_str()) || r.name == v.trim_start_matches('/'));
+            match found {
+                Some(r) => Ok(Some(r.created.clone())),
+                None => Err(Error::NotFound(format!("No such container: {v}"))),
+            }
+        };
+        let before = created_of("before")?;
+        let since = created_of("since")?;
+        let mut out = Vec::new();
+        for r in t.containers.values() {
+            if (all || r.state.running || filters.contains("status"))
+                && matches_filters(r, filters, before.as_deref(), since.as_deref())?
+            {
+                out.push(r.clone());
+            }
+        }
         drop(t);
         out.sort_by(|a, b| b.created.cmp(&a.created));
-        out.into_iter()
+        Ok(out
+            .into_iter()
             .map(|r| ContainerSummary {
                 id: r.id.clone(),
                 names: vec![format!("/{}", r.name)],
@@ -1268,7 +1295,7 @@ impl Engine {
                 network_settings: serde_json::json!({"Networks": r.networks}),
                 mounts: r.mounts.clone(),
             })
-            .collect()
+            .collect())
     }
 
     /// Containers whose records use a volume.
@@ -1285,13 +1312,20 @@ impl Engine {
             .collect()
     }
 
-    /// Removes stopped containers; returns their ids.
-    pub fn prune(&self) -> Vec<String> {
+    /// Removes stopped containers that pass the prune filters (labels,
+    /// created before `until`); returns their ids.
+    pub fn prune(&self, filters: &Filters, until: Option<i64>) -> Vec<String> {
         let ids: Vec<String> = self
             .lock()
             .containers
             .values()
             .filter(|r| !r.state.running && !r.state.restarting)
+            .filter(|r| filters.labels_match(&r.config.labels))
+            .filter(|r| {
+                until.is_none_or(|u| {
+                    cais_image::time::parse_rfc3339(&r.created).is_some_and(|c| c < u)
+                })
+            })
             .map(|r| r.id.clone())
             .collect();
         ids.into_iter()
@@ -1779,31 +1813,72 @@ fn human_duration(secs: i64) -> String {
     }
 }
 
-fn matches_filters(r: &Record, filters: &BTreeMap<String, Vec<String>>) -> bool {
-    filters.iter().all(|(key, values)| {
-        values.iter().any(|v| match key.as_str() {
-            "id" => r.id.starts_with(v.as_str()),
-            "name" => r.name.contains(v.trim_start_matches('/')),
-            "status" => state_word(&r.state) == v,
-            "label" => match v.split_once('=') {
-                Some((k, val)) => r.config.labels.get(k).is_some_and(|x| x == val),
-                None => r.config.labels.contains_key(v.as_str()),
-            },
-            "ancestor" => {
-                r.image == *v
-                    || r.image_id.starts_with(v.as_str())
-                    || r.image_id
-                        .trim_start_matches("sha256:")
-                        .starts_with(v.as_str())
-            }
-            "exited" => !r.state.running && r.state.exit_code.to_string() == *v,
-            "volume" => r.mounts.iter().any(|m| m.name == *v || m.destination == *v),
-            "network" => r.networks.iter().any(|(name, ep)| {
-                name == v || (!v.is_empty() && ep.network_id.starts_with(v.as_str()))
-            }),
-            _ => true,
+/// Whether a container passes `GET /containers/json` filters (keys already
+/// checked by `Filters::parse`). `created` orders `before`/`since`.
+fn matches_filters(
+    r: &Record,
+    f: &Filters,
+    before: Option<&str>,
+    since: Option<&str>,
+) -> Result<bool> {
+    let exited: Vec<i64> = f
+        .values("exited")
+        .iter()
+        .map(|v| {
+            v.parse()
+                .map_err(|_| Error::InvalidArgument(format!("invalid filter 'exited={v}'")))
         })
-    })
+        .collect::<Result<_>>()?;
+    let health = r
+        .state
+        .health
+        .as_ref()
+        .map(|h| h.status.as_str())
+        .unwrap_or("none");
+    let ports = |v: &str, published: bool| {
+        let (port, proto) = v.split_once('/').unwrap_or((v, "tcp"));
+        let key = format!("{port}/{proto}");
+        if published {
+            r.host_config.port_bindings.contains_key(&key)
+                || r.host_config
+                    .port_bindings
+                    .values()
+                    .flatten()
+                    .any(|b| b.host_port == port)
+        } else {
+            r.config
+                .exposed_ports
+                .as_ref()
+                .is_some_and(|e| e.contains_key(&key))
+                || r.host_config.port_bindings.contains_key(&key)
+        }
+    };
+    Ok(f.any("id", |v| r.id.starts_with(v))
+        && f.any("name", |v| filters::name_matches(v, &format!("/{}", r.name)))
+        && f.any("status", |v| state_word(&r.state) == v)
+        && f.labels_match(&r.config.labels)
+        && f.any("ancestor", |v| {
+            r.image == v
+                || r.image.split(':').next() == Some(v)
+                || r.image_id.starts_with(v)
+                || r.image_id.trim_start_matches("sha256:").starts_with(v)
+        })
+        && (exited.is_empty()
+            || (!r.state.running && !r.state.restarting && exited.contains(&r.state.exit_code)))
+        && f.any("health", |v| v == health)
+        && f.any("volume", |v| r.mounts.iter().any(|m| m.name == v || m.destination == v))
+        && f.any("network", |v| {
+            r.networks
+                .iter()
+                .any(|(name, ep)| name == v || (!v.is_empty() && ep.network_id.starts_with(v)))
+        })
+        && f.any("publish", |v| ports(v, true))
+        && f.any("expose", |v| ports(v, false))
+        && f.any("isolation", |v| v == "default")
+        // No container here is a swarm task.
+        && f.any("is-task", |v| v == "false" || v == "0")
+        && before.is_none_or(|b| r.created.as_str() < b)
+        && since.is_none_or(|s| r.created.as_str() > s))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::filters;
 use crate::server::{blocking, json, Body, Query};
 
 fn image_not_found(name: &str) -> impl Fn(cais_image::Error) -> Error + '_ {
@@ -26,6 +27,29 @@ fn created_secs(config: &cais_image::oci::ImageConfig) -> i64 {
         .as_deref()
         .and_then(cais_image::time::parse_rfc3339)
         .unwrap_or(0)
+}
+
+/// Docker's `reference=` filter: a pattern (`*` within one path component,
+/// as Go's `path.Match`) against the familiar name, with or without its tag.
+fn reference_matches(pattern: &str, familiar: &str) -> bool {
+    let repo = familiar.rsplit_once(':').map_or(familiar, |(r, _)| r);
+    glob(pattern, familiar) || glob(pattern, repo)
+}
+
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            let Some(rest) = text.strip_prefix(head) else {
+                return false;
+            };
+            // `*` never crosses a `/`.
+            (0..=rest.len())
+                .take_while(|&i| !rest[..i].contains('/'))
+                .filter(|&i| rest.is_char_boundary(i))
+                .any(|i| glob(tail, &rest[i..]))
+        }
+    }
 }
 
 fn familiar_tags(rec: &ImageRecord) -> Vec<String> {
@@ -521,27 +545,38 @@ pub async fn route(
             pull(engine, &req, query).await
         }
         (&Method::GET, ["json"]) => {
-            let filters = query.filters()?;
+            let filters = query.filters(filters::IMAGE_LIST)?;
+            let dangling = filters.boolean("dangling")?;
+            let until = filters.until(crate::server::unix_now())?;
             let list = blocking(move || {
+                let records = e.images.list()?;
+                // `before`/`since` name an image; others are ordered by it.
+                let created_of = |key: &str| -> Result<Option<i64>> {
+                    let Some(name) = filters.values(key).first() else {
+                        return Ok(None);
+                    };
+                    let rec = e.images.resolve(name).map_err(image_not_found(name))?;
+                    Ok(Some(summary(&e.images, &rec)?.created))
+                };
+                let (before, since) = (created_of("before")?, created_of("since")?);
                 let mut out = Vec::new();
-                for rec in e.images.list()? {
-                    let dangling = rec.tags.is_empty();
-                    if let Some(d) = filters.get("dangling") {
-                        if d.iter().any(|v| v == "true" || v == "1") != dangling {
-                            continue;
-                        }
+                for rec in records {
+                    let names = familiar_tags(&rec);
+                    if dangling.is_some_and(|d| d != rec.tags.is_empty())
+                        || !filters.any("reference", |r| {
+                            names.iter().any(|n| reference_matches(r, n))
+                        })
+                    {
+                        continue;
                     }
-                    if let Some(refs) = filters.get("reference") {
-                        let names = familiar_tags(&rec);
-                        if !refs.iter().any(|r| {
-                            names
-                                .iter()
-                                .any(|n| n == r || n.split(':').next() == Some(r.as_str()))
-                        }) {
-                            continue;
-                        }
+                    let s = summary(&e.images, &rec)?;
+                    if filters.labels_match(&s.labels)
+                        && before.is_none_or(|b| s.created < b)
+                        && since.is_none_or(|t| s.created > t)
+                        && until.is_none_or(|u| s.created < u)
+                    {
+                        out.push(s);
                     }
-                    out.push(summary(&e.images, &rec)?);
                 }
                 out.sort_by_key(|i| std::cmp::Reverse(i.created));
                 Ok(out)
@@ -550,11 +585,20 @@ pub async fn route(
             Ok(json(StatusCode::OK, &list))
         }
         (&Method::POST, ["prune"]) => {
-            let filters = query.filters()?;
-            let all = filters
-                .get("dangling")
-                .is_some_and(|d| d.iter().any(|v| v == "false" || v == "0"));
-            let (removed, gc) = blocking(move || e.images.prune(all).map_err(Error::from)).await?;
+            let filters = query.filters(filters::IMAGE_PRUNE)?;
+            let all = filters.boolean("dangling")? == Some(false);
+            let until = filters.until(crate::server::unix_now())?;
+            let (removed, gc) = blocking(move || {
+                let store = &e.images;
+                let select = |rec: &ImageRecord| {
+                    let Ok(s) = summary(store, rec) else {
+                        return false;
+                    };
+                    filters.labels_match(&s.labels) && until.is_none_or(|u| s.created < u)
+                };
+                store.prune_selected(all, &select).map_err(Error::from)
+            })
+            .await?;
             Ok(json(
                 StatusCode::OK,
                 &serde_json::json!({"ImagesDeleted": removals(removed), "SpaceReclaimed": gc.bytes}),

@@ -38,6 +38,7 @@ pub mod daemon;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod filters;
 mod health;
 mod images;
 pub mod logfile;

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{random_hex, Engine, Record};
 use crate::error::{Error, Result};
+use crate::filters::Filters;
 use crate::netconf::{self, DnsEntry, FwContainer, FwNetwork, HostsLink, PortMap};
 
 /// The predefined networks docker lists.
@@ -1215,41 +1216,29 @@ impl Engine {
             .collect()
     }
 
-    pub fn network_list(&self, filters: &BTreeMap<String, Vec<String>>) -> Result<Vec<Network>> {
-        for key in filters.keys() {
-            if !matches!(
-                key.as_str(),
-                "name" | "id" | "driver" | "label" | "type" | "scope" | "dangling"
-            ) {
-                return Err(Error::InvalidArgument(format!("invalid filter '{key}'")));
-            }
+    /// `GET /networks` with its filters (keys checked by the caller).
+    pub fn network_list(&self, filters: &Filters) -> Result<Vec<Network>> {
+        let dangling = filters.boolean("dangling")?;
+        if let Some(t) = filters
+            .values("type")
+            .iter()
+            .find(|t| !matches!(t.as_str(), "builtin" | "custom"))
+        {
+            return Err(Error::InvalidArgument(format!("invalid filter 'type={t}'")));
         }
         let nets: Vec<NetRecord> = self.nets().by_id.values().cloned().collect();
         let mut out: Vec<Network> = nets
             .iter()
             .filter(|n| {
-                filters.iter().all(|(k, vs)| {
-                    vs.iter().any(|v| match k.as_str() {
-                        "name" => n.name.contains(v.as_str()),
-                        "id" => n.id.starts_with(v.as_str()),
-                        "driver" => &n.driver == v,
-                        "scope" => v == "local",
-                        "type" => match v.as_str() {
-                            "builtin" => n.builtin(),
-                            "custom" => !n.builtin(),
-                            _ => false,
-                        },
-                        "label" => match v.split_once('=') {
-                            Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
-                            None => n.labels.contains_key(v.as_str()),
-                        },
-                        "dangling" => {
-                            let want = matches!(v.as_str(), "true" | "1");
-                            (!n.builtin() && self.network_users(&n.id).is_empty()) == want
-                        }
-                        _ => true,
+                filters.any("name", |v| n.name.contains(v))
+                    && filters.any("id", |v| n.id.starts_with(v))
+                    && filters.any("driver", |v| n.driver == v)
+                    && filters.any("scope", |v| v == "local")
+                    && filters.any("type", |v| (v == "builtin") == n.builtin())
+                    && filters.labels_match(&n.labels)
+                    && dangling.is_none_or(|want| {
+                        (!n.builtin() && self.network_users(&n.id).is_empty()) == want
                     })
-                })
             })
             .map(|n| self.network_view(n, false))
             .collect();
@@ -1425,16 +1414,15 @@ impl Engine {
     }
 
     /// Removes user networks no container is attached to; their names.
-    pub fn network_prune(&self, filters: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+    /// (Prune filters: `label`, `label!`, created before `until`.)
+    pub fn network_prune(&self, filters: &Filters, until: Option<i64>) -> Vec<String> {
         let nets: Vec<NetRecord> = self.nets().by_id.values().cloned().collect();
         nets.into_iter()
             .filter(|n| !n.builtin())
+            .filter(|n| filters.labels_match(&n.labels))
             .filter(|n| {
-                filters.get("label").is_none_or(|vs| {
-                    vs.iter().all(|v| match v.split_once('=') {
-                        Some((k, val)) => n.labels.get(k).is_some_and(|x| x == val),
-                        None => n.labels.contains_key(v.as_str()),
-                    })
+                until.is_none_or(|u| {
+                    cais_image::time::parse_rfc3339(&n.created).is_some_and(|c| c < u)
                 })
             })
             .filter(|n| self.network_remove(&n.id).is_ok())

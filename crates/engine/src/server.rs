@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::filters::{self, event_matches, Filters};
 
 pub type Body = BoxBody<Bytes, Infallible>;
 
@@ -111,27 +112,19 @@ impl Query {
             })
             .transpose()
     }
-    /// `filters={"key":["v"]}` (or the old `{"key":{"v":true}}` form).
-    pub(crate) fn filters(&self) -> Result<BTreeMap<String, Vec<String>>> {
-        let Some(raw) = self.get("filters").filter(|f| !f.is_empty()) else {
-            return Ok(BTreeMap::new());
-        };
-        let v: serde_json::Value = serde_json::from_str(raw)
-            .map_err(|e| Error::InvalidArgument(format!("invalid filters: {e}")))?;
-        let mut out = BTreeMap::new();
-        for (k, vals) in v.as_object().into_iter().flatten() {
-            let list: Vec<String> = match vals {
-                serde_json::Value::Array(a) => a
-                    .iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect(),
-                serde_json::Value::Object(o) => o.keys().cloned().collect(),
-                _ => Vec::new(),
-            };
-            out.insert(k.clone(), list);
-        }
-        Ok(out)
+    /// The `filters` parameter, checked against the keys the endpoint
+    /// `accepts` (see `filters`).
+    pub(crate) fn filters(&self, accepts: &[&str]) -> Result<Filters> {
+        Filters::parse(self.get("filters"), accepts)
     }
+}
+
+/// Seconds since the epoch, for `until=` durations.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 pub(crate) fn decode(s: &str) -> String {
@@ -265,16 +258,19 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<B
         }
         (&Method::GET, ["containers", "json"]) => {
             let all = query.flag("all");
-            let filters = query.filters()?;
+            let filters = query.filters(filters::CONTAINER_LIST)?;
+            filters.check_container_statuses()?;
             let limit = query.int("limit")?;
-            let mut list = blocking(move || Ok(e.list(all || limit.is_some(), &filters))).await?;
+            let mut list = blocking(move || e.list(all || limit.is_some(), &filters)).await?;
             if let Some(n) = limit.filter(|n| *n > 0) {
                 list.truncate(n as usize);
             }
             Ok(json(StatusCode::OK, &list))
         }
         (&Method::POST, ["containers", "prune"]) => {
-            let ids = blocking(move || Ok(e.prune())).await?;
+            let filters = query.filters(filters::PRUNE)?;
+            let until = filters.until(unix_now())?;
+            let ids = blocking(move || Ok(e.prune(&filters, until))).await?;
             Ok(json(
                 StatusCode::OK,
                 &serde_json::json!({"ContainersDeleted": ids, "SpaceReclaimed": 0}),
@@ -514,7 +510,7 @@ async fn networks_route(
     let e = engine.clone();
     match (method, rest) {
         (&Method::GET, []) => {
-            let filters = query.filters()?;
+            let filters = query.filters(filters::NETWORK_LIST)?;
             let list = blocking(move || e.network_list(&filters)).await?;
             Ok(json(StatusCode::OK, &list))
         }
@@ -525,8 +521,9 @@ async fn networks_route(
             Ok(json(StatusCode::CREATED, &created))
         }
         (&Method::POST, ["prune"]) => {
-            let filters = query.filters()?;
-            let deleted = blocking(move || Ok(e.network_prune(&filters))).await?;
+            let filters = query.filters(filters::PRUNE)?;
+            let until = filters.until(unix_now())?;
+            let deleted = blocking(move || Ok(e.network_prune(&filters, until))).await?;
             Ok(json(
                 StatusCode::OK,
                 &cais_api::NetworkPruneResponse {
@@ -572,16 +569,16 @@ async fn volumes_route(
     let e = engine.clone();
     match (method, rest) {
         (&Method::GET, []) => {
-            let filters = query.filters()?;
+            let filters = query.filters(filters::VOLUME_LIST)?;
+            let dangling = filters.boolean("dangling")?;
             let list = blocking(move || {
                 let mut vols = e.volumes.list();
-                if let Some(d) = filters.get("dangling") {
-                    let want = d.iter().any(|v| v == "true" || v == "1");
-                    vols.retain(|v| e.volume_users(&v.name).is_empty() == want);
-                }
-                if let Some(names) = filters.get("name") {
-                    vols.retain(|v| names.iter().any(|n| v.name.contains(n.as_str())));
-                }
+                vols.retain(|v| {
+                    dangling.is_none_or(|d| e.volume_users(&v.name).is_empty() == d)
+                        && filters.any("name", |n| filters::name_matches(n, &v.name))
+                        && filters.any("driver", |d| d == v.driver)
+                        && filters.labels_match(&v.labels)
+                });
                 Ok(vols)
             })
             .await?;
@@ -616,11 +613,14 @@ async fn volumes_route(
             Ok(json(StatusCode::CREATED, &v))
         }
         (&Method::POST, ["prune"]) => {
+            let filters = query.filters(filters::VOLUME_PRUNE)?;
             let deleted = blocking(move || {
                 let mut out = Vec::new();
                 for v in e.volumes.list() {
                     // Docker prunes anonymous volumes only unless all=true.
-                    if e.volume_users(&v.name).is_empty() && e.volumes.remove(&v.name, &[]).is_ok()
+                    if filters.labels_match(&v.labels)
+                        && e.volume_users(&v.name).is_empty()
+                        && e.volumes.remove(&v.name, &[]).is_ok()
                     {
                         out.push(v.name);
                     }
@@ -681,26 +681,8 @@ fn parse_ts(s: &str) -> Option<i64> {
 fn events(engine: Arc<Engine>, query: &Query) -> Result<Response<Body>> {
     let since = query.get("since").and_then(parse_ts).unwrap_or(i64::MIN);
     let until = query.get("until").and_then(parse_ts);
-    let filters = query.filters()?;
-    let matches = move |ev: &cais_api::Event| {
-        filters.iter().all(|(k, vs)| {
-            vs.iter().any(|v| match k.as_str() {
-                "type" => &ev.kind == v,
-                "event" => &ev.action == v,
-                "container" => {
-                    ev.kind == "container"
-                        && (ev.actor.id.starts_with(v.as_str())
-                            || ev.actor.attributes.get("name") == Some(v))
-                }
-                "image" => ev.actor.attributes.get("image") == Some(v),
-                "label" => match v.split_once('=') {
-                    Some((lk, lv)) => ev.actor.attributes.get(lk).is_some_and(|x| x == lv),
-                    None => ev.actor.attributes.contains_key(v.as_str()),
-                },
-                _ => true,
-            })
-        })
-    };
+    let filters = query.filters(filters::EVENTS)?;
+    let matches = move |ev: &cais_api::Event| event_matches(&filters, ev);
     let (tx, body) = channel_body();
     let mut live = engine.events.subscribe();
     let past = engine.events.history(since, until.unwrap_or(i64::MAX));

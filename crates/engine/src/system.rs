@@ -3,7 +3,7 @@
 use crate::engine::Engine;
 
 pub fn info(engine: &Engine) -> serde_json::Value {
-    let containers = engine.list(true, &Default::default());
+    let containers = engine.list(true, &Default::default()).unwrap_or_default();
     let count = |s: &str| containers.iter().filter(|c| c.state == s).count();
     let images = engine.images.list().map(|l| l.len()).unwrap_or(0);
     let uname = nix::sys::utsname::uname().ok();
@@ -194,7 +194,7 @@ fn tree_size(path: &std::path::Path) -> u64 {
 
 /// `GET /system/df`: disk used by images, containers and volumes.
 pub fn df(engine: &Engine) -> crate::error::Result<serde_json::Value> {
-    let containers = engine.list(true, &Default::default());
+    let containers = engine.list(true, &Default::default()).unwrap_or_default();
     let mut images = Vec::new();
     let mut layers_size = 0i64;
     for rec in engine.images.list()? {

@@ -541,10 +541,24 @@ impl ImageStore {
     /// Removes dangling images (no tag), or with `all` every image no
     /// container uses, then collects garbage.
     pub fn prune(&self, all: bool) -> Result<(Vec<Removal>, GcReport)> {
+        self.prune_selected(all, &|_| true)
+    }
+
+    /// `prune` limited to the images `select` accepts (the engine's prune
+    /// filters: labels, creation time).
+    pub fn prune_selected(
+        &self,
+        all: bool,
+        select: &dyn Fn(&ImageRecord) -> bool,
+    ) -> Result<(Vec<Removal>, GcReport)> {
         let mut users = BTreeMap::new();
+        let mut selected = BTreeSet::new();
         for rec in self.list()? {
             if let Some(u) = self.user_of(&rec)? {
                 users.insert(rec.manifest.clone(), u);
+            }
+            if select(&rec) {
+                selected.insert(rec.manifest.clone());
             }
         }
         let removed = self.update(|md| {
@@ -553,7 +567,11 @@ impl ImageStore {
             let victims: Vec<Digest> = md
                 .images
                 .keys()
-                .filter(|d| !users.contains_key(*d) && (all || !tagged.contains(*d)))
+                .filter(|d| {
+                    selected.contains(*d)
+                        && !users.contains_key(*d)
+                        && (all || !tagged.contains(*d))
+                })
                 .cloned()
                 .collect();
             for d in victims {
