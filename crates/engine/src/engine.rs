@@ -83,6 +83,21 @@ struct ExecRecord {
 #[derive(Default)]
 pub(crate) struct Table {
     pub(crate) containers: BTreeMap<String, Record>,
+    /// Per container, the order of its record's snapshots (see `update`).
+    writers: HashMap<String, Arc<RecordWriter>>,
+}
+
+/// Orders the writes of one container's record file. API, monitor and
+/// health threads update a record under the table lock but write it after
+/// releasing that lock (an fsync must not stall every other container), so
+/// two snapshots can reach the disk in either order. Each snapshot takes a
+/// generation under the table lock; the file is written under `written`,
+/// and a snapshot older than what is already on disk is dropped, never
+/// renamed over a newer one.
+#[derive(Default)]
+struct RecordWriter {
+    generation: std::sync::atomic::AtomicU64,
+    written: Mutex<u64>,
 }
 
 pub struct Engine {
@@ -146,6 +161,14 @@ pub fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+impl Table {
+    /// Drops a removed container's record and its writer.
+    fn forget(&mut self, id: &str) {
+        self.containers.remove(id);
+        self.writers.remove(id);
+    }
 }
 
 impl Engine {
@@ -220,15 +243,29 @@ impl Engine {
         self.cfg.exec_root.join("runtime")
     }
 
-    fn save(&self, rec: &Record) -> Result<()> {
+    /// Writes snapshot `generation` of a record unless a newer one is on
+    /// disk: a temp file of its own, fsynced, renamed over `container.json`.
+    fn save(&self, rec: &Record, writer: &RecordWriter, generation: u64) -> Result<()> {
+        let mut written = writer.written.lock().unwrap_or_else(|p| p.into_inner());
+        if *written > generation {
+            return Ok(());
+        }
         let dir = self.container_dir(&rec.id);
-        let tmp = dir.join(".container.json.tmp");
-        fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(rec).expect("records serialize"),
-        )
-        .and_then(|_| fs::rename(&tmp, dir.join("container.json")))
-        .map_err(|e| Error::internal("saving the container record", e))
+        let tmp = dir.join(format!(".container.json.{generation}.tmp"));
+        let data = serde_json::to_vec_pretty(rec).expect("records serialize");
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(&data)?;
+            f.sync_all()?;
+            fs::rename(&tmp, dir.join("container.json"))
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::internal("saving the container record", e)
+        })?;
+        *written = generation;
+        Ok(())
     }
 
     /// Resolves a name, full id or unique id prefix to a full id.
@@ -271,8 +308,13 @@ impl Engine {
             .ok_or_else(|| Error::NotFound(format!("No such container: {id}")))?;
         f(rec);
         let rec = rec.clone();
+        let writer = t.writers.entry(id.to_string()).or_default().clone();
+        let generation = writer
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
         drop(t);
-        self.save(&rec)?;
+        self.save(&rec, &writer, generation)?;
         Ok(rec)
     }
 
@@ -427,7 +469,7 @@ impl Engine {
                 })
             }
             Err(e) => {
-                self.lock().containers.remove(&id);
+                self.lock().forget(&id);
                 let _ = self.images.remove_container(&id);
                 let _ = fs::remove_dir_all(self.container_dir(&id));
                 Err(e)
@@ -1155,7 +1197,7 @@ impl Engine {
             e => Err(Error::from(e)),
         })?;
         let _ = fs::remove_dir_all(self.container_dir(id));
-        self.lock().containers.remove(id);
+        self.lock().forget(id);
         {
             let mut removed = self.removed.lock().unwrap_or_else(|p| p.into_inner());
             if removed.len() > 1024 {
@@ -1884,6 +1926,80 @@ fn matches_filters(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An engine over temporary directories, without networking or restore
+    /// (nothing here touches the kernel).
+    fn bare_engine(root: &Path) -> Engine {
+        let cfg = Config {
+            root: root.join("lib"),
+            exec_root: root.join("run"),
+            binary: PathBuf::from("/nonexistent"),
+        };
+        fs::create_dir_all(cfg.root.join("engine/containers")).expect("state dir");
+        Engine {
+            images: Arc::new(ImageStore::open(&cfg.root).expect("image store")),
+            volumes: Volumes::new(&cfg.root).expect("volumes"),
+            events: Events::default(),
+            table: Mutex::new(Table::default()),
+            execs: Mutex::new(HashMap::new()),
+            pending_attach: Mutex::new(HashMap::new()),
+            removed: Mutex::new(HashMap::new()),
+            networks: Mutex::new(
+                Networks::load(cfg.root.join("engine/networks")).expect("networks"),
+            ),
+            port_holds: Mutex::new(HashMap::new()),
+            dns: OnceLock::new(),
+            fw_lock: Mutex::new(None),
+            net_ops: Mutex::new(()),
+            cfg,
+        }
+    }
+
+    #[test]
+    fn concurrent_record_updates_leave_the_newest_on_disk() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let engine = bare_engine(tmp.path());
+        let id = "c".repeat(64);
+        let rec: Record = serde_json::from_value(serde_json::json!({
+            "id": id, "name": "hammered", "created": now(), "image": "busybox",
+            "image_id": "sha256:00", "config": {}, "host_config": {}, "path": "true",
+            "args": [], "state": {"Status": "created"}
+        }))
+        .expect("a minimal record");
+        fs::create_dir_all(engine.container_dir(&id)).expect("container dir");
+        engine.lock().containers.insert(id.clone(), rec);
+        const THREADS: i64 = 8;
+        const UPDATES: i64 = 100;
+        std::thread::scope(|scope| {
+            for _ in 0..THREADS {
+                scope.spawn(|| {
+                    for _ in 0..UPDATES {
+                        engine
+                            .update(&id, |r| r.restart_count += 1)
+                            .expect("every update is saved");
+                    }
+                });
+            }
+        });
+        let file = engine.container_dir(&id).join("container.json");
+        let on_disk: Record =
+            serde_json::from_slice(&fs::read(&file).expect("record file")).expect("whole JSON");
+        assert_eq!(
+            engine.record(&id).expect("record").restart_count,
+            THREADS * UPDATES
+        );
+        assert_eq!(
+            on_disk.restart_count,
+            THREADS * UPDATES,
+            "the file holds the last update, not an older snapshot"
+        );
+        let leftovers: Vec<_> = fs::read_dir(engine.container_dir(&id))
+            .expect("list")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+    }
 
     #[test]
     fn names_and_sizes_are_checked() {
