@@ -1,8 +1,10 @@
 //! `docker cp`: the archive endpoints. Every path inside the container is
-//! resolved by a helper process (`cais archive`) that has chroot(2)ed into
-//! the container's root filesystem first, so no symlink in the container —
-//! even one swapped in while the copy runs — can lead to a host path. The
-//! daemon itself never opens a path under a container's root.
+//! resolved by a helper process (`cais archive`) that has first made the
+//! container's root filesystem its own root, in a private mount namespace
+//! with pivot_root(2) and the host's root detached (never a bare chroot,
+//! which a process can climb out of), so no symlink in the container — even
+//! one swapped in while the copy runs — can lead to a host path. The daemon
+//! itself never opens a path under a container's root.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,8 +24,12 @@ use crate::server::{blocking, channel_body, empty, Body};
 /// Its stdout carries the data (`stat`'s JSON, `get`'s tar); an error is
 /// returned for the binary to print on stderr, where the daemon reads it.
 pub fn helper_main(root: &Path, op: &str, path: &str) -> std::result::Result<(), String> {
-    if let Err(e) = nix::unistd::chroot(root).and_then(|_| nix::unistd::chdir("/")) {
-        return Err(format!("entering {}: {e}", root.display()));
+    if let Err(e) = cais_runtime::rootfs::enter_privately(root) {
+        return Err(format!(
+            "entering {}: {}",
+            root.display(),
+            cais_runtime::error::chain(&e)
+        ));
     }
     match op {
         "stat" => stat(path).and_then(|v| {
@@ -98,7 +104,7 @@ fn put(dir: &str) -> std::result::Result<(), String> {
     let mut archive = tar::Archive::new(std::io::stdin().lock());
     archive.set_preserve_permissions(true);
     archive.set_overwrite(true);
-    // unpack_in refuses entries that would land outside `dir`; the chroot
+    // unpack_in refuses entries that would land outside `dir`; the pivot
     // bounds everything else.
     for entry in archive.entries().map_err(|e| e.to_string())? {
         let mut entry = entry.map_err(|e| e.to_string())?;

@@ -541,6 +541,32 @@ pub fn pivot_root(rootfs: &Path) -> Result<()> {
     nix::unistd::chdir("/").context(|| "chdir /".to_string())
 }
 
+/// Makes `rootfs` the calling process's root in a mount namespace of its
+/// own: for helpers that work on a container's files from the host (the
+/// engine's `cp`). The namespace is private, so nothing mounted or
+/// unmounted here reaches the host; `rootfs` is bound onto itself (pivot_root
+/// needs a mount point) and pivoted into, and the old root detached, so no
+/// symlink or `..` inside the container leads to a host path.
+pub fn enter_privately(rootfs: &Path) -> Result<()> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .context(|| "unsharing the mount namespace".to_string())?;
+    sys_mount(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        None,
+    )?;
+    sys_mount(
+        Some(rootfs),
+        rootfs,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )?;
+    pivot_root(rootfs)
+}
+
 /// After pivot_root: propagation, masked and read-only paths, read-only root.
 pub fn finalize(
     propagation: Option<&str>,
