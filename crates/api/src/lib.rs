@@ -3,14 +3,13 @@
 //! PascalCase; every struct tolerates missing fields (`default`) because
 //! clients of different API versions send different subsets.
 //!
-//! `network` holds the network types; `client` is a small typed HTTP/1.1
-//! client over a unix socket (JSON, streams, hijacked attach/exec).
+//! `network` holds the network types. The client that speaks the API is
+//! the `cais-client` crate.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub mod client;
 pub mod network;
 
 pub use network::*;

@@ -14,7 +14,7 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use cais_api::client::{json_lines, with_query, Client};
+use cais_client::http::{json_lines, with_query, Client};
 use serde_json::Value;
 
 use crate::images::DataRoot;

@@ -12,12 +12,13 @@ use std::io::{IsTerminal, Read, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
-use cais_api::client::{json_lines, with_query, Client};
 use cais_api::{
     ContainerInspect, ContainerSummary, CreateRequest, CreateResponse, EndpointSettings,
-    ExecConfig, ExecInspect, HealthConfig, ImageSummary, Mount, NetworkingConfig, RestartPolicy,
-    Volume, VolumeCreateRequest, VolumeList, WaitResponse,
+    ExecConfig, ExecInspect, HealthConfig, ImageSummary, NetworkingConfig, RestartPolicy, Volume,
+    VolumeCreateRequest, VolumeList, WaitResponse,
 };
+use cais_client::http::{json_lines, with_query, Client};
+use cais_client::opts;
 use cais_image::time::{format_unix, human_size};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
@@ -41,7 +42,7 @@ pub fn client(host: Option<&str>) -> Result<Client> {
 /// Prints an error the way docker does; returns the exit code.
 pub fn report(e: &anyhow::Error, code: i32) -> i32 {
     let daemon = e.chain().find_map(|c| match c.downcast_ref() {
-        Some(cais_api::client::Error::Daemon { message, .. }) => Some(message.clone()),
+        Some(cais_client::http::Error::Daemon { message, .. }) => Some(message.clone()),
         _ => None,
     });
     match daemon {
@@ -556,14 +557,14 @@ pub fn run(host: Option<&str>, cmd: ClientCommand) -> Result<i32> {
 
 /// Path segment encoding for names (image names keep their slashes).
 pub(crate) fn enc(s: &str) -> String {
-    cais_api::client::encode(s)
+    cais_client::http::encode(s)
 }
 
 /// Runs `f` for each name, printing the name on success like docker; the
 /// exit code is 1 when any failed.
 pub(crate) fn each(
     names: &[String],
-    f: impl Fn(&str) -> cais_api::client::Result<()>,
+    f: impl Fn(&str) -> cais_client::http::Result<()>,
 ) -> Result<i32> {
     let mut failed = false;
     for n in names {
@@ -580,112 +581,33 @@ pub(crate) fn each(
 
 // ---- run / create -------------------------------------------------------
 
-fn parse_bytes(s: &str) -> Result<i64> {
-    let s = s.trim().to_ascii_lowercase();
-    let s = s.strip_suffix('b').unwrap_or(&s);
-    let (num, mult) = match s.chars().last() {
-        Some('k') => (&s[..s.len() - 1], 1i64 << 10),
-        Some('m') => (&s[..s.len() - 1], 1 << 20),
-        Some('g') => (&s[..s.len() - 1], 1 << 30),
-        Some('t') => (&s[..s.len() - 1], 1 << 40),
-        _ => (s, 1),
-    };
-    let n: f64 = num.parse().map_err(|_| anyhow!("invalid size: {s:?}"))?;
-    Ok((n * mult as f64) as i64)
-}
-
-/// Go-style durations: `1h2m3s`, `500ms`, `1.5s`; a bare number is seconds.
-pub fn parse_duration(s: &str) -> Result<Duration> {
-    if let Ok(n) = s.parse::<f64>() {
-        return Ok(Duration::from_secs_f64(n));
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| anyhow!("invalid duration {s:?}: missing unit"))?;
-        let n: f64 = rest[..num_end]
-            .parse()
-            .map_err(|_| anyhow!("invalid duration {s:?}"))?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            u => bail!("invalid duration {s:?}: unknown unit {u:?}"),
-        };
-        total += n * mult;
-        rest = &rest[unit_end..];
-    }
-    Ok(Duration::from_secs_f64(total))
-}
-
+/// `--env-file`s first, then `-e`s (later values win in the container),
+/// each read with docker's rules (`opts::env_file`).
 fn env_list(a: &RunArgs) -> Result<Vec<String>> {
+    let lookup = |name: &str| std::env::var(name).ok();
     let mut out = Vec::new();
-    let mut add = |item: &str| {
-        if item.contains('=') {
-            out.push(item.to_string());
-        } else if let Ok(v) = std::env::var(item) {
-            out.push(format!("{item}={v}"));
-        }
-    };
     for f in &a.env_file {
         let text = std::fs::read_to_string(f)
             .with_context(|| format!("reading the env file {}", f.display()))?;
-        for line in text.lines() {
-            let line = line.trim_start();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            add(line);
-        }
+        out.extend(
+            opts::env_file(&text, lookup)
+                .with_context(|| format!("in the env file {}", f.display()))?,
+        );
     }
+    // `-e NAME=value` is taken verbatim (newlines too), `-e NAME` from
+    // this environment when set there.
     for e in &a.env {
-        add(e);
+        match e.split_once('=') {
+            Some(_) => out.push(e.clone()),
+            None => out.extend(lookup(e).map(|v| format!("{e}={v}"))),
+        }
     }
     Ok(out)
 }
 
-fn parse_mount(spec: &str) -> Result<Mount> {
-    let mut m = Mount {
-        kind: "volume".into(),
-        ..Mount::default()
-    };
-    for part in spec.split(',') {
-        let (k, v) = part.split_once('=').unwrap_or((part, ""));
-        match k {
-            "type" => m.kind = v.to_string(),
-            "source" | "src" => m.source = v.to_string(),
-            "target" | "destination" | "dst" => m.target = v.to_string(),
-            "readonly" | "ro" => m.read_only = v.is_empty() || v == "true" || v == "1",
-            "tmpfs-size" => {
-                m.tmpfs_options
-                    .get_or_insert_with(Default::default)
-                    .size_bytes = parse_bytes(v)?
-            }
-            "tmpfs-mode" => {
-                m.tmpfs_options.get_or_insert_with(Default::default).mode =
-                    u32::from_str_radix(v, 8).map_err(|_| anyhow!("invalid tmpfs-mode {v:?}"))?
-            }
-            _ => bail!("invalid field {k:?} in --mount {spec:?}"),
-        }
-    }
-    if m.target.is_empty() {
-        bail!("invalid --mount {spec:?}: target is required");
-    }
-    Ok(m)
-}
-
 fn nanos(s: &Option<String>) -> Result<i64> {
     Ok(match s {
-        Some(d) => parse_duration(d)?.as_nanos() as i64,
+        Some(d) => opts::duration(d)?.as_nanos() as i64,
         None => 0,
     })
 }
@@ -728,19 +650,23 @@ fn create_request(a: &RunArgs) -> Result<CreateRequest> {
         });
     }
     let hc = &mut req.host_config;
-    hc.binds = a.volume.clone();
+    hc.binds = a
+        .volume
+        .iter()
+        .map(|v| opts::volume(v))
+        .collect::<Result<_, _>>()?;
     hc.mounts = a
         .mount
         .iter()
-        .map(|m| parse_mount(m))
-        .collect::<Result<_>>()?;
+        .map(|m| opts::mount(m))
+        .collect::<Result<_, _>>()?;
     for t in &a.tmpfs {
-        let (path, opts) = t.split_once(':').unwrap_or((t, ""));
-        hc.tmpfs.insert(path.to_string(), opts.to_string());
+        let (path, options) = opts::tmpfs(t)?;
+        hc.tmpfs.insert(path, options);
     }
     hc.readonly_rootfs = a.read_only;
     if let Some(m) = &a.memory {
-        hc.memory = parse_bytes(m)?;
+        hc.memory = opts::bytes(m)?;
     }
     if let Some(c) = a.cpus {
         hc.nano_cpus = (c * 1e9) as i64;
@@ -770,13 +696,13 @@ fn create_request(a: &RunArgs) -> Result<CreateRequest> {
     hc.security_opt = a.security_opt.clone();
     let mut exposed = BTreeMap::new();
     for p in &a.publish {
-        for (port, binding) in network::parse_publish(p)? {
+        for (port, binding) in opts::publish(p)? {
             exposed.insert(port.clone(), json!({}));
             hc.port_bindings.entry(port).or_default().push(binding);
         }
     }
     for e in &a.expose {
-        for port in network::parse_expose(e)? {
+        for port in opts::expose(e)? {
             exposed.insert(port, json!({}));
         }
     }
@@ -1140,17 +1066,6 @@ fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
 
 // ---- ps -------------------------------------------------------------------
 
-pub(crate) fn filters_json(filters: &[String]) -> Result<String> {
-    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for f in filters {
-        let (k, v) = f
-            .split_once('=')
-            .ok_or_else(|| anyhow!("bad format of filter (expected name=value): {f}"))?;
-        m.entry(k.to_string()).or_default().push(v.to_string());
-    }
-    Ok(serde_json::to_string(&m)?)
-}
-
 fn ago(secs: i64) -> String {
     let t = format_unix(secs, 0);
     cais_image::time::human_age(Some(&t))
@@ -1219,7 +1134,7 @@ fn ps_header(field: &str) -> String {
 fn ps(c: &Client, a: PsArgs) -> Result<i32> {
     let mut q = vec![("all", u8::from(a.all).to_string())];
     if !a.filter.is_empty() {
-        q.push(("filters", filters_json(&a.filter)?));
+        q.push(("filters", opts::filters_json(&a.filter)?));
     }
     let limit = if a.latest { Some(1) } else { a.last };
     if let Some(n) = limit {
@@ -1252,7 +1167,7 @@ fn ps(c: &Client, a: PsArgs) -> Result<i32> {
 
 /// `--since`/`--until`: a duration before now, or a timestamp passed on.
 fn time_arg(s: &str) -> String {
-    if let Ok(d) = parse_duration(s) {
+    if let Ok(d) = opts::duration(s) {
         if s.parse::<f64>().is_err() {
             let t = SystemTime::now()
                 .checked_sub(d)
@@ -1294,7 +1209,7 @@ fn logs(c: &Client, a: LogsArgs) -> Result<i32> {
         .is_some_and(|t| t.contains("multiplexed"));
     let mut body = resp.body;
     if multiplexed {
-        while let Some((stream, data)) = cais_api::client::read_frame(&mut body)? {
+        while let Some((stream, data)) = cais_client::http::read_frame(&mut body)? {
             let r = if stream == 2 {
                 std::io::stderr().lock().write_all(&data)
             } else {
@@ -1575,7 +1490,7 @@ fn events(c: &Client, a: EventsArgs) -> Result<i32> {
         q.push(("until", time_arg(s)));
     }
     if !a.filter.is_empty() {
-        q.push(("filters", filters_json(&a.filter)?));
+        q.push(("filters", opts::filters_json(&a.filter)?));
     }
     let resp = c.request("GET", &with_query("/events", &q), None)?;
     let mut out = std::io::stdout().lock();
@@ -1644,7 +1559,7 @@ fn volume(c: &Client, cmd: VolumeCmd) -> Result<i32> {
             let q: Vec<_> = if filter.is_empty() {
                 Vec::new()
             } else {
-                vec![("filters", filters_json(&filter)?)]
+                vec![("filters", opts::filters_json(&filter)?)]
             };
             let list: VolumeList = c.get(&with_query("/volumes", &q))?;
             if quiet {
@@ -1720,7 +1635,7 @@ fn volume(c: &Client, cmd: VolumeCmd) -> Result<i32> {
 /// Prints JSON-lines progress (pull, push): plain lines when stderr is not
 /// a terminal; on a terminal one line per layer id, updated in place. An
 /// `error` message fails the command.
-fn progress(body: cais_api::client::Body, quiet: bool) -> Result<()> {
+fn progress(body: cais_client::http::Body, quiet: bool) -> Result<()> {
     let tty = std::io::stderr().is_terminal();
     let mut err = std::io::stderr().lock();
     let mut ids: Vec<String> = Vec::new();
@@ -2024,7 +1939,7 @@ pub mod images {
 
     /// Prints a JSON-lines answer (`stream` and `status` lines on stdout);
     /// an `error` line fails the command.
-    fn print_answer(body: cais_api::client::Body) -> Result<()> {
+    fn print_answer(body: cais_client::http::Body) -> Result<()> {
         let mut out = std::io::stdout().lock();
         for msg in json_lines::<Value>(body) {
             let msg = msg?;
@@ -2087,36 +2002,6 @@ pub mod images {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_like_go() {
-        let cases = [
-            ("10s", 10.0),
-            ("1m30s", 90.0),
-            ("500ms", 0.5),
-            ("2h", 7200.0),
-            ("1.5s", 1.5),
-            ("3", 3.0),
-        ];
-        for (s, want) in cases {
-            assert_eq!(parse_duration(s).expect(s).as_secs_f64(), want, "{s}");
-        }
-        for bad in ["10x", "s", "1m3", ""] {
-            if bad.is_empty() {
-                continue;
-            }
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_bytes("64m").expect("64m"), 64 << 20);
-        assert_eq!(parse_bytes("1g").expect("1g"), 1 << 30);
-        assert_eq!(parse_bytes("100").expect("100"), 100);
-        assert_eq!(parse_bytes("512kb").expect("512kb"), 512 << 10);
-        assert!(parse_bytes("lots").is_err());
-    }
 
     /// `create_request` for `cais run ARGS`.
     fn request(args: &[&str]) -> Result<CreateRequest> {
@@ -2237,22 +2122,6 @@ mod tests {
             let e = request(args).expect_err(why);
             assert!(format!("{e:#}").contains(why), "{args:?}: {e:#}");
         }
-    }
-
-    #[test]
-    fn mounts_parse() {
-        let m = parse_mount("type=volume,source=data,target=/data,readonly").expect("volume");
-        assert_eq!(
-            (
-                m.kind.as_str(),
-                m.source.as_str(),
-                m.target.as_str(),
-                m.read_only
-            ),
-            ("volume", "data", "/data", true)
-        );
-        assert!(parse_mount("type=bind,source=/x").is_err());
-        assert!(parse_mount("type=bind,bogus=1,target=/x").is_err());
     }
 
     #[test]

@@ -281,7 +281,7 @@ pub fn is_local(cmd: &ImageCommand) -> bool {
 }
 
 /// The same commands through the daemon's API.
-pub fn run_remote(c: &cais_api::client::Client, cmd: ImageCommand) -> Result<i32> {
+pub fn run_remote(c: &cais_client::http::Client, cmd: ImageCommand) -> Result<i32> {
     use crate::client_cmds::images as remote;
     let inspect = |a: InspectArgs| {
         crate::client_cmds::inspect(

@@ -2,7 +2,7 @@
 //!
 //! Module map: `runtime` is the runc-compatible command line; `client_cmds`
 //! the docker-like commands, which talk to the daemon through
-//! `cais_api::client` (`template` renders `--format` Go-template subsets,
+//! `cais_client::http` (`template` renders `--format` Go-template subsets,
 //! `term` raw mode and resizes; `network` the `network` commands and
 //! docker's `-p` syntax, parsed before any request; `build` is `cais
 //! build`, which tars the context like the docker CLI); `images`,

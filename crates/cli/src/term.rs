@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use cais_api::client::{read_frame, Hijacked};
+use cais_client::http::{read_frame, Hijacked};
 use nix::sys::termios::{self, SetArg, Termios};
 
 /// Puts stdin's terminal in raw mode until dropped.

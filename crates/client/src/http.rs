@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::ErrorResponse;
+use cais_api::ErrorResponse;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -265,7 +265,7 @@ impl Client {
         let mut stream = self.connect()?;
         let mut head = format!(
             "{method} /v{}{path} HTTP/1.1\r\nHost: cais\r\nUser-Agent: cais-cli\r\n",
-            crate::API_VERSION
+            cais_api::API_VERSION
         );
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
