@@ -12,6 +12,13 @@
 //!   cais next to runc and crun.
 //! - `bench-build [RUNS]`: `bench/build.sh`, builds by cais, docker's classic
 //!   builder, BuildKit and buildah, cold and warm.
+//! - `fuzz [--seconds N] [TARGET...]`: installs cargo-fuzz when missing and
+//!   runs each fuzz target of `fuzz/` (all by default) for N seconds
+//!   (default 60) on its corpus, one job at a time, then prints per target
+//!   the seconds, executions and crashes. New crashes land in
+//!   `fuzz/artifacts/TARGET/`; keep each, once fixed, under
+//!   `fuzz/regressions/TARGET/`, where the owning crate's corpus test runs it.
+//!   Never part of `ci`.
 //!
 //! The repository's rules are tests of this crate ([`tidy`]): `cargo test
 //! -p xtask tidy`, part of the workspace tests `ci` runs.
@@ -54,11 +61,13 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("demo") => demo(),
         Some("bench-runtime") => bench_runtime(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
         Some("bench-build") => run(Command::new("bash")
             .arg(workspace().join("bench/build.sh"))
             .args(&args[1..])),
         _ => bail!(
-            "usage: cargo xtask ci | demo | bench-runtime [extra runtimes...] | bench-build [RUNS]"
+            "usage: cargo xtask ci | demo | bench-runtime [extra runtimes...] | bench-build [RUNS] \
+             | fuzz [--seconds N] [TARGET...]"
         ),
     }
 }
@@ -151,6 +160,90 @@ fn bench_runtime(extra: &[String]) -> Result<()> {
     std::os::unix::fs::symlink("cais", &link).context("linking cais-runtime")?;
     let script = root.join("../shared/bench/runtime-bench.sh");
     run(Command::new("bash").arg(script).arg(&link).args(extra))
+}
+
+/// The fuzz targets of `fuzz/`, in the order they run.
+const FUZZ_TARGETS: &[&str] = &[
+    "dockerfile",
+    "expand",
+    "reference",
+    "layer_tar",
+    "build_context",
+    "dns",
+    "manifest",
+    "grammars",
+    "filters",
+];
+
+fn fuzz(args: &[String]) -> Result<()> {
+    let mut seconds = 60u64;
+    let mut targets = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--seconds" => {
+                seconds = it
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .context("--seconds takes a number")?
+            }
+            t if FUZZ_TARGETS.contains(&t) => targets.push(t),
+            other => bail!("unknown fuzz target {other:?} (one of {FUZZ_TARGETS:?})"),
+        }
+    }
+    if targets.is_empty() {
+        targets = FUZZ_TARGETS.to_vec();
+    }
+    let have = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    let dir = workspace().join("fuzz");
+    let mut report = Vec::new();
+    for target in targets {
+        let corpus = dir.join("corpus").join(target);
+        std::fs::create_dir_all(&corpus)?;
+        // A scratch copy of the corpus takes what this run discovers; the
+        // committed seeds stay small.
+        let scratch = dir.join("target/corpus").join(target);
+        std::fs::create_dir_all(&scratch)?;
+        let out = Command::new("cargo")
+            .current_dir(&dir)
+            .args(["+nightly", "fuzz", "run", "-O", target])
+            .arg(&scratch)
+            .arg(&corpus)
+            .args(["--", "-jobs=1", "-workers=1"])
+            .arg(format!("-max_total_time={seconds}"))
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .with_context(|| format!("running the {target} fuzz target"))?;
+        let log = String::from_utf8_lossy(&out.stderr);
+        // libFuzzer's last status line: "#12345 DONE cov: ..." and, at
+        // exit, "Done 12345 runs in 60 second(s)".
+        let runs = log
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("Done ").and_then(|r| r.split(' ').next()))
+            .unwrap_or("?")
+            .to_string();
+        let crashed = !out.status.success();
+        if crashed {
+            eprintln!("{log}");
+        }
+        report.push(format!(
+            "{target:<14} {seconds:>4} s  {runs:>10} executions  {}",
+            if crashed {
+                "CRASH (see above and fuzz/artifacts)"
+            } else {
+                "0 crashes"
+            }
+        ));
+    }
+    println!("{}", report.join("\n"));
+    Ok(())
 }
 
 /// The page the demo's web server serves.

@@ -30,3 +30,20 @@ macro_rules! refuse {
     };
 }
 pub(crate) use refuse;
+
+/// Fuzz entry point (`fuzz/` and the corpus tests): the text through every
+/// grammar; each accepts or refuses it, never a panic.
+#[doc(hidden)]
+pub fn fuzz_grammars(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = publish(&text);
+    let _ = expose(&text);
+    let _ = port_key(&text);
+    let _ = mount(&text);
+    let _ = volume(&text);
+    let _ = tmpfs(&text);
+    let _ = bytes(&text);
+    let _ = duration(&text);
+    let _ = env_file(&text, |_| Some("x".into()));
+    let _ = filters_json(&text.lines().map(str::to_string).collect::<Vec<_>>());
+}

@@ -642,6 +642,19 @@ pub(crate) async fn build(engine: Arc<Engine>, req: Request<Incoming>) -> Result
     Ok(r)
 }
 
+/// Fuzz entry point: `data` as a `POST /build` body, unpacked the way the
+/// daemon unpacks contexts; refused or not, it never panics and never
+/// writes outside the context directory.
+pub(crate) fn fuzz_context(data: &[u8]) {
+    use std::io::{Seek, Write};
+    let mut body = tempfile::tempfile().expect("a temporary file");
+    body.write_all(data).expect("writing the body");
+    body.rewind().expect("rewinding the body");
+    cais_image::unpack::fuzz_contained(|root| {
+        let _ = unpack_context(body, root);
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,3 +50,46 @@ pub mod spec;
 mod stream;
 mod system;
 pub mod volumes;
+
+/// Entry points for the fuzz targets (`fuzz/`) and their corpus tests: each
+/// takes arbitrary bytes and panics only on a broken invariant. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// A build context body (see `build`).
+    pub fn build_context(data: &[u8]) {
+        crate::build::fuzz_context(data)
+    }
+
+    /// The `filters` query parameter, against every endpoint's key set, and
+    /// what was accepted applied to a sample of labels and an event.
+    pub fn filters(data: &[u8]) {
+        use crate::filters::*;
+        let raw = String::from_utf8_lossy(data);
+        let labels = std::collections::BTreeMap::from([
+            ("a".to_string(), "1".to_string()),
+            ("com.docker.compose.project".to_string(), "p".to_string()),
+        ]);
+        let event = cais_api::Event::default();
+        for accepts in [
+            CONTAINER_LIST,
+            IMAGE_LIST,
+            NETWORK_LIST,
+            VOLUME_LIST,
+            EVENTS,
+            PRUNE,
+            IMAGE_PRUNE,
+            VOLUME_PRUNE,
+        ] {
+            if let Ok(f) = Filters::parse(Some(&raw), accepts) {
+                let _ = f.labels_match(&labels);
+                let _ = f.boolean("dangling");
+                let _ = f.until(1_700_000_000);
+                let _ = f.check_container_statuses();
+                let _ = event_matches(&f, &event);
+                for v in f.values("name") {
+                    let _ = name_matches(v, "/p_web_1");
+                }
+            }
+        }
+    }
+}

@@ -383,6 +383,26 @@ impl ImageConfig {
     }
 }
 
+/// Fuzz entry point (`fuzz/` and the corpus tests): `data` as a manifest
+/// body checked by the image store (with and without a declared type) and
+/// by the registry server's validation; refused or not, never a panic. What
+/// the store accepts as an image manifest names its layers with digests.
+#[doc(hidden)]
+pub fn fuzz_manifest(data: &[u8]) {
+    let digest = Digest::sha256(data);
+    for declared in [
+        None,
+        Some("application/vnd.oci.image.manifest.v1+json"),
+        Some("application/vnd.oci.image.index.v1+json"),
+        Some("application/vnd.docker.distribution.manifest.v2+json"),
+        Some("application/vnd.docker.distribution.manifest.list.v2+json"),
+    ] {
+        let _ = parse_manifest(data, declared, &digest);
+        let _ = cais_registry::distribution::Manifest::parse(data, declared);
+    }
+    let _ = ImageConfig::parse(data, &digest);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

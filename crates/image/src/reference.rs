@@ -189,6 +189,27 @@ fn validate_domain(d: &str) -> std::result::Result<(), ()> {
     Ok(())
 }
 
+/// Fuzz entry point (`fuzz/` and the corpus tests): any text parses or is
+/// refused; a reference that parses prints to a text that parses back to
+/// it, and its familiar name parses to the same repository.
+#[doc(hidden)]
+pub fn fuzz_reference(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let Ok(reference) = text.parse::<Reference>() else {
+        return;
+    };
+    let printed = reference.to_string();
+    let again: Reference = printed
+        .parse()
+        .unwrap_or_else(|e| panic!("{text:?} printed as {printed:?}, which is refused: {e}"));
+    assert_eq!(again, reference, "{text:?} → {printed:?}");
+    let familiar: Reference = reference
+        .familiar_name()
+        .parse()
+        .unwrap_or_else(|e| panic!("the familiar name of {text:?} is refused: {e}"));
+    assert_eq!(familiar.name(), reference.name(), "{text:?}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

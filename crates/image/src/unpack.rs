@@ -632,3 +632,48 @@ fn set_times(dfd: RawFd, name: Option<&[u8]>, mtime: i64, nofollow: bool) -> io:
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+/// Runs `f` on a fresh empty directory inside a fresh scratch directory and
+/// panics if anything appears beside it: the check every extraction fuzz
+/// target (`fuzz/`) and its corpus test make. Not for other uses.
+#[doc(hidden)]
+pub fn fuzz_contained(f: impl FnOnce(&Path)) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let scratch = std::env::temp_dir().join(format!(
+        "cais-fuzz-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let root = scratch.join("root");
+    fs::create_dir_all(&root).expect("a scratch directory");
+    f(&root);
+    let beside: Vec<_> = fs::read_dir(&scratch)
+        .expect("listing the scratch directory")
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != "root")
+        .collect();
+    let _ = fs::remove_dir_all(&scratch);
+    assert!(
+        beside.is_empty(),
+        "extraction wrote outside its root: {beside:?}"
+    );
+}
+
+/// Fuzz entry point: `data` as a layer (plain, gzip or zstd, sniffed from
+/// its first bytes) unpacked with [`extract`]; it may be refused, but
+/// never panics and never writes outside the layer directory.
+#[doc(hidden)]
+pub fn fuzz_layer(data: &[u8]) {
+    let compression = match data {
+        [0x1f, 0x8b, ..] => Compression::Gzip,
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
+        _ => Compression::None,
+    };
+    fuzz_contained(|root| {
+        if let Ok(stream) = decompress(data, compression) {
+            let _ = extract(stream, root, &Digest::sha256(data));
+        }
+    });
+}

@@ -123,5 +123,36 @@ fn interface_index(name: &str) -> Option<u32> {
     (index != 0).then_some(index)
 }
 
+/// Fuzz entry point (`fuzz/` and the corpus tests): `msg` as a query from
+/// a container. A query that parses gets a response (with an A and a PTR
+/// answer) that must parse back and echo its question; one that does not
+/// parse gets at most an error response with the rcode asked for. Panics
+/// only when one of these properties breaks.
+#[doc(hidden)]
+pub fn fuzz_query(msg: &[u8]) {
+    match wire::parse_query(msg) {
+        Ok(query) => {
+            let _ = query.question.name.lookup_key();
+            let _ = query.question.name.in_addr_arpa();
+            let mut response = wire::Response::new(&query, 0, 512);
+            response.push_a(Ipv4Addr::new(172, 17, 0, 2));
+            response.push_ptr(&query.question.name);
+            let bytes = response.finish();
+            let header = wire::Header::parse(&bytes).expect("our response has a header");
+            assert!(header.is_response(), "QR set in our response");
+            assert!(
+                wire::answers(&bytes, msg, query.question_end),
+                "our response echoes the question"
+            );
+            assert_eq!(wire::rcode_of(&bytes), Some(0));
+        }
+        Err(_) => {
+            if let Some(refusal) = wire::error_response(msg, 2) {
+                assert_eq!(wire::rcode_of(&refusal), Some(2), "the rcode asked for");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

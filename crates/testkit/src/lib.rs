@@ -286,3 +286,32 @@ pub fn is_static_elf(path: &Path) -> bool {
         b.get(o..o + 4) != Some(&3u32.to_le_bytes()[..])
     })
 }
+
+/// The inputs a fuzz target's corpus test runs: every file of
+/// `fuzz/corpus/TARGET/` (the seeds) and `fuzz/regressions/TARGET/` (inputs
+/// that once crashed), with their names. Panics when there are none, so a
+/// corpus test cannot pass by reading nothing.
+pub fn fuzz_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let mut inputs = Vec::new();
+    for kind in ["corpus", "regressions"] {
+        let dir = fuzz.join(kind).join(target);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let data = std::fs::read(entry.path()).expect("a fuzz input");
+            inputs.push((
+                format!("{kind}/{target}/{}", entry.file_name().to_string_lossy()),
+                data,
+            ));
+        }
+    }
+    inputs.sort();
+    assert!(
+        !inputs.is_empty(),
+        "no fuzz inputs for {target} under {}",
+        fuzz.display()
+    );
+    inputs
+}

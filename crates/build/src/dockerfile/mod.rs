@@ -27,6 +27,37 @@ pub mod ast;
 mod expand;
 mod instructions;
 mod lines;
+/// Fuzz entry point (`fuzz/` and the corpus tests): any text is parsed or
+/// refused with an error naming a line inside the text, never a panic.
+#[doc(hidden)]
+pub fn fuzz_parse(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Err(e) = parse(&text) {
+        let _ = e.to_string();
+    }
+}
+
+/// Fuzz entry point: the first byte picks the escape character, the rest is
+/// a word, a heredoc body and an argument string for the three expanders,
+/// with a few variables in scope; never a panic.
+#[doc(hidden)]
+pub fn fuzz_expand(data: &[u8]) {
+    let Some((first, rest)) = data.split_first() else {
+        return;
+    };
+    let escape = if first % 2 == 0 { '\\' } else { '`' };
+    let text = String::from_utf8_lossy(rest);
+    let lookup = |name: &str| match name {
+        "A" => Some("a".to_string()),
+        "SPACED" => Some("x  y".to_string()),
+        "EMPTY" => Some(String::new()),
+        _ => None,
+    };
+    let _ = expand(&text, escape, &lookup);
+    let _ = expand_heredoc(&text, escape, &lookup);
+    let _ = expand_words(&text, escape, &lookup);
+}
+
 #[cfg(test)]
 mod tests;
 mod words;
