@@ -14,7 +14,7 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use cais_client::http::{json_lines, with_query, Client};
+use cais_client::http::{json_lines, Client};
 use serde_json::Value;
 
 use crate::images::DataRoot;
@@ -409,17 +409,7 @@ pub fn remote(c: &Client, a: &BuildArgs) -> Result<i32> {
         let _ = std::fs::remove_file(f);
     }
     let auth = registry_config();
-    let headers: Vec<(&str, &str)> = auth
-        .iter()
-        .map(|h| ("X-Registry-Config", h.as_str()))
-        .collect();
-    let resp = c.upload_with_headers(
-        "POST",
-        &with_query("/build", &q),
-        &headers,
-        "application/x-tar",
-        &mut tar,
-    )?;
+    let resp = c.build(&q, auth.as_deref(), &mut tar)?;
     let mut out = std::io::stdout().lock();
     let mut image_id = None;
     for msg in json_lines::<Value>(resp.body) {

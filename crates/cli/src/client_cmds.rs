@@ -13,11 +13,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 use cais_api::{
-    ContainerInspect, ContainerSummary, CreateRequest, CreateResponse, EndpointSettings,
-    ExecConfig, ExecInspect, HealthConfig, ImageSummary, NetworkingConfig, RestartPolicy, Volume,
-    VolumeCreateRequest, VolumeList, WaitResponse,
+    ContainerSummary, CreateRequest, EndpointSettings, ExecConfig, HealthConfig, NetworkingConfig,
+    RestartPolicy, VolumeCreateRequest, WaitResponse,
 };
-use cais_client::http::{json_lines, with_query, Client};
+use cais_client::http::{json_lines, Client};
 use cais_client::opts;
 use cais_image::time::{format_unix, human_size};
 use clap::{Args, Subcommand};
@@ -467,45 +466,14 @@ pub fn run(host: Option<&str>, cmd: ClientCommand) -> Result<i32> {
         ClientCommand::Create(a) => run_container(&c, a, false),
         ClientCommand::Start(a) => start(&c, a),
         ClientCommand::Stop(a) => each(&a.containers, |id| {
-            let mut q = Vec::new();
-            if let Some(t) = a.time {
-                q.push(("t", t.to_string()));
-            }
-            if let Some(s) = &a.signal {
-                q.push(("signal", s.clone()));
-            }
-            c.post(&with_query(&format!("/containers/{}/stop", enc(id)), &q))
+            c.container_stop(id, a.time, a.signal.as_deref())
         }),
-        ClientCommand::Restart(a) => each(&a.containers, |id| {
-            let q: Vec<_> = a.time.map(|t| ("t", t.to_string())).into_iter().collect();
-            c.post(&with_query(&format!("/containers/{}/restart", enc(id)), &q))
-        }),
-        ClientCommand::Kill(a) => each(&a.containers, |id| {
-            c.post(&with_query(
-                &format!("/containers/{}/kill", enc(id)),
-                &[("signal", a.signal.clone())],
-            ))
-        }),
-        ClientCommand::Pause(a) => each(&a.containers, |id| {
-            c.post(&format!("/containers/{}/pause", enc(id)))
-        }),
-        ClientCommand::Unpause(a) => each(&a.containers, |id| {
-            c.post(&format!("/containers/{}/unpause", enc(id)))
-        }),
+        ClientCommand::Restart(a) => each(&a.containers, |id| c.container_restart(id, a.time)),
+        ClientCommand::Kill(a) => each(&a.containers, |id| c.container_kill(id, &a.signal)),
+        ClientCommand::Pause(a) => each(&a.containers, |id| c.container_pause(id)),
+        ClientCommand::Unpause(a) => each(&a.containers, |id| c.container_unpause(id)),
         ClientCommand::Rm(a) => each(&a.containers, |id| {
-            let mut q = Vec::new();
-            if a.force {
-                q.push(("force", "1".to_string()));
-            }
-            if a.volumes {
-                q.push(("v", "1".to_string()));
-            }
-            c.call::<()>(
-                "DELETE",
-                &with_query(&format!("/containers/{}", enc(id)), &q),
-                None,
-            )
-            .map(drop)
+            c.container_remove(id, a.force, a.volumes)
         }),
         ClientCommand::Wait(a) => {
             let mut failed = false;
@@ -527,10 +495,7 @@ pub fn run(host: Option<&str>, cmd: ClientCommand) -> Result<i32> {
             container,
             new_name,
         } => {
-            c.post(&with_query(
-                &format!("/containers/{}/rename", enc(&container)),
-                &[("name", new_name)],
-            ))?;
+            c.container_rename(&container, &new_name)?;
             Ok(0)
         }
         ClientCommand::Commit(a) => commit(&c, a),
@@ -539,7 +504,7 @@ pub fn run(host: Option<&str>, cmd: ClientCommand) -> Result<i32> {
         ClientCommand::Network(n) => crate::network::network(&c, n),
         ClientCommand::Volume(v) => volume(&c, v),
         ClientCommand::Container(ContainerCmd::Prune { .. }) => {
-            let v: Value = c.json::<(), _>("POST", "/containers/prune", None)?;
+            let v = c.containers_prune(&[])?;
             println!("Deleted Containers:");
             for id in v["ContainersDeleted"].as_array().into_iter().flatten() {
                 println!("{}", id.as_str().unwrap_or_default());
@@ -553,11 +518,6 @@ pub fn run(host: Option<&str>, cmd: ClientCommand) -> Result<i32> {
             inspect(&c, &a)
         }
     }
-}
-
-/// Path segment encoding for names (image names keep their slashes).
-pub(crate) fn enc(s: &str) -> String {
-    cais_client::http::encode(s)
 }
 
 /// Runs `f` for each name, printing the name on success like docker; the
@@ -804,14 +764,7 @@ fn networking(req: &mut CreateRequest, a: &RunArgs) -> Result<()> {
 
 fn create(c: &Client, a: &RunArgs) -> Result<String> {
     let req = create_request(a)?;
-    let path = with_query(
-        "/containers/create",
-        &a.name
-            .iter()
-            .map(|n| ("name", n.clone()))
-            .collect::<Vec<_>>(),
-    );
-    match c.json::<_, CreateResponse>("POST", &path, Some(&req)) {
+    match c.container_create(a.name.as_deref(), &req) {
         Ok(r) => {
             for w in &r.warnings {
                 eprintln!("WARNING: {w}");
@@ -823,7 +776,7 @@ fn create(c: &Client, a: &RunArgs) -> Result<String> {
             if pull_remote(c, &a.image, "", false, false).is_err() {
                 return Err(e.into());
             }
-            let r: CreateResponse = c.json("POST", &path, Some(&req))?;
+            let r = c.container_create(a.name.as_deref(), &req)?;
             Ok(r.id)
         }
         Err(e) => Err(e.into()),
@@ -836,14 +789,7 @@ fn wait_in_background(
     id: &str,
     condition: &str,
 ) -> Result<std::thread::JoinHandle<Result<i64>>> {
-    let resp = c.request(
-        "POST",
-        &with_query(
-            &format!("/containers/{}/wait", enc(id)),
-            &[("condition", condition.to_string())],
-        ),
-        None,
-    )?;
+    let resp = c.container_wait(id, condition)?;
     Ok(std::thread::spawn(move || {
         let mut body = resp.body;
         let mut data = Vec::new();
@@ -872,7 +818,7 @@ fn run_container(c: &Client, a: RunArgs, start: bool) -> Result<i32> {
         return Ok(0);
     }
     if a.detach {
-        c.post(&format!("/containers/{id}/start"))?;
+        c.container_start(&id)?;
         println!("{id}");
         return Ok(0);
     }
@@ -882,28 +828,22 @@ fn run_container(c: &Client, a: RunArgs, start: bool) -> Result<i32> {
         ("stdout", "1".to_string()),
         ("stderr", "1".to_string()),
     ];
-    let mut conn = c.hijack::<()>(&with_query(&format!("/containers/{id}/attach"), &q), None)?;
+    let mut conn = c.container_attach(&id, &q)?;
     let waiter = wait_in_background(c, &id, if a.rm { "removed" } else { "next-exit" })?;
-    c.post(&format!("/containers/{id}/start"))?;
+    c.container_start(&id)?;
     let _raw = a.tty.then(term::RawMode::enter);
     if a.tty {
         let c2 = c.clone();
         let id2 = id.clone();
         term::watch_resize(move |h, w| {
-            let _ = c2.post(&with_query(
-                &format!("/containers/{id2}/resize"),
-                &[("h", h.to_string()), ("w", w.to_string())],
-            ));
+            let _ = c2.container_resize(&id2, h, w);
         });
     }
     if !a.tty {
         let c2 = c.clone();
         let id2 = id.clone();
         term::proxy_signals(move |sig| {
-            let _ = c2.post(&with_query(
-                &format!("/containers/{id2}/kill"),
-                &[("signal", sig.to_string())],
-            ));
+            let _ = c2.container_kill(&id2, sig);
         });
     }
     if a.interactive {
@@ -925,26 +865,21 @@ fn run_container(c: &Client, a: RunArgs, start: bool) -> Result<i32> {
 
 fn start(c: &Client, a: StartArgs) -> Result<i32> {
     if !a.attach {
-        return each(&a.containers, |id| {
-            c.post(&format!("/containers/{}/start", enc(id)))
-        });
+        return each(&a.containers, |id| c.container_start(id));
     }
     let [id] = a.containers.as_slice() else {
         bail!("you cannot start and attach multiple containers at once");
     };
-    let info: ContainerInspect = c.get(&format!("/containers/{}/json", enc(id)))?;
+    let info = c.container_inspect(id)?;
     let q = [
         ("stream", "1".to_string()),
         ("stdin", u8::from(a.interactive).to_string()),
         ("stdout", "1".to_string()),
         ("stderr", "1".to_string()),
     ];
-    let mut conn = c.hijack::<()>(
-        &with_query(&format!("/containers/{}/attach", info.id), &q),
-        None,
-    )?;
+    let mut conn = c.container_attach(&info.id, &q)?;
     let waiter = wait_in_background(c, &info.id, "next-exit")?;
-    c.post(&format!("/containers/{}/start", info.id))?;
+    c.container_start(&info.id)?;
     let _raw = info.config.tty.then(term::RawMode::enter);
     if a.interactive {
         term::forward_stdin(&conn);
@@ -957,7 +892,7 @@ fn start(c: &Client, a: StartArgs) -> Result<i32> {
 }
 
 fn attach(c: &Client, a: AttachArgs) -> Result<i32> {
-    let info: ContainerInspect = c.get(&format!("/containers/{}/json", enc(&a.container)))?;
+    let info = c.container_inspect(&a.container)?;
     if !info.state.running {
         bail!("You cannot attach to a stopped container, start it first");
     }
@@ -968,19 +903,13 @@ fn attach(c: &Client, a: AttachArgs) -> Result<i32> {
         ("stdout", "1".to_string()),
         ("stderr", "1".to_string()),
     ];
-    let mut conn = c.hijack::<()>(
-        &with_query(&format!("/containers/{}/attach", info.id), &q),
-        None,
-    )?;
+    let mut conn = c.container_attach(&info.id, &q)?;
     let _raw = info.config.tty.then(term::RawMode::enter);
     if info.config.tty {
         let c2 = c.clone();
         let id2 = info.id.clone();
         term::watch_resize(move |h, w| {
-            let _ = c2.post(&with_query(
-                &format!("/containers/{id2}/resize"),
-                &[("h", h.to_string()), ("w", w.to_string())],
-            ));
+            let _ = c2.container_resize(&id2, h, w);
         });
     }
     if stdin {
@@ -1009,27 +938,16 @@ fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
         working_dir: a.workdir.clone().unwrap_or_default(),
         ..ExecConfig::default()
     };
-    let created: Value = c.json(
-        "POST",
-        &format!("/containers/{}/exec", enc(&a.container)),
-        Some(&cfg),
-    )?;
+    let created = c.exec_create(&a.container, &cfg)?;
     let exec_id = created["Id"]
         .as_str()
         .ok_or_else(|| anyhow!("the daemon returned no exec id"))?
         .to_string();
     if a.detach {
-        c.call(
-            "POST",
-            &format!("/exec/{exec_id}/start"),
-            Some(&json!({"Detach": true, "Tty": a.tty})),
-        )?;
+        c.exec_start_detached(&exec_id, a.tty)?;
         return Ok(0);
     }
-    let mut conn = c.hijack(
-        &format!("/exec/{exec_id}/start"),
-        Some(&json!({"Detach": false, "Tty": a.tty})),
-    )?;
+    let mut conn = c.exec_start(&exec_id, a.tty)?;
     let _raw = a.tty.then(term::RawMode::enter);
     if a.tty {
         let c2 = c.clone();
@@ -1037,10 +955,7 @@ fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
         term::watch_resize(move |h, w| {
             // The exec's terminal may not exist yet: retry briefly.
             for _ in 0..20 {
-                let r = c2.post(&with_query(
-                    &format!("/exec/{id2}/resize"),
-                    &[("h", h.to_string()), ("w", w.to_string())],
-                ));
+                let r = c2.exec_resize(&id2, h, w);
                 if r.is_ok() {
                     return;
                 }
@@ -1055,7 +970,7 @@ fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
     drop(_raw);
     // The daemon records the exit code just after the stream ends.
     for _ in 0..200 {
-        let info: ExecInspect = c.get(&format!("/exec/{exec_id}/json"))?;
+        let info = c.exec_inspect(&exec_id)?;
         if let (false, Some(code)) = (info.running, info.exit_code) {
             return Ok(code as i32);
         }
@@ -1140,7 +1055,7 @@ fn ps(c: &Client, a: PsArgs) -> Result<i32> {
     if let Some(n) = limit {
         q.push(("limit", n.to_string()));
     }
-    let list: Vec<ContainerSummary> = c.get(&with_query("/containers/json", &q))?;
+    let list = c.container_list(&q)?;
     if a.quiet {
         for s in &list {
             println!(
@@ -1199,11 +1114,7 @@ fn logs(c: &Client, a: LogsArgs) -> Result<i32> {
     if let Some(t) = &a.tail {
         q.push(("tail", t.clone()));
     }
-    let resp = c.request(
-        "GET",
-        &with_query(&format!("/containers/{}/logs", enc(&a.container)), &q),
-        None,
-    )?;
+    let resp = c.container_logs(&a.container, &q)?;
     let multiplexed = resp
         .header("Content-Type")
         .is_some_and(|t| t.contains("multiplexed"));
@@ -1231,10 +1142,7 @@ fn top(c: &Client, a: TopArgs) -> Result<i32> {
     } else {
         vec![("ps_args", a.ps_args.join(" "))]
     };
-    let v: Value = c.get(&with_query(
-        &format!("/containers/{}/top", enc(&a.container)),
-        &q,
-    ))?;
+    let v = c.container_top(&a.container, &q)?;
     let mut lines = Vec::new();
     let strs = |x: &Value| -> Vec<String> {
         x.as_array()
@@ -1342,10 +1250,7 @@ fn stats_header(field: &str) -> String {
 
 fn stats(c: &Client, a: StatsArgs) -> Result<i32> {
     let names: Vec<String> = if a.containers.is_empty() {
-        let list: Vec<ContainerSummary> = c.get(&with_query(
-            "/containers/json",
-            &[("all", u8::from(a.all).to_string())],
-        ))?;
+        let list = c.container_list(&[("all", u8::from(a.all).to_string())])?;
         list.into_iter().map(|s| s.id).collect()
     } else {
         a.containers.clone()
@@ -1357,10 +1262,7 @@ fn stats(c: &Client, a: StatsArgs) -> Result<i32> {
     if a.no_stream {
         let mut rows = Vec::new();
         for n in &names {
-            let v: Value = c.get(&with_query(
-                &format!("/containers/{}/stats", enc(n)),
-                &[("stream", "0".into())],
-            ))?;
+            let v = c.container_stats_once(n)?;
             rows.push(stats_row(n, &v));
         }
         f.print(&rows, &stats_header)?;
@@ -1369,14 +1271,7 @@ fn stats(c: &Client, a: StatsArgs) -> Result<i32> {
     // One streaming request per container; the table is redrawn each second.
     let latest = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::<String, Value>::new()));
     for n in &names {
-        let resp = c.request(
-            "GET",
-            &with_query(
-                &format!("/containers/{}/stats", enc(n)),
-                &[("stream", "1".into())],
-            ),
-            None,
-        )?;
+        let resp = c.container_stats_stream(n)?;
         let latest = latest.clone();
         let n = n.clone();
         std::thread::spawn(move || {
@@ -1417,15 +1312,13 @@ pub fn inspect(c: &Client, a: &InspectArgs) -> Result<i32> {
     for n in &a.names {
         let kind = a.kind.as_deref();
         let container = if kind.is_none() || kind == Some("container") {
-            c.get::<Value>(&format!("/containers/{}/json", enc(n))).ok()
+            c.container_inspect_value(n).ok()
         } else {
             None
         };
         let v = match container {
             Some(v) => Some(v),
-            None if kind.is_none() || kind == Some("image") => {
-                c.get::<Value>(&format!("/images/{n}/json")).ok()
-            }
+            None if kind.is_none() || kind == Some("image") => c.image_inspect_value(n).ok(),
             None => None,
         };
         match v {
@@ -1476,7 +1369,7 @@ fn commit(c: &Client, a: CommitArgs) -> Result<i32> {
     if let Some(au) = &a.author {
         q.push(("author", au.clone()));
     }
-    let v: Value = c.json::<(), _>("POST", &with_query("/commit", &q), None)?;
+    let v = c.commit(&q)?;
     println!("{}", v["Id"].as_str().unwrap_or_default());
     Ok(0)
 }
@@ -1492,7 +1385,7 @@ fn events(c: &Client, a: EventsArgs) -> Result<i32> {
     if !a.filter.is_empty() {
         q.push(("filters", opts::filters_json(&a.filter)?));
     }
-    let resp = c.request("GET", &with_query("/events", &q), None)?;
+    let resp = c.events(&q)?;
     let mut out = std::io::stdout().lock();
     for ev in json_lines::<Value>(resp.body) {
         let ev = ev?;
@@ -1547,7 +1440,7 @@ fn volume(c: &Client, cmd: VolumeCmd) -> Result<i32> {
                     .collect(),
                 ..VolumeCreateRequest::default()
             };
-            let v: Volume = c.json("POST", "/volumes/create", Some(&req))?;
+            let v = c.volume_create(&req)?;
             println!("{}", v.name);
             Ok(0)
         }
@@ -1561,7 +1454,7 @@ fn volume(c: &Client, cmd: VolumeCmd) -> Result<i32> {
             } else {
                 vec![("filters", opts::filters_json(&filter)?)]
             };
-            let list: VolumeList = c.get(&with_query("/volumes", &q))?;
+            let list = c.volume_list(&q)?;
             if quiet {
                 for v in &list.volumes {
                     println!("{}", v.name);
@@ -1587,7 +1480,7 @@ fn volume(c: &Client, cmd: VolumeCmd) -> Result<i32> {
             let mut out = Vec::new();
             let mut failed = false;
             for n in &names {
-                match c.get::<Value>(&format!("/volumes/{}", enc(n))) {
+                match c.volume_inspect_value(n) {
                     Ok(v) => out.push(v),
                     Err(e) => {
                         report(&e.into(), 1);
@@ -1605,21 +1498,9 @@ fn volume(c: &Client, cmd: VolumeCmd) -> Result<i32> {
             }
             Ok(i32::from(failed))
         }
-        VolumeCmd::Rm { force, names } => each(&names, |n| {
-            let q: Vec<_> = if force {
-                vec![("force", "1".to_string())]
-            } else {
-                Vec::new()
-            };
-            c.call::<()>(
-                "DELETE",
-                &with_query(&format!("/volumes/{}", enc(n)), &q),
-                None,
-            )
-            .map(drop)
-        }),
+        VolumeCmd::Rm { force, names } => each(&names, |n| c.volume_remove(n, force)),
         VolumeCmd::Prune { .. } => {
-            let v: Value = c.json::<(), _>("POST", "/volumes/prune", None)?;
+            let v = c.volumes_prune(&[])?;
             println!("Deleted Volumes:");
             for n in v["VolumesDeleted"].as_array().into_iter().flatten() {
                 println!("{}", n.as_str().unwrap_or_default());
@@ -1699,11 +1580,7 @@ pub fn pull_remote(
         q.push(("platform", platform.to_string()));
     }
     let auth = crate::transfer::registry_auth_header(image);
-    let headers: Vec<(&str, &str)> = auth
-        .iter()
-        .map(|a| ("X-Registry-Auth", a.as_str()))
-        .collect();
-    let resp = c.request_with_headers("POST", &with_query("/images/create", &q), &headers)?;
+    let resp = c.image_pull(&q, auth.as_deref())?;
     progress(resp.body, quiet)?;
     if print_reference {
         println!(
@@ -1731,15 +1608,7 @@ pub fn push_remote(c: &Client, image: &str, target: Option<&str>, quiet: bool) -
         vec![("tag", tag)]
     };
     let auth = crate::transfer::registry_auth_header(target.unwrap_or(image));
-    let headers: Vec<(&str, &str)> = auth
-        .iter()
-        .map(|a| ("X-Registry-Auth", a.as_str()))
-        .collect();
-    let resp = c.request_with_headers(
-        "POST",
-        &with_query(&format!("/images/{repo}/push"), &q),
-        &headers,
-    )?;
+    let resp = c.image_push(&repo, &q, auth.as_deref())?;
     progress(resp.body, quiet)?;
     Ok(0)
 }
@@ -1759,7 +1628,7 @@ pub mod images {
             Some(r) => vec![("filters", json!({"reference": [r]}).to_string())],
             None => Vec::new(),
         };
-        let list: Vec<ImageSummary> = c.get(&with_query("/images/json", &q))?;
+        let list = c.image_list(&q)?;
         let short = |id: &str| -> String {
             if no_trunc {
                 id.to_string()
@@ -1813,19 +1682,14 @@ pub mod images {
         if !tag.is_empty() {
             q.push(("tag", tag));
         }
-        c.post(&with_query(&format!("/images/{source}/tag"), &q))?;
+        c.image_tag(source, &q)?;
         Ok(0)
     }
 
     pub fn rmi(c: &Client, force: bool, names: &[String]) -> Result<i32> {
         let mut failed = false;
         for n in names {
-            let q: Vec<_> = if force {
-                vec![("force", "1".to_string())]
-            } else {
-                Vec::new()
-            };
-            match c.json::<(), Value>("DELETE", &with_query(&format!("/images/{n}"), &q), None) {
+            match c.image_remove(n, force) {
                 Ok(v) => {
                     for r in v.as_array().into_iter().flatten() {
                         if let Some(u) = r["Untagged"].as_str() {
@@ -1846,7 +1710,7 @@ pub mod images {
     }
 
     pub fn history(c: &Client, name: &str, quiet: bool, no_trunc: bool) -> Result<i32> {
-        let rows: Vec<Value> = c.get(&format!("/images/{name}/history"))?;
+        let rows = c.image_history(name)?;
         let mut lines = vec!["IMAGE\tCREATED\tCREATED BY\tSIZE\tCOMMENT".to_string()];
         for r in &rows {
             let id = r["Id"].as_str().unwrap_or("<missing>");
@@ -1886,7 +1750,7 @@ pub mod images {
         } else {
             Vec::new()
         };
-        let v: Value = c.json::<(), _>("POST", &with_query("/images/prune", &q), None)?;
+        let v = c.images_prune(&q)?;
         println!("Deleted Images:");
         for r in v["ImagesDeleted"].as_array().into_iter().flatten() {
             if let Some(u) = r["Untagged"].as_str() {
@@ -1908,7 +1772,7 @@ pub mod images {
         if output.is_none() && std::io::stdout().is_terminal() {
             bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
         }
-        let mut resp = c.request("GET", &with_query("/images/get", &q), None)?;
+        let mut resp = c.images_save(&q)?;
         match output {
             Some(p) => {
                 let mut f = std::fs::File::create(p)
@@ -1960,12 +1824,7 @@ pub mod images {
 
     pub fn load(c: &Client, input: Option<&std::path::Path>, quiet: bool) -> Result<i32> {
         let mut data = open_input(input)?;
-        let resp = c.upload(
-            "POST",
-            &with_query("/images/load", &[("quiet", u8::from(quiet).to_string())]),
-            "application/x-tar",
-            &mut data,
-        )?;
+        let resp = c.images_load(quiet, &mut data)?;
         print_answer(resp.body)?;
         Ok(0)
     }
@@ -1988,12 +1847,7 @@ pub mod images {
         if let Some(m) = message {
             q.push(("message", m.to_string()));
         }
-        let resp = c.upload(
-            "POST",
-            &with_query("/images/create", &q),
-            "application/x-tar",
-            &mut data,
-        )?;
+        let resp = c.image_import(&q, &mut data)?;
         print_answer(resp.body)?;
         Ok(0)
     }

@@ -11,13 +11,13 @@ use anyhow::{anyhow, bail, Context, Result};
 use cais_api::{
     EndpointIpamConfig, EndpointSettings, NetworkConnectRequest, NetworkDisconnectRequest,
 };
-use cais_client::http::{with_query, Client};
+use cais_client::http::Client;
 use clap::Subcommand;
 use serde_json::{json, Value};
 
 use cais_client::opts::{filters_json, port_key};
 
-use crate::client_cmds::{each, enc, report};
+use crate::client_cmds::{each, report};
 use crate::template::{render, Format};
 
 // ---- printing published ports ----------------------------------------------
@@ -108,7 +108,7 @@ pub fn ports_column(ports: &[Value]) -> String {
 /// `80/tcp -> 0.0.0.0:8080`, or only `0.0.0.0:8080` for one port.
 pub fn port(c: &Client, container: &str, port: Option<&str>) -> Result<i32> {
     let want = port.map(port_key).transpose()?;
-    let info: Value = c.get(&format!("/containers/{}/json", enc(container)))?;
+    let info = c.container_inspect_value(container)?;
     let lines = port_lines(&info["NetworkSettings"]["Ports"], want.as_deref());
     if lines.is_empty() {
         if let Some(w) = want {
@@ -344,7 +344,7 @@ pub fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
                 &label,
                 &opt,
             )?;
-            let v: Value = c.json("POST", "/networks/create", Some(&body))?;
+            let v = c.network_create(&body)?;
             if let Some(w) = v["Warning"].as_str().filter(|w| !w.is_empty()) {
                 eprintln!("WARNING: {w}");
             }
@@ -362,7 +362,7 @@ pub fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
             } else {
                 vec![("filters", filters_json(&filter)?)]
             };
-            let mut list: Vec<Value> = c.get(&with_query("/networks", &q))?;
+            let mut list = c.network_list(&q)?;
             list.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
             if quiet {
                 for n in &list {
@@ -389,7 +389,7 @@ pub fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
             let mut found = Vec::new();
             let mut failed = false;
             for n in &names {
-                match c.get::<Value>(&format!("/networks/{}", enc(n))) {
+                match c.network_inspect_value(n) {
                     Ok(v) => found.push(v),
                     Err(e) => {
                         report(&e.into(), 1);
@@ -410,11 +410,9 @@ pub fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
             }
             Ok(i32::from(failed))
         }
-        NetworkCmd::Rm { force, names } => each(&names, |n| {
-            match c.call::<()>("DELETE", &format!("/networks/{}", enc(n)), None) {
-                Err(e) if force && e.status() == Some(404) => Ok(()),
-                r => r.map(drop),
-            }
+        NetworkCmd::Rm { force, names } => each(&names, |n| match c.network_remove(n) {
+            Err(e) if force && e.status() == Some(404) => Ok(()),
+            r => r,
         }),
         NetworkCmd::Connect {
             alias,
@@ -431,11 +429,7 @@ pub fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
                 container,
                 endpoint_config: Some(endpoint(&alias, ip.as_deref(), &link)),
             };
-            c.call(
-                "POST",
-                &format!("/networks/{}/connect", enc(&network)),
-                Some(&body),
-            )?;
+            c.network_connect(&network, &body)?;
             Ok(0)
         }
         NetworkCmd::Disconnect {
@@ -444,11 +438,7 @@ pub fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
             container,
         } => {
             let body = NetworkDisconnectRequest { container, force };
-            c.call(
-                "POST",
-                &format!("/networks/{}/disconnect", enc(&network)),
-                Some(&body),
-            )?;
+            c.network_disconnect(&network, &body)?;
             Ok(0)
         }
         NetworkCmd::Prune { force, filter } => {
@@ -465,9 +455,7 @@ pub fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
             } else {
                 vec![("filters", filters_json(&filter)?)]
             };
-            let v: Value = c
-                .json::<(), _>("POST", &with_query("/networks/prune", &q), None)
-                .context("pruning networks")?;
+            let v = c.networks_prune(&q).context("pruning networks")?;
             let deleted: Vec<&str> = v["NetworksDeleted"]
                 .as_array()
                 .into_iter()

@@ -2200,7 +2200,7 @@ fn online_gc_collects_and_never_races_pushes() {
     );
     server.signal("USR1");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !server.log().contains("\"event\":\"gc\"") {
+    while !server.log().contains("\"message\":\"gc\"") {
         assert!(Instant::now() < deadline, "no gc ran: {}", server.log());
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -13,7 +13,9 @@
 //! Depends on `cais-api` alone among the project's crates (checked by the
 //! tidy test); prints nothing.
 
+mod endpoints;
 pub mod http;
 pub mod opts;
 
+pub use endpoints::Query;
 pub use http::{Client, Error, Result};

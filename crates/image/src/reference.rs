@@ -54,10 +54,22 @@ impl Reference {
 }
 
 /// Shortens a full repository name the way Docker prints it.
+/// The short form must name the same repository when parsed again, so
+/// `docker.io/` stays when the path's first component reads as a registry
+/// host (`docker.io/example.com/app` is not `example.com/app`), and
+/// `library/` goes only before a single component (`docker.io/library/a/b`
+/// is not `a/b`).
 pub fn familiar(name: &str) -> String {
-    match name.strip_prefix("docker.io/") {
-        Some(rest) => rest.strip_prefix("library/").unwrap_or(rest).to_owned(),
-        None => name.to_owned(),
+    let Some(path) = name.strip_prefix("docker.io/") else {
+        return name.to_owned();
+    };
+    let (first, rest) = path.split_once('/').unwrap_or((path, ""));
+    if !rest.is_empty() && (first.contains(['.', ':']) || first == "localhost") {
+        return name.to_owned();
+    }
+    match path.strip_prefix("library/") {
+        Some(official) if !official.contains('/') => official.to_owned(),
+        _ => path.to_owned(),
     }
 }
 
