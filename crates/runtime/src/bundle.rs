@@ -7,22 +7,28 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::error::{Error, Result};
+use crate::spec_ext::{self, Extensions};
 
 /// Loads `config.json` from a bundle and checks what the runtime relies on.
 /// Returns the spec and the absolute rootfs path.
 pub fn load(bundle: &Path) -> Result<(Spec, PathBuf)> {
+    load_with_extensions(bundle).map(|(spec, rootfs, _)| (spec, rootfs))
+}
+
+/// [`load`], with the fields the `oci-spec` crate does not keep.
+pub fn load_with_extensions(bundle: &Path) -> Result<(Spec, PathBuf, Extensions)> {
     let path = bundle.join("config.json");
     let data = std::fs::read(&path).map_err(|source| Error::ReadConfig {
         path: path.clone(),
         source,
     })?;
-    let spec: Spec = serde_json::from_slice(&data).map_err(|e| Error::InvalidConfig {
+    let (spec, ext) = spec_ext::spec_from_json(&data).map_err(|message| Error::InvalidConfig {
         path: path.clone(),
-        message: e.to_string(),
+        message,
     })?;
     let rootfs =
         validate(&spec, bundle).map_err(|message| Error::InvalidConfig { path, message })?;
-    Ok((spec, rootfs))
+    Ok((spec, rootfs, ext))
 }
 
 fn validate(spec: &Spec, bundle: &Path) -> std::result::Result<PathBuf, String> {
