@@ -243,6 +243,9 @@ impl Runtime {
             let _ = waitpid(bootstrap, None);
         };
 
+        for what in cgroup.skipped(&resources) {
+            crate::log::warn(&format!("{what}: not applied"));
+        }
         if let Err(e) = cgroup
             .apply(&resources)
             .and_then(|_| cgroup.add_process(bootstrap.as_raw()))

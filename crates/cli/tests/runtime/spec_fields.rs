@@ -507,3 +507,38 @@ fn features_report_the_applied_fields() {
     let options = f["mountOptions"].as_array().expect("mountOptions");
     assert!(options.contains(&json!("idmap")) && options.contains(&json!("ridmap")));
 }
+
+/// linux.resources.network: net_cls/net_prio are v1-only controllers; a
+/// host without them (this one) runs the container and says what it left
+/// out, instead of dropping the setting without a word.
+#[test]
+fn network_classes_without_net_cls_are_reported() {
+    if !require_root_and_busybox() {
+        return;
+    }
+    let net_cls = std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .find(|l| l.contains(" - cgroup ") && l.contains("net_cls"))
+        .and_then(|l| l.split(' ').nth(4).map(PathBuf::from));
+    let rt = Rt::new();
+    let id = unique_id("netcls");
+    let mut b = Bundle::new(&["sleep", "1000"]);
+    b.edit(|c| c["linux"]["resources"]["network"] = json!({"classID": 1048577}));
+    let out = rt.output(&["run", "--detach", "--bundle", path(b.path()), &id]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    match net_cls {
+        None => assert!(
+            err.contains("network.classID") && err.contains("not applied"),
+            "the skipped setting is reported: {err}"
+        ),
+        Some(mount) => assert_eq!(
+            std::fs::read_to_string(mount.join("cais").join(&id).join("net_cls.classid"))
+                .expect("classid")
+                .trim(),
+            "1048577"
+        ),
+    }
+    rt.ok(&["delete", "--force", &id]);
+}
