@@ -10,6 +10,12 @@
 //! - `bench-runtime [ARGS]`: builds the release binary and runs the shared
 //!   side-by-side runtime benchmark (../shared/bench/runtime-bench.sh) with
 //!   cais next to runc and crun.
+//! - `conformance-runtime --suite DIR [--out DIR] [RUNTIME...]`: builds the
+//!   release binary and runs the opencontainers runtime-tools validation
+//!   suite, built beforehand in DIR, against `cais-runtime`, runc and crun
+//!   (or the runtimes named), one after the other; prints the counts and
+//!   writes the TAP output and a summary under `target/runtime-conformance`
+//!   ([`conformance`], docs/runtime-conformance.md).
 //! - `bench-build [RUNS]`: `bench/build.sh`, builds by cais, docker's classic
 //!   builder, BuildKit and buildah, cold and warm.
 //! - `fuzz [--seconds N] [TARGET...]`: installs cargo-fuzz when missing and
@@ -28,6 +34,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+mod conformance;
 #[cfg(test)]
 mod tidy;
 
@@ -61,13 +68,15 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("demo") => demo(),
         Some("bench-runtime") => bench_runtime(&args[1..]),
+        Some("conformance-runtime") => conformance_runtime(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
         Some("bench-build") => run(Command::new("bash")
             .arg(workspace().join("bench/build.sh"))
             .args(&args[1..])),
         _ => bail!(
             "usage: cargo xtask ci | demo | bench-runtime [extra runtimes...] | bench-build [RUNS] \
-             | fuzz [--seconds N] [TARGET...]"
+             | fuzz [--seconds N] [TARGET...] \
+             | conformance-runtime --suite DIR [--out DIR] [RUNTIME...]"
         ),
     }
 }
@@ -149,7 +158,9 @@ fn ci() -> Result<()> {
         .args(["test", "--workspace"]))
 }
 
-fn bench_runtime(extra: &[String]) -> Result<()> {
+/// Builds the release binary and links `target/release/cais-runtime` to it
+/// (the name other tools call a runtime by); returns the link.
+fn release_runtime() -> Result<PathBuf> {
     let root = workspace();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run(Command::new(&cargo)
@@ -158,8 +169,19 @@ fn bench_runtime(extra: &[String]) -> Result<()> {
     let link = root.join("target/release/cais-runtime");
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink("cais", &link).context("linking cais-runtime")?;
-    let script = root.join("../shared/bench/runtime-bench.sh");
+    Ok(link)
+}
+
+fn bench_runtime(extra: &[String]) -> Result<()> {
+    let link = release_runtime()?;
+    let script = workspace().join("../shared/bench/runtime-bench.sh");
     run(Command::new("bash").arg(script).arg(&link).args(extra))
+}
+
+fn conformance_runtime(args: &[String]) -> Result<()> {
+    let link = release_runtime()?;
+    let release = link.parent().expect("target/release").to_path_buf();
+    conformance::run(args, &workspace(), &release)
 }
 
 /// The fuzz targets of `fuzz/`, in the order they run.
