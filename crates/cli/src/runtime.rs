@@ -480,7 +480,8 @@ fn features() -> serde_json::Value {
                     "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"],
                 "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
             },
-            "mountExtensions": {"idmap": {"enabled": true}}
+            "mountExtensions": {"idmap": {"enabled": true}},
+            "netDevices": {"enabled": false}
         }
     })
 }

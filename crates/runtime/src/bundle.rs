@@ -88,6 +88,11 @@ fn validate(spec: &Spec, bundle: &Path) -> std::result::Result<PathBuf, String> 
     {
         return Err("a new user namespace needs uidMappings and gidMappings".into());
     }
+    // Moving host interfaces in takes rtnetlink, which the runtime does
+    // not speak: refused rather than a container without its devices.
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err("linux.netDevices is not supported by this runtime".into());
+    }
     for m in spec.mounts().iter().flatten() {
         if !m.destination().is_absolute() {
             return Err(format!(
@@ -359,5 +364,8 @@ mod tests {
         let mut s = default_spec(false);
         s["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}, {"type": "mount"}]);
         assert!(message(&s.to_string()).contains("uts"));
+        let mut s = default_spec(false);
+        s["linux"]["netDevices"] = serde_json::json!({"eth1": {"name": "eth0"}});
+        assert!(message(&s.to_string()).contains("netDevices is not supported"));
     }
 }

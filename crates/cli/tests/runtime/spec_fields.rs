@@ -502,6 +502,7 @@ fn features_report_the_applied_fields() {
     assert_eq!(linux["intelRdt"]["enabled"], true);
     assert_eq!(linux["apparmor"]["enabled"], true);
     assert_eq!(linux["selinux"]["enabled"], true);
+    assert_eq!(linux["netDevices"]["enabled"], false, "refused at create");
     let modes = linux["memoryPolicy"]["modes"].as_array().expect("modes");
     assert!(modes.contains(&json!("MPOL_BIND")) && modes.len() == 7);
     let options = f["mountOptions"].as_array().expect("mountOptions");
