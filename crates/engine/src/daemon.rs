@@ -91,9 +91,9 @@ async fn serve(opts: Options) -> Result<()> {
             address = %format!("tcp://{addr}"),
             "serving the Docker Engine API (TLS, client certificates required)"
         );
-        tokio::spawn(crate::server::serve_tls(engine.clone(), tcp, acceptor));
+        tokio::spawn(crate::http::serve_tls(engine.clone(), tcp, acceptor));
     }
-    crate::server::serve(engine.clone(), listener, shutdown).await;
+    crate::http::serve(engine.clone(), listener, shutdown).await;
     let _ = std::fs::remove_file(&opts.socket);
     tokio::task::spawn_blocking(move || engine.net_shutdown())
         .await

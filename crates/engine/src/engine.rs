@@ -104,7 +104,7 @@ pub struct Engine {
     pub cfg: Config,
     pub images: Arc<ImageStore>,
     pub volumes: Volumes,
-    pub events: Events,
+    pub events: Arc<Events>,
     table: Mutex<Table>,
     execs: Mutex<HashMap<String, ExecRecord>>,
     /// Attach requests waiting for a container's shim, by container id.
@@ -214,7 +214,7 @@ impl Engine {
             cfg,
             images: Arc::new(images),
             volumes,
-            events: Events::default(),
+            events: Arc::new(Events::default()),
             table: Mutex::new(table),
             execs: Mutex::new(HashMap::new()),
             pending_attach: Mutex::new(HashMap::new()),
@@ -1657,6 +1657,113 @@ impl Engine {
         });
     }
 
+    /// `GET /containers/{id}/changes`: what the container changed in its
+    /// image, from its overlay upper directory (0 modified, 1 added, 2 deleted).
+    pub fn changes(&self, id: &str) -> Result<Vec<serde_json::Value>> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        use std::path::{Path, PathBuf};
+        self.record(id)?;
+        let m = self.images.container_mount(id)?;
+        let mut out = Vec::new();
+        let mut stack: Vec<PathBuf> = vec![PathBuf::new()];
+        let in_lower = |rel: &Path| {
+            m.lowerdirs
+                .iter()
+                .any(|l| std::fs::symlink_metadata(l.join(rel)).is_ok())
+        };
+        while let Some(rel) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(m.upperdir.join(&rel)) else {
+                continue;
+            };
+            let mut entries: Vec<_> = entries.flatten().collect();
+            entries.sort_by_key(|e| e.file_name());
+            for e in entries {
+                let child = rel.join(e.file_name());
+                let Ok(meta) = e.metadata() else { continue };
+                // An overlayfs whiteout: a 0:0 character device.
+                let kind = if meta.file_type().is_char_device() && meta.rdev() == 0 {
+                    2
+                } else if in_lower(&child) {
+                    0
+                } else {
+                    1
+                };
+                out.push(
+                    serde_json::json!({"Path": format!("/{}", child.display()), "Kind": kind}),
+                );
+                if meta.is_dir() {
+                    stack.push(child);
+                }
+            }
+        }
+        out.sort_by(|a, b| a["Path"].as_str().cmp(&b["Path"].as_str()));
+        Ok(out)
+    }
+
+    /// `POST /containers/{id}/update`: new resource limits, applied to the
+    /// running container's cgroup and kept for its next start.
+    pub fn update_resources(&self, id: &str, new: &HostConfig) -> Result<Vec<String>> {
+        let rec = self.record(id)?;
+        let mut host = rec.host_config.clone();
+        if new.memory != 0 {
+            host.memory = new.memory;
+        }
+        if new.memory_swap != 0 {
+            host.memory_swap = new.memory_swap;
+        }
+        if new.memory_reservation != 0 {
+            host.memory_reservation = new.memory_reservation;
+        }
+        if new.nano_cpus != 0 {
+            host.nano_cpus = new.nano_cpus;
+        }
+        if new.cpu_shares != 0 {
+            host.cpu_shares = new.cpu_shares;
+        }
+        if new.cpu_quota != 0 {
+            host.cpu_quota = new.cpu_quota;
+        }
+        if new.cpu_period != 0 {
+            host.cpu_period = new.cpu_period;
+        }
+        if !new.cpuset_cpus.is_empty() {
+            host.cpuset_cpus = new.cpuset_cpus.clone();
+        }
+        if new.pids_limit.is_some() {
+            host.pids_limit = new.pids_limit;
+        }
+        if !new.restart_policy.name.is_empty() {
+            host.restart_policy = new.restart_policy.clone();
+        }
+        if host.memory > 0 && host.memory < 6 * 1024 * 1024 {
+            return Err(Error::InvalidArgument(
+                "Minimum memory limit allowed is 6MB".into(),
+            ));
+        }
+        if rec.state.running {
+            let mut resources = crate::spec::resources(&host);
+            // Device rules were set at start; leave them alone.
+            if let Some(o) = resources.as_object_mut() {
+                o.remove("devices");
+            }
+            let resources: oci_spec::runtime::LinuxResources = serde_json::from_value(resources)
+                .map_err(|e| Error::internal("building resources", e))?;
+            let cg = cais_cgroups::Cgroup::new(
+                cais_cgroups::Layout::detect().map_err(|e| Error::internal("cgroups", e))?,
+                &format!("/cais/{id}"),
+            )
+            .map_err(|e| Error::internal("cgroups", e))?;
+            cg.apply(&resources).map_err(|e| {
+                Error::InvalidArgument(format!(
+                    "Cannot update container {id}: {}",
+                    crate::error::chain(&e)
+                ))
+            })?;
+        }
+        self.set_host_config(id, host)?;
+        Ok(Vec::new())
+    }
+
     /// Commits a container's changes as a new image.
     pub fn commit(
         &self,
@@ -1939,7 +2046,7 @@ mod tests {
         Engine {
             images: Arc::new(ImageStore::open(&cfg.root).expect("image store")),
             volumes: Volumes::new(&cfg.root).expect("volumes"),
-            events: Events::default(),
+            events: Arc::new(Events::default()),
             table: Mutex::new(Table::default()),
             execs: Mutex::new(HashMap::new()),
             pending_attach: Mutex::new(HashMap::new()),

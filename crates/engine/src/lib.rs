@@ -10,16 +10,16 @@
 //! - `shim` is the per-container supervisor (single threaded, poll loop, no
 //!   async runtime) and its client side. `spec` builds config.json (image
 //!   config + container config + Docker's default security profile).
-//! - `server` routes HTTP (hyper, unix socket, `/vN.NN` prefix, HTTP
-//!   upgrade for attach and exec) and maps errors to status codes in one
-//!   place; `stream` serves logs, attach, exec and stats; `images` the image
-//!   endpoints (list, inspect, tag, rmi, history, save, load, import, pull,
-//!   push); `archive` serves `cp` through a helper process chrooted into the
-//!   container's root; `build` serves `POST /build` (the classic builder's
-//!   protocol: the context tar unpacked with the image crate's contained
-//!   extraction, `cais_build::build` with the engine's pull, docker's JSON
-//!   lines); `volumes`, `events`, `health`, `logfile` (json-file with size
-//!   rotation) and `system` (info, df, diff, update) complete it.
+//! - `http` serves the API (hyper, unix socket, `/vN.NN` prefix, HTTP
+//!   upgrade for attach and exec): `http::router` holds every endpoint,
+//!   `http::handlers` one module per resource group, `http::plumbing` what
+//!   they share and `error_response`, the one place errors become status
+//!   codes. `images` is the engine's side of the image store (views,
+//!   pulls with docker's progress); `archive` the `cp` helper process,
+//!   which enters the container's root; `build` runs `POST /build` (the
+//!   context tar unpacked with the image crate's contained extraction,
+//!   `cais_build::build` with the engine's pull); `volumes`, `events` and
+//!   `logfile` (json-file with size rotation) complete it.
 //! - `network` keeps network records (`<root>/engine/networks/<id>.json`,
 //!   with the addresses running containers hold), serves `/networks`, and
 //!   wires a container at start: a namespace at `<exec_root>/netns/<id>`,
@@ -40,15 +40,13 @@ pub mod error;
 pub mod events;
 pub mod filters;
 mod health;
+pub mod http;
 mod images;
 pub mod logfile;
 mod netconf;
 pub mod network;
-pub mod server;
 pub mod shim;
 pub mod spec;
-mod stream;
-mod system;
 pub mod volumes;
 
 /// Entry points for the fuzz targets (`fuzz/`) and their corpus tests: each

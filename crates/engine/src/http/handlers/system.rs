@@ -1,8 +1,65 @@
-//! `/info`: what the daemon is and holds.
+//! `/_ping`, `/version`, `/info`, `/system/df` and `/events`: what the
+//! daemon is and holds, and what happens in it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cais_api::{API_VERSION, MIN_API_VERSION};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Response, StatusCode};
 
 use crate::engine::Engine;
+use crate::error::Result;
+use crate::filters::{self, event_matches};
+use crate::http::plumbing::{
+    blocking, channel_body, full, json, parse_unix_nanos, streaming, Body, Query,
+};
 
-pub fn info(engine: &Engine) -> serde_json::Value {
+/// `GET|HEAD /_ping`.
+pub(crate) fn ping(method: &Method) -> Response<Body> {
+    let mut r = Response::new(full(if method == Method::HEAD { "" } else { "OK" }));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        "Cache-Control",
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    r.headers_mut()
+        .insert("Builder-Version", HeaderValue::from_static("1"));
+    r
+}
+
+/// `GET /version`.
+pub(crate) fn version() -> Response<Body> {
+    let uname = nix::sys::utsname::uname().ok();
+    let v = cais_api::Version {
+        version: env!("CARGO_PKG_VERSION").into(),
+        api_version: API_VERSION.into(),
+        min_api_version: MIN_API_VERSION.into(),
+        git_commit: "cais".into(),
+        go_version: "none (cais is written in Rust)".into(),
+        os: "linux".into(),
+        arch: std::env::consts::ARCH
+            .replace("x86_64", "amd64")
+            .replace("aarch64", "arm64"),
+        kernel_version: uname
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        build_time: String::new(),
+    };
+    json(StatusCode::OK, &v)
+}
+
+/// `GET /info`.
+pub(crate) async fn info(engine: Arc<Engine>) -> Result<Response<Body>> {
+    let info = blocking(move || Ok(info_of(&engine))).await?;
+    Ok(json(StatusCode::OK, &info))
+}
+
+fn info_of(engine: &Engine) -> serde_json::Value {
     let containers = engine.list(true, &Default::default()).unwrap_or_default();
     let count = |s: &str| containers.iter().filter(|c| c.state == s).count();
     let images = engine.images.list().map(|l| l.len()).unwrap_or(0);
@@ -66,116 +123,6 @@ pub fn info(engine: &Engine) -> serde_json::Value {
     })
 }
 
-/// `GET /containers/{id}/changes`: what the container changed in its
-/// image, from its overlay upper directory (0 modified, 1 added, 2 deleted).
-pub fn changes(engine: &Engine, id: &str) -> crate::error::Result<Vec<serde_json::Value>> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    use std::path::{Path, PathBuf};
-    engine.record(id)?;
-    let m = engine.images.container_mount(id)?;
-    let mut out = Vec::new();
-    let mut stack: Vec<PathBuf> = vec![PathBuf::new()];
-    let in_lower = |rel: &Path| {
-        m.lowerdirs
-            .iter()
-            .any(|l| std::fs::symlink_metadata(l.join(rel)).is_ok())
-    };
-    while let Some(rel) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(m.upperdir.join(&rel)) else {
-            continue;
-        };
-        let mut entries: Vec<_> = entries.flatten().collect();
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let child = rel.join(e.file_name());
-            let Ok(meta) = e.metadata() else { continue };
-            // An overlayfs whiteout: a 0:0 character device.
-            let kind = if meta.file_type().is_char_device() && meta.rdev() == 0 {
-                2
-            } else if in_lower(&child) {
-                0
-            } else {
-                1
-            };
-            out.push(serde_json::json!({"Path": format!("/{}", child.display()), "Kind": kind}));
-            if meta.is_dir() {
-                stack.push(child);
-            }
-        }
-    }
-    out.sort_by(|a, b| a["Path"].as_str().cmp(&b["Path"].as_str()));
-    Ok(out)
-}
-
-/// `POST /containers/{id}/update`: new resource limits, applied to the
-/// running container's cgroup and kept for its next start.
-pub fn update(
-    engine: &Engine,
-    id: &str,
-    new: &cais_api::HostConfig,
-) -> crate::error::Result<Vec<String>> {
-    use crate::error::Error;
-    let rec = engine.record(id)?;
-    let mut host = rec.host_config.clone();
-    if new.memory != 0 {
-        host.memory = new.memory;
-    }
-    if new.memory_swap != 0 {
-        host.memory_swap = new.memory_swap;
-    }
-    if new.memory_reservation != 0 {
-        host.memory_reservation = new.memory_reservation;
-    }
-    if new.nano_cpus != 0 {
-        host.nano_cpus = new.nano_cpus;
-    }
-    if new.cpu_shares != 0 {
-        host.cpu_shares = new.cpu_shares;
-    }
-    if new.cpu_quota != 0 {
-        host.cpu_quota = new.cpu_quota;
-    }
-    if new.cpu_period != 0 {
-        host.cpu_period = new.cpu_period;
-    }
-    if !new.cpuset_cpus.is_empty() {
-        host.cpuset_cpus = new.cpuset_cpus.clone();
-    }
-    if new.pids_limit.is_some() {
-        host.pids_limit = new.pids_limit;
-    }
-    if !new.restart_policy.name.is_empty() {
-        host.restart_policy = new.restart_policy.clone();
-    }
-    if host.memory > 0 && host.memory < 6 * 1024 * 1024 {
-        return Err(Error::InvalidArgument(
-            "Minimum memory limit allowed is 6MB".into(),
-        ));
-    }
-    if rec.state.running {
-        let mut resources = crate::spec::resources(&host);
-        // Device rules were set at start; leave them alone.
-        if let Some(o) = resources.as_object_mut() {
-            o.remove("devices");
-        }
-        let resources: oci_spec::runtime::LinuxResources = serde_json::from_value(resources)
-            .map_err(|e| Error::internal("building resources", e))?;
-        let cg = cais_cgroups::Cgroup::new(
-            cais_cgroups::Layout::detect().map_err(|e| Error::internal("cgroups", e))?,
-            &format!("/cais/{id}"),
-        )
-        .map_err(|e| Error::internal("cgroups", e))?;
-        cg.apply(&resources).map_err(|e| {
-            Error::InvalidArgument(format!(
-                "Cannot update container {id}: {}",
-                crate::error::chain(&e)
-            ))
-        })?;
-    }
-    engine.set_host_config(id, host)?;
-    Ok(Vec::new())
-}
-
 /// Bytes used by a directory tree (files' sizes; links not followed).
 fn tree_size(path: &std::path::Path) -> u64 {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
@@ -193,7 +140,12 @@ fn tree_size(path: &std::path::Path) -> u64 {
 }
 
 /// `GET /system/df`: disk used by images, containers and volumes.
-pub fn df(engine: &Engine) -> crate::error::Result<serde_json::Value> {
+pub(crate) async fn df(engine: Arc<Engine>) -> Result<Response<Body>> {
+    let df = blocking(move || df_of(&engine)).await?;
+    Ok(json(StatusCode::OK, &df))
+}
+
+fn df_of(engine: &Engine) -> Result<serde_json::Value> {
     let containers = engine.list(true, &Default::default()).unwrap_or_default();
     let mut images = Vec::new();
     let mut layers_size = 0i64;
@@ -236,4 +188,69 @@ pub fn df(engine: &Engine) -> crate::error::Result<serde_json::Value> {
         "Volumes": volumes,
         "BuildCache": [],
     }))
+}
+
+/// `GET /events`: past events since `since`, then live ones until `until`
+/// (or for as long as the client listens), filtered.
+pub(crate) fn events(engine: Arc<Engine>, query: &Query) -> Result<Response<Body>> {
+    let since = query
+        .get("since")
+        .and_then(parse_unix_nanos)
+        .unwrap_or(i64::MIN);
+    let until = query.get("until").and_then(parse_unix_nanos);
+    let filters = query.filters(filters::EVENTS)?;
+    let matches = move |ev: &cais_api::Event| event_matches(&filters, ev);
+    let (tx, body) = channel_body();
+    let mut live = engine.events.subscribe();
+    let past = engine.events.history(since, until.unwrap_or(i64::MAX));
+    tokio::spawn(async move {
+        for ev in past.iter().filter(|e| matches(e)) {
+            if tx
+                .send(Bytes::from(format!(
+                    "{}\n",
+                    serde_json::to_string(ev).expect("events serialize")
+                )))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        if until.is_some_and(|u| u <= now) {
+            return;
+        }
+        loop {
+            let next = match until {
+                Some(u) => {
+                    let left = Duration::from_nanos((u - now).max(0) as u64);
+                    match tokio::time::timeout(left, live.recv()).await {
+                        Ok(r) => r,
+                        Err(_) => return,
+                    }
+                }
+                None => live.recv().await,
+            };
+            match next {
+                Ok(ev) if matches(&ev) => {
+                    if tx
+                        .send(Bytes::from(format!(
+                            "{}\n",
+                            serde_json::to_string(&ev).expect("events serialize")
+                        )))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    Ok(streaming(body, "application/json"))
 }
