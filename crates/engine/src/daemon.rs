@@ -95,7 +95,7 @@ async fn serve(opts: Options) -> Result<()> {
     }
     crate::http::serve(engine.clone(), listener, shutdown).await;
     let _ = std::fs::remove_file(&opts.socket);
-    tokio::task::spawn_blocking(move || engine.net_shutdown())
+    tokio::task::spawn_blocking(move || engine.shutdown())
         .await
         .map_err(|e| Error::internal("removing the firewall rules", e))?;
     Ok(())

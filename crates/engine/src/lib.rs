@@ -1,50 +1,66 @@
 //! The engine: containers made from images, supervised by a per-container
 //! shim, served over the Docker Engine API by `cais daemon`.
 //!
-//! Module map:
-//! - `engine` is the container manager: records persisted under
-//!   `<root>/engine/containers/<id>/`, life cycle, stop (signal, grace
-//!   period, SIGKILL), restart policies with back-off, live restore, exec,
-//!   commit. `daemon` starts it and the listeners; `error` is the crate's
-//!   error type.
-//! - `shim` is the per-container supervisor (single threaded, poll loop, no
-//!   async runtime) and its client side. `spec` builds config.json (image
-//!   config + container config + Docker's default security profile).
-//! - `http` serves the API (hyper, unix socket, `/vN.NN` prefix, HTTP
-//!   upgrade for attach and exec): `http::router` holds every endpoint,
-//!   `http::handlers` one module per resource group, `http::plumbing` what
-//!   they share and `error_response`, the one place errors become status
-//!   codes. `images` is the engine's side of the image store (views,
-//!   pulls with docker's progress); `archive` the `cp` helper process,
-//!   which enters the container's root; `build` runs `POST /build` (the
-//!   context tar unpacked with the image crate's contained extraction,
-//!   `cais_build::build` with the engine's pull); `volumes`, `events` and
-//!   `logfile` (json-file with size rotation) complete it.
-//! - `network` keeps network records (`<root>/engine/networks/<id>.json`,
-//!   with the addresses running containers hold), serves `/networks`, and
-//!   wires a container at start: a namespace at `<exec_root>/netns/<id>`,
-//!   one veth per network (eth0 has the default route), reserved ports,
-//!   /etc/hosts and resolv.conf, DNS. What a running container holds is
-//!   persisted in its record (`Record::net`), so stop, exit, rm, a failed
-//!   start and a daemon restart all tear down through one function from the
-//!   record. `netconf` holds the pure parts (port specs, /etc files, the
-//!   firewall ruleset from state, name resolution), unit-tested.
+//! Each job has an owner with its own type and module; `engine::Engine`
+//! is a facade that opens the state and composes them. Modules, from the
+//! bottom up; each imports only modules listed before it:
+//!
+//! 1. Leaves: `error` (the crate's error type), `config` (directories and
+//!    the runtime command), `ids` (random ids and names), `events`,
+//!    `filters` (dockerd's filter semantics), `logfile` (json-file with
+//!    size rotation), `spec` (config.json from the image config, the
+//!    container config and Docker's default security profile), `shim`
+//!    (the per-container supervisor, single threaded, and its client
+//!    side), `volumes`,
+//!    `images` (the engine's side of the image store: views, pulls with
+//!    docker's progress), `archive` (the `cp` helper process, which enters
+//!    the container's root), `build` (`POST /build`'s run: the context
+//!    unpacked with the image crate's contained extraction, then
+//!    `cais_build::build` with the engine's pull), `networks::netconf`
+//!    (pure networking: port specs, /etc files, the firewall ruleset from
+//!    state, name resolution, what a running container holds).
+//! 2. `containers::state` (a container in memory) and
+//!    `containers::table` (`Table`: every container, each persisted as
+//!    `<root>/engine/containers/<id>/container.json`).
+//! 3. `networks::records` (`NetworkStore`: network records under
+//!    `<root>/engine/networks`, address allocation, the `/networks`
+//!    operations that only read containers), then `networks::wiring`
+//!    (`Wiring`: a container wired at start, from what its record holds,
+//!    and torn down from it; connect and disconnect; the level-triggered
+//!    firewall; the embedded DNS server).
+//! 4. `containers::health` (health check threads), `containers::monitor`
+//!    (shim waiters, restart decisions), `containers::mounts`,
+//!    `containers::exec` (`Execs`: exec sessions), `containers::inspect`
+//!    (`Views`: inspect, `ps`, top, stats, changes).
+//! 5. `containers::lifecycle` (`Containers`: create, start, stop, exits,
+//!    restart policies, removal, live restore, commit, updates).
+//! 6. `engine` (the facade), then `http` (`plumbing`, `handlers`, `router`,
+//!    serving; see its docs), then `daemon` (the listeners).
+//!
+//! Lock order: a thread holding one of these locks takes only locks
+//! listed after it. `Wiring::ops` (network teardown against restore) →
+//! `Wiring::firewall` (the ruleset last applied) → `NetworkStore`'s
+//! records → `Table`'s containers → one container's `RecordWriter`. The
+//! other locks are leaves, held while taking no other engine lock:
+//! `Wiring::ports`, `Execs::sessions`, `Containers::attach_gate`, the
+//! event history.
 //!
 //! Logging goes through `tracing`; the binary installs the subscriber.
 
 pub mod archive;
 mod build;
+pub mod config;
+pub mod containers;
 pub mod daemon;
 pub mod engine;
 pub mod error;
 pub mod events;
 pub mod filters;
-mod health;
 pub mod http;
+mod ids;
 mod images;
 pub mod logfile;
-mod netconf;
-pub mod network;
+pub mod networks;
 pub mod shim;
 pub mod spec;
 pub mod volumes;

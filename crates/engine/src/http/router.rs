@@ -33,7 +33,7 @@ pub(super) async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result
             container(engine, req, &method, id, rest, &query).await
         }
         (&Method::POST, ["exec", id, "start"]) => exec::start(engine, req, id.to_string()).await,
-        (&Method::POST, ["exec", id, "resize"]) => exec::resize(id, &query),
+        (&Method::POST, ["exec", id, "resize"]) => exec::resize(&engine, id, &query),
         (&Method::GET, ["exec", id, "json"]) => exec::inspect(engine, id.to_string()).await,
         (&Method::POST, ["commit"]) => containers::commit(engine, &query).await,
         (&Method::POST, ["build"]) => build::build(engine, req).await,

@@ -26,7 +26,7 @@ pub(crate) async fn get(
     let e = engine.clone();
     let p = path.clone();
     let (root, mounted_here, stat) = blocking(move || {
-        let (root, mounted_here) = e.mount_rootfs(&id)?;
+        let (root, mounted_here) = e.containers.mount_rootfs(&id)?;
         match path_stat(&e.cfg.binary, &root, &p) {
             Ok(stat) => Ok((root, mounted_here, stat)),
             Err(err) => {
@@ -86,7 +86,7 @@ pub(crate) async fn put(
 ) -> Result<Response<Body>> {
     use http_body_util::BodyExt;
     let e = engine.clone();
-    let (root, mounted_here) = blocking(move || e.mount_rootfs(&id)).await?;
+    let (root, mounted_here) = blocking(move || e.containers.mount_rootfs(&id)).await?;
     let mut child = helper(&engine.cfg.binary, &root, "put", &path)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

@@ -25,7 +25,7 @@ use crate::shim;
 pub(crate) async fn resolve(engine: &Arc<Engine>, name: &str) -> Result<String> {
     let e = engine.clone();
     let name = name.to_string();
-    blocking(move || e.resolve(&name)).await
+    blocking(move || e.table.resolve(&name)).await
 }
 
 /// `POST /containers/create?name=`.
@@ -37,7 +37,7 @@ pub(crate) async fn create(
     let name = query.get("name").map(str::to_string);
     let body = read_body(req, 4 << 20).await?;
     let create: cais_api::CreateRequest = parse_json(&body)?;
-    let r = blocking(move || engine.create(create, name.as_deref())).await?;
+    let r = blocking(move || engine.containers.create(create, name.as_deref())).await?;
     Ok(json(StatusCode::CREATED, &r))
 }
 
@@ -47,7 +47,7 @@ pub(crate) async fn list(engine: Arc<Engine>, query: &Query) -> Result<Response<
     let filters = query.filters(filters::CONTAINER_LIST)?;
     filters.check_container_statuses()?;
     let limit = query.int("limit")?;
-    let mut list = blocking(move || engine.list(all || limit.is_some(), &filters)).await?;
+    let mut list = blocking(move || engine.views.list(all || limit.is_some(), &filters)).await?;
     if let Some(n) = limit.filter(|n| *n > 0) {
         list.truncate(n as usize);
     }
@@ -58,7 +58,7 @@ pub(crate) async fn list(engine: Arc<Engine>, query: &Query) -> Result<Response<
 pub(crate) async fn prune(engine: Arc<Engine>, query: &Query) -> Result<Response<Body>> {
     let filters = query.filters(filters::PRUNE)?;
     let until = filters.until(unix_now())?;
-    let ids = blocking(move || Ok(engine.prune(&filters, until))).await?;
+    let ids = blocking(move || Ok(engine.containers.prune(&filters, until))).await?;
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({"ContainersDeleted": ids, "SpaceReclaimed": 0}),
@@ -67,13 +67,13 @@ pub(crate) async fn prune(engine: Arc<Engine>, query: &Query) -> Result<Response
 
 /// `GET /containers/{id}/json`.
 pub(crate) async fn inspect(engine: Arc<Engine>, id: String) -> Result<Response<Body>> {
-    let r = blocking(move || engine.inspect(&id)).await?;
+    let r = blocking(move || engine.views.inspect(&id)).await?;
     Ok(json(StatusCode::OK, &r))
 }
 
 /// `POST /containers/{id}/start`.
 pub(crate) async fn start(engine: Arc<Engine>, id: String) -> Result<Response<Body>> {
-    blocking(move || engine.start(&id)).await?;
+    blocking(move || engine.containers.start(&id)).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -84,7 +84,7 @@ pub(crate) async fn stop(engine: Arc<Engine>, id: String, query: &Query) -> Resu
         .get("signal")
         .filter(|s| !s.is_empty())
         .map(str::to_string);
-    blocking(move || engine.stop(&id, t, signal.as_deref())).await?;
+    blocking(move || engine.containers.stop(&id, t, signal.as_deref())).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -95,26 +95,26 @@ pub(crate) async fn restart(
     query: &Query,
 ) -> Result<Response<Body>> {
     let t = query.int("t")?;
-    blocking(move || engine.restart(&id, t)).await?;
+    blocking(move || engine.containers.restart(&id, t)).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
 /// `POST /containers/{id}/kill?signal=`.
 pub(crate) async fn kill(engine: Arc<Engine>, id: String, query: &Query) -> Result<Response<Body>> {
     let signal = query.get("signal").unwrap_or("SIGKILL").to_string();
-    blocking(move || engine.kill(&id, &signal)).await?;
+    blocking(move || engine.containers.kill(&id, &signal)).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
 /// `POST /containers/{id}/pause`.
 pub(crate) async fn pause(engine: Arc<Engine>, id: String) -> Result<Response<Body>> {
-    blocking(move || engine.pause(&id)).await?;
+    blocking(move || engine.containers.pause(&id)).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
 /// `POST /containers/{id}/unpause`.
 pub(crate) async fn unpause(engine: Arc<Engine>, id: String) -> Result<Response<Body>> {
-    blocking(move || engine.unpause(&id)).await?;
+    blocking(move || engine.containers.unpause(&id)).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -125,7 +125,7 @@ pub(crate) async fn rename(
     query: &Query,
 ) -> Result<Response<Body>> {
     let name = query.get("name").unwrap_or_default().to_string();
-    blocking(move || engine.rename(&id, &name)).await?;
+    blocking(move || engine.containers.rename(&id, &name)).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -136,7 +136,7 @@ pub(crate) async fn remove(
     query: &Query,
 ) -> Result<Response<Body>> {
     let (force, v) = (query.flag("force"), query.flag("v"));
-    blocking(move || engine.remove(&id, force, v)).await?;
+    blocking(move || engine.containers.remove(&id, force, v)).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -147,7 +147,7 @@ pub(crate) fn wait(engine: Arc<Engine>, id: String, query: &Query) -> Result<Res
     // starts the container.
     let (tx, body) = channel_body();
     tokio::spawn(async move {
-        let r = blocking(move || engine.wait(&id, &condition)).await;
+        let r = blocking(move || engine.containers.wait(&id, &condition)).await;
         let out = match r {
             Ok(code) => serde_json::json!({"StatusCode": code}),
             Err(err) => {
@@ -169,7 +169,7 @@ pub(crate) async fn resize(
         query.int("h")?.unwrap_or(0) as u16,
         query.int("w")?.unwrap_or(0) as u16,
     );
-    let dir = engine.container_dir(&id);
+    let dir = engine.table.dir(&id);
     blocking(move || {
         shim::connect(
             &dir,
@@ -188,7 +188,7 @@ pub(crate) async fn resize(
 /// `GET /containers/{id}/top?ps_args=`.
 pub(crate) async fn top(engine: Arc<Engine>, id: String, query: &Query) -> Result<Response<Body>> {
     let args = query.get("ps_args").unwrap_or_default().to_string();
-    let (titles, processes) = blocking(move || engine.top(&id, &args)).await?;
+    let (titles, processes) = blocking(move || engine.views.top(&id, &args)).await?;
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({"Titles": titles, "Processes": processes}),
@@ -197,7 +197,7 @@ pub(crate) async fn top(engine: Arc<Engine>, id: String, query: &Query) -> Resul
 
 /// `GET /containers/{id}/changes`.
 pub(crate) async fn changes(engine: Arc<Engine>, id: String) -> Result<Response<Body>> {
-    let changes = blocking(move || engine.changes(&id)).await?;
+    let changes = blocking(move || engine.views.changes(&id)).await?;
     Ok(json(StatusCode::OK, &changes))
 }
 
@@ -209,7 +209,7 @@ pub(crate) async fn update(
 ) -> Result<Response<Body>> {
     let body = read_body(req, 1 << 20).await?;
     let update: cais_api::HostConfig = parse_json(&body)?;
-    let warnings = blocking(move || engine.update_resources(&id, &update)).await?;
+    let warnings = blocking(move || engine.containers.update_resources(&id, &update)).await?;
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({"Warnings": warnings}),
@@ -227,8 +227,10 @@ pub(crate) async fn commit(engine: Arc<Engine>, query: &Query) -> Result<Respons
     let author = query.get("author").unwrap_or_default().to_string();
     let comment = query.get("comment").unwrap_or_default().to_string();
     let id = blocking(move || {
-        let id = engine.resolve(&container)?;
-        engine.commit(&id, reference.as_deref(), &author, &comment)
+        let id = engine.table.resolve(&container)?;
+        engine
+            .containers
+            .commit(&id, reference.as_deref(), &author, &comment)
     })
     .await?;
     Ok(json(StatusCode::CREATED, &serde_json::json!({"Id": id})))
@@ -236,7 +238,7 @@ pub(crate) async fn commit(engine: Arc<Engine>, query: &Query) -> Result<Respons
 
 /// `GET /containers/{id}/logs`.
 pub(crate) fn logs(engine: Arc<Engine>, id: &str, q: &Query) -> Result<Response<Body>> {
-    let rec = engine.record(id)?;
+    let rec = engine.table.get(id)?;
     let tty = rec.config.tty;
     let want_out = q.flag("stdout");
     let want_err = q.flag("stderr");
@@ -259,7 +261,7 @@ pub(crate) fn logs(engine: Arc<Engine>, id: &str, q: &Query) -> Result<Response<
         .get("tail")
         .filter(|t| *t != "all")
         .and_then(|t| t.parse().ok());
-    let path = engine.container_dir(id).join("container-json.log");
+    let path = engine.table.dir(id).join("container-json.log");
     let (tx, body) = channel_body();
     let id = id.to_string();
     tokio::spawn(async move {
@@ -314,7 +316,8 @@ pub(crate) fn logs(engine: Arc<Engine>, id: &str, q: &Query) -> Result<Response<
                 }
             }
             let running = engine
-                .record(&id)
+                .table
+                .get(&id)
                 .map(|r| r.state.running || r.state.restarting)
                 .unwrap_or(false);
             if !running && new.is_empty() {
@@ -332,7 +335,7 @@ pub(crate) async fn attach(
     id: String,
     q: &Query,
 ) -> Result<Response<Body>> {
-    let rec = engine.record(&id)?;
+    let rec = engine.table.get(&id)?;
     if !wants_upgrade(&req) {
         return Err(Error::InvalidArgument(
             "attach needs an upgraded connection (Upgrade: tcp)".into(),
@@ -345,10 +348,10 @@ pub(crate) async fn attach(
     };
     let stdin = q.flag("stdin");
     let tty = rec.config.tty;
-    let dir = engine.container_dir(&id);
+    let dir = engine.table.dir(&id);
     let not_started = !rec.state.running;
     if not_started {
-        engine.attach_pending(&id, 1);
+        engine.containers.attach_pending(&id, 1);
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
@@ -365,7 +368,7 @@ pub(crate) async fn attach(
                         return Some(s);
                     }
                 }
-                let gone = e2.record(&id2).is_err();
+                let gone = e2.table.get(&id2).is_err();
                 if gone || std::time::Instant::now() > deadline {
                     return None;
                 }
@@ -376,7 +379,7 @@ pub(crate) async fn attach(
         .ok()
         .flatten();
         if not_started {
-            engine.attach_pending(&id, -1);
+            engine.containers.attach_pending(&id, -1);
         }
         let Ok(upgraded) = on_upgrade.await else {
             return;
@@ -438,7 +441,7 @@ pub(crate) fn stats(engine: Arc<Engine>, id: String, q: &Query) -> Result<Respon
             // Two samples, so the client can compute CPU usage.
             let e = engine.clone();
             let i = id.clone();
-            pre = tokio::task::spawn_blocking(move || e.stats(&i).ok())
+            pre = tokio::task::spawn_blocking(move || e.views.stats(&i).ok())
                 .await
                 .ok()
                 .flatten();
@@ -447,7 +450,7 @@ pub(crate) fn stats(engine: Arc<Engine>, id: String, q: &Query) -> Result<Respon
         loop {
             let e = engine.clone();
             let i = id.clone();
-            let Ok(Ok(mut s)) = tokio::task::spawn_blocking(move || e.stats(&i)).await else {
+            let Ok(Ok(mut s)) = tokio::task::spawn_blocking(move || e.views.stats(&i)).await else {
                 return;
             };
             if let Some(p) = &pre {
@@ -468,7 +471,7 @@ pub(crate) fn stats(engine: Arc<Engine>, id: String, q: &Query) -> Result<Respon
 pub(crate) async fn export(engine: Arc<Engine>, id: String) -> Result<Response<Body>> {
     // A stopped container's overlay is mounted for the export and
     // unmounted after.
-    let (target, mounted_here) = blocking(move || engine.mount_rootfs(&id)).await?;
+    let (target, mounted_here) = blocking(move || engine.containers.mount_rootfs(&id)).await?;
     let (tx, body) = channel_body();
     tokio::task::spawn_blocking(move || {
         struct ChannelWriter(tokio::sync::mpsc::Sender<Bytes>);

@@ -2,10 +2,9 @@
 //! started (detached, over pipes, or with a terminal whose master the
 //! daemon holds for resize), resized and inspected.
 
-use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -28,7 +27,7 @@ pub(crate) async fn create(
 ) -> Result<Response<Body>> {
     let body = read_body(req, 1 << 20).await?;
     let cfg: cais_api::ExecConfig = parse_json(&body)?;
-    let exec_id = blocking(move || engine.exec_create(&id, cfg)).await?;
+    let exec_id = blocking(move || engine.execs.create(&id, cfg)).await?;
     Ok(json(
         StatusCode::CREATED,
         &serde_json::json!({"Id": exec_id}),
@@ -37,41 +36,15 @@ pub(crate) async fn create(
 
 /// `GET /exec/{id}/json`.
 pub(crate) async fn inspect(engine: Arc<Engine>, id: String) -> Result<Response<Body>> {
-    let r = blocking(move || engine.exec_inspect(&id)).await?;
+    let r = blocking(move || engine.execs.inspect(&id)).await?;
     Ok(json(StatusCode::OK, &r))
 }
 
 /// `POST /exec/{id}/resize?h=&w=`.
-pub(crate) fn resize(id: &str, query: &Query) -> Result<Response<Body>> {
+pub(crate) fn resize(engine: &Engine, id: &str, query: &Query) -> Result<Response<Body>> {
     let (h, w) = (query.int("h")?.unwrap_or(0), query.int("w")?.unwrap_or(0));
-    resize_terminal(id, h as u16, w as u16)?;
+    engine.execs.resize(id, h as u16, w as u16)?;
     Ok(empty(StatusCode::OK))
-}
-
-/// Terminal masters of running execs, for resize.
-fn exec_ttys() -> &'static Mutex<HashMap<String, Arc<OwnedFd>>> {
-    static TTYS: OnceLock<Mutex<HashMap<String, Arc<OwnedFd>>>> = OnceLock::new();
-    TTYS.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
-fn resize_terminal(exec_id: &str, h: u16, w: u16) -> Result<()> {
-    let ttys = exec_ttys().lock().unwrap_or_else(|p| p.into_inner());
-    let master = ttys.get(exec_id).ok_or_else(|| {
-        Error::NotFound(format!("No such exec instance with a terminal: {exec_id}"))
-    })?;
-    set_size(master.as_raw_fd(), h, w);
-    Ok(())
-}
-
-fn set_size(fd: i32, h: u16, w: u16) {
-    let ws = libc::winsize {
-        ws_row: h,
-        ws_col: w,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ with a valid winsize on our fd.
-    unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
 }
 
 /// `POST /exec/{id}/start`.
@@ -82,18 +55,18 @@ pub(crate) async fn start(
 ) -> Result<Response<Body>> {
     let body = read_body_ref(&mut req).await?;
     let start: cais_api::ExecStartConfig = parse_json(&body)?;
-    let inspect = engine.exec_inspect(&exec_id)?;
+    let inspect = engine.execs.inspect(&exec_id)?;
     let tty = start.tty || inspect.process_config["tty"].as_bool().unwrap_or(false);
     if start.detach {
         let e = engine.clone();
         let id = exec_id.clone();
         blocking(move || {
-            let (mut cmd, _, _) = e.exec_command(&id, None, true)?;
+            let (mut cmd, _, _) = e.execs.command(&id, None, true)?;
             let out = cmd
                 .output()
                 .map_err(|err| Error::internal("running exec", err))?;
             if !out.status.success() {
-                e.exec_finished(&id, 126);
+                e.execs.finished(&id, 126);
                 return Err(Error::Internal(
                     String::from_utf8_lossy(&out.stderr).trim().to_string(),
                 ));
@@ -110,11 +83,11 @@ pub(crate) async fn start(
         ));
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let dir = engine.container_dir(&inspect.container_id);
+    let dir = engine.table.dir(&inspect.container_id);
     let e = engine.clone();
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
-            e.exec_finished(&exec_id, 126);
+            e.execs.finished(&exec_id, 126);
             return;
         };
         let io = TokioIo::new(upgraded);
@@ -123,7 +96,7 @@ pub(crate) async fn start(
         } else {
             exec_pipes(&e, &exec_id, io, inspect.open_stdin).await
         };
-        e.exec_finished(&exec_id, code);
+        e.execs.finished(&exec_id, code);
     });
     Ok(upgraded_response(tty))
 }
@@ -133,7 +106,7 @@ where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut client_r, mut client_w) = tokio::io::split(client);
-    let Ok((cmd, _, _)) = engine.exec_command(exec_id, None, false) else {
+    let Ok((cmd, _, _)) = engine.execs.command(exec_id, None, false) else {
         let _ = client_w
             .write_all(&frame(2, b"exec failed to start\n"))
             .await;
@@ -151,7 +124,7 @@ where
         return 126;
     };
     if let Some(pid) = child.id() {
-        engine.exec_set_pid(exec_id, pid as i64);
+        engine.execs.set_pid(exec_id, pid as i64);
     }
     let mut child_in = child.stdin.take();
     let input = tokio::spawn(async move {
@@ -214,7 +187,7 @@ where
         .unwrap_or(126) as i64;
     // The exit code is recorded before the client sees the end of the
     // stream: the docker CLI asks for it right then.
-    engine.exec_finished(exec_id, code);
+    engine.execs.finished(exec_id, code);
     let _ = client_w.shutdown().await;
     input.abort();
     code
@@ -231,7 +204,7 @@ where
     else {
         return 126;
     };
-    let Ok((cmd, _, _)) = engine.exec_command(exec_id, Some(&sock), false) else {
+    let Ok((cmd, _, _)) = engine.execs.command(exec_id, Some(&sock), false) else {
         return 126;
     };
     let mut cmd = tokio::process::Command::from(cmd);
@@ -256,10 +229,7 @@ where
     };
     let _ = std::fs::remove_file(&sock);
     let master = Arc::new(master);
-    exec_ttys()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(exec_id.to_string(), master.clone());
+    engine.execs.set_terminal(exec_id, master.clone());
     let Ok(dup) = master.try_clone() else {
         return 126;
     };
@@ -295,14 +265,11 @@ where
         .and_then(|s| s.code())
         .unwrap_or(126) as i64;
     // Record the exit code before the client sees the end of the stream.
-    engine.exec_finished(exec_id, code);
+    engine.execs.finished(exec_id, code);
     if let Ok(Ok(mut client_w)) = tokio::time::timeout(Duration::from_secs(2), output).await {
         let _ = client_w.shutdown().await;
     }
     input.abort();
-    exec_ttys()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(exec_id);
+    engine.execs.clear_terminal(exec_id);
     code
 }

@@ -14,7 +14,7 @@ use crate::http::plumbing::{blocking, empty, json, parse_json, read_body, unix_n
 /// `GET /networks`.
 pub(crate) async fn list(engine: Arc<Engine>, query: &Query) -> Result<Response<Body>> {
     let filters = query.filters(filters::NETWORK_LIST)?;
-    let list = blocking(move || engine.network_list(&filters)).await?;
+    let list = blocking(move || engine.networks.list(&filters)).await?;
     Ok(json(StatusCode::OK, &list))
 }
 
@@ -22,7 +22,7 @@ pub(crate) async fn list(engine: Arc<Engine>, query: &Query) -> Result<Response<
 pub(crate) async fn create(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<Body>> {
     let body = read_body(req, 1 << 20).await?;
     let r: cais_api::NetworkCreateRequest = parse_json(&body)?;
-    let created = blocking(move || engine.network_create(r)).await?;
+    let created = blocking(move || engine.networks.create(r)).await?;
     Ok(json(StatusCode::CREATED, &created))
 }
 
@@ -30,7 +30,7 @@ pub(crate) async fn create(engine: Arc<Engine>, req: Request<Incoming>) -> Resul
 pub(crate) async fn prune(engine: Arc<Engine>, query: &Query) -> Result<Response<Body>> {
     let filters = query.filters(filters::PRUNE)?;
     let until = filters.until(unix_now())?;
-    let deleted = blocking(move || Ok(engine.network_prune(&filters, until))).await?;
+    let deleted = blocking(move || Ok(engine.networks.prune(&filters, until))).await?;
     Ok(json(
         StatusCode::OK,
         &cais_api::NetworkPruneResponse {
@@ -41,13 +41,13 @@ pub(crate) async fn prune(engine: Arc<Engine>, query: &Query) -> Result<Response
 
 /// `GET /networks/{key}`.
 pub(crate) async fn inspect(engine: Arc<Engine>, key: String) -> Result<Response<Body>> {
-    let n = blocking(move || engine.network_inspect(&key)).await?;
+    let n = blocking(move || engine.networks.inspect(&key)).await?;
     Ok(json(StatusCode::OK, &n))
 }
 
 /// `DELETE /networks/{key}`.
 pub(crate) async fn remove(engine: Arc<Engine>, key: String) -> Result<Response<Body>> {
-    blocking(move || engine.network_remove(&key)).await?;
+    blocking(move || engine.networks.remove(&key)).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -59,7 +59,7 @@ pub(crate) async fn connect(
 ) -> Result<Response<Body>> {
     let body = read_body(req, 1 << 20).await?;
     let r: cais_api::NetworkConnectRequest = parse_json(&body)?;
-    blocking(move || engine.network_connect(&key, r)).await?;
+    blocking(move || engine.wiring.connect(&key, r)).await?;
     Ok(empty(StatusCode::OK))
 }
 
@@ -71,6 +71,6 @@ pub(crate) async fn disconnect(
 ) -> Result<Response<Body>> {
     let body = read_body(req, 1 << 20).await?;
     let r: cais_api::NetworkDisconnectRequest = parse_json(&body)?;
-    blocking(move || engine.network_disconnect(&key, r)).await?;
+    blocking(move || engine.wiring.disconnect(&key, r)).await?;
     Ok(empty(StatusCode::OK))
 }

@@ -60,7 +60,10 @@ pub(crate) async fn info(engine: Arc<Engine>) -> Result<Response<Body>> {
 }
 
 fn info_of(engine: &Engine) -> serde_json::Value {
-    let containers = engine.list(true, &Default::default()).unwrap_or_default();
+    let containers = engine
+        .views
+        .list(true, &Default::default())
+        .unwrap_or_default();
     let count = |s: &str| containers.iter().filter(|c| c.state == s).count();
     let images = engine.images.list().map(|l| l.len()).unwrap_or(0);
     let uname = nix::sys::utsname::uname().ok();
@@ -146,7 +149,10 @@ pub(crate) async fn df(engine: Arc<Engine>) -> Result<Response<Body>> {
 }
 
 fn df_of(engine: &Engine) -> Result<serde_json::Value> {
-    let containers = engine.list(true, &Default::default()).unwrap_or_default();
+    let containers = engine
+        .views
+        .list(true, &Default::default())
+        .unwrap_or_default();
     let mut images = Vec::new();
     let mut layers_size = 0i64;
     for rec in engine.images.list()? {
@@ -174,7 +180,7 @@ fn df_of(engine: &Engine) -> Result<serde_json::Value> {
         .list()
         .into_iter()
         .map(|v| {
-            let users = engine.volume_users(&v.name).len();
+            let users = engine.table.volume_users(&v.name).len();
             let size = tree_size(std::path::Path::new(&v.mountpoint));
             let mut j = serde_json::to_value(&v).unwrap_or_default();
             j["UsageData"] = serde_json::json!({"Size": size, "RefCount": users});

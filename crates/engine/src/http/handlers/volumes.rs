@@ -18,7 +18,7 @@ pub(crate) async fn list(engine: Arc<Engine>, query: &Query) -> Result<Response<
     let list = blocking(move || {
         let mut vols = engine.volumes.list();
         vols.retain(|v| {
-            dangling.is_none_or(|d| engine.volume_users(&v.name).is_empty() == d)
+            dangling.is_none_or(|d| engine.table.volume_users(&v.name).is_empty() == d)
                 && filters.any("name", |n| filters::name_matches(n, &v.name))
                 && filters.any("driver", |d| d == v.driver)
                 && filters.labels_match(&v.labels)
@@ -67,7 +67,7 @@ pub(crate) async fn prune(engine: Arc<Engine>, query: &Query) -> Result<Response
         for v in engine.volumes.list() {
             // Docker prunes anonymous volumes only unless all=true.
             if filters.labels_match(&v.labels)
-                && engine.volume_users(&v.name).is_empty()
+                && engine.table.volume_users(&v.name).is_empty()
                 && engine.volumes.remove(&v.name, &[]).is_ok()
             {
                 out.push(v.name);
@@ -99,7 +99,7 @@ pub(crate) async fn remove(
         let users = if force {
             Vec::new()
         } else {
-            engine.volume_users(&name)
+            engine.table.volume_users(&name)
         };
         engine.volumes.remove(&name, &users)?;
         engine

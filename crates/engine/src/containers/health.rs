@@ -1,6 +1,8 @@
-//! Health checks (`HEALTHCHECK` / `--health-cmd`): the test runs in the
-//! container through the runtime's exec at each interval; `retries`
-//! consecutive failures make the container unhealthy.
+//! Health checks (`HEALTHCHECK` / `--health-cmd`): one thread per running
+//! container with a check runs the test in the container through the
+//! runtime's exec at each interval; `retries` consecutive failures make the
+//! container unhealthy. Results go to the container's state in the table;
+//! the thread ends when the container stops or starts again.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -8,16 +10,25 @@ use std::time::{Duration, Instant};
 
 use cais_api::{Health, HealthLog};
 
-use crate::engine::Engine;
+use crate::config::Config;
+use crate::containers::table::Table;
 
 const SECOND: i64 = 1_000_000_000;
 
-pub fn spawn(engine: Arc<Engine>, id: String) {
-    std::thread::spawn(move || run(&engine, &id));
+/// Whether a health check config has a test to run.
+pub(crate) fn has_test(h: &cais_api::HealthConfig) -> bool {
+    h.test
+        .as_ref()
+        .is_some_and(|t| !t.is_empty() && t[0] != "NONE")
 }
 
-fn run(engine: &Engine, id: &str) {
-    let Ok(rec) = engine.record(id) else { return };
+/// Checks container `id` until it stops (or starts again).
+pub(crate) fn spawn(table: Arc<Table>, cfg: Config, id: String) {
+    std::thread::spawn(move || run(&table, &cfg, &id));
+}
+
+fn run(table: &Table, cfg: &Config, id: &str) {
+    let Ok(rec) = table.get(id) else { return };
     let Some(check) = rec.config.healthcheck.clone() else {
         return;
     };
@@ -54,12 +65,12 @@ fn run(engine: &Engine, id: &str) {
     let started_at = rec.state.started_at.clone();
     loop {
         std::thread::sleep(interval);
-        match engine.record(id) {
+        match table.get(id) {
             Ok(r) if r.state.running && r.state.started_at == started_at => {}
             _ => return,
         }
         let begin = cais_runtime::state::rfc3339(std::time::SystemTime::now());
-        let (code, output) = probe(engine, id, &args, timeout);
+        let (code, output) = probe(cfg, id, &args, timeout);
         let end = cais_runtime::state::rfc3339(std::time::SystemTime::now());
         health.log.push(HealthLog {
             start: begin,
@@ -79,15 +90,17 @@ fn run(engine: &Engine, id: &str) {
                 health.status = "unhealthy".into();
             }
         }
-        engine.set_health(id, health.clone());
+        let _ = table.update(id, |r| {
+            if r.state.running {
+                r.state.health = Some(health.clone());
+            }
+        });
     }
 }
 
-fn probe(engine: &Engine, id: &str, args: &[String], timeout: Duration) -> (i64, String) {
-    let mut cmd = std::process::Command::new(&engine.cfg.binary);
-    cmd.args(["runtime", "--root"])
-        .arg(engine.cfg.exec_root.join("runtime"))
-        .arg("exec")
+fn probe(cfg: &Config, id: &str, args: &[String], timeout: Duration) -> (i64, String) {
+    let mut cmd = cfg.runtime_command();
+    cmd.arg("exec")
         .arg(id)
         .args(args)
         .stdin(Stdio::null())

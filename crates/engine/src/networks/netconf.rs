@@ -1,14 +1,16 @@
 //! Pure parts of container networking: published-port specs, the
 //! container's /etc/hosts and /etc/resolv.conf, the firewall ruleset built
-//! from engine state, and name resolution for the embedded DNS. No I/O, so
-//! all of it is tested here.
+//! from engine state, name resolution for the embedded DNS, network modes,
+//! and what a running container holds (`NetState`, kept in its record). No
+//! I/O, so all of it is tested here.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
 use cais_api::{EndpointSettings, HostConfig, PortBinding};
 use cais_net::firewall::{NetworkRules, PortRule, Ruleset};
-use cais_net::ipam::Subnet;
+use cais_net::ipam::{self, Subnet};
 use cais_net::ports::Proto;
 use serde::{Deserialize, Serialize};
 
@@ -460,9 +462,120 @@ pub fn net_dev_stats(text: &str) -> serde_json::Map<String, serde_json::Value> {
     out
 }
 
+/// What a container with its own network namespace holds, persisted in its
+/// record while it runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NetState {
+    pub netns: PathBuf,
+    /// One interface per network, the primary (default route) first.
+    #[serde(default)]
+    pub links: Vec<LinkState>,
+    #[serde(default)]
+    pub ports: Vec<PortMap>,
+    /// Served by the embedded DNS.
+    #[serde(default)]
+    pub dns: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkState {
+    pub network_id: String,
+    pub host_ifname: String,
+    pub ifname: String,
+    pub ip: Ipv4Addr,
+}
+
+/// How a container is networked, from its `NetworkMode`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Mode {
+    Host,
+    None,
+    /// Joins another container's namespace.
+    Container(String),
+    /// Its own namespace on bridge networks; the name of the primary one.
+    Bridge(String),
+}
+
+pub(crate) fn mode_of(network_mode: &str) -> Mode {
+    match network_mode {
+        "host" => Mode::Host,
+        "none" => Mode::None,
+        "" | "default" | "bridge" => Mode::Bridge("bridge".into()),
+        m => match m.strip_prefix("container:") {
+            Some(c) => Mode::Container(c.to_string()),
+            None => Mode::Bridge(m.to_string()),
+        },
+    }
+}
+
+/// An /etc file of the container: written from text, or another
+/// container's (`--network container:`).
+pub(crate) enum EtcFile {
+    Text(String),
+    Shared(PathBuf),
+}
+
+/// What `start` needs from networking.
+pub(crate) struct NetPlan {
+    pub host_network: bool,
+    pub netns: Option<PathBuf>,
+    pub hostname: String,
+    /// hostname, hosts, resolv.conf.
+    pub etc: Vec<(&'static str, EtcFile)>,
+}
+
+pub(crate) fn mac_text(ip: Ipv4Addr) -> String {
+    ipam::mac_for(ip)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// FNV-1a: a hash that stays the same across builds (a table name derived
+/// from it must survive a daemon upgrade).
+pub(crate) fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+pub(crate) fn etc_texts(
+    hostname: &str,
+    hosts: String,
+    resolv: String,
+) -> Vec<(&'static str, EtcFile)> {
+    vec![
+        ("hostname", EtcFile::Text(format!("{hostname}\n"))),
+        ("hosts", EtcFile::Text(hosts)),
+        ("resolv.conf", EtcFile::Text(resolv)),
+    ]
+}
+
+/// Forgets what a stopped container's endpoint held (inspect shows the
+/// request only).
+pub(crate) fn clear_runtime(ep: &mut EndpointSettings) {
+    ep.endpoint_id.clear();
+    ep.gateway.clear();
+    ep.ip_address.clear();
+    ep.ip_prefix_len = 0;
+    ep.mac_address.clear();
+    ep.dns_names.clear();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_modes_parse() {
+        assert_eq!(mode_of(""), Mode::Bridge("bridge".into()));
+        assert_eq!(mode_of("default"), Mode::Bridge("bridge".into()));
+        assert_eq!(mode_of("n1"), Mode::Bridge("n1".into()));
+        assert_eq!(mode_of("host"), Mode::Host);
+        assert_eq!(mode_of("none"), Mode::None);
+        assert_eq!(mode_of("container:web"), Mode::Container("web".into()));
+    }
 
     fn binding(ip: &str, port: &str) -> PortBinding {
         PortBinding {

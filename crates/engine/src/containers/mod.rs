@@ -1,0 +1,14 @@
+//! Containers: what one is (`state`), the table that holds them with their
+//! records on disk (`table`), and the jobs around them: health checks
+//! (`health`), monitors and restart decisions (`monitor`), exec sessions
+//! (`exec`), mounts (`mounts`), the life cycle (`lifecycle`) and what the
+//! API shows of them (`inspect`).
+
+pub mod exec;
+pub(crate) mod health;
+pub mod inspect;
+pub mod lifecycle;
+pub(crate) mod monitor;
+pub(crate) mod mounts;
+pub mod state;
+pub mod table;
