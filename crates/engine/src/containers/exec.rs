@@ -65,10 +65,10 @@ impl Execs {
     /// `POST /containers/{id}/exec`: a session for a running container.
     pub fn create(&self, id: &str, config: ExecConfig) -> Result<String> {
         let rec = self.table.get(id)?;
-        if !rec.state.running {
+        if !rec.state.is_running() {
             return Err(Error::Conflict(format!("Container {id} is not running")));
         }
-        if rec.state.paused {
+        if rec.state.is_paused() {
             return Err(Error::Conflict(format!(
                 "Container {id} is paused, unpause the container before exec"
             )));

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use cais_api::{Health, HealthLog};
 
 use crate::config::Config;
+use crate::containers::state::Change;
 use crate::containers::table::Table;
 
 const SECOND: i64 = 1_000_000_000;
@@ -62,11 +63,11 @@ fn run(table: &Table, cfg: &Config, id: &str) {
         failing_streak: 0,
         log: Vec::new(),
     };
-    let started_at = rec.state.started_at.clone();
+    let started_at = rec.state.started_at().to_string();
     loop {
         std::thread::sleep(interval);
         match table.get(id) {
-            Ok(r) if r.state.running && r.state.started_at == started_at => {}
+            Ok(r) if r.state.is_running() && r.state.started_at() == started_at => {}
             _ => return,
         }
         let begin = cais_runtime::state::rfc3339(std::time::SystemTime::now());
@@ -90,11 +91,8 @@ fn run(table: &Table, cfg: &Config, id: &str) {
                 health.status = "unhealthy".into();
             }
         }
-        let _ = table.update(id, |r| {
-            if r.state.running {
-                r.state.health = Some(health.clone());
-            }
-        });
+        // Refused once the process stopped: the next round ends the thread.
+        let _ = table.transition(id, Change::HealthChecked(health.clone()));
     }
 }
 

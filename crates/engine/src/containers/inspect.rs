@@ -4,10 +4,10 @@
 use std::fs;
 use std::process::Command;
 
-use cais_api::{ContainerInspect, ContainerState, ContainerSummary, NetworkSettings};
+use cais_api::{ContainerInspect, ContainerSummary, NetworkSettings};
 
 use crate::config::Config;
-use crate::containers::state::Container;
+use crate::containers::state::{Container, State};
 use crate::containers::table::Table;
 use crate::error::{Error, Result};
 use crate::filters::{self, Filters};
@@ -37,7 +37,7 @@ impl Views {
             created: r.created.clone(),
             path: r.path.clone(),
             args: r.args.clone(),
-            state: r.state.clone(),
+            state: r.state.to_wire(),
             image: r.image_id.clone(),
             resolv_conf_path: dir.join("resolv.conf").to_string_lossy().into_owned(),
             hostname_path: dir.join("hostname").to_string_lossy().into_owned(),
@@ -79,7 +79,7 @@ impl Views {
             let since = created_of("since")?;
             let mut out = Vec::new();
             for r in containers.values() {
-                if (all || r.state.running || filters.contains("status"))
+                if (all || r.state.is_running() || filters.contains("status"))
                     && matches_filters(r, filters, before.as_deref(), since.as_deref())?
                 {
                     out.push(r.clone());
@@ -102,7 +102,7 @@ impl Views {
                 created: cais_image::time::parse_rfc3339(&r.created).unwrap_or(0),
                 ports: ps_ports(&r),
                 labels: r.config.labels.clone(),
-                state: state_word(&r.state).into(),
+                state: r.state.word().into(),
                 status: status_text(&r.state),
                 host_config: serde_json::json!({"NetworkMode": if r.host_config.network_mode.is_empty() { "default" } else { &r.host_config.network_mode }}),
                 network_settings: serde_json::json!({"Networks": r.networks}),
@@ -114,7 +114,7 @@ impl Views {
     /// `top`: the container's processes as ps(1) shows them.
     pub fn top(&self, id: &str, ps_args: &str) -> Result<(Vec<String>, Vec<Vec<String>>)> {
         let rec = self.table.get(id)?;
-        if !rec.state.running {
+        if !rec.state.is_running() {
             return Err(Error::Conflict(format!("Container {id} is not running")));
         }
         let pids: Vec<i32> =
@@ -165,7 +165,7 @@ impl Views {
     pub fn stats(&self, id: &str) -> Result<serde_json::Value> {
         let rec = self.table.get(id)?;
         let read = now();
-        if !rec.state.running {
+        if !rec.state.is_running() {
             return Ok(
                 serde_json::json!({"read": read, "name": format!("/{}", rec.name), "id": rec.id,
                 "cpu_stats": {"cpu_usage": {"total_usage": 0}, "system_cpu_usage": 0},
@@ -270,10 +270,11 @@ impl Views {
 
     /// Per-interface counters of a running container (docker stats).
     fn net_stats(&self, r: &Container) -> serde_json::Value {
-        if !r.state.running || r.net.is_none() {
+        if !r.state.is_running() || r.net.is_none() {
             return serde_json::json!({});
         }
-        let text = fs::read_to_string(format!("/proc/{}/net/dev", r.state.pid)).unwrap_or_default();
+        let text =
+            fs::read_to_string(format!("/proc/{}/net/dev", r.state.pid())).unwrap_or_default();
         serde_json::Value::Object(netconf::net_dev_stats(&text))
     }
 }
@@ -307,7 +308,7 @@ fn network_settings(r: &Container) -> NetworkSettings {
 
 /// The `Ports` of a `docker ps` row.
 fn ps_ports(r: &Container) -> Vec<serde_json::Value> {
-    if !r.state.running {
+    if !r.state.is_running() {
         return Vec::new();
     }
     let maps = r
@@ -338,24 +339,8 @@ fn system_cpu_usage() -> u64 {
         .unwrap_or(0)
 }
 
-pub fn state_word(s: &ContainerState) -> &'static str {
-    if s.paused {
-        "paused"
-    } else if s.restarting {
-        "restarting"
-    } else if s.running {
-        "running"
-    } else if s.status == "created" {
-        "created"
-    } else if s.status == "removing" {
-        "removing"
-    } else {
-        "exited"
-    }
-}
-
 /// "Up 3 minutes", "Exited (0) 2 seconds ago", as `docker ps` shows.
-pub fn status_text(s: &ContainerState) -> String {
+pub fn status_text(s: &State) -> String {
     let ago = |t: &str| {
         let then = cais_image::time::parse_rfc3339(t).unwrap_or(0);
         let now = std::time::SystemTime::now()
@@ -364,9 +349,9 @@ pub fn status_text(s: &ContainerState) -> String {
             .unwrap_or(0);
         human_duration((now - then).max(0))
     };
-    match state_word(s) {
-        "running" => {
-            let health = s
+    match s {
+        State::Running(p) => {
+            let health = p
                 .health
                 .as_ref()
                 .map(|h| {
@@ -380,13 +365,16 @@ pub fn status_text(s: &ContainerState) -> String {
                     )
                 })
                 .unwrap_or_default();
-            format!("Up {}{health}", ago(&s.started_at))
+            format!("Up {}{health}", ago(&p.started_at))
         }
-        "paused" => format!("Up {} (Paused)", ago(&s.started_at)),
-        "restarting" => format!("Restarting ({}) {} ago", s.exit_code, ago(&s.finished_at)),
-        "created" => "Created".into(),
-        "removing" => "Removal In Progress".into(),
-        _ => format!("Exited ({}) {} ago", s.exit_code, ago(&s.finished_at)),
+        State::Paused(p) => format!("Up {} (Paused)", ago(&p.started_at)),
+        State::Restarting(l) => {
+            format!("Restarting ({}) {} ago", l.exit_code, ago(&l.finished_at))
+        }
+        State::Created { .. } => "Created".into(),
+        State::Removing(_) => "Removal In Progress".into(),
+        State::Dead(_) => "Dead".into(),
+        State::Exited(l) => format!("Exited ({}) {} ago", l.exit_code, ago(&l.finished_at)),
     }
 }
 
@@ -421,8 +409,7 @@ fn matches_filters(
         .collect::<Result<_>>()?;
     let health = r
         .state
-        .health
-        .as_ref()
+        .health()
         .map(|h| h.status.as_str())
         .unwrap_or("none");
     let ports = |v: &str, published: bool| {
@@ -445,7 +432,7 @@ fn matches_filters(
     };
     Ok(f.any("id", |v| r.id.starts_with(v))
         && f.any("name", |v| filters::name_matches(v, &format!("/{}", r.name)))
-        && f.any("status", |v| state_word(&r.state) == v)
+        && f.any("status", |v| r.state.word() == v)
         && f.labels_match(&r.config.labels)
         && f.any("ancestor", |v| {
             r.image == v
@@ -454,7 +441,9 @@ fn matches_filters(
                 || r.image_id.trim_start_matches("sha256:").starts_with(v)
         })
         && (exited.is_empty()
-            || (!r.state.running && !r.state.restarting && exited.contains(&r.state.exit_code)))
+            || (!r.state.is_running()
+                && !r.state.is_restarting()
+                && exited.contains(&r.state.exit_code())))
         && f.any("health", |v| v == health)
         && f.any("volume", |v| r.mounts.iter().any(|m| m.name == v || m.destination == v))
         && f.any("network", |v| {
@@ -474,19 +463,26 @@ fn matches_filters(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::containers::state::Change;
 
     #[test]
     fn status_texts_read_like_docker() {
-        let mut s = ContainerState {
-            status: "exited".into(),
-            exit_code: 3,
-            finished_at: now(),
-            ..Default::default()
-        };
-        assert!(status_text(&s).starts_with("Exited (3) "));
-        s.running = true;
-        s.started_at = now();
+        let s = State::created()
+            .apply(Change::Started {
+                pid: 1,
+                started_at: now(),
+                health: None,
+            })
+            .expect("starts");
         assert!(status_text(&s).starts_with("Up "));
+        let s = s
+            .apply(Change::Exited {
+                exit_code: 3,
+                oom_killed: false,
+                finished_at: now(),
+            })
+            .expect("exits");
+        assert!(status_text(&s).starts_with("Exited (3) "));
         assert_eq!(human_duration(59), "59 seconds");
         assert_eq!(human_duration(3 * 86400), "3 days");
     }

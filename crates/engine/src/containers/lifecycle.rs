@@ -16,18 +16,18 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cais_api::{ContainerConfig, ContainerState, CreateRequest, CreateResponse, HostConfig};
+use cais_api::{ContainerConfig, CreateRequest, CreateResponse, HostConfig};
 use cais_image::ImageStore;
 
 use crate::config::Config;
 use crate::containers::health::{self, has_test};
-use crate::containers::state::Container;
+use crate::containers::state::{Change, Container, State};
 use crate::containers::table::Table;
 use crate::containers::{monitor, mounts};
 use crate::error::{Error, Result};
 use crate::events::Events;
 use crate::filters::Filters;
-use crate::ids::{now, random_hex, random_name, valid_name, ZERO_TIME};
+use crate::ids::{now, random_hex, random_name, valid_name};
 use crate::networks::wiring::Wiring;
 use crate::shim;
 use crate::spec;
@@ -172,12 +172,7 @@ impl Containers {
             args: args[1..].to_vec(),
             config,
             host_config: req.host_config.clone(),
-            state: ContainerState {
-                status: "created".into(),
-                started_at: ZERO_TIME.into(),
-                finished_at: ZERO_TIME.into(),
-                ..Default::default()
-            },
+            state: State::created(),
             restart_count: 0,
             manually_stopped: false,
             mounts: Vec::new(),
@@ -225,19 +220,21 @@ impl Containers {
     /// then runs the container's process.
     pub fn start(self: &Arc<Self>, id: &str) -> Result<()> {
         let rec = self.table.get(id)?;
-        if rec.state.running {
+        if rec.state.is_running() {
             return Err(Error::NotModified("container already started".into()));
         }
-        if rec.state.status == "removing" {
+        if matches!(rec.state, State::Removing(_) | State::Dead(_)) {
             return Err(Error::Conflict("container is marked for removal".into()));
         }
         let dir = self.table.dir(id);
         let result = self.start_inner(&rec, &dir);
         if let Err(e) = &result {
-            let _ = self.table.update(id, |r| {
-                r.state.error = e.to_string();
-                r.state.exit_code = 127;
-            });
+            let _ = self.table.transition(
+                id,
+                Change::StartFailed {
+                    error: e.to_string(),
+                },
+            );
             self.wiring.teardown(id);
             self.teardown_rootfs(id);
             // As docker: a `--rm` container that cannot start is removed,
@@ -373,13 +370,10 @@ impl Containers {
         shim::start(dir)
             .map_err(|e| Error::internal("talking to the shim", e))?
             .map_err(|e| Error::Internal(format!("failed to start container: {e}")))?;
-        let rec = self.table.update(id, |r| {
-            r.state = ContainerState {
-                status: "running".into(),
-                running: true,
+        let rec = self.table.try_update(id, |r| {
+            r.state = r.state.apply(Change::Started {
                 pid: started.pid as i64,
                 started_at: now(),
-                finished_at: ZERO_TIME.into(),
                 health: r
                     .config
                     .healthcheck
@@ -389,9 +383,9 @@ impl Containers {
                         status: "starting".into(),
                         ..Default::default()
                     }),
-                ..Default::default()
-            };
+            })?;
             r.manually_stopped = false;
+            Ok(())
         })?;
         rec.emit(&self.events, "start", &[]);
         self.watch(id);
@@ -434,20 +428,18 @@ impl Containers {
     fn on_exit(self: &Arc<Self>, id: &str, exit: shim::Exit) {
         self.teardown_rootfs(id);
         self.wiring.teardown(id);
-        let Ok(rec) = self.table.update(id, |r| {
-            r.state.running = false;
-            r.state.paused = false;
-            r.state.restarting = false;
-            r.state.status = "exited".into();
-            r.state.pid = 0;
-            r.state.exit_code = exit.exit_code as i64;
-            r.state.oom_killed = exit.oom_killed;
-            r.state.finished_at = exit.finished_at.clone();
-            if let Some(h) = r.state.health.as_mut() {
-                h.status = "unhealthy".into();
+        let exited = Change::Exited {
+            exit_code: exit.exit_code as i64,
+            oom_killed: exit.oom_killed,
+            finished_at: exit.finished_at.clone(),
+        };
+        let rec = match self.table.transition(id, exited) {
+            Ok(rec) => rec,
+            Err(e) => {
+                // Removed meanwhile, or its removal began.
+                tracing::debug!(container = id, error = %e, "an exit nobody waits for");
+                return;
             }
-        }) else {
-            return;
         };
         if exit.oom_killed {
             rec.emit(&self.events, "oom", &[]);
@@ -463,10 +455,10 @@ impl Containers {
         }
         if monitor::should_restart(&rec) {
             let delay = monitor::restart_delay(rec.restart_count);
-            let _ = self.table.update(id, |r| {
-                r.state.restarting = true;
-                r.state.status = "restarting".into();
+            let _ = self.table.try_update(id, |r| {
+                r.state = r.state.apply(Change::RestartScheduled)?;
                 r.restart_count += 1;
+                Ok(())
             });
             let engine = self.clone();
             let id = id.to_string();
@@ -474,14 +466,11 @@ impl Containers {
                 std::thread::sleep(delay);
                 // Stopped or removed meanwhile: leave it.
                 match engine.table.get(&id) {
-                    Ok(r) if r.state.restarting && !r.manually_stopped => {}
+                    Ok(r) if r.state.is_restarting() && !r.manually_stopped => {}
                     _ => return,
                 }
                 if engine.start(&id).is_err() {
-                    let _ = engine.table.update(&id, |r| {
-                        r.state.restarting = false;
-                        r.state.status = "exited".into();
-                    });
+                    let _ = engine.table.transition(&id, Change::RestartAbandoned);
                 }
             });
         }
@@ -490,7 +479,9 @@ impl Containers {
     /// After a daemon restart: reattach to live shims; containers whose shim
     /// died (the host restarted) are marked exited and restarted by policy.
     pub fn restore(self: &Arc<Self>) {
-        let running: Vec<Container> = self.table.select(|r| r.state.running || r.state.restarting);
+        let running: Vec<Container> = self
+            .table
+            .select(|r| r.state.is_running() || r.state.is_restarting());
         for rec in running {
             let dir = self.table.dir(&rec.id);
             if shim::alive(&dir) {
@@ -501,17 +492,14 @@ impl Containers {
                 continue;
             }
             let exit = shim::read_exit(&dir).unwrap_or_else(monitor::unknown_exit);
-            let _ = self.table.update(&rec.id, |r| {
-                r.manually_stopped = false;
-                r.state.restarting = false;
-            });
+            let _ = self.table.update(&rec.id, |r| r.manually_stopped = false);
             // A host-style restart: "always" containers come back even if
             // the exit was not a failure.
             let restart = monitor::restarts_after_host_restart(&rec);
             self.on_exit(&rec.id, exit);
             if restart {
                 if let Ok(r) = self.table.get(&rec.id) {
-                    if !r.state.running && !r.state.restarting {
+                    if !r.state.is_running() && !r.state.is_restarting() {
                         let _ = self.start(&rec.id);
                     }
                 }
@@ -522,7 +510,7 @@ impl Containers {
     /// Sends a signal to the container's process.
     pub fn kill(&self, id: &str, signal: &str) -> Result<()> {
         let rec = self.table.get(id)?;
-        if !rec.state.running {
+        if !rec.state.is_running() {
             return Err(Error::Conflict(format!("Container {id} is not running")));
         }
         let sig = cais_runtime::signal::parse(if signal.is_empty() { "KILL" } else { signal })
@@ -531,7 +519,7 @@ impl Containers {
         self.cfg
             .run_runtime(&["kill", id, &(sig as i32).to_string()])?;
         let killed = sig == nix::sys::signal::Signal::SIGKILL;
-        if killed && rec.state.paused {
+        if killed && rec.state.is_paused() {
             let _ = self.cfg.run_runtime(&["resume", id]);
         }
         rec.emit(
@@ -544,7 +532,7 @@ impl Containers {
             // `kill` then `rm` finds it stopped. Other signals may be
             // handled or ignored, and do not wait.
             self.wait_not_running(id, Duration::from_secs(30));
-            if self.table.get(id).is_ok_and(|r| r.state.running) {
+            if self.table.get(id).is_ok_and(|r| r.state.is_running()) {
                 return Err(Error::Internal(format!(
                     "container {id} did not exit within 30 seconds of SIGKILL"
                 )));
@@ -556,12 +544,12 @@ impl Containers {
     /// Stops: the stop signal, then SIGKILL after the grace period.
     pub fn stop(&self, id: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
         let rec = self.table.get(id)?;
-        if !rec.state.running {
-            if rec.state.restarting {
-                self.table.update(id, |r| {
+        if !rec.state.is_running() {
+            if rec.state.is_restarting() {
+                self.table.try_update(id, |r| {
                     r.manually_stopped = true;
-                    r.state.restarting = false;
-                    r.state.status = "exited".into();
+                    r.state = r.state.apply(Change::RestartAbandoned)?;
+                    Ok(())
                 })?;
                 return Ok(());
             }
@@ -575,7 +563,7 @@ impl Containers {
         let grace = timeout.or(rec.config.stop_timeout).unwrap_or(10).max(0);
         let sig = cais_runtime::signal::parse(&signal)
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        if rec.state.paused {
+        if rec.state.is_paused() {
             let _ = self.cfg.run_runtime(&["resume", id]);
         }
         let _ = self
@@ -598,7 +586,7 @@ impl Containers {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             match self.table.get(id) {
-                Ok(r) if r.state.running => std::thread::sleep(Duration::from_millis(5)),
+                Ok(r) if r.state.is_running() => std::thread::sleep(Duration::from_millis(5)),
                 _ => return,
             }
         }
@@ -617,31 +605,25 @@ impl Containers {
 
     pub fn pause(&self, id: &str) -> Result<()> {
         let rec = self.table.get(id)?;
-        if !rec.state.running {
+        if !rec.state.is_running() {
             return Err(Error::Conflict(format!("Container {id} is not running")));
         }
-        if rec.state.paused {
+        if rec.state.is_paused() {
             return Err(Error::Conflict(format!("Container {id} is already paused")));
         }
         self.cfg.run_runtime(&["pause", id])?;
-        let rec = self.table.update(id, |r| {
-            r.state.paused = true;
-            r.state.status = "paused".into();
-        })?;
+        let rec = self.table.transition(id, Change::Paused)?;
         rec.emit(&self.events, "pause", &[]);
         Ok(())
     }
 
     pub fn unpause(&self, id: &str) -> Result<()> {
         let rec = self.table.get(id)?;
-        if !rec.state.paused {
+        if !rec.state.is_paused() {
             return Err(Error::Conflict(format!("Container {id} is not paused")));
         }
         self.cfg.run_runtime(&["resume", id])?;
-        let rec = self.table.update(id, |r| {
-            r.state.paused = false;
-            r.state.status = "running".into();
-        })?;
+        let rec = self.table.transition(id, Change::Unpaused)?;
         rec.emit(&self.events, "unpause", &[]);
         Ok(())
     }
@@ -649,9 +631,9 @@ impl Containers {
     /// Removes a container (running ones only with `force`).
     pub fn remove(&self, id: &str, force: bool, volumes: bool) -> Result<()> {
         let rec = self.table.get(id)?;
-        if rec.state.running {
+        if rec.state.is_running() {
             if !force {
-                let what = if rec.state.paused {
+                let what = if rec.state.is_paused() {
                     "paused"
                 } else {
                     "running"
@@ -662,24 +644,23 @@ impl Containers {
                 )));
             }
             let _ = self.table.update(id, |r| r.manually_stopped = true);
-            if rec.state.paused {
+            if rec.state.is_paused() {
                 let _ = self.cfg.run_runtime(&["resume", id]);
             }
             let _ = self.cfg.run_runtime(&["kill", "--all", id, "KILL"]);
             self.wait_not_running(id, Duration::from_secs(10));
         }
         self.wiring.teardown(id);
-        let _ = self.table.update(id, |r| {
-            r.state.status = "removing".into();
-            r.state.restarting = false;
-        });
+        let _ = self.table.transition(id, Change::RemovalStarted);
         let _ = self.cfg.run_runtime(&["delete", "--force", id]);
-        self.images.remove_container(id).or_else(|e| match e {
-            cais_image::Error::NotFound { .. } => Ok(()),
-            e => Err(Error::from(e)),
-        })?;
+        if let Err(e) = self.images.remove_container(id) {
+            if !matches!(e, cais_image::Error::NotFound { .. }) {
+                let _ = self.table.transition(id, Change::RemovalFailed);
+                return Err(e.into());
+            }
+        }
         let _ = fs::remove_dir_all(self.table.dir(id));
-        self.table.forget(id, rec.state.exit_code);
+        self.table.forget(id, rec.state.exit_code());
         if volumes {
             for v in &rec.anonymous_volumes {
                 let _ = self.volumes.remove(v, &[]);
@@ -700,19 +681,20 @@ impl Containers {
                     return Ok(self
                         .table
                         .removed_exit_code(id)
-                        .unwrap_or(first.state.exit_code));
+                        .unwrap_or(first.state.exit_code()));
                 }
                 Err(e) => return Err(e),
                 Ok(r) => {
-                    let stopped =
-                        !r.state.running && !r.state.restarting && r.state.status != "removing";
+                    let stopped = r.state.is_stopped();
                     let done = match condition {
                         "removed" => false,
-                        "next-exit" => stopped && r.state.finished_at != first.state.finished_at,
+                        "next-exit" => {
+                            stopped && r.state.finished_at() != first.state.finished_at()
+                        }
                         _ => stopped,
                     };
                     if done {
-                        return Ok(r.state.exit_code);
+                        return Ok(r.state.exit_code());
                     }
                 }
             }
@@ -743,8 +725,8 @@ impl Containers {
         let ids: Vec<String> = self
             .table
             .select(|r| {
-                !r.state.running
-                    && !r.state.restarting
+                !r.state.is_running()
+                    && !r.state.is_restarting()
                     && filters.labels_match(&r.config.labels)
                     && until.is_none_or(|u| {
                         cais_image::time::parse_rfc3339(&r.created).is_some_and(|c| c < u)
@@ -812,7 +794,7 @@ impl Containers {
                 "Minimum memory limit allowed is 6MB".into(),
             ));
         }
-        if rec.state.running {
+        if rec.state.is_running() {
             let mut resources = crate::spec::resources(&host);
             // Device rules were set at start; leave them alone.
             if let Some(o) = resources.as_object_mut() {

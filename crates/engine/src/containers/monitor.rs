@@ -30,7 +30,7 @@ pub(crate) fn should_restart(c: &Container) -> bool {
     match policy.name.as_str() {
         "always" | "unless-stopped" => !c.manually_stopped,
         "on-failure" => {
-            c.state.exit_code != 0
+            c.state.exit_code() != 0
                 && !c.manually_stopped
                 && (policy.maximum_retry_count == 0 || c.restart_count < policy.maximum_retry_count)
         }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::containers::state::Container;
+use crate::containers::state::{Change, Container};
 use crate::error::{Error, Result};
 
 /// The record file in a container's directory.
@@ -140,13 +140,36 @@ impl Table {
 
     /// Changes a container with `f` and saves its record.
     pub fn update(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container> {
+        self.try_update(id, |c| {
+            f(c);
+            Ok(())
+        })
+    }
+
+    /// Moves a container's state through `change` (see `State::apply`)
+    /// and saves its record; a change its state does not allow is refused.
+    pub fn transition(&self, id: &str, change: Change) -> Result<Container> {
+        self.try_update(id, |c| {
+            c.state = c.state.apply(change)?;
+            Ok(())
+        })
+    }
+
+    /// Changes a container with `f` and saves its record; when `f` fails,
+    /// nothing changes.
+    pub fn try_update(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut Container) -> Result<()>,
+    ) -> Result<Container> {
         let mut t = self.lock();
-        let c = t
+        let entry = t
             .containers
             .get_mut(id)
             .ok_or_else(|| Error::NotFound(format!("No such container: {id}")))?;
-        f(c);
-        let c = c.clone();
+        let mut c = entry.clone();
+        f(&mut c)?;
+        *entry = c.clone();
         let writer = t.writers.entry(id.to_string()).or_default().clone();
         let generation = writer.generation.fetch_add(1, Ordering::SeqCst) + 1;
         drop(t);

@@ -204,7 +204,7 @@ impl Wiring {
         let ids: Vec<String> = self.table.with(|all| all.keys().cloned().collect());
         for id in &ids {
             match self.table.get(id) {
-                Ok(r) if r.net.is_some() && !r.state.running => self.teardown(id),
+                Ok(r) if r.net.is_some() && !r.state.is_running() => self.teardown(id),
                 _ => {}
             }
         }
@@ -214,7 +214,7 @@ impl Wiring {
             let _ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
             let Ok(r) = self.table.get(id) else { continue };
             let Some(st) = &r.net else { continue };
-            if !r.state.running {
+            if !r.state.is_running() {
                 continue;
             }
             for l in &st.links {
@@ -488,7 +488,7 @@ impl Wiring {
             }
             Mode::Container(c) => {
                 let other = self.table.get(&self.table.resolve(&c)?)?;
-                if !other.state.running {
+                if !other.state.is_running() {
                     return Err(Error::Conflict(format!(
                         "cannot join network namespace of a non running container: {}",
                         other.name
@@ -505,7 +505,7 @@ impl Wiring {
                         (Some(st), _) => (false, Some(st.netns.clone())),
                         (None, _) => (
                             false,
-                            Some(PathBuf::from(format!("/proc/{}/ns/net", other.state.pid))),
+                            Some(PathBuf::from(format!("/proc/{}/ns/net", other.state.pid()))),
                         ),
                     };
                 Ok(NetPlan {
@@ -638,7 +638,7 @@ impl Wiring {
             let ip = other
                 .net
                 .as_ref()
-                .filter(|_| other.state.running)
+                .filter(|_| other.state.is_running())
                 .and_then(|st| st.links.first())
                 .map(|l| l.ip)
                 .ok_or_else(|| {
@@ -828,7 +828,7 @@ impl Wiring {
         self.table.update(&id, |r| {
             r.networks.insert(net.name.clone(), ep.clone());
         })?;
-        if let (true, Some(st)) = (rec.state.running, rec.net.clone()) {
+        if let (true, Some(st)) = (rec.state.is_running(), rec.net.clone()) {
             let index = (0..)
                 .find(|i| !st.links.iter().any(|l| l.ifname == format!("eth{i}")))
                 .unwrap_or(0);

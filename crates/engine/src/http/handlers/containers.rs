@@ -318,7 +318,7 @@ pub(crate) fn logs(engine: Arc<Engine>, id: &str, q: &Query) -> Result<Response<
             let running = engine
                 .table
                 .get(&id)
-                .map(|r| r.state.running || r.state.restarting)
+                .map(|r| r.state.is_running() || r.state.is_restarting())
                 .unwrap_or(false);
             if !running && new.is_empty() {
                 return;
@@ -349,7 +349,7 @@ pub(crate) async fn attach(
     let stdin = q.flag("stdin");
     let tty = rec.config.tty;
     let dir = engine.table.dir(&id);
-    let not_started = !rec.state.running;
+    let not_started = !rec.state.is_running();
     if not_started {
         engine.containers.attach_pending(&id, 1);
     }
