@@ -11,8 +11,6 @@ use std::collections::BTreeMap;
 
 use cais_api::{ContainerConfig, ContainerState, EndpointSettings, Health, HostConfig, MountPoint};
 
-use serde::{Deserialize, Serialize};
-
 use crate::events::Events;
 use crate::ids::ZERO_TIME;
 use crate::networks::netconf::NetState;
@@ -384,8 +382,8 @@ impl LastRun {
     }
 }
 
-/// One container.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One container (persisted by `record`).
+#[derive(Debug, Clone)]
 pub struct Container {
     pub id: String,
     pub name: String,
@@ -396,25 +394,18 @@ pub struct Container {
     pub host_config: HostConfig,
     pub path: String,
     pub args: Vec<String>,
-    #[serde(with = "wire_state")]
     pub state: State,
-    #[serde(default)]
     pub restart_count: i64,
     /// Set by `stop`/`kill` through the API: restart policies leave the
     /// container alone ("unless-stopped", and "always" until the daemon restarts).
-    #[serde(default)]
     pub manually_stopped: bool,
-    #[serde(default)]
     pub mounts: Vec<MountPoint>,
     /// Anonymous volumes, removed with the container by `rm -v` and `--rm`.
-    #[serde(default)]
     pub anonymous_volumes: Vec<String>,
     /// Endpoints by network name: what was asked, and while running what
     /// was given (address, gateway...).
-    #[serde(default)]
     pub networks: BTreeMap<String, EndpointSettings>,
     /// The network namespace, interfaces and ports held while running.
-    #[serde(default)]
     pub net: Option<NetState>,
 }
 
@@ -432,22 +423,6 @@ impl Container {
             attrs.insert((*k).into(), v.clone());
         }
         events.emit("container", action, &self.id, attrs);
-    }
-}
-
-/// Records keep the state in the API's shape until they get a format of
-/// their own.
-mod wire_state {
-    use super::State;
-    use cais_api::ContainerState;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<S: Serializer>(s: &State, ser: S) -> Result<S::Ok, S::Error> {
-        s.to_wire().serialize(ser)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<State, D::Error> {
-        ContainerState::deserialize(de).map(|w| State::from_wire(&w))
     }
 }
 

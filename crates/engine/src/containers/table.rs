@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::containers::record;
 use crate::containers::state::{Change, Container};
 use crate::error::{Error, Result};
 
@@ -54,10 +55,14 @@ impl Table {
             .map_err(|e| Error::internal(&format!("creating {}", dir.display()), e))?;
         let mut inner = Inner::default();
         for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if let Ok(data) = fs::read(entry.path().join(RECORD)) {
-                if let Ok(c) = serde_json::from_slice::<Container>(&data) {
+            let path = entry.path().join(RECORD);
+            let Ok(data) = fs::read(&path) else { continue };
+            match record::decode(&path, &data) {
+                Ok(c) => {
                     inner.containers.insert(c.id.clone(), c);
                 }
+                // Left as it is: a newer daemon may read it again.
+                Err(e) => tracing::warn!(error = %e, "skipping a container record"),
             }
         }
         Ok(Table {
@@ -186,7 +191,7 @@ impl Table {
         }
         let dir = self.dir(&c.id);
         let tmp = dir.join(format!(".{RECORD}.{generation}.tmp"));
-        let data = serde_json::to_vec_pretty(c).expect("records serialize");
+        let data = record::encode(c);
         let write = || -> std::io::Result<()> {
             use std::io::Write;
             let mut f = fs::File::create(&tmp)?;
@@ -248,8 +253,11 @@ pub fn image_user(dir: &Path, image_id: &str) -> Option<String> {
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|e| fs::read(e.path().join(RECORD)).ok())
-        .filter_map(|d| serde_json::from_slice::<Container>(&d).ok())
+        .filter_map(|e| {
+            let path = e.path().join(RECORD);
+            let data = fs::read(&path).ok()?;
+            record::decode(&path, &data).ok()
+        })
         .find(|c| c.image_id == image_id)
         .map(|c| c.id[..12].to_string())
 }
@@ -263,12 +271,13 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let table = Table::load(tmp.path().join("containers")).expect("table");
         let id = "c".repeat(64);
-        let rec: Container = serde_json::from_value(serde_json::json!({
+        let minimal = serde_json::json!({
             "id": id, "name": "hammered", "created": crate::ids::now(), "image": "busybox",
             "image_id": "sha256:00", "config": {}, "host_config": {}, "path": "true",
             "args": [], "state": {"Status": "created"}
-        }))
-        .expect("a minimal record");
+        });
+        let rec = record::decode(Path::new("minimal"), minimal.to_string().as_bytes())
+            .expect("a minimal record");
         fs::create_dir_all(table.dir(&id)).expect("container dir");
         table.insert(rec).expect("a new name");
         const THREADS: i64 = 8;
@@ -285,8 +294,8 @@ mod tests {
             }
         });
         let file = table.dir(&id).join(RECORD);
-        let on_disk: Container =
-            serde_json::from_slice(&fs::read(&file).expect("record file")).expect("whole JSON");
+        let on_disk =
+            record::decode(&file, &fs::read(&file).expect("record file")).expect("a whole record");
         assert_eq!(
             table.get(&id).expect("record").restart_count,
             THREADS * UPDATES
@@ -302,5 +311,53 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+    }
+
+    #[test]
+    fn records_of_every_version_load_and_unknown_ones_stay_untouched() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("containers");
+        let old = include_str!("testdata/record-v0-running.json");
+        let old_id: String = serde_json::from_str::<serde_json::Value>(old).expect("json")["id"]
+            .as_str()
+            .expect("id")
+            .into();
+        let put = |id: &str, data: &[u8]| {
+            fs::create_dir_all(dir.join(id)).expect("dir");
+            fs::write(dir.join(id).join(RECORD), data).expect("write");
+        };
+        put(&old_id, old.as_bytes());
+        let mut new = record::decode(Path::new("v0"), old.as_bytes()).expect("v0");
+        new.id = "b".repeat(64);
+        new.name = "rewritten".into();
+        new.image_id = "sha256:11".into();
+        put(&new.id, &record::encode(&new));
+        let future = br#"{"version": 2, "id": "ffff", "whatever": true}"#;
+        put("ffff", future);
+        put("torn", b"{\"id\": ");
+        let table = Table::load(dir.clone()).expect("load");
+        let web = table.get(&old_id).expect("the v0 record loaded");
+        assert_eq!(web.name, "web");
+        assert!(web.state.is_running(), "{:?}", web.state);
+        assert_eq!(
+            table.get(&new.id).expect("the v1 record loaded").name,
+            "rewritten"
+        );
+        assert!(table.get("ffff").is_err());
+        assert_eq!(
+            fs::read(dir.join("ffff").join(RECORD)).expect("still there"),
+            future,
+            "a newer daemon's record is left as it was"
+        );
+        // The image store asks the files, in either format.
+        assert_eq!(
+            image_user(&dir, &web.image_id).as_deref(),
+            Some(&old_id[..12])
+        );
+        assert_eq!(
+            image_user(&dir, "sha256:11").as_deref(),
+            Some(&new.id[..12])
+        );
+        assert_eq!(image_user(&dir, "sha256:22"), None);
     }
 }
