@@ -118,11 +118,12 @@ pub(crate) fn path_stat(binary: &Path, root: &Path, path: &str) -> Result<String
     let out = helper(binary, root, "stat", path)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| Error::internal("running the archive helper", e))?;
+        .map_err(Error::spawn(binary))?;
     if !out.status.success() {
-        return Err(Error::NotFound(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ));
+        return Err(Error::Archive {
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            missing: true,
+        });
     }
     use base64::Engine as _;
     Ok(base64::engine::general_purpose::STANDARD

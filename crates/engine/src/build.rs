@@ -107,7 +107,7 @@ fn unpack_context(file: std::fs::File, dest: &Path) -> Result<()> {
     let mut reader = BufReader::new(file);
     let head = reader
         .fill_buf()
-        .map_err(|e| Error::internal("reading the build context", e))?;
+        .map_err(Error::io("reading the build context for", dest))?;
     if head.is_empty() {
         // An empty body: an empty context (`docker build - < Dockerfile`
         // sends the Dockerfile as the context instead).
@@ -159,7 +159,7 @@ fn read_dockerfile(context: &Path, name: Option<&str>) -> Result<(String, String
     };
     let root = context
         .canonicalize()
-        .map_err(|e| Error::internal("build context", e))?;
+        .map_err(Error::io("resolving the build context", context))?;
     for c in &candidates {
         let rel = relative_inside(c)?;
         let Ok(real) = context.join(&rel).canonicalize() else {
@@ -196,10 +196,9 @@ fn apply_dockerignore(context: &Path) -> Result<()> {
 }
 
 fn prune(dir: &Path, rel: &str, ignore: &cais_build::dockerignore::Ignore) -> Result<()> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| Error::internal("reading the build context", e))?;
+    let entries = std::fs::read_dir(dir).map_err(Error::io("reading the build context", dir))?;
     for entry in entries {
-        let entry = entry.map_err(|e| Error::internal("reading the build context", e))?;
+        let entry = entry.map_err(Error::io("reading the build context", dir))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = if rel.is_empty() {
             name
@@ -217,7 +216,7 @@ fn prune(dir: &Path, rel: &str, ignore: &cais_build::dockerignore::Ignore) -> Re
             } else {
                 std::fs::remove_file(entry.path())
             };
-            r.map_err(|e| Error::internal("applying .dockerignore", e))?;
+            r.map_err(Error::io("applying .dockerignore to", entry.path()))?;
         }
     }
     Ok(())
@@ -272,14 +271,23 @@ impl cais_build::Progress for Stream {
     }
 }
 
-fn error_class(e: cais_build::Error) -> (Error, Option<i32>) {
-    let text = crate::error::chain(&e);
-    match e {
-        cais_build::Error::InvalidArgument { .. } => (Error::InvalidArgument(text), None),
-        cais_build::Error::NotFound { .. } => (Error::NotFound(text), None),
-        cais_build::Error::Failed { code, .. } => (Error::InvalidArgument(text), Some(code)),
-        _ => (Error::Internal(text), None),
+/// A build's failure and, for a failed `RUN`, its exit code. In quiet
+/// mode the output held back explains a failure of the build's input or
+/// of a `RUN`, so it leads the message, as docker shows it.
+fn failure(e: cais_build::Error, kept: &str) -> (Error, Option<i32>) {
+    let code = match &e {
+        cais_build::Error::Failed { code, .. } => Some(*code),
+        _ => None,
+    };
+    let explained = matches!(
+        e,
+        cais_build::Error::InvalidArgument { .. } | cais_build::Error::Failed { .. }
+    );
+    if explained && !kept.is_empty() {
+        let message = format!("{kept}{}", crate::error::chain(&e));
+        return (Error::InvalidArgument(message), code);
     }
+    (Error::Build(e), code)
 }
 
 /// The whole build, on a blocking thread; everything it says goes to `tx`.
@@ -303,14 +311,14 @@ pub(crate) fn run(
         Err(e) => {
             return fail(
                 &tx,
-                Error::internal("creating the build context directory", e),
+                Error::io("creating a build context directory in", &base)(e),
                 None,
             )
         }
     };
     let context = dir.path().join("context");
     let prepared = std::fs::create_dir(&context)
-        .map_err(|e| Error::internal("creating the build context directory", e))
+        .map_err(Error::io("creating", &context))
         .and_then(|()| unpack_context(body, &context))
         .and_then(|()| read_dockerfile(&context, params.dockerfile.as_deref()))
         .and_then(|(name, text)| apply_dockerignore(&context).map(|()| (name, text)));
@@ -402,16 +410,7 @@ pub(crate) fn run(
             }
         }
         Err(e) => {
-            let (mut err, code) = error_class(e);
-            if !stream.kept.is_empty() {
-                // Quiet: the output was held back, and explains the failure.
-                err = match err {
-                    Error::InvalidArgument(m) => {
-                        Error::InvalidArgument(format!("{}{m}", stream.kept))
-                    }
-                    other => other,
-                };
-            }
+            let (err, code) = failure(e, &stream.kept);
             fail(&tx, err, code);
         }
     }
@@ -425,7 +424,7 @@ pub(crate) fn run(
 /// step; returns a name per forgotten entry (the cache keeps no ids worth
 /// showing) and the bytes freed.
 pub(crate) fn prune_cache(images: &ImageStore) -> Result<(Vec<String>, u64)> {
-    let (n, bytes) = cais_build::prune_cache(images).map_err(|e| error_class(e).0)?;
+    let (n, bytes) = cais_build::prune_cache(images).map_err(Error::Build)?;
     Ok(((1..=n).map(|i| format!("build-cache-{i}")).collect(), bytes))
 }
 

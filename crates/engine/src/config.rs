@@ -54,6 +54,22 @@ impl Config {
         c
     }
 
+    /// The cgroup of container `id` (`/cais/<id>`, where its shim puts it).
+    pub(crate) fn cgroup(&self, id: &str) -> Result<cais_cgroups::Cgroup> {
+        let failed = |source| Error::Cgroups {
+            action: "finding",
+            id: id.to_string(),
+            source,
+        };
+        let layout = cais_cgroups::Layout::detect().map_err(failed)?;
+        cais_cgroups::Cgroup::new(layout, &Self::cgroup_path(id)).map_err(failed)
+    }
+
+    /// The cgroup path of container `id`, as the shim is told it.
+    pub(crate) fn cgroup_path(id: &str) -> String {
+        format!("/cais/{id}")
+    }
+
     /// Runs `cais runtime ARGS` to its end; its stdout, or what it said on
     /// stderr as the error.
     pub(crate) fn run_runtime(&self, args: &[&str]) -> Result<String> {
@@ -62,16 +78,17 @@ impl Config {
             .args(args)
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| Error::internal("running the runtime", e))?;
+            .map_err(Error::spawn(&self.binary))?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(Error::Internal(
-                String::from_utf8_lossy(&out.stderr)
+            Err(Error::Failed {
+                program: "cais runtime",
+                message: String::from_utf8_lossy(&out.stderr)
                     .trim()
                     .trim_start_matches("cais: ")
                     .to_string(),
-            ))
+            })
         }
     }
 }

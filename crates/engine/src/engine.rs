@@ -46,8 +46,7 @@ impl Engine {
     /// exits, then their network resources are restored or released.
     pub fn open(cfg: Config) -> Result<Arc<Engine>> {
         for d in [cfg.containers_dir(), cfg.runtime_root()] {
-            fs::create_dir_all(&d)
-                .map_err(|e| Error::internal(&format!("creating {}", d.display()), e))?;
+            fs::create_dir_all(&d).map_err(Error::io("creating", &d))?;
         }
         let mut images = ImageStore::open(&cfg.root)?;
         let records = cfg.containers_dir();

@@ -9,13 +9,13 @@ use cais_api::ImageSummary;
 use cais_image::store::display_name;
 use cais_image::{ImageRecord, ImageStore, Reference};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::events::Events;
 use crate::filters::Filters;
 
 pub(crate) fn image_not_found(name: &str) -> impl Fn(cais_image::Error) -> Error + '_ {
     move |e| match e {
-        cais_image::Error::NotFound { .. } => Error::NotFound(format!("No such image: {name}")),
+        cais_image::Error::NotFound { .. } => Error::not_found(Kind::Image, name),
         other => other.into(),
     }
 }

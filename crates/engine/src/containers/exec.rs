@@ -16,7 +16,7 @@ use cais_image::ImageStore;
 
 use crate::config::Config;
 use crate::containers::table::Table;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::events::Events;
 use crate::ids::random_hex;
 use crate::spec;
@@ -96,7 +96,7 @@ impl Execs {
         let execs = self.lock();
         let e = execs
             .get(exec_id)
-            .ok_or_else(|| Error::NotFound(format!("No such exec instance: {exec_id}")))?;
+            .ok_or_else(|| Error::not_found(Kind::Exec, exec_id))?;
         Ok(ExecInspect {
             id: exec_id.into(),
             running: e.running,
@@ -125,7 +125,7 @@ impl Execs {
             let mut execs = self.lock();
             let e = execs
                 .get_mut(exec_id)
-                .ok_or_else(|| Error::NotFound(format!("No such exec instance: {exec_id}")))?;
+                .ok_or_else(|| Error::not_found(Kind::Exec, exec_id))?;
             if e.running || e.exit_code.is_some() {
                 return Err(Error::Conflict(format!("exec {exec_id} has already run")));
             }
@@ -134,10 +134,14 @@ impl Execs {
         };
         let rec = self.table.get(&container)?;
         let dir = self.table.dir(&container);
-        let spec: serde_json::Value = fs::read(dir.join("bundle/config.json"))
-            .ok()
-            .and_then(|d| serde_json::from_slice(&d).ok())
-            .ok_or_else(|| Error::Internal("the container's config is missing".into()))?;
+        let config_path = dir.join("bundle/config.json");
+        let data = fs::read(&config_path)
+            .map_err(Error::io("reading the container's config", &config_path))?;
+        let spec: serde_json::Value =
+            serde_json::from_slice(&data).map_err(|source| Error::Json {
+                what: format!("the container's config {}", config_path.display()),
+                source,
+            })?;
         let mut process = spec["process"].clone();
         process["args"] = serde_json::json!(config.cmd);
         process["terminal"] = config.tty.into();
@@ -164,7 +168,7 @@ impl Execs {
         }
         let process_file = dir.join(format!("exec-{exec_id}.json"));
         fs::write(&process_file, process.to_string())
-            .map_err(|e| Error::internal("writing the exec process", e))?;
+            .map_err(Error::io("writing the exec process", &process_file))?;
         let mut cmd = self.cfg.runtime_command();
         cmd.arg("exec").arg("--process").arg(&process_file);
         if let Some(s) = console_socket {
@@ -222,9 +226,7 @@ impl Execs {
         let master = execs
             .get(exec_id)
             .and_then(|e| e.terminal.as_ref())
-            .ok_or_else(|| {
-                Error::NotFound(format!("No such exec instance with a terminal: {exec_id}"))
-            })?;
+            .ok_or_else(|| Error::not_found(Kind::ExecTerminal, exec_id))?;
         let ws = libc::winsize {
             ws_row: height,
             ws_col: width,

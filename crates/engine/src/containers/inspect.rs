@@ -9,7 +9,7 @@ use cais_api::{ContainerInspect, ContainerSummary, NetworkSettings};
 use crate::config::Config;
 use crate::containers::state::{Container, State};
 use crate::containers::table::Table;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::filters::{self, Filters};
 use crate::ids::now;
 use crate::networks::netconf;
@@ -72,7 +72,7 @@ impl Views {
                     .find(|r| r.id.starts_with(v.as_str()) || r.name == v.trim_start_matches('/'));
                 match found {
                     Some(r) => Ok(Some(r.created.clone())),
-                    None => Err(Error::NotFound(format!("No such container: {v}"))),
+                    None => Err(Error::not_found(Kind::Container, v)),
                 }
             };
             let before = created_of("before")?;
@@ -117,9 +117,13 @@ impl Views {
         if !rec.state.is_running() {
             return Err(Error::Conflict(format!("Container {id} is not running")));
         }
-        let pids: Vec<i32> =
-            serde_json::from_str(&self.cfg.run_runtime(&["ps", "--format", "json", id])?)
-                .map_err(|e| Error::internal("reading the process list", e))?;
+        let pids: Vec<i32> = serde_json::from_str(
+            &self.cfg.run_runtime(&["ps", "--format", "json", id])?,
+        )
+        .map_err(|source| Error::Json {
+            what: "the runtime's process list".into(),
+            source,
+        })?;
         let args: Vec<&str> = if ps_args.is_empty() {
             vec!["-ef"]
         } else {
@@ -128,7 +132,7 @@ impl Views {
         let out = Command::new("ps")
             .args(&args)
             .output()
-            .map_err(|e| Error::internal("running ps", e))?;
+            .map_err(Error::spawn("ps"))?;
         let text = String::from_utf8_lossy(&out.stdout);
         let mut lines = text.lines();
         let header: Vec<String> = lines
@@ -172,15 +176,12 @@ impl Views {
                 "precpu_stats": {"cpu_usage": {"total_usage": 0}}, "memory_stats": {}, "pids_stats": {}}),
             );
         }
-        let cg = cais_cgroups::Cgroup::new(
-            cais_cgroups::Layout::detect().map_err(|e| Error::internal("cgroups", e))?,
-            &format!("/cais/{id}"),
-        )
-        .map_err(|e| Error::internal("cgroups", e))?;
-        let s = serde_json::to_value(
-            cg.stats()
-                .map_err(|e| Error::internal("reading stats", e))?,
-        )
+        let cg = self.cfg.cgroup(id)?;
+        let s = serde_json::to_value(cg.stats().map_err(|source| Error::Cgroups {
+            action: "reading the stats of",
+            id: id.to_string(),
+            source,
+        })?)
         .unwrap_or_default();
         let system = system_cpu_usage();
         let online = std::thread::available_parallelism()

@@ -24,7 +24,7 @@ use crate::containers::health::{self, has_test};
 use crate::containers::state::{Change, Container, State};
 use crate::containers::table::Table;
 use crate::containers::{monitor, mounts};
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::events::Events;
 use crate::filters::Filters;
 use crate::ids::{now, random_hex, random_name, valid_name};
@@ -96,7 +96,7 @@ impl Containers {
             .wiring
             .endpoints_for_create(&req.host_config, req.networking_config.as_ref())
             .map_err(|e| match e {
-                Error::NotFound(m) => Error::InvalidArgument(m),
+                Error::NotFound { .. } => Error::InvalidArgument(e.message()),
                 other => other,
             })?;
         let image = self
@@ -104,7 +104,7 @@ impl Containers {
             .resolve(&req.config.image)
             .map_err(|e| match e {
                 cais_image::Error::NotFound { .. } => {
-                    Error::NotFound(format!("No such image: {}", req.config.image))
+                    Error::not_found(Kind::Image, &req.config.image)
                 }
                 other => other.into(),
             })?;
@@ -201,8 +201,7 @@ impl Containers {
     /// The slow, failure-prone part of create: directories, snapshot, volumes.
     fn create_files(&self, id: &str, manifest: &str) -> Result<Container> {
         let dir = self.table.dir(id);
-        fs::create_dir_all(&dir)
-            .map_err(|e| Error::internal("creating the container directory", e))?;
+        fs::create_dir_all(&dir).map_err(Error::io("creating the container directory", &dir))?;
         self.images.prepare_container(id, manifest)?;
         let mut rec = self.table.get(id)?;
         let (mounts, anonymous) = mounts::plan(&self.volumes, &rec)?;
@@ -229,12 +228,9 @@ impl Containers {
         let dir = self.table.dir(id);
         let result = self.start_inner(&rec, &dir);
         if let Err(e) = &result {
-            let _ = self.table.transition(
-                id,
-                Change::StartFailed {
-                    error: e.to_string(),
-                },
-            );
+            let _ = self
+                .table
+                .transition(id, Change::StartFailed { error: e.message() });
             self.wiring.teardown(id);
             self.teardown_rootfs(id);
             // As docker: a `--rm` container that cannot start is removed,
@@ -307,12 +303,12 @@ impl Containers {
             netns_path: plan.netns.clone(),
         });
         let bundle = dir.join("bundle");
-        fs::create_dir_all(&bundle).map_err(|e| Error::internal("creating the bundle", e))?;
+        fs::create_dir_all(&bundle).map_err(Error::io("creating the bundle", &bundle))?;
         fs::write(
             bundle.join("config.json"),
             serde_json::to_vec_pretty(&spec).expect("spec serializes"),
         )
-        .map_err(|e| Error::internal("writing config.json", e))?;
+        .map_err(Error::io("writing", bundle.join("config.json")))?;
         let log_cfg = &rec.host_config.log_config.config;
         let max_size = log_cfg
             .get("max-size")
@@ -331,7 +327,7 @@ impl Containers {
             .arg(dir)
             .arg("--runtime-root")
             .arg(self.cfg.runtime_root())
-            .args(["--cgroup-path", &format!("/cais/{id}")])
+            .args(["--cgroup-path", &Config::cgroup_path(id)])
             .args([
                 "--log-max-size",
                 &max_size.to_string(),
@@ -342,15 +338,17 @@ impl Containers {
             .args(rec.config.open_stdin.then_some("--stdin"))
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| Error::internal("running the shim", e))?;
+            .map_err(Error::spawn(&self.cfg.binary))?;
         if !out.status.success() {
-            let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
-            return Err(Error::Internal(format!(
-                "failed to create task for container: {msg}"
-            )));
+            return Err(Error::CreateTask {
+                reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
         }
-        let started: shim::Started = serde_json::from_slice(&out.stdout)
-            .map_err(|e| Error::internal("reading the shim's report", e))?;
+        let started: shim::Started =
+            serde_json::from_slice(&out.stdout).map_err(|source| Error::Json {
+                what: "the shim's report".into(),
+                source,
+            })?;
         // Let attach clients that arrived before start connect first, so
         // they see all output.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -368,8 +366,11 @@ impl Containers {
         // find them.
         self.wiring.started(id)?;
         shim::start(dir)
-            .map_err(|e| Error::internal("talking to the shim", e))?
-            .map_err(|e| Error::Internal(format!("failed to start container: {e}")))?;
+            .map_err(|source| Error::Shim {
+                id: id.clone(),
+                source,
+            })?
+            .map_err(|reason| Error::StartTask { reason })?;
         let rec = self.table.try_update(id, |r| {
             r.state = r.state.apply(Change::Started {
                 pid: started.pid as i64,
@@ -531,11 +532,13 @@ impl Containers {
             // As dockerd: a SIGKILL returns once the container is gone, so
             // `kill` then `rm` finds it stopped. Other signals may be
             // handled or ignored, and do not wait.
-            self.wait_not_running(id, Duration::from_secs(30));
+            const KILL_WAIT: u64 = 30;
+            self.wait_not_running(id, Duration::from_secs(KILL_WAIT));
             if self.table.get(id).is_ok_and(|r| r.state.is_running()) {
-                return Err(Error::Internal(format!(
-                    "container {id} did not exit within 30 seconds of SIGKILL"
-                )));
+                return Err(Error::KillTimeout {
+                    id: id.to_string(),
+                    seconds: KILL_WAIT,
+                });
             }
         }
         Ok(())
@@ -801,12 +804,11 @@ impl Containers {
                 o.remove("devices");
             }
             let resources: oci_spec::runtime::LinuxResources = serde_json::from_value(resources)
-                .map_err(|e| Error::internal("building resources", e))?;
-            let cg = cais_cgroups::Cgroup::new(
-                cais_cgroups::Layout::detect().map_err(|e| Error::internal("cgroups", e))?,
-                &format!("/cais/{id}"),
-            )
-            .map_err(|e| Error::internal("cgroups", e))?;
+                .map_err(|source| Error::Json {
+                    what: format!("the resources of container {id}"),
+                    source,
+                })?;
+            let cg = self.cfg.cgroup(id)?;
             cg.apply(&resources).map_err(|e| {
                 Error::InvalidArgument(format!(
                     "Cannot update container {id}: {}",
@@ -831,7 +833,7 @@ impl Containers {
             .filter(|r| !r.is_empty())
             .map(|r| r.parse::<cais_image::Reference>())
             .transpose()
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            .map_err(Error::ImageInput)?;
         let opts = cais_image::snapshot::CommitOptions {
             reference,
             author: (!author.is_empty()).then(|| author.to_string()),

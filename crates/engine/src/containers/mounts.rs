@@ -64,8 +64,7 @@ pub(crate) fn plan(volumes: &Volumes, rec: &Container) -> Result<(Vec<MountPoint
         let rw = !mode.split(',').any(|m| m == "ro");
         if src.starts_with('/') {
             if !Path::new(src).exists() {
-                fs::create_dir_all(src)
-                    .map_err(|e| Error::internal("creating the bind source", e))?;
+                fs::create_dir_all(src).map_err(Error::io("creating the bind source", src))?;
             }
             out.push(MountPoint {
                 kind: "bind".into(),
@@ -146,7 +145,7 @@ pub(crate) fn for_runtime(
         let path = match file {
             EtcFile::Text(content) => {
                 let path = dir.join(name);
-                fs::write(&path, content).map_err(|e| Error::internal("writing /etc files", e))?;
+                fs::write(&path, content).map_err(Error::io("writing", &path))?;
                 path
             }
             EtcFile::Shared(path) => path.clone(),
@@ -173,9 +172,9 @@ pub(crate) fn for_runtime(
             "volume" => {
                 let data = PathBuf::from(&m.source);
                 let inside = cais_runtime::rootfs::secure_join(rootfs, Path::new(&m.destination))
-                    .map_err(|e| Error::internal("resolving a volume destination", e))?;
+                    .map_err(Error::io("resolving in the container", &m.destination))?;
                 volumes::populate(&inside, &data)
-                    .map_err(|e| Error::internal("populating a volume", e))?;
+                    .map_err(Error::io("populating the volume", &data))?;
                 out.push(MountSpec {
                     destination: m.destination.clone(),
                     kind: "bind".into(),

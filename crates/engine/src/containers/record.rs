@@ -135,11 +135,9 @@ pub fn encode(c: &Container) -> Vec<u8> {
 
 /// A record of any version this daemon reads; `path` names it in errors.
 pub fn decode(path: &Path, data: &[u8]) -> Result<Container> {
-    let bad = |e: serde_json::Error| {
-        Error::Internal(format!(
-            "reading the container record {}: {e}",
-            path.display()
-        ))
+    let bad = |source| Error::Json {
+        what: format!("the container record {}", path.display()),
+        source,
     };
     match serde_json::from_slice::<Version>(data)
         .map_err(bad)?
@@ -151,10 +149,11 @@ pub fn decode(path: &Path, data: &[u8]) -> Result<Container> {
         1 => Ok(serde_json::from_slice::<RecordV1>(data)
             .map_err(bad)?
             .into()),
-        v => Err(Error::Internal(format!(
-            "the container record {} has version {v}; this daemon reads versions up to {VERSION}",
-            path.display()
-        ))),
+        version => Err(Error::RecordVersion {
+            path: path.to_path_buf(),
+            version,
+            supported: VERSION,
+        }),
     }
 }
 

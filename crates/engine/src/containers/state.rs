@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use cais_api::{ContainerConfig, ContainerState, EndpointSettings, Health, HostConfig, MountPoint};
 
+use crate::error::IllegalChange;
 use crate::events::Events;
 use crate::ids::ZERO_TIME;
 use crate::networks::netconf::NetState;
@@ -106,20 +107,6 @@ impl Change {
             Change::RemovalFailed => "record a failed removal of",
             Change::HealthChecked(_) => "record a health check of",
         }
-    }
-}
-
-/// A change the state does not allow.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("cannot {verb} a container that is {state}")]
-pub struct IllegalChange {
-    pub state: &'static str,
-    pub verb: &'static str,
-}
-
-impl From<IllegalChange> for crate::error::Error {
-    fn from(e: IllegalChange) -> Self {
-        crate::error::Error::Conflict(e.to_string())
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::containers::record;
 use crate::containers::state::{Change, Container};
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 
 /// The record file in a container's directory.
 const RECORD: &str = "container.json";
@@ -51,8 +51,7 @@ const REMOVED_KEPT: usize = 1024;
 impl Table {
     /// Reads every record under `dir` (created if missing).
     pub fn load(dir: PathBuf) -> Result<Table> {
-        fs::create_dir_all(&dir)
-            .map_err(|e| Error::internal(&format!("creating {}", dir.display()), e))?;
+        fs::create_dir_all(&dir).map_err(Error::io("creating", &dir))?;
         let mut inner = Inner::default();
         for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
             let path = entry.path().join(RECORD);
@@ -97,7 +96,7 @@ impl Table {
             .collect();
         match matches.as_slice() {
             [one] => Ok((*one).clone()),
-            [] => Err(Error::NotFound(format!("No such container: {name_or_id}"))),
+            [] => Err(Error::not_found(Kind::Container, name_or_id)),
             _ => Err(Error::InvalidArgument(format!(
                 "multiple containers found with provided prefix: {name_or_id}"
             ))),
@@ -110,7 +109,7 @@ impl Table {
             .containers
             .get(id)
             .cloned()
-            .ok_or_else(|| Error::NotFound(format!("No such container: {id}")))
+            .ok_or_else(|| Error::not_found(Kind::Container, id))
     }
 
     /// Reads the whole table under its lock; `f` must take no engine
@@ -171,7 +170,7 @@ impl Table {
         let entry = t
             .containers
             .get_mut(id)
-            .ok_or_else(|| Error::NotFound(format!("No such container: {id}")))?;
+            .ok_or_else(|| Error::not_found(Kind::Container, id))?;
         let mut c = entry.clone();
         f(&mut c)?;
         *entry = c.clone();
@@ -201,7 +200,7 @@ impl Table {
         };
         write().map_err(|e| {
             let _ = fs::remove_file(&tmp);
-            Error::internal("saving the container record", e)
+            Error::io("saving the container record", &tmp)(e)
         })?;
         *written = generation;
         Ok(())

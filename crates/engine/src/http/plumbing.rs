@@ -58,20 +58,50 @@ pub(crate) fn streaming(body: Body, content_type: &'static str) -> Response<Body
     r
 }
 
-/// The one place errors become HTTP responses.
+/// The one place errors become HTTP responses: a status by the error's
+/// kind, and `{"message": ...}` with the whole chain of its causes.
 pub fn error_response(e: &Error) -> Response<Body> {
     let status = match e {
-        Error::NotFound(_) => StatusCode::NOT_FOUND,
-        Error::Conflict(_) => StatusCode::CONFLICT,
-        Error::InvalidArgument(_) => StatusCode::BAD_REQUEST,
-        Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::NotModified(_) => return empty(StatusCode::NOT_MODIFIED),
-        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::NotFound { .. } | Error::Archive { missing: true, .. } => StatusCode::NOT_FOUND,
+        // A pull answers a registry it cannot reach as a missing image.
+        Error::Registry(_) => StatusCode::NOT_FOUND,
+        Error::Conflict(_) | Error::IllegalChange(_) => StatusCode::CONFLICT,
+        Error::InvalidArgument(_)
+        | Error::ImageInput(_)
+        | Error::Archive { missing: false, .. } => StatusCode::BAD_REQUEST,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::Image(e) => match e {
+            cais_image::Error::NotFound { .. } => StatusCode::NOT_FOUND,
+            cais_image::Error::AlreadyExists { .. } => StatusCode::CONFLICT,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+        Error::Build(e) => match e {
+            cais_build::Error::InvalidArgument { .. } | cais_build::Error::Failed { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            cais_build::Error::NotFound { .. } => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+        Error::Io { .. }
+        | Error::Spawn { .. }
+        | Error::Failed { .. }
+        | Error::CreateTask { .. }
+        | Error::StartTask { .. }
+        | Error::Shim { .. }
+        | Error::Json { .. }
+        | Error::RecordVersion { .. }
+        | Error::Net(_)
+        | Error::PortInUse { .. }
+        | Error::PortPublish { .. }
+        | Error::Cgroups { .. }
+        | Error::KillTimeout { .. }
+        | Error::Daemon { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     };
     json(
         status,
         &ErrorResponse {
-            message: e.to_string(),
+            message: e.message(),
         },
     )
 }
@@ -93,7 +123,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::internal("engine task", e))?
+        .map_err(|e| Error::daemon("an engine task")(e.into()))?
 }
 
 /// Query parameters, decoded.
@@ -218,10 +248,10 @@ pub(crate) async fn body_to_file(
 ) -> Result<std::fs::File> {
     use std::io::{Seek, Write};
     let file =
-        tempfile::tempfile_in(dir).map_err(|e| Error::internal("creating a temporary file", e))?;
+        tempfile::tempfile_in(dir).map_err(Error::io("creating a temporary file in", dir))?;
     let mut writer = file
         .try_clone()
-        .map_err(|e| Error::internal("temporary file", e))?;
+        .map_err(Error::io("opening a temporary file in", dir))?;
     let mut body = req.into_body();
     while let Some(frame) = body.frame().await {
         let frame =
@@ -229,12 +259,12 @@ pub(crate) async fn body_to_file(
         if let Some(data) = frame.data_ref() {
             writer
                 .write_all(data)
-                .map_err(|e| Error::internal("writing a temporary file", e))?;
+                .map_err(Error::io("writing a temporary file in", dir))?;
         }
     }
     let mut file = file;
     file.rewind()
-        .map_err(|e| Error::internal("temporary file", e))?;
+        .map_err(Error::io("rewinding a temporary file in", dir))?;
     Ok(file)
 }
 

@@ -11,7 +11,7 @@ use hyper::{Method, Request, Response};
 use super::handlers::{archive, build, containers, exec, images, networks, system, volumes};
 use super::plumbing::{decode, Body, Query};
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 
 pub(super) async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<Body>> {
     let method = req.method().clone();
@@ -42,9 +42,10 @@ pub(super) async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result
         (_, ["images", rest @ ..]) => image(engine, req, &method, rest, &query).await,
         (_, ["volumes", rest @ ..]) => volume(engine, req, &method, rest, &query).await,
         (_, ["networks", rest @ ..]) => network(engine, req, &method, rest, &query).await,
-        _ => Err(Error::NotFound(format!(
-            "page not found: {method} {full_path}"
-        ))),
+        _ => Err(Error::not_found(
+            Kind::Page,
+            format!("{method} {full_path}"),
+        )),
     }
 }
 
@@ -117,10 +118,10 @@ async fn container(
             archive::put(engine, req, id, path).await
         }
         (&Method::POST, ["update"]) => containers::update(engine, req, id).await,
-        _ => Err(Error::NotFound(format!(
-            "page not found: {method} /containers/{id}/{}",
-            rest.join("/")
-        ))),
+        _ => Err(Error::not_found(
+            Kind::Page,
+            format!("{method} /containers/{id}/{}", rest.join("/")),
+        )),
     }
 }
 
@@ -163,10 +164,10 @@ async fn image(
                 (&Method::GET, Some("history")) => images::history(engine, name).await,
                 (&Method::POST, Some("tag")) => images::tag(engine, name, query).await,
                 (&Method::DELETE, None) => images::remove(engine, name, query).await,
-                _ => Err(Error::NotFound(format!(
-                    "page not found: {method} /images/{}",
-                    segs.join("/")
-                ))),
+                _ => Err(Error::not_found(
+                    Kind::Page,
+                    format!("{method} /images/{}", segs.join("/")),
+                )),
             }
         }
     }
@@ -196,7 +197,7 @@ async fn volume(
         (&Method::POST, ["prune"]) => volumes::prune(engine, query).await,
         (&Method::GET, [name]) => volumes::inspect(engine, name.to_string()).await,
         (&Method::DELETE, [name]) => volumes::remove(engine, name.to_string(), query).await,
-        _ => Err(Error::NotFound("page not found".into())),
+        _ => Err(Error::not_found(Kind::Page, "")),
     }
 }
 
@@ -218,7 +219,7 @@ async fn network(
         (&Method::POST, [key, "disconnect"]) => {
             networks::disconnect(engine, req, key.to_string()).await
         }
-        _ => Err(Error::NotFound("page not found".into())),
+        _ => Err(Error::not_found(Kind::Page, "")),
     }
 }
 

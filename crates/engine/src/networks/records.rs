@@ -20,7 +20,7 @@ use cais_net::link;
 use serde::{Deserialize, Serialize};
 
 use crate::containers::table::Table;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::events::Events;
 use crate::filters::Filters;
 use crate::ids::{now, random_hex, valid_name};
@@ -82,7 +82,7 @@ pub(crate) struct Networks {
 
 impl Networks {
     pub(crate) fn load(dir: PathBuf) -> Result<Networks> {
-        fs::create_dir_all(&dir).map_err(|e| Error::internal("creating the networks dir", e))?;
+        fs::create_dir_all(&dir).map_err(Error::io("creating", &dir))?;
         let mut by_id = BTreeMap::new();
         for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
             let p = entry.path();
@@ -104,7 +104,7 @@ impl Networks {
             serde_json::to_vec_pretty(&n).expect("records serialize"),
         )
         .and_then(|_| fs::rename(&tmp, self.dir.join(format!("{}.json", n.id))))
-        .map_err(|e| Error::internal("saving the network record", e))?;
+        .map_err(Error::io("saving the network record", &tmp))?;
         self.by_id.insert(n.id.clone(), n);
         Ok(())
     }
@@ -113,7 +113,12 @@ impl Networks {
         match fs::remove_file(self.dir.join(format!("{id}.json"))) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::internal("removing the network record", e)),
+            Err(e) => {
+                return Err(Error::io(
+                    "removing the network record",
+                    self.dir.join(format!("{id}.json")),
+                )(e))
+            }
         }
         self.by_id.remove(id);
         Ok(())
@@ -134,7 +139,7 @@ impl Networks {
             .collect();
         match matches.as_slice() {
             [one] => Ok(one),
-            [] => Err(Error::NotFound(format!("network {key} not found"))),
+            [] => Err(Error::not_found(Kind::Network, key)),
             _ => Err(Error::InvalidArgument(format!(
                 "network {key} is ambiguous ({} matches found based on ID prefix)",
                 matches.len()
@@ -382,7 +387,7 @@ impl NetworkStore {
                     req.driver
                 )))
             }
-            other => return Err(Error::NotFound(format!("plugin \"{other}\" not found"))),
+            other => return Err(Error::not_found(Kind::Plugin, other)),
         }
         if req.enable_ipv6 {
             return Err(Error::InvalidArgument(
@@ -725,7 +730,13 @@ mod tests {
         assert_eq!(nets.find("abd").expect("prefix").name, "beta");
         assert_eq!(nets.find("abd222").expect("id").name, "beta");
         assert!(matches!(nets.find("ab"), Err(Error::InvalidArgument(_))));
-        assert!(matches!(nets.find("zzz"), Err(Error::NotFound(_))));
+        assert!(matches!(
+            nets.find("zzz"),
+            Err(Error::NotFound {
+                kind: Kind::Network,
+                ..
+            })
+        ));
         let again = Networks::load(dir.path().join("n")).expect("reload");
         assert_eq!(again.by_id.len(), 2);
         nets.delete("abc111").expect("delete");

@@ -560,11 +560,15 @@ impl Wiring {
         let mut held = Vec::new();
         for req in &requests {
             let res = reserve_in_range(req).map_err(|e| match e {
-                cais_net::Error::PortInUse { addr } => Error::Internal(format!(
-                    "driver failed programming external connectivity on endpoint {} ({}): Bind for {addr} failed: port is already allocated",
-                    rec.name,
-                    endpoints.values().next().map(|e: &EndpointSettings| e.endpoint_id.clone()).unwrap_or_default()
-                )),
+                cais_net::Error::PortInUse { addr } => Error::PortPublish {
+                    container: rec.name.clone(),
+                    endpoint: endpoints
+                        .values()
+                        .next()
+                        .map(|e: &EndpointSettings| e.endpoint_id.clone())
+                        .unwrap_or_default(),
+                    addr,
+                },
                 other => other.into(),
             })?;
             st.ports.push(PortMap {

@@ -38,7 +38,7 @@ pub(crate) async fn get(
         }
     })
     .await?;
-    let header = HeaderValue::from_str(&stat).map_err(|e| Error::internal("stat header", e))?;
+    let header = HeaderValue::from_str(&stat).expect("base64 is a valid header value");
     if head_only {
         if mounted_here {
             let _ = cais_image::snapshot::unmount(&root);
@@ -92,7 +92,7 @@ pub(crate) async fn put(
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::internal("running the archive helper", e))?;
+        .map_err(Error::spawn(&engine.cfg.binary))?;
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let mut body = req.into_body();
     let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(16);
@@ -114,10 +114,9 @@ pub(crate) async fn put(
     }
     drop(tx);
     let _ = writer.await;
+    let binary = engine.cfg.binary.clone();
     let out = blocking(move || {
-        let out = child
-            .wait_with_output()
-            .map_err(|e| Error::internal("archive helper", e))?;
+        let out = child.wait_with_output().map_err(Error::spawn(binary))?;
         if mounted_here {
             let _ = cais_image::snapshot::unmount(&root);
         }
@@ -126,10 +125,9 @@ pub(crate) async fn put(
     .await?;
     if !out.status.success() {
         let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        return Err(if msg.contains("Could not find") {
-            Error::NotFound(msg)
-        } else {
-            Error::InvalidArgument(msg)
+        return Err(Error::Archive {
+            missing: msg.contains("Could not find"),
+            message: msg,
         });
     }
     Ok(empty(StatusCode::OK))

@@ -184,8 +184,7 @@ pub(crate) async fn build(engine: Arc<Engine>, req: Request<Incoming>) -> Result
             .and_then(|v| v.to_str().ok()),
     );
     let tmp = engine.cfg.root.join("engine/build");
-    std::fs::create_dir_all(&tmp)
-        .map_err(|e| Error::internal("creating the build directory", e))?;
+    std::fs::create_dir_all(&tmp).map_err(Error::io("creating", &tmp))?;
     // The body is read first even when the parameters are wrong: a client
     // still sending its context would not see an early answer.
     let body = body_to_file(req, &tmp).await?;
@@ -202,7 +201,12 @@ pub(crate) async fn build(engine: Arc<Engine>, req: Request<Incoming>) -> Result
     // (bad context, Dockerfile syntax) is a plain HTTP error.
     let first = match rx.recv().await {
         Some(Msg::Failed(e, _)) => return Err(e),
-        None => return Err(Error::Internal("the build ended without a result".into())),
+        None => {
+            return Err(Error::Failed {
+                program: "the build",
+                message: "the build ended without a result".into(),
+            })
+        }
         Some(Msg::Line(v)) => v,
     };
     let (out, body) = channel_body();
@@ -214,7 +218,7 @@ pub(crate) async fn build(engine: Arc<Engine>, req: Request<Incoming>) -> Result
             let v = match msg {
                 Msg::Line(v) => v,
                 Msg::Failed(e, code) => {
-                    let text = e.to_string();
+                    let text = e.message();
                     let mut detail = serde_json::json!({"message": text});
                     if let Some(c) = code {
                         detail["code"] = c.into();

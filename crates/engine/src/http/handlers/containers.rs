@@ -151,7 +151,7 @@ pub(crate) fn wait(engine: Arc<Engine>, id: String, query: &Query) -> Result<Res
         let out = match r {
             Ok(code) => serde_json::json!({"StatusCode": code}),
             Err(err) => {
-                serde_json::json!({"StatusCode": -1, "Error": {"Message": err.to_string()}})
+                serde_json::json!({"StatusCode": -1, "Error": {"Message": err.message()}})
             }
         };
         let _ = tx.send(Bytes::from(format!("{out}\n"))).await;

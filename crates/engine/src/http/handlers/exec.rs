@@ -62,14 +62,13 @@ pub(crate) async fn start(
         let id = exec_id.clone();
         blocking(move || {
             let (mut cmd, _, _) = e.execs.command(&id, None, true)?;
-            let out = cmd
-                .output()
-                .map_err(|err| Error::internal("running exec", err))?;
+            let out = cmd.output().map_err(Error::spawn(&e.cfg.binary))?;
             if !out.status.success() {
                 e.execs.finished(&id, 126);
-                return Err(Error::Internal(
-                    String::from_utf8_lossy(&out.stderr).trim().to_string(),
-                ));
+                return Err(Error::Failed {
+                    program: "cais runtime exec",
+                    message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                });
             }
             Ok(())
         })

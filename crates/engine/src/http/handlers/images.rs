@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::filters;
 use crate::http::plumbing::{
     blocking, body_to_file, channel_body, empty, json, json_lines, streaming, unix_now, Body, Query,
@@ -65,13 +65,9 @@ pub(crate) async fn pull(
         Some(t) => format!("{image}:{t}"),
         None => image.clone(),
     };
-    let reference: Reference = full
-        .parse()
-        .map_err(|err: cais_image::Error| Error::InvalidArgument(crate::error::chain(&err)))?;
+    let reference: Reference = full.parse().map_err(Error::ImageInput)?;
     let platform: cais_image::Platform = match query.get("platform").filter(|p| !p.is_empty()) {
-        Some(p) => p
-            .parse()
-            .map_err(|err: cais_image::Error| Error::InvalidArgument(crate::error::chain(&err)))?,
+        Some(p) => p.parse().map_err(Error::ImageInput)?,
         None => cais_image::Platform::default(),
     };
     let options = cais_registry::client::Options {
@@ -83,8 +79,8 @@ pub(crate) async fn pull(
     let client = {
         let domain = reference.domain.clone();
         blocking(move || {
-            let c = cais_registry::client::Client::new(&domain, &options)
-                .map_err(|err| Error::NotFound(crate::error::chain(&err)))?;
+            let c =
+                cais_registry::client::Client::new(&domain, &options).map_err(Error::Registry)?;
             Ok(c)
         })
         .await?
@@ -117,9 +113,7 @@ pub(crate) async fn push(
         Some(t) => format!("{name}:{t}"),
         None => name.clone(),
     };
-    let target: Reference = full
-        .parse()
-        .map_err(|err: cais_image::Error| Error::InvalidArgument(crate::error::chain(&err)))?;
+    let target: Reference = full.parse().map_err(Error::ImageInput)?;
     {
         let e = engine.clone();
         let f = full.clone();
@@ -170,12 +164,12 @@ pub(crate) async fn save(engine: Arc<Engine>, names: Vec<String>) -> Result<Resp
         for n in &names {
             engine.images.resolve(n).map_err(image_not_found(n))?;
         }
-        let mut file = tempfile::tempfile_in(&dir)
-            .map_err(|e| Error::internal("creating a temporary file", e))?;
+        let mut file =
+            tempfile::tempfile_in(&dir).map_err(Error::io("creating a temporary file in", &dir))?;
         cais_image::archive::save(&engine.images, &names, &mut file)?;
         use std::io::Seek;
         file.rewind()
-            .map_err(|e| Error::internal("temporary file", e))?;
+            .map_err(Error::io("rewinding a temporary file in", &dir))?;
         Ok(file)
     })
     .await?;
@@ -205,7 +199,7 @@ pub(crate) async fn load(engine: Arc<Engine>, req: Request<Incoming>) -> Result<
     let loaded = blocking(move || {
         let loaded =
             cais_image::archive::load(&engine.images, file, &cais_image::archive::host_platform())
-                .map_err(|err| Error::InvalidArgument(crate::error::chain(&err)))?;
+                .map_err(Error::ImageInput)?;
         for l in &loaded {
             engine
                 .events
@@ -251,7 +245,7 @@ pub(crate) async fn import(
     }
     .map(|r| r.parse::<Reference>())
     .transpose()
-    .map_err(|err| Error::InvalidArgument(crate::error::chain(&err)))?;
+    .map_err(Error::ImageInput)?;
     let message = query
         .get("message")
         .filter(|m| !m.is_empty())
@@ -264,8 +258,8 @@ pub(crate) async fn import(
             platform: None,
             source: "-".into(),
         };
-        let rec = cais_image::archive::import(&engine.images, file, &opts)
-            .map_err(|err| Error::InvalidArgument(crate::error::chain(&err)))?;
+        let rec =
+            cais_image::archive::import(&engine.images, file, &opts).map_err(Error::ImageInput)?;
         engine
             .events
             .emit("image", "import", &rec.id().to_string(), BTreeMap::new());
@@ -346,9 +340,7 @@ pub(crate) async fn tag(
         .unwrap_or("latest")
         .to_string();
     blocking(move || {
-        let target: Reference = format!("{repo}:{tag}")
-            .parse()
-            .map_err(|err: cais_image::Error| Error::InvalidArgument(crate::error::chain(&err)))?;
+        let target: Reference = format!("{repo}:{tag}").parse().map_err(Error::ImageInput)?;
         let rec = engine
             .images
             .tag(&name, &target)
@@ -377,9 +369,7 @@ pub(crate) async fn remove(
             .images
             .remove(&name, force)
             .map_err(|err| match err {
-                cais_image::Error::NotFound { .. } => {
-                    Error::NotFound(format!("No such image: {name}"))
-                }
+                cais_image::Error::NotFound { .. } => Error::not_found(Kind::Image, &name),
                 cais_image::Error::Conflict { reason } => Error::Conflict(reason),
                 other => other.into(),
             })?;

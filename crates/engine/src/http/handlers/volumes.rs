@@ -7,7 +7,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::filters;
 use crate::http::plumbing::{blocking, empty, json, parse_json, read_body, Body, Query};
 
@@ -43,7 +43,7 @@ pub(crate) async fn create(engine: Arc<Engine>, req: Request<Incoming>) -> Resul
         r.name = format!("{:016x}{:016x}", rand64(), rand64());
     }
     if !r.driver.is_empty() && r.driver != "local" {
-        return Err(Error::NotFound(format!("plugin {:?} not found", r.driver)));
+        return Err(Error::not_found(Kind::Plugin, r.driver));
     }
     let v = blocking(move || {
         let v = engine.volumes.create(&r.name, r.labels)?;
