@@ -2,26 +2,32 @@
 //! shim, served over the Docker Engine API by `cais daemon`.
 //!
 //! Each job has an owner with its own type and module; `engine::Engine`
-//! is a facade that opens the state and composes them. Modules, from the
-//! bottom up; each imports only modules listed before it:
+//! is a small facade that opens the state and composes them. Modules, from
+//! the bottom up; each imports only modules listed before it, and modules
+//! of one step (the handlers) never each other (`tests/layering.rs`
+//! checks it):
 //!
-//! 1. Leaves: `error` (the crate's error type), `config` (directories and
-//!    the runtime command), `ids` (random ids and names), `events`,
+//! 1. Leaves: `error` (the crate's error type: variants with context and
+//!    a source), `config` (directories, the runtime command, a
+//!    container's cgroup), `ids` (random ids and names), `events`,
 //!    `filters` (dockerd's filter semantics), `logfile` (json-file with
 //!    size rotation), `spec` (config.json from the image config, the
 //!    container config and Docker's default security profile), `shim`
 //!    (the per-container supervisor, single threaded, and its client
-//!    side), `volumes`,
-//!    `images` (the engine's side of the image store: views, pulls with
-//!    docker's progress), `archive` (the `cp` helper process, which enters
-//!    the container's root), `build` (`POST /build`'s run: the context
-//!    unpacked with the image crate's contained extraction, then
-//!    `cais_build::build` with the engine's pull), `networks::netconf`
-//!    (pure networking: port specs, /etc files, the firewall ruleset from
-//!    state, name resolution, what a running container holds).
-//! 2. `containers::state` (a container in memory) and
-//!    `containers::table` (`Table`: every container, each persisted as
-//!    `<root>/engine/containers/<id>/container.json`).
+//!    side), `volumes`, `images` (the engine's side of the image store:
+//!    views, pulls with docker's progress), `archive` (the `cp` helper
+//!    process, which enters the container's root), `build` (`POST
+//!    /build`'s run: the context unpacked with the image crate's
+//!    contained extraction, then `cais_build::build` with the engine's
+//!    pull), `networks::netconf` (pure networking: port specs, /etc
+//!    files, the firewall ruleset from state, name resolution, network
+//!    modes, what a running container holds).
+//! 2. `containers::state` (a container in memory; its `State` enum and
+//!    the changes the life cycle may make to it), `containers::record`
+//!    (the versioned on-disk record, every version written so far
+//!    readable), `containers::table` (`Table`: every container, each
+//!    persisted as `<root>/engine/containers/<id>/container.json`, writes
+//!    ordered per container).
 //! 3. `networks::records` (`NetworkStore`: network records under
 //!    `<root>/engine/networks`, address allocation, the `/networks`
 //!    operations that only read containers), then `networks::wiring`
@@ -30,12 +36,12 @@
 //!    firewall; the embedded DNS server).
 //! 4. `containers::health` (health check threads), `containers::monitor`
 //!    (shim waiters, restart decisions), `containers::mounts`,
-//!    `containers::exec` (`Execs`: exec sessions), `containers::inspect`
-//!    (`Views`: inspect, `ps`, top, stats, changes).
+//!    `containers::exec` (`Execs`: exec sessions and their terminals),
+//!    `containers::inspect` (`Views`: inspect, `ps`, top, stats, changes).
 //! 5. `containers::lifecycle` (`Containers`: create, start, stop, exits,
 //!    restart policies, removal, live restore, commit, updates).
-//! 6. `engine` (the facade), then `http` (`plumbing`, `handlers`, `router`,
-//!    serving; see its docs), then `daemon` (the listeners).
+//! 6. `engine` (the facade), then `http` (`plumbing`, `handlers`,
+//!    `router`, serving; see its docs), then `daemon` (the listeners).
 //!
 //! Lock order: a thread holding one of these locks takes only locks
 //! listed after it. `Wiring::ops` (network teardown against restore) →
@@ -43,7 +49,8 @@
 //! records → `Table`'s containers → one container's `RecordWriter`. The
 //! other locks are leaves, held while taking no other engine lock:
 //! `Wiring::ports`, `Execs::sessions`, `Containers::attach_gate`, the
-//! event history.
+//! event history. `Table::with` runs its closure under the table lock, so
+//! the closure takes no lock at all.
 //!
 //! Logging goes through `tracing`; the binary installs the subscriber.
 
