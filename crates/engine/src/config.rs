@@ -1,4 +1,5 @@
-//! Where the engine keeps things, and the paths derived from them.
+//! Where the engine keeps things, the paths derived from them, and how it
+//! reaches the runtime and a container's cgroup.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -758,7 +758,7 @@ impl Wiring {
         Ok(())
     }
 
-    /// Undoes everything `net_setup` and `net_started` did, from the
+    /// Undoes everything `setup` and `started` did, from the
     /// record (so it works after a daemon restart); idempotent.
     pub(crate) fn teardown(&self, id: &str) {
         let _ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
