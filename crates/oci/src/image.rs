@@ -4,11 +4,11 @@
 //! shape under other media types. Unknown config fields are kept, so a
 //! config read and written back is unchanged.
 //!
-//! Two levels of checking: [`parse_manifest`] takes any manifest or index
-//! the spec allows (artifacts too: any config and layer types), which is
-//! what a registry must store; [`Manifest::check_image`] then asks for
-//! what a runnable image needs (an image config, layers cais can unpack),
-//! which is what the image store takes.
+//! Two levels of checking: [`parse_typed`] takes any manifest or index the
+//! spec allows (artifacts too: any config and layer types), which is what
+//! a registry must store; [`Manifest::check_image`] then asks for what a
+//! runnable image needs (an image config, layers cais can unpack), and
+//! [`parse_manifest`], both at once, is what the image store takes.
 
 use std::collections::BTreeMap;
 use std::fmt;

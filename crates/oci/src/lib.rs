@@ -26,9 +26,10 @@
 //!   and tag grammars, registry names as users type them.
 //! - `image`: media types, [`Descriptor`], [`Manifest`], [`Index`],
 //!   [`Platform`], [`ImageConfig`], layer [`image::Compression`];
-//!   [`image::parse_manifest`] parses a manifest or index as the spec asks,
-//!   [`Manifest::check_image`] adds what a runnable image needs, and
-//!   [`image::select_platform`] picks an index entry.
+//!   [`image::parse_typed`] parses a manifest or index as the spec asks,
+//!   [`Manifest::check_image`] adds what a runnable image needs
+//!   ([`image::parse_manifest`] does both), and [`image::select_platform`]
+//!   picks an index entry.
 //! - `distribution`: what the distribution spec adds: the manifest types a
 //!   registry serves, the size bound, a manifest reference (tag or digest)
 //!   and [`distribution::ManifestRefs`], the content a pushed manifest
