@@ -334,7 +334,7 @@ pub(crate) fn run(
         move |name: &str, _progress: &mut dyn cais_build::Progress| {
             let reference: Reference =
                 name.parse()
-                    .map_err(|e: cais_image::Error| cais_build::Error::Pull {
+                    .map_err(|e: cais_image::oci::Error| cais_build::Error::Pull {
                         reference: name.to_string(),
                         reason: crate::error::chain(&e),
                     })?;

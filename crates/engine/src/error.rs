@@ -130,10 +130,14 @@ pub enum Error {
     /// The image store (a missing image, one that exists, or a failure).
     #[error(transparent)]
     Image(#[from] cais_image::Error),
-    /// The request's own image input (a reference, a platform, an archive
-    /// to load or import), refused by the image store.
+    /// The request's own image input (an archive to load or import),
+    /// refused by the image store.
     #[error(transparent)]
     ImageInput(cais_image::Error),
+    /// A name, platform or digest the request gave, refused by the OCI
+    /// model.
+    #[error(transparent)]
+    OciInput(cais_image::oci::Error),
     /// A registry a pull could not reach before its stream began.
     #[error(transparent)]
     Registry(cais_registry::client::Error),

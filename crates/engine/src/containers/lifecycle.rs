@@ -833,7 +833,7 @@ impl Containers {
             .filter(|r| !r.is_empty())
             .map(|r| r.parse::<cais_image::Reference>())
             .transpose()
-            .map_err(Error::ImageInput)?;
+            .map_err(Error::OciInput)?;
         let opts = cais_image::snapshot::CommitOptions {
             reference,
             author: (!author.is_empty()).then(|| author.to_string()),

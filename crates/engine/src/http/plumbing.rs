@@ -69,6 +69,7 @@ pub fn error_response(e: &Error) -> Response<Body> {
         Error::Conflict(_) | Error::IllegalChange(_) => StatusCode::CONFLICT,
         Error::InvalidArgument(_)
         | Error::ImageInput(_)
+        | Error::OciInput(_)
         | Error::Archive { missing: false, .. } => StatusCode::BAD_REQUEST,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::Image(e) => match e {

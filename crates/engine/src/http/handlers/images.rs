@@ -65,9 +65,9 @@ pub(crate) async fn pull(
         Some(t) => format!("{image}:{t}"),
         None => image.clone(),
     };
-    let reference: Reference = full.parse().map_err(Error::ImageInput)?;
+    let reference: Reference = full.parse().map_err(Error::OciInput)?;
     let platform: cais_image::Platform = match query.get("platform").filter(|p| !p.is_empty()) {
-        Some(p) => p.parse().map_err(Error::ImageInput)?,
+        Some(p) => p.parse().map_err(Error::OciInput)?,
         None => cais_image::Platform::default(),
     };
     let options = cais_registry::client::Options {
@@ -113,7 +113,7 @@ pub(crate) async fn push(
         Some(t) => format!("{name}:{t}"),
         None => name.clone(),
     };
-    let target: Reference = full.parse().map_err(Error::ImageInput)?;
+    let target: Reference = full.parse().map_err(Error::OciInput)?;
     {
         let e = engine.clone();
         let f = full.clone();
@@ -245,7 +245,7 @@ pub(crate) async fn import(
     }
     .map(|r| r.parse::<Reference>())
     .transpose()
-    .map_err(Error::ImageInput)?;
+    .map_err(Error::OciInput)?;
     let message = query
         .get("message")
         .filter(|m| !m.is_empty())
@@ -340,7 +340,7 @@ pub(crate) async fn tag(
         .unwrap_or("latest")
         .to_string();
     blocking(move || {
-        let target: Reference = format!("{repo}:{tag}").parse().map_err(Error::ImageInput)?;
+        let target: Reference = format!("{repo}:{tag}").parse().map_err(Error::OciInput)?;
         let rec = engine
             .images
             .tag(&name, &target)
