@@ -12,6 +12,11 @@
 //! the executables that exited non-zero (a runtime refusing a config
 //! usually ends an executable before it prints any point).
 //!
+//! A runtime that shares the container's root with the host's for
+//! `rootfsPropagation: shared` (runc 1.1 does) leaves that test's mounts in
+//! the host's mount namespace, under the suite's temporary bundles; the
+//! run ends with a warning naming them.
+//!
 //! crun needs two accommodations on some hosts, both made here and printed:
 //! on a hybrid cgroup host (v1 controllers with cgroup2 at
 //! /sys/fs/cgroup/unified) crun refuses to run, so its executables run in a
@@ -252,6 +257,24 @@ pub fn run(args: &[String], root: &Path, release_dir: &Path) -> Result<()> {
                 r.first_error
             ));
         }
+    }
+    // runc's idea of rootfsPropagation "shared" shares the container's
+    // mounts with the host's root, so its run of that test leaves them in
+    // the host's mount namespace, under the suite's temporary bundles.
+    let leftovers: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.contains("/ocitest"))
+        .map(str::to_string)
+        .collect();
+    if !leftovers.is_empty() {
+        eprintln!(
+            "warning: {} mounts were left in this mount namespace under the suite's bundles \
+             (e.g. {}); `umount -R` those bundle directories",
+            leftovers.len(),
+            leftovers[0]
+        );
     }
     let report = format!("# runtime-tools validation\n\n{summary}{details}");
     std::fs::write(opts.out.join("summary.md"), &report)?;
