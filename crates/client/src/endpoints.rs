@@ -9,7 +9,7 @@
 use std::io::Read;
 
 use cais_api::{
-    ContainerInspect, ContainerSummary, CreateRequest, CreateResponse, ExecInspect, ImageSummary,
+    ContainerInspect, ContainerSummary, CreateResponse, ExecInspect, ImageSummary,
     NetworkConnectRequest, NetworkDisconnectRequest, Volume, VolumeCreateRequest, VolumeList,
 };
 use serde::Serialize;
@@ -34,10 +34,12 @@ impl Client {
 
     // ---- containers -------------------------------------------------------
 
-    pub fn container_create(
+    /// `POST /containers/create`; the body is a [`cais_api::CreateRequest`], or any
+    /// JSON with the API's field names (fields the API crate does not model).
+    pub fn container_create<B: Serialize>(
         &self,
         name: Option<&str>,
-        req: &CreateRequest,
+        req: &B,
     ) -> Result<CreateResponse> {
         let q: Vec<_> = name.map(|n| ("name", n.to_string())).into_iter().collect();
         self.json("POST", &with_query("/containers/create", &q), Some(req))

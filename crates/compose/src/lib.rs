@@ -13,11 +13,15 @@
 //! - [`merge`]: the rules for several `-f` files and `extends`.
 //! - [`model`]: the normalised model (long syntax, absolute paths).
 //! - [`labels`]: names and `com.docker.compose.*` labels, the config hash.
-//! - [`plan`]: desired state against what the labels find: ordered,
-//!   dependency-aware actions, run with independent services in parallel.
+//! - [`plan`]: desired state against what the labels find, per service,
+//!   and the dependency levels services go up in.
+//! - [`create`]: a service's container as the API's create body.
+//! - [`run`]: `up`, `down` and the lookups of the other commands, through
+//!   `cais-client`, independent services and replicas in parallel.
 //!
 //! Errors name the file and dotted key they are about. Prints nothing.
 
+pub mod create;
 pub mod dotenv;
 pub mod error;
 pub mod interpolate;
@@ -25,6 +29,8 @@ pub mod labels;
 pub mod loader;
 pub mod merge;
 pub mod model;
+pub mod plan;
+pub mod run;
 pub mod schema;
 pub mod yaml;
 
