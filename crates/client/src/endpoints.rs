@@ -187,6 +187,32 @@ impl Client {
         )
     }
 
+    /// `GET /containers/{id}/archive?path=...`: a tar of the path.
+    pub fn container_archive_get(&self, id: &str, path: &str) -> Result<Response> {
+        self.request(
+            "GET",
+            &with_query(
+                &format!("/containers/{}/archive", encode(id)),
+                &[("path", path.to_string())],
+            ),
+            None,
+        )
+    }
+
+    /// `PUT /containers/{id}/archive?path=DIR`: a tar unpacked into DIR.
+    pub fn container_archive_put(&self, id: &str, dir: &str, tar: &mut dyn Read) -> Result<()> {
+        self.upload(
+            "PUT",
+            &with_query(
+                &format!("/containers/{}/archive", encode(id)),
+                &[("path", dir.to_string())],
+            ),
+            "application/x-tar",
+            tar,
+        )
+        .map(drop)
+    }
+
     pub fn containers_prune(&self, query: &Query) -> Result<Value> {
         self.json::<(), _>("POST", &with_query("/containers/prune", query), None)
     }

@@ -33,6 +33,14 @@ fn err<T>(path: &str, message: impl Into<String>) -> R<T> {
     })
 }
 
+/// Byte sizes print as strings of bytes (`"67108864"`), as Compose prints them.
+fn bytes_as_string<S: serde::Serializer>(v: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(n) => s.serialize_str(&n.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -132,11 +140,11 @@ pub struct Service {
     pub links: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logging: Option<Logging>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "bytes_as_string")]
     pub mem_limit: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "bytes_as_string")]
     pub mem_reservation: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "bytes_as_string")]
     pub memswap_limit: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network_mode: Option<String>,
@@ -168,7 +176,7 @@ pub struct Service {
     pub secrets: Vec<FileRef>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub security_opt: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "bytes_as_string")]
     pub shm_size: Option<i64>,
     #[serde(skip_serializing_if = "is_false")]
     pub stdin_open: bool,
@@ -221,7 +229,7 @@ pub struct Build {
     pub network: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "bytes_as_string")]
     pub shm_size: Option<i64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
@@ -245,10 +253,13 @@ pub struct Deploy {
     pub replicas: Option<u32>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Resources::is_empty")]
+    /// Always present in JSON, as Compose's JSON has it.
     pub resources: Resources,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<DeployRestart>,
+    /// Placement has no meaning on one host; it is printed empty, as
+    /// Compose's JSON prints it.
+    pub placement: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -259,17 +270,11 @@ pub struct Resources {
     pub reservations: Option<Resource>,
 }
 
-impl Resources {
-    fn is_empty(&self) -> bool {
-        self.limits.is_none() && self.reservations.is_none()
-    }
-}
-
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Resource {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpus: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "bytes_as_string")]
     pub memory: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids: Option<i64>,
@@ -367,7 +372,7 @@ pub struct VolumeOptions {
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct TmpfsOptions {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "bytes_as_string")]
     pub size: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<u32>,
@@ -1709,5 +1714,77 @@ mod tests {
         assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
         assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
         assert_eq!(go_duration(Duration::from_secs(10)), "10s");
+    }
+}
+
+/// `$` as `$$`, so printed values read back as the same values.
+fn escape_dollars(s: String) -> String {
+    s.replace('$', "$$")
+}
+
+impl Project {
+    /// The model as `config` prints it: YAML, fields in the model's order
+    /// (an unset `command` or `entrypoint` is left out, where JSON has null).
+    pub fn to_yaml(&self) -> String {
+        use crate::yaml::Ordered;
+        let mut v = Ordered::of(self).map_strings(&escape_dollars);
+        if let Ordered::Map(top) = &mut v {
+            for (k, services) in top.iter_mut() {
+                if k != "services" {
+                    continue;
+                }
+                if let Ordered::Map(services) = services {
+                    for (_, svc) in services.iter_mut() {
+                        if let Ordered::Map(fields) = svc {
+                            fields.retain(|(k, v)| {
+                                !(matches!(k.as_str(), "command" | "entrypoint") && *v == Ordered::Null)
+                            });
+                            // YAML leaves out the empty parts JSON prints.
+                            for (k, v) in fields.iter_mut() {
+                                if let (true, Ordered::Map(deploy)) = (k == "deploy", v) {
+                                    deploy.retain(|(k, v)| {
+                                        !(matches!(k.as_str(), "resources" | "placement")
+                                            && *v == Ordered::Map(Vec::new()))
+                                    });
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        crate::yaml::emit_ordered(&v)
+    }
+
+    /// The model as `config --format json` prints it: top-level keys
+    /// sorted, every network with its `ipam` (empty or not).
+    pub fn to_json(&self) -> String {
+        use crate::yaml::Ordered;
+        let mut v = Ordered::of(self).map_strings(&escape_dollars);
+        if let Ordered::Map(top) = &mut v {
+            top.sort_by(|a, b| a.0.cmp(&b.0));
+            for (k, nets) in top.iter_mut() {
+                if let (true, Ordered::Map(nets)) = (k == "networks", nets) {
+                    for (_, net) in nets.iter_mut() {
+                        if let Ordered::Map(fields) = net {
+                            if !fields.iter().any(|(k, _)| k == "ipam") {
+                                let at = fields
+                                    .iter()
+                                    .position(|(k, _)| !matches!(k.as_str(), "name" | "driver" | "driver_opts"))
+                                    .unwrap_or(fields.len());
+                                fields.insert(at, ("ipam".into(), Ordered::Map(Vec::new())));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        v.to_json(0)
+    }
+
+    /// Services in the order `up` starts them (dependencies first), ties by name.
+    pub fn service_names(&self) -> Vec<String> {
+        let all = self.services.keys().cloned().collect();
+        crate::plan::levels(self, &all).into_iter().flatten().collect()
     }
 }

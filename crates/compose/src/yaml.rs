@@ -373,17 +373,23 @@ fn needs_quotes(s: &str) -> bool {
     if matches!(lower.as_str(), "y" | "n" | "yes" | "no" | "on" | "off") {
         return true;
     }
-    let first = s.chars().next().unwrap_or(' ');
+    let mut chars = s.chars();
+    let first = chars.next().unwrap_or(' ');
+    let second = chars.next();
     let last = s.chars().last().unwrap_or(' ');
-    if "-?:,[]{}#&*!|>'\"%@`~ \t".contains(first) || last == ' ' || last == ':' {
+    // `-`, `?` and `:` start a plain scalar when a non-space follows.
+    if "-?:".contains(first) && second.is_none_or(|c| c == ' ' || c == '\t') {
+        return true;
+    }
+    if ",[]{}#&*!|>'\"%@`~ \t".contains(first) || last == ' ' || last == ':' {
         return true;
     }
     s.contains(": ")
         || s.contains(" #")
         || s.chars().any(|c| c.is_control())
         || s.contains('\u{feff}')
-        || integer(s.trim_start_matches(['0'])).is_some() && s.starts_with('0')
-        || s.contains(['{', '}', '[', ']', ','])
+        || s == "---"
+        || s == "..."
 }
 
 fn quote(s: &str) -> String {
@@ -403,22 +409,152 @@ fn quote(s: &str) -> String {
     out
 }
 
-fn scalar_text(v: &Value) -> String {
-    match v {
-        Value::Null => "null".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) if needs_quotes(s) => quote(s),
-        Value::String(s) => s.clone(),
-        Value::Array(_) => "[]".into(),
-        Value::Object(_) => "{}".into(),
+/// A value with its mappings in their written order (serde_json's maps
+/// sort), so `config` prints fields in the model's order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ordered {
+    Null,
+    Bool(bool),
+    Number(Number),
+    String(String),
+    Seq(Vec<Ordered>),
+    Map(Vec<(String, Ordered)>),
+}
+
+impl From<&Value> for Ordered {
+    fn from(v: &Value) -> Ordered {
+        match v {
+            Value::Null => Ordered::Null,
+            Value::Bool(b) => Ordered::Bool(*b),
+            Value::Number(n) => Ordered::Number(n.clone()),
+            Value::String(s) => Ordered::String(s.clone()),
+            Value::Array(a) => Ordered::Seq(a.iter().map(Ordered::from).collect()),
+            Value::Object(m) => {
+                Ordered::Map(m.iter().map(|(k, v)| (k.clone(), Ordered::from(v))).collect())
+            }
+        }
     }
 }
 
-fn is_block(v: &Value) -> bool {
+impl<'de> serde::Deserialize<'de> for Ordered {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Ordered, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Ordered;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Ordered, E> {
+                Ok(Ordered::Null)
+            }
+            fn visit_none<E>(self) -> Result<Ordered, E> {
+                Ok(Ordered::Null)
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Ordered, E> {
+                Ok(Ordered::Bool(b))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Ordered, E> {
+                Ok(Ordered::Number(n.into()))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Ordered, E> {
+                Ok(Ordered::Number(n.into()))
+            }
+            fn visit_f64<E>(self, n: f64) -> Result<Ordered, E> {
+                Ok(Number::from_f64(n).map(Ordered::Number).unwrap_or(Ordered::Null))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Ordered, E> {
+                Ok(Ordered::String(s.to_string()))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Ordered, E> {
+                Ok(Ordered::String(s))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Ordered, A::Error> {
+                let mut out = Vec::new();
+                while let Some(v) = a.next_element()? {
+                    out.push(v);
+                }
+                Ok(Ordered::Seq(out))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Ordered, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = a.next_entry::<String, Ordered>()? {
+                    out.push((k, v));
+                }
+                Ok(Ordered::Map(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Ordered {
+    /// The value of a serialisable type, fields in declaration order.
+    pub fn of<T: serde::Serialize>(v: &T) -> Ordered {
+        serde_json::to_string(v)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(Ordered::Null)
+    }
+
+    /// Applies `f` to every string value (not to keys).
+    pub fn map_strings(self, f: &dyn Fn(String) -> String) -> Ordered {
+        match self {
+            Ordered::String(s) => Ordered::String(f(s)),
+            Ordered::Seq(a) => Ordered::Seq(a.into_iter().map(|v| v.map_strings(f)).collect()),
+            Ordered::Map(m) => Ordered::Map(m.into_iter().map(|(k, v)| (k, v.map_strings(f))).collect()),
+            other => other,
+        }
+    }
+
+    /// Back to JSON text, keeping the order (pretty, two spaces).
+    pub fn to_json(&self, indent: usize) -> String {
+        let pad = "  ".repeat(indent + 1);
+        let end = "  ".repeat(indent);
+        match self {
+            Ordered::Null => "null".into(),
+            Ordered::Bool(b) => b.to_string(),
+            Ordered::Number(n) => n.to_string(),
+            Ordered::String(s) => Value::String(s.clone()).to_string(),
+            Ordered::Seq(a) if a.is_empty() => "[]".into(),
+            Ordered::Map(m) if m.is_empty() => "{}".into(),
+            Ordered::Seq(a) => format!(
+                "[\n{}\n{end}]",
+                a.iter()
+                    .map(|v| format!("{pad}{}", v.to_json(indent + 1)))
+                    .collect::<Vec<_>>()
+                    .join(",\n")
+            ),
+            Ordered::Map(m) => format!(
+                "{{\n{}\n{end}}}",
+                m.iter()
+                    .map(|(k, v)| format!(
+                        "{pad}{}: {}",
+                        Value::String(k.clone()),
+                        v.to_json(indent + 1)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(",\n")
+            ),
+        }
+    }
+}
+
+fn scalar_text(v: &Ordered) -> String {
     match v {
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(m) => !m.is_empty(),
+        Ordered::Null => "null".into(),
+        Ordered::Bool(b) => b.to_string(),
+        Ordered::Number(n) => n.to_string(),
+        Ordered::String(s) if needs_quotes(s) => quote(s),
+        Ordered::String(s) => s.clone(),
+        Ordered::Seq(_) => "[]".into(),
+        Ordered::Map(_) => "{}".into(),
+    }
+}
+
+fn is_block(v: &Ordered) -> bool {
+    match v {
+        Ordered::Seq(a) => !a.is_empty(),
+        Ordered::Map(m) => !m.is_empty(),
         _ => false,
     }
 }
@@ -431,10 +567,10 @@ fn key_text(k: &str) -> String {
     }
 }
 
-fn emit_into(out: &mut String, v: &Value, indent: usize) {
+fn emit_into(out: &mut String, v: &Ordered, indent: usize) {
     let pad = " ".repeat(indent);
     match v {
-        Value::Object(m) => {
+        Ordered::Map(m) => {
             for (k, val) in m {
                 if is_block(val) {
                     out.push_str(&format!("{pad}{}:\n", key_text(k)));
@@ -444,17 +580,17 @@ fn emit_into(out: &mut String, v: &Value, indent: usize) {
                 }
             }
         }
-        Value::Array(items) => {
+        Ordered::Seq(items) => {
             for item in items {
                 match item {
-                    Value::Object(m) if !m.is_empty() => {
+                    Ordered::Map(m) if !m.is_empty() => {
                         // The first key goes on the dash's line.
                         let mut inner = String::new();
                         emit_into(&mut inner, item, indent + 2);
                         let inner = inner.trim_start_matches(' ');
                         out.push_str(&format!("{pad}- {inner}"));
                     }
-                    Value::Array(a) if !a.is_empty() => {
+                    Ordered::Seq(a) if !a.is_empty() => {
                         out.push_str(&format!("{pad}-\n"));
                         emit_into(out, item, indent + 2);
                     }
@@ -466,11 +602,16 @@ fn emit_into(out: &mut String, v: &Value, indent: usize) {
     }
 }
 
-/// Block YAML for `v`, mappings in their map's order.
-pub fn emit(v: &Value) -> String {
+/// Block YAML for `v`, mappings in their order.
+pub fn emit_ordered(v: &Ordered) -> String {
     let mut out = String::new();
     emit_into(&mut out, v, 0);
     out
+}
+
+/// Block YAML for `v` (its mappings sorted).
+pub fn emit(v: &Value) -> String {
+    emit_ordered(&Ordered::from(v))
 }
 
 #[cfg(test)]
