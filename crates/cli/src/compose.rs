@@ -29,31 +29,31 @@ use crate::term;
 #[derive(Debug, Args)]
 pub struct ComposeArgs {
     /// Compose configuration files (default: compose.yaml and friends).
-    #[arg(short = 'f', long = "file", global = true)]
+    #[arg(short = 'f', long = "file")]
     file: Vec<PathBuf>,
     /// Project name.
-    #[arg(short = 'p', long = "project-name", global = true)]
+    #[arg(short = 'p', long = "project-name")]
     project_name: Option<String>,
     /// Alternate working directory (default: the first file's directory).
-    #[arg(long = "project-directory", global = true)]
+    #[arg(long = "project-directory")]
     project_directory: Option<PathBuf>,
     /// Alternate environment files (default: the project directory's .env).
-    #[arg(long = "env-file", global = true)]
+    #[arg(long = "env-file")]
     env_file: Vec<PathBuf>,
     /// Profiles to enable.
-    #[arg(long = "profile", global = true)]
+    #[arg(long = "profile")]
     profile: Vec<String>,
     /// Colours: never, always or auto.
-    #[arg(long, global = true, default_value = "auto")]
+    #[arg(long, default_value = "auto")]
     ansi: String,
     /// Progress output: auto, tty, plain, json or quiet.
-    #[arg(long, global = true, default_value = "auto")]
+    #[arg(long, default_value = "auto")]
     progress: String,
     /// Accepted for compatibility: services go up in dependency levels.
-    #[arg(long, global = true)]
+    #[arg(long)]
     parallel: Option<i64>,
     /// Accepted for compatibility.
-    #[arg(long, global = true)]
+    #[arg(long)]
     compatibility: bool,
     #[command(subcommand)]
     command: ComposeCmd,
@@ -1494,7 +1494,7 @@ fn run_oneoff(c: &Client, a: &ComposeArgs, r: &RunArgs, printer: &(dyn Fn(Event)
         std::thread::spawn(move || {
             let quiet = |_e: Event| {};
             let cx = Compose { client: &c2, project: &p2, progress: &quiet };
-            cx.wait_exit(&id2)
+            cx.wait_condition(&id2, "next-exit")
         })
     };
     c.container_start(&id)?;

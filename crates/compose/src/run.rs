@@ -472,9 +472,15 @@ impl Compose<'_> {
 
     /// Blocks until the container is not running; its exit code.
     pub fn wait_exit(&self, id: &str) -> Result<i64> {
+        self.wait_condition(id, "not-running")
+    }
+
+    /// `POST /containers/{id}/wait?condition=...` (`next-exit` for a
+    /// container not started yet); the exit code.
+    pub fn wait_condition(&self, id: &str, condition: &str) -> Result<i64> {
         let resp = self
             .client
-            .container_wait(id, "not-running")
+            .container_wait(id, condition)
             .doing(|| format!("waiting for {id}"))?;
         let mut body = resp.body;
         let mut data = Vec::new();
