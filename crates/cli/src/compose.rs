@@ -591,7 +591,10 @@ impl ImageBuilder for CliBuilder {
     fn build(&self, _project: &Project, service: &Service, tag: &str) -> cais_compose::Result<()> {
         let fail = |m: String| cais_compose::Error::Failed(m);
         let Some(b) = &service.build else {
-            return Err(fail(format!("service {:?} has no build section", service.name)));
+            return Err(fail(format!(
+                "service {:?} has no build section",
+                service.name
+            )));
         };
         let (mut tar, dockerfile) = crate::build::context_dir_tar(
             std::path::Path::new(&b.context),
@@ -695,7 +698,10 @@ pub fn run(host: Option<&str>, a: ComposeArgs) -> Result<i32> {
             } else if v.format.as_deref() == Some("json") {
                 println!("{}", json!({"version": format!("v{version}")}));
             } else {
-                println!("cais compose version v{version} (cais {})", env!("CARGO_PKG_VERSION"));
+                println!(
+                    "cais compose version v{version} (cais {})",
+                    env!("CARGO_PKG_VERSION")
+                );
             }
             return Ok(0);
         }
@@ -857,30 +863,69 @@ pub fn run(host: Option<&str>, a: ComposeArgs) -> Result<i32> {
             }
             for x in list {
                 let n = run::name(&x);
-                printer(Event { kind: "Container", name: n.clone(), status: "Starting".into() });
-                c.container_start(&x.id).with_context(|| format!("starting {n}"))?;
-                printer(Event { kind: "Container", name: n, status: "Started".into() });
+                printer(Event {
+                    kind: "Container",
+                    name: n.clone(),
+                    status: "Starting".into(),
+                });
+                c.container_start(&x.id)
+                    .with_context(|| format!("starting {n}"))?;
+                printer(Event {
+                    kind: "Container",
+                    name: n,
+                    status: "Started".into(),
+                });
             }
             Ok(0)
         }
-        ComposeCmd::Stop(s) => each_container(&c, &a, &s.services, false, &printer, ("Stopping", "Stopped"), |id| {
-            c.container_stop(id, s.timeout, None)
-        }),
-        ComposeCmd::Restart(s) => each_container(&c, &a, &s.services, true, &printer, ("Restarting", "Started"), |id| {
-            c.container_restart(id, s.timeout)
-        }),
+        ComposeCmd::Stop(s) => each_container(
+            &c,
+            &a,
+            &s.services,
+            false,
+            &printer,
+            ("Stopping", "Stopped"),
+            |id| c.container_stop(id, s.timeout, None),
+        ),
+        ComposeCmd::Restart(s) => each_container(
+            &c,
+            &a,
+            &s.services,
+            true,
+            &printer,
+            ("Restarting", "Started"),
+            |id| c.container_restart(id, s.timeout),
+        ),
         ComposeCmd::Kill(k) => {
             let signal = k.signal.clone();
-            each_container(&c, &a, &k.services, false, &printer, ("Killing", "Killed"), |id| {
-                c.container_kill(id, &signal)
-            })
+            each_container(
+                &c,
+                &a,
+                &k.services,
+                false,
+                &printer,
+                ("Killing", "Killed"),
+                |id| c.container_kill(id, &signal),
+            )
         }
-        ComposeCmd::Pause(s) => each_container(&c, &a, &s.services, false, &printer, ("Pausing", "Paused"), |id| {
-            c.container_pause(id)
-        }),
-        ComposeCmd::Unpause(s) => each_container(&c, &a, &s.services, false, &printer, ("Unpausing", "Unpaused"), |id| {
-            c.container_unpause(id)
-        }),
+        ComposeCmd::Pause(s) => each_container(
+            &c,
+            &a,
+            &s.services,
+            false,
+            &printer,
+            ("Pausing", "Paused"),
+            |id| c.container_pause(id),
+        ),
+        ComposeCmd::Unpause(s) => each_container(
+            &c,
+            &a,
+            &s.services,
+            false,
+            &printer,
+            ("Unpausing", "Unpaused"),
+            |id| c.container_unpause(id),
+        ),
         ComposeCmd::Rm(r) => {
             let p = a.load_or_name(&r.services)?;
             let mut list = listed(&c, &p, true, &r.services)?;
@@ -890,8 +935,10 @@ pub fn run(host: Option<&str>, a: ComposeArgs) -> Result<i32> {
                 }
                 list = listed(&c, &p, true, &r.services)?;
             }
-            let stopped: Vec<&ContainerSummary> =
-                list.iter().filter(|x| x.state != "running" && x.state != "paused").collect();
+            let stopped: Vec<&ContainerSummary> = list
+                .iter()
+                .filter(|x| x.state != "running" && x.state != "paused")
+                .collect();
             if stopped.is_empty() {
                 eprintln!("No stopped containers");
                 return Ok(0);
@@ -910,10 +957,18 @@ pub fn run(host: Option<&str>, a: ComposeArgs) -> Result<i32> {
             }
             for x in stopped {
                 let n = run::name(x);
-                printer(Event { kind: "Container", name: n.clone(), status: "Removing".into() });
+                printer(Event {
+                    kind: "Container",
+                    name: n.clone(),
+                    status: "Removing".into(),
+                });
                 c.container_remove(&x.id, false, r.volumes)
                     .with_context(|| format!("removing {n}"))?;
-                printer(Event { kind: "Container", name: n, status: "Removed".into() });
+                printer(Event {
+                    kind: "Container",
+                    name: n,
+                    status: "Removed".into(),
+                });
             }
             Ok(0)
         }
@@ -969,7 +1024,11 @@ pub fn run(host: Option<&str>, a: ComposeArgs) -> Result<i32> {
                 bail!("no containers for project {:?}", p.name);
             }
             let quiet = |_e: Event| {};
-            let cx = Compose { client: &c, project: &p, progress: &quiet };
+            let cx = Compose {
+                client: &c,
+                project: &p,
+                progress: &quiet,
+            };
             // The first to stop decides, as `compose wait` does.
             let (tx, rx) = std::sync::mpsc::channel();
             for x in list {
@@ -978,7 +1037,11 @@ pub fn run(host: Option<&str>, a: ComposeArgs) -> Result<i32> {
                 let p2 = p.clone();
                 std::thread::spawn(move || {
                     let quiet = |_e: Event| {};
-                    let cx = Compose { client: &c2, project: &p2, progress: &quiet };
+                    let cx = Compose {
+                        client: &c2,
+                        project: &p2,
+                        progress: &quiet,
+                    };
                     let _ = tx.send(cx.wait_exit(&x.id));
                 });
             }
@@ -1028,13 +1091,21 @@ fn each_container(
     list.sort_by_key(|x| std::cmp::Reverse(order.iter().position(|n| n == run::service_of(x))));
     for x in list {
         let n = run::name(&x);
-        printer(Event { kind: "Container", name: n.clone(), status: doing.into() });
+        printer(Event {
+            kind: "Container",
+            name: n.clone(),
+            status: doing.into(),
+        });
         match f(&x.id) {
             Ok(()) => {}
             Err(e) if e.status() == Some(304) => {}
             Err(e) => return Err(anyhow::Error::from(e).context(format!("{doing} {n}"))),
         }
-        printer(Event { kind: "Container", name: n, status: done.into() });
+        printer(Event {
+            kind: "Container",
+            name: n,
+            status: done.into(),
+        });
     }
     Ok(0)
 }
@@ -1083,7 +1154,8 @@ fn up(c: &Client, a: &ComposeArgs, u: &UpArgs, printer: &(dyn Fn(Event) + Sync))
     let stopping = Arc::new(AtomicBool::new(false));
     {
         let c2 = c.clone();
-        let ids: Vec<(String, String)> = list.iter().map(|x| (x.id.clone(), run::name(x))).collect();
+        let ids: Vec<(String, String)> =
+            list.iter().map(|x| (x.id.clone(), run::name(x))).collect();
         let stopping = stopping.clone();
         let timeout = u.timeout;
         term::proxy_signals(move |_sig| {
@@ -1103,14 +1175,27 @@ fn up(c: &Client, a: &ComposeArgs, u: &UpArgs, printer: &(dyn Fn(Event) + Sync))
         });
     }
     let colour = a.colour() && !u.no_color;
-    let exit = follow_logs(c, &list, true, None, false, colour, !u.no_log_prefix, u.abort_on_container_exit)?;
+    let exit = follow_logs(
+        c,
+        &list,
+        true,
+        None,
+        false,
+        colour,
+        !u.no_log_prefix,
+        u.abort_on_container_exit,
+    )?;
     if u.abort_on_container_exit {
         for x in &list {
             let _ = c.container_stop(&x.id, u.timeout, None);
         }
         return Ok(exit.unwrap_or(0) as i32);
     }
-    Ok(if stopping.load(Ordering::SeqCst) { 130 } else { 0 })
+    Ok(if stopping.load(Ordering::SeqCst) {
+        130
+    } else {
+        0
+    })
 }
 
 const COLOURS: &[&str] = &["36", "33", "32", "35", "34", "96", "93", "92", "95", "94"];
@@ -1153,7 +1238,11 @@ fn follow_logs(
     let (tx, rx) = std::sync::mpsc::channel::<(String, i64)>();
     let mut handles = Vec::new();
     for (i, x) in list.iter().enumerate() {
-        let pre = if prefix { prefix_of(x, width, i, colour) } else { String::new() };
+        let pre = if prefix {
+            prefix_of(x, width, i, colour)
+        } else {
+            String::new()
+        };
         let mut q = vec![
             ("stdout", "1".to_string()),
             ("stderr", "1".to_string()),
@@ -1175,7 +1264,9 @@ fn follow_logs(
                 print_prefixed(resp.body, multiplexed, &pre);
             }
             let code = if follow {
-                c2.container_inspect(&id).map(|i| i.state.exit_code).unwrap_or(0)
+                c2.container_inspect(&id)
+                    .map(|i| i.state.exit_code)
+                    .unwrap_or(0)
             } else {
                 0
             };
@@ -1242,7 +1333,16 @@ fn logs(c: &Client, a: &ComposeArgs, l: &LogsArgs) -> Result<i32> {
     let p = a.load_or_name(&l.services)?;
     let list = listed(c, &p, true, &l.services)?;
     let colour = a.colour() && !l.no_color;
-    follow_logs(c, &list, l.follow, l.tail.as_deref(), l.timestamps, colour, !l.no_log_prefix, false)?;
+    follow_logs(
+        c,
+        &list,
+        l.follow,
+        l.tail.as_deref(),
+        l.timestamps,
+        colour,
+        !l.no_log_prefix,
+        false,
+    )?;
     Ok(0)
 }
 
@@ -1262,7 +1362,14 @@ fn ps(c: &Client, a: &ComposeArgs, ps: &PsArgs) -> Result<i32> {
     }
     if ps.quiet {
         for x in &list {
-            println!("{}", if ps.no_trunc { x.id.clone() } else { x.id.chars().take(12).collect() });
+            println!(
+                "{}",
+                if ps.no_trunc {
+                    x.id.clone()
+                } else {
+                    x.id.chars().take(12).collect()
+                }
+            );
         }
         return Ok(0);
     }
@@ -1379,7 +1486,12 @@ fn exec(c: &Client, a: &ComposeArgs, e: &ExecArgs) -> Result<i32> {
     bail!("the exec's exit code never came")
 }
 
-fn run_oneoff(c: &Client, a: &ComposeArgs, r: &RunArgs, printer: &(dyn Fn(Event) + Sync)) -> Result<i32> {
+fn run_oneoff(
+    c: &Client,
+    a: &ComposeArgs,
+    r: &RunArgs,
+    printer: &(dyn Fn(Event) + Sync),
+) -> Result<i32> {
     let p = a.load(std::slice::from_ref(&r.service))?;
     let service = p
         .services
@@ -1413,7 +1525,11 @@ fn run_oneoff(c: &Client, a: &ComposeArgs, r: &RunArgs, printer: &(dyn Fn(Event)
             },
             Some(&builder),
         )?;
-        let quiet_cx = Compose { client: c, project: &p, progress: printer };
+        let quiet_cx = Compose {
+            client: c,
+            project: &p,
+            progress: printer,
+        };
         let _ = quiet_cx;
     }
     let one: BTreeSet<String> = [r.service.clone()].into_iter().collect();
@@ -1421,7 +1537,11 @@ fn run_oneoff(c: &Client, a: &ComposeArgs, r: &RunArgs, printer: &(dyn Fn(Event)
     cx.ensure_volumes(&one)?;
     let ids = cx.ensure_images(
         &one,
-        if r.build { BuildPolicy::Always } else { BuildPolicy::Missing },
+        if r.build {
+            BuildPolicy::Always
+        } else {
+            BuildPolicy::Missing
+        },
         Some(&builder),
     )?;
     let mut svc = service.clone();
@@ -1429,7 +1549,8 @@ fn run_oneoff(c: &Client, a: &ComposeArgs, r: &RunArgs, printer: &(dyn Fn(Event)
         svc.command = Some(r.command.clone());
     }
     if let Some(ep) = &r.entrypoint {
-        svc.entrypoint = Some(cais_compose::model::shell_split(ep).map_err(|e| anyhow!("--entrypoint: {e}"))?);
+        svc.entrypoint =
+            Some(cais_compose::model::shell_split(ep).map_err(|e| anyhow!("--entrypoint: {e}"))?);
     }
     for e in &r.env {
         match e.split_once('=') {
@@ -1448,15 +1569,19 @@ fn run_oneoff(c: &Client, a: &ComposeArgs, r: &RunArgs, printer: &(dyn Fn(Event)
         svc.user = Some(u.clone());
     }
     for v in &r.volume {
-        svc.volumes
-            .push(cais_compose::model::parse_volume(v, &p.working_dir, "--volume").map_err(|e| anyhow!("{}", e.message))?);
+        svc.volumes.push(
+            cais_compose::model::parse_volume(v, &p.working_dir, "--volume")
+                .map_err(|e| anyhow!("{}", e.message))?,
+        );
     }
     if !r.service_ports {
         svc.ports.clear();
     }
     for pub_ in &r.publish {
-        svc.ports
-            .extend(cais_compose::model::parse_port(pub_, "--publish").map_err(|e| anyhow!("{}", e.message))?);
+        svc.ports.extend(
+            cais_compose::model::parse_port(pub_, "--publish")
+                .map_err(|e| anyhow!("{}", e.message))?,
+        );
     }
     let tty = !r.no_tty && std::io::stdin().is_terminal() && !r.detach;
     svc.tty = tty;
@@ -1493,7 +1618,11 @@ fn run_oneoff(c: &Client, a: &ComposeArgs, r: &RunArgs, printer: &(dyn Fn(Event)
         let p2 = p.clone();
         std::thread::spawn(move || {
             let quiet = |_e: Event| {};
-            let cx = Compose { client: &c2, project: &p2, progress: &quiet };
+            let cx = Compose {
+                client: &c2,
+                project: &p2,
+                progress: &quiet,
+            };
             cx.wait_condition(&id2, "next-exit")
         })
     };
@@ -1520,14 +1649,23 @@ fn images(c: &Client, a: &ComposeArgs, i: &ImagesArgs) -> Result<i32> {
     let mut rows = Vec::new();
     for x in &list {
         let info = c.image_inspect_value(&x.image_id).unwrap_or(Value::Null);
-        let (repo, tag) = match info["RepoTags"].as_array().and_then(|t| t.first()).and_then(Value::as_str) {
+        let (repo, tag) = match info["RepoTags"]
+            .as_array()
+            .and_then(|t| t.first())
+            .and_then(Value::as_str)
+        {
             Some(rt) => {
                 let (r, t) = run::split_tag(rt);
                 (r, t)
             }
             None => ("<none>".to_string(), "<none>".to_string()),
         };
-        let id: String = x.image_id.trim_start_matches("sha256:").chars().take(12).collect();
+        let id: String = x
+            .image_id
+            .trim_start_matches("sha256:")
+            .chars()
+            .take(12)
+            .collect();
         if i.quiet {
             println!("{}", x.image_id);
             continue;
@@ -1585,9 +1723,12 @@ fn ls(c: &Client, l: &LsArgs) -> Result<i32> {
         q.push(("all", "1".into()));
     }
     let list = c.container_list(&q)?;
-    let mut projects: BTreeMap<String, (BTreeMap<String, usize>, BTreeSet<String>)> = BTreeMap::new();
+    let mut projects: BTreeMap<String, (BTreeMap<String, usize>, BTreeSet<String>)> =
+        BTreeMap::new();
     for x in &list {
-        let Some(name) = x.labels.get(labels::PROJECT) else { continue };
+        let Some(name) = x.labels.get(labels::PROJECT) else {
+            continue;
+        };
         let e = projects.entry(name.clone()).or_default();
         *e.0.entry(x.state.clone()).or_default() += 1;
         if let Some(files) = x.labels.get(labels::CONFIG_FILES) {
@@ -1650,7 +1791,12 @@ fn copy(c: &Client, a: &ComposeArgs, cp: &CpArgs) -> Result<i32> {
                 } else {
                     let mut comps = rel.components();
                     comps.next();
-                    dest.join(comps.as_path())
+                    let rest = comps.as_path();
+                    if rest.as_os_str().is_empty() {
+                        dest.clone()
+                    } else {
+                        dest.join(rest)
+                    }
                 };
                 if rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
                     bail!("refusing an archive entry outside the destination: {}", rel.display());
@@ -1773,7 +1919,10 @@ fn config(a: &ComposeArgs, c: &ConfigArgs) -> Result<i32> {
             .collect();
         all.into_iter().map(|s| format!("{s}\n")).collect()
     } else if c.images {
-        p.services.values().map(|s| format!("{}\n", s.image_name(&p.name))).collect()
+        p.services
+            .values()
+            .map(|s| format!("{}\n", s.image_name(&p.name)))
+            .collect()
     } else if let Some(h) = &c.hash {
         let wanted: Vec<&str> = h.split(',').collect();
         p.services

@@ -251,8 +251,9 @@ fn main() {
         Command::Build(args) => client_cmds::client(host.as_deref())
             .and_then(|c| build::remote(&c, &args))
             .unwrap_or_else(|e| client_cmds::report(&e, 1)),
-        Command::Compose(args) => compose::run(host.as_deref(), *args)
-            .unwrap_or_else(|e| client_cmds::report(&e, 1)),
+        Command::Compose(args) => {
+            compose::run(host.as_deref(), *args).unwrap_or_else(|e| client_cmds::report(&e, 1))
+        }
         Command::Client(cmd) => {
             let code = cmd.error_code();
             client_cmds::run(host.as_deref(), *cmd)

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use cais_api::{
-    ContainerConfig, CreateRequest, EndpointIpamConfig, EndpointSettings, HealthConfig,
-    HostConfig, LogConfig, Mount, NetworkingConfig, PortBinding, RestartPolicy, TmpfsOptions,
+    ContainerConfig, CreateRequest, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig,
+    LogConfig, Mount, NetworkingConfig, PortBinding, RestartPolicy, TmpfsOptions,
 };
 use serde_json::{json, Value};
 
@@ -105,7 +105,10 @@ pub fn request(i: &Instance) -> Value {
             });
         } else {
             // A bare container port is published on a free host port.
-            bindings.entry(key).or_default().push(PortBinding::default());
+            bindings
+                .entry(key)
+                .or_default()
+                .push(PortBinding::default());
         }
     }
     for e in &s.expose {
@@ -285,10 +288,17 @@ pub fn request(i: &Instance) -> Value {
             let Some(net) = p.networks.get(key) else {
                 continue;
             };
-            let mut aliases = vec![s.name.clone()];
+            // The container's name, then (not for one-off containers) the
+            // service's name and its aliases.
+            let mut aliases = vec![i.name.clone()];
+            if i.number.is_some() {
+                aliases.push(s.name.clone());
+            }
             let mut e = EndpointSettings::default();
-            if let Some(c) = cfg {
+            if let (Some(c), Some(_)) = (cfg, i.number) {
                 aliases.extend(c.aliases.iter().cloned());
+            }
+            if let Some(c) = cfg {
                 if c.ipv4_address.is_some() || c.ipv6_address.is_some() {
                     e.ipam_config = Some(EndpointIpamConfig {
                         ipv4_address: c.ipv4_address.clone().unwrap_or_default(),

@@ -54,7 +54,9 @@ pub fn parse(
         let Some(at) = split else {
             let name = line.trim();
             if !valid_name(name) {
-                return Err(err(format!("unexpected character in variable name {name:?}")));
+                return Err(err(format!(
+                    "unexpected character in variable name {name:?}"
+                )));
             }
             if let Some(v) = lookup(name) {
                 out.push((name.to_string(), v));
@@ -63,7 +65,9 @@ pub fn parse(
         };
         let name = line[..at].trim();
         if !valid_name(name) {
-            return Err(err(format!("unexpected character in variable name {name:?}")));
+            return Err(err(format!(
+                "unexpected character in variable name {name:?}"
+            )));
         }
         let mut value = line[at + 1..].trim_start();
         let known: Vec<(String, String)> = out.clone();

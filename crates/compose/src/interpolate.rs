@@ -244,7 +244,9 @@ mod tests {
             run("${UNSET?${PORT} missing}").map_err(|e| e.to_string()),
             Err("required variable UNSET is missing a value: 8080 missing".into())
         );
-        for bad in ["${", "${SET", "$1", "a $ b", "${-x}", "${SET!x}", "${}", "end $"] {
+        for bad in [
+            "${", "${SET", "$1", "a $ b", "${-x}", "${SET!x}", "${}", "end $",
+        ] {
             assert!(
                 matches!(run(bad), Err(Problem::Syntax { .. })),
                 "{bad} must be refused"

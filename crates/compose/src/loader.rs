@@ -118,7 +118,11 @@ fn override_file(file: &Path) -> Option<PathBuf> {
 fn find_default(cwd: &Path) -> Result<Vec<PathBuf>> {
     let mut dir = Some(cwd);
     while let Some(d) = dir {
-        if let Some(f) = DEFAULT_FILES.iter().map(|f| d.join(f)).find(|p| p.is_file()) {
+        if let Some(f) = DEFAULT_FILES
+            .iter()
+            .map(|f| d.join(f))
+            .find(|p| p.is_file())
+        {
             let mut files = vec![f.clone()];
             files.extend(override_file(&f));
             return Ok(files);
@@ -150,7 +154,10 @@ struct Loader<'a> {
 
 impl Loader<'_> {
     /// Parses, interpolates and checks one file.
-    fn parse_file(&mut self, path: &Path) -> Result<(Value, BTreeMap<String, MergeTag>, yaml::Document)> {
+    fn parse_file(
+        &mut self,
+        path: &Path,
+    ) -> Result<(Value, BTreeMap<String, MergeTag>, yaml::Document)> {
         let text = read(path)?;
         let doc = yaml::parse(&text).map_err(|e| Error::Yaml {
             file: path.to_path_buf(),
@@ -289,7 +296,10 @@ impl Loader<'_> {
         let Some(service) = services.get(name) else {
             return Err(Error::Value {
                 file: file.display().to_string(),
-                key: format!("services.{}.extends", chain.last().map(String::as_str).unwrap_or(name)),
+                key: format!(
+                    "services.{}.extends",
+                    chain.last().map(String::as_str).unwrap_or(name)
+                ),
                 message: format!("cannot extend service {name:?}: no such service"),
             });
         };
@@ -309,7 +319,10 @@ impl Loader<'_> {
         let (base_name, base_file) = match &ext {
             Value::String(s) => (s.clone(), None),
             Value::Object(o) => (
-                o.get("service").and_then(Value::as_str).unwrap_or_default().to_string(),
+                o.get("service")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
                 o.get("file").and_then(Value::as_str).map(str::to_string),
             ),
             _ => (String::new(), None),
@@ -378,7 +391,9 @@ impl Loader<'_> {
                     };
                     (
                         list("path"),
-                        o.get("project_directory").and_then(Value::as_str).map(str::to_string),
+                        o.get("project_directory")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
                         list("env_file"),
                     )
                 }
@@ -399,7 +414,10 @@ impl Loader<'_> {
             // The included project's own .env; the including environment wins.
             let mut own = BTreeMap::new();
             let env_paths: Vec<PathBuf> = if env_files.is_empty() {
-                vec![dir.join(".env")].into_iter().filter(|p| p.is_file()).collect()
+                vec![dir.join(".env")]
+                    .into_iter()
+                    .filter(|p| p.is_file())
+                    .collect()
             } else {
                 env_files.iter().map(|f| base.join(f)).collect()
             };
@@ -453,7 +471,10 @@ impl Loader<'_> {
     }
 }
 
-fn read_env_file(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>> {
+fn read_env_file(
+    path: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>> {
     let text = read(path)?;
     dotenv::parse(&text, lookup).map_err(|e| Error::Env {
         file: path.to_path_buf(),
@@ -519,7 +540,10 @@ pub fn load(opts: &Options) -> Result<Project> {
     } else if let Some(list) = os_env.get("COMPOSE_ENV_FILES").filter(|s| !s.is_empty()) {
         list.split(',').map(|f| opts.cwd.join(f)).collect()
     } else {
-        vec![project_dir.join(".env")].into_iter().filter(|p| p.is_file()).collect()
+        vec![project_dir.join(".env")]
+            .into_iter()
+            .filter(|p| p.is_file())
+            .collect()
     };
     let mut dot: BTreeMap<String, String> = BTreeMap::new();
     for f in &env_files {
@@ -551,9 +575,8 @@ pub fn load(opts: &Options) -> Result<Project> {
             .unwrap_or_default(),
     );
     let provisional = early_name.clone().unwrap_or_else(|| dir_name.clone());
-    let lookup = |k: &str| {
-        var(k).or_else(|| (k == "COMPOSE_PROJECT_NAME").then(|| provisional.clone()))
-    };
+    let lookup =
+        |k: &str| var(k).or_else(|| (k == "COMPOSE_PROJECT_NAME").then(|| provisional.clone()));
     let mut loader = Loader {
         env: &lookup,
         warnings: Vec::new(),
@@ -568,7 +591,11 @@ pub fn load(opts: &Options) -> Result<Project> {
     }
     let name = match early_name {
         Some(n) => n,
-        None => match merged.get("name").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        None => match merged
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
             Some(n) => checked_name(n)?,
             None => {
                 if dir_name.is_empty() {
@@ -621,7 +648,11 @@ pub fn load(opts: &Options) -> Result<Project> {
     // Profiles: a service named on the command line activates its own.
     let mut active: BTreeSet<String> = opts.profiles.iter().cloned().collect();
     if let Some(p) = var("COMPOSE_PROFILES").filter(|s| !s.is_empty()) {
-        active.extend(p.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()));
+        active.extend(
+            p.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+        );
     }
     for s in &opts.services {
         match all.get(s) {
@@ -651,12 +682,16 @@ fn networks_and_volumes(
     services: &BTreeMap<String, Service>,
     name: &str,
 ) -> std::result::Result<(), (String, String)> {
-    let get_str = |o: &Map<String, Value>, k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
+    let get_str =
+        |o: &Map<String, Value>, k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
     let external = |o: &Map<String, Value>| -> (bool, Option<String>) {
         match o.get("external") {
             Some(Value::Bool(b)) => (*b, None),
             Some(Value::String(s)) => (s == "true", None),
-            Some(Value::Object(e)) => (true, e.get("name").and_then(Value::as_str).map(str::to_string)),
+            Some(Value::Object(e)) => (
+                true,
+                e.get("name").and_then(Value::as_str).map(str::to_string),
+            ),
             _ => (false, None),
         }
     };
@@ -664,7 +699,14 @@ fn networks_and_volumes(
         match v {
             Some(Value::Object(m)) => m
                 .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
                 .collect(),
             Some(Value::Array(a)) => a
                 .iter()
@@ -685,13 +727,22 @@ fn networks_and_volumes(
             }
             let o = def.as_object().unwrap_or(&empty);
             let (ext, ext_name) = external(o);
-            let net_name = get_str(o, "name")
-                .or(ext_name)
-                .unwrap_or_else(|| if ext { key.clone() } else { labels::network_name(name, key) });
+            let net_name = get_str(o, "name").or(ext_name).unwrap_or_else(|| {
+                if ext {
+                    key.clone()
+                } else {
+                    labels::network_name(name, key)
+                }
+            });
             let mut ipam = model::Ipam::default();
             if let Some(Value::Object(i)) = o.get("ipam") {
                 ipam.driver = get_str(i, "driver");
-                for pool in i.get("config").and_then(Value::as_array).into_iter().flatten() {
+                for pool in i
+                    .get("config")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     let p = pool.as_object().unwrap_or(&empty);
                     ipam.config.push(model::IpamPool {
                         subnet: get_str(p, "subnet"),
@@ -700,7 +751,10 @@ fn networks_and_volumes(
                     });
                 }
             }
-            let bool_of = |k: &str| matches!(o.get(k), Some(Value::Bool(true))) || o.get(k).and_then(Value::as_str) == Some("true");
+            let bool_of = |k: &str| {
+                matches!(o.get(k), Some(Value::Bool(true)))
+                    || o.get(k).and_then(Value::as_str) == Some("true")
+            };
             project.networks.insert(
                 key.clone(),
                 Network {
@@ -716,9 +770,9 @@ fn networks_and_volumes(
             );
         }
     }
-    let uses_default = services
-        .values()
-        .any(|s| s.network_mode.is_none() && (s.networks.is_empty() || s.networks.contains_key("default")));
+    let uses_default = services.values().any(|s| {
+        s.network_mode.is_none() && (s.networks.is_empty() || s.networks.contains_key("default"))
+    });
     if uses_default && !project.networks.contains_key("default") {
         project.networks.insert(
             "default".into(),
@@ -738,9 +792,13 @@ fn networks_and_volumes(
             project.volumes.insert(
                 key.clone(),
                 Volume {
-                    name: get_str(o, "name")
-                        .or(ext_name)
-                        .unwrap_or_else(|| if ext { key.clone() } else { labels::volume_name(name, key) }),
+                    name: get_str(o, "name").or(ext_name).unwrap_or_else(|| {
+                        if ext {
+                            key.clone()
+                        } else {
+                            labels::volume_name(name, key)
+                        }
+                    }),
                     driver: get_str(o, "driver"),
                     driver_opts: strmap(o.get("driver_opts")),
                     external: ext,
@@ -749,7 +807,10 @@ fn networks_and_volumes(
             );
         }
     }
-    for (section, target) in [("secrets", &mut project.secrets), ("configs", &mut project.configs)] {
+    for (section, target) in [
+        ("secrets", &mut project.secrets),
+        ("configs", &mut project.configs),
+    ] {
         if let Some(Value::Object(defs)) = top.get(section) {
             for (key, def) in defs {
                 if key.starts_with("x-") {
@@ -764,7 +825,8 @@ fn networks_and_volumes(
                     content: get_str(o, "content"),
                     external: ext,
                 };
-                if !ext && obj.file.is_none() && obj.environment.is_none() && obj.content.is_none() {
+                if !ext && obj.file.is_none() && obj.environment.is_none() && obj.content.is_none()
+                {
                     return Err((
                         format!("{section}.{key}"),
                         "needs a file, environment or content (or external: true)".into(),
@@ -772,7 +834,10 @@ fn networks_and_volumes(
                 }
                 if let Some(f) = &obj.file {
                     if !Path::new(f).exists() {
-                        return Err((format!("{section}.{key}.file"), format!("{f} does not exist")));
+                        return Err((
+                            format!("{section}.{key}.file"),
+                            format!("{f} does not exist"),
+                        ));
                     }
                 }
                 target.insert(key.clone(), obj);
@@ -805,11 +870,17 @@ fn check_references(project: &mut Project) -> std::result::Result<(), (String, S
                 ));
             }
         }
-        if let Some(other) = s.network_mode.as_deref().and_then(|m| m.strip_prefix("service:")) {
+        if let Some(other) = s
+            .network_mode
+            .as_deref()
+            .and_then(|m| m.strip_prefix("service:"))
+        {
             if !names.contains(other) {
                 return Err((
                     format!("{path}.network_mode"),
-                    format!("service {name:?} uses the network stack of undefined service {other:?}"),
+                    format!(
+                        "service {name:?} uses the network stack of undefined service {other:?}"
+                    ),
                 ));
             }
         }
@@ -854,7 +925,11 @@ fn check_references(project: &mut Project) -> std::result::Result<(), (String, S
                 if !defined.contains_key(&r.source) {
                     return Err((
                         format!("{path}.{section}"),
-                        format!("service {name:?} refers to undefined {} {}", &section[..section.len() - 1], r.source),
+                        format!(
+                            "service {name:?} refers to undefined {} {}",
+                            &section[..section.len() - 1],
+                            r.source
+                        ),
                     ));
                 }
             }

@@ -159,7 +159,9 @@ pub fn merge(base: &mut Value, over: Value, tags: &BTreeMap<String, MergeTag>, p
                 *b = om;
             }
         }
-        (Value::Array(b), Value::Array(o)) if field.is_some_and(|f| UNIQUE_BY_TARGET.contains(&f)) => {
+        (Value::Array(b), Value::Array(o))
+            if field.is_some_and(|f| UNIQUE_BY_TARGET.contains(&f)) =>
+        {
             let f = field.unwrap_or_default();
             for item in o {
                 let key = unique_key(f, &item);
@@ -243,8 +245,7 @@ pub fn rebase_service(v: &mut Value, dir: &Path) {
             match it {
                 Value::String(spec) => {
                     let mut parts: Vec<String> = spec.split(':').map(str::to_string).collect();
-                    if parts.len() >= 2
-                        && (parts[0].starts_with('.') || parts[0].starts_with('~'))
+                    if parts.len() >= 2 && (parts[0].starts_with('.') || parts[0].starts_with('~'))
                     {
                         parts[0] = rebase(&parts[0], dir);
                         *spec = parts.join(":");

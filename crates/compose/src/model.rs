@@ -140,11 +140,20 @@ pub struct Service {
     pub links: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logging: Option<Logging>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "bytes_as_string")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "bytes_as_string"
+    )]
     pub mem_limit: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "bytes_as_string")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "bytes_as_string"
+    )]
     pub mem_reservation: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "bytes_as_string")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "bytes_as_string"
+    )]
     pub memswap_limit: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network_mode: Option<String>,
@@ -176,7 +185,10 @@ pub struct Service {
     pub secrets: Vec<FileRef>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub security_opt: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "bytes_as_string")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "bytes_as_string"
+    )]
     pub shm_size: Option<i64>,
     #[serde(skip_serializing_if = "is_false")]
     pub stdin_open: bool,
@@ -229,7 +241,10 @@ pub struct Build {
     pub network: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "bytes_as_string")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "bytes_as_string"
+    )]
     pub shm_size: Option<i64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
@@ -274,7 +289,10 @@ pub struct Resources {
 pub struct Resource {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpus: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "bytes_as_string")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "bytes_as_string"
+    )]
     pub memory: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids: Option<i64>,
@@ -372,7 +390,10 @@ pub struct VolumeOptions {
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct TmpfsOptions {
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "bytes_as_string")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "bytes_as_string"
+    )]
     pub size: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<u32>,
@@ -564,9 +585,7 @@ fn bytes(v: &Value, path: &str) -> R<i64> {
             .as_i64()
             .ok_or(())
             .or_else(|_| err(path, "must be a whole number of bytes")),
-        Value::String(s) => {
-            cais_client::opts::bytes(s).or_else(|e| err(path, format!("{e}")))
-        }
+        Value::String(s) => cais_client::opts::bytes(s).or_else(|e| err(path, format!("{e}"))),
         _ => err(path, "must be a size"),
     }
 }
@@ -838,7 +857,9 @@ pub fn parse_port(spec: &str, path: &str) -> R<Vec<Port>> {
                 if (h1 - h0) != (t1 - t0) {
                     return err(
                         path,
-                        format!("invalid ranges in {spec:?}: host and container ranges differ in size"),
+                        format!(
+                            "invalid ranges in {spec:?}: host and container ranges differ in size"
+                        ),
                     );
                 }
                 Some((h0 + i as u16).to_string())
@@ -864,7 +885,9 @@ fn ports(v: &Value, path: &str) -> R<Vec<Port>> {
             Value::String(s) => out.extend(parse_port(s, &path)?),
             Value::Object(m) => {
                 let target = match m.get("target") {
-                    Some(t) => port_number(&string(t, &join(&path, "target"))?, "containerPort", &path)?,
+                    Some(t) => {
+                        port_number(&string(t, &join(&path, "target"))?, "containerPort", &path)?
+                    }
                     None => return err(&path, "target is required"),
                 };
                 let published = opt_string(m, "published", &path)?;
@@ -873,7 +896,10 @@ fn ports(v: &Value, path: &str) -> R<Vec<Port>> {
                 }
                 let protocol = opt_string(m, "protocol", &path)?.unwrap_or_else(|| "tcp".into());
                 if !matches!(protocol.as_str(), "tcp" | "udp" | "sctp") {
-                    return err(&join(&path, "protocol"), format!("invalid proto: {protocol:?}"));
+                    return err(
+                        &join(&path, "protocol"),
+                        format!("invalid proto: {protocol:?}"),
+                    );
                 }
                 out.push(Port {
                     mode: opt_string(m, "mode", &path)?.unwrap_or_else(|| "ingress".into()),
@@ -897,7 +923,10 @@ fn is_path(source: &str) -> bool {
 
 /// A relative or `~` path made absolute against `base`.
 pub fn absolute(p: &str, base: &Path) -> String {
-    let expanded = if let Some(rest) = p.strip_prefix("~/").or(if p == "~" { Some("") } else { None }) {
+    let expanded = if let Some(rest) =
+        p.strip_prefix("~/")
+            .or(if p == "~" { Some("") } else { None })
+    {
         std::env::var("HOME")
             .map(|h| Path::new(&h).join(rest))
             .unwrap_or_else(|_| PathBuf::from(p))
@@ -938,7 +967,10 @@ pub fn parse_volume(spec: &str, base: &Path, path: &str) -> R<VolumeMount> {
         );
     }
     if source == Some("") {
-        return err(path, format!("invalid volume specification: {spec:?}: empty source"));
+        return err(
+            path,
+            format!("invalid volume specification: {spec:?}: empty source"),
+        );
     }
     let mut m = VolumeMount {
         target: target.to_string(),
@@ -1110,11 +1142,7 @@ fn env_file_entries(v: &Value, path: &str) -> R<Vec<(String, bool, String)>> {
 }
 
 /// Reads a service's `env_file`s (later files win).
-fn read_env_files(
-    v: &Value,
-    cx: &Context,
-    path: &str,
-) -> R<BTreeMap<String, Option<String>>> {
+fn read_env_files(v: &Value, cx: &Context, path: &str) -> R<BTreeMap<String, Option<String>>> {
     let mut out = BTreeMap::new();
     for (file, required, p) in env_file_entries(v, path)? {
         let full = absolute(&file, cx.base);
@@ -1165,7 +1193,10 @@ fn extra_hosts(v: &Value, path: &str) -> R<Vec<String>> {
         let (host, ip) = e.split_once('=').unwrap_or((e, ""));
         let ip = ip.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() || (ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err()) {
-            return err(&join(path, &i.to_string()), format!("invalid extra host {e:?}"));
+            return err(
+                &join(path, &i.to_string()),
+                format!("invalid extra host {e:?}"),
+            );
         }
     }
     Ok(out)
@@ -1415,11 +1446,22 @@ pub fn service(name: &str, v: &Value, cx: &Context, path: &str) -> R<Service> {
     for (i, e) in s.expose.iter().enumerate() {
         let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
         if port_range(port, "port", "").is_err() || !matches!(proto, "tcp" | "udp" | "sctp") {
-            return err(&join(&p("expose"), &i.to_string()), format!("invalid port {e:?}"));
+            return err(
+                &join(&p("expose"), &i.to_string()),
+                format!("invalid port {e:?}"),
+            );
         }
     }
     if let Some(policy) = &s.pull_policy {
-        let known = ["always", "never", "missing", "if_not_present", "build", "daily", "weekly"];
+        let known = [
+            "always",
+            "never",
+            "missing",
+            "if_not_present",
+            "build",
+            "daily",
+            "weekly",
+        ];
         if !known.contains(&policy.as_str()) && !policy.starts_with("every_") {
             return err(&p("pull_policy"), format!("invalid pull policy {policy:?}"));
         }
@@ -1516,7 +1558,10 @@ pub fn service(name: &str, v: &Value, cx: &Context, path: &str) -> R<Service> {
                 };
                 if let Some(ip) = cfg.as_ref().and_then(|c| c.ipv4_address.as_ref()) {
                     if ip.parse::<std::net::Ipv4Addr>().is_err() {
-                        return err(&join(&np, "ipv4_address"), format!("invalid IPv4 address {ip:?}"));
+                        return err(
+                            &join(&np, "ipv4_address"),
+                            format!("invalid IPv4 address {ip:?}"),
+                        );
                     }
                 }
                 s.networks.insert(net.clone(), cfg);
@@ -1526,7 +1571,10 @@ pub fn service(name: &str, v: &Value, cx: &Context, path: &str) -> R<Service> {
     }
     if let Some(mode) = &s.network_mode {
         if !s.networks.is_empty() {
-            return err(&p("network_mode"), "network_mode and networks cannot be combined");
+            return err(
+                &p("network_mode"),
+                "network_mode and networks cannot be combined",
+            );
         }
         let ok = matches!(mode.as_str(), "host" | "none" | "bridge" | "default")
             || mode.starts_with("service:")
@@ -1634,7 +1682,14 @@ mod tests {
         assert_eq!(p("[::1]:8080:80")[0].host_ip.as_deref(), Some("::1"));
         assert_eq!(p("127.0.0.1::80")[0].published, None);
         for bad in [
-            "abc", "80/xyz", "70000", "8080:0", "1.2.3:80:80", "8000-8001:80-82", "a:b:c:d", "90-80",
+            "abc",
+            "80/xyz",
+            "70000",
+            "8080:0",
+            "1.2.3:80:80",
+            "8000-8001:80-82",
+            "a:b:c:d",
+            "90-80",
         ] {
             assert!(parse_port(bad, "x").is_err(), "{bad}");
         }
@@ -1649,7 +1704,10 @@ mod tests {
             ("bind", Some("/proj/site"), true)
         );
         let named = v("data:/data").expect("named");
-        assert_eq!((named.kind.as_str(), named.source.as_deref()), ("volume", Some("data")));
+        assert_eq!(
+            (named.kind.as_str(), named.source.as_deref()),
+            ("volume", Some("data"))
+        );
         let anon = v("/cache").expect("anonymous");
         assert_eq!((anon.kind.as_str(), anon.source), ("volume", None));
         assert_eq!(v("../up:/x").expect("up").source.as_deref(), Some("/up"));
@@ -1686,19 +1744,52 @@ mod tests {
     #[test]
     fn bad_values_name_their_field() {
         let cases = [
-            (json!({"image": "x", "ports": ["80:abc"]}), "services.web.ports.0"),
-            (json!({"image": "x", "restart": "sometimes"}), "services.web.restart"),
-            (json!({"image": "x", "mem_limit": "12q"}), "services.web.mem_limit"),
-            (json!({"image": "x", "stop_grace_period": "soon"}), "services.web.stop_grace_period"),
-            (json!({"image": "x", "volumes": ["a:b"]}), "services.web.volumes.0"),
-            (json!({"image": "x", "env_file": "missing.env"}), "services.web.env_file"),
-            (json!({"image": "x", "scale": 2, "deploy": {"replicas": 3}}), "services.web.scale"),
-            (json!({"image": "x", "network_mode": "host", "networks": ["a"]}), "services.web.network_mode"),
-            (json!({"image": "x", "healthcheck": {"test": ["echo"]}}), "services.web.healthcheck.test"),
+            (
+                json!({"image": "x", "ports": ["80:abc"]}),
+                "services.web.ports.0",
+            ),
+            (
+                json!({"image": "x", "restart": "sometimes"}),
+                "services.web.restart",
+            ),
+            (
+                json!({"image": "x", "mem_limit": "12q"}),
+                "services.web.mem_limit",
+            ),
+            (
+                json!({"image": "x", "stop_grace_period": "soon"}),
+                "services.web.stop_grace_period",
+            ),
+            (
+                json!({"image": "x", "volumes": ["a:b"]}),
+                "services.web.volumes.0",
+            ),
+            (
+                json!({"image": "x", "env_file": "missing.env"}),
+                "services.web.env_file",
+            ),
+            (
+                json!({"image": "x", "scale": 2, "deploy": {"replicas": 3}}),
+                "services.web.scale",
+            ),
+            (
+                json!({"image": "x", "network_mode": "host", "networks": ["a"]}),
+                "services.web.network_mode",
+            ),
+            (
+                json!({"image": "x", "healthcheck": {"test": ["echo"]}}),
+                "services.web.healthcheck.test",
+            ),
             (json!({"image": "x", "init": "maybe"}), "services.web.init"),
             (json!({"command": "x"}), "services.web"),
-            (json!({"image": "x", "extra_hosts": ["nohost"]}), "services.web.extra_hosts.0"),
-            (json!({"image": "x", "command": "echo 'open"}), "services.web.command"),
+            (
+                json!({"image": "x", "extra_hosts": ["nohost"]}),
+                "services.web.extra_hosts.0",
+            ),
+            (
+                json!({"image": "x", "command": "echo 'open"}),
+                "services.web.command",
+            ),
         ];
         for (v, path) in cases {
             let e = build_service(v.clone()).expect_err(&v.to_string());
@@ -1737,7 +1828,8 @@ impl Project {
                     for (_, svc) in services.iter_mut() {
                         if let Ordered::Map(fields) = svc {
                             fields.retain(|(k, v)| {
-                                !(matches!(k.as_str(), "command" | "entrypoint") && *v == Ordered::Null)
+                                !(matches!(k.as_str(), "command" | "entrypoint")
+                                    && *v == Ordered::Null)
                             });
                             // YAML leaves out the empty parts JSON prints.
                             for (k, v) in fields.iter_mut() {
@@ -1770,7 +1862,9 @@ impl Project {
                             if !fields.iter().any(|(k, _)| k == "ipam") {
                                 let at = fields
                                     .iter()
-                                    .position(|(k, _)| !matches!(k.as_str(), "name" | "driver" | "driver_opts"))
+                                    .position(|(k, _)| {
+                                        !matches!(k.as_str(), "name" | "driver" | "driver_opts")
+                                    })
                                     .unwrap_or(fields.len());
                                 fields.insert(at, ("ipam".into(), Ordered::Map(Vec::new())));
                             }
@@ -1785,6 +1879,9 @@ impl Project {
     /// Services in the order `up` starts them (dependencies first), ties by name.
     pub fn service_names(&self) -> Vec<String> {
         let all = self.services.keys().cloned().collect();
-        crate::plan::levels(self, &all).into_iter().flatten().collect()
+        crate::plan::levels(self, &all)
+            .into_iter()
+            .flatten()
+            .collect()
     }
 }

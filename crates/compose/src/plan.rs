@@ -183,19 +183,44 @@ mod tests {
     #[test]
     fn unchanged_running_containers_are_kept() {
         let a = service_actions(&[c(1, "h", "running")], 1, "h", Recreate::Diverged);
-        assert_eq!(a, [Action::Keep { container: c(1, "h", "running") }]);
+        assert_eq!(
+            a,
+            [Action::Keep {
+                container: c(1, "h", "running")
+            }]
+        );
         let a = service_actions(&[c(1, "h", "exited")], 1, "h", Recreate::Diverged);
-        assert_eq!(a, [Action::Start { container: c(1, "h", "exited") }]);
+        assert_eq!(
+            a,
+            [Action::Start {
+                container: c(1, "h", "exited")
+            }]
+        );
     }
 
     #[test]
     fn changed_containers_are_recreated_unless_told_not_to() {
         let a = service_actions(&[c(1, "old", "running")], 1, "new", Recreate::Diverged);
-        assert_eq!(a, [Action::Recreate { old: c(1, "old", "running") }]);
+        assert_eq!(
+            a,
+            [Action::Recreate {
+                old: c(1, "old", "running")
+            }]
+        );
         let a = service_actions(&[c(1, "old", "running")], 1, "new", Recreate::Never);
-        assert_eq!(a, [Action::Keep { container: c(1, "old", "running") }]);
+        assert_eq!(
+            a,
+            [Action::Keep {
+                container: c(1, "old", "running")
+            }]
+        );
         let a = service_actions(&[c(1, "h", "running")], 1, "h", Recreate::Force);
-        assert_eq!(a, [Action::Recreate { old: c(1, "h", "running") }]);
+        assert_eq!(
+            a,
+            [Action::Recreate {
+                old: c(1, "h", "running")
+            }]
+        );
     }
 
     #[test]
@@ -204,13 +229,19 @@ mod tests {
         assert_eq!(
             a,
             [
-                Action::Keep { container: c(2, "h", "running") },
+                Action::Keep {
+                    container: c(2, "h", "running")
+                },
                 Action::Create { number: 1 },
                 Action::Create { number: 3 },
             ]
         );
         let a = service_actions(
-            &[c(3, "h", "running"), c(1, "h", "running"), c(2, "h", "running")],
+            &[
+                c(3, "h", "running"),
+                c(1, "h", "running"),
+                c(2, "h", "running"),
+            ],
             1,
             "h",
             Recreate::Diverged,
@@ -218,9 +249,15 @@ mod tests {
         assert_eq!(
             a,
             [
-                Action::Keep { container: c(1, "h", "running") },
-                Action::Remove { container: c(3, "h", "running") },
-                Action::Remove { container: c(2, "h", "running") },
+                Action::Keep {
+                    container: c(1, "h", "running")
+                },
+                Action::Remove {
+                    container: c(3, "h", "running")
+                },
+                Action::Remove {
+                    container: c(2, "h", "running")
+                },
             ]
         );
         assert_eq!(service_actions(&[], 0, "h", Recreate::Diverged), []);
@@ -235,7 +272,12 @@ mod tests {
                 .map(|n| (n.to_string(), Dependency::default()))
                 .collect()
         };
-        for (name, deps) in [("db", vec![]), ("cache", vec![]), ("api", vec!["db", "cache"]), ("web", vec!["api"])] {
+        for (name, deps) in [
+            ("db", vec![]),
+            ("cache", vec![]),
+            ("api", vec!["db", "cache"]),
+            ("web", vec!["api"]),
+        ] {
             p.services.insert(
                 name.into(),
                 Service {
@@ -248,10 +290,20 @@ mod tests {
         let all = with_dependencies(&p, &[], false);
         assert_eq!(
             levels(&p, &all),
-            [vec!["cache".to_string(), "db".into()], vec!["api".into()], vec!["web".into()]]
+            [
+                vec!["cache".to_string(), "db".into()],
+                vec!["api".into()],
+                vec!["web".into()]
+            ]
         );
         let only = with_dependencies(&p, &["api".into()], false);
-        assert_eq!(only, ["api", "cache", "db"].iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            only,
+            ["api", "cache", "db"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        );
         assert_eq!(with_dependencies(&p, &["web".into()], true).len(), 1);
     }
 }

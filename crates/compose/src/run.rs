@@ -87,8 +87,10 @@ pub struct Compose<'a> {
 }
 
 fn label_filter(pairs: &[String]) -> String {
-    let labels: serde_json::Map<String, Value> =
-        pairs.iter().map(|p| (p.clone(), Value::Bool(true))).collect();
+    let labels: serde_json::Map<String, Value> = pairs
+        .iter()
+        .map(|p| (p.clone(), Value::Bool(true)))
+        .collect();
     json!({ "label": labels }).to_string()
 }
 
@@ -109,7 +111,10 @@ pub fn name(c: &ContainerSummary) -> String {
 }
 
 pub fn service_of(c: &ContainerSummary) -> &str {
-    c.labels.get(labels::SERVICE).map(String::as_str).unwrap_or("")
+    c.labels
+        .get(labels::SERVICE)
+        .map(String::as_str)
+        .unwrap_or("")
 }
 
 fn existing(c: &ContainerSummary) -> Existing {
@@ -117,7 +122,11 @@ fn existing(c: &ContainerSummary) -> Existing {
         id: c.id.clone(),
         name: name(c),
         number: number(c),
-        hash: c.labels.get(labels::CONFIG_HASH).cloned().unwrap_or_default(),
+        hash: c
+            .labels
+            .get(labels::CONFIG_HASH)
+            .cloned()
+            .unwrap_or_default(),
         state: c.state.clone(),
     }
 }
@@ -322,7 +331,9 @@ impl Compose<'_> {
             };
             match self.client.volume_inspect_value(&vol.name) {
                 Ok(found) => {
-                    if !vol.external && found["Labels"][labels::PROJECT].as_str() != Some(&self.project.name) {
+                    if !vol.external
+                        && found["Labels"][labels::PROJECT].as_str() != Some(&self.project.name)
+                    {
                         tracing::warn!(volume = %vol.name, "volume already exists but was not created by Compose");
                     }
                     continue;
@@ -430,7 +441,13 @@ impl Compose<'_> {
                             .client
                             .container_inspect(&c.id)
                             .doing(|| format!("inspecting {cname}"))?;
-                        if info.config.healthcheck.as_ref().and_then(|h| h.test.as_ref()).is_none_or(|t| t.first().map(String::as_str) == Some("NONE")) {
+                        if info
+                            .config
+                            .healthcheck
+                            .as_ref()
+                            .and_then(|h| h.test.as_ref())
+                            .is_none_or(|t| t.first().map(String::as_str) == Some("NONE"))
+                        {
                             return Err(Error::Dependency(format!(
                                 "dependency failed to start: container {cname} has no healthcheck configured"
                             )));
@@ -498,7 +515,8 @@ impl Compose<'_> {
     fn service_containers(&self) -> Result<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
         for c in self.containers(true, Some(false), &[])? {
-            out.entry(service_of(&c).to_string()).or_insert(c.id.clone());
+            out.entry(service_of(&c).to_string())
+                .or_insert(c.id.clone());
         }
         Ok(out)
     }
@@ -547,7 +565,13 @@ impl Compose<'_> {
         self.emit("Container", name, "Stopping");
         self.client
             .container_stop(id, timeout, None)
-            .or_else(|e| if e.status() == Some(304) { Ok(()) } else { Err(e) })
+            .or_else(|e| {
+                if e.status() == Some(304) {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
             .doing(|| format!("stopping container {name}"))?;
         self.emit("Container", name, "Stopped");
         self.emit("Container", name, "Removing");
@@ -559,7 +583,12 @@ impl Compose<'_> {
     }
 
     /// Brings one service to its desired state; whether anything changed.
-    fn converge(&self, name: &str, opts: &UpOptions, image_ids: &BTreeMap<String, String>) -> Result<bool> {
+    fn converge(
+        &self,
+        name: &str,
+        opts: &UpOptions,
+        image_ids: &BTreeMap<String, String>,
+    ) -> Result<bool> {
         let service = &self.project.services[name];
         let replicas = opts
             .scale
@@ -640,7 +669,10 @@ impl Compose<'_> {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(Error::Failed("a worker thread panicked".into()))))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::Failed("a worker thread panicked".into())))
+                })
                 .collect()
         });
         for r in results {
@@ -652,7 +684,13 @@ impl Compose<'_> {
     fn remove_quietly(&self, old: &Existing, timeout: Option<i64>) -> Result<()> {
         self.client
             .container_stop(&old.id, timeout, None)
-            .or_else(|e| if e.status() == Some(304) { Ok(()) } else { Err(e) })
+            .or_else(|e| {
+                if e.status() == Some(304) {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
             .doing(|| format!("stopping container {}", old.name))?;
         self.client
             .container_remove(&old.id, true, false)
@@ -731,7 +769,11 @@ impl Compose<'_> {
                     .collect();
                 handles
                     .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| Err(Error::Failed("a worker thread panicked".into()))))
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(Error::Failed("a worker thread panicked".into()))
+                        })
+                    })
                     .collect()
             });
             // Every service of the level has finished; the first failure
@@ -748,7 +790,11 @@ impl Compose<'_> {
 
     /// `--wait`: every container of `services` running, and healthy when
     /// it has a health check; one that exited fails.
-    pub fn wait_running(&self, services: &BTreeSet<String>, timeout: Option<Duration>) -> Result<()> {
+    pub fn wait_running(
+        &self,
+        services: &BTreeSet<String>,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let names: Vec<String> = services.iter().cloned().collect();
         let completed_ok: BTreeSet<&String> = self
@@ -811,13 +857,18 @@ impl Compose<'_> {
                 || self.project.disabled.contains_key(service_of(c))
         };
         let mut list = self.containers(true, None, &opts.services)?;
-        let oneoff = |c: &ContainerSummary| c.labels.get(labels::ONEOFF).map(String::as_str) == Some("True");
+        let oneoff =
+            |c: &ContainerSummary| c.labels.get(labels::ONEOFF).map(String::as_str) == Some("True");
         list.retain(|c| in_model(c) && !oneoff(c) || opts.remove_orphans);
         // Reverse dependency order: dependents stop before what they need.
         let all: BTreeSet<String> = self.project.services.keys().cloned().collect();
-        let mut order: Vec<String> = plan::levels(self.project, &all).into_iter().flatten().collect();
+        let mut order: Vec<String> = plan::levels(self.project, &all)
+            .into_iter()
+            .flatten()
+            .collect();
         order.reverse();
-        let rank = |c: &ContainerSummary| order.iter().position(|s| s == service_of(c)).unwrap_or(0);
+        let rank =
+            |c: &ContainerSummary| order.iter().position(|s| s == service_of(c)).unwrap_or(0);
         let mut groups: BTreeMap<usize, Vec<ContainerSummary>> = BTreeMap::new();
         for c in list {
             groups.entry(rank(&c)).or_default().push(c);
@@ -830,7 +881,11 @@ impl Compose<'_> {
                     .collect();
                 handles
                     .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| Err(Error::Failed("a worker thread panicked".into()))))
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(Error::Failed("a worker thread panicked".into()))
+                        })
+                    })
                     .collect()
             });
             for r in results {

@@ -248,11 +248,7 @@ const ENV_FILE: S = S::OneOf(&[
     S::Str,
     S::List(&S::OneOf(&[
         S::Str,
-        S::Obj(&[
-            ("path", S::Str),
-            ("format", S::Str),
-            ("required", S::Bool),
-        ]),
+        S::Obj(&[("path", S::Str), ("format", S::Str), ("required", S::Bool)]),
     ])),
 ]);
 const HOOK: S = S::Obj(&[

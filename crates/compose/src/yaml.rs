@@ -241,7 +241,10 @@ impl Builder {
         }
         for m in merged {
             let Value::Object(m) = m else {
-                self.fail(mark, "a merge key (<<) takes a mapping or a list of them".into());
+                self.fail(
+                    mark,
+                    "a merge key (<<) takes a mapping or a list of them".into(),
+                );
                 return None;
             };
             for (k, v) in m {
@@ -429,9 +432,11 @@ impl From<&Value> for Ordered {
             Value::Number(n) => Ordered::Number(n.clone()),
             Value::String(s) => Ordered::String(s.clone()),
             Value::Array(a) => Ordered::Seq(a.iter().map(Ordered::from).collect()),
-            Value::Object(m) => {
-                Ordered::Map(m.iter().map(|(k, v)| (k.clone(), Ordered::from(v))).collect())
-            }
+            Value::Object(m) => Ordered::Map(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), Ordered::from(v)))
+                    .collect(),
+            ),
         }
     }
 }
@@ -460,7 +465,9 @@ impl<'de> serde::Deserialize<'de> for Ordered {
                 Ok(Ordered::Number(n.into()))
             }
             fn visit_f64<E>(self, n: f64) -> Result<Ordered, E> {
-                Ok(Number::from_f64(n).map(Ordered::Number).unwrap_or(Ordered::Null))
+                Ok(Number::from_f64(n)
+                    .map(Ordered::Number)
+                    .unwrap_or(Ordered::Null))
             }
             fn visit_str<E>(self, s: &str) -> Result<Ordered, E> {
                 Ok(Ordered::String(s.to_string()))
@@ -468,14 +475,20 @@ impl<'de> serde::Deserialize<'de> for Ordered {
             fn visit_string<E>(self, s: String) -> Result<Ordered, E> {
                 Ok(Ordered::String(s))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Ordered, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Ordered, A::Error> {
                 let mut out = Vec::new();
                 while let Some(v) = a.next_element()? {
                     out.push(v);
                 }
                 Ok(Ordered::Seq(out))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Ordered, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Ordered, A::Error> {
                 let mut out = Vec::new();
                 while let Some((k, v)) = a.next_entry::<String, Ordered>()? {
                     out.push((k, v));
@@ -501,7 +514,9 @@ impl Ordered {
         match self {
             Ordered::String(s) => Ordered::String(f(s)),
             Ordered::Seq(a) => Ordered::Seq(a.into_iter().map(|v| v.map_strings(f)).collect()),
-            Ordered::Map(m) => Ordered::Map(m.into_iter().map(|(k, v)| (k, v.map_strings(f))).collect()),
+            Ordered::Map(m) => {
+                Ordered::Map(m.into_iter().map(|(k, v)| (k, v.map_strings(f))).collect())
+            }
             other => other,
         }
     }
