@@ -183,7 +183,13 @@ impl Loader<'_> {
             }
         }
         schema::check(&schema::FILE, &value, "").map_err(|p| {
-            let line = line_of(&doc, &p.path);
+            // An unknown key's own line, else the line of the value at fault.
+            let unknown = p
+                .message
+                .strip_prefix("additional properties '")
+                .and_then(|r| r.split_once('\''))
+                .map(|(k, _)| yaml::join(&p.path, k));
+            let line = line_of(&doc, unknown.as_deref().unwrap_or(&p.path));
             let (key, message) = split_problem(&p);
             Error::Invalid {
                 file: path.to_path_buf(),
