@@ -494,6 +494,31 @@ pub struct FileObject {
 }
 
 impl Service {
+    /// The services this one needs first: `depends_on`, and the implicit
+    /// ones of `network_mode: service:x`, `volumes_from` and `links`.
+    pub fn dependencies(&self) -> Vec<String> {
+        let mut deps: Vec<String> = self.depends_on.keys().cloned().collect();
+        if let Some(other) = self
+            .network_mode
+            .as_deref()
+            .and_then(|m| m.strip_prefix("service:"))
+        {
+            deps.push(other.to_string());
+        }
+        for v in &self.volumes_from {
+            let name = v.split(':').next().unwrap_or_default();
+            if !name.starts_with("container") {
+                deps.push(name.to_string());
+            }
+        }
+        for l in &self.links {
+            deps.push(l.split(':').next().unwrap_or_default().to_string());
+        }
+        deps.sort();
+        deps.dedup();
+        deps
+    }
+
     /// How many containers `up` runs: `scale`, else `deploy.replicas`, else 1.
     pub fn replicas(&self) -> u32 {
         self.scale

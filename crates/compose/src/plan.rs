@@ -111,10 +111,9 @@ pub fn with_dependencies(project: &Project, targets: &[String], no_deps: bool) -
         }
         if let Some(svc) = project.services.get(&s) {
             todo.extend(
-                svc.depends_on
-                    .keys()
-                    .filter(|d| project.services.contains_key(*d))
-                    .cloned(),
+                svc.dependencies()
+                    .into_iter()
+                    .filter(|d| project.services.contains_key(d)),
             );
         }
     }
@@ -143,8 +142,8 @@ pub fn levels(project: &Project, services: &BTreeSet<String>) -> Vec<Vec<String>
             .services
             .get(s)
             .map(|svc| {
-                svc.depends_on
-                    .keys()
+                svc.dependencies()
+                    .iter()
                     .filter(|d| services.contains(*d))
                     .map(|d| depth(d, project, services, memo, guard + 1) + 1)
                     .max()

@@ -77,11 +77,17 @@ fn bad_files_name_the_file_and_the_key() {
         files.extend_from_slice(others);
         let dir = project(&files);
         let err = match load(&options(dir.path(), &[])) {
-            Ok(p) => panic!("case {i} loaded: {:?}", p.services.keys().collect::<Vec<_>>()),
+            Ok(p) => panic!(
+                "case {i} loaded: {:?}",
+                p.services.keys().collect::<Vec<_>>()
+            ),
             Err(e) => e.to_string(),
         };
         for w in *wanted {
-            assert!(err.contains(w), "case {i}: {w:?} is not in the error: {err}");
+            assert!(
+                err.contains(w),
+                "case {i}: {w:?} is not in the error: {err}"
+            );
         }
     }
 }
@@ -99,7 +105,11 @@ fn a_project_loads_with_its_defaults() {
     let dir_name = dir.path().file_name().expect("name").to_string_lossy();
     assert_eq!(p.name, dir_name.to_lowercase());
     let web = &p.services["web"];
-    assert_eq!(web.image.as_deref(), Some("busybox:from-shell"), "the shell beats .env");
+    assert_eq!(
+        web.image.as_deref(),
+        Some("busybox:from-shell"),
+        "the shell beats .env"
+    );
     assert_eq!(web.ports[0].published.as_deref(), Some("8081"));
     assert_eq!(
         web.volumes[1].source.as_deref(),
@@ -161,15 +171,30 @@ fn profiles_and_explicit_services() {
 
 #[test]
 fn project_name_precedence() {
-    let dir = project(&[("compose.yaml", "name: fromfile\nservices:\n  a:\n    image: x\n")]);
-    assert_eq!(load(&options(dir.path(), &[])).expect("loads").name, "fromfile");
+    let dir = project(&[(
+        "compose.yaml",
+        "name: fromfile\nservices:\n  a:\n    image: x\n",
+    )]);
+    assert_eq!(
+        load(&options(dir.path(), &[])).expect("loads").name,
+        "fromfile"
+    );
     let env = [("COMPOSE_PROJECT_NAME", "fromenv")];
-    assert_eq!(load(&options(dir.path(), &env)).expect("loads").name, "fromenv");
+    assert_eq!(
+        load(&options(dir.path(), &env)).expect("loads").name,
+        "fromenv"
+    );
     let mut o = options(dir.path(), &env);
     o.project_name = Some("flag".into());
     assert_eq!(load(&o).expect("loads").name, "flag");
     o.project_name = Some("-bad".into());
     assert!(load(&o).is_err());
-    assert_eq!(cais_compose::loader::normalize_project_name("My.Proj_X"), "myproj_x");
-    assert_eq!(cais_compose::loader::normalize_project_name("__Web-1"), "web-1");
+    assert_eq!(
+        cais_compose::loader::normalize_project_name("My.Proj_X"),
+        "myproj_x"
+    );
+    assert_eq!(
+        cais_compose::loader::normalize_project_name("__Web-1"),
+        "web-1"
+    );
 }
