@@ -1595,7 +1595,14 @@ fn run_oneoff(
         .unwrap_or_else(|| format!("{}-{}-run-{}", p.name, r.service, &slug[..12]));
     let image_id = ids.get(&r.service).cloned().unwrap_or_default();
     let attach = !r.detach;
-    let id = cx.create_container(&svc, None, &name, &image_id, Some(slug), None, &|body| {
+    let new = run::NewContainer {
+        number: None,
+        name: name.clone(),
+        image_id,
+        slug: Some(slug),
+        replaces: None,
+    };
+    let id = cx.create_container(&svc, new, &|body| {
         body["AttachStdin"] = json!(attach && svc.stdin_open);
         body["StdinOnce"] = json!(attach && svc.stdin_open);
         body["OpenStdin"] = json!(svc.stdin_open);

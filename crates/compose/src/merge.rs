@@ -251,11 +251,9 @@ pub fn rebase_service(v: &mut Value, dir: &Path) {
                         *spec = parts.join(":");
                     }
                 }
-                Value::Object(o) => {
-                    if o.get("type").and_then(Value::as_str) == Some("bind") {
-                        if let Some(Value::String(src)) = o.get_mut("source") {
-                            *src = rebase(src, dir);
-                        }
+                Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("bind") => {
+                    if let Some(Value::String(src)) = o.get_mut("source") {
+                        *src = rebase(src, dir);
                     }
                 }
                 _ => {}

@@ -1679,6 +1679,84 @@ pub fn service(name: &str, v: &Value, cx: &Context, path: &str) -> R<Service> {
     Ok(s)
 }
 
+/// `$` as `$$`, so printed values read back as the same values.
+fn escape_dollars(s: String) -> String {
+    s.replace('$', "$$")
+}
+
+impl Project {
+    /// The model as `config` prints it: YAML, fields in the model's order
+    /// (an unset `command` or `entrypoint` is left out, where JSON has null).
+    pub fn to_yaml(&self) -> String {
+        use crate::yaml::Ordered;
+        let mut v = Ordered::of(self).map_strings(&escape_dollars);
+        if let Ordered::Map(top) = &mut v {
+            for (k, services) in top.iter_mut() {
+                if k != "services" {
+                    continue;
+                }
+                if let Ordered::Map(services) = services {
+                    for (_, svc) in services.iter_mut() {
+                        if let Ordered::Map(fields) = svc {
+                            fields.retain(|(k, v)| {
+                                !(matches!(k.as_str(), "command" | "entrypoint")
+                                    && *v == Ordered::Null)
+                            });
+                            // YAML leaves out the empty parts JSON prints.
+                            for (k, v) in fields.iter_mut() {
+                                if let (true, Ordered::Map(deploy)) = (k == "deploy", v) {
+                                    deploy.retain(|(k, v)| {
+                                        !(matches!(k.as_str(), "resources" | "placement")
+                                            && *v == Ordered::Map(Vec::new()))
+                                    });
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        crate::yaml::emit_ordered(&v)
+    }
+
+    /// The model as `config --format json` prints it: top-level keys
+    /// sorted, every network with its `ipam` (empty or not).
+    pub fn to_json(&self) -> String {
+        use crate::yaml::Ordered;
+        let mut v = Ordered::of(self).map_strings(&escape_dollars);
+        if let Ordered::Map(top) = &mut v {
+            top.sort_by(|a, b| a.0.cmp(&b.0));
+            for (k, nets) in top.iter_mut() {
+                if let (true, Ordered::Map(nets)) = (k == "networks", nets) {
+                    for (_, net) in nets.iter_mut() {
+                        if let Ordered::Map(fields) = net {
+                            if !fields.iter().any(|(k, _)| k == "ipam") {
+                                let at = fields
+                                    .iter()
+                                    .position(|(k, _)| {
+                                        !matches!(k.as_str(), "name" | "driver" | "driver_opts")
+                                    })
+                                    .unwrap_or(fields.len());
+                                fields.insert(at, ("ipam".into(), Ordered::Map(Vec::new())));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        v.to_json(0)
+    }
+
+    /// Services in the order `up` starts them (dependencies first), ties by name.
+    pub fn service_names(&self) -> Vec<String> {
+        let all = self.services.keys().cloned().collect();
+        crate::plan::levels(self, &all)
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1830,83 +1908,5 @@ mod tests {
         assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
         assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
         assert_eq!(go_duration(Duration::from_secs(10)), "10s");
-    }
-}
-
-/// `$` as `$$`, so printed values read back as the same values.
-fn escape_dollars(s: String) -> String {
-    s.replace('$', "$$")
-}
-
-impl Project {
-    /// The model as `config` prints it: YAML, fields in the model's order
-    /// (an unset `command` or `entrypoint` is left out, where JSON has null).
-    pub fn to_yaml(&self) -> String {
-        use crate::yaml::Ordered;
-        let mut v = Ordered::of(self).map_strings(&escape_dollars);
-        if let Ordered::Map(top) = &mut v {
-            for (k, services) in top.iter_mut() {
-                if k != "services" {
-                    continue;
-                }
-                if let Ordered::Map(services) = services {
-                    for (_, svc) in services.iter_mut() {
-                        if let Ordered::Map(fields) = svc {
-                            fields.retain(|(k, v)| {
-                                !(matches!(k.as_str(), "command" | "entrypoint")
-                                    && *v == Ordered::Null)
-                            });
-                            // YAML leaves out the empty parts JSON prints.
-                            for (k, v) in fields.iter_mut() {
-                                if let (true, Ordered::Map(deploy)) = (k == "deploy", v) {
-                                    deploy.retain(|(k, v)| {
-                                        !(matches!(k.as_str(), "resources" | "placement")
-                                            && *v == Ordered::Map(Vec::new()))
-                                    });
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        crate::yaml::emit_ordered(&v)
-    }
-
-    /// The model as `config --format json` prints it: top-level keys
-    /// sorted, every network with its `ipam` (empty or not).
-    pub fn to_json(&self) -> String {
-        use crate::yaml::Ordered;
-        let mut v = Ordered::of(self).map_strings(&escape_dollars);
-        if let Ordered::Map(top) = &mut v {
-            top.sort_by(|a, b| a.0.cmp(&b.0));
-            for (k, nets) in top.iter_mut() {
-                if let (true, Ordered::Map(nets)) = (k == "networks", nets) {
-                    for (_, net) in nets.iter_mut() {
-                        if let Ordered::Map(fields) = net {
-                            if !fields.iter().any(|(k, _)| k == "ipam") {
-                                let at = fields
-                                    .iter()
-                                    .position(|(k, _)| {
-                                        !matches!(k.as_str(), "name" | "driver" | "driver_opts")
-                                    })
-                                    .unwrap_or(fields.len());
-                                fields.insert(at, ("ipam".into(), Ordered::Map(Vec::new())));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        v.to_json(0)
-    }
-
-    /// Services in the order `up` starts them (dependencies first), ties by name.
-    pub fn service_names(&self) -> Vec<String> {
-        let all = self.services.keys().cloned().collect();
-        crate::plan::levels(self, &all)
-            .into_iter()
-            .flatten()
-            .collect()
     }
 }

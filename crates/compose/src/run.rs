@@ -79,6 +79,20 @@ pub struct DownOptions {
     pub services: Vec<String>,
 }
 
+/// Which container of a service to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewContainer {
+    /// `com.docker.compose.container-number`; `None` for a one-off.
+    pub number: Option<u32>,
+    pub name: String,
+    /// The image's ID (the `com.docker.compose.image` label).
+    pub image_id: String,
+    /// A one-off container's slug.
+    pub slug: Option<String>,
+    /// The container this one replaces.
+    pub replaces: Option<String>,
+}
+
 /// A project and the daemon it lives on.
 pub struct Compose<'a> {
     pub client: &'a Client,
@@ -521,33 +535,31 @@ impl Compose<'_> {
         Ok(out)
     }
 
-    /// Creates one container of `service`; its ID.
+    /// Creates one container of `service`; its ID. `adjust` edits the
+    /// create body last (`run`'s attach flags).
     pub fn create_container(
         &self,
         service: &Service,
-        number: Option<u32>,
-        name: &str,
-        image_id: &str,
-        slug: Option<String>,
-        replaces: Option<String>,
+        new: NewContainer,
         adjust: &dyn Fn(&mut Value),
     ) -> Result<String> {
         let svc_containers = self.service_containers()?;
+        let name = new.name.clone();
         let inst = Instance {
             project: self.project,
             service,
-            number,
-            name: name.to_string(),
-            image_id: image_id.to_string(),
-            slug,
-            replaces,
+            number: new.number,
+            name: new.name,
+            image_id: new.image_id,
+            slug: new.slug,
+            replaces: new.replaces,
             service_containers: &svc_containers,
         };
         let mut body = create::request(&inst);
         adjust(&mut body);
         let created = self
             .client
-            .container_create(Some(name), &body)
+            .container_create(Some(&name), &body)
             .doing(|| format!("creating container {name}"))?;
         Ok(created.id)
     }
@@ -631,11 +643,12 @@ impl Compose<'_> {
                                 self.emit("Container", &cname, "Creating");
                                 let id = self.create_container(
                                     service,
-                                    Some(*number),
-                                    &cname,
-                                    image_id,
-                                    None,
-                                    None,
+                                    NewContainer {
+                                        number: Some(*number),
+                                        name: cname.clone(),
+                                        image_id: image_id.clone(),
+                                        ..NewContainer::default()
+                                    },
                                     &|_| {},
                                 )?;
                                 self.emit("Container", &cname, "Created");
@@ -649,11 +662,13 @@ impl Compose<'_> {
                                 self.remove_quietly(old, opts.timeout)?;
                                 let id = self.create_container(
                                     service,
-                                    Some(old.number),
-                                    &old.name,
-                                    image_id,
-                                    None,
-                                    Some(old.id.clone()),
+                                    NewContainer {
+                                        number: Some(old.number),
+                                        name: old.name.clone(),
+                                        image_id: image_id.clone(),
+                                        slug: None,
+                                        replaces: Some(old.id.clone()),
+                                    },
                                     &|_| {},
                                 )?;
                                 self.emit("Container", &old.name, "Recreated");
@@ -751,7 +766,9 @@ impl Compose<'_> {
                                 d.restart && changed.lock().expect("not poisoned").contains(dep)
                             });
                             if restarted_dep && !did && !opts.no_start {
-                                for c in self.containers(false, Some(false), &[name.clone()])? {
+                                for c in
+                                    self.containers(false, Some(false), std::slice::from_ref(name))?
+                                {
                                     let cname = self::name(&c);
                                     self.emit("Container", &cname, "Restarting");
                                     self.client

@@ -31,10 +31,13 @@ fn options(dir: &Path, env: &[(&str, &str)]) -> Options {
     }
 }
 
+/// A bad compose.yaml, the other files beside it, and what the error
+/// must contain.
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
+
 #[test]
 fn bad_files_name_the_file_and_the_key() {
-    // (file text, other files, what the error must contain)
-    let cases: &[(&str, &[(&str, &str)], &[&str])] = &[
+    let cases: &[Case] = &[
         ("services:\n  web:\n    image: [x\n", &[], &["compose.yaml:4", "yaml"]),
         ("services:\n  web:\n    image: a\n    image: b\n", &[], &["compose.yaml:4", "already defined"]),
         ("services:\n  web:\n  image: x\n", &[], &["compose.yaml", "services.image", "must be a mapping"]),
