@@ -1493,3 +1493,29 @@ fn docker_compose_v1_on_cais() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(p.containers().is_empty());
 }
+
+#[test]
+#[ignore = "daemon: POST /containers/create with HostConfig.Ulimits [{Name: nofile, Soft: 1234, Hard: 1234}], Sysctls {net.ipv4.ip_unprivileged_port_start: 100}, GroupAdd [4321] and PidMode host is accepted but none of them is applied (ulimit -n 20000, the sysctl 1024, no gid 4321, a private pid namespace); dockerd applies all four"]
+fn ulimits_sysctls_group_add_and_pid_reach_the_container() {
+    let Some(d) = ready() else { return };
+    let yaml = "services:\n  lim:\n    image: busybox\n    command: sleep 1000\n    ulimits:\n      nofile: {soft: 1234, hard: 1234}\n    sysctls:\n      net.ipv4.ip_unprivileged_port_start: \"100\"\n    group_add: [\"4321\"]\n    pid: host\n";
+    let p = Project::new(&d, "limits", &[("compose.yaml", yaml)]);
+    p.ok(&["up", "-d"]);
+    assert_eq!(p.exec("lim", &["sh", "-c", "ulimit -n"]).stdout, b"1234\n");
+    assert_eq!(
+        p.exec(
+            "lim",
+            &["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"]
+        )
+        .stdout,
+        b"100\n"
+    );
+    assert!(text(&p.exec("lim", &["id", "-G"]).stdout)
+        .split_whitespace()
+        .any(|g| g == "4321"));
+    // With the host's pid namespace, the host's init is visible.
+    assert_eq!(
+        text(&p.exec("lim", &["cat", "/proc/1/comm"]).stdout).trim(),
+        "systemd"
+    );
+}
