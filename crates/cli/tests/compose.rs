@@ -1423,7 +1423,7 @@ fn docker_compose_v2_on_cais_waits_for_health_and_runs_one_offs() {
 }
 
 #[test]
-#[ignore = "daemon: docker compose v2.40.3 builds through BuildKit: `POST /grpc` and `POST /session` (hijacked HTTP/2) get 404 from cais, so it boots a moby/buildkit container from Docker Hub and fails; dockerd serves its embedded BuildKit there"]
+#[ignore = "daemon: docker compose v2.40.3 builds through BuildKit whatever /_ping's Builder-Version (cais answers 1): HEAD /_ping, POST /grpc (cais: 404 page not found) and POST /session (cais: 400 no BuildKit sessions), then it boots a moby/buildkit:buildx-stable-1 container from Docker Hub and fails offline; dockerd answers /session with 101 (h2c) and serves BuildKit's Control API on /grpc"]
 fn docker_compose_v2_builds_on_cais() {
     let Some(d) = ready() else { return };
     if !require_compose_v2() {
