@@ -1411,15 +1411,9 @@ fn ps_row(c: &Client, x: &ContainerSummary) -> Value {
     } else {
         command.clone()
     };
-    let health = c
-        .container_inspect(&x.id)
-        .ok()
-        .and_then(|i| i.state.health.map(|h| h.status))
-        .unwrap_or_default();
-    let exit_code = c
-        .container_inspect(&x.id)
-        .map(|i| i.state.exit_code)
-        .unwrap_or(0);
+    let state = c.container_inspect(&x.id).map(|i| i.state).unwrap_or_default();
+    let health = state.health.map(|h| h.status).unwrap_or_default();
+    let exit_code = state.exit_code;
     let publishers: Vec<Value> = x
         .ports
         .iter()
