@@ -10,7 +10,7 @@
 # starts from nothing; `--show-output` is off. Images are busybox-static
 # imported offline on both daemons.
 #
-# Needs: hyperfine, busybox-static, the docker CLI, and docker compose
+# Needs: hyperfine, jq, busybox-static, the docker CLI, and docker compose
 # v2.40.3 as a CLI plugin in $DOCKER_CONFIG/cli-plugins (the compose tests
 # install it under target/tmp/compose-docker-config; pass that directory
 # as DOCKER_CONFIG).
@@ -44,7 +44,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in hyperfine busybox docker; do
+for tool in hyperfine jq busybox docker; do
     command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
 done
 docker compose version >/dev/null || { echo "needs docker compose v2 in \$DOCKER_CONFIG/cli-plugins" >&2; exit 1; }
@@ -91,5 +91,6 @@ for n in 2 10; do
     if [ -n "$HAVE_PEER" ]; then
         cmds+=(-n "docker compose v2 on dockerd ($n)" "cd $WORK/p$n && docker -H $PEER compose up -d && docker -H $PEER compose down -t 0")
     fi
-    hyperfine --runs "$RUNS" --warmup 1 --style basic "${cmds[@]}"
+    hyperfine --runs "$RUNS" --warmup 1 --style basic --export-json "$WORK/n$n.json" "${cmds[@]}"
+    jq -r '.results as $r | $r[] | "median \(.median * 1000 | floor) ms  \(.command)  (x\(($r[1].median / .median * 100 | floor) / 100) vs docker compose v2 on cais)"' "$WORK/n$n.json"
 done
