@@ -63,7 +63,7 @@ enum Command {
     Shim(ShimArgs),
     /// The OCI distribution registry server.
     #[command(subcommand)]
-    Registry(cais_registry::cli::Command),
+    Registry(cais_registry_server::cli::Command),
     #[command(flatten)]
     Images(images::ImageCommand),
     #[command(flatten)]
@@ -191,7 +191,7 @@ fn main() {
         Command::Runtime(_) => {}
         Command::Daemon(a) => logging::init(a.log_level, a.log_format),
         // The registry's access log has been JSON lines from the start.
-        Command::Registry(cais_registry::cli::Command::Serve { .. }) => {
+        Command::Registry(cais_registry_server::cli::Command::Serve { .. }) => {
             logging::init(logging::Level::Info, logging::Format::Json)
         }
         _ => logging::init(logging::Level::Warn, logging::Format::Text),
@@ -224,7 +224,7 @@ fn main() {
             })
             .map(Some),
         ),
-        Command::Registry(cmd) => report(cais_registry::cli::run(cmd).map(|_| 0)),
+        Command::Registry(cmd) => report(cais_registry_server::cli::run(cmd).map(|_| 0)),
         Command::Images(cmd) if images::is_local(&cmd) => report(images::run(cmd)),
         Command::Images(cmd) => client_cmds::client(host.as_deref())
             .and_then(|c| images::run_remote(&c, cmd))

@@ -105,7 +105,7 @@ impl Params {
         if let Some(p) = query.get("platform").filter(|p| !p.is_empty()) {
             let want: cais_image::Platform = p
                 .parse()
-                .map_err(|e: cais_image::Error| invalid(crate::error::chain(&e)))?;
+                .map_err(|e: cais_image::oci::Error| invalid(crate::error::chain(&e)))?;
             let host = cais_image::archive::host_platform();
             if want.os != host.os
                 || (!want.architecture.is_empty() && want.architecture != host.architecture)
@@ -118,7 +118,7 @@ impl Params {
         }
         let mut tags = Vec::new();
         for t in all_values(raw_query, "t") {
-            let r: Reference = t.parse().map_err(|e: cais_image::Error| {
+            let r: Reference = t.parse().map_err(|e: cais_image::oci::Error| {
                 invalid(format!("invalid tag {t:?}: {}", crate::error::chain(&e)))
             })?;
             if r.digest.is_some() {
@@ -484,7 +484,7 @@ fn run(
         move |name: &str, _progress: &mut dyn cais_build::Progress| {
             let reference: Reference =
                 name.parse()
-                    .map_err(|e: cais_image::Error| cais_build::Error::Pull {
+                    .map_err(|e: cais_image::oci::Error| cais_build::Error::Pull {
                         reference: name.to_string(),
                         reason: crate::error::chain(&e),
                     })?;

@@ -287,11 +287,11 @@ async fn pull(
     };
     let reference: Reference = full
         .parse()
-        .map_err(|err: cais_image::Error| Error::InvalidArgument(crate::error::chain(&err)))?;
+        .map_err(|err: cais_image::oci::Error| Error::InvalidArgument(crate::error::chain(&err)))?;
     let platform: cais_image::Platform = match query.get("platform").filter(|p| !p.is_empty()) {
-        Some(p) => p
-            .parse()
-            .map_err(|err: cais_image::Error| Error::InvalidArgument(crate::error::chain(&err)))?,
+        Some(p) => p.parse().map_err(|err: cais_image::oci::Error| {
+            Error::InvalidArgument(crate::error::chain(&err))
+        })?,
         None => cais_image::Platform::default(),
     };
     let options = cais_registry::client::Options {
@@ -366,7 +366,7 @@ async fn push(
     };
     let target: Reference = full
         .parse()
-        .map_err(|err: cais_image::Error| Error::InvalidArgument(crate::error::chain(&err)))?;
+        .map_err(|err: cais_image::oci::Error| Error::InvalidArgument(crate::error::chain(&err)))?;
     {
         let e = engine.clone();
         let f = full.clone();
@@ -633,12 +633,11 @@ pub async fn route(
                         .unwrap_or("latest")
                         .to_string();
                     blocking(move || {
-                        let target: Reference =
-                            format!("{repo}:{tag}")
-                                .parse()
-                                .map_err(|err: cais_image::Error| {
-                                    Error::InvalidArgument(crate::error::chain(&err))
-                                })?;
+                        let target: Reference = format!("{repo}:{tag}").parse().map_err(
+                            |err: cais_image::oci::Error| {
+                                Error::InvalidArgument(crate::error::chain(&err))
+                            },
+                        )?;
                         let rec = e
                             .images
                             .tag(&name, &target)

@@ -23,8 +23,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::distribution::{Digest, Manifest};
 use crate::storage::{self, list_dir, Storage};
+use cais_oci::distribution::ManifestRefs;
+use cais_oci::Digest;
 
 /// Collection errors.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +89,7 @@ fn collect_inner(
             };
             // A manifest the registry accepted always parses; if one does
             // not, keeping its digest alone is the conservative choice.
-            if let Ok(m) = Manifest::parse(&body, None) {
+            if let Ok(m) = ManifestRefs::parse(&body, None, &digest) {
                 marked.extend(m.blobs);
                 marked.extend(m.manifests);
             }
@@ -180,7 +181,7 @@ fn unlink_dangling(storage: &Storage, repo: &str, deleted: &HashSet<&Digest>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::distribution::{Manifest, OCI_MANIFEST};
+    use cais_oci::image::OCI_MANIFEST;
 
     #[test]
     fn keeps_referenced_and_recent_blobs_and_expires_uploads() {
@@ -192,7 +193,8 @@ mod tests {
         let body = format!(
             r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"x","digest":"{config}","size":2}},"layers":[{{"mediaType":"y","digest":"{layer}","size":5}}]}}"#
         );
-        let m = Manifest::parse(body.as_bytes(), None).expect("parse");
+        let m = ManifestRefs::parse(body.as_bytes(), None, &Digest::sha256(body.as_bytes()))
+            .expect("parse");
         let manifest = s
             .put_manifest("r", body.as_bytes(), &m, &["t".to_owned()])
             .expect("put")

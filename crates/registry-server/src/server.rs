@@ -22,13 +22,16 @@ use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
-use sha2::{Digest as _, Sha256};
 use tokio::net::TcpListener;
 
 use crate::auth::{Action, Auth, Identity, Mode};
-use crate::distribution::{
-    validate_name, Digest, ErrorCode, Manifest, Reference, MAX_MANIFEST_BYTES, OCI_INDEX,
-};
+use cais_oci::digest::{Algorithm, Hasher};
+use cais_oci::distribution::{ManifestRefs, TagOrDigest, MAX_MANIFEST_BYTES};
+use cais_oci::image::OCI_INDEX;
+use cais_oci::reference::validate_name;
+use cais_oci::Digest;
+
+use crate::error_code::ErrorCode;
 use crate::storage::{self, Storage};
 
 mod blobs;
@@ -91,7 +94,7 @@ pub enum Error {
 /// Per-upload running hash, so finishing an upload does not reread it.
 #[derive(Default)]
 struct UploadHash {
-    hasher: Option<(Sha256, u64)>,
+    hasher: Option<(Hasher, u64)>,
 }
 
 struct App {
@@ -311,10 +314,23 @@ fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// A digest from a request (path or query). Storage holds sha256 content
+/// only, so other algorithms are refused here, where digests enter.
 fn parse_digest(s: &str) -> Result<Digest, ApiError> {
-    s.parse().map_err(|e: crate::distribution::Error| {
-        ApiError::new(ErrorCode::DigestInvalid, e.to_string())
-    })
+    let digest: Digest = s
+        .parse()
+        .map_err(|e: cais_oci::Error| ApiError::new(ErrorCode::DigestInvalid, e.to_string()))?;
+    sha256_only(digest).map_err(|e| ApiError::new(ErrorCode::DigestInvalid, e.to_string()))
+}
+
+/// `digest` when it is a sha256 digest, the one algorithm storage keeps.
+fn sha256_only(digest: Digest) -> Result<Digest, cais_oci::Error> {
+    match digest.algorithm() {
+        Algorithm::Sha256 => Ok(digest),
+        other => Err(cais_oci::Error::UnsupportedAlgorithm {
+            algorithm: other.name().to_owned(),
+        }),
+    }
 }
 
 /// Runs the server until SIGTERM or SIGINT.

@@ -23,9 +23,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 use std::time::SystemTime;
 
-use sha2::{Digest as _, Sha256};
-
-use crate::distribution::{Descriptor, Digest, Manifest};
+use cais_oci::digest::{Algorithm, Hasher};
+use cais_oci::distribution::ManifestRefs;
+use cais_oci::{Descriptor, Digest};
 
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]
@@ -204,7 +204,7 @@ impl Storage {
 
     /// Puts bytes known in full (manifests, small monolithic uploads).
     pub fn put_blob_bytes(&self, name: &str, data: &[u8]) -> Result<Digest, Error> {
-        let digest = Digest::of(data);
+        let digest = Digest::sha256(data);
         let path = self.blob_path(&digest);
         // Protect first so a concurrent sweep cannot take the blob between
         // the write and the link.
@@ -268,10 +268,10 @@ impl Storage {
 
     /// Hashes an upload's data from disk (used when no running hash is
     /// cached, e.g. after a restart).
-    pub fn hash_upload(&self, name: &str, id: &str) -> Result<(Sha256, u64), Error> {
+    pub fn hash_upload(&self, name: &str, id: &str) -> Result<(Hasher, u64), Error> {
         let data = self.upload_data(name, id)?;
         let mut f = fs::File::open(&data).map_err(io_err("open", &data))?;
-        let mut hasher = Sha256::new();
+        let mut hasher = Hasher::new(Algorithm::Sha256);
         let mut buf = vec![0u8; 1 << 20];
         let mut n_total = 0u64;
         loop {
@@ -333,7 +333,7 @@ impl Storage {
         &self,
         name: &str,
         body: &[u8],
-        manifest: &Manifest,
+        manifest: &ManifestRefs,
         tags: &[String],
     ) -> Result<Result<Digest, Digest>, Error> {
         let _gate = self.commit_gate.read().unwrap_or_else(|p| p.into_inner());
@@ -366,12 +366,9 @@ impl Storage {
         }
         if let Some(subject) = &manifest.subject {
             let desc = Descriptor {
-                media_type: manifest.media_type.clone(),
-                digest: digest.to_string(),
-                size: body.len() as i64,
                 artifact_type: manifest.artifact_type.clone(),
                 annotations: manifest.annotations.clone(),
-                urls: Vec::new(),
+                ..Descriptor::new(&manifest.media_type, digest.clone(), body.len() as u64)
             };
             let json = serde_json::to_vec(&desc).expect("a descriptor always serializes");
             let path = self
@@ -424,7 +421,7 @@ impl Storage {
             }
         }
         if let Ok(body) = self.read_blob(digest) {
-            if let Ok(m) = Manifest::parse(&body, None) {
+            if let Ok(m) = ManifestRefs::parse(&body, None, digest) {
                 if let Some(subject) = m.subject {
                     let path = self
                         .repo_dir(name)
@@ -559,8 +556,8 @@ mod tests {
         fs::write(s.upload_data("a/b", &id).expect("data"), b"hello").expect("write");
         let (h, n) = s.hash_upload("a/b", &id).expect("hash");
         assert_eq!(n, 5);
-        let actual = Digest::from_sha256(&h.finalize());
-        let wrong = Digest::of(b"other");
+        let actual = h.finish();
+        let wrong = Digest::sha256(b"other");
         assert!(matches!(
             s.commit_upload("a/b", &id, &wrong, actual.clone()),
             Err(Error::DigestMismatch { .. })

@@ -333,7 +333,7 @@ async fn commit(app: &App, name: &str, id: &str, expected: &Digest) -> ApiResult
             blocking(move || storage.hash_upload(&n, &i)).await?.0
         }
     };
-    let actual = Digest::from_sha256(&hasher.finalize());
+    let actual = hasher.finish();
     let storage = app.storage.clone();
     let (n, i, e) = (name.to_owned(), id.to_owned(), expected.clone());
     let result = blocking(move || storage.commit_upload(&n, &i, &e, actual)).await;

@@ -1,6 +1,7 @@
 //! Content digests (image-spec `descriptor.md`, "Digests"): `sha256` is the
 //! default and `sha512` is the other registered algorithm, so both are
-//! accepted; blobs are written with sha256.
+//! accepted; cais writes sha256. A well-formed digest of another algorithm
+//! is refused as unsupported, anything else as invalid.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -43,7 +44,12 @@ pub struct Digest {
 impl Digest {
     /// The sha256 digest of `data`.
     pub fn sha256(data: &[u8]) -> Digest {
-        let mut h = Hasher::new(Algorithm::Sha256);
+        Digest::compute(Algorithm::Sha256, data)
+    }
+
+    /// The digest of `data` with `algorithm`.
+    pub fn compute(algorithm: Algorithm, data: &[u8]) -> Digest {
+        let mut h = Hasher::new(algorithm);
         h.update(data);
         h.finish()
     }
@@ -80,6 +86,18 @@ impl FromStr for Digest {
         let algorithm = match alg {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
+            // descriptor.md's grammar: algorithm-component
+            // ([a-z0-9]+) joined by one of `+._-`.
+            _ if alg.split(['+', '.', '_', '-']).all(|c| {
+                !c.is_empty()
+                    && c.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            }) =>
+            {
+                return Err(Error::UnsupportedAlgorithm {
+                    algorithm: alg.to_owned(),
+                })
+            }
             _ => return Err(invalid()),
         };
         if hex.len() != algorithm.hex_len()
@@ -106,15 +124,6 @@ impl<'de> serde::Deserialize<'de> for Digest {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl From<cais_registry::distribution::Digest> for Digest {
-    fn from(d: cais_registry::distribution::Digest) -> Digest {
-        Digest {
-            algorithm: Algorithm::Sha256,
-            hex: d.hex().to_owned(),
-        }
     }
 }
 
@@ -239,13 +248,53 @@ mod tests {
             "",
             "sha256",
             "sha256:",
-            "md5:d41d8cd98f00b204e9800998ecf8427e",
             &format!("sha256:{}", "A".repeat(64)),
             &format!("sha256:{}", "a".repeat(63)),
             &format!("sha512:{}", "a".repeat(64)),
             &format!("sha256:{}/../x", "a".repeat(64)),
+            &format!("sha256:{}/", "a".repeat(64)),
+            &format!("SHA256:{}", "a".repeat(64)),
+            &format!(":{}", "a".repeat(64)),
+            &format!("sha256+:{}", "a".repeat(64)),
+            &format!("../sha256:{}", "a".repeat(64)),
         ] {
-            assert!(bad.parse::<Digest>().is_err(), "{bad:?} accepted");
+            assert!(
+                matches!(bad.parse::<Digest>(), Err(Error::InvalidDigest { .. })),
+                "{bad:?} not refused as invalid"
+            );
         }
+        // Well formed, but not an algorithm cais can verify.
+        for unsupported in [
+            "md5:d41d8cd98f00b204e9800998ecf8427e",
+            "multihash+base58:QmRZxt",
+        ] {
+            assert!(
+                matches!(
+                    unsupported.parse::<Digest>(),
+                    Err(Error::UnsupportedAlgorithm { .. })
+                ),
+                "{unsupported:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn hashing_reader_and_writer_agree_with_compute() {
+        use std::io::Read as _;
+        let data = b"hello world".repeat(1000);
+        let mut out = Vec::new();
+        let mut reader = HashingReader::new(&data[..]);
+        reader.read_to_end(&mut out).expect("read");
+        assert_eq!(reader.finish(), (Digest::sha256(&data), data.len() as u64));
+        let mut writer = HashingWriter::new(Vec::new());
+        writer.write_all(&data).expect("write");
+        let (inner, digest, n) = writer.finish();
+        assert_eq!(
+            (inner, digest, n),
+            (data.clone(), Digest::sha256(&data), 11000)
+        );
+        let d512 = Digest::compute(Algorithm::Sha512, b"");
+        assert_eq!(d512.hex().len(), 128);
+        assert!(d512.to_string().starts_with("sha512:cf83e135"));
     }
 }

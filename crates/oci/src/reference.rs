@@ -1,18 +1,20 @@
 //! Image references, normalized the way Docker's CLI does it:
 //! `busybox` is `docker.io/library/busybox:latest`, a first component with
-//! a `.` or a `:` or equal to `localhost` is a registry host (with an
-//! optional port), `name@sha256:...` pins a digest, and a tag defaults to
-//! `latest` only when no digest is given.
+//! a `.` or a `:` or equal to `localhost` (or with an uppercase letter) is
+//! a registry host (with an optional port), `name@sha256:...` pins a
+//! digest, and a tag defaults to `latest` only when no digest is given.
+//! Also the grammars of repository names and tags (distribution-spec
+//! "Pulling manifests"), which the registry checks on every request, and
+//! registry names as users type them (`docker login https://index.docker.io/v1/`).
 
 use std::fmt;
 use std::str::FromStr;
 
-use cais_registry::distribution::{validate_name, validate_tag};
-
 use crate::digest::Digest;
 use crate::{Error, Result};
 
-pub const DEFAULT_DOMAIN: &str = "docker.io";
+/// Docker Hub's name in references.
+pub const DOCKER_HUB: &str = "docker.io";
 const LEGACY_DOMAIN: &str = "index.docker.io";
 
 /// A normalized image reference.
@@ -41,6 +43,17 @@ impl Reference {
     /// `library/`.
     pub fn familiar_name(&self) -> String {
         familiar(&self.name())
+    }
+
+    /// What to ask the registry for (the `<reference>` of
+    /// `/v2/<name>/manifests/<reference>`): the digest when pinned, else
+    /// the tag.
+    pub fn tag_or_digest(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => "latest".to_owned(),
+        }
     }
 
     /// The same repository with another tag and no digest.
@@ -124,14 +137,14 @@ impl FromStr for Reference {
                 validate_domain(first).map_err(|_| bad("invalid registry host"))?;
                 (first.to_owned(), remainder.to_owned())
             }
-            _ => (DEFAULT_DOMAIN.to_owned(), name.to_owned()),
+            _ => (DOCKER_HUB.to_owned(), name.to_owned()),
         };
         let domain = if domain == LEGACY_DOMAIN {
-            DEFAULT_DOMAIN.to_owned()
+            DOCKER_HUB.to_owned()
         } else {
             domain
         };
-        let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
+        let path = if domain == DOCKER_HUB && !path.contains('/') {
             format!("library/{path}")
         } else {
             path
@@ -161,6 +174,79 @@ impl FromStr for Reference {
             tag,
             digest,
         })
+    }
+}
+
+/// Checks a repository name against the distribution spec's grammar
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`.
+/// The grammar alone rules out `..`, empty components, `%`-escapes and
+/// absolute paths, which is what makes names safe to use as directories.
+pub fn validate_name(name: &str) -> Result<()> {
+    let invalid = || Error::InvalidName {
+        value: name.to_owned(),
+    };
+    if name.is_empty() || name.len() > 255 {
+        return Err(invalid());
+    }
+    for component in name.split('/') {
+        let bytes = component.as_bytes();
+        let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
+            return Err(invalid());
+        }
+        let mut i = 0;
+        while i < bytes.len() {
+            if alnum(bytes[i]) {
+                i += 1;
+                continue;
+            }
+            // A separator run: ".", "_", "__" or "-+", always between alnums.
+            let start = i;
+            while i < bytes.len() && !alnum(bytes[i]) {
+                i += 1;
+            }
+            let sep = &component[start..i];
+            let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|c| c == b'-');
+            if !ok {
+                return Err(invalid());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a tag against `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+pub fn validate_tag(tag: &str) -> Result<()> {
+    let bytes = tag.as_bytes();
+    let ok = !bytes.is_empty()
+        && bytes.len() <= 128
+        && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidTag {
+            value: tag.to_owned(),
+        })
+    }
+}
+
+/// Normalizes a registry name as users type it to `docker login` and
+/// friends (`docker.io`, `index.docker.io`, `https://index.docker.io/v1/`,
+/// `host:5000`): a scheme and path are dropped and Docker Hub's aliases
+/// become [`DOCKER_HUB`].
+pub fn normalize_registry(value: &str) -> String {
+    let v = value
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let v = v.split('/').next().unwrap_or(v);
+    match v {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" | DOCKER_HUB => {
+            DOCKER_HUB.to_owned()
+        }
+        other => other.to_owned(),
     }
 }
 
@@ -340,6 +426,91 @@ mod tests {
         ];
         for b in bad {
             assert!(b.parse::<Reference>().is_err(), "{b:?} accepted");
+        }
+    }
+
+    /// The table the registry client's parser had: the same answers from
+    /// the one parser, and what it asks a registry for.
+    #[test]
+    fn client_table_normalizes_like_docker() {
+        let d = "sha256:".to_owned() + &"a".repeat(64);
+        let cases: &[(&str, &str)] = &[
+            ("busybox", "docker.io/library/busybox:latest"),
+            ("busybox:1.36", "docker.io/library/busybox:1.36"),
+            ("user/app", "docker.io/user/app:latest"),
+            ("docker.io/busybox", "docker.io/library/busybox:latest"),
+            ("index.docker.io/a/b:c", "docker.io/a/b:c"),
+            ("localhost/x", "localhost/x:latest"),
+            ("localhost:5000/x/y:1", "localhost:5000/x/y:1"),
+            ("127.0.0.1:5000/x", "127.0.0.1:5000/x:latest"),
+            ("quay.io/a/b/c:v_1.2", "quay.io/a/b/c:v_1.2"),
+        ];
+        for (input, want) in cases {
+            let r: Reference = input.parse().expect(input);
+            assert_eq!(r.to_string(), *want, "{input}");
+        }
+        let tagged: Reference = "busybox:1.36".parse().expect("tagged");
+        assert_eq!(tagged.tag_or_digest(), "1.36");
+        let pinned: Reference = format!("h:1/x@{d}").parse().expect("digest ref");
+        assert_eq!(pinned.tag_or_digest(), d);
+        assert_eq!(pinned.tag, None);
+        let both: Reference = format!("x:t@{d}").parse().expect("tag and digest");
+        assert_eq!(both.to_string(), format!("docker.io/library/x:t@{d}"));
+        assert_eq!(both.tag_or_digest(), d);
+        for bad in [
+            "",
+            "UPPER",
+            "a//b",
+            "h:5000/x:",
+            "x:bad tag",
+            "x@sha256:short",
+            "x@md5:abc",
+            "/x",
+            "x/",
+            "x:-t",
+        ] {
+            assert!(bad.parse::<Reference>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn registry_names() {
+        assert_eq!(
+            normalize_registry("https://index.docker.io/v1/"),
+            "docker.io"
+        );
+        assert_eq!(normalize_registry("registry-1.docker.io"), "docker.io");
+        assert_eq!(normalize_registry("127.0.0.1:5000"), "127.0.0.1:5000");
+        assert_eq!(normalize_registry("http://localhost:1/"), "localhost:1");
+    }
+
+    #[test]
+    fn names_follow_the_grammar() {
+        for good in ["a", "library/busybox", "a.b_c__d---e/f0", "x/y/z"] {
+            assert!(validate_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "", "A", "..", "a/../b", "a//b", "/a", "a/", "a_", "a___b", "a..b", "%2e%2e", "a/.b",
+            "a b", "a\\b", "a._b",
+        ] {
+            assert!(
+                matches!(validate_name(bad), Err(Error::InvalidName { .. })),
+                "{bad} must be rejected"
+            );
+        }
+        assert!(validate_name(&"a".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn tags_follow_the_grammar() {
+        assert!(validate_tag("latest").is_ok());
+        assert!(validate_tag("_x.Y-1").is_ok());
+        assert!(validate_tag(&"a".repeat(128)).is_ok());
+        for bad in ["", ".x", "-x", "a/b", "a:b", &"a".repeat(129)] {
+            assert!(
+                matches!(validate_tag(bad), Err(Error::InvalidTag { .. })),
+                "{bad}"
+            );
         }
     }
 }

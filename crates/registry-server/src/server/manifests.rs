@@ -71,6 +71,20 @@ pub(super) async fn tags(app: &App, name: String, params: &[(String, String)]) -
     Ok(resp)
 }
 
+/// The `<reference>` of a manifest URL. A bad (or non-sha256) digest is
+/// `DIGEST_INVALID`; a bad tag is `bad_tag` (`MANIFEST_INVALID` where a
+/// manifest is read or written, `DIGEST_INVALID` for a delete).
+fn parse_reference(reference: &str, bad_tag: ErrorCode) -> Result<TagOrDigest, ApiError> {
+    match reference.parse() {
+        Ok(TagOrDigest::Digest(d)) => sha256_only(d)
+            .map(TagOrDigest::Digest)
+            .map_err(|e| ApiError::new(ErrorCode::DigestInvalid, e.to_string())),
+        Ok(tag) => Ok(tag),
+        Err(e @ cais_oci::Error::InvalidTag { .. }) => Err(ApiError::new(bad_tag, e.to_string())),
+        Err(e) => Err(ApiError::new(ErrorCode::DigestInvalid, e.to_string())),
+    }
+}
+
 fn manifest_unknown(name: &str, reference: &str) -> ApiError {
     ApiError::new(
         ErrorCode::ManifestUnknown,
@@ -83,21 +97,13 @@ async fn resolve(
     name: &str,
     reference: &str,
 ) -> Result<Option<(Digest, String)>, ApiError> {
-    let reference: Reference =
-        reference
-            .parse()
-            .map_err(|e: crate::distribution::Error| match e {
-                crate::distribution::Error::InvalidTag { .. } => {
-                    ApiError::new(ErrorCode::ManifestInvalid, e.to_string())
-                }
-                _ => ApiError::new(ErrorCode::DigestInvalid, e.to_string()),
-            })?;
+    let reference = parse_reference(reference, ErrorCode::ManifestInvalid)?;
     let storage = app.storage.clone();
     let name = name.to_owned();
     blocking(move || {
         let digest = match reference {
-            Reference::Digest(d) => d,
-            Reference::Tag(t) => match storage.resolve_tag(&name, &t)? {
+            TagOrDigest::Digest(d) => d,
+            TagOrDigest::Tag(t) => match storage.resolve_tag(&name, &t)? {
                 Some(d) => d,
                 None => return Ok(None),
             },
@@ -193,33 +199,31 @@ pub(super) async fn put_manifest(
     let mut tags: Vec<String> = Vec::new();
     for (k, v) in params {
         if k == "tag" {
-            crate::distribution::validate_tag(v)
+            cais_oci::reference::validate_tag(v)
                 .map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, e.to_string()))?;
             tags.push(v.clone());
         }
     }
-    let reference: Reference =
-        reference
-            .parse()
-            .map_err(|e: crate::distribution::Error| match e {
-                crate::distribution::Error::InvalidTag { .. } => {
-                    ApiError::new(ErrorCode::ManifestInvalid, e.to_string())
-                }
-                _ => ApiError::new(ErrorCode::DigestInvalid, e.to_string()),
-            })?;
+    let reference = parse_reference(&reference, ErrorCode::ManifestInvalid)?;
     let (body, content_type) = read_limited(req, MAX_MANIFEST_BYTES, app.config.timeout).await?;
-    let manifest = Manifest::parse(&body, content_type.as_deref())
+    let actual = Digest::sha256(&body);
+    let manifest = ManifestRefs::parse(&body, content_type.as_deref(), &actual)
+        .and_then(|m| {
+            // What storage cannot hold, a manifest cannot name.
+            m.digests()
+                .try_for_each(|d| sha256_only(d.clone()).map(drop))?;
+            Ok(m)
+        })
         .map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, e.to_string()))?;
-    let actual = Digest::of(&body);
     match &reference {
-        Reference::Digest(d) if d != &actual => {
+        TagOrDigest::Digest(d) if d != &actual => {
             return Err(ApiError::new(
                 ErrorCode::DigestInvalid,
                 format!("manifest digest {actual} does not match reference {d}"),
             ))
         }
-        Reference::Digest(_) => {}
-        Reference::Tag(t) => tags.push(t.clone()),
+        TagOrDigest::Digest(_) => {}
+        TagOrDigest::Tag(t) => tags.push(t.clone()),
     }
     let storage = app.storage.clone();
     let n = name.clone();
@@ -248,15 +252,13 @@ pub(super) async fn put_manifest(
 }
 
 pub(super) async fn delete_manifest(app: &App, name: String, reference: String) -> ApiResult {
-    let reference: Reference = reference.parse().map_err(|e: crate::distribution::Error| {
-        ApiError::new(ErrorCode::DigestInvalid, e.to_string())
-    })?;
+    let reference = parse_reference(&reference, ErrorCode::DigestInvalid)?;
     let storage = app.storage.clone();
     let n = name.clone();
     let deleted = blocking(move || match reference {
-        Reference::Digest(d) => storage.delete_manifest(&n, &d),
+        TagOrDigest::Digest(d) => storage.delete_manifest(&n, &d),
         // Spec 1.1 "Deleting Tags": DELETE on a tag removes the tag only.
-        Reference::Tag(t) => storage.delete_tag(&n, &t),
+        TagOrDigest::Tag(t) => storage.delete_tag(&n, &t),
     })
     .await?;
     if !deleted {
