@@ -1411,7 +1411,10 @@ fn ps_row(c: &Client, x: &ContainerSummary) -> Value {
     } else {
         command.clone()
     };
-    let state = c.container_inspect(&x.id).map(|i| i.state).unwrap_or_default();
+    let state = c
+        .container_inspect(&x.id)
+        .map(|i| i.state)
+        .unwrap_or_default();
     let health = state.health.map(|h| h.status).unwrap_or_default();
     let exit_code = state.exit_code;
     let publishers: Vec<Value> = x
