@@ -102,7 +102,10 @@ fn export_names(r: &SolveRequest) -> Result<Option<Vec<String>>, Error> {
 
 /// What the client's build function returned: a frontend request it made
 /// (by its reference), or nothing.
-fn returned_request(job: &Job, ret: crate::proto::gateway::ReturnRequest) -> Result<Option<FrontendRequest>, Error> {
+fn returned_request(
+    job: &Job,
+    ret: crate::proto::gateway::ReturnRequest,
+) -> Result<Option<FrontendRequest>, Error> {
     if let Some(e) = ret.error.filter(|e| e.code != 0) {
         return Err(Error::Client {
             code: e.code,
@@ -116,22 +119,33 @@ fn returned_request(job: &Job, ret: crate::proto::gateway::ReturnRequest) -> Res
         Some(result::Result::RefsDeprecated(m)) => match m.refs.len() {
             0 => String::new(),
             1 => m.refs.into_values().next().unwrap_or_default(),
-            n => return Err(Error::invalid(format!("{n} results returned: cais exports one"))),
+            n => {
+                return Err(Error::invalid(format!(
+                    "{n} results returned: cais exports one"
+                )))
+            }
         },
         Some(result::Result::Refs(m)) => match m.refs.len() {
             0 => String::new(),
-            1 => m.refs.into_values().next().map(|r| r.id).unwrap_or_default(),
-            n => return Err(Error::invalid(format!("{n} results returned: cais exports one"))),
+            1 => m
+                .refs
+                .into_values()
+                .next()
+                .map(|r| r.id)
+                .unwrap_or_default(),
+            n => {
+                return Err(Error::invalid(format!(
+                    "{n} results returned: cais exports one"
+                )))
+            }
         },
     };
     if id.is_empty() {
         return Ok(None);
     }
-    job.request(&id)
-        .map(Some)
-        .ok_or_else(|| Error::NotFound {
-            what: format!("result {id:?} of build {}", job.id),
-        })
+    job.request(&id).map(Some).ok_or_else(|| Error::NotFound {
+        what: format!("result {id:?} of build {}", job.id),
+    })
 }
 
 impl Inner {
@@ -189,8 +203,13 @@ impl Inner {
                 ));
             }
         }
-        let tags = self.host.normalize_tags(names.as_deref().unwrap_or_default())?;
-        let session = self.sessions.get(&r.session, Duration::from_secs(30)).await?;
+        let tags = self
+            .host
+            .normalize_tags(names.as_deref().unwrap_or_default())?;
+        let session = self
+            .sessions
+            .get(&r.session, Duration::from_secs(30))
+            .await?;
         let out = self.run_dockerfile(reporter, &session, &df, tags).await?;
         let mut resp = HashMap::new();
         resp.insert("containerimage.digest".into(), out.built.image_id.clone());

@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
-use crate::proto::{PacketType, Packet, Stat};
+use crate::proto::{Packet, PacketType, Stat};
 use crate::session::{Session, DIFF_COPY};
 use crate::Error;
 
@@ -285,12 +285,10 @@ impl Receiver<'_> {
             return Err(self.bad(format!("data for file id {id}, which was not asked for")));
         };
         if !data.is_empty() {
-            open.file
-                .write_all(data)
-                .map_err(|e| Error::Transfer {
-                    dir: self.dir_name.clone(),
-                    reason: format!("writing {}: {e}", open.path.display()),
-                })?;
+            open.file.write_all(data).map_err(|e| Error::Transfer {
+                dir: self.dir_name.clone(),
+                reason: format!("writing {}: {e}", open.path.display()),
+            })?;
             self.received.bytes += data.len() as u64;
             return Ok(false);
         }
@@ -468,15 +466,24 @@ mod tests {
         r.entry(0, stat("d", MODE_DIR | 0o755, "")).expect("dir");
         r.entry(1, stat("link", MODE_SYMLINK | 0o777, "/etc"))
             .expect("a symlink is data");
-        let e = r.entry(2, stat("link/passwd", 0o644, "")).expect_err("under a symlink");
+        let e = r
+            .entry(2, stat("link/passwd", 0o644, ""))
+            .expect_err("under a symlink");
         assert!(e.to_string().contains("not inside a directory"), "{e}");
         assert!(r.entry(3, stat("../x", 0o644, "")).is_err());
-        assert!(r.entry(4, stat("d", MODE_DIR | 0o755, "")).is_err(), "twice");
-        let e = r.entry(5, stat("h", 0o644, "link")).expect_err("hard link to a symlink");
+        assert!(
+            r.entry(4, stat("d", MODE_DIR | 0o755, "")).is_err(),
+            "twice"
+        );
+        let e = r
+            .entry(5, stat("h", 0o644, "link"))
+            .expect_err("hard link to a symlink");
         assert!(e.to_string().contains("hard link"), "{e}");
-        r.entry(6, stat("d/f", 0o644, "")).expect("a file is queued");
+        r.entry(6, stat("d/f", 0o644, ""))
+            .expect("a file is queued");
         assert_eq!(r.waiting.len(), 1);
-        r.entry(7, stat("fifo", MODE_NAMED_PIPE | 0o644, "")).expect("skipped");
+        r.entry(7, stat("fifo", MODE_NAMED_PIPE | 0o644, ""))
+            .expect("skipped");
         assert!(!dir.path().join("fifo").exists());
         assert!(std::fs::symlink_metadata("/etc/passwd").is_ok());
     }

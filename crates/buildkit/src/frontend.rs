@@ -507,15 +507,51 @@ mod tests {
     fn what_cannot_be_honoured_is_refused_with_a_reason() {
         for (frontend, kv, want) in [
             ("nope.v0", ("x", "y"), "frontend \"nope.v0\" not supported"),
-            ("gateway.v0", ("source", "docker/dockerfile:1"), "gateway.v0"),
-            (DOCKERFILE_FRONTEND, ("platform", "linux/s390x"), "cannot build for platform"),
-            (DOCKERFILE_FRONTEND, ("platform", "linux/amd64,linux/arm64"), "several platforms"),
-            (DOCKERFILE_FRONTEND, ("context:base", "docker-image://busybox"), "additional build context"),
-            (DOCKERFILE_FRONTEND, ("context", "https://example.com/x.git"), "remote contexts"),
-            (DOCKERFILE_FRONTEND, ("force-network-mode", "none"), "network mode"),
-            (DOCKERFILE_FRONTEND, ("requestid", "frontend.outline"), "subrequest"),
-            (DOCKERFILE_FRONTEND, ("image-resolve-mode", "sometimes"), "image-resolve-mode"),
-            (DOCKERFILE_FRONTEND, ("build-arg:SOURCE_DATE_EPOCH", "soon"), "SOURCE_DATE_EPOCH"),
+            (
+                "gateway.v0",
+                ("source", "docker/dockerfile:1"),
+                "gateway.v0",
+            ),
+            (
+                DOCKERFILE_FRONTEND,
+                ("platform", "linux/s390x"),
+                "cannot build for platform",
+            ),
+            (
+                DOCKERFILE_FRONTEND,
+                ("platform", "linux/amd64,linux/arm64"),
+                "several platforms",
+            ),
+            (
+                DOCKERFILE_FRONTEND,
+                ("context:base", "docker-image://busybox"),
+                "additional build context",
+            ),
+            (
+                DOCKERFILE_FRONTEND,
+                ("context", "https://example.com/x.git"),
+                "remote contexts",
+            ),
+            (
+                DOCKERFILE_FRONTEND,
+                ("force-network-mode", "none"),
+                "network mode",
+            ),
+            (
+                DOCKERFILE_FRONTEND,
+                ("requestid", "frontend.outline"),
+                "subrequest",
+            ),
+            (
+                DOCKERFILE_FRONTEND,
+                ("image-resolve-mode", "sometimes"),
+                "image-resolve-mode",
+            ),
+            (
+                DOCKERFILE_FRONTEND,
+                ("build-arg:SOURCE_DATE_EPOCH", "soon"),
+                "SOURCE_DATE_EPOCH",
+            ),
         ] {
             let e = parse(frontend, &attrs(&[kv]), &host()).expect_err(want);
             assert!(e.to_string().contains(want), "{kv:?}: {e}");

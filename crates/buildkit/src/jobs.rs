@@ -213,7 +213,9 @@ impl Jobs {
         {
             let mut s = job.lock();
             if s.solving || s.done {
-                return Err(Error::invalid(format!("build ref {id:?} is already in use")));
+                return Err(Error::invalid(format!(
+                    "build ref {id:?} is already in use"
+                )));
             }
             s.solving = true;
         }
@@ -248,10 +250,7 @@ mod tests {
             j.publish(event("b"));
             j.finish();
         });
-        let names: Vec<String> = follower
-            .map(|e| e.vertexes[0].name.clone())
-            .collect()
-            .await;
+        let names: Vec<String> = follower.map(|e| e.vertexes[0].name.clone()).collect().await;
         t.await.expect("join");
         assert_eq!(names, ["a", "b"]);
         assert!(jobs.begin("r1").is_err(), "a ref is solved once");

@@ -190,6 +190,7 @@ impl cais_build::Progress for Steps {
         } else if text.starts_with(" ---> ")
             || text.starts_with("Successfully built ")
             || text.starts_with("Successfully tagged ")
+            || text.starts_with("Removing intermediate container ")
         {
             // Image ids and container names of the legacy output: the
             // vertex says it all.

@@ -42,10 +42,10 @@ pub mod moby {
     }
 }
 
+pub use fsutil::types::{packet::PacketType, Packet, Stat};
 /// `moby.buildkit.v1`: the Control service.
 pub use moby::buildkit::v1 as control;
 /// `moby.buildkit.v1.frontend`: the LLBBridge gateway.
 pub use moby::buildkit::v1::frontend as gateway;
 /// `moby.filesync.v1`: the session's FileSync and Auth.
 pub use moby::filesync::v1 as filesync;
-pub use fsutil::types::{packet::PacketType, Packet, Stat};

@@ -125,12 +125,16 @@ impl Sessions {
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
         if headers.id.is_empty() {
-            return Err(Error::invalid("a session needs an X-Docker-Expose-Session-Uuid header"));
+            return Err(Error::invalid(
+                "a session needs an X-Docker-Expose-Session-Uuid header",
+            ));
         }
-        let (channel, driver) = Channel::handshake(io).await.map_err(|e| Error::SessionEnded {
-            id: headers.id.clone(),
-            reason: format!("the HTTP/2 handshake failed: {e}"),
-        })?;
+        let (channel, driver) = Channel::handshake(io)
+            .await
+            .map_err(|e| Error::SessionEnded {
+                id: headers.id.clone(),
+                reason: format!("the HTTP/2 handshake failed: {e}"),
+            })?;
         let (tx, closed) = watch::channel(false);
         let session = Arc::new(Session {
             id: headers.id.clone(),
