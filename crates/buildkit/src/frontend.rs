@@ -338,6 +338,8 @@ impl Inner {
         let s = self.session_for(session, req, &req.context_local).await?;
         let counter = reporter.clone();
         let counted = step.clone();
+        // A counter update per file would flood the log of a big context.
+        let mut last = std::time::Instant::now();
         let r = filesync::receive(
             &s,
             &filesync::Request {
@@ -347,7 +349,10 @@ impl Inner {
             },
             &context,
             move |r: Received| {
-                counter.count(&counted, "transferring context", r.bytes as i64, false)
+                if last.elapsed() >= Duration::from_millis(100) {
+                    last = std::time::Instant::now();
+                    counter.count(&counted, "transferring context", r.bytes as i64, false);
+                }
             },
         )
         .await;
@@ -359,14 +364,6 @@ impl Inner {
             }
         };
         reporter.count(&step, "transferring context", received.bytes as i64, true);
-        reporter.log(
-            &step,
-            2,
-            format!(
-                "transferring context: {} files, {} bytes done\n",
-                received.entries, received.bytes
-            ),
-        );
         if let Some(text) = &ignore {
             // The executor reads the context's .dockerignore for COPY; the
             // rules it applies must be the ones the transfer used.

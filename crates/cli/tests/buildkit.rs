@@ -274,6 +274,48 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// One plain HTTP/1.1 exchange on the daemon's socket: status line and
+/// head of the response.
+fn http(d: &SharedDaemon, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket(d)).expect("connect");
+    s.write_all(request.as_bytes()).expect("request");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).expect("response");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// `/_ping` says BuildKit is served; its endpoints refuse plain requests.
+#[test]
+fn ping_advertises_buildkit_and_its_endpoints_need_h2c() {
+    let Some((d, _turn)) = ready() else { return };
+    let ping = http(&d, "HEAD /_ping HTTP/1.1\r\nHost: docker\r\n\r\n");
+    assert!(
+        ping.to_ascii_lowercase().contains("builder-version: 2\r\n"),
+        "{ping}"
+    );
+    let grpc = http(
+        &d,
+        "POST /grpc HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert!(grpc.starts_with("HTTP/1.1 400"), "{grpc}");
+    assert!(
+        grpc.contains("needs an upgraded connection (Upgrade: h2c)"),
+        "{grpc}"
+    );
+    let session = http(
+        &d,
+        "POST /session HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert!(session.starts_with("HTTP/1.1 400"), "{session}");
+    assert!(
+        session.contains("X-Docker-Expose-Session-Uuid"),
+        "{session}"
+    );
+}
+
 /// A client that names the frontend itself (no gateway): the Dockerfile
 /// and context come over its session, the steps over Status, the image id
 /// in the response, and the name is set.
