@@ -68,10 +68,16 @@ async fn upgrade(d: &SharedDaemon, path: &str, headers: &[(&str, &str)]) -> toki
 }
 
 async fn control(d: &SharedDaemon) -> ControlClient<Channel> {
+    control_conn(d).await.0
+}
+
+/// A Control client and the task driving its connection (abort it and
+/// the connection closes).
+async fn control_conn(d: &SharedDaemon) -> (ControlClient<Channel>, tokio::task::JoinHandle<()>) {
     let io = upgrade(d, "/grpc", &[]).await;
     let (channel, driver) = Channel::handshake(TokioIo::new(io)).await.expect("h2");
-    tokio::spawn(driver);
-    ControlClient::with_origin(channel, origin())
+    let driver = tokio::spawn(driver);
+    (ControlClient::with_origin(channel, origin()), driver)
 }
 
 /// A client's directories as FileSync serves them: name → entries
@@ -498,5 +504,57 @@ fn a_session_that_disappears_mid_build_fails_it_cleanly() {
         );
         assert!(!has_image(&d, "bk-vanish:1"));
         assert_eq!(scratch_left(&d), Vec::<String>::new());
+    });
+}
+
+/// The client goes away (its `/grpc` connection closes) while a step runs:
+/// the build is abandoned, the name never set, the scratch removed.
+#[test]
+fn a_client_that_goes_away_mid_build_gets_nothing_tagged() {
+    let Some((d, _turn)) = ready() else { return };
+    runtime().block_on(async {
+        let f = files("FROM busybox\nRUN echo started && sleep 3\n", &[], false);
+        let _s = session(&d, "sess-gone", f.clone()).await;
+        let (mut c, conn) = control_conn(&d).await;
+        let status = c
+            .status(StatusRequest {
+                r#ref: "gone-1".into(),
+            })
+            .await
+            .expect("status")
+            .into_inner();
+        let solving = tokio::spawn(async move {
+            c.solve(solve("gone-1", "sess-gone", "dockerfile.v0", "bk-gone:1"))
+                .await
+        });
+        // Wait for the RUN step to start, then leave.
+        let mut status = status;
+        loop {
+            let e = tokio::time::timeout(Duration::from_secs(30), status.next())
+                .await
+                .expect("progress")
+                .expect("the build is under way")
+                .expect("status");
+            if e.vertexes
+                .iter()
+                .any(|v| v.name.contains("RUN echo started"))
+            {
+                break;
+            }
+        }
+        solving.abort();
+        conn.abort();
+        // The step ends by itself; then nothing is left and nothing named.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !scratch_left(&d).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                scratch_left(&d)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!has_image(&d, "bk-gone:1"));
     });
 }
