@@ -230,7 +230,14 @@ impl Control for ControlService {
         let job = self.inner.jobs.begin(&r.r#ref).map_err(|e| e.status())?;
         let _finish = Finish(job.clone());
         let reporter = Reporter::new(job.clone());
-        tracing::debug!(build = %r.r#ref, frontend = %r.frontend, session = %r.session, "solve");
+        tracing::debug!(
+            build = %r.r#ref,
+            frontend = %r.frontend,
+            session = %r.session,
+            exporters = ?r.exporters,
+            internal = r.internal,
+            "solve"
+        );
         match self.inner.solve(&job, &reporter, r).await {
             Ok(resp) => Ok(Response::new(resp)),
             Err(e) => {

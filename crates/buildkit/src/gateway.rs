@@ -82,6 +82,7 @@ impl LlbBridge for GatewayService {
             )));
         }
         let attrs = r.frontend_opt.into_iter().collect();
+        tracing::debug!(build = %job.id, frontend = %r.frontend, ?attrs, "gateway solve");
         frontend::parse(&r.frontend, &attrs, &self.inner.host.platform()).map_err(refuse)?;
         let id = job.add_request(FrontendRequest {
             frontend: r.frontend,

@@ -16,9 +16,14 @@ pub async fn serve<I>(io: I, routes: tonic::service::Routes) -> Result<(), hyper
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    use hyper::service::Service as _;
     let svc = hyper_util::service::TowerToHyperService::new(routes);
+    let logged = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+        tracing::debug!(call = %req.uri().path(), "gRPC call");
+        svc.call(req)
+    });
     hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-        .serve_connection(io, svc)
+        .serve_connection(io, logged)
         .await
 }
 
