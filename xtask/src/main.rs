@@ -12,6 +12,10 @@
 //!   cais next to runc and crun.
 //! - `bench-build [RUNS]`: `bench/build.sh`, builds by cais, docker's classic
 //!   builder, BuildKit and buildah, cold and warm.
+//! - `bench-store [--runs N] [--dir DIR]`: the store benchmark
+//!   (`crates/store/benches/store.rs`, optimized): durable puts from 1 and
+//!   256 clients, point gets, a 10,000-key range, watch fan-out to 1,000
+//!   watchers; medians of N runs (default 5) on a fresh store each.
 //! - `fuzz [--seconds N] [TARGET...]`: installs cargo-fuzz when missing and
 //!   runs each fuzz target of `fuzz/` (all by default) for N seconds
 //!   (default 60) on its corpus, one job at a time, then prints per target
@@ -65,9 +69,10 @@ fn main() -> Result<()> {
         Some("bench-build") => run(Command::new("bash")
             .arg(workspace().join("bench/build.sh"))
             .args(&args[1..])),
+        Some("bench-store") => bench_store(&args[1..]),
         _ => bail!(
             "usage: cargo xtask ci | demo | bench-runtime [extra runtimes...] | bench-build [RUNS] \
-             | fuzz [--seconds N] [TARGET...]"
+             | bench-store [--runs N] [--dir DIR] | fuzz [--seconds N] [TARGET...]"
         ),
     }
 }
@@ -160,6 +165,14 @@ fn bench_runtime(extra: &[String]) -> Result<()> {
     std::os::unix::fs::symlink("cais", &link).context("linking cais-runtime")?;
     let script = root.join("../shared/bench/runtime-bench.sh");
     run(Command::new("bash").arg(script).arg(&link).args(extra))
+}
+
+fn bench_store(args: &[String]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(Command::new(&cargo)
+        .current_dir(workspace())
+        .args(["bench", "-p", "cais-store", "--bench", "store", "--"])
+        .args(args))
 }
 
 /// The fuzz targets of `fuzz/`, in the order they run.
