@@ -83,7 +83,8 @@ pub struct Options {
     /// How often expired leases are looked for.
     pub lease_check_interval: Duration,
     /// Committed batches a watch may fall behind before it has to read
-    /// the log to catch up.
+    /// the log to catch up. With `max_batch`, this bounds what one slow
+    /// watch can keep in memory: `watch_buffer * max_batch` changes.
     pub watch_buffer: usize,
     /// Most writes in one group commit.
     pub max_batch: usize,
@@ -98,8 +99,8 @@ impl Default for Options {
         Options {
             retention: Some(Retention::default()),
             lease_check_interval: Duration::from_secs(1),
-            watch_buffer: 1024,
-            max_batch: 1024,
+            watch_buffer: 256,
+            max_batch: 256,
             readers: 4,
             max_key_bytes: 4096,
             max_value_bytes: 8 << 20,
