@@ -358,6 +358,27 @@ async fn run(dir: &std::path::Path) -> Vec<Measure> {
     ]
 }
 
+/// The disk's serial sync rate right now, the way `benchmarks.md` §0
+/// measured it: 8000-byte writes at rotating offsets, each followed by
+/// `fdatasync`. Durable puts from one client cannot beat it; the shared
+/// disk's rate varies with what else runs, so every run reports it.
+fn disk_syncs_per_second(dir: &std::path::Path) -> f64 {
+    use std::os::unix::fs::FileExt;
+    let path = dir.join("sync-probe");
+    let file = std::fs::File::create(&path).expect("probe file");
+    let block = vec![0x5au8; 8000];
+    let n = 500;
+    let start = Instant::now();
+    for i in 0..n {
+        file.write_all_at(&block, (i % 16) * 8000)
+            .expect("probe write");
+        file.sync_data().expect("probe sync");
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&path);
+    rate
+}
+
 fn shell(cmd: &str) -> String {
     std::process::Command::new("sh")
         .args(["-c", cmd])
@@ -392,8 +413,15 @@ fn main() {
             .prefix("bench-store-")
             .tempdir_in(&parent)
             .expect("temporary directory");
+        let syncs = disk_syncs_per_second(dir.path());
         let measures = runtime.block_on(run(dir.path()));
-        println!("run {}:", run_index + 1);
+        println!(
+            "run {}: disk {:.0} serial fdatasync/s before, {:.0} after; load {}",
+            run_index + 1,
+            syncs,
+            disk_syncs_per_second(dir.path()),
+            shell("cut -d' ' -f1-3 /proc/loadavg"),
+        );
         for m in &measures {
             println!(
                 "  {:<44} {:>12.1} {:<10} p50 {:>9.1} us  p99 {:>9.1} us  {}",
