@@ -27,6 +27,7 @@
 
 mod build;
 mod client_cmds;
+mod compose;
 mod images;
 mod logging;
 mod network;
@@ -62,7 +63,7 @@ enum Command {
     Shim(ShimArgs),
     /// The OCI distribution registry server.
     #[command(subcommand)]
-    Registry(cais_registry::cli::Command),
+    Registry(cais_registry_server::cli::Command),
     #[command(flatten)]
     Images(images::ImageCommand),
     #[command(flatten)]
@@ -80,6 +81,9 @@ enum Command {
     /// Build an image from a Dockerfile (through the daemon, or into the
     /// local store with --data-root).
     Build(Box<build::BuildArgs>),
+    /// Define and run multi-container applications (docker compose v2's
+    /// command line).
+    Compose(Box<compose::ComposeArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -187,7 +191,7 @@ fn main() {
         Command::Runtime(_) => {}
         Command::Daemon(a) => logging::init(a.log_level, a.log_format),
         // The registry's access log has been JSON lines from the start.
-        Command::Registry(cais_registry::cli::Command::Serve { .. }) => {
+        Command::Registry(cais_registry_server::cli::Command::Serve { .. }) => {
             logging::init(logging::Level::Info, logging::Format::Json)
         }
         _ => logging::init(logging::Level::Warn, logging::Format::Text),
@@ -220,7 +224,7 @@ fn main() {
             })
             .map(Some),
         ),
-        Command::Registry(cmd) => report(cais_registry::cli::run(cmd).map(|_| 0)),
+        Command::Registry(cmd) => report(cais_registry_server::cli::run(cmd).map(|_| 0)),
         Command::Images(cmd) if images::is_local(&cmd) => report(images::run(cmd)),
         Command::Images(cmd) => client_cmds::client(host.as_deref())
             .and_then(|c| images::run_remote(&c, cmd))
@@ -247,6 +251,9 @@ fn main() {
         Command::Build(args) => client_cmds::client(host.as_deref())
             .and_then(|c| build::remote(&c, &args))
             .unwrap_or_else(|e| client_cmds::report(&e, 1)),
+        Command::Compose(args) => {
+            compose::run(host.as_deref(), *args).unwrap_or_else(|e| client_cmds::report(&e, 1))
+        }
         Command::Client(cmd) => {
             let code = cmd.error_code();
             client_cmds::run(host.as_deref(), *cmd)
@@ -343,5 +350,14 @@ fn report(result: anyhow::Result<i32>) -> i32 {
             eprintln!("cais: {e:#}");
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }
