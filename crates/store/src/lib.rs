@@ -32,7 +32,7 @@
 //!
 //! The caller is an API server on tokio with thousands of open watches, and
 //! the multi-machine backend is etcd through an async gRPC client, so the
-//! interface is async ([`async_trait`] keeps it object-safe: the server
+//! interface is async (`async_trait` keeps it object-safe: the server
 //! holds an `Arc<dyn Store>` chosen at start-up). An embedded backend does
 //! its blocking work on its own threads; an awaiting caller blocks no
 //! runtime worker, and a write waits for its group commit without holding a

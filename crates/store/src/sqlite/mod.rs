@@ -14,7 +14,7 @@
 //! writes) are faster, SQL expresses "the newest row per key at revision R"
 //! over a range in one indexed query where redb would need it hand-written
 //! over two tables, and SQLite's durability and crash recovery are the most
-//! tested there are. See [`db`](self) for the table.
+//! tested there are. The table is described in `db.rs`.
 //!
 //! Through the whole store (`cargo xtask bench-store`, same VM shared with
 //! other jobs, 256-byte values): with the disk syncing 7,500 times/s,
