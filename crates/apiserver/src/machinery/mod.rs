@@ -1,0 +1,10 @@
+//! The API machinery: pure functions over JSON objects that the HTTP
+//! layer composes (selectors, patches, server-side apply, strict decoding,
+//! validation helpers, tables, status errors).
+
+pub mod fields;
+pub mod labels;
+pub mod patch;
+pub mod schema;
+pub mod strategic;
+pub mod validation;
