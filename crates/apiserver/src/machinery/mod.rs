@@ -2,7 +2,9 @@
 //! layer composes (selectors, patches, server-side apply, strict decoding,
 //! validation helpers, tables, status errors).
 
+pub mod apply;
 pub mod fields;
+pub mod fieldset;
 pub mod labels;
 pub mod patch;
 pub mod schema;
