@@ -3,10 +3,12 @@
 //! validation helpers, tables, status errors).
 
 pub mod apply;
+pub mod decode;
 pub mod fields;
 pub mod fieldset;
 pub mod labels;
 pub mod patch;
 pub mod schema;
 pub mod strategic;
+pub mod table;
 pub mod validation;
