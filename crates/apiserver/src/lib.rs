@@ -4,8 +4,13 @@
 //! - `machinery`: pure functions over JSON objects (selectors, the four
 //!   patch types, server-side apply's field ownership, strict decoding,
 //!   tables, validation helpers), unit-tested with bad inputs;
+//! - `registry`: one `Resource` per served resource, read by discovery,
+//!   routing, tables and OpenAPI; `groups`: one module per API group with
+//!   its kinds' defaults, validation, printers and patch metadata;
 //! - `error`: `ApiError`, every failed request as a `metav1.Status`, and
 //!   the crate's other errors.
 
 pub mod error;
+pub mod groups;
 pub mod machinery;
+pub mod registry;
