@@ -7,10 +7,18 @@
 //! - `registry`: one `Resource` per served resource, read by discovery,
 //!   routing, tables and OpenAPI; `groups`: one module per API group with
 //!   its kinds' defaults, validation, printers and patch metadata;
+//! - `discovery` and `openapi`: the discovery documents (aggregated v2 and
+//!   legacy) and the schemas and `/openapi` documents, all from the registry;
 //! - `error`: `ApiError`, every failed request as a `metav1.Status`, and
 //!   the crate's other errors.
 
+pub mod discovery;
 pub mod error;
 pub mod groups;
 pub mod machinery;
+pub mod openapi;
 pub mod registry;
+
+/// The Kubernetes version this server speaks (kubectl's dispatcher picks
+/// its own version from the minor).
+pub const VERSION: &str = "v1.32.0";
