@@ -9,15 +9,29 @@
 //!   its kinds' defaults, validation, printers and patch metadata;
 //! - `discovery` and `openapi`: the discovery documents (aggregated v2 and
 //!   legacy) and the schemas and `/openapi` documents, all from the registry;
+//! - `storage`: objects in the revisioned store (`cais-store`), revisions as
+//!   `resourceVersion`, pages and watch events; `rest`: the one generic
+//!   handler of every resource; `watch`: watch streams;
+//! - `http`: authentication, routing, negotiation, errors as `Status`;
+//!   `auth`: PKI, tokens, kubeconfig; `server`: start-up, bootstrap and the
+//!   namespace finalizer; `model`: the registry, schemas and documents
+//!   served at a moment;
 //! - `error`: `ApiError`, every failed request as a `metav1.Status`, and
 //!   the crate's other errors.
 
+pub mod auth;
 pub mod discovery;
 pub mod error;
 pub mod groups;
+pub mod http;
 pub mod machinery;
+pub mod model;
 pub mod openapi;
 pub mod registry;
+pub mod rest;
+pub mod server;
+pub mod storage;
+pub mod watch;
 
 /// The Kubernetes version this server speaks (kubectl's dispatcher picks
 /// its own version from the minor).

@@ -441,9 +441,9 @@ impl Registry {
         }
     }
 
-    pub fn remove(&mut self, group: &str, plural: &str) {
-        self.resources
-            .retain(|r| !(r.group == group && r.plural == plural));
+    /// Drops every custom resource.
+    pub fn retain_builtin(&mut self) {
+        self.resources.retain(|r| r.custom_schema.is_none());
     }
 
     /// Group names with their versions, core (`""`) first then by name.

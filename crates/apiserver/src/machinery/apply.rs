@@ -212,7 +212,9 @@ fn exists(value: &Value, path: &[String], node: Option<Node<'_>>) -> bool {
         return false;
     };
     if let Some(v) = first.strip_prefix("v:") {
-        return items.iter().any(|i| i.to_string() == v);
+        return items
+            .iter()
+            .any(|i| serde_json::to_string(i).ok().as_deref() == Some(v));
     }
     let ListKind::Map(keys) = list_kind(node) else {
         return false;
@@ -288,7 +290,7 @@ pub fn merge(live: Option<&Value>, config: &Value, node: Option<Node<'_>>) -> Va
             Value::Object(out)
         }
         (Some(Value::Array(l)), Value::Array(c)) => match list_kind(node) {
-            ListKind::Atomic => Value::Array(c.iter().map(|v| clean(v)).collect()),
+            ListKind::Atomic => Value::Array(c.iter().map(clean).collect()),
             ListKind::Set => {
                 let mut out = l.clone();
                 for v in c {

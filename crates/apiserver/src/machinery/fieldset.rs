@@ -415,7 +415,7 @@ pub fn remove_path(value: &mut Value, path: &[String], node: Option<Node<'_>>) {
         };
         let matches = |item: &Value| -> bool {
             if let Some(v) = first.strip_prefix("v:") {
-                return item.to_string() == v;
+                return serde_json::to_string(item).ok().as_deref() == Some(v);
             }
             list_key(item, &keys).as_deref() == Some(first.as_str())
         };

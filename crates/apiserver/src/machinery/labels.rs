@@ -85,7 +85,7 @@ impl Token {
     }
 
     /// In value position the keywords are plain identifiers.
-    fn as_value(self) -> Token {
+    fn into_value(self) -> Token {
         match self {
             Token::In => Token::Ident("in".into()),
             Token::NotIn => Token::Ident("notin".into()),
@@ -167,7 +167,7 @@ struct Parser {
 
 impl Parser {
     fn peek_value(&self) -> Token {
-        self.tokens[self.pos].clone().as_value()
+        self.tokens[self.pos].clone().into_value()
     }
 
     fn next_value(&mut self) -> Token {
