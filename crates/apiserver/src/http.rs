@@ -19,7 +19,7 @@ use crate::auth::{authorize, User};
 use crate::discovery;
 use crate::error::ApiError;
 use crate::registry::Resource;
-use crate::rest::{percent_decode, Ctx, Params, Reply};
+use crate::rest::{percent_decode, Ctx, Format, Params, Reply};
 use crate::server::Api;
 
 /// The largest request body accepted (the real server's limit).
@@ -253,15 +253,28 @@ async fn serve(
     let params = Params::parse(req.uri().query());
     let content_type = header("content-type");
     let table = wants_table(&accept);
-    let cx = Ctx {
+    let mut cx = Ctx {
         model: model.clone(),
         storage: api.storage.clone(),
         resource: target.resource.clone(),
         namespace: target.namespace.clone(),
         params,
         default_manager: agent_program(&header("user-agent")),
+        format: Format::Json,
     };
     let body = read_body(req).await?;
+    let format = match Format::of(&content_type) {
+        Some(f) => f,
+        None if method == Method::PATCH => Format::Json,
+        None => {
+            return Err(ApiError::unsupported_media_type(&[
+                "application/json",
+                "application/yaml",
+                crate::protobuf::MEDIA_TYPE,
+            ]))
+        }
+    };
+    cx.format = format;
     let sub = target.subresource.as_deref();
     if let Some(s) = sub {
         if !target.resource.has_subresource(s) {
@@ -286,9 +299,7 @@ async fn serve(
                 warnings: Vec::new(),
             }
         }
-        (Method::POST, None, None) => {
-            need_namespace(&target).and(cx.create(&body, content_type.contains("yaml")).await)?
-        }
+        (Method::POST, None, None) => need_namespace(&target).and(cx.create(&body).await)?,
         (Method::DELETE, None, None) => cx.delete_collection(&body).await?,
         (Method::GET, Some(name), None) => {
             let obj = cx.get(name).await?;

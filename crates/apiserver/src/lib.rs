@@ -12,6 +12,8 @@
 //! - `storage`: objects in the revisioned store (`cais-store`), revisions as
 //!   `resourceVersion`, pages and watch events; `rest`: the one generic
 //!   handler of every resource; `watch`: watch streams;
+//! - `protobuf`: request bodies in Kubernetes' protobuf encoding, which
+//!   kubectl's typed clients send, decoded to JSON;
 //! - `http`: authentication, routing, negotiation, errors as `Status`;
 //!   `auth`: PKI, tokens, kubeconfig; `server`: start-up, bootstrap and the
 //!   namespace finalizer; `model`: the registry, schemas and documents
@@ -27,6 +29,7 @@ pub mod http;
 pub mod machinery;
 pub mod model;
 pub mod openapi;
+pub mod protobuf;
 pub mod registry;
 pub mod rest;
 pub mod server;

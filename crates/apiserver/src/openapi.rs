@@ -71,6 +71,21 @@ impl Schemas {
                 }
             }
         }
+        for g in groups {
+            for (definition, field, default) in g.schema_defaults {
+                match definitions
+                    .get_mut(*definition)
+                    .and_then(|d| d.get_mut("properties"))
+                    .and_then(|p| p.get_mut(*field))
+                    .and_then(Value::as_object_mut)
+                {
+                    Some(prop) => {
+                        prop.insert("default".into(), Value::from(*default));
+                    }
+                    None => stale.push(format!("{definition}.{field}")),
+                }
+            }
+        }
         if !stale.is_empty() {
             return Err(Error::Schema {
                 reason: format!("patch metadata names unknown fields: {}", stale.join(", ")),

@@ -391,6 +391,9 @@ impl Resource {
 pub struct Group {
     pub resources: Vec<Resource>,
     pub patch_meta: &'static [FieldMeta],
+    /// `(definition, field, default)`: string defaults the schema
+    /// declares (list-map key fields need them, as `protocol: TCP`).
+    pub schema_defaults: &'static [(&'static str, &'static str, &'static str)],
     /// Adds the group's types to the OpenAPI definitions.
     pub add_schemas: fn(&mut schemars::SchemaGenerator),
 }

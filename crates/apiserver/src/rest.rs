@@ -93,6 +93,8 @@ pub struct Ctx {
     /// The field manager when the request names none (the user agent's
     /// program name, as the real server derives it).
     pub default_manager: String,
+    /// How the request body of a create, update or delete is encoded.
+    pub format: Format,
 }
 
 /// A successful answer.
@@ -109,6 +111,34 @@ impl Reply {
             status: 200,
             body,
             warnings: Vec::new(),
+        }
+    }
+}
+
+/// How a request body is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Yaml,
+    Protobuf,
+}
+
+impl Format {
+    /// The format of a `Content-Type`; `None` for one not accepted.
+    pub fn of(content_type: &str) -> Option<Format> {
+        match content_type.split(';').next().unwrap_or("").trim() {
+            "" | "application/json" | "*/*" => Some(Format::Json),
+            "application/yaml" => Some(Format::Yaml),
+            crate::protobuf::MEDIA_TYPE => Some(Format::Protobuf),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Yaml => "yaml",
+            Format::Protobuf => "protobuf",
         }
     }
 }
@@ -239,15 +269,20 @@ impl Ctx {
     }
 
     /// Parses a request body by its content type.
-    fn decode_body(&self, body: &[u8], yaml: bool) -> Result<Decoded, ApiError> {
-        let decoded = if yaml {
-            decode::yaml(body)
-        } else {
-            decode::json(body)
+    fn decode_body(&self, body: &[u8], format: Format) -> Result<Decoded, ApiError> {
+        let decoded = match format {
+            Format::Json => decode::json(body),
+            Format::Yaml => decode::yaml(body),
+            Format::Protobuf => crate::protobuf::decode(body, self.model.schemas.definitions())
+                .map(|value| Decoded {
+                    value,
+                    duplicates: Vec::new(),
+                }),
         };
         decoded.map_err(|e| {
             ApiError::bad_request(format!(
-                "the object provided is unrecognized: couldn't get version/kind; json parse error: {e}"
+                "the object provided is unrecognized: couldn't get version/kind; {} parse error: {e}",
+                format.name()
             ))
         })
     }
@@ -550,8 +585,8 @@ impl Ctx {
 
     // ------------------------------------------------------------ create
 
-    pub async fn create(&self, body: &[u8], yaml: bool) -> Result<Reply, ApiError> {
-        let decoded = self.decode_body(body, yaml)?;
+    pub async fn create(&self, body: &[u8]) -> Result<Reply, ApiError> {
+        let decoded = self.decode_body(body, self.format)?;
         let mut obj = decoded.value;
         self.check_type(&mut obj)?;
         let warnings = self.strict(&obj, &decoded.duplicates)?;
@@ -718,7 +753,7 @@ impl Ctx {
         body: &[u8],
         subresource: Option<&str>,
     ) -> Result<Reply, ApiError> {
-        let decoded = self.decode_body(body, false)?;
+        let decoded = self.decode_body(body, self.format)?;
         if subresource == Some("scale") {
             let scale = decoded.value;
             let current = self.get(name).await?;
@@ -925,7 +960,7 @@ impl Ctx {
         if kind == "application/apply-patch+yaml" {
             return self.apply(name, body, subresource).await;
         }
-        let patch_doc = self.decode_body(body, false)?;
+        let patch_doc = self.decode_body(body, Format::Json)?;
         let manager = self.manager(Operation::Update, subresource)?;
         let mut warnings = Vec::new();
         // A patch without its own resourceVersion is retried when another
@@ -1016,7 +1051,7 @@ impl Ctx {
         body: &[u8],
         subresource: Option<&str>,
     ) -> Result<Reply, ApiError> {
-        let decoded = self.decode_body(body, true)?;
+        let decoded = self.decode_body(body, Format::Yaml)?;
         let mut config = decoded.value;
         self.check_type(&mut config)?;
         if meta_str(&config, "name").is_some_and(|n| n != name) {
@@ -1188,7 +1223,7 @@ impl Ctx {
         let options: Value = if body.iter().all(u8::is_ascii_whitespace) {
             json!({})
         } else {
-            self.decode_body(body, false)?.value
+            self.decode_body(body, self.format)?.value
         };
         for _attempt in 0..8 {
             let current = self.get(name).await?;
@@ -1340,7 +1375,7 @@ impl Ctx {
         let options: Value = if body.iter().all(u8::is_ascii_whitespace) {
             json!({})
         } else {
-            self.decode_body(body, false)?.value
+            self.decode_body(body, self.format)?.value
         };
         let (l, f) = self.selectors()?;
         let keep = self.matcher(l, f);
@@ -1369,7 +1404,7 @@ impl Ctx {
 
     /// `POST pods/NAME/binding`: assigns the pod to a node.
     pub async fn bind(&self, name: &str, body: &[u8]) -> Result<Reply, ApiError> {
-        let binding = self.decode_body(body, false)?.value;
+        let binding = self.decode_body(body, self.format)?.value;
         let node = binding["target"]["name"].as_str().unwrap_or("").to_string();
         if node.is_empty() {
             return Err(ApiError::invalid(
@@ -1425,7 +1460,7 @@ impl Ctx {
     /// `POST pods/NAME/eviction`: deletes the pod (no disruption budgets
     /// are kept yet, so every eviction is allowed).
     pub async fn evict(&self, name: &str, body: &[u8]) -> Result<Reply, ApiError> {
-        let eviction = self.decode_body(body, false)?.value;
+        let eviction = self.decode_body(body, self.format)?.value;
         let options = eviction
             .get("deleteOptions")
             .cloned()

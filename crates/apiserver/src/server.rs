@@ -71,6 +71,7 @@ impl Api {
             namespace: namespace.map(String::from),
             params: Params::parse(Some("fieldManager=cais-apiserver")),
             default_manager: "cais-apiserver".into(),
+            format: crate::rest::Format::Json,
         })
     }
 
@@ -83,7 +84,7 @@ impl Api {
         obj: Value,
     ) -> Result<(), ApiError> {
         let cx = self.internal(group, plural, namespace)?;
-        match cx.create(obj.to_string().as_bytes(), false).await {
+        match cx.create(obj.to_string().as_bytes()).await {
             Ok(_) => Ok(()),
             Err(e) if e.reason == "AlreadyExists" => Ok(()),
             Err(e) => Err(e),

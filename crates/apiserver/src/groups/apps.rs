@@ -52,6 +52,7 @@ pub fn group() -> Group {
             Resource::of::<apps::ControllerRevision>("controllerrevisions", controllerrevisions()),
         ],
         patch_meta: PATCH_META,
+        schema_defaults: &[],
         add_schemas: |g| {
             super::add::<apps::Deployment>(g);
             super::add::<apps::ReplicaSet>(g);

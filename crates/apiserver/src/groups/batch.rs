@@ -24,6 +24,7 @@ pub fn group() -> Group {
                 .with_status(),
         ],
         patch_meta: PATCH_META,
+        schema_defaults: &[],
         add_schemas: |g| {
             super::add::<batch::Job>(g);
             super::add::<batch::CronJob>(g);

@@ -10,6 +10,7 @@ pub fn group() -> Group {
     Group {
         resources: vec![Resource::of::<coordination::Lease>("leases", leases())],
         patch_meta: &[],
+        schema_defaults: &[],
         add_schemas: |g| {
             super::add::<coordination::Lease>(g);
         },

@@ -52,6 +52,11 @@ pub fn group() -> Group {
                 .names(NameRule::PathSegment),
         ],
         patch_meta: PATCH_META,
+        schema_defaults: &[
+            ("io.k8s.api.core.v1.ContainerPort", "protocol", "TCP"),
+            ("io.k8s.api.core.v1.ServicePort", "protocol", "TCP"),
+            ("io.k8s.api.core.v1.EndpointPort", "protocol", "TCP"),
+        ],
         add_schemas: |g| {
             super::add::<core::Namespace>(g);
             super::add::<core::Pod>(g);

@@ -15,6 +15,7 @@ pub fn group() -> Group {
             endpointslices(),
         )],
         patch_meta: PATCH_META,
+        schema_defaults: &[],
         add_schemas: |g| {
             super::add::<discovery::EndpointSlice>(g);
         },

@@ -15,6 +15,7 @@ pub fn group() -> Group {
             .short(&["ev"])
             .names(NameRule::PathSegment)],
         patch_meta: &[],
+        schema_defaults: &[],
         add_schemas: |g| {
             super::add::<events::Event>(g);
         },

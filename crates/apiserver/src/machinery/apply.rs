@@ -78,19 +78,26 @@ pub fn conflict_message(conflicts: &[Conflict]) -> String {
             one.manager, one.api_version, one.field
         );
     }
-    let mut out = format!("Apply failed with {} conflicts:", conflicts.len());
     let mut managers: Vec<(&str, &str)> = conflicts
         .iter()
         .map(|c| (c.manager.as_str(), c.api_version.as_str()))
         .collect();
     managers.dedup();
-    for (manager, version) in managers {
-        out.push_str(&format!(" conflicts with \"{manager}\" using {version}:"));
-        for c in conflicts.iter().filter(|c| c.manager == manager) {
-            out.push_str(&format!("\n- {}", c.field));
-        }
-    }
-    out
+    let groups: Vec<String> = managers
+        .iter()
+        .map(|(manager, version)| {
+            let mut group = format!("conflicts with \"{manager}\" using {version}:");
+            for c in conflicts.iter().filter(|c| c.manager == *manager) {
+                group.push_str(&format!("\n- {}", c.field));
+            }
+            group
+        })
+        .collect();
+    format!(
+        "Apply failed with {} conflicts: {}",
+        conflicts.len(),
+        groups.join("\n")
+    )
 }
 
 fn read_entries(obj: &Value) -> Vec<Entry> {
@@ -221,7 +228,9 @@ fn exists(value: &Value, path: &[String], node: Option<Node<'_>>) -> bool {
     };
     items
         .iter()
-        .find(|i| list_key(i, &keys).as_deref() == Some(first.as_str()))
+        .find(|i| {
+            list_key(i, &keys, node.and_then(|n| n.items())).as_deref() == Some(first.as_str())
+        })
         .is_some_and(|i| exists(i, rest, node.and_then(|n| n.items())))
 }
 
@@ -304,10 +313,10 @@ pub fn merge(live: Option<&Value>, config: &Value, node: Option<Node<'_>>) -> Va
                 let items = node.and_then(|n| n.items());
                 let mut out = l.clone();
                 for v in c {
-                    let k = list_key(v, &keys);
+                    let k = list_key(v, &keys, items);
                     match out
                         .iter()
-                        .position(|o| k.is_some() && list_key(o, &keys) == k)
+                        .position(|o| k.is_some() && list_key(o, &keys, items) == k)
                     {
                         Some(i) => out[i] = merge(Some(&out[i]), v, items),
                         None => out.push(merge(None, v, items)),
@@ -574,6 +583,19 @@ mod tests {
     }
 
     #[test]
+    fn conflict_messages_group_fields_by_manager() {
+        let c = |m: &str, f: &str| Conflict {
+            manager: m.into(),
+            api_version: "apps/v1".into(),
+            field: f.into(),
+        };
+        assert_eq!(
+            conflict_message(&[c("a", ".spec.x"), c("a", ".spec.y"), c("b", ".spec.z")]),
+            "Apply failed with 3 conflicts: conflicts with \"a\" using apps/v1:\n- .spec.x\n- .spec.y\nconflicts with \"b\" using apps/v1:\n- .spec.z"
+        );
+    }
+
+    #[test]
     fn an_update_takes_fields_and_then_conflicts_with_apply() {
         let defs = definitions();
         let node = Node::definition(&defs, "Deploy");
@@ -686,6 +708,32 @@ mod tests {
         assert!(!set
             .iter()
             .any(|p| p[0] == "f:apiVersion" || p.get(1).is_some_and(|f| f == "f:name")));
+    }
+
+    #[test]
+    fn list_keys_take_schema_defaults() {
+        // Ports keyed by containerPort and protocol; the live object has the
+        // defaulted protocol, the configuration does not name it.
+        let defs = json!({"Obj": {"type": "object", "properties": {"ports": {
+            "type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["containerPort", "protocol"],
+            "items": {"type": "object", "properties": {"containerPort": {"type": "integer"}, "protocol": {"type": "string", "default": "TCP"}}}
+        }}}});
+        let defs = defs.as_object().expect("object");
+        let node = Node::definition(defs, "Obj");
+        let live = json!({"ports": [{"containerPort": 80, "protocol": "TCP"}]});
+        let out = apply(
+            &live,
+            &json!({"ports": [{"containerPort": 80}]}),
+            node,
+            &manager("m", Operation::Apply),
+            false,
+            &all,
+        )
+        .expect("applies");
+        assert_eq!(
+            out["ports"],
+            json!([{"containerPort": 80, "protocol": "TCP"}])
+        );
     }
 
     #[test]

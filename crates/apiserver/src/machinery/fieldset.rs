@@ -152,12 +152,19 @@ impl FieldSet {
 }
 
 /// The `k:` element of an associative-list item; `None` when it lacks
-/// every key.
-pub fn list_key(item: &Value, keys: &[&str]) -> Option<String> {
+/// every key. A missing key field takes its schema default (a container
+/// port without `protocol` is keyed as `TCP`), as the stored object will
+/// have it after defaulting.
+pub fn list_key(item: &Value, keys: &[&str], items: Option<Node<'_>>) -> Option<String> {
     let mut m = Map::new();
     for k in keys {
-        if let Some(v) = item.get(*k) {
-            m.insert((*k).to_string(), v.clone());
+        let value = item.get(*k).cloned().or_else(|| {
+            items
+                .and_then(|n| n.field(k))
+                .and_then(|f| f.schema().get("default").cloned())
+        });
+        if let Some(v) = value {
+            m.insert((*k).to_string(), v);
         }
     }
     if m.is_empty() {
@@ -237,7 +244,7 @@ fn collect(value: &Value, node: Option<Node<'_>>, path: &mut Path, set: &mut Fie
             ListKind::Map(keys) => {
                 let items_node = node.and_then(|n| n.items());
                 for item in items {
-                    let Some(k) = list_key(item, &keys) else {
+                    let Some(k) = list_key(item, &keys, items_node) else {
                         continue;
                     };
                     path.push(k);
@@ -315,7 +322,7 @@ fn diff(
                     let index = |items: &[Value]| -> Vec<(String, Value)> {
                         items
                             .iter()
-                            .filter_map(|i| list_key(i, &keys).map(|k| (k, i.clone())))
+                            .filter_map(|i| list_key(i, &keys, items_node).map(|k| (k, i.clone())))
                             .collect()
                     };
                     let (oi, ni) = (index(o), index(n));
@@ -417,7 +424,7 @@ pub fn remove_path(value: &mut Value, path: &[String], node: Option<Node<'_>>) {
             if let Some(v) = first.strip_prefix("v:") {
                 return serde_json::to_string(item).ok().as_deref() == Some(v);
             }
-            list_key(item, &keys).as_deref() == Some(first.as_str())
+            list_key(item, &keys, node.and_then(|n| n.items())).as_deref() == Some(first.as_str())
         };
         if rest.is_empty() {
             items.retain(|i| !matches(i));
