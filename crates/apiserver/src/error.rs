@@ -138,7 +138,7 @@ impl ApiError {
                 .iter()
                 .map(|c| Cause {
                     reason: "FieldManagerConflict".into(),
-                    message: format!("conflict with \"{}\" using {}", c.manager, c.api_version),
+                    message: format!("conflict with {}", c.owner()),
                     field: c.field.clone(),
                 })
                 .collect();

@@ -357,13 +357,15 @@ impl Ctx {
 
     /// The typed round trip: types checked, unknown fields dropped.
     fn normalize(&self, obj: Value) -> Result<Value, ApiError> {
-        self.r().behaviour.normalize(obj).map_err(|e| {
+        let mut obj = self.r().behaviour.normalize(obj).map_err(|e| {
             ApiError::bad_request(format!(
                 "{} cannot be handled as a {}: {e}",
                 self.kind_name(),
                 self.r().kind
             ))
-        })
+        })?;
+        decode::drop_empty_collections(&mut obj, self.model.schemas.node(self.r()));
+        Ok(obj)
     }
 
     /// Object metadata checks common to every kind.
@@ -650,9 +652,12 @@ impl Ctx {
                 "deletionTimestamp",
                 "deletionGracePeriodSeconds",
                 "selfLink",
-                "managedFields",
             ] {
                 m.remove(field);
+            }
+            // Ownership is the server's to record (an apply brings its own).
+            if manager.is_some() {
+                m.remove("managedFields");
             }
             if r.generation {
                 m.insert("generation".into(), 1.into());
@@ -662,6 +667,7 @@ impl Ctx {
         }
         self.check_namespace().await?;
         r.behaviour.default(&mut obj, true);
+        decode::drop_empty_collections(&mut obj, self.model.schemas.node(&r));
         let mut errs = self.validate_meta(&obj, None);
         errs.extend(r.behaviour.validate(&obj, None));
         if !errs.is_empty() {
@@ -864,6 +870,7 @@ impl Ctx {
             }
         }
         r.behaviour.default(&mut new, false);
+        decode::drop_empty_collections(&mut new, self.model.schemas.node(&r));
         let mut errs = self.validate_meta(&new, Some(current));
         errs.extend(r.behaviour.validate(&new, Some(current)));
         if !errs.is_empty() {

@@ -66,6 +66,10 @@ impl Entry {
 pub struct Conflict {
     pub manager: String,
     pub api_version: String,
+    /// The owner's subresource (`scale`), if it wrote through one.
+    pub subresource: Option<String>,
+    /// When an updating (not applying) owner wrote.
+    pub time: Option<String>,
     /// `.spec.replicas`
     pub field: String,
 }
@@ -74,20 +78,18 @@ pub struct Conflict {
 pub fn conflict_message(conflicts: &[Conflict]) -> String {
     if let [one] = conflicts {
         return format!(
-            "Apply failed with 1 conflict: conflict with \"{}\" using {}: {}",
-            one.manager, one.api_version, one.field
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            one.owner(),
+            one.field
         );
     }
-    let mut managers: Vec<(&str, &str)> = conflicts
+    let mut owners: Vec<String> = conflicts.iter().map(Conflict::owner).collect();
+    owners.dedup();
+    let groups: Vec<String> = owners
         .iter()
-        .map(|c| (c.manager.as_str(), c.api_version.as_str()))
-        .collect();
-    managers.dedup();
-    let groups: Vec<String> = managers
-        .iter()
-        .map(|(manager, version)| {
-            let mut group = format!("conflicts with \"{manager}\" using {version}:");
-            for c in conflicts.iter().filter(|c| c.manager == *manager) {
+        .map(|owner| {
+            let mut group = format!("conflicts with {owner}:");
+            for c in conflicts.iter().filter(|c| &c.owner() == owner) {
                 group.push_str(&format!("\n- {}", c.field));
             }
             group
@@ -98,6 +100,23 @@ pub fn conflict_message(conflicts: &[Conflict]) -> String {
         conflicts.len(),
         groups.join("\n")
     )
+}
+
+impl Conflict {
+    /// The owner as the real server names it: `"kubectl" with subresource
+    /// "scale" using apps/v1 at 2026-01-01T00:00:00Z` (the time for
+    /// updaters only).
+    pub fn owner(&self) -> String {
+        let mut s = format!("{:?}", self.manager);
+        if let Some(sub) = &self.subresource {
+            s.push_str(&format!(" with subresource {sub:?}"));
+        }
+        s.push_str(&format!(" using {}", self.api_version));
+        if let Some(t) = &self.time {
+            s.push_str(&format!(" at {t}"));
+        }
+        s
+    }
 }
 
 fn read_entries(obj: &Value) -> Vec<Entry> {
@@ -374,6 +393,8 @@ pub fn apply(
             conflicts.push(Conflict {
                 manager: e.manager.clone(),
                 api_version: e.api_version.clone(),
+                subresource: e.subresource.clone(),
+                time: (e.operation == Operation::Update).then(|| e.time.clone()),
                 field: fieldset::display_path(p),
             });
         }
@@ -399,16 +420,22 @@ pub fn apply(
     for e in entries.iter().filter(|e| !e.is(manager)) {
         others = others.union(&e.fields);
     }
-    // Deepest first, so an element goes after its fields.
+    // Shallowest first: removing an element removes its fields with it
+    // (and the element is still found by its key while they are there).
     let mut doomed: Vec<&Path> = dropped.iter().filter(|p| !others.contains(p)).collect();
-    doomed.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    doomed.sort_by_key(|p| p.len());
+    let mut removed: Vec<&Path> = Vec::new();
     for p in doomed {
+        if removed.iter().any(|r| p.starts_with(r)) {
+            continue;
+        }
         let still_needed = others.iter().any(|o| o.len() > p.len() && o.starts_with(p))
             || applied
                 .iter()
                 .any(|o| o.len() > p.len() && o.starts_with(p));
         if !still_needed {
             fieldset::remove_path(&mut merged, p, node);
+            removed.push(p);
         }
     }
 
@@ -559,6 +586,8 @@ mod tests {
             vec![Conflict {
                 manager: "alice".into(),
                 api_version: "apps/v1".into(),
+                subresource: None,
+                time: None,
                 field: ".spec.replicas".into()
             }]
         );
@@ -587,6 +616,8 @@ mod tests {
         let c = |m: &str, f: &str| Conflict {
             manager: m.into(),
             api_version: "apps/v1".into(),
+            subresource: None,
+            time: None,
             field: f.into(),
         };
         assert_eq!(
@@ -635,7 +666,10 @@ mod tests {
             &all,
         )
         .expect_err("conflicts");
-        assert_eq!(err[0].manager, "kubectl-scale");
+        assert_eq!(
+            err[0].owner(),
+            "\"kubectl-scale\" using apps/v1 at 2026-01-01T00:00:00Z"
+        );
     }
 
     #[test]

@@ -176,6 +176,46 @@ fn walk(value: &Value, node: Option<Node<'_>>, path: String, out: &mut Vec<Strin
     }
 }
 
+/// Drops empty lists and maps that are not required, as Go's JSON
+/// encoding (`omitempty`) leaves them out of stored objects: the last
+/// label removed leaves no `labels: {}`, the last port no `ports: []`.
+/// Empty structs (`emptyDir: {}`) are values and stay.
+pub fn drop_empty_collections(value: &mut Value, node: Option<Node<'_>>) {
+    let Some(node) = node else {
+        return;
+    };
+    match (value, node.shape()) {
+        (Value::Object(m), Shape::Struct) => {
+            let required: Vec<&str> = node.required().collect();
+            m.retain(|k, v| {
+                let Some(field) = node.field(k) else {
+                    return true;
+                };
+                let empty = match (v, field.shape()) {
+                    (Value::Array(a), Shape::List) => a.is_empty(),
+                    (Value::Object(o), Shape::Map) => o.is_empty(),
+                    _ => false,
+                };
+                !empty || required.contains(&k.as_str())
+            });
+            for (k, v) in m.iter_mut() {
+                drop_empty_collections(v, node.field(k));
+            }
+        }
+        (Value::Object(m), Shape::Map) => {
+            for v in m.values_mut() {
+                drop_empty_collections(v, node.values());
+            }
+        }
+        (Value::Array(items), Shape::List) => {
+            for v in items {
+                drop_empty_collections(v, node.items());
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The reason strict decoding refuses a body, as the real server words
 /// it; `None` when there is nothing to refuse.
 pub fn strict_error(unknown: &[String], duplicates: &[String]) -> Option<String> {
@@ -224,6 +264,22 @@ mod tests {
             yaml(b"a: 1\nb: [x]\n").expect("yaml").value,
             json!({"a": 1, "b": ["x"]})
         );
+    }
+
+    #[test]
+    fn empty_collections_are_dropped_unless_required() {
+        let defs = json!({"Obj": {"type": "object", "required": ["must"], "properties": {
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            "ports": {"type": "array", "items": {"type": "object", "properties": {"n": {"type": "integer"}}}},
+            "must": {"type": "array", "items": {"type": "string"}},
+            "emptyDir": {"type": "object", "properties": {"medium": {"type": "string"}}},
+            "nested": {"type": "object", "properties": {"list": {"type": "array", "items": {"type": "string"}}}}
+        }}});
+        let defs = defs.as_object().expect("object");
+        let mut v =
+            json!({"labels": {}, "ports": [], "must": [], "emptyDir": {}, "nested": {"list": []}});
+        drop_empty_collections(&mut v, Node::definition(defs, "Obj"));
+        assert_eq!(v, json!({"must": [], "emptyDir": {}, "nested": {}}));
     }
 
     #[test]
