@@ -16,7 +16,7 @@
 //!   kubectl's typed clients send, decoded to JSON;
 //! - `http`: authentication, routing, negotiation, errors as `Status`;
 //!   `auth`: PKI, tokens, kubeconfig; `server`: start-up, bootstrap and the
-//!   namespace finalizer; `model`: the registry, schemas and documents
+//!   namespace finalizer; `gc`: deletion along owner references; `model`: the registry, schemas and documents
 //!   served at a moment;
 //! - `error`: `ApiError`, every failed request as a `metav1.Status`, and
 //!   the crate's other errors.
@@ -24,6 +24,7 @@
 pub mod auth;
 pub mod discovery;
 pub mod error;
+pub mod gc;
 pub mod groups;
 pub mod http;
 pub mod machinery;

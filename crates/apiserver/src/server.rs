@@ -1,6 +1,7 @@
 //! `cais kube server`: opens the store, makes or loads the PKI and tokens,
 //! writes the admin kubeconfig, creates the system namespaces, runs the
-//! namespace finalizer, and serves HTTPS until told to stop.
+//! namespace finalizer and the garbage collector, and serves HTTPS until
+//! told to stop.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -52,27 +53,35 @@ impl Api {
         }
     }
 
-    /// A request context for the server's own writes.
-    fn internal(
+    /// A request context for the server's own writes to `resource`.
+    pub fn internal_ctx(
         &self,
-        group: &str,
-        plural: &str,
+        resource: Arc<crate::registry::Resource>,
         namespace: Option<&str>,
-    ) -> Result<Ctx, ApiError> {
-        let model = self.model();
-        let resource = model
-            .registry
-            .find(group, "v1", plural)
-            .ok_or_else(|| ApiError::internal(format!("{plural} are not registered")))?;
-        Ok(Ctx {
-            model,
+    ) -> Ctx {
+        Ctx {
+            model: self.model(),
             storage: self.storage.clone(),
             resource,
             namespace: namespace.map(String::from),
             params: Params::parse(Some("fieldManager=cais-apiserver")),
             default_manager: "cais-apiserver".into(),
             format: crate::rest::Format::Json,
-        })
+        }
+    }
+
+    fn internal(
+        &self,
+        group: &str,
+        plural: &str,
+        namespace: Option<&str>,
+    ) -> Result<Ctx, ApiError> {
+        let resource = self
+            .model()
+            .registry
+            .find(group, "v1", plural)
+            .ok_or_else(|| ApiError::internal(format!("{plural} are not registered")))?;
+        Ok(self.internal_ctx(resource, namespace))
     }
 
     /// Creates `obj` unless an object of that name exists.
@@ -272,6 +281,9 @@ pub async fn run(
             loop {
                 if let Err(e) = api.finalize_namespaces().await {
                     tracing::warn!(error = %e, "finishing namespace deletions");
+                }
+                if let Err(e) = crate::gc::collect(&api).await {
+                    tracing::warn!(error = %e, "collecting garbage");
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }

@@ -988,3 +988,99 @@ fn authentication_is_required() {
         0o600
     );
 }
+
+/// A config map owned by another (through its uid).
+fn dependent(s: &KubeServer, ns: &str, owner: &str, name: &str) {
+    let uid = s.ok(&[
+        "get",
+        "cm",
+        owner,
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    let yaml = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  ownerReferences:\n  - apiVersion: v1\n    kind: ConfigMap\n    name: {owner}\n    uid: {uid}\n    blockOwnerDeletion: true\n"
+    );
+    let out = s.with_stdin(&["create", "-n", ns, "-f", "-"], &yaml);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn gone_within(s: &KubeServer, ns: &str, name: &str, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if !s.kubectl(&["get", "cm", name, "-n", ns]).status.success() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn deletion_propagates_along_owner_references() {
+    let Some(s) = server() else { return };
+    let ns = s.namespace("gc");
+    // Background (kubectl's default): the dependent follows its owner.
+    s.ok(&["create", "configmap", "bg-owner", "-n", &ns]);
+    dependent(s, &ns, "bg-owner", "bg-dep");
+    s.ok(&["delete", "cm", "bg-owner", "-n", &ns]);
+    assert!(
+        gone_within(s, &ns, "bg-dep", Duration::from_secs(10)),
+        "the dependent stayed"
+    );
+    // Foreground: the owner waits for its dependents.
+    s.ok(&["create", "configmap", "fg-owner", "-n", &ns]);
+    dependent(s, &ns, "fg-owner", "fg-dep");
+    s.ok(&[
+        "delete",
+        "cm",
+        "fg-owner",
+        "-n",
+        &ns,
+        "--cascade=foreground",
+        "--timeout=20s",
+    ]);
+    s.fails(&["get", "cm", "fg-owner", "-n", &ns]);
+    s.fails(&["get", "cm", "fg-dep", "-n", &ns]);
+    // Orphan: the dependent stays, without its owner reference.
+    s.ok(&["create", "configmap", "or-owner", "-n", &ns]);
+    dependent(s, &ns, "or-owner", "or-dep");
+    s.ok(&[
+        "delete",
+        "cm",
+        "or-owner",
+        "-n",
+        &ns,
+        "--cascade=orphan",
+        "--timeout=20s",
+    ]);
+    s.fails(&["get", "cm", "or-owner", "-n", &ns]);
+    let refs = s.ok(&[
+        "get",
+        "cm",
+        "or-dep",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.metadata.ownerReferences}",
+    ]);
+    assert_eq!(refs, "");
+    // A namesake with another uid is not the owner: the dependent goes.
+    s.ok(&["create", "configmap", "namesake", "-n", &ns]);
+    let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stray\n  ownerReferences:\n  - apiVersion: v1\n    kind: ConfigMap\n    name: namesake\n    uid: 00000000-0000-0000-0000-000000000000\n";
+    assert!(s
+        .with_stdin(&["create", "-n", &ns, "-f", "-"], yaml)
+        .status
+        .success());
+    assert!(
+        gone_within(s, &ns, "stray", Duration::from_secs(10)),
+        "the stray dependent stayed"
+    );
+    s.ok(&["get", "cm", "namesake", "-n", &ns]);
+}
