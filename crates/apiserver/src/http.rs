@@ -255,6 +255,7 @@ async fn serve(
     let table = wants_table(&accept);
     let mut cx = Ctx {
         model: model.clone(),
+        cell: api.cell.clone(),
         storage: api.storage.clone(),
         resource: target.resource.clone(),
         namespace: target.namespace.clone(),
@@ -281,6 +282,7 @@ async fn serve(
             return Err(ApiError::no_route());
         }
     }
+    let method_mutates = !matches!(method, Method::GET | Method::HEAD);
     let reply = match (method, target.name.as_deref(), sub) {
         (Method::GET, None, None) if cx.params.flag("watch") => {
             crate::watch::prepare(&cx).await?;
@@ -338,6 +340,10 @@ async fn serve(
             )))
         }
     };
+    // A definition written: serve (or stop serving) its resources at once.
+    if target.resource.group == "apiextensions.k8s.io" && method_mutates {
+        api.cell.refresh(&api.storage).await?;
+    }
     Ok(json_response(
         reply.status,
         &reply.body,

@@ -86,6 +86,8 @@ pub fn percent_decode(s: &str) -> String {
 /// What a request is about.
 pub struct Ctx {
     pub model: Arc<Model>,
+    /// Where the model lives, to rebuild it when definitions change.
+    pub cell: Arc<crate::model::ModelCell>,
     pub storage: Storage,
     pub resource: Arc<Resource>,
     pub namespace: Option<String>,

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::auth::{self, Pki, Tokens};
 use crate::error::{ApiError, Error};
-use crate::model::Model;
+use crate::model::{Model, ModelCell};
 use crate::rest::{Ctx, Params};
 use crate::storage::Storage;
 
@@ -32,7 +32,7 @@ pub struct Api {
     pub tokens: Tokens,
     /// `host:port` clients reach the server at.
     pub address: String,
-    model: RwLock<Arc<Model>>,
+    pub cell: Arc<ModelCell>,
 }
 
 impl Api {
@@ -41,16 +41,13 @@ impl Api {
             storage,
             tokens,
             address,
-            model: RwLock::new(Arc::new(model)),
+            cell: Arc::new(ModelCell::new(model)),
         }
     }
 
     /// The current registry, schemas and documents.
     pub fn model(&self) -> Arc<Model> {
-        match self.model.read() {
-            Ok(m) => m.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.cell.get()
     }
 
     /// A request context for the server's own writes to `resource`.
@@ -61,6 +58,7 @@ impl Api {
     ) -> Ctx {
         Ctx {
             model: self.model(),
+            cell: self.cell.clone(),
             storage: self.storage.clone(),
             resource,
             namespace: namespace.map(String::from),
@@ -186,6 +184,82 @@ impl Api {
     }
 }
 
+impl Api {
+    /// Finishes deleting definitions: their custom objects go first, then
+    /// the cleanup finalizer, which deletes the definition.
+    pub async fn finalize_definitions(&self) -> Result<(), ApiError> {
+        let model = self.model();
+        let Some(crds) =
+            model
+                .registry
+                .find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        else {
+            return Ok(());
+        };
+        let finalizer = crate::groups::apiextensions::CLEANUP_FINALIZER;
+        let page = self
+            .storage
+            .list(&crds, None, 0, 0, None, &|c: &Value| {
+                c["metadata"]["deletionTimestamp"].is_string()
+                    && c["metadata"]["finalizers"]
+                        .as_array()
+                        .is_some_and(|f| f.iter().any(|x| x == finalizer))
+            })
+            .await?;
+        for crd in page.items {
+            let mut left = 0;
+            for r in crate::groups::apiextensions::custom_resources(&crd) {
+                let r = Arc::new(r);
+                let objects = self.storage.list(&r, None, 0, 0, None, &|_| true).await?;
+                for obj in objects.items {
+                    left += 1;
+                    let ns = obj["metadata"]["namespace"].as_str().map(String::from);
+                    let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+                    let cx = self.internal_ctx(r.clone(), ns.as_deref());
+                    match cx.delete(&name, b"{}").await {
+                        Ok(_) => {}
+                        Err(e) if e.reason == "NotFound" => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            if left > 0 {
+                continue;
+            }
+            let name = crd["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let finalizers: Vec<Value> = crd["metadata"]["finalizers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|f| *f != finalizer)
+                .cloned()
+                .collect();
+            // Unserved before it goes, so whoever sees it gone finds its
+            // resources gone too.
+            self.cell.forget(
+                crd["spec"]["group"].as_str().unwrap_or(""),
+                crd["spec"]["names"]["plural"].as_str().unwrap_or(""),
+            );
+            let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": crd["metadata"]["resourceVersion"]}});
+            let cx = self.internal_ctx(crds.clone(), None);
+            match cx
+                .patch(
+                    &name,
+                    patch.to_string().as_bytes(),
+                    "application/merge-patch+json",
+                    None,
+                )
+                .await
+            {
+                Ok(_) => tracing::info!(definition = %name, "custom resource definition deleted"),
+                Err(e) if e.reason == "Conflict" || e.reason == "NotFound" => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
 fn hosts(listen: &SocketAddr) -> Vec<String> {
     let mut hosts: Vec<String> = [
         "localhost",
@@ -281,6 +355,12 @@ pub async fn run(
             loop {
                 if let Err(e) = api.finalize_namespaces().await {
                     tracing::warn!(error = %e, "finishing namespace deletions");
+                }
+                if let Err(e) = api.finalize_definitions().await {
+                    tracing::warn!(error = %e, "finishing definition deletions");
+                }
+                if let Err(e) = api.cell.refresh(&api.storage).await {
+                    tracing::warn!(error = %e, "loading custom resource definitions");
                 }
                 if let Err(e) = crate::gc::collect(&api).await {
                     tracing::warn!(error = %e, "collecting garbage");

@@ -1084,3 +1084,158 @@ fn deletion_propagates_along_owner_references() {
     );
     s.ok(&["get", "cm", "namesake", "-n", &ns]);
 }
+
+const CRONTAB_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: crontabs.stable.example.com
+spec:
+  group: stable.example.com
+  scope: Namespaced
+  names:
+    plural: crontabs
+    singular: crontab
+    kind: CronTab
+    shortNames: [ct]
+    categories: [cron]
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [cronSpec]
+            properties:
+              cronSpec: {type: string}
+              image: {type: string}
+              replicas: {type: integer, minimum: 1, default: 1}
+          status:
+            type: object
+            properties:
+              replicas: {type: integer}
+    additionalPrinterColumns:
+    - name: Spec
+      type: string
+      jsonPath: .spec.cronSpec
+    - name: Replicas
+      type: integer
+      jsonPath: .spec.replicas
+    subresources:
+      status: {}
+      scale:
+        specReplicasPath: .spec.replicas
+        statusReplicasPath: .status.replicas
+";
+
+#[test]
+fn custom_resources_are_served_generically() {
+    let Some(s) = server() else { return };
+    let ns = s.namespace("crd");
+    let out = s.with_stdin(&["apply", "-f", "-"], CRONTAB_CRD);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/crontabs.stable.example.com",
+        "--timeout=20s",
+    ]);
+    let resources = s.ok(&["api-resources", "--api-group=stable.example.com"]);
+    assert!(
+        resources.contains("crontabs") && resources.contains("ct") && resources.contains("CronTab"),
+        "{resources}"
+    );
+    let tab = "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: nightly\nspec:\n  cronSpec: \"0 3 * * *\"\n  image: backup\n";
+    assert!(s
+        .with_stdin(&["apply", "-n", &ns, "-f", "-"], tab)
+        .status
+        .success());
+    let table = s.ok(&["get", "ct", "-n", &ns]);
+    assert_eq!(header(&table), ["NAME", "SPEC", "REPLICAS"]);
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["nightly", "0", "3", "*", "*", "*", "1"]),
+        "{table}"
+    );
+    // Defaulted from the schema, scaled through /scale, patched by merge.
+    s.ok(&["scale", "crontab", "nightly", "-n", &ns, "--replicas=3"]);
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "ct",
+            "nightly",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.spec.replicas} {.metadata.generation}"
+        ]),
+        "3 2"
+    );
+    s.ok(&[
+        "patch",
+        "ct",
+        "nightly",
+        "-n",
+        &ns,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"image":"backup:2"}}"#,
+    ]);
+    let err = s.fails(&[
+        "patch",
+        "ct",
+        "nightly",
+        "-n",
+        &ns,
+        "-p",
+        r#"{"spec":{"image":"x"}}"#,
+    ]);
+    assert!(
+        err.contains("UnsupportedMediaType") || err.contains("unknown format"),
+        "{err}"
+    );
+    // The schema validates and prunes.
+    let bad = "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: bad\nspec:\n  replicas: 0\n";
+    let out = s.with_stdin(&["apply", "-n", &ns, "-f", "-"], bad);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("The CronTab \"bad\" is invalid"), "{err}");
+    assert!(err.contains("spec.cronSpec: Required value"), "{err}");
+    let unknown = "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: u\nspec:\n  cronSpec: x\n  bogus: 1\n";
+    let out = s.with_stdin(&["apply", "-n", &ns, "-f", "-"], unknown);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown field \"spec.bogus\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let explain = s.ok(&["explain", "crontab.spec.cronSpec"]);
+    assert!(explain.contains("FIELD: cronSpec <string>"), "{explain}");
+    // Its own category (not `all`: other tests' discovery caches would
+    // keep it after the definition is gone).
+    assert!(s
+        .ok(&["get", "cron", "-n", &ns, "-o", "name"])
+        .contains("crontab.stable.example.com/nightly"));
+    // Deleting the definition deletes its objects, then itself.
+    s.ok(&[
+        "delete",
+        "crd",
+        "crontabs.stable.example.com",
+        "--timeout=30s",
+    ]);
+    s.fails(&["get", "crd", "crontabs.stable.example.com"]);
+    let gone = s.kubectl(&[
+        "get",
+        "--raw",
+        &format!("/apis/stable.example.com/v1/namespaces/{ns}/crontabs"),
+    ]);
+    assert!(!gone.status.success());
+}

@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::machinery::table::{age, Column};
 use crate::registry::Group;
 
+pub mod apiextensions;
 pub mod apps;
 pub mod batch;
 pub mod coordination;
@@ -24,6 +25,7 @@ pub fn all() -> Vec<Group> {
         coordination::group(),
         discovery::group(),
         events::group(),
+        apiextensions::group(),
     ]
 }
 
