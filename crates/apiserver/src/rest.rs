@@ -100,6 +100,7 @@ pub struct Ctx {
 }
 
 /// A successful answer.
+#[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub body: Value,
