@@ -1,3 +1,3 @@
-//! Manifest validation: the registry server's and the image store's.
+//! Manifest validation (`cais_oci`): the registry's and the image store's.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| cais_image::oci::fuzz_manifest(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| cais_oci::image::fuzz_manifest(data));

@@ -19,6 +19,8 @@ use std::process::Command;
 enum Crates {
     /// The crate with this package name.
     Named(&'static str),
+    /// Each of the crates with these package names.
+    AnyOf(&'static [&'static str]),
     /// Every crate whose package name contains one of these words.
     NameContains(&'static [&'static str]),
     /// Every workspace crate except these.
@@ -47,7 +49,7 @@ struct DependencyRule {
 const DEPENDENCY_RULES: &[DependencyRule] = &[
     DependencyRule {
         crates: Crates::Named("cais-runtime"),
-        allowed: Allowed::Never(&["cais-image", "cais-registry", "cais-engine", "cais-build", "cais-net"]),
+        allowed: Allowed::Never(&["cais-oci", "cais-image", "cais-registry", "cais-registry-server", "cais-engine", "cais-build", "cais-net"]),
         rule: "the runtime's input is a bundle: it knows no image, registry, engine, build or network",
     },
     DependencyRule {
@@ -56,14 +58,29 @@ const DEPENDENCY_RULES: &[DependencyRule] = &[
         rule: "cgroups depends on no other cais crate",
     },
     DependencyRule {
+        crates: Crates::Named("cais-oci"),
+        allowed: Allowed::Only(&[]),
+        rule: "the OCI model (digests, references, manifests) depends on no cais crate",
+    },
+    DependencyRule {
         crates: Crates::Named("cais-image"),
         allowed: Allowed::Never(&["cais-engine", "cais-build"]),
         rule: "the image store knows neither the engine nor builds",
     },
     DependencyRule {
         crates: Crates::Named("cais-registry"),
-        allowed: Allowed::Never(&["cais-image"]),
-        rule: "image depends on registry, never the reverse",
+        allowed: Allowed::Only(&["cais-oci"]),
+        rule: "the registry client knows the OCI model only: no image store, no server",
+    },
+    DependencyRule {
+        crates: Crates::Named("cais-registry-server"),
+        allowed: Allowed::Only(&["cais-oci"]),
+        rule: "the registry server knows the OCI model only: no client, no image store",
+    },
+    DependencyRule {
+        crates: Crates::AnyOf(&["cais-image", "cais-build", "cais-engine"]),
+        allowed: Allowed::Never(&["cais-registry-server"]),
+        rule: "image, build and engine reach registries through the client and never compile the server",
     },
     DependencyRule {
         crates: Crates::Named("cais-api"),
@@ -238,6 +255,7 @@ impl DependencyRule {
     fn applies_to(&self, package: &str) -> bool {
         match self.crates {
             Crates::Named(name) => package == name,
+            Crates::AnyOf(names) => names.contains(&package),
             Crates::NameContains(words) => words.iter().any(|w| package.contains(w)),
             Crates::AllBut(names) => !names.contains(&package),
         }
@@ -256,6 +274,7 @@ impl DependencyRule {
     fn names(&self) -> Vec<&'static str> {
         let mut names = match self.crates {
             Crates::Named(name) => vec![name],
+            Crates::AnyOf(names) => names.to_vec(),
             Crates::NameContains(_) => Vec::new(),
             Crates::AllBut(names) => names.to_vec(),
         };

@@ -517,7 +517,7 @@ pub fn local(a: &BuildArgs) -> Result<i32> {
         };
         let reference: cais_image::Reference = name
             .parse()
-            .map_err(|e: cais_image::Error| failed(e.to_string()))?;
+            .map_err(|e: cais_image::oci::Error| failed(e.to_string()))?;
         let client = options
             .options(&reference.domain)
             .and_then(|o| Ok(cais_registry::client::Client::new(&reference.domain, &o)?))

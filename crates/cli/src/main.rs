@@ -63,7 +63,7 @@ enum Command {
     Shim(ShimArgs),
     /// The OCI distribution registry server.
     #[command(subcommand)]
-    Registry(cais_registry::cli::Command),
+    Registry(cais_registry_server::cli::Command),
     #[command(flatten)]
     Images(images::ImageCommand),
     #[command(flatten)]
@@ -192,7 +192,7 @@ fn main() {
         Command::Daemon(a) => logging::init(a.log_level, a.log_format),
         Command::Kube(kube::KubeCommand::Server(a)) => logging::init(a.log_level, a.log_format),
         // The registry's access log has been JSON lines from the start.
-        Command::Registry(cais_registry::cli::Command::Serve { .. }) => {
+        Command::Registry(cais_registry_server::cli::Command::Serve { .. }) => {
             logging::init(logging::Level::Info, logging::Format::Json)
         }
         _ => logging::init(logging::Level::Warn, logging::Format::Text),
@@ -225,7 +225,7 @@ fn main() {
             })
             .map(Some),
         ),
-        Command::Registry(cmd) => report(cais_registry::cli::run(cmd).map(|_| 0)),
+        Command::Registry(cmd) => report(cais_registry_server::cli::run(cmd).map(|_| 0)),
         Command::Kube(cmd) => report(kube::run(cmd)),
         Command::Images(cmd) if images::is_local(&cmd) => report(images::run(cmd)),
         Command::Images(cmd) => client_cmds::client(host.as_deref())

@@ -458,6 +458,81 @@ fn containers_survive_a_daemon_crash_and_come_back_after_a_host_restart() {
     );
 }
 
+/// A daemon upgraded over records the previous format wrote (no
+/// `version`, the state in the API's shape) finds every container again:
+/// the live one keeps its process and its monitor, the others keep their
+/// states, and the next write of a record is the current format.
+#[test]
+fn records_in_the_previous_format_survive_an_upgrade() {
+    if !ready() {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.image("busybox");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "1s",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let out = d.docker(&["run", "--name", "done", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    d.docker_ok(&["create", "--name", "fresh", "busybox", "true"]);
+    wait_until("the health check", || {
+        inspect(&d, "live", "{{.State.Health.Status}}") == "healthy"
+    });
+    let pid = inspect(&d, "live", "{{.State.Pid}}");
+    let mut states = std::collections::BTreeMap::new();
+    for name in ["live", "done", "fresh"] {
+        let (status, body) = api(&d, "GET", &format!("/containers/{name}/json"), "");
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("inspect JSON");
+        states.insert(name, v["State"].clone());
+    }
+    d.kill9();
+    let dir = d.root().join("engine/containers");
+    let record = |id: &Path| id.join("container.json");
+    for entry in std::fs::read_dir(&dir).expect("containers").flatten() {
+        let mut rec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(record(&entry.path())).expect("record"))
+                .expect("json");
+        assert_eq!(rec["version"], 1, "the current format has a version");
+        let name = rec["name"].as_str().expect("name").to_string();
+        rec.as_object_mut().expect("object").remove("version");
+        rec["state"] = states[name.as_str()].clone();
+        std::fs::write(record(&entry.path()), rec.to_string()).expect("write");
+    }
+    d.spawn();
+    assert_eq!(
+        inspect(&d, "live", "{{.State.Status}} {{.State.Pid}}"),
+        format!("running {pid}"),
+        "the same process, found again"
+    );
+    assert_eq!(
+        inspect(&d, "done", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 3"
+    );
+    assert_eq!(inspect(&d, "fresh", "{{.State.Status}}"), "created");
+    assert!(d.docker_ok(&["ps", "-a"]).contains("Exited (3)"));
+    // Its monitor is back: the exit is seen and recorded, in the new format.
+    d.docker_ok(&["stop", "-t", "1", "live"]);
+    assert_eq!(inspect(&d, "live", "{{.State.Status}}"), "exited");
+    let id = inspect(&d, "live", "{{.Id}}");
+    let rec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(record(&dir.join(&id))).expect("record"))
+            .expect("json");
+    assert_eq!(rec["version"], 1, "{rec}");
+    assert_eq!(rec["state"]["Status"], "exited", "{rec}");
+    d.docker_ok(&["start", "fresh"]);
+}
+
 #[test]
 fn bad_input_gets_clear_errors() {
     if !ready() {

@@ -1901,6 +1901,56 @@ fn bad_input_is_refused_and_nothing_is_stored() {
         b"{}",
     );
     assert_eq!(r.status, 400);
+    // sha512 is a valid digest, but storage keeps sha256 content only: it
+    // is refused wherever it enters, as a digest or inside a manifest.
+    let d512 = format!("sha512:{}", "a".repeat(128));
+    for (method, path) in [
+        ("GET", format!("/v2/ok/blobs/{d512}")),
+        ("POST", format!("/v2/ok/blobs/uploads/?digest={d512}")),
+        ("GET", format!("/v2/ok/manifests/{d512}")),
+        ("PUT", format!("/v2/ok/manifests/{d512}")),
+        ("DELETE", format!("/v2/ok/manifests/{d512}")),
+    ] {
+        let r = http(a, method, &path, &[("Content-Type", OCI_MANIFEST)], b"{}");
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (400, "DIGEST_INVALID"),
+            "{method} {path}: {r:?}"
+        );
+    }
+    // Annotation values are strings (image-spec annotations.md). Were these
+    // not refused, the answer would be MANIFEST_BLOB_UNKNOWN: the
+    // repository holds no config.
+    let config = sha256(b"{}");
+    for (body, why) in [
+        (
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"x","digest":"{d512}","size":2}},"layers":[]}}"#
+            ),
+            "sha512",
+        ),
+        (
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"x","digest":"{config}","size":2}},"layers":[],"annotations":{{"n":1}}}}"#
+            ),
+            "expected a string",
+        ),
+    ] {
+        let r = http(
+            a,
+            "PUT",
+            "/v2/ok/manifests/x",
+            &[("Content-Type", OCI_MANIFEST)],
+            body.as_bytes(),
+        );
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (400, "MANIFEST_INVALID"),
+            "{body}: {r:?}"
+        );
+        let message = r.json()["errors"][0]["message"].to_string();
+        assert!(message.contains(why), "{message}");
+    }
     // Truncated monolithic upload: the body ends before its digest matches.
     let data = b"0123456789".repeat(1000);
     let r = http(

@@ -742,6 +742,73 @@ fn pull_must_fail(routes: HashMap<String, Answer>, image_path: &str, want: &[&st
     env.assert_consistent();
 }
 
+/// sha512 is the other registered digest algorithm: a manifest naming its
+/// config and layer by sha512 pulls, each blob checked with sha512 and
+/// stored under its sha512 name; a corrupt one is refused.
+#[test]
+fn sha512_content_is_pulled_and_checked() {
+    if !tools(&[]) {
+        return;
+    }
+    use sha2::Digest as _;
+    let sha512 = |data: &[u8]| {
+        let d = sha2::Sha512::digest(data);
+        format!(
+            "sha512:{}",
+            d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        )
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let bb = busybox_image(work.path(), "1.0");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&original_manifest(&bb)).expect("manifest json");
+    let mut routes = HashMap::new();
+    routes.insert("/v2/".to_owned(), ok_answer("application/json", b"{}"));
+    let mut named = Vec::new();
+    let layers = manifest["layers"].as_array().expect("layers").len();
+    let pointers =
+        std::iter::once("/config".to_owned()).chain((0..layers).map(|i| format!("/layers/{i}")));
+    for pointer in pointers {
+        let desc = manifest.pointer_mut(&pointer).expect("descriptor");
+        let old = desc["digest"].as_str().expect("digest").to_owned();
+        let data = std::fs::read(bb.layout.join("blobs/sha256").join(&old[7..])).expect("blob");
+        let new = sha512(&data);
+        routes.insert(
+            format!("/v2/x/bb/blobs/{new}"),
+            ok_answer("application/octet-stream", &data),
+        );
+        desc["digest"] = new.clone().into();
+        named.push(new);
+    }
+    let body = serde_json::to_vec(&manifest).expect("manifest");
+    routes.insert(
+        "/v2/x/bb/manifests/1.0".into(),
+        ok_answer("application/vnd.oci.image.manifest.v1+json", &body),
+    );
+
+    let env = Env::new();
+    let liar = Liar::start(routes.clone());
+    env.ok(&["pull", &format!("{}/x/bb:1.0", liar.addr)]);
+    assert_eq!(env.image_names(), [format!("{}/x/bb:1.0", liar.addr)]);
+    let mut want = named.clone();
+    want.push(sha256(&body));
+    want.sort();
+    assert_eq!(
+        env.blobs(),
+        want,
+        "config and layer by sha512, the manifest by sha256"
+    );
+    let report = env.store().verify().expect("verify");
+    assert!(report.is_consistent(), "store inconsistent: {report:?}");
+
+    // The same bytes under another sha512 name: refused, nothing kept.
+    let layer = format!("/v2/x/bb/blobs/{}", named[1]);
+    let a = routes.get_mut(&layer).expect("layer route");
+    let mid = a.body.len() / 2;
+    a.body[mid] ^= 0xff;
+    pull_must_fail(routes, "x/bb:1.0", &["does not match digest", "has digest"]);
+}
+
 #[test]
 fn corrupt_truncated_and_malformed_content_is_refused() {
     if !tools(&[]) {

@@ -9,16 +9,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 
-use bytes::Bytes;
-use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::{Request, Response, StatusCode};
-
-use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::server::{blocking, channel_body, empty, Body};
 
 /// The helper: `cais archive --root ROOTFS stat|get PATH` or `put DIR`.
 /// Its stdout carries the data (`stat`'s JSON, `get`'s tar); an error is
@@ -113,144 +105,27 @@ fn put(dir: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn helper(engine: &Engine, rootfs: &Path, op: &str, path: &str) -> Command {
-    let mut c = Command::new(&engine.cfg.binary);
+/// `binary archive --root ROOTFS OP PATH`, the helper's command line.
+pub(crate) fn helper(binary: &Path, rootfs: &Path, op: &str, path: &str) -> Command {
+    let mut c = Command::new(binary);
     c.arg("archive").arg("--root").arg(rootfs).arg(op).arg(path);
     c
 }
 
-fn path_stat(engine: &Engine, root: &Path, path: &str) -> Result<String> {
-    let out = helper(engine, root, "stat", path)
+/// The stat of `path` in the container whose root is `root`, base64 of
+/// its JSON as the `X-Docker-Container-Path-Stat` header carries it.
+pub(crate) fn path_stat(binary: &Path, root: &Path, path: &str) -> Result<String> {
+    let out = helper(binary, root, "stat", path)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| Error::internal("running the archive helper", e))?;
+        .map_err(Error::spawn(binary))?;
     if !out.status.success() {
-        return Err(Error::NotFound(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ));
+        return Err(Error::Archive {
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            missing: true,
+        });
     }
     use base64::Engine as _;
     Ok(base64::engine::general_purpose::STANDARD
         .encode(String::from_utf8_lossy(&out.stdout).trim()))
-}
-
-/// `HEAD|GET /containers/{id}/archive?path=`.
-pub async fn get_archive(
-    engine: Arc<Engine>,
-    id: String,
-    path: String,
-    head_only: bool,
-) -> Result<Response<Body>> {
-    let e = engine.clone();
-    let p = path.clone();
-    let (root, mounted_here, stat) = blocking(move || {
-        let (root, mounted_here) = e.mount_rootfs(&id)?;
-        match path_stat(&e, &root, &p) {
-            Ok(stat) => Ok((root, mounted_here, stat)),
-            Err(err) => {
-                if mounted_here {
-                    let _ = cais_image::snapshot::unmount(&root);
-                }
-                Err(err)
-            }
-        }
-    })
-    .await?;
-    let header = HeaderValue::from_str(&stat).map_err(|e| Error::internal("stat header", e))?;
-    if head_only {
-        if mounted_here {
-            let _ = cais_image::snapshot::unmount(&root);
-        }
-        let mut r = empty(StatusCode::OK);
-        r.headers_mut()
-            .insert("X-Docker-Container-Path-Stat", header);
-        return Ok(r);
-    }
-    let (tx, body) = channel_body();
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        if let Ok(mut child) = helper(&engine, &root, "get", &path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-        {
-            if let Some(mut out) = child.stdout.take() {
-                let mut buf = vec![0u8; 256 * 1024];
-                while let Ok(n) = out.read(&mut buf) {
-                    if n == 0 || tx.blocking_send(Bytes::copy_from_slice(&buf[..n])).is_err() {
-                        break;
-                    }
-                }
-            }
-            let _ = child.wait();
-        }
-        if mounted_here {
-            let _ = cais_image::snapshot::unmount(&root);
-        }
-    });
-    let mut r = Response::new(body);
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
-    r.headers_mut()
-        .insert("X-Docker-Container-Path-Stat", header);
-    Ok(r)
-}
-
-/// `PUT /containers/{id}/archive?path=DIR`: extracts the body's tar there.
-pub async fn put_archive(
-    engine: Arc<Engine>,
-    req: Request<Incoming>,
-    id: String,
-    path: String,
-) -> Result<Response<Body>> {
-    use http_body_util::BodyExt;
-    let e = engine.clone();
-    let (root, mounted_here) = blocking(move || e.mount_rootfs(&id)).await?;
-    let mut child = helper(&engine, &root, "put", &path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::internal("running the archive helper", e))?;
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let mut body = req.into_body();
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(16);
-    let writer = tokio::task::spawn_blocking(move || {
-        for chunk in rx {
-            if stdin.write_all(&chunk).is_err() {
-                break;
-            }
-        }
-    });
-    while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|e| Error::InvalidArgument(format!("reading the request body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            if tx.send(data).is_err() {
-                break;
-            }
-        }
-    }
-    drop(tx);
-    let _ = writer.await;
-    let out = blocking(move || {
-        let out = child
-            .wait_with_output()
-            .map_err(|e| Error::internal("archive helper", e))?;
-        if mounted_here {
-            let _ = cais_image::snapshot::unmount(&root);
-        }
-        Ok(out)
-    })
-    .await?;
-    if !out.status.success() {
-        let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        return Err(if msg.contains("Could not find") {
-            Error::NotFound(msg)
-        } else {
-            Error::InvalidArgument(msg)
-        });
-    }
-    Ok(empty(StatusCode::OK))
 }

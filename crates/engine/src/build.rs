@@ -1,50 +1,26 @@
-//! `POST /build`: the classic builder's protocol, the one `docker build`
-//! speaks when BuildKit is off (`DOCKER_BUILDKIT=0`, or automatically when
-//! `/_ping` answers `Builder-Version: 1`, as ours does).
-//!
-//! The request body is a tar of the build context (plain, gzip or zstd).
-//! It is unpacked into a private directory under the daemon's root through
-//! `cais_image::unpack::extract`, the same contained extraction layers get
-//! (no `..`, no writing through symlinks, no device nodes), then
-//! `.dockerignore` is applied and the Dockerfile is read from inside it
-//! (a symlinked Dockerfile must stay inside the context too). The executor
-//! (`cais_build::build`) does the rest; base images it lacks are pulled
-//! through the engine's own pull, with the credentials of
-//! `X-Registry-Config`.
-//!
-//! Until the first line of output, a failure (a bad context or Dockerfile,
-//! an unknown target) is an ordinary HTTP error, as docker answers it. After
-//! that the response is committed (200) and a failure is the last JSON line,
-//! `{"errorDetail":{"message":...},"error":...}`, which the docker CLI
-//! prints before exiting non-zero (with the code of a failed `RUN`).
-//!
-//! Query parameters used: `t` (repeated), `dockerfile`, `buildargs`,
-//! `labels`, `target`, `nocache`, `pull`, `q`, `platform` (only this host's).
-//! Accepted and ignored, because they have no meaning here: `rm` and
-//! `forcerm` (no intermediate containers are kept either way),
-//! `networkmode` (RUN steps share the host's network, like docker's
-//! default builder network), `cachefrom`, `extrahosts`, `shmsize`,
-//! `cpu*`/`memory*`/`ulimits`, `squash`, `outputs`, `session`. Refused:
-//! `version=2` (BuildKit) and `remote` (a URL context). `POST /build/prune`
-//! (`docker builder prune`) empties the step cache.
+//! Dockerfile builds for `POST /build` (see `http::handlers::build` for
+//! the protocol): the context tar unpacked into a private directory under
+//! the daemon's root through `cais_image::unpack::extract`, the same
+//! contained extraction layers get (no `..`, no writing through symlinks,
+//! no device nodes), then `.dockerignore` applied and the Dockerfile read
+//! from inside it (a symlinked Dockerfile must stay inside the context
+//! too). The executor (`cais_build::build`) does the rest; base images it
+//! lacks are pulled through the engine's own pull, with the credentials
+//! the request carried. Everything the build says goes to a channel as
+//! `Msg`s, which the handler turns into docker's JSON lines.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use cais_image::store::display_name;
-use cais_image::Reference;
+use cais_image::{ImageStore, Reference};
 use cais_registry::client::Credentials;
-use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::{Request, Response};
 use tokio::sync::mpsc;
 
-use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::server::{Body, Query};
+use crate::events::Events;
 
 /// A build request's parameters, decoded and checked.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -61,153 +37,18 @@ pub(crate) struct Params {
     pub source_date_epoch: Option<i64>,
 }
 
-fn invalid(text: impl Into<String>) -> Error {
+pub(crate) fn invalid(text: impl Into<String>) -> Error {
     Error::InvalidArgument(text.into())
 }
 
-/// Every value of a repeated query parameter (`t=a&t=b`).
-fn all_values(raw_query: &str, key: &str) -> Vec<String> {
-    raw_query
-        .split('&')
-        .filter_map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (crate::server::decode(k) == key).then(|| crate::server::decode(v))
-        })
-        .filter(|v| !v.is_empty())
-        .collect()
-}
-
-/// A JSON object of strings (`buildargs`, `labels`). A `null` value is a
-/// build argument named without a value whose variable was not set on the
-/// client: it is left out, so the Dockerfile's default applies.
-fn string_map(query: &Query, key: &str) -> Result<BTreeMap<String, String>> {
-    let Some(raw) = query.get(key).filter(|v| !v.is_empty()) else {
-        return Ok(BTreeMap::new());
-    };
-    let v: BTreeMap<String, Option<String>> =
-        serde_json::from_str(raw).map_err(|e| invalid(format!("invalid {key}: {e}: {raw}")))?;
-    Ok(v.into_iter().filter_map(|(k, v)| Some((k, v?))).collect())
-}
-
-impl Params {
-    pub(crate) fn parse(raw_query: &str) -> Result<Params> {
-        let query = Query::parse(Some(raw_query));
-        if query.get("version") == Some("2") {
-            return Err(invalid(
-                "cais has no BuildKit (builder version 2): use the classic builder, e.g. DOCKER_BUILDKIT=0 docker build",
-            ));
-        }
-        if query.get("remote").is_some_and(|r| !r.is_empty()) {
-            return Err(invalid(
-                "remote build contexts (a URL or git repository) are not supported: send the context as a tar",
-            ));
-        }
-        if let Some(p) = query.get("platform").filter(|p| !p.is_empty()) {
-            let want: cais_image::Platform = p
-                .parse()
-                .map_err(|e: cais_image::Error| invalid(crate::error::chain(&e)))?;
-            let host = cais_image::archive::host_platform();
-            if want.os != host.os
-                || (!want.architecture.is_empty() && want.architecture != host.architecture)
-            {
-                return Err(invalid(format!(
-                    "cannot build for platform {p}: only {}/{} is supported",
-                    host.os, host.architecture
-                )));
-            }
-        }
-        let mut tags = Vec::new();
-        for t in all_values(raw_query, "t") {
-            let r: Reference = t.parse().map_err(|e: cais_image::Error| {
-                invalid(format!("invalid tag {t:?}: {}", crate::error::chain(&e)))
-            })?;
-            if r.digest.is_some() {
-                return Err(invalid(format!(
-                    "invalid tag {t:?}: a tag cannot name a digest"
-                )));
-            }
-            tags.push(t);
-        }
-        let build_args = string_map(&query, "buildargs")?;
-        let source_date_epoch = build_args
-            .get("SOURCE_DATE_EPOCH")
-            .map(|v| {
-                v.parse::<i64>().map_err(|_| {
-                    invalid(format!(
-                        "invalid SOURCE_DATE_EPOCH {v:?}: not a number of seconds"
-                    ))
-                })
-            })
-            .transpose()?;
-        let dockerfile = query
-            .get("dockerfile")
-            .filter(|d| !d.is_empty())
-            .map(str::to_string);
-        Ok(Params {
-            tags,
-            dockerfile,
-            build_args,
-            labels: string_map(&query, "labels")?,
-            target: query
-                .get("target")
-                .filter(|t| !t.is_empty())
-                .map(str::to_string),
-            no_cache: query.flag("nocache"),
-            pull: query.flag("pull"),
-            quiet: query.flag("q"),
-            source_date_epoch,
-        })
-    }
-}
-
-/// Credentials by registry from `X-Registry-Config`: base64 of a JSON
-/// object `{"<registry>": {"username", "password"} | {"auth": base64("user:pass")}}`.
-fn registry_config(header: Option<&str>) -> BTreeMap<String, Credentials> {
-    use base64::Engine as _;
-    let Some(raw) = header.map(str::trim).filter(|h| !h.is_empty()) else {
-        return BTreeMap::new();
-    };
-    let decoded = [
-        &base64::engine::general_purpose::URL_SAFE,
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        &base64::engine::general_purpose::STANDARD,
-    ]
-    .iter()
-    .find_map(|e| {
-        e.decode(raw.trim_end_matches('='))
-            .ok()
-            .or_else(|| e.decode(raw).ok())
-    });
-    let Some(map) = decoded
-        .and_then(|b| serde_json::from_slice::<BTreeMap<String, serde_json::Value>>(&b).ok())
-    else {
-        return BTreeMap::new();
-    };
-    let mut out = BTreeMap::new();
-    for (registry, v) in map {
-        let mut username = v["username"].as_str().unwrap_or_default().to_string();
-        let mut password = v["password"].as_str().unwrap_or_default().to_string();
-        if username.is_empty() {
-            if let Some((u, p)) = v["auth"]
-                .as_str()
-                .and_then(|a| base64::engine::general_purpose::STANDARD.decode(a).ok())
-                .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|s| {
-                    s.split_once(':')
-                        .map(|(u, p)| (u.to_string(), p.to_string()))
-                })
-            {
-                (username, password) = (u, p);
-            }
-        }
-        if !username.is_empty() {
-            out.insert(
-                cais_registry::client::reference::normalize_registry(&registry),
-                Credentials { username, password },
-            );
-        }
-    }
-    out
+/// What a build needs of the engine.
+pub(crate) struct Context {
+    /// The daemon's data root: contexts are unpacked under `engine/build`.
+    pub root: PathBuf,
+    /// The `cais` binary, for `RUN` steps.
+    pub binary: PathBuf,
+    pub images: Arc<ImageStore>,
+    pub events: Arc<Events>,
 }
 
 /// The compression of a context tar, from its first bytes.
@@ -266,7 +107,7 @@ fn unpack_context(file: std::fs::File, dest: &Path) -> Result<()> {
     let mut reader = BufReader::new(file);
     let head = reader
         .fill_buf()
-        .map_err(|e| Error::internal("reading the build context", e))?;
+        .map_err(Error::io("reading the build context for", dest))?;
     if head.is_empty() {
         // An empty body: an empty context (`docker build - < Dockerfile`
         // sends the Dockerfile as the context instead).
@@ -318,7 +159,7 @@ fn read_dockerfile(context: &Path, name: Option<&str>) -> Result<(String, String
     };
     let root = context
         .canonicalize()
-        .map_err(|e| Error::internal("build context", e))?;
+        .map_err(Error::io("resolving the build context", context))?;
     for c in &candidates {
         let rel = relative_inside(c)?;
         let Ok(real) = context.join(&rel).canonicalize() else {
@@ -355,10 +196,9 @@ fn apply_dockerignore(context: &Path) -> Result<()> {
 }
 
 fn prune(dir: &Path, rel: &str, ignore: &cais_build::dockerignore::Ignore) -> Result<()> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| Error::internal("reading the build context", e))?;
+    let entries = std::fs::read_dir(dir).map_err(Error::io("reading the build context", dir))?;
     for entry in entries {
-        let entry = entry.map_err(|e| Error::internal("reading the build context", e))?;
+        let entry = entry.map_err(Error::io("reading the build context", dir))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = if rel.is_empty() {
             name
@@ -376,14 +216,14 @@ fn prune(dir: &Path, rel: &str, ignore: &cais_build::dockerignore::Ignore) -> Re
             } else {
                 std::fs::remove_file(entry.path())
             };
-            r.map_err(|e| Error::internal("applying .dockerignore", e))?;
+            r.map_err(Error::io("applying .dockerignore to", entry.path()))?;
         }
     }
     Ok(())
 }
 
 /// What the build thread tells the response.
-enum Msg {
+pub(crate) enum Msg {
     Line(serde_json::Value),
     Failed(Error, Option<i32>),
 }
@@ -431,19 +271,28 @@ impl cais_build::Progress for Stream {
     }
 }
 
-fn error_class(e: cais_build::Error) -> (Error, Option<i32>) {
-    let text = crate::error::chain(&e);
-    match e {
-        cais_build::Error::InvalidArgument { .. } => (Error::InvalidArgument(text), None),
-        cais_build::Error::NotFound { .. } => (Error::NotFound(text), None),
-        cais_build::Error::Failed { code, .. } => (Error::InvalidArgument(text), Some(code)),
-        _ => (Error::Internal(text), None),
+/// A build's failure and, for a failed `RUN`, its exit code. In quiet
+/// mode the output held back explains a failure of the build's input or
+/// of a `RUN`, so it leads the message, as docker shows it.
+fn failure(e: cais_build::Error, kept: &str) -> (Error, Option<i32>) {
+    let code = match &e {
+        cais_build::Error::Failed { code, .. } => Some(*code),
+        _ => None,
+    };
+    let explained = matches!(
+        e,
+        cais_build::Error::InvalidArgument { .. } | cais_build::Error::Failed { .. }
+    );
+    if explained && !kept.is_empty() {
+        let message = format!("{kept}{}", crate::error::chain(&e));
+        return (Error::InvalidArgument(message), code);
     }
+    (Error::Build(e), code)
 }
 
 /// The whole build, on a blocking thread; everything it says goes to `tx`.
-fn run(
-    engine: Arc<Engine>,
+pub(crate) fn run(
+    ctx: Context,
     params: Params,
     body: std::fs::File,
     credentials: BTreeMap<String, Credentials>,
@@ -452,7 +301,7 @@ fn run(
     let fail = |tx: &mpsc::Sender<Msg>, e: Error, code: Option<i32>| {
         let _ = tx.blocking_send(Msg::Failed(e, code));
     };
-    let base = engine.cfg.root.join("engine/build");
+    let base = ctx.root.join("engine/build");
     let dir = match std::fs::create_dir_all(&base).and_then(|()| {
         tempfile::Builder::new()
             .prefix("context-")
@@ -462,14 +311,14 @@ fn run(
         Err(e) => {
             return fail(
                 &tx,
-                Error::internal("creating the build context directory", e),
+                Error::io("creating a build context directory in", &base)(e),
                 None,
             )
         }
     };
     let context = dir.path().join("context");
     let prepared = std::fs::create_dir(&context)
-        .map_err(|e| Error::internal("creating the build context directory", e))
+        .map_err(Error::io("creating", &context))
         .and_then(|()| unpack_context(body, &context))
         .and_then(|()| read_dockerfile(&context, params.dockerfile.as_deref()))
         .and_then(|(name, text)| apply_dockerignore(&context).map(|()| (name, text)));
@@ -477,14 +326,15 @@ fn run(
         Ok(x) => x,
         Err(e) => return fail(&tx, e, None),
     };
-    let pull_engine = engine.clone();
+    let pull_images = ctx.images.clone();
+    let pull_events = ctx.events.clone();
     let pull_tx = tx.clone();
     let quiet = params.quiet;
     let pull: cais_build::PullFn = Box::new(
         move |name: &str, _progress: &mut dyn cais_build::Progress| {
             let reference: Reference =
                 name.parse()
-                    .map_err(|e: cais_image::Error| cais_build::Error::Pull {
+                    .map_err(|e: cais_image::oci::Error| cais_build::Error::Pull {
                         reference: name.to_string(),
                         reason: crate::error::chain(&e),
                     })?;
@@ -505,7 +355,8 @@ fn run(
                 }
             }));
             crate::images::pull_with(
-                &pull_engine,
+                &pull_images,
+                &pull_events,
                 &client,
                 &reference,
                 cais_image::Platform::default(),
@@ -515,8 +366,8 @@ fn run(
         },
     );
     let env = cais_build::Environment {
-        store: engine.images.clone(),
-        runtime_binary: engine.cfg.binary.clone(),
+        store: ctx.images.clone(),
+        runtime_binary: ctx.binary.clone(),
         work_dir: dir.path().join("work"),
         pull: Some(pull),
     };
@@ -550,7 +401,7 @@ fn run(
                 ));
             }
             for t in &built.tags {
-                engine.events.emit(
+                ctx.events.emit(
                     "image",
                     "tag",
                     &built.image_id,
@@ -559,16 +410,7 @@ fn run(
             }
         }
         Err(e) => {
-            let (mut err, code) = error_class(e);
-            if !stream.kept.is_empty() {
-                // Quiet: the output was held back, and explains the failure.
-                err = match err {
-                    Error::InvalidArgument(m) => {
-                        Error::InvalidArgument(format!("{}{m}", stream.kept))
-                    }
-                    other => other,
-                };
-            }
+            let (err, code) = failure(e, &stream.kept);
             fail(&tx, err, code);
         }
     }
@@ -581,65 +423,9 @@ fn run(
 /// `POST /build/prune` (`docker builder prune`): forgets every cached
 /// step; returns a name per forgotten entry (the cache keeps no ids worth
 /// showing) and the bytes freed.
-pub(crate) fn prune_cache(engine: &Engine) -> Result<(Vec<String>, u64)> {
-    let (n, bytes) = cais_build::prune_cache(&engine.images).map_err(|e| error_class(e).0)?;
+pub(crate) fn prune_cache(images: &ImageStore) -> Result<(Vec<String>, u64)> {
+    let (n, bytes) = cais_build::prune_cache(images).map_err(Error::Build)?;
     Ok(((1..=n).map(|i| format!("build-cache-{i}")).collect(), bytes))
-}
-
-fn line(v: &serde_json::Value) -> Bytes {
-    Bytes::from(format!("{v}\n"))
-}
-
-/// `POST /build`.
-pub(crate) async fn build(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<Body>> {
-    let raw_query = req.uri().query().unwrap_or("").to_string();
-    let credentials = registry_config(
-        req.headers()
-            .get("X-Registry-Config")
-            .and_then(|v| v.to_str().ok()),
-    );
-    let tmp = engine.cfg.root.join("engine/build");
-    std::fs::create_dir_all(&tmp)
-        .map_err(|e| Error::internal("creating the build directory", e))?;
-    // The body is read first even when the parameters are wrong: a client
-    // still sending its context would not see an early answer.
-    let body = crate::images::body_to_file(req, &tmp).await?;
-    let params = Params::parse(&raw_query)?;
-    let (tx, mut rx) = mpsc::channel::<Msg>(64);
-    tokio::task::spawn_blocking(move || run(engine, params, body, credentials, tx));
-    // Nothing is sent before the build says something: an early failure
-    // (bad context, Dockerfile syntax) is a plain HTTP error.
-    let first = match rx.recv().await {
-        Some(Msg::Failed(e, _)) => return Err(e),
-        None => return Err(Error::Internal("the build ended without a result".into())),
-        Some(Msg::Line(v)) => v,
-    };
-    let (out, body) = crate::server::channel_body();
-    tokio::spawn(async move {
-        if out.send(line(&first)).await.is_err() {
-            return;
-        }
-        while let Some(msg) = rx.recv().await {
-            let v = match msg {
-                Msg::Line(v) => v,
-                Msg::Failed(e, code) => {
-                    let text = e.to_string();
-                    let mut detail = serde_json::json!({"message": text});
-                    if let Some(c) = code {
-                        detail["code"] = c.into();
-                    }
-                    serde_json::json!({"errorDetail": detail, "error": text})
-                }
-            };
-            if out.send(line(&v)).await.is_err() {
-                return;
-            }
-        }
-    });
-    let mut r = Response::new(body);
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Ok(r)
 }
 
 /// Fuzz entry point: `data` as a `POST /build` body, unpacked the way the
@@ -658,74 +444,6 @@ pub(crate) fn fuzz_context(data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parameters_decode_like_dockers() {
-        let p = Params::parse(
-            "t=web%3A1&t=web%3Alatest&dockerfile=sub%2FDockerfile.dev&buildargs=%7B%22A%22%3A%221%22%2C%22B%22%3Anull%2C%22SOURCE_DATE_EPOCH%22%3A%2210%22%7D&labels=%7B%22k%22%3A%22v%22%7D&target=app&nocache=1&pull=1&q=1&rm=1&forcerm=0&networkmode=default&cachefrom=%5B%5D",
-        )
-        .expect("valid");
-        assert_eq!(p.tags, ["web:1", "web:latest"]);
-        assert_eq!(p.dockerfile.as_deref(), Some("sub/Dockerfile.dev"));
-        assert_eq!(
-            p.build_args,
-            BTreeMap::from([
-                ("A".to_string(), "1".to_string()),
-                ("SOURCE_DATE_EPOCH".to_string(), "10".to_string())
-            ])
-        );
-        assert_eq!(p.source_date_epoch, Some(10));
-        assert_eq!(p.labels["k"], "v");
-        assert_eq!(p.target.as_deref(), Some("app"));
-        assert!(p.no_cache && p.pull && p.quiet);
-        assert_eq!(Params::parse("").expect("empty"), Params::default());
-    }
-
-    #[test]
-    fn bad_parameters_are_refused_with_a_reason() {
-        for (q, want) in [
-            ("version=2", "DOCKER_BUILDKIT=0"),
-            (
-                "remote=https%3A%2F%2Fexample.com%2Fx.git",
-                "remote build contexts",
-            ),
-            ("t=UPPER%3Acase", "invalid tag"),
-            (
-                "t=x%40sha256%3A0000000000000000000000000000000000000000000000000000000000000000",
-                "invalid tag",
-            ),
-            ("buildargs=%5B1%5D", "invalid buildargs"),
-            ("labels=nope", "invalid labels"),
-            (
-                "buildargs=%7B%22SOURCE_DATE_EPOCH%22%3A%22soon%22%7D",
-                "SOURCE_DATE_EPOCH",
-            ),
-            ("platform=linux%2Fs390x", "only linux/"),
-        ] {
-            let e = Params::parse(q).expect_err(q);
-            assert!(matches!(e, Error::InvalidArgument(_)), "{q}: {e:?}");
-            assert!(e.to_string().contains(want), "{q}: {e}");
-        }
-        let host = cais_image::archive::host_platform();
-        Params::parse(&format!("platform=linux%2F{}", host.architecture)).expect("host platform");
-    }
-
-    #[test]
-    fn registry_config_gives_credentials_per_registry() {
-        use base64::Engine as _;
-        let json = r#"{"127.0.0.1:5000":{"username":"u","password":"p"},"https://index.docker.io/v1/":{"auth":"aHViOnNlY3JldA=="},"empty.example":{}}"#;
-        let header = base64::engine::general_purpose::URL_SAFE.encode(json);
-        let m = registry_config(Some(&header));
-        assert_eq!(m["127.0.0.1:5000"].username, "u");
-        assert_eq!(m["127.0.0.1:5000"].password, "p");
-        let hub =
-            cais_registry::client::reference::normalize_registry("https://index.docker.io/v1/");
-        assert_eq!(m[&hub].username, "hub");
-        assert_eq!(m[&hub].password, "secret");
-        assert_eq!(m.len(), 2);
-        assert!(registry_config(Some("%%%")).is_empty());
-        assert!(registry_config(None).is_empty());
-    }
 
     #[test]
     fn a_context_tar_cut_after_its_last_entry_unpacks() {

@@ -32,7 +32,7 @@ pub fn run(opts: Options) -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| Error::internal("starting the async runtime", e))?;
+        .map_err(|e| Error::daemon("starting the async runtime")(e.into()))?;
     let result = rt.block_on(serve(opts));
     // Requests still blocked in the engine (a `wait` for a container that
     // keeps running) must not keep the process, and its port
@@ -51,10 +51,9 @@ async fn serve(opts: Options) -> Result<()> {
         move || Engine::open(cfg)
     })
     .await
-    .map_err(|e| Error::internal("opening the engine", e))??;
+    .map_err(|e| Error::daemon("opening the engine")(e.into()))??;
     if let Some(dir) = opts.socket.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::internal("creating the socket directory", e))?;
+        std::fs::create_dir_all(dir).map_err(Error::io("creating the socket directory", dir))?;
     }
     // A socket file left by a daemon that died is replaced; a live daemon is not.
     if std::os::unix::net::UnixStream::connect(&opts.socket).is_ok() {
@@ -65,9 +64,9 @@ async fn serve(opts: Options) -> Result<()> {
     }
     let _ = std::fs::remove_file(&opts.socket);
     let listener = tokio::net::UnixListener::bind(&opts.socket)
-        .map_err(|e| Error::internal(&format!("binding {}", opts.socket.display()), e))?;
+        .map_err(Error::io("binding the socket", &opts.socket))?;
     std::fs::set_permissions(&opts.socket, std::fs::Permissions::from_mode(0o660))
-        .map_err(|e| Error::internal("setting socket permissions", e))?;
+        .map_err(Error::io("setting the permissions of", &opts.socket))?;
     let shutdown = async {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -86,42 +85,42 @@ async fn serve(opts: Options) -> Result<()> {
         let acceptor = tls_acceptor(tls)?;
         let tcp = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|e| Error::internal(&format!("binding {addr}"), e))?;
+            .map_err(|e| Error::daemon(format!("binding {addr}"))(e.into()))?;
         tracing::info!(
             address = %format!("tcp://{addr}"),
             "serving the Docker Engine API (TLS, client certificates required)"
         );
-        tokio::spawn(crate::server::serve_tls(engine.clone(), tcp, acceptor));
+        tokio::spawn(crate::http::serve_tls(engine.clone(), tcp, acceptor));
     }
-    crate::server::serve(engine.clone(), listener, shutdown).await;
+    crate::http::serve(engine.clone(), listener, shutdown).await;
     let _ = std::fs::remove_file(&opts.socket);
-    tokio::task::spawn_blocking(move || engine.net_shutdown())
+    tokio::task::spawn_blocking(move || engine.shutdown())
         .await
-        .map_err(|e| Error::internal("removing the firewall rules", e))?;
+        .map_err(|e| Error::daemon("removing the firewall rules")(e.into()))?;
     Ok(())
 }
 
 /// A TLS server config that requires a client certificate signed by the CA.
 fn tls_acceptor(tls: &Tls) -> Result<tokio_rustls::TlsAcceptor> {
     use std::sync::Arc;
-    let read = |path: &std::path::Path| {
-        std::fs::read(path)
-            .map_err(|e| Error::InvalidArgument(format!("reading {}: {e}", path.display())))
-    };
-    let bad =
-        |what: &str, e: &dyn std::fmt::Display| Error::InvalidArgument(format!("{what}: {e}"));
+    let read = |path: &std::path::Path| std::fs::read(path).map_err(Error::io("reading", path));
+    fn bad<E: std::error::Error + Send + Sync + 'static>(
+        what: &'static str,
+    ) -> impl FnOnce(E) -> Error {
+        move |e| Error::daemon(what)(Box::new(e))
+    }
     let certs = rustls_pemfile::certs(&mut read(&tls.cert)?.as_slice())
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| bad("reading --tlscert", &e))?;
+        .map_err(bad("reading --tlscert"))?;
     let key = rustls_pemfile::private_key(&mut read(&tls.key)?.as_slice())
-        .map_err(|e| bad("reading --tlskey", &e))?
+        .map_err(bad("reading --tlskey"))?
         .ok_or_else(|| {
             Error::InvalidArgument(format!("no private key in {}", tls.key.display()))
         })?;
     let mut roots = rustls::RootCertStore::empty();
     for ca in rustls_pemfile::certs(&mut read(&tls.ca)?.as_slice()) {
-        let ca = ca.map_err(|e| bad("reading --tlscacert", &e))?;
-        roots.add(ca).map_err(|e| bad("adding the CA", &e))?;
+        let ca = ca.map_err(bad("reading --tlscacert"))?;
+        roots.add(ca).map_err(bad("adding the CA"))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
@@ -129,12 +128,12 @@ fn tls_acceptor(tls: &Tls) -> Result<tokio_rustls::TlsAcceptor> {
         provider.clone(),
     )
     .build()
-    .map_err(|e| bad("client verifier", &e))?;
+    .map_err(bad("making the client verifier"))?;
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| bad("TLS versions", &e))?
+        .map_err(bad("choosing the TLS versions"))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)
-        .map_err(|e| bad("server certificate", &e))?;
+        .map_err(bad("loading the server certificate"))?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }

@@ -1,54 +1,75 @@
 //! The engine: containers made from images, supervised by a per-container
 //! shim, served over the Docker Engine API by `cais daemon`.
 //!
-//! Module map:
-//! - `engine` is the container manager: records persisted under
-//!   `<root>/engine/containers/<id>/`, life cycle, stop (signal, grace
-//!   period, SIGKILL), restart policies with back-off, live restore, exec,
-//!   commit. `daemon` starts it and the listeners; `error` is the crate's
-//!   error type.
-//! - `shim` is the per-container supervisor (single threaded, poll loop, no
-//!   async runtime) and its client side. `spec` builds config.json (image
-//!   config + container config + Docker's default security profile).
-//! - `server` routes HTTP (hyper, unix socket, `/vN.NN` prefix, HTTP
-//!   upgrade for attach and exec) and maps errors to status codes in one
-//!   place; `stream` serves logs, attach, exec and stats; `images` the image
-//!   endpoints (list, inspect, tag, rmi, history, save, load, import, pull,
-//!   push); `archive` serves `cp` through a helper process chrooted into the
-//!   container's root; `build` serves `POST /build` (the classic builder's
-//!   protocol: the context tar unpacked with the image crate's contained
-//!   extraction, `cais_build::build` with the engine's pull, docker's JSON
-//!   lines); `volumes`, `events`, `health`, `logfile` (json-file with size
-//!   rotation) and `system` (info, df, diff, update) complete it.
-//! - `network` keeps network records (`<root>/engine/networks/<id>.json`,
-//!   with the addresses running containers hold), serves `/networks`, and
-//!   wires a container at start: a namespace at `<exec_root>/netns/<id>`,
-//!   one veth per network (eth0 has the default route), reserved ports,
-//!   /etc/hosts and resolv.conf, DNS. What a running container holds is
-//!   persisted in its record (`Record::net`), so stop, exit, rm, a failed
-//!   start and a daemon restart all tear down through one function from the
-//!   record. `netconf` holds the pure parts (port specs, /etc files, the
-//!   firewall ruleset from state, name resolution), unit-tested.
+//! Each job has an owner with its own type and module; `engine::Engine`
+//! is a small facade that opens the state and composes them. Modules, from
+//! the bottom up; each imports only modules listed before it, and modules
+//! of one step (the handlers) never each other (`tests/layering.rs`
+//! checks it):
+//!
+//! 1. Leaves: `error` (the crate's error type: variants with context and
+//!    a source), `config` (directories, the runtime command, a
+//!    container's cgroup), `ids` (random ids and names), `events`,
+//!    `filters` (dockerd's filter semantics), `logfile` (json-file with
+//!    size rotation), `spec` (config.json from the image config, the
+//!    container config and Docker's default security profile), `shim`
+//!    (the per-container supervisor, single threaded, and its client
+//!    side), `volumes`, `images` (the engine's side of the image store:
+//!    views, pulls with docker's progress), `archive` (the `cp` helper
+//!    process, which enters the container's root), `build` (`POST
+//!    /build`'s run: the context unpacked with the image crate's
+//!    contained extraction, then `cais_build::build` with the engine's
+//!    pull), `networks::netconf` (pure networking: port specs, /etc
+//!    files, the firewall ruleset from state, name resolution, network
+//!    modes, what a running container holds).
+//! 2. `containers::state` (a container in memory; its `State` enum and
+//!    the changes the life cycle may make to it), `containers::record`
+//!    (the versioned on-disk record, every version written so far
+//!    readable), `containers::table` (`Table`: every container, each
+//!    persisted as `<root>/engine/containers/<id>/container.json`, writes
+//!    ordered per container).
+//! 3. `networks::records` (`NetworkStore`: network records under
+//!    `<root>/engine/networks`, address allocation, the `/networks`
+//!    operations that only read containers), then `networks::wiring`
+//!    (`Wiring`: a container wired at start, from what its record holds,
+//!    and torn down from it; connect and disconnect; the level-triggered
+//!    firewall; the embedded DNS server).
+//! 4. `containers::health` (health check threads), `containers::monitor`
+//!    (shim waiters, restart decisions), `containers::mounts`,
+//!    `containers::exec` (`Execs`: exec sessions and their terminals),
+//!    `containers::inspect` (`Views`: inspect, `ps`, top, stats, changes).
+//! 5. `containers::lifecycle` (`Containers`: create, start, stop, exits,
+//!    restart policies, removal, live restore, commit, updates).
+//! 6. `engine` (the facade), then `http` (`plumbing`, `handlers`,
+//!    `router`, serving; see its docs), then `daemon` (the listeners).
+//!
+//! Lock order: a thread holding one of these locks takes only locks
+//! listed after it. `Wiring::ops` (network teardown against restore) →
+//! `Wiring::firewall` (the ruleset last applied) → `NetworkStore`'s
+//! records → `Table`'s containers → one container's `RecordWriter`. The
+//! other locks are leaves, held while taking no other engine lock:
+//! `Wiring::ports`, `Execs::sessions`, `Containers::attach_gate`, the
+//! event history. `Table::with` runs its closure under the table lock, so
+//! the closure takes no lock at all.
 //!
 //! Logging goes through `tracing`; the binary installs the subscriber.
 
 pub mod archive;
 mod build;
+pub mod config;
+pub mod containers;
 pub mod daemon;
 pub mod engine;
 pub mod error;
 pub mod events;
 pub mod filters;
-mod health;
+pub mod http;
+mod ids;
 mod images;
 pub mod logfile;
-mod netconf;
-pub mod network;
-pub mod server;
+pub mod networks;
 pub mod shim;
 pub mod spec;
-mod stream;
-mod system;
 pub mod volumes;
 
 /// Entry points for the fuzz targets (`fuzz/`) and their corpus tests: each

@@ -172,6 +172,43 @@ fn read_files(files: &[PathBuf]) -> std::io::Result<Vec<Entry>> {
     Ok(out)
 }
 
+/// Every record (rotated files first) and the end offset of the current
+/// file, where a follower goes on reading (`read_from`).
+pub fn read_with_offset(path: &Path) -> std::io::Result<(Vec<Entry>, u64)> {
+    let mut all = read_rotated(path)?;
+    let (current, end) = read_from(path, 0)?;
+    all.extend(current);
+    Ok((all, end))
+}
+
+/// Records of the current log file from `offset`; a shorter file than
+/// `offset` was rotated, so it is read from the start.
+pub fn read_from(path: &Path, offset: u64) -> std::io::Result<(Vec<Entry>, u64)> {
+    let data = match std::fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(e),
+    };
+    let start = if (data.len() as u64) < offset {
+        0
+    } else {
+        offset as usize
+    };
+    let chunk = &data[start..];
+    // Only whole lines: a record being written is read next time.
+    let end = chunk
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map(|p| p + 1)
+        .unwrap_or(0);
+    let entries = chunk[..end]
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| serde_json::from_slice(l).ok())
+        .collect();
+    Ok((entries, (start + end) as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

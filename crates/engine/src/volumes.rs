@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use cais_api::Volume;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 
 pub struct Volumes {
     root: PathBuf,
@@ -23,8 +23,7 @@ pub fn valid_name(name: &str) -> bool {
 impl Volumes {
     pub fn new(root: &Path) -> Result<Volumes> {
         let root = root.join("volumes");
-        fs::create_dir_all(&root)
-            .map_err(|e| Error::internal("creating the volumes directory", e))?;
+        fs::create_dir_all(&root).map_err(Error::io("creating", &root))?;
         Ok(Volumes { root })
     }
 
@@ -51,8 +50,7 @@ impl Volumes {
             return self.inspect(name);
         }
         let dir = self.dir(name);
-        fs::create_dir_all(dir.join("_data"))
-            .map_err(|e| Error::internal("creating the volume", e))?;
+        fs::create_dir_all(dir.join("_data")).map_err(Error::io("creating the volume", &dir))?;
         let v = Volume {
             name: name.into(),
             driver: "local".into(),
@@ -65,14 +63,17 @@ impl Volumes {
         let tmp = dir.join(".volume.json.tmp");
         fs::write(&tmp, serde_json::to_vec(&v).expect("serializes"))
             .and_then(|_| fs::rename(&tmp, dir.join("volume.json")))
-            .map_err(|e| Error::internal("writing volume metadata", e))?;
+            .map_err(Error::io("writing volume metadata", &tmp))?;
         Ok(v)
     }
 
     pub fn inspect(&self, name: &str) -> Result<Volume> {
         let data = fs::read(self.dir(name).join("volume.json"))
-            .map_err(|_| Error::NotFound(format!("get {name}: no such volume")))?;
-        serde_json::from_slice(&data).map_err(|e| Error::internal("reading volume metadata", e))
+            .map_err(|_| Error::not_found(Kind::Volume, name))?;
+        serde_json::from_slice(&data).map_err(|source| Error::Json {
+            what: format!("the metadata of volume {name}"),
+            source,
+        })
     }
 
     pub fn list(&self) -> Vec<Volume> {
@@ -89,7 +90,7 @@ impl Volumes {
     /// Removes a volume; `in_use` names the containers using it.
     pub fn remove(&self, name: &str, in_use: &[String]) -> Result<()> {
         if !self.exists(name) {
-            return Err(Error::NotFound(format!("get {name}: no such volume")));
+            return Err(Error::not_found(Kind::Volume, name));
         }
         if !in_use.is_empty() {
             return Err(Error::Conflict(format!(
@@ -97,7 +98,7 @@ impl Volumes {
                 in_use.join(", ")
             )));
         }
-        fs::remove_dir_all(self.dir(name)).map_err(|e| Error::internal("removing the volume", e))
+        fs::remove_dir_all(self.dir(name)).map_err(Error::io("removing the volume", self.dir(name)))
     }
 }
 
@@ -145,6 +146,12 @@ mod tests {
             Err(Error::Conflict(_))
         ));
         v.remove("data-1", &[]).expect("remove");
-        assert!(matches!(v.inspect("data-1"), Err(Error::NotFound(_))));
+        assert!(matches!(
+            v.inspect("data-1"),
+            Err(Error::NotFound {
+                kind: Kind::Volume,
+                ..
+            })
+        ));
     }
 }

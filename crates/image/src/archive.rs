@@ -128,12 +128,7 @@ pub fn save(store: &ImageStore, images: &[String], out: impl Write) -> Result<()
             index_entries.push(desc.clone());
         }
     }
-    let index = oci::Index {
-        schema_version: 2,
-        media_type: Some(oci::OCI_INDEX.to_owned()),
-        manifests: index_entries,
-        annotations: None,
-    };
+    let index = oci::Index::new(index_entries);
     for (name, body) in [
         ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
         ("index.json", oci::to_json(&index)?),

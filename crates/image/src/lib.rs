@@ -24,10 +24,11 @@
 //! checked, renamed). `store` keeps image metadata (manifests by digest,
 //! tags) in one JSON file replaced atomically under a lock, and does
 //! tag/remove/prune/GC/verify; ingestion holds a shared lease that GC waits
-//! for. `oci` parses OCI and Docker schema 2 manifests, indexes and configs
-//! and selects platforms; `reference` normalizes names like Docker;
-//! `digest` and `time` are small shared types. `unpack` unpacks a layer
-//! once per diff ID into `snapshots/`, with every entry created through
+//! for. `digest`, `reference` and `oci` re-export the shared OCI model
+//! (`cais-oci`: digests, references normalized like Docker, OCI and Docker
+//! schema 2 manifests, indexes, configs and platforms); `oci` adds the
+//! store's JSON serializer, and `time` formats timestamps. `unpack` unpacks
+//! a layer once per diff ID into `snapshots/`, with every entry created through
 //! directory descriptors (`O_NOFOLLOW`), and turns whiteouts into overlayfs
 //! ones. `snapshot` describes a container's overlay mount, performs and
 //! undoes it, diffs an upper dir back to a layer and commits images.
@@ -67,11 +68,9 @@
 
 pub mod archive;
 pub mod content;
-pub mod digest;
 pub mod oci;
 pub mod pull;
 pub mod push;
-pub mod reference;
 pub mod snapshot;
 pub mod store;
 pub mod time;
@@ -79,10 +78,8 @@ pub mod unpack;
 
 use std::path::{Path, PathBuf};
 
+pub use cais_oci::{digest, reference, Digest, Platform, Reference};
 pub use content::{BlobWriter, ContentStore};
-pub use digest::Digest;
-pub use oci::Platform;
-pub use reference::Reference;
 pub use store::{ImageRecord, ImageStore};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -98,8 +95,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid digest {value:?}")]
-    InvalidDigest { value: String },
+    /// A digest, reference, manifest, index, platform or config that
+    /// breaks the OCI formats (or that the store cannot use).
+    #[error(transparent)]
+    Oci(#[from] cais_oci::Error),
     #[error("content does not match digest: expected {expected}, got {actual}")]
     DigestMismatch { expected: Digest, actual: Digest },
     #[error("blob {digest} has {actual} bytes, expected {expected}")]
@@ -108,16 +107,6 @@ pub enum Error {
         expected: u64,
         actual: u64,
     },
-    #[error("invalid reference {reference:?}: {reason}")]
-    InvalidReference { reference: String, reason: String },
-    #[error("invalid manifest {digest}: {reason}")]
-    InvalidManifest { digest: Digest, reason: String },
-    #[error("invalid image config {digest}: {reason}")]
-    InvalidConfig { digest: Digest, reason: String },
-    #[error("unsupported media type {media_type:?} for {what}")]
-    UnsupportedMediaType { media_type: String, what: String },
-    #[error("no manifest for platform {platform} in index {index}")]
-    NoMatchingPlatform { platform: String, index: Digest },
     #[error("layer {layer}: refusing entry {entry:?}: {reason}")]
     UnsafeLayerEntry {
         layer: Digest,

@@ -51,6 +51,12 @@ pub enum TransferError {
     Panicked,
 }
 
+impl From<oci::Error> for TransferError {
+    fn from(e: oci::Error) -> TransferError {
+        TransferError::Store(e.into())
+    }
+}
+
 /// What happens to one blob, for progress displays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
@@ -111,16 +117,6 @@ pub struct PullReport {
     pub bytes_fetched: u64,
 }
 
-/// The registry, repository and reference to ask for.
-fn remote_parts(reference: &Reference) -> (String, String) {
-    let r = match (&reference.digest, &reference.tag) {
-        (Some(d), _) => d.to_string(),
-        (None, Some(t)) => t.clone(),
-        (None, None) => "latest".to_owned(),
-    };
-    (reference.path.clone(), r)
-}
-
 fn invalid(reference: &Reference, reason: impl Into<String>) -> TransferError {
     TransferError::Invalid {
         reference: reference.to_string(),
@@ -136,16 +132,16 @@ pub fn pull(
     options: &PullOptions,
 ) -> Result<PullReport, TransferError> {
     let _lease = store.lease()?;
-    let (repository, wanted) = remote_parts(reference);
-    let top = client.get_manifest(&repository, &wanted)?;
-    let target: Digest = top.digest.clone().into();
+    let repository = &reference.path;
+    let top = client.get_manifest(repository, &reference.tag_or_digest())?;
+    let target = top.digest.clone();
     // Manifests to store, in order; written only once the layers are in.
     let mut manifests = vec![(target.clone(), top.bytes.clone())];
     let manifest = match oci::parse_manifest(&top.bytes, Some(&top.media_type), &target)? {
         Parsed::Manifest(m) => *m,
         Parsed::Index(index) => {
             let entry = oci::select_platform(&index, &options.platform, &target)?;
-            let child = client.get_manifest(&repository, &entry.digest.to_string())?;
+            let child = client.get_manifest(repository, &entry.digest.to_string())?;
             if child.bytes.len() as i64 != entry.size {
                 return Err(invalid(
                     reference,
@@ -157,7 +153,7 @@ pub fn pull(
                     ),
                 ));
             }
-            let digest: Digest = child.digest.clone().into();
+            let digest = child.digest.clone();
             let parsed = oci::parse_manifest(&child.bytes, Some(&entry.media_type), &digest)?;
             manifests.push((digest, child.bytes));
             match parsed {
@@ -183,7 +179,7 @@ pub fn pull(
     let config_bytes = if store.content().exists(&config_desc.digest) {
         None
     } else {
-        let mut reader = open_blob(client, &repository, config_desc)?;
+        let mut reader = open_blob(client, repository, config_desc)?;
         let mut bytes = Vec::new();
         reader
             .read_to_end(&mut bytes)
@@ -234,7 +230,7 @@ pub fn pull(
         fetch_layer(
             store,
             client,
-            &repository,
+            repository,
             layer,
             unpack_too.then_some(*diff_id),
             &snapshots,
@@ -265,15 +261,7 @@ fn open_blob(
     repository: &str,
     desc: &Descriptor,
 ) -> Result<client::BlobReader, TransferError> {
-    let digest: cais_registry::distribution::Digest =
-        desc.digest
-            .to_string()
-            .parse()
-            .map_err(|_| TransferError::Invalid {
-                reference: desc.digest.to_string(),
-                reason: "only sha256 blobs can be fetched".into(),
-            })?;
-    Ok(client.get_blob(repository, &digest, desc.size.max(0) as u64)?)
+    Ok(client.get_blob(repository, &desc.digest, desc.size.max(0) as u64)?)
 }
 
 /// Runs `f` over `items` on up to `jobs` threads; the first error wins and
@@ -393,10 +381,10 @@ fn fetch_layer(
         reported: 0,
     };
     let compression = Compression::from_media_type(&layer.media_type).ok_or_else(|| {
-        crate::Error::UnsupportedMediaType {
+        crate::Error::from(oci::Error::UnsupportedMediaType {
             media_type: layer.media_type.clone(),
             what: format!("layer {}", layer.digest),
-        }
+        })
     })?;
     let Some(diff_id) = diff_id else {
         io::copy(&mut tee, &mut io::sink()).map_err(fetch_err)?;

@@ -7,7 +7,6 @@ use std::io::Read;
 use std::sync::Arc;
 
 use cais_registry::client::{Client, PushOutcome, DEFAULT_CHUNK_THRESHOLD};
-use cais_registry::distribution;
 
 use crate::pull::{run_parallel, Progress, Quiet, Status, TransferError};
 use crate::reference::Reference;
@@ -40,13 +39,6 @@ pub struct PushReport {
     pub uploaded: usize,
     pub mounted: usize,
     pub existed: usize,
-}
-
-fn registry_digest(d: &Digest) -> Result<distribution::Digest, TransferError> {
-    d.to_string().parse().map_err(|_| TransferError::Invalid {
-        reference: d.to_string(),
-        reason: "only sha256 content can be pushed".into(),
-    })
 }
 
 /// Pushes the image `source` names in the store to `target` (a tagged or
@@ -93,7 +85,7 @@ pub fn push(
         };
         let outcome = client.push_blob(
             &target.path,
-            &registry_digest(digest)?,
+            digest,
             *size,
             mount_from.as_deref(),
             options.chunk_size,
@@ -116,20 +108,15 @@ pub fn push(
         }
         Ok(())
     })?;
-    let reference = match (&target.digest, &target.tag) {
-        (Some(d), _) => d.to_string(),
-        (None, Some(t)) => t.clone(),
-        (None, None) => "latest".to_owned(),
-    };
     let digest = client.put_manifest(
         &target.path,
-        &reference,
+        &target.tag_or_digest(),
         &image.manifest_media_type,
         &manifest_bytes,
     )?;
     let (uploaded, mounted, existed) = counts.into_inner().unwrap_or_else(|p| p.into_inner());
     Ok(PushReport {
-        manifest: digest.into(),
+        manifest: digest,
         uploaded,
         mounted,
         existed,

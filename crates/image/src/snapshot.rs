@@ -509,17 +509,14 @@ impl ImageStore {
         layers: Vec<Descriptor>,
     ) -> Result<Digest> {
         self.content().put(config_body, Some(config_digest))?;
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: Some(oci::OCI_MANIFEST.to_owned()),
-            config: Descriptor::new(
+        let manifest = Manifest::new(
+            Descriptor::new(
                 oci::OCI_CONFIG,
                 config_digest.clone(),
                 config_body.len() as u64,
             ),
             layers,
-            annotations: None,
-        };
+        );
         let body = crate::oci::to_json(&manifest)?;
         self.content().put(&body, None)
     }

@@ -241,31 +241,38 @@ impl ImageStore {
     /// Reads a manifest or index blob.
     pub fn read_manifest(&self, digest: &Digest, media_type: Option<&str>) -> Result<Parsed> {
         let body = self.content.read(digest)?;
-        oci::parse_manifest(&body, media_type, digest)
+        Ok(oci::parse_manifest(&body, media_type, digest)?)
     }
 
     /// The image manifest of a record.
     pub fn manifest(&self, rec: &ImageRecord) -> Result<Manifest> {
         match self.read_manifest(&rec.manifest, Some(&rec.manifest_media_type))? {
             Parsed::Manifest(m) => Ok(*m),
-            Parsed::Index(_) => Err(Error::InvalidManifest {
+            Parsed::Index(_) => Err(oci::Error::InvalidManifest {
                 digest: rec.manifest.clone(),
                 reason: "expected an image manifest, found an index".into(),
-            }),
+            }
+            .into()),
         }
     }
 
     /// The config of a record.
     pub fn config(&self, rec: &ImageRecord) -> Result<ImageConfig> {
-        ImageConfig::parse(&self.content.read(&rec.config)?, &rec.config)
+        Ok(ImageConfig::parse(
+            &self.content.read(&rec.config)?,
+            &rec.config,
+        )?)
     }
 
     /// Raw config JSON (for inspect, save).
     pub fn config_json(&self, rec: &ImageRecord) -> Result<serde_json::Value> {
         let body = self.content.read(&rec.config)?;
-        serde_json::from_slice(&body).map_err(|e| Error::InvalidConfig {
-            digest: rec.config.clone(),
-            reason: e.to_string(),
+        serde_json::from_slice(&body).map_err(|e| {
+            oci::Error::InvalidConfig {
+                digest: rec.config.clone(),
+                reason: e.to_string(),
+            }
+            .into()
         })
     }
 
@@ -351,10 +358,11 @@ impl ImageStore {
                     match self.read_manifest(&d.digest, Some(&d.media_type))? {
                         Parsed::Manifest(m) => (d.digest.clone(), d.media_type.clone(), *m),
                         Parsed::Index(_) => {
-                            return Err(Error::InvalidManifest {
+                            return Err(oci::Error::InvalidManifest {
                                 digest: d.digest.clone(),
                                 reason: "platform entry is an index".into(),
-                            })
+                            }
+                            .into())
                         }
                     }
                 }
@@ -362,14 +370,15 @@ impl ImageStore {
         let config_digest = manifest.config.digest.clone();
         let config = ImageConfig::parse(&self.content.read(&config_digest)?, &config_digest)?;
         if config.rootfs.diff_ids.len() != manifest.layers.len() {
-            return Err(Error::InvalidManifest {
+            return Err(oci::Error::InvalidManifest {
                 digest: manifest_digest,
                 reason: format!(
                     "{} layers but {} diff IDs in the config",
                     manifest.layers.len(),
                     config.rootfs.diff_ids.len()
                 ),
-            });
+            }
+            .into());
         }
         for (layer, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
             unpack::unpack_layer(&self.content, &self.snapshots_dir(), layer, diff_id)?;
@@ -709,7 +718,7 @@ impl ImageStore {
                     if let Ok(c) = self
                         .content
                         .read(&m.config.digest)
-                        .and_then(|b| ImageConfig::parse(&b, &m.config.digest))
+                        .and_then(|b| Ok(ImageConfig::parse(&b, &m.config.digest)?))
                     {
                         diff_ids.extend(c.rootfs.diff_ids);
                     }

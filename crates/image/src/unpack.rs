@@ -87,10 +87,10 @@ pub fn unpack_layer(
         return Ok(dir.join("fs"));
     }
     let compression = Compression::from_media_type(&layer.media_type).ok_or_else(|| {
-        Error::UnsupportedMediaType {
+        Error::from(crate::oci::Error::UnsupportedMediaType {
             media_type: layer.media_type.clone(),
             what: format!("layer {}", layer.digest),
-        }
+        })
     })?;
     let blob = content.open(&layer.digest)?;
     let tmp = snapshots

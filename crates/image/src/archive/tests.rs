@@ -183,13 +183,16 @@ fn bad_archives_are_refused_and_leave_the_store_unchanged() {
     l.manifest = Digest::sha256(&body);
     l.blobs.insert(blob_path(&l.manifest), body);
     assert_refused("malformed manifest", &l.tar(), |e| {
-        matches!(e, Error::InvalidManifest { .. })
+        matches!(e, Error::Oci(crate::oci::Error::InvalidManifest { .. }))
     });
 
     // A layer type nobody knows.
     let l = layout(&layer, "application/vnd.example.layer.v1.tar+lz4");
     assert_refused("unknown media type", &l.tar(), |e| {
-        matches!(e, Error::UnsupportedMediaType { .. })
+        matches!(
+            e,
+            Error::Oci(crate::oci::Error::UnsupportedMediaType { .. })
+        )
     });
 
     // A layer that climbs out.

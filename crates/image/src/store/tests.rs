@@ -98,7 +98,13 @@ fn a_docker_manifest_list_resolves_per_platform() {
             &"linux/s390x".parse().expect("platform"),
         )
         .expect_err("no such platform");
-    assert!(matches!(err, Error::NoMatchingPlatform { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Oci(crate::oci::Error::NoMatchingPlatform { .. })
+        ),
+        "{err}"
+    );
 
     // GC keeps the list, both manifests and their blobs.
     let before = store.content().list().expect("list");

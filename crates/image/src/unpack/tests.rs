@@ -339,7 +339,13 @@ fn a_wrong_diff_id_or_unknown_type_leaves_no_snapshot() {
     let mut odd = desc.clone();
     odd.media_type = "application/x-tar+brotli".into();
     let err = unpack_layer(&store, &snaps, &odd, &Digest::sha256(&tar)).expect_err("type accepted");
-    assert!(matches!(err, Error::UnsupportedMediaType { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Oci(crate::oci::Error::UnsupportedMediaType { .. })
+        ),
+        "{err}"
+    );
     let traversal = raw_tar(&[E::File("../x", b"x")]);
     let desc = layer_blob(&store, &traversal, Compression::None);
     let err =

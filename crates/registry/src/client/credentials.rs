@@ -13,7 +13,10 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use super::reference::{normalize_registry, DOCKER_HUB, DOCKER_HUB_AUTH_KEY};
+use cais_oci::reference::{normalize_registry, DOCKER_HUB};
+
+/// The key docker's config.json files Docker Hub credentials under.
+pub const DOCKER_HUB_AUTH_KEY: &str = "https://index.docker.io/v1/";
 
 /// A user name and password (or identity token used as a password).
 #[derive(Clone, PartialEq, Eq)]

@@ -7,8 +7,6 @@
 
 pub mod auth;
 pub mod credentials;
-pub mod manifest;
-pub mod reference;
 mod tls;
 
 use std::collections::HashMap;
@@ -17,12 +15,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest as _, Sha256};
-
-use crate::distribution::{self, Digest, MANIFEST_TYPES, MAX_MANIFEST_BYTES};
 use auth::{parse_challenge, url_encode, Challenge};
+use cais_oci::digest::{Algorithm, Hasher};
+use cais_oci::distribution::{ManifestRefs, MANIFEST_TYPES, MAX_MANIFEST_BYTES};
+pub use cais_oci::reference;
+use cais_oci::Digest;
 pub use credentials::{CredentialStore, Credentials};
-pub use reference::ImageRef;
+
+/// The host that actually serves Docker Hub's distribution API.
+pub const DOCKER_HUB_API: &str = "registry-1.docker.io";
 
 /// Client errors. Each says what the client was doing.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +67,7 @@ pub enum Error {
         repository: String,
         reference: String,
         #[source]
-        source: distribution::Error,
+        source: cais_oci::Error,
     },
     #[error("manifest {reference} of {repository} has unsupported media type {media_type:?}")]
     UnsupportedMediaType {
@@ -199,7 +200,7 @@ impl Client {
     pub fn new(registry: &str, options: &Options) -> Result<Client, Error> {
         let registry = reference::normalize_registry(registry);
         let endpoint = if registry == reference::DOCKER_HUB {
-            reference::DOCKER_HUB_API.to_owned()
+            DOCKER_HUB_API.to_owned()
         } else {
             registry.clone()
         };
@@ -529,26 +530,32 @@ impl Client {
                 source,
             },
         })?;
-        let digest = Digest::of(&bytes);
-        for expected in [Some(reference.to_owned()), header_digest]
-            .into_iter()
-            .flatten()
-        {
-            if expected.starts_with("sha256:") && expected != digest.to_string() {
+        // A digest reference or `Docker-Content-Digest` must name these
+        // bytes; the manifest is known by its sha256 unless the reference
+        // pins another algorithm.
+        let pinned = reference.parse::<Digest>().ok();
+        let digest = Digest::compute(
+            pinned.as_ref().map_or(Algorithm::Sha256, Digest::algorithm),
+            &bytes,
+        );
+        let header_digest = header_digest.and_then(|h| h.parse::<Digest>().ok());
+        for expected in [pinned, header_digest].into_iter().flatten() {
+            let actual = Digest::compute(expected.algorithm(), &bytes);
+            if actual != expected {
                 return Err(Error::DigestMismatch {
                     url,
-                    expected,
-                    actual: digest,
+                    expected: expected.to_string(),
+                    actual,
                 });
             }
         }
-        let media_type = manifest::media_type_of(&bytes, &content_type).map_err(|e| match e {
-            manifest::TypeError::Unsupported(media_type) => Error::UnsupportedMediaType {
+        let media_type = media_type_of(&bytes, &content_type, &digest).map_err(|e| match e {
+            TypeError::Unsupported(media_type) => Error::UnsupportedMediaType {
                 repository: repository.into(),
                 reference: reference.into(),
                 media_type,
             },
-            manifest::TypeError::Invalid(source) => Error::Manifest {
+            TypeError::Invalid(source) => Error::Manifest {
                 repository: repository.into(),
                 reference: reference.into(),
                 source,
@@ -578,7 +585,7 @@ impl Client {
             &[("Content-Type", media_type)],
             Body::Bytes(bytes),
         )?;
-        let digest = Digest::of(bytes);
+        let digest = Digest::sha256(bytes);
         match resp.status() {
             200..=299 => {}
             s => return Err(self.status_error("PUT", &url, s, resp)),
@@ -649,7 +656,7 @@ impl Client {
         }
         Ok(BlobReader {
             inner: resp.into_reader(),
-            hasher: Sha256::new(),
+            hasher: Hasher::new(digest.algorithm()),
             expected: digest.clone(),
             size,
             read: 0,
@@ -778,7 +785,7 @@ impl Client {
 /// A blob's content as it arrives, checked against its descriptor.
 pub struct BlobReader {
     inner: Box<dyn Read + Send + Sync + 'static>,
-    hasher: Sha256,
+    hasher: Hasher,
     expected: Digest,
     size: u64,
     read: u64,
@@ -838,7 +845,7 @@ impl BlobReader {
                     ),
                 ));
             }
-            let actual = Digest::from_sha256(self.hasher.clone().finalize().as_slice());
+            let actual = self.hasher.clone().finish();
             if self.check_digest && actual != self.expected {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -932,6 +939,43 @@ fn error_message(resp: ureq::Response) -> String {
     }
 }
 
+/// Why a fetched manifest's type could not be settled.
+#[derive(Debug)]
+enum TypeError {
+    Unsupported(String),
+    Invalid(cais_oci::Error),
+}
+
+/// The media type of a fetched manifest: the served `Content-Type` when it
+/// is a manifest type, else the body's own `mediaType`, else its shape.
+/// The body is checked as the registry checks a push (schema 2,
+/// descriptors well formed, matching types).
+fn media_type_of(bytes: &[u8], content_type: &str, digest: &Digest) -> Result<String, TypeError> {
+    let served = content_type.split(';').next().unwrap_or("").trim();
+    let header = MANIFEST_TYPES.contains(&served).then_some(served);
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Probe {
+        media_type: Option<String>,
+    }
+    if let Ok(Probe {
+        media_type: Some(t),
+    }) = serde_json::from_slice::<Probe>(bytes)
+    {
+        if !MANIFEST_TYPES.contains(&t.as_str()) {
+            return Err(TypeError::Unsupported(t));
+        }
+    } else if header.is_none()
+        && !served.is_empty()
+        && !["application/json", "text/plain", "application/octet-stream"].contains(&served)
+    {
+        return Err(TypeError::Unsupported(served.to_owned()));
+    }
+    ManifestRefs::parse(bytes, header, digest)
+        .map(|m| m.media_type)
+        .map_err(TypeError::Invalid)
+}
+
 /// Shared handle, for threads.
 pub type SharedClient = Arc<Client>;
 
@@ -963,10 +1007,10 @@ mod tests {
     #[test]
     fn blob_reader_checks() {
         let data = b"hello world".to_vec();
-        let d = Digest::of(&data);
+        let d = Digest::sha256(&data);
         let reader = |body: Vec<u8>, size: u64| BlobReader {
             inner: Box::new(io::Cursor::new(body)),
-            hasher: Sha256::new(),
+            hasher: Hasher::new(d.algorithm()),
             expected: d.clone(),
             size,
             read: 0,
@@ -986,5 +1030,43 @@ mod tests {
         let mut bad = reader(b"hello wOrld".to_vec(), data.len() as u64);
         let e = bad.drain().expect_err("corrupt");
         assert!(e.to_string().contains("expected"), "{e}");
+        // sha512 blobs are checked with sha512.
+        let d512 = Digest::compute(Algorithm::Sha512, &data);
+        let mut ok512 = BlobReader {
+            hasher: Hasher::new(Algorithm::Sha512),
+            expected: d512,
+            ..reader(data.clone(), data.len() as u64)
+        };
+        assert_eq!(ok512.drain().expect("good sha512 blob"), data.len() as u64);
+    }
+
+    #[test]
+    fn media_types() {
+        let m = serde_json::json!({
+            "schemaVersion": 2, "mediaType": cais_oci::image::OCI_MANIFEST,
+            "config": {"mediaType": "x", "digest": format!("sha256:{}", "a".repeat(64)), "size": 1},
+            "layers": []
+        })
+        .to_string();
+        let oci = cais_oci::image::OCI_MANIFEST;
+        let d = Digest::sha256(m.as_bytes());
+        assert_eq!(media_type_of(m.as_bytes(), oci, &d).expect("oci"), oci);
+        assert_eq!(
+            media_type_of(m.as_bytes(), "application/json", &d).expect("json"),
+            oci
+        );
+        assert!(matches!(
+            media_type_of(b"{not json", oci, &d),
+            Err(TypeError::Invalid(_))
+        ));
+        let odd = m.replace(oci, "application/vnd.example+json");
+        assert!(matches!(
+            media_type_of(odd.as_bytes(), "application/vnd.example+json", &d),
+            Err(TypeError::Unsupported(_))
+        ));
+        assert!(matches!(
+            media_type_of(b"{}", "application/vnd.other", &d),
+            Err(TypeError::Unsupported(_))
+        ));
     }
 }

@@ -1,0 +1,241 @@
+//! Exec sessions: `docker exec` instances, from create to their exit
+//! code, each run by `cais runtime exec` in the container with a process
+//! made from the container's own (its env, user, capabilities), and the
+//! terminal masters of running ones (for resize). Sessions live in memory
+//! only: a daemon restart forgets them, as dockerd does.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use cais_api::{ExecConfig, ExecInspect};
+use cais_image::ImageStore;
+
+use crate::config::Config;
+use crate::containers::table::Table;
+use crate::error::{Error, Kind, Result};
+use crate::events::Events;
+use crate::ids::random_hex;
+use crate::spec;
+
+/// One exec instance.
+struct Session {
+    container: String,
+    config: ExecConfig,
+    running: bool,
+    exit_code: Option<i64>,
+    pid: i64,
+    /// The terminal's master while it runs with one.
+    terminal: Option<Arc<OwnedFd>>,
+}
+
+/// The exec sessions; `sessions` is a leaf lock (nothing is taken while
+/// it is held).
+pub struct Execs {
+    cfg: Config,
+    table: Arc<Table>,
+    images: Arc<ImageStore>,
+    events: Arc<Events>,
+    sessions: Mutex<HashMap<String, Session>>,
+}
+
+impl Execs {
+    pub fn new(
+        cfg: Config,
+        table: Arc<Table>,
+        images: Arc<ImageStore>,
+        events: Arc<Events>,
+    ) -> Execs {
+        Execs {
+            cfg,
+            table,
+            images,
+            events,
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `POST /containers/{id}/exec`: a session for a running container.
+    pub fn create(&self, id: &str, config: ExecConfig) -> Result<String> {
+        let rec = self.table.get(id)?;
+        if !rec.state.is_running() {
+            return Err(Error::Conflict(format!("Container {id} is not running")));
+        }
+        if rec.state.is_paused() {
+            return Err(Error::Conflict(format!(
+                "Container {id} is paused, unpause the container before exec"
+            )));
+        }
+        if config.cmd.is_empty() {
+            return Err(Error::InvalidArgument("No exec command specified".into()));
+        }
+        let exec_id = random_hex(32);
+        self.lock().insert(
+            exec_id.clone(),
+            Session {
+                container: id.to_string(),
+                config,
+                running: false,
+                exit_code: None,
+                pid: 0,
+                terminal: None,
+            },
+        );
+        rec.emit(&self.events, "exec_create", &[]);
+        Ok(exec_id)
+    }
+
+    pub fn inspect(&self, exec_id: &str) -> Result<ExecInspect> {
+        let execs = self.lock();
+        let e = execs
+            .get(exec_id)
+            .ok_or_else(|| Error::not_found(Kind::Exec, exec_id))?;
+        Ok(ExecInspect {
+            id: exec_id.into(),
+            running: e.running,
+            exit_code: e.exit_code,
+            open_stdin: e.config.attach_stdin,
+            open_stdout: e.config.attach_stdout,
+            open_stderr: e.config.attach_stderr,
+            container_id: e.container.clone(),
+            pid: e.pid,
+            process_config: serde_json::json!({
+                "tty": e.config.tty, "entrypoint": e.config.cmd.first(), "arguments": e.config.cmd.get(1..),
+                "privileged": e.config.privileged, "user": e.config.user
+            }),
+        })
+    }
+
+    /// Prepares `cais runtime exec` for an exec instance: the command, with
+    /// the process JSON written next to the container.
+    pub fn command(
+        &self,
+        exec_id: &str,
+        console_socket: Option<&Path>,
+        detach: bool,
+    ) -> Result<(Command, ExecConfig, String)> {
+        let (container, config) = {
+            let mut execs = self.lock();
+            let e = execs
+                .get_mut(exec_id)
+                .ok_or_else(|| Error::not_found(Kind::Exec, exec_id))?;
+            if e.running || e.exit_code.is_some() {
+                return Err(Error::Conflict(format!("exec {exec_id} has already run")));
+            }
+            e.running = true;
+            (e.container.clone(), e.config.clone())
+        };
+        let rec = self.table.get(&container)?;
+        let dir = self.table.dir(&container);
+        let config_path = dir.join("bundle/config.json");
+        let data = fs::read(&config_path)
+            .map_err(Error::io("reading the container's config", &config_path))?;
+        let spec: serde_json::Value =
+            serde_json::from_slice(&data).map_err(|source| Error::Json {
+                what: format!("the container's config {}", config_path.display()),
+                source,
+            })?;
+        let mut process = spec["process"].clone();
+        process["args"] = serde_json::json!(config.cmd);
+        process["terminal"] = config.tty.into();
+        if !config.working_dir.is_empty() {
+            process["cwd"] = config.working_dir.clone().into();
+        }
+        let mut env: Vec<String> =
+            serde_json::from_value(process["env"].clone()).unwrap_or_default();
+        env.extend(config.env.iter().cloned());
+        if config.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".into());
+        }
+        process["env"] = serde_json::json!(env);
+        if !config.user.is_empty() {
+            let rootfs = self.images.container_mount(&container)?.target;
+            let (uid, gid, extra) =
+                spec::resolve_user(&rootfs, &config.user).map_err(Error::InvalidArgument)?;
+            process["user"] = serde_json::json!({"uid": uid, "gid": gid, "additionalGids": extra});
+        }
+        if config.privileged {
+            let all: Vec<&str> = spec::DEFAULT_CAPS.to_vec();
+            process["capabilities"] =
+                serde_json::json!({"bounding": all, "effective": all, "permitted": all});
+        }
+        let process_file = dir.join(format!("exec-{exec_id}.json"));
+        fs::write(&process_file, process.to_string())
+            .map_err(Error::io("writing the exec process", &process_file))?;
+        let mut cmd = self.cfg.runtime_command();
+        cmd.arg("exec").arg("--process").arg(&process_file);
+        if let Some(s) = console_socket {
+            cmd.arg("--console-socket").arg(s);
+        }
+        if detach {
+            cmd.arg("--detach");
+        }
+        cmd.arg(&container);
+        rec.emit(
+            &self.events,
+            "exec_start",
+            &[("execID", exec_id.to_string())],
+        );
+        Ok((cmd, config, container))
+    }
+
+    /// Records an exec's exit code and forgets its process file.
+    pub fn finished(&self, exec_id: &str, code: i64) {
+        let mut execs = self.lock();
+        if let Some(e) = execs.get_mut(exec_id) {
+            e.running = false;
+            e.exit_code = Some(code);
+            let _ = fs::remove_file(
+                self.table
+                    .dir(&e.container)
+                    .join(format!("exec-{exec_id}.json")),
+            );
+        }
+    }
+
+    pub fn set_pid(&self, exec_id: &str, pid: i64) {
+        if let Some(e) = self.lock().get_mut(exec_id) {
+            e.pid = pid;
+        }
+    }
+
+    /// Keeps a running exec's terminal master, for `resize`.
+    pub fn set_terminal(&self, exec_id: &str, master: Arc<OwnedFd>) {
+        if let Some(e) = self.lock().get_mut(exec_id) {
+            e.terminal = Some(master);
+        }
+    }
+
+    /// Drops an exec's terminal master once its output has ended.
+    pub fn clear_terminal(&self, exec_id: &str) {
+        if let Some(e) = self.lock().get_mut(exec_id) {
+            e.terminal = None;
+        }
+    }
+
+    /// `POST /exec/{id}/resize`: the size of a running exec's terminal.
+    pub fn resize(&self, exec_id: &str, height: u16, width: u16) -> Result<()> {
+        let execs = self.lock();
+        let master = execs
+            .get(exec_id)
+            .and_then(|e| e.terminal.as_ref())
+            .ok_or_else(|| Error::not_found(Kind::ExecTerminal, exec_id))?;
+        let ws = libc::winsize {
+            ws_row: height,
+            ws_col: width,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one winsize, which `ws` is, and the
+        // master is an open terminal descriptor this session owns.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        Ok(())
+    }
+}
