@@ -220,7 +220,7 @@ mod tests {
             .as_array()
             .expect("subresources")
             .iter()
-            .any(|s| s["subresource"] == "log"));
+            .any(|s| s["subresource"] == "binding"));
         let ns = resources
             .iter()
             .find(|r| r["resource"] == "namespaces")

@@ -28,9 +28,6 @@ pub fn group() -> Group {
                 .short(&["po"])
                 .in_all()
                 .with_status()
-                .with_subresource("log", "", "v1", "Pod", &["get"])
-                .with_subresource("exec", "", "v1", "PodExecOptions", &["create", "get"])
-                .with_subresource("attach", "", "v1", "PodAttachOptions", &["create", "get"])
                 .with_subresource("binding", "", "v1", "Binding", &["create"])
                 .with_subresource("eviction", "policy", "v1", "Eviction", &["create"]),
             Resource::of::<core::Service>("services", services())
