@@ -6,7 +6,9 @@
 //! CN and its groups in O, as Kubernetes reads them; a bearer token maps
 //! to a user through `<data>/tokens` (`token,user,uid,"group1,group2"`
 //! lines, the static token file's format). There is no anonymous access.
-//! Members of `system:masters` may do anything; anyone else nothing yet.
+//! Members of `system:masters` may do anything; a node
+//! (`system:node:NAME` in `system:nodes`) reads and writes what is its
+//! own ([`authorize`]); anyone else nothing.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -366,9 +368,104 @@ mod der {
     }
 }
 
-/// What a user may do: everything for `system:masters`.
-pub fn authorize(user: &User) -> bool {
-    user.is_admin()
+/// What a request does, as authorization sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Attributes<'a> {
+    /// get, list, watch, create, update, patch, delete, deletecollection.
+    pub verb: &'a str,
+    pub group: &'a str,
+    /// The resource's plural.
+    pub resource: &'a str,
+    pub subresource: Option<&'a str>,
+    pub namespace: Option<&'a str>,
+    pub name: Option<&'a str>,
+}
+
+/// An authorization decision; the conditional ones need the object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    Deny,
+    /// Allowed when the pod is bound to this node (`spec.nodeName`).
+    IfPodOnNode(String),
+    /// Allowed when the created object is named this (a node's own Node
+    /// or Lease).
+    IfNamed(String),
+}
+
+impl User {
+    /// The node a node identity speaks for (`system:node:NAME` in
+    /// `system:nodes`).
+    pub fn node(&self) -> Option<&str> {
+        if !self.groups.iter().any(|g| g == "system:nodes") {
+            return None;
+        }
+        self.name
+            .strip_prefix("system:node:")
+            .filter(|n| !n.is_empty())
+    }
+}
+
+/// Reading discovery and OpenAPI: admins and nodes.
+pub fn may_discover(user: &User) -> bool {
+    user.is_admin() || user.node().is_some()
+}
+
+/// What a user may do: everything for `system:masters`; for a node (as
+/// Kubernetes' Node authorizer and NodeRestriction allow it): read
+/// anything, write its own Node and its Lease in `kube-node-lease`, the
+/// status of pods bound to it and their deletion, and events.
+pub fn authorize(user: &User, a: &Attributes<'_>) -> Decision {
+    if user.is_admin() {
+        return Decision::Allow;
+    }
+    let Some(node) = user.node() else {
+        return Decision::Deny;
+    };
+    if matches!(a.verb, "get" | "list" | "watch") {
+        return Decision::Allow;
+    }
+    let own = |name: Option<&str>| match name {
+        Some(n) if n == node => Decision::Allow,
+        Some(_) => Decision::Deny,
+        None if a.verb == "create" => Decision::IfNamed(node.to_string()),
+        None => Decision::Deny,
+    };
+    match (a.group, a.resource, a.subresource, a.verb) {
+        ("", "nodes", None | Some("status"), "create" | "update" | "patch") => own(a.name),
+        ("coordination.k8s.io", "leases", None, "create" | "update" | "patch" | "delete")
+            if a.namespace == Some("kube-node-lease") =>
+        {
+            own(a.name)
+        }
+        ("", "pods", Some("status"), "update" | "patch") | ("", "pods", None, "delete")
+            if a.name.is_some() =>
+        {
+            Decision::IfPodOnNode(node.to_string())
+        }
+        ("" | "events.k8s.io", "events", None, "create" | "update" | "patch") => Decision::Allow,
+        _ => Decision::Deny,
+    }
+}
+
+/// The reason a request was refused, as the real server words it.
+pub fn denial(user: &User, a: &Attributes<'_>) -> String {
+    let mut what = format!(
+        "User {:?} cannot {} resource {:?}",
+        user.name, a.verb, a.resource
+    );
+    if let Some(sub) = a.subresource {
+        what = format!(
+            "User {:?} cannot {} resource \"{}/{sub}\"",
+            user.name, a.verb, a.resource
+        );
+    }
+    what.push_str(&format!(" in API group {:?}", a.group));
+    match a.namespace {
+        Some(ns) => what.push_str(&format!(" in the namespace {ns:?}")),
+        None => what.push_str(" at the cluster scope"),
+    }
+    what
 }
 
 #[cfg(test)]
@@ -405,6 +502,122 @@ mod tests {
             .contains("client-certificate-data: "));
     }
 
+    fn attrs<'a>(
+        verb: &'a str,
+        group: &'a str,
+        resource: &'a str,
+        sub: Option<&'a str>,
+        ns: Option<&'a str>,
+        name: Option<&'a str>,
+    ) -> Attributes<'a> {
+        Attributes {
+            verb,
+            group,
+            resource,
+            subresource: sub,
+            namespace: ns,
+            name,
+        }
+    }
+
+    #[test]
+    fn nodes_write_only_what_is_theirs() {
+        let node = User {
+            name: "system:node:n1".into(),
+            groups: vec!["system:nodes".into()],
+        };
+        let cases = [
+            (
+                attrs("list", "", "secrets", None, Some("x"), None),
+                Decision::Allow,
+            ),
+            (
+                attrs("patch", "", "nodes", Some("status"), None, Some("n1")),
+                Decision::Allow,
+            ),
+            (
+                attrs("patch", "", "nodes", Some("status"), None, Some("n2")),
+                Decision::Deny,
+            ),
+            (
+                attrs("create", "", "nodes", None, None, None),
+                Decision::IfNamed("n1".into()),
+            ),
+            (
+                attrs(
+                    "update",
+                    "coordination.k8s.io",
+                    "leases",
+                    None,
+                    Some("kube-node-lease"),
+                    Some("n1"),
+                ),
+                Decision::Allow,
+            ),
+            (
+                attrs(
+                    "update",
+                    "coordination.k8s.io",
+                    "leases",
+                    None,
+                    Some("default"),
+                    Some("n1"),
+                ),
+                Decision::Deny,
+            ),
+            (
+                attrs("patch", "", "pods", Some("status"), Some("d"), Some("p")),
+                Decision::IfPodOnNode("n1".into()),
+            ),
+            (
+                attrs("delete", "", "pods", None, Some("d"), Some("p")),
+                Decision::IfPodOnNode("n1".into()),
+            ),
+            (
+                attrs("patch", "", "pods", None, Some("d"), Some("p")),
+                Decision::Deny,
+            ),
+            (
+                attrs("create", "", "events", None, Some("d"), None),
+                Decision::Allow,
+            ),
+            (
+                attrs("create", "apps", "deployments", None, Some("d"), None),
+                Decision::Deny,
+            ),
+            (
+                attrs("delete", "", "nodes", None, None, Some("n1")),
+                Decision::Deny,
+            ),
+        ];
+        for (a, want) in cases {
+            assert_eq!(authorize(&node, &a), want, "{a:?}");
+        }
+        let fake = User {
+            name: "system:node:n1".into(),
+            groups: vec![],
+        };
+        assert_eq!(
+            authorize(&fake, &attrs("get", "", "pods", None, None, None)),
+            Decision::Deny
+        );
+        let admin = User {
+            name: "a".into(),
+            groups: vec!["system:masters".into()],
+        };
+        assert_eq!(
+            authorize(
+                &admin,
+                &attrs("delete", "apps", "deployments", None, None, Some("x"))
+            ),
+            Decision::Allow
+        );
+        assert_eq!(
+            denial(&node, &attrs("create", "apps", "deployments", None, Some("d"), None)),
+            "User \"system:node:n1\" cannot create resource \"deployments\" in API group \"apps\" in the namespace \"d\""
+        );
+    }
+
     #[test]
     fn token_files() {
         let t = Tokens::parse(
@@ -427,6 +640,6 @@ mod tests {
         let made = Tokens::ensure(&path).expect("made");
         let token = made.token_of("admin").expect("an admin token");
         assert_eq!(token.len(), 64);
-        assert!(authorize(made.user(token).expect("known")));
+        assert!(made.user(token).is_some_and(User::is_admin));
     }
 }

@@ -15,7 +15,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::auth::{authorize, User};
+use crate::auth::{authorize, denial, may_discover, Attributes, Decision, User};
 use crate::discovery;
 use crate::error::ApiError;
 use crate::registry::Resource;
@@ -185,7 +185,8 @@ async fn serve(
         (Method::GET, ["healthz" | "livez" | "readyz", ..]) => return Ok(text(200, "ok")),
         _ => {}
     }
-    if !authorize(&user) {
+    let resource_path = matches!(segs.as_slice(), ["api", _, _, ..] | ["apis", _, _, _, ..]);
+    if !resource_path && !may_discover(&user) {
         return Err(ApiError::forbidden(
             "",
             "",
@@ -264,6 +265,7 @@ async fn serve(
         format: Format::Json,
     };
     let body = read_body(req).await?;
+    authorize_request(&cx, &user, &method, &target, &body).await?;
     let format = match Format::of(&content_type) {
         Some(f) => f,
         None if method == Method::PATCH => Format::Json,
@@ -349,6 +351,61 @@ async fn serve(
         &reply.body,
         "application/json",
         &reply.warnings,
+    ))
+}
+
+/// Refuses what `user` may not do to `target` (the object itself is read
+/// for the decisions that depend on it).
+async fn authorize_request(
+    cx: &Ctx,
+    user: &User,
+    method: &Method,
+    target: &Target,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let r = &target.resource;
+    let verb = match (method, target.name.is_some()) {
+        (&Method::GET, true) => "get",
+        (&Method::GET, false) if cx.params.flag("watch") => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => "unknown",
+    };
+    let attributes = Attributes {
+        verb,
+        group: &r.group,
+        resource: &r.plural,
+        subresource: target.subresource.as_deref(),
+        namespace: target.namespace.as_deref(),
+        name: target.name.as_deref(),
+    };
+    let allowed = match authorize(user, &attributes) {
+        Decision::Allow => true,
+        Decision::Deny => false,
+        Decision::IfNamed(name) => serde_json::from_slice::<Value>(body)
+            .ok()
+            .is_some_and(|b| b["metadata"]["name"].as_str() == Some(&name)),
+        Decision::IfPodOnNode(node) => match target.name.as_deref() {
+            Some(pod) => cx
+                .storage
+                .get(r, target.namespace.as_deref(), pod)
+                .await?
+                .is_some_and(|p| p["spec"]["nodeName"].as_str() == Some(&node)),
+            None => false,
+        },
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(
+        &r.group,
+        &r.plural,
+        target.name.as_deref().unwrap_or(""),
+        &denial(user, &attributes),
     ))
 }
 

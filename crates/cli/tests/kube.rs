@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use cais_testkit::kube::{KubeServer, ADMIN_TOKEN, KUBECTL, NOBODY_TOKEN};
+use cais_testkit::kube::{KubeServer, ADMIN_TOKEN, KUBECTL, NOBODY_TOKEN, NODE_TOKEN};
 use cais_testkit::require;
 use serde_json::Value;
 
@@ -936,28 +936,7 @@ fn errors_read_as_kubectl_prints_them() {
 #[test]
 fn authentication_is_required() {
     let Some(s) = server() else { return };
-    let url = s.url();
-    let ca = s.data_dir().join("pki/ca.crt");
-    let ca = ca.to_str().expect("utf-8 path");
-    let as_token = |token: &str| {
-        s.kubectl_command()
-            .env("KUBECONFIG", "/dev/null")
-            .args([
-                "--server",
-                &url,
-                "--certificate-authority",
-                ca,
-                "--token",
-                token,
-                "get",
-                "ns",
-                "default",
-                "-o",
-                "name",
-            ])
-            .output()
-            .expect("kubectl")
-    };
+    let as_token = |token: &str| s.as_token(token, &["get", "ns", "default", "-o", "name"]);
     let out = as_token(ADMIN_TOKEN);
     assert!(
         out.status.success(),
@@ -1238,4 +1217,97 @@ fn custom_resources_are_served_generically() {
         &format!("/apis/stable.example.com/v1/namespaces/{ns}/crontabs"),
     ]);
     assert!(!gone.status.success());
+}
+
+#[test]
+fn nodes_may_write_only_what_is_theirs() {
+    let Some(s) = server() else { return };
+    let ns = s.namespace("nodeauth");
+    let node = |args: &[&str]| s.as_token(NODE_TOKEN, args);
+    let node_stdin = |args: &[&str], input: &str| s.as_token_with_stdin(NODE_TOKEN, args, input);
+    let forbidden = |out: std::process::Output| {
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !out.status.success() && err.to_lowercase().contains("forbidden"),
+            "{err}"
+        );
+        err
+    };
+    // Reading is allowed.
+    assert!(node(&["get", "pods", "-A"]).status.success());
+    // Its own Node, not another's.
+    let own = "apiVersion: v1\nkind: Node\nmetadata:\n  name: n1\n";
+    let out = node_stdin(&["create", "--validate=false", "-f", "-"], own);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let other = "apiVersion: v1\nkind: Node\nmetadata:\n  name: n2\n";
+    let err = forbidden(node_stdin(
+        &["create", "--validate=false", "-f", "-"],
+        other,
+    ));
+    assert!(
+        err.contains("User \"system:node:n1\" cannot create resource \"nodes\""),
+        "{err}"
+    );
+    // The status of pods bound to it, not of others.
+    for (pod, bound) in [("mine", "n1"), ("theirs", "n2")] {
+        let yaml = format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {pod}\nspec:\n  nodeName: {bound}\n  containers:\n  - name: c\n    image: busybox\n");
+        assert!(s
+            .with_stdin(&["create", "-n", &ns, "-f", "-"], &yaml)
+            .status
+            .success());
+    }
+    let status = r#"{"status":{"phase":"Running"}}"#;
+    let out = node(&[
+        "patch",
+        "pod",
+        "mine",
+        "-n",
+        &ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        status,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "pod",
+            "mine",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.status.phase}"
+        ]),
+        "Running"
+    );
+    forbidden(node(&[
+        "patch",
+        "pod",
+        "theirs",
+        "-n",
+        &ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        status,
+    ]));
+    forbidden(node(&["label", "pod", "mine", "-n", &ns, "x=y"]));
+    forbidden(node(&[
+        "create",
+        "deployment",
+        "d",
+        "-n",
+        &ns,
+        "--image=nginx",
+    ]));
+    forbidden(node(&["delete", "pod", "theirs", "-n", &ns]));
 }

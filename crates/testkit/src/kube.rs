@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 /// Where kubectl is installed on the project's machines.
 pub const KUBECTL: &str = "/usr/bin/kubectl";
 
-/// A bearer token of an admin and of a user with no rights, written to
-/// the server's token file before it starts.
+/// Bearer tokens of an admin, of a user with no rights and of a node,
+/// written to the server's token file before it starts.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 pub const NOBODY_TOKEN: &str = "test-nobody-token-0123456789abcdef";
+/// A node identity, `system:node:n1`.
+pub const NODE_TOKEN: &str = "test-node-token-0123456789abcdef";
 
 pub struct KubeServer {
     pub dir: tempfile::TempDir,
@@ -35,7 +37,9 @@ impl KubeServer {
         std::fs::create_dir_all(dir.path().join("data")).expect("data dir");
         std::fs::write(
             dir.path().join("data/tokens"),
-            format!("{ADMIN_TOKEN},admin,1,\"system:masters\"\n{NOBODY_TOKEN},nobody,2\n"),
+            format!(
+                "{ADMIN_TOKEN},admin,1,\"system:masters\"\n{NOBODY_TOKEN},nobody,2\n{NODE_TOKEN},system:node:n1,3,\"system:nodes\"\n"
+            ),
         )
         .expect("token file");
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
@@ -136,6 +140,40 @@ impl KubeServer {
     pub fn with_stdin(&self, args: &[&str], input: &str) -> Output {
         let mut child = self
             .kubectl_command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("kubectl output")
+    }
+
+    /// kubectl as the user of `token` (no kubeconfig, so no client
+    /// certificate either).
+    pub fn as_token(&self, token: &str, args: &[&str]) -> Output {
+        self.as_token_with_stdin(token, args, "")
+    }
+
+    /// The same, with `input` on stdin.
+    pub fn as_token_with_stdin(&self, token: &str, args: &[&str], input: &str) -> Output {
+        let url = self.url();
+        let ca = self.data_dir().join("pki/ca.crt");
+        let mut child = self
+            .kubectl_command()
+            .env("KUBECONFIG", "/dev/null")
+            .arg("--server")
+            .arg(&url)
+            .arg("--certificate-authority")
+            .arg(ca)
+            .arg("--token")
+            .arg(token)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
