@@ -265,7 +265,9 @@ async fn serve(
         format: Format::Json,
     };
     let body = read_body(req).await?;
-    authorize_request(&cx, &user, &method, &target, &body).await?;
+    if !crate::groups::authorization::is_review(&target.resource.group, &target.resource.plural) {
+        authorize_request(&cx, &user, &method, &target, &body).await?;
+    }
     let format = match Format::of(&content_type) {
         Some(f) => f,
         None if method == Method::PATCH => Format::Json,
@@ -285,6 +287,22 @@ async fn serve(
         }
     }
     let method_mutates = !matches!(method, Method::GET | Method::HEAD);
+    if crate::groups::authorization::is_review(&target.resource.group, &target.resource.plural) {
+        if method != Method::POST || target.name.is_some() {
+            return Err(ApiError::method_not_allowed(format!(
+                "{} only answers creates",
+                target.resource.plural
+            )));
+        }
+        let question = match cx.format {
+            Format::Protobuf => crate::protobuf::decode(&body, model.schemas.definitions()),
+            _ => serde_json::from_slice::<Value>(&body).map_err(|e| e.to_string()),
+        }
+        .map_err(|e| ApiError::bad_request(format!("the review cannot be read: {e}")))?;
+        let answer =
+            crate::groups::authorization::answer(&target.resource.plural, &user, &question);
+        return Ok(json_response(201, &answer, "application/json", &[]));
+    }
     let reply = match (method, target.name.as_deref(), sub) {
         (Method::GET, None, None) if cx.params.flag("watch") => {
             crate::watch::prepare(&cx).await?;

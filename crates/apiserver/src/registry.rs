@@ -233,7 +233,6 @@ impl Resource {
     pub fn of<T>(plural: &str, behaviour: KindSpec<T>) -> Resource
     where
         T: k8s_openapi::Resource
-            + k8s_openapi::ListableResource
             + DeserializeOwned
             + Serialize
             + Send
@@ -246,7 +245,7 @@ impl Resource {
             group: T::GROUP.into(),
             version: T::VERSION.into(),
             kind: T::KIND.into(),
-            list_kind: T::LIST_KIND.into(),
+            list_kind: format!("{}List", T::KIND),
             plural: plural.into(),
             singular: T::KIND.to_lowercase(),
             short_names: Vec::new(),

@@ -24,6 +24,8 @@ ROOTS = [
     "io.k8s.api.autoscaling.v1.Scale", "io.k8s.api.policy.v1.Eviction",
     "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions",
     "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
+    "io.k8s.api.authorization.v1.SelfSubjectAccessReview",
+    "io.k8s.api.authentication.v1.SelfSubjectReview",
 ]
 
 FIELD = re.compile(r'#\[prost\((?P<attr>[^\]]*)\)\]\s*pub (?:r#)?(?P<name>\w+):\s*(?P<ty>.+?),\s*\n')

@@ -1310,4 +1310,22 @@ fn nodes_may_write_only_what_is_theirs() {
         "--image=nginx",
     ]));
     forbidden(node(&["delete", "pod", "theirs", "-n", &ns]));
+    // What the authorizer says, asked through reviews.
+    let whoami = String::from_utf8_lossy(&node(&["auth", "whoami"]).stdout).into_owned();
+    assert!(
+        whoami.contains("system:node:n1") && whoami.contains("system:nodes"),
+        "{whoami}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&node(&["auth", "can-i", "list", "pods"]).stdout).trim(),
+        "yes"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&node(&["auth", "can-i", "create", "deployments"]).stdout).trim(),
+        "no"
+    );
+    assert_eq!(
+        s.ok(&["auth", "can-i", "create", "deployments"]).trim(),
+        "yes"
+    );
 }

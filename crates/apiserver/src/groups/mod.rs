@@ -10,6 +10,7 @@ use crate::registry::Group;
 
 pub mod apiextensions;
 pub mod apps;
+pub mod authorization;
 pub mod batch;
 pub mod coordination;
 pub mod core;
@@ -26,6 +27,7 @@ pub fn all() -> Vec<Group> {
         discovery::group(),
         events::group(),
         apiextensions::group(),
+        authorization::group(),
     ]
 }
 

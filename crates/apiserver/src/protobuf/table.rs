@@ -169,6 +169,58 @@ pub static MESSAGES: &[(&str, &[Field])] = &[
         Field { tag: 1, name: "type", kind: Kind::String, repeated: false },
         Field { tag: 2, name: "rolling_update", kind: Kind::Message("io.k8s.api.apps.v1.RollingUpdateStatefulSetStrategy"), repeated: false },
     ]),
+    ("io.k8s.api.authentication.v1.ExtraValue", &[
+        Field { tag: 1, name: "items", kind: Kind::String, repeated: true },
+    ]),
+    ("io.k8s.api.authentication.v1.SelfSubjectReview", &[
+        Field { tag: 1, name: "metadata", kind: Kind::Message("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"), repeated: false },
+        Field { tag: 2, name: "status", kind: Kind::Message("io.k8s.api.authentication.v1.SelfSubjectReviewStatus"), repeated: false },
+    ]),
+    ("io.k8s.api.authentication.v1.SelfSubjectReviewStatus", &[
+        Field { tag: 1, name: "user_info", kind: Kind::Message("io.k8s.api.authentication.v1.UserInfo"), repeated: false },
+    ]),
+    ("io.k8s.api.authentication.v1.UserInfo", &[
+        Field { tag: 1, name: "username", kind: Kind::String, repeated: false },
+        Field { tag: 2, name: "uid", kind: Kind::String, repeated: false },
+        Field { tag: 3, name: "groups", kind: Kind::String, repeated: true },
+        Field { tag: 4, name: "extra", kind: Kind::MapMessage("io.k8s.api.authentication.v1.ExtraValue"), repeated: false },
+    ]),
+    ("io.k8s.api.authorization.v1.FieldSelectorAttributes", &[
+        Field { tag: 1, name: "raw_selector", kind: Kind::String, repeated: false },
+    ]),
+    ("io.k8s.api.authorization.v1.LabelSelectorAttributes", &[
+        Field { tag: 1, name: "raw_selector", kind: Kind::String, repeated: false },
+    ]),
+    ("io.k8s.api.authorization.v1.NonResourceAttributes", &[
+        Field { tag: 1, name: "path", kind: Kind::String, repeated: false },
+        Field { tag: 2, name: "verb", kind: Kind::String, repeated: false },
+    ]),
+    ("io.k8s.api.authorization.v1.ResourceAttributes", &[
+        Field { tag: 1, name: "namespace", kind: Kind::String, repeated: false },
+        Field { tag: 2, name: "verb", kind: Kind::String, repeated: false },
+        Field { tag: 3, name: "group", kind: Kind::String, repeated: false },
+        Field { tag: 4, name: "version", kind: Kind::String, repeated: false },
+        Field { tag: 5, name: "resource", kind: Kind::String, repeated: false },
+        Field { tag: 6, name: "subresource", kind: Kind::String, repeated: false },
+        Field { tag: 7, name: "name", kind: Kind::String, repeated: false },
+        Field { tag: 8, name: "field_selector", kind: Kind::Message("io.k8s.api.authorization.v1.FieldSelectorAttributes"), repeated: false },
+        Field { tag: 9, name: "label_selector", kind: Kind::Message("io.k8s.api.authorization.v1.LabelSelectorAttributes"), repeated: false },
+    ]),
+    ("io.k8s.api.authorization.v1.SelfSubjectAccessReview", &[
+        Field { tag: 1, name: "metadata", kind: Kind::Message("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"), repeated: false },
+        Field { tag: 2, name: "spec", kind: Kind::Message("io.k8s.api.authorization.v1.SelfSubjectAccessReviewSpec"), repeated: false },
+        Field { tag: 3, name: "status", kind: Kind::Message("io.k8s.api.authorization.v1.SubjectAccessReviewStatus"), repeated: false },
+    ]),
+    ("io.k8s.api.authorization.v1.SelfSubjectAccessReviewSpec", &[
+        Field { tag: 1, name: "resource_attributes", kind: Kind::Message("io.k8s.api.authorization.v1.ResourceAttributes"), repeated: false },
+        Field { tag: 2, name: "non_resource_attributes", kind: Kind::Message("io.k8s.api.authorization.v1.NonResourceAttributes"), repeated: false },
+    ]),
+    ("io.k8s.api.authorization.v1.SubjectAccessReviewStatus", &[
+        Field { tag: 1, name: "allowed", kind: Kind::Bool, repeated: false },
+        Field { tag: 2, name: "reason", kind: Kind::String, repeated: false },
+        Field { tag: 3, name: "evaluation_error", kind: Kind::String, repeated: false },
+        Field { tag: 4, name: "denied", kind: Kind::Bool, repeated: false },
+    ]),
     ("io.k8s.api.autoscaling.v1.Scale", &[
         Field { tag: 1, name: "metadata", kind: Kind::Message("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"), repeated: false },
         Field { tag: 2, name: "spec", kind: Kind::Message("io.k8s.api.autoscaling.v1.ScaleSpec"), repeated: false },
