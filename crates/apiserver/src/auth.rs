@@ -97,6 +97,7 @@ impl Pki {
              -> Result<(String, String), Error> {
                 let key = rcgen::KeyPair::generate().map_err(cert_error)?;
                 let mut params = rcgen::CertificateParams::new(names).map_err(cert_error)?;
+                set_validity(&mut params);
                 params.distinguished_name = rcgen::DistinguishedName::new();
                 params
                     .distinguished_name
@@ -184,8 +185,24 @@ impl Pki {
     }
 }
 
+/// Certificates are valid from today for ten years (a restart before then
+/// keeps them; there is no rotation yet).
+fn set_validity(params: &mut rcgen::CertificateParams) {
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let (y, m, d) = (
+        i32::from(today.year()),
+        today.month() as u8,
+        today.day() as u8,
+    );
+    params.not_before = rcgen::date_time_ymd(y, m, d);
+    params.not_after = rcgen::date_time_ymd(y + 10, m, d.min(28));
+}
+
 fn ca_params() -> rcgen::CertificateParams {
     let mut params = rcgen::CertificateParams::default();
+    set_validity(&mut params);
     params.distinguished_name = rcgen::DistinguishedName::new();
     params
         .distinguished_name
