@@ -29,6 +29,7 @@ mod build;
 mod client_cmds;
 mod compose;
 mod images;
+mod kube;
 mod logging;
 mod network;
 mod runtime;
@@ -84,6 +85,9 @@ enum Command {
     /// Define and run multi-container applications (docker compose v2's
     /// command line).
     Compose(Box<compose::ComposeArgs>),
+    /// The orchestrator: `cais kube server` serves the Kubernetes API.
+    #[command(subcommand)]
+    Kube(kube::KubeCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -190,6 +194,7 @@ fn main() {
         // The runtime logs through its own runc-compatible sink.
         Command::Runtime(_) => {}
         Command::Daemon(a) => logging::init(a.log_level, a.log_format),
+        Command::Kube(kube::KubeCommand::Server(a)) => logging::init(a.log_level, a.log_format),
         // The registry's access log has been JSON lines from the start.
         Command::Registry(cais_registry_server::cli::Command::Serve { .. }) => {
             logging::init(logging::Level::Info, logging::Format::Json)
@@ -225,6 +230,7 @@ fn main() {
             .map(Some),
         ),
         Command::Registry(cmd) => report(cais_registry_server::cli::run(cmd).map(|_| 0)),
+        Command::Kube(cmd) => report(kube::run(cmd)),
         Command::Images(cmd) if images::is_local(&cmd) => report(images::run(cmd)),
         Command::Images(cmd) => client_cmds::client(host.as_deref())
             .and_then(|c| images::run_remote(&c, cmd))
