@@ -11,8 +11,10 @@
 //!    a source), `config` (directories, the runtime command, a
 //!    container's cgroup), `ids` (random ids and names), `events`,
 //!    `filters` (dockerd's filter semantics), `logfile` (json-file with
-//!    size rotation), `spec` (config.json from the image config, the
-//!    container config and Docker's default security profile), `shim`
+//!    size rotation, the log drivers' options), `spec` (config.json from
+//!    the image config, the container config and Docker's default
+//!    security profile), `devices` (host devices, device cgroup rules,
+//!    device requests and CDI specs as spec edits), `shim`
 //!    (the per-container supervisor, single threaded, and its client
 //!    side), `volumes`, `images` (the engine's side of the image store:
 //!    views, pulls with docker's progress), `archive` (the `cp` helper
@@ -21,7 +23,10 @@
 //!    contained extraction, then `cais_build::build` with the engine's
 //!    pull), `networks::netconf` (pure networking: port specs, /etc
 //!    files, the firewall ruleset from state, name resolution, network
-//!    modes, what a running container holds).
+//!    modes, what a running container holds), `containers::fields` (how
+//!    every field of a create, update or exec request is handled: the
+//!    table) and `containers::settings` (a request checked as dockerd
+//!    checks it: refusals, warnings, defaults).
 //! 2. `containers::state` (a container in memory; its `State` enum and
 //!    the changes the life cycle may make to it), `containers::record`
 //!    (the versioned on-disk record, every version written so far
@@ -59,6 +64,7 @@ mod build;
 pub mod config;
 pub mod containers;
 pub mod daemon;
+pub mod devices;
 pub mod engine;
 pub mod error;
 pub mod events;

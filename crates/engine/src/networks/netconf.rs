@@ -525,12 +525,53 @@ pub(crate) struct NetPlan {
 }
 
 pub(crate) fn mac_text(ip: Ipv4Addr) -> String {
-    ipam::mac_for(ip)
-        .iter()
+    mac_string(&ipam::mac_for(ip))
+}
+
+fn mac_string(mac: &[u8; 6]) -> String {
+    mac.iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(":")
 }
+
+/// A MAC address an endpoint asks for (`--mac-address`): six hex bytes
+/// separated by colons or dashes, unicast.
+pub(crate) fn parse_mac(s: &str) -> Result<[u8; 6]> {
+    let bad = || Error::InvalidArgument(format!("invalid MAC address: {s}"));
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut mac = [0u8; 6];
+    for (i, p) in parts.iter().enumerate() {
+        if p.len() != 2 {
+            return Err(bad());
+        }
+        mac[i] = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+    }
+    if mac[0] & 1 == 1 {
+        return Err(Error::InvalidArgument(format!(
+            "invalid MAC address: {s}: a multicast address"
+        )));
+    }
+    Ok(mac)
+}
+
+/// The MAC address an endpoint gets: the one it asks for, or one made
+/// from its address; as inspect shows it.
+pub(crate) fn endpoint_mac(asked: &str, ip: Ipv4Addr) -> Result<([u8; 6], String)> {
+    let mac = if asked.is_empty() {
+        ipam::mac_for(ip)
+    } else {
+        parse_mac(asked)?
+    };
+    Ok((mac, mac_string(&mac)))
+}
+
+/// The endpoint driver options of the bridge driver cais applies: the
+/// interface's name in the container.
+pub(crate) const ENDPOINT_IFNAME: &str = "com.docker.network.endpoint.ifname";
 
 /// FNV-1a: a hash that stays the same across builds (a table name derived
 /// from it must survive a daemon upgrade).

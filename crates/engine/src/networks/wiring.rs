@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use cais_api::{
     EndpointSettings, HostConfig, NetworkConnectRequest, NetworkDisconnectRequest, NetworkingConfig,
 };
-use cais_net::ipam;
 use cais_net::ports::{Proto, Reservation};
 use cais_net::{dns, firewall, link, netns, ports};
 
@@ -30,8 +29,8 @@ use crate::error::{Error, Result};
 use crate::events::Events;
 use crate::ids::random_hex;
 use crate::networks::netconf::{
-    self, clear_runtime, etc_texts, fnv1a, mac_text, mode_of, DnsEntry, EtcFile, FwContainer,
-    FwNetwork, HostsLink, LinkState, Mode, NetPlan, NetState, PortMap,
+    self, clear_runtime, etc_texts, fnv1a, mode_of, DnsEntry, EtcFile, FwContainer, FwNetwork,
+    HostsLink, LinkState, Mode, NetPlan, NetState, PortMap,
 };
 use crate::networks::records::{
     check_endpoint_request, NetRecord, NetworkStore, DEFAULT_BRIDGE, DEFAULT_ROOT,
@@ -88,10 +87,13 @@ impl EngineResolver {
                             (l.network_id.clone(), (l.ip, aliases))
                         })
                         .collect();
+                    // `--link` as the host config has it (older clients) and
+                    // as endpoints of user networks have it (newer ones).
                     let links = r
                         .host_config
                         .links
                         .iter()
+                        .chain(r.networks.values().flat_map(|e| e.links.iter()))
                         .map(|l| {
                             let (name, alias) = l.split_once(':').unwrap_or((l, l));
                             let alias = alias.rsplit('/').next().unwrap_or(alias);
@@ -435,7 +437,13 @@ impl Wiring {
         let hostname = rec.config.hostname.clone();
         let host_resolv = host_resolv_conf();
         let h = &rec.host_config;
-        match mode_of(&h.network_mode) {
+        // `NetworkDisabled`: a namespace with only loopback.
+        let mode = if rec.config.network_disabled {
+            Mode::None
+        } else {
+            mode_of(&h.network_mode)
+        };
+        match mode {
             Mode::Host => {
                 let resolv = if h.dns.is_empty()
                     && h.dns_search.is_empty()
@@ -682,16 +690,28 @@ impl Wiring {
             })
             .transpose()?;
         let (net, subnet, gw, ip) = self.networks.allocate(&ep.network_id, &rec.id, requested)?;
+        let (mac, mac_shown) = match netconf::endpoint_mac(&ep.mac_address, ip) {
+            Ok(m) => m,
+            Err(e) => {
+                self.networks.release(&net.id, &rec.id);
+                return Err(e);
+            }
+        };
+        let ifname = ep
+            .driver_opts
+            .get(netconf::ENDPOINT_IFNAME)
+            .cloned()
+            .unwrap_or_else(|| format!("eth{index}"));
         let host_ifname = format!("veth{}", &random_hex(4)[..7]);
         let attached = link::ensure_bridge(&net.bridge, gw, subnet.prefix).and_then(|_| {
             link::attach(&link::Attachment {
                 netns: netns_path.to_path_buf(),
                 bridge: net.bridge.clone(),
                 host_ifname: host_ifname.clone(),
-                ifname: format!("eth{index}"),
+                ifname: ifname.clone(),
                 address: ip,
                 prefix: subnet.prefix,
-                mac: ipam::mac_for(ip),
+                mac,
                 gateway: (index == 0).then_some(gw),
             })
         });
@@ -705,7 +725,7 @@ impl Wiring {
         done.gateway = gw.to_string();
         done.ip_address = ip.to_string();
         done.ip_prefix_len = subnet.prefix;
-        done.mac_address = mac_text(ip);
+        done.mac_address = mac_shown;
         done.dns_names = if net.user_defined() {
             netconf::dns_names(&rec.name, &rec.id, ep)
         } else {
@@ -715,7 +735,7 @@ impl Wiring {
             LinkState {
                 network_id: net.id.clone(),
                 host_ifname,
-                ifname: format!("eth{index}"),
+                ifname,
                 ip,
             },
             done,
