@@ -290,9 +290,31 @@ pub fn apply_env(env: &mut Vec<String>, changes: &[String]) {
     }
 }
 
+/// "Every capability": those of `ALL_CAPS` (listed in capability number
+/// order) that this daemon holds in its bounding set, since no process
+/// can give more than it has (capabilities(7)); a host that keeps one
+/// from root (CAP_SYS_RESOURCE on some VMs) gives privileged containers
+/// the rest.
+pub fn all_caps() -> Vec<String> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| bounding & (1u64 << n) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
 fn caps(host: &HostConfig) -> Vec<String> {
     if host.privileged {
-        return ALL_CAPS.iter().map(|s| s.to_string()).collect();
+        return all_caps();
     }
     let norm = |c: &String| {
         let c = c.to_ascii_uppercase();
@@ -313,7 +335,7 @@ fn caps(host: &HostConfig) -> Vec<String> {
             .collect()
     };
     if host.cap_add.iter().any(|c| c.eq_ignore_ascii_case("all")) {
-        return ALL_CAPS.iter().map(|s| s.to_string()).collect();
+        return all_caps();
     }
     for c in host.cap_add.iter().map(norm) {
         if ALL_CAPS.contains(&c.as_str()) && !set.contains(&c) {
@@ -523,13 +545,9 @@ pub fn build(input: &Input<'_>) -> Result<Value, String> {
         mounts.push(json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}));
     }
     mounts.push(json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]}));
-    if ns.ipc == Ns::Host {
-        // A new mqueue shows the namespace of whoever mounts it; the
-        // host's queues are the host's mount's (mq_overview(7)).
-        mounts.push(json!({"destination": "/dev/mqueue", "type": "bind", "source": "/dev/mqueue", "options": ["rbind", "nosuid", "noexec", "nodev"]}));
-    } else {
-        mounts.push(json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}));
-    }
+    // An mqueue mount shows the queues of the IPC namespace of its mounter
+    // (mq_overview(7)): the container's own, or the host's with its IPC.
+    mounts.push(json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}));
     match &input.shm {
         Shm::Private(size) => mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={size}")]})),
         Shm::Bind(path) => mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": path, "options": ["rbind", "nosuid", "noexec", "nodev"]})),
@@ -823,7 +841,15 @@ mod tests {
         host.cap_add = vec!["KILL".into()];
         assert_eq!(caps(&host), ["CAP_KILL"]);
         host.privileged = true;
-        assert_eq!(caps(&host).len(), ALL_CAPS.len());
+        assert_eq!(caps(&host), all_caps());
+        // all_caps reads the bounding set by position: the list is in
+        // capability number order.
+        for (n, name) in ALL_CAPS.iter().enumerate() {
+            let cap: oci_spec::runtime::Capability =
+                serde_json::from_value(json!(name)).expect("a capability");
+            assert_eq!(cais_runtime::process::cap_number(&cap) as usize, n, "{name}");
+        }
+        assert!(all_caps().contains(&"CAP_SYS_ADMIN".to_string()));
     }
 
     #[test]

@@ -197,7 +197,7 @@ impl Execs {
             process["user"] = serde_json::json!({"uid": uid, "gid": gid, "additionalGids": extra});
         }
         if config.privileged {
-            let all = spec::ALL_CAPS.to_vec();
+            let all = spec::all_caps();
             process["capabilities"] =
                 serde_json::json!({"bounding": all, "effective": all, "permitted": all});
         }
