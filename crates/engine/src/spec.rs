@@ -847,7 +847,11 @@ mod tests {
         for (n, name) in ALL_CAPS.iter().enumerate() {
             let cap: oci_spec::runtime::Capability =
                 serde_json::from_value(json!(name)).expect("a capability");
-            assert_eq!(cais_runtime::process::cap_number(&cap) as usize, n, "{name}");
+            assert_eq!(
+                cais_runtime::process::cap_number(&cap) as usize,
+                n,
+                "{name}"
+            );
         }
         assert!(all_caps().contains(&"CAP_SYS_ADMIN".to_string()));
     }

@@ -549,7 +549,12 @@ pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<()> {
         }
     }
     if !have_it {
-        add_address(&mut s, name, i, gateway, prefix)?;
+        match add_address(&mut s, name, i, gateway, prefix) {
+            // Added meanwhile by a start racing this one: go on with it.
+            Err(Error::Netlink { ref source, .. })
+                if source.raw_os_error() == Some(libc::EEXIST) => {}
+            other => other?,
+        }
     }
     up(&mut s, name, i)
 }
