@@ -898,3 +898,19 @@ fn exec_takes_user_dir_env_privileged_and_detach_keys() {
     );
     f.rm(&["exec-fields"]);
 }
+
+#[test]
+fn the_console_size_is_the_terminals_first_size() {
+    let Some(f) = fixture() else { return };
+    f.rm(&["console-size"]);
+    let (status, reply) = f.api(
+        "POST",
+        "/v1.47/containers/create?name=console-size",
+        r#"{"Image":"fields-busybox","Tty":true,"Cmd":["stty","size"],"HostConfig":{"ConsoleSize":[30,100]}}"#,
+    );
+    assert_eq!(status, 201, "{reply}");
+    f.ok(&["start", "console-size"]);
+    assert_eq!(f.ok(&["wait", "console-size"]).trim(), "0");
+    assert_eq!(f.ok(&["logs", "console-size"]).trim(), "30 100");
+    f.rm(&["console-size"]);
+}
