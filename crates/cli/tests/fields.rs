@@ -914,3 +914,33 @@ fn the_console_size_is_the_terminals_first_size() {
     assert_eq!(f.ok(&["logs", "console-size"]).trim(), "30 100");
     f.rm(&["console-size"]);
 }
+
+#[test]
+fn legacy_links_give_hosts_entries_and_variables() {
+    let Some(f) = fixture() else { return };
+    f.rm(&["link-target", "link-user"]);
+    f.sleeper("link-target", &["-e", "SECRET=42", "--expose", "5432"]);
+    let ip = f.inspect("link-target", "{{.NetworkSettings.IPAddress}}");
+    let out = f.ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "link-user",
+        "--link",
+        "link-target:db",
+        IMAGE,
+        "sh",
+        "-c",
+        "env | grep '^DB_' | sort; grep -w db /etc/hosts | cut -f1",
+    ]);
+    for want in [
+        format!("DB_PORT=tcp://{ip}:5432"),
+        format!("DB_PORT_5432_TCP_ADDR={ip}"),
+        "DB_NAME=/link-user/db".to_string(),
+        "DB_ENV_SECRET=42".to_string(),
+        ip.clone(),
+    ] {
+        assert!(out.lines().any(|l| l == want), "{want} in {out}");
+    }
+    f.rm(&["link-target"]);
+}

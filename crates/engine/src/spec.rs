@@ -262,9 +262,14 @@ pub fn resolve_groups(rootfs: &Path, groups: &[String]) -> Result<Vec<u32>, Stri
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The process's environment: `PATH` (the default), `HOSTNAME` and, with
-/// a terminal, `TERM=xterm`, then the container's variables replacing or
-/// adding to them; a bare `KEY` unsets it.
-pub fn process_env(config_env: &[String], hostname: &str, tty: bool) -> Vec<String> {
+/// a terminal, `TERM=xterm`, the legacy links' variables, then the
+/// container's replacing or adding to them; a bare `KEY` unsets it.
+pub fn process_env(
+    config_env: &[String],
+    hostname: &str,
+    tty: bool,
+    links: &[String],
+) -> Vec<String> {
     let mut env = vec![
         format!("PATH={DEFAULT_PATH}"),
         format!("HOSTNAME={hostname}"),
@@ -272,6 +277,7 @@ pub fn process_env(config_env: &[String], hostname: &str, tty: bool) -> Vec<Stri
     if tty {
         env.push("TERM=xterm".into());
     }
+    env.extend(links.iter().cloned());
     apply_env(&mut env, config_env);
     env
 }
@@ -705,7 +711,7 @@ mod tests {
     #[test]
     fn the_process_environment_is_dockerds() {
         assert_eq!(
-            process_env(&["A=1".into()], "h", false),
+            process_env(&["A=1".into()], "h", false, &[]),
             [
                 format!("PATH={DEFAULT_PATH}"),
                 "HOSTNAME=h".into(),
@@ -714,12 +720,18 @@ mod tests {
         );
         assert_eq!(
             process_env(
-                &["PATH=/x".into(), "HOSTNAME".into(), "GONE".into()],
+                &[
+                    "PATH=/x".into(),
+                    "HOSTNAME".into(),
+                    "L=2".into(),
+                    "GONE".into()
+                ],
                 "h",
-                true
+                true,
+                &["L=1".into()]
             ),
-            ["PATH=/x", "TERM=xterm"],
-            "replaced in place, a bare name unsets"
+            ["PATH=/x", "TERM=xterm", "L=2"],
+            "links after the defaults; replaced in place, a bare name unsets"
         );
     }
 

@@ -102,7 +102,7 @@ pub const HOST_CONFIG: &[Field] = &[
     applied("GroupAdd", "additional groups of the process: numbers, and names from the image's /etc/group (spec::resolve_groups); 400 \"Unable to find group X: no matching entries in group file\" at create"),
     applied("IpcMode", "private (default), shareable (a /dev/shm others can join), none (no /dev/shm), host, container:ID (its namespace and /dev/shm); 400 \"invalid IPC mode: X\", \"No such container: X\", \"container X: non-shareable IPC ...\""),
     refused("Cgroup", "400 \"Cgroup \\\"X\\\" is not supported: cais shares no cgroup with another container (use CgroupnsMode and CgroupParent)\"; dockerd reads this field and does nothing with it"),
-    applied("Links", "/etc/hosts entries on the default bridge, DNS aliases on user networks"),
+    applied("Links", "/etc/hosts entries and docker's link variables (ALIAS_PORT..., ALIAS_ENV_...) on the default bridge, DNS aliases on user networks"),
     applied("OomScoreAdj", "the process's oom_score_adj; 400 \"Invalid value N, range for oom score adj is [-1000, 1000]\""),
     applied("PidMode", "host (no PID namespace) or container:ID (its namespace, which must be running); 400 \"invalid PID mode: X\", \"No such container: X\""),
     applied("Privileged", "every capability, every host device node and device, no seccomp, masked or read-only paths"),

@@ -319,7 +319,12 @@ impl Containers {
                 additional_gids.push(g);
             }
         }
-        let env = spec::process_env(&rec.config.env, &rec.config.hostname, rec.config.tty);
+        let env = spec::process_env(
+            &rec.config.env,
+            &rec.config.hostname,
+            rec.config.tty,
+            &plan.link_env,
+        );
         let mut args = vec![rec.path.clone()];
         args.extend(rec.args.clone());
         if h.init == Some(true) && h.pid_mode.is_empty() {

@@ -462,6 +462,7 @@ impl Wiring {
                         resolv,
                     ),
                     hostname,
+                    link_env: Vec::new(),
                 })
             }
             Mode::None => {
@@ -492,6 +493,7 @@ impl Wiring {
                         ),
                     ),
                     hostname,
+                    link_env: Vec::new(),
                 })
             }
             Mode::Container(c) => {
@@ -521,6 +523,7 @@ impl Wiring {
                     netns,
                     hostname: other.config.hostname.clone(),
                     etc,
+                    link_env: Vec::new(),
                 })
             }
             Mode::Bridge(_) => {
@@ -607,7 +610,7 @@ impl Wiring {
         });
         // Legacy links are /etc/hosts lines on the default bridge; on user
         // networks the embedded DNS answers their aliases.
-        let mut links = self.legacy_links(h)?;
+        let (mut links, mut link_env) = self.legacy_links(rec)?;
         let on_default = primary_link.is_some_and(|l| {
             self.networks
                 .lock()
@@ -616,6 +619,7 @@ impl Wiring {
         });
         if !on_default {
             links.clear();
+            link_env.clear();
         }
         let hosts = netconf::hosts_file(
             &rec.config.hostname,
@@ -636,13 +640,16 @@ impl Wiring {
             netns: Some(path),
             etc: etc_texts(&rec.config.hostname, hosts, resolv),
             hostname: rec.config.hostname.clone(),
+            link_env,
         })
     }
 
-    /// `--link name:alias`: the linked containers' addresses for /etc/hosts.
-    fn legacy_links(&self, h: &HostConfig) -> Result<Vec<HostsLink>> {
+    /// `--link name:alias`: the linked containers' addresses for
+    /// /etc/hosts, and the variables they give the process.
+    fn legacy_links(&self, rec: &Container) -> Result<(Vec<HostsLink>, Vec<String>)> {
         let mut out = Vec::new();
-        for l in &h.links {
+        let mut env = Vec::new();
+        for l in &rec.host_config.links {
             let (name, alias) = l.split_once(':').unwrap_or((l, l));
             let name = name.trim_start_matches('/');
             let alias = alias.rsplit('/').next().unwrap_or(alias);
@@ -659,6 +666,19 @@ impl Wiring {
                         other.name
                     ))
                 })?;
+            let exposed: Vec<String> = other
+                .config
+                .exposed_ports
+                .iter()
+                .flat_map(|p| p.keys().cloned())
+                .collect();
+            env.extend(netconf::link_env(
+                &rec.name,
+                alias,
+                ip,
+                &exposed,
+                &other.config.env,
+            ));
             out.push(HostsLink {
                 ip,
                 alias: alias.to_string(),
@@ -666,7 +686,7 @@ impl Wiring {
                 hostname: other.config.hostname.clone(),
             });
         }
-        Ok(out)
+        Ok((out, env))
     }
 
     /// Allocates an address on the endpoint's network and plugs a veth
