@@ -108,18 +108,33 @@ pub struct Network {
     pub labels: BTreeMap<String, String>,
 }
 
-/// `IPAMConfig` of an endpoint: `--ip`.
+/// `IPAMConfig` of an endpoint: `--ip`, `--ip6`, `--link-local-ip`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct EndpointIpamConfig {
-    #[serde(rename = "IPv4Address", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "IPv4Address",
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub ipv4_address: String,
-    #[serde(rename = "IPv6Address", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "IPv6Address",
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub ipv6_address: String,
+    #[serde(
+        rename = "LinkLocalIPs",
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_default"
+    )]
+    pub link_local_ips: Vec<String>,
 }
 
 /// A container's endpoint on one network: what the client asks for
-/// (`IPAMConfig`, `Links`, `Aliases`) and, in inspect, what it got.
+/// (`IPAMConfig`, `Links`, `Aliases`, `MacAddress`, `DriverOpts`,
+/// `GwPriority`) and, in inspect, what it got.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct EndpointSettings {
@@ -129,21 +144,29 @@ pub struct EndpointSettings {
     pub links: Vec<String>,
     #[serde(deserialize_with = "null_as_default")]
     pub aliases: Vec<String>,
+    #[serde(deserialize_with = "null_as_default")]
     pub mac_address: String,
-    #[serde(rename = "NetworkID")]
+    /// Options for the network driver (`--driver-opt`).
+    #[serde(deserialize_with = "null_as_default")]
+    pub driver_opts: BTreeMap<String, String>,
+    /// Which network's gateway is the default route (highest wins).
+    #[serde(deserialize_with = "null_as_default")]
+    pub gw_priority: i64,
+    #[serde(rename = "NetworkID", deserialize_with = "null_as_default")]
     pub network_id: String,
-    #[serde(rename = "EndpointID")]
+    #[serde(rename = "EndpointID", deserialize_with = "null_as_default")]
     pub endpoint_id: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub gateway: String,
-    #[serde(rename = "IPAddress")]
+    #[serde(rename = "IPAddress", deserialize_with = "null_as_default")]
     pub ip_address: String,
-    #[serde(rename = "IPPrefixLen")]
+    #[serde(rename = "IPPrefixLen", deserialize_with = "null_as_default")]
     pub ip_prefix_len: u8,
-    #[serde(rename = "IPv6Gateway")]
+    #[serde(rename = "IPv6Gateway", deserialize_with = "null_as_default")]
     pub ipv6_gateway: String,
-    #[serde(rename = "GlobalIPv6Address")]
+    #[serde(rename = "GlobalIPv6Address", deserialize_with = "null_as_default")]
     pub global_ipv6_address: String,
-    #[serde(rename = "GlobalIPv6PrefixLen")]
+    #[serde(rename = "GlobalIPv6PrefixLen", deserialize_with = "null_as_default")]
     pub global_ipv6_prefix_len: u8,
     /// Names the embedded DNS answers for this endpoint.
     #[serde(rename = "DNSNames", deserialize_with = "null_as_default")]

@@ -121,6 +121,10 @@ struct DaemonArgs {
     /// Log lines as text or as JSON objects.
     #[arg(long = "log-format", value_enum, default_value = "text")]
     log_format: logging::Format,
+    /// A directory of Container Device Interface specs (repeat for more;
+    /// default /etc/cdi and /var/run/cdi).
+    #[arg(long = "cdi-spec-dir")]
+    cdi_spec_dir: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -150,6 +154,15 @@ struct ShimArgs {
     log_max_size: u64,
     #[arg(long = "log-max-files", default_value_t = 1)]
     log_max_files: u32,
+    /// Keep no log (the `none` log driver).
+    #[arg(long = "no-log")]
+    no_log: bool,
+    /// Attributes every log record carries, as a JSON object.
+    #[arg(long = "log-attrs")]
+    log_attrs: Option<String>,
+    /// Close the container's stdin when an attached client's input ends.
+    #[arg(long = "stdin-once")]
+    stdin_once: bool,
     #[arg(long = "cgroup-path")]
     cgroup_path: String,
 }
@@ -225,6 +238,13 @@ fn main() {
                 stdin: a.stdin,
                 log_max_size: a.log_max_size,
                 log_max_files: a.log_max_files,
+                no_log: a.no_log,
+                log_attrs: a
+                    .log_attrs
+                    .as_deref()
+                    .and_then(|j| serde_json::from_str(j).ok())
+                    .unwrap_or_default(),
+                stdin_once: a.stdin_once,
                 cgroup_path: a.cgroup_path,
             })
             .map(Some),
@@ -327,6 +347,11 @@ fn daemon(a: DaemonArgs) -> anyhow::Result<i32> {
         root: a.data_root,
         exec_root: a.exec_root,
         binary: std::env::current_exe().unwrap_or_else(|_| "cais".into()),
+        cdi_spec_dirs: if a.cdi_spec_dir.is_empty() {
+            cais_engine::config::default_cdi_spec_dirs()
+        } else {
+            a.cdi_spec_dir
+        },
     };
     cais_engine::daemon::run(opts)?;
     Ok(0)

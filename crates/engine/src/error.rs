@@ -68,6 +68,10 @@ pub enum Error {
     /// Nothing to do (start a running container...).
     #[error("{0}")]
     NotModified(String),
+    /// What this configuration cannot do (`logs` of a container whose log
+    /// driver keeps none).
+    #[error("{0}")]
+    NotImplemented(String),
     /// A change the container's state does not allow.
     #[error(transparent)]
     IllegalChange(#[from] IllegalChange),

@@ -52,11 +52,9 @@ fn run(table: &Table, cfg: &Config, id: &str) {
         30 * SECOND
     } as u64);
     let start_period = Duration::from_nanos(check.start_period.max(0) as u64);
-    let retries = if check.retries > 0 {
-        check.retries as i64
-    } else {
-        3
-    };
+    // Checks come this often while the start period lasts, when set.
+    let start_interval = Duration::from_nanos(check.start_interval.max(0) as u64);
+    let retries = if check.retries > 0 { check.retries } else { 3 };
     let started = Instant::now();
     let mut health = Health {
         status: "starting".into(),
@@ -65,7 +63,11 @@ fn run(table: &Table, cfg: &Config, id: &str) {
     };
     let started_at = rec.state.started_at().to_string();
     loop {
-        std::thread::sleep(interval);
+        if !start_interval.is_zero() && started.elapsed() < start_period {
+            std::thread::sleep(start_interval);
+        } else {
+            std::thread::sleep(interval);
+        }
         match table.get(id) {
             Ok(r) if r.state.is_running() && r.state.started_at() == started_at => {}
             _ => return,

@@ -176,7 +176,9 @@ impl Views {
                 "precpu_stats": {"cpu_usage": {"total_usage": 0}}, "memory_stats": {}, "pids_stats": {}}),
             );
         }
-        let cg = self.cfg.cgroup(id)?;
+        let path = crate::containers::settings::cgroup_path(&rec.host_config.cgroup_parent, id)
+            .map_err(Error::InvalidArgument)?;
+        let cg = self.cfg.cgroup(id, &path)?;
         let s = serde_json::to_value(cg.stats().map_err(|source| Error::Cgroups {
             action: "reading the stats of",
             id: id.to_string(),

@@ -293,7 +293,10 @@ impl NetworkStore {
                     NetworkContainer {
                         name: r.name.clone(),
                         endpoint_id: ep.map(|e| e.endpoint_id.clone()).unwrap_or_default(),
-                        mac_address: mac_text(l.ip),
+                        mac_address: ep
+                            .map(|e| e.mac_address.clone())
+                            .filter(|m| !m.is_empty())
+                            .unwrap_or_else(|| mac_text(l.ip)),
                         ipv4_address: format!(
                             "{}/{}",
                             l.ip,
@@ -669,6 +672,47 @@ pub(crate) fn check_endpoint_request(n: &NetRecord, ep: &EndpointSettings) -> Re
         return Err(Error::InvalidArgument(
             "network-scoped alias is supported only for containers in user defined networks".into(),
         ));
+    }
+    if !ep.mac_address.is_empty() {
+        crate::networks::netconf::parse_mac(&ep.mac_address)?;
+    }
+    if let Some(k) = ep
+        .driver_opts
+        .keys()
+        .find(|k| k.as_str() != crate::networks::netconf::ENDPOINT_IFNAME)
+    {
+        return Err(Error::InvalidArgument(format!(
+            "endpoint driver option {k:?} is not supported by the bridge driver (only {:?})",
+            crate::networks::netconf::ENDPOINT_IFNAME
+        )));
+    }
+    if let Some(name) = ep
+        .driver_opts
+        .get(crate::networks::netconf::ENDPOINT_IFNAME)
+    {
+        if name.is_empty()
+            || name.len() > 15
+            || name.contains(['/', ' ', ':'])
+            || name == "."
+            || name == ".."
+        {
+            return Err(Error::InvalidArgument(format!(
+                "invalid interface name {name:?}"
+            )));
+        }
+    }
+    if let Some(c) = &ep.ipam_config {
+        if !c.ipv6_address.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "invalid endpoint settings: IPv6 address {} on network {}, which has no IPv6 (cais networks are IPv4)",
+                c.ipv6_address, n.name
+            )));
+        }
+        if !c.link_local_ips.is_empty() {
+            return Err(Error::InvalidArgument(
+                "invalid endpoint settings: link-local addresses are not supported by cais networks".into(),
+            ));
+        }
     }
     Ok(())
 }

@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use cais_api::{
     EndpointSettings, HostConfig, NetworkConnectRequest, NetworkDisconnectRequest, NetworkingConfig,
 };
-use cais_net::ipam;
 use cais_net::ports::{Proto, Reservation};
 use cais_net::{dns, firewall, link, netns, ports};
 
@@ -30,8 +29,8 @@ use crate::error::{Error, Result};
 use crate::events::Events;
 use crate::ids::random_hex;
 use crate::networks::netconf::{
-    self, clear_runtime, etc_texts, fnv1a, mac_text, mode_of, DnsEntry, EtcFile, FwContainer,
-    FwNetwork, HostsLink, LinkState, Mode, NetPlan, NetState, PortMap,
+    self, clear_runtime, etc_texts, fnv1a, mode_of, DnsEntry, EtcFile, FwContainer, FwNetwork,
+    HostsLink, LinkState, Mode, NetPlan, NetState, PortMap,
 };
 use crate::networks::records::{
     check_endpoint_request, NetRecord, NetworkStore, DEFAULT_BRIDGE, DEFAULT_ROOT,
@@ -88,10 +87,13 @@ impl EngineResolver {
                             (l.network_id.clone(), (l.ip, aliases))
                         })
                         .collect();
+                    // `--link` as the host config has it (older clients) and
+                    // as endpoints of user networks have it (newer ones).
                     let links = r
                         .host_config
                         .links
                         .iter()
+                        .chain(r.networks.values().flat_map(|e| e.links.iter()))
                         .map(|l| {
                             let (name, alias) = l.split_once(':').unwrap_or((l, l));
                             let alias = alias.rsplit('/').next().unwrap_or(alias);
@@ -435,7 +437,13 @@ impl Wiring {
         let hostname = rec.config.hostname.clone();
         let host_resolv = host_resolv_conf();
         let h = &rec.host_config;
-        match mode_of(&h.network_mode) {
+        // `NetworkDisabled`: a namespace with only loopback.
+        let mode = if rec.config.network_disabled {
+            Mode::None
+        } else {
+            mode_of(&h.network_mode)
+        };
+        match mode {
             Mode::Host => {
                 let resolv = if h.dns.is_empty()
                     && h.dns_search.is_empty()
@@ -454,6 +462,7 @@ impl Wiring {
                         resolv,
                     ),
                     hostname,
+                    link_env: Vec::new(),
                 })
             }
             Mode::None => {
@@ -484,6 +493,7 @@ impl Wiring {
                         ),
                     ),
                     hostname,
+                    link_env: Vec::new(),
                 })
             }
             Mode::Container(c) => {
@@ -513,6 +523,7 @@ impl Wiring {
                     netns,
                     hostname: other.config.hostname.clone(),
                     etc,
+                    link_env: Vec::new(),
                 })
             }
             Mode::Bridge(_) => {
@@ -599,7 +610,7 @@ impl Wiring {
         });
         // Legacy links are /etc/hosts lines on the default bridge; on user
         // networks the embedded DNS answers their aliases.
-        let mut links = self.legacy_links(h)?;
+        let (mut links, mut link_env) = self.legacy_links(rec)?;
         let on_default = primary_link.is_some_and(|l| {
             self.networks
                 .lock()
@@ -608,6 +619,7 @@ impl Wiring {
         });
         if !on_default {
             links.clear();
+            link_env.clear();
         }
         let hosts = netconf::hosts_file(
             &rec.config.hostname,
@@ -628,13 +640,16 @@ impl Wiring {
             netns: Some(path),
             etc: etc_texts(&rec.config.hostname, hosts, resolv),
             hostname: rec.config.hostname.clone(),
+            link_env,
         })
     }
 
-    /// `--link name:alias`: the linked containers' addresses for /etc/hosts.
-    fn legacy_links(&self, h: &HostConfig) -> Result<Vec<HostsLink>> {
+    /// `--link name:alias`: the linked containers' addresses for
+    /// /etc/hosts, and the variables they give the process.
+    fn legacy_links(&self, rec: &Container) -> Result<(Vec<HostsLink>, Vec<String>)> {
         let mut out = Vec::new();
-        for l in &h.links {
+        let mut env = Vec::new();
+        for l in &rec.host_config.links {
             let (name, alias) = l.split_once(':').unwrap_or((l, l));
             let name = name.trim_start_matches('/');
             let alias = alias.rsplit('/').next().unwrap_or(alias);
@@ -651,6 +666,19 @@ impl Wiring {
                         other.name
                     ))
                 })?;
+            let exposed: Vec<String> = other
+                .config
+                .exposed_ports
+                .iter()
+                .flat_map(|p| p.keys().cloned())
+                .collect();
+            env.extend(netconf::link_env(
+                &rec.name,
+                alias,
+                ip,
+                &exposed,
+                &other.config.env,
+            ));
             out.push(HostsLink {
                 ip,
                 alias: alias.to_string(),
@@ -658,7 +686,7 @@ impl Wiring {
                 hostname: other.config.hostname.clone(),
             });
         }
-        Ok(out)
+        Ok((out, env))
     }
 
     /// Allocates an address on the endpoint's network and plugs a veth
@@ -682,16 +710,28 @@ impl Wiring {
             })
             .transpose()?;
         let (net, subnet, gw, ip) = self.networks.allocate(&ep.network_id, &rec.id, requested)?;
+        let (mac, mac_shown) = match netconf::endpoint_mac(&ep.mac_address, ip) {
+            Ok(m) => m,
+            Err(e) => {
+                self.networks.release(&net.id, &rec.id);
+                return Err(e);
+            }
+        };
+        let ifname = ep
+            .driver_opts
+            .get(netconf::ENDPOINT_IFNAME)
+            .cloned()
+            .unwrap_or_else(|| format!("eth{index}"));
         let host_ifname = format!("veth{}", &random_hex(4)[..7]);
         let attached = link::ensure_bridge(&net.bridge, gw, subnet.prefix).and_then(|_| {
             link::attach(&link::Attachment {
                 netns: netns_path.to_path_buf(),
                 bridge: net.bridge.clone(),
                 host_ifname: host_ifname.clone(),
-                ifname: format!("eth{index}"),
+                ifname: ifname.clone(),
                 address: ip,
                 prefix: subnet.prefix,
-                mac: ipam::mac_for(ip),
+                mac,
                 gateway: (index == 0).then_some(gw),
             })
         });
@@ -705,7 +745,7 @@ impl Wiring {
         done.gateway = gw.to_string();
         done.ip_address = ip.to_string();
         done.ip_prefix_len = subnet.prefix;
-        done.mac_address = mac_text(ip);
+        done.mac_address = mac_shown;
         done.dns_names = if net.user_defined() {
             netconf::dns_names(&rec.name, &rec.id, ep)
         } else {
@@ -715,7 +755,7 @@ impl Wiring {
             LinkState {
                 network_id: net.id.clone(),
                 host_ifname,
-                ifname: format!("eth{index}"),
+                ifname,
                 ip,
             },
             done,

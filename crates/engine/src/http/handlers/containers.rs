@@ -208,7 +208,7 @@ pub(crate) async fn update(
     id: String,
 ) -> Result<Response<Body>> {
     let body = read_body(req, 1 << 20).await?;
-    let update: cais_api::HostConfig = parse_json(&body)?;
+    let update: cais_api::ContainerUpdate = parse_json(&body)?;
     let warnings = blocking(move || engine.containers.update_resources(&id, &update)).await?;
     Ok(json(
         StatusCode::OK,
@@ -245,6 +245,11 @@ pub(crate) fn logs(engine: Arc<Engine>, id: &str, q: &Query) -> Result<Response<
     if !want_out && !want_err {
         return Err(Error::InvalidArgument(
             "Bad parameters: you must choose at least one stream".into(),
+        ));
+    }
+    if rec.host_config.log_config.kind == "none" {
+        return Err(Error::NotImplemented(
+            "configured logging driver does not support reading".into(),
         ));
     }
     let follow = q.flag("follow");
