@@ -862,3 +862,44 @@ fn bind_tmpfs_and_network_mounts() {
     let e = r.expect_err("ssh");
     assert!(e.to_string().contains("type=ssh is not supported"), "{e}");
 }
+
+#[test]
+fn add_unpacks_bzip2_and_xz_tars_and_copies_other_compressed_files() {
+    let Some(f) = Fixture::new() else { return };
+    f.file("tree/inner/file", "from a compressed tar\n");
+    for (flag, name) in [("-cjf", "files.tar.bz2"), ("-cJf", "files.tar.xz")] {
+        let status = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(f.ctx().join("tree"))
+            .arg(flag)
+            .arg(f.ctx().join(name))
+            .arg("inner")
+            .status()
+            .expect("tar");
+        assert!(status.success(), "tar {flag}");
+    }
+    // A compressed file that is not a tar is copied as it is.
+    f.file("plain.txt", "not a tar\n");
+    let status = std::process::Command::new("xz")
+        .arg("-k")
+        .arg(f.ctx().join("plain.txt"))
+        .status()
+        .expect("xz");
+    assert!(status.success());
+    f.file(
+        "Dockerfile",
+        "FROM busybox\nADD files.tar.bz2 /bz2/\nADD files.tar.xz /xz/\nADD plain.txt.xz /copied/\n",
+    );
+    let (_, log) = f.ok(&f.opts("archives:1"));
+    for dir in ["bz2", "xz"] {
+        assert_eq!(
+            text(f.read("archives:1", &format!("/{dir}/inner/file"))),
+            "from a compressed tar\n",
+            "{dir}\n{log}"
+        );
+    }
+    let copied = f
+        .read("archives:1", "/copied/plain.txt.xz")
+        .expect("copied as is");
+    assert!(copied.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]));
+}
