@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::str::FromStr as _;
 use std::sync::Arc;
 
 use cais_build::{Built, Environment, Error, Options, Progress};
@@ -902,4 +903,70 @@ fn add_unpacks_bzip2_and_xz_tars_and_copies_other_compressed_files() {
         .read("archives:1", "/copied/plain.txt.xz")
         .expect("copied as is");
     assert!(copied.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]));
+}
+
+/// Stores an image of `busybox:latest`'s layer and `n` more layers, layer
+/// `i` holding `/layers/f<i>`, tagged `tag`.
+fn many_layer_image(f: &Fixture, tag: &str, n: usize) {
+    let base = f.store().resolve("busybox:latest").expect("busybox");
+    let base_manifest = f.store().manifest(&base).expect("manifest");
+    let mut config = f.config("busybox:latest");
+    let mut layers: Vec<serde_json::Value> = base_manifest
+        .layers
+        .iter()
+        .map(|l| serde_json::to_value(l).expect("descriptor"))
+        .collect();
+    for i in 0..n {
+        let mut b = tar::Builder::new(Vec::new());
+        let body = format!("{i}\n");
+        let mut h = tar::Header::new_ustar();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, format!("layers/f{i}"), body.as_bytes())
+            .expect("append");
+        let tar = b.into_inner().expect("tar");
+        let digest = f.store().content().put(&tar, None).expect("put layer");
+        config["rootfs"]["diff_ids"]
+            .as_array_mut()
+            .expect("diff_ids")
+            .push(digest.to_string().into());
+        layers.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": digest.to_string(),
+            "size": tar.len(),
+        }));
+    }
+    let config = serde_json::to_vec(&config).expect("config");
+    let config_digest = f.store().content().put(&config, None).expect("put config");
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config.len()},
+        "layers": layers,
+    });
+    let manifest = serde_json::to_vec(&manifest).expect("manifest");
+    let digest = f.store().content().put(&manifest, None).expect("put manifest");
+    let platform = cais_image::archive::host_platform();
+    let tag = cais_image::Reference::from_str(tag)
+        .expect("tag")
+        .tagged_name()
+        .expect("tagged");
+    f.store()
+        .add_image(&digest, None, &platform, &[tag], Default::default())
+        .expect("add image");
+}
+
+#[test]
+fn a_run_step_over_two_hundred_layers() {
+    let Some(f) = Fixture::new() else { return };
+    many_layer_image(&f, "many:200", 200);
+    f.file(
+        "Dockerfile",
+        "FROM many:200\nRUN ls /layers | wc -l > /count && cat /layers/f0 /layers/f199 > /ends\nCOPY Dockerfile /copied\n",
+    );
+    let (_, log) = f.ok(&f.opts("many:built"));
+    assert_eq!(text(f.read("many:built", "/count")).trim(), "200", "{log}");
+    assert_eq!(text(f.read("many:built", "/ends")), "0\n199\n");
+    assert_eq!(f.layers("many:built").len(), 203);
 }
