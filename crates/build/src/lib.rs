@@ -30,6 +30,7 @@ mod cache;
 mod context;
 mod exec;
 mod fsutil;
+mod mounts;
 mod pattern;
 mod run;
 
@@ -66,6 +67,48 @@ pub struct Options {
     pub source_date_epoch: Option<i64>,
     /// `--iidfile`: where to write the image id.
     pub iidfile: Option<PathBuf>,
+    /// `--secret`: what `RUN --mount=type=secret` mounts, by id.
+    pub secrets: Secrets,
+    /// `--platform` (`linux/arm64`): the platform base images are picked
+    /// for from an index and `TARGETPLATFORM` names; default the host's.
+    pub platform: Option<String>,
+}
+
+/// Looks a secret up by id: `Ok(None)` when the build has no such secret.
+pub type SecretFn = Arc<dyn Fn(&str) -> Result<Option<Vec<u8>>, String> + Send + Sync>;
+
+/// The secrets a build may mount. Their values are never logged, never
+/// part of a cache key, and never written to a layer or the history.
+#[derive(Clone, Default)]
+pub struct Secrets(Option<SecretFn>);
+
+impl Secrets {
+    /// Secrets held in memory (`cais build --secret`).
+    pub fn from_map(map: BTreeMap<String, Vec<u8>>) -> Secrets {
+        Secrets(Some(Arc::new(move |id: &str| Ok(map.get(id).cloned()))))
+    }
+
+    /// Secrets fetched when a step needs them (a BuildKit session's).
+    pub fn from_fn(f: SecretFn) -> Secrets {
+        Secrets(Some(f))
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Result<Option<Vec<u8>>, String> {
+        match &self.0 {
+            Some(f) => f(id),
+            None => Ok(None),
+        }
+    }
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Secrets(<redacted>)"
+        } else {
+            "Secrets(none)"
+        })
+    }
 }
 
 /// Where the build reports what it does: docker's legacy builder lines
@@ -191,11 +234,14 @@ pub fn build(env: &Environment, opts: &Options, progress: &mut dyn Progress) -> 
     exec::build(env, opts, progress)
 }
 
-/// `docker builder prune`: forgets every cached step and collects what
-/// only the cache kept. Returns how many cache entries were removed and
-/// the bytes GC freed (0 when GC had to wait for a running ingestion).
+/// `docker builder prune`: forgets every cached step, removes the
+/// `RUN --mount=type=cache` directories no build is using, and collects
+/// what only the cache kept. Returns how many cache entries (steps and
+/// cache mounts) were removed and the bytes freed (GC's part is 0 when it
+/// had to wait for a running ingestion).
 pub fn prune_cache(store: &ImageStore) -> Result<(usize, u64)> {
     let n = store.unpin_group(cache::GROUP)?;
+    let (mounts, mount_bytes) = mounts::prune_caches(store)?;
     let gc = store.gc()?;
-    Ok((n, gc.bytes))
+    Ok((n + mounts, gc.bytes + mount_bytes))
 }

@@ -37,6 +37,20 @@ impl Overlay {
         diff_ids: &[Digest],
         extra_top: Option<&Path>,
     ) -> Result<Overlay> {
+        let mut lowerdirs = Vec::new();
+        if let Some(top) = extra_top {
+            lowerdirs.push(top.to_path_buf());
+        }
+        for d in diff_ids.iter().rev() {
+            lowerdirs.push(store.short_link(d)?);
+        }
+        Overlay::mount_dirs(dir, lowerdirs)
+    }
+
+    /// An overlay of any directories (top first) under a fresh upper one:
+    /// a `RUN --mount=type=bind,rw` of the context, whose writes are thrown
+    /// away with the upper directory.
+    pub(crate) fn mount_dirs(dir: PathBuf, mut lowerdirs: Vec<PathBuf>) -> Result<Overlay> {
         let _ = unpack::remove_tree(&dir);
         let mut o = Overlay {
             rootfs: dir.join("rootfs"),
@@ -47,13 +61,6 @@ impl Overlay {
         for d in ["upper", "work", "rootfs", "empty"] {
             let p = o.dir.join(d);
             fs::create_dir_all(&p).map_err(io_err("create overlay directory", &p))?;
-        }
-        let mut lowerdirs = Vec::new();
-        if let Some(top) = extra_top {
-            lowerdirs.push(top.to_path_buf());
-        }
-        for d in diff_ids.iter().rev() {
-            lowerdirs.push(store.short_link(d)?);
         }
         if lowerdirs.is_empty() {
             // overlayfs needs a lower layer; scratch gets an empty one.
@@ -174,19 +181,29 @@ pub(crate) struct RunSpec<'a> {
     pub(crate) cwd: &'a str,
     pub(crate) uid: u32,
     pub(crate) gid: u32,
+    /// `RUN --mount`s as OCI mounts, after the standard ones.
+    pub(crate) mounts: Vec<serde_json::Value>,
+    /// `RUN --network=none`: a network namespace of its own (only `lo`).
+    pub(crate) isolated_network: bool,
 }
 
 /// The OCI config of a `RUN` container: docker's default capabilities,
-/// masked paths and seccomp profile. Network: the host's namespace
-/// (`RUN` commonly fetches packages, and a build has no network of its
-/// own yet), so `/sys` is the host's, bound read-only, and the host's
-/// `/etc/resolv.conf` and `/etc/hosts` are bound read-only.
+/// masked paths and seccomp profile. Network: the host's namespace by
+/// default (`RUN` commonly fetches packages), so `/sys` is the host's,
+/// bound read-only, and the host's `/etc/resolv.conf` and `/etc/hosts` are
+/// bound read-only; `--network=none` gets a namespace of its own and a
+/// sysfs that shows it.
 pub(crate) fn spec(id: &str, rootfs: &Path, run: &RunSpec<'_>) -> serde_json::Value {
+    let sys = if run.isolated_network {
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]})
+    } else {
+        json!({"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+    };
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}),
+        sys,
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]}),
     ];
@@ -194,6 +211,16 @@ pub(crate) fn spec(id: &str, rootfs: &Path, run: &RunSpec<'_>) -> serde_json::Va
         if Path::new(f).exists() {
             mounts.push(json!({"destination": f, "type": "bind", "source": f, "options": ["rbind", "rprivate", "ro"]}));
         }
+    }
+    mounts.extend(run.mounts.iter().cloned());
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
+    if run.isolated_network {
+        namespaces.push(json!({"type": "network"}));
     }
     json!({
         "ociVersion": "1.2.0",
@@ -212,7 +239,7 @@ pub(crate) fn spec(id: &str, rootfs: &Path, run: &RunSpec<'_>) -> serde_json::Va
         "linux": {
             "resources": {"devices": [{"allow": false, "access": "rwm"}]},
             "cgroupsPath": format!("/cais-build/{id}"),
-            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+            "namespaces": namespaces,
             "maskedPaths": [
                 "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
                 "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",

@@ -397,6 +397,7 @@ impl Inner {
             pull: req.pull,
             source_date_epoch: req.source_date_epoch,
             iidfile: None,
+            ..Default::default()
         };
         let mut steps = Steps::new(reporter.clone());
         let result = tokio::task::spawn_blocking(move || {

@@ -356,6 +356,7 @@ pub(crate) fn run(
         pull: params.pull,
         source_date_epoch: params.source_date_epoch,
         iidfile: None,
+        ..Default::default()
     };
     let mut stream = Stream {
         tx: tx.clone(),
