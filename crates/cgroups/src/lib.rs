@@ -26,10 +26,11 @@
 //! unified tree's `cgroup.freeze`, which needs no controller.
 //!
 //! Network settings (`net_cls`, `net_prio`) are the exception: they are
-//! written when those v1 controllers are mounted and silently ignored
-//! otherwise. cgroup v2 has no such controllers (matching packets by cgroup
-//! is done with eBPF or the netfilter cgroup match there), and refusing to
-//! start a container over a traffic class would help nobody.
+//! written when those v1 controllers are mounted and left out otherwise,
+//! [`Cgroup::skipped`] naming them so the caller can warn. cgroup v2 has
+//! no such controllers (matching packets by cgroup is done with eBPF or
+//! the netfilter cgroup match there), and refusing to start a container
+//! over a traffic class would help nobody.
 
 mod apply;
 mod bpf;
@@ -252,6 +253,13 @@ impl Cgroup {
     /// * `network`: written only when `net_cls`/`net_prio` are mounted.
     pub fn apply(&self, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
         apply::apply(self, resources)
+    }
+
+    /// The settings of `resources` that [`Cgroup::apply`] leaves out on
+    /// this host (today only `network` without `net_cls`/`net_prio`), so
+    /// the caller can warn about them.
+    pub fn skipped(&self, resources: &oci_spec::runtime::LinuxResources) -> Vec<&'static str> {
+        apply::skipped(self, resources)
     }
 
     /// The directory whose freezer this cgroup uses, and whether it is v1.

@@ -509,11 +509,18 @@ fn missing_controllers_are_named() {
         .apply(&resources(json!({"unified": {"memory.high": "1"}})))
         .expect_err("unified on v1");
     assert!(matches!(err, Error::Unsupported { .. }), "{err}");
-    // Network limits without net_cls/net_prio are ignored, by design.
-    cg.apply(&resources(
+    // Network limits without net_cls/net_prio are ignored, by design, and
+    // reported for the caller to warn about.
+    let network = resources(
         json!({"network": {"classID": 7, "priorities": [{"name": "lo", "priority": 1}]}}),
-    ))
-    .expect("network ignored");
+    );
+    cg.apply(&network).expect("network ignored");
+    let skipped = cg.skipped(&network);
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert!(skipped[0].contains("classID") && skipped[1].contains("priorities"));
+    assert!(cg
+        .skipped(&resources(json!({"pids": {"limit": 5}})))
+        .is_empty());
     // Unset or zero values need no controller at all.
     cg.apply(&resources(
         json!({"pids": {"limit": 0}, "cpu": {"shares": 0}, "blockIO": {}}),
@@ -531,6 +538,16 @@ fn missing_controllers_are_named() {
     let err = cg
         .apply(&resources(json!({"unified": {"../escape": "1"}})))
         .expect_err("path in unified key");
+    assert!(matches!(err, Error::InvalidArgument { .. }));
+    // A huge page size without a pool on the host is named as such.
+    let f = fake(&[], Some("hugetlb"));
+    let cg = cgroup(&f);
+    let err = cg
+        .apply(&resources(
+            json!({"hugepageLimits": [{"pageSize": "3MB", "limit": 1}]}),
+        ))
+        .expect_err("no 3MB pages");
+    assert!(err.to_string().contains("not a huge page size"), "{err}");
     assert!(matches!(err, Error::InvalidArgument { .. }));
     let err = cg
         .apply(&resources(json!({"unified": {"memory.nonexistent": "1"}})))

@@ -334,12 +334,49 @@ fn context_tar(a: &BuildArgs) -> Result<(File, Option<String>)> {
     if !context.is_dir() {
         bail!("unable to prepare context: path {:?} not found", a.context);
     }
-    let mut keep = vec![".dockerignore".to_string()];
     let dockerfile = locate_dockerfile(context, a.file.as_deref())?;
+    dir_tar(context, dockerfile, a.file.is_some(), out)
+}
+
+/// A context directory as a tar (what `compose build` sends): `dockerfile`
+/// is relative to the context (or absolute), `inline` a Dockerfile's text
+/// (`dockerfile_inline`). The Dockerfile's name in the tar, when not the
+/// default, comes back with it.
+pub fn context_dir_tar(
+    context: &Path,
+    dockerfile: Option<&str>,
+    inline: Option<&str>,
+) -> Result<(File, Option<String>)> {
+    if !context.is_dir() {
+        bail!(
+            "unable to prepare context: path {:?} not found",
+            context.display()
+        );
+    }
+    let out = tempfile::tempfile().context("creating a temporary file")?;
+    let source = match (inline, dockerfile) {
+        (Some(text), _) => DockerfileSource::Outside(text.to_string()),
+        (None, Some(f)) if f != "Dockerfile" => {
+            let full = context.join(f);
+            locate_dockerfile(context, Some(&full.to_string_lossy()))?
+        }
+        _ => DockerfileSource::Inside("Dockerfile".into()),
+    };
+    let named = matches!(&source, DockerfileSource::Inside(rel) if rel != "Dockerfile");
+    dir_tar(context, source, named, out)
+}
+
+fn dir_tar(
+    context: &Path,
+    dockerfile: DockerfileSource,
+    named: bool,
+    mut out: File,
+) -> Result<(File, Option<String>)> {
+    let mut keep = vec![".dockerignore".to_string()];
     let name = match &dockerfile {
         DockerfileSource::Inside(rel) => {
             keep.push(rel.clone());
-            (a.file.is_some()).then(|| rel.clone())
+            named.then(|| rel.clone())
         }
         DockerfileSource::Outside(_) => Some(outside_dockerfile_name()),
     };

@@ -27,6 +27,7 @@
 
 mod build;
 mod client_cmds;
+mod compose;
 mod images;
 mod logging;
 mod network;
@@ -80,6 +81,9 @@ enum Command {
     /// Build an image from a Dockerfile (through the daemon, or into the
     /// local store with --data-root).
     Build(Box<build::BuildArgs>),
+    /// Define and run multi-container applications (docker compose v2's
+    /// command line).
+    Compose(Box<compose::ComposeArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -247,6 +251,9 @@ fn main() {
         Command::Build(args) => client_cmds::client(host.as_deref())
             .and_then(|c| build::remote(&c, &args))
             .unwrap_or_else(|e| client_cmds::report(&e, 1)),
+        Command::Compose(args) => {
+            compose::run(host.as_deref(), *args).unwrap_or_else(|e| client_cmds::report(&e, 1))
+        }
         Command::Client(cmd) => {
             let code = cmd.error_code();
             client_cmds::run(host.as_deref(), *cmd)
@@ -343,5 +350,14 @@ fn report(result: anyhow::Result<i32>) -> i32 {
             eprintln!("cais: {e:#}");
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

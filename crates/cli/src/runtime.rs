@@ -278,8 +278,9 @@ fn exec(rt: &Runtime, a: &ExecArgs) -> Result<i32> {
         Some(path) => {
             let data =
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            serde_json::from_slice(&data)
-                .with_context(|| format!("{} is not a valid process JSON", path.display()))?
+            cais_runtime::spec_ext::process_from_json(&data).map_err(|e| {
+                anyhow::anyhow!("{} is not a valid process JSON: {e}", path.display())
+            })?
         }
         None => {
             if a.command.is_empty() {
@@ -456,10 +457,10 @@ fn features() -> serde_json::Value {
             "mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime", "nostrictatime",
             "nosuid", "private", "rbind", "relatime", "remount", "ro", "rprivate", "rro", "rnosuid", "rnodev",
             "rnoexec", "rshared", "rslave", "runbindable", "rw", "shared", "silent", "slave", "strictatime",
-            "suid", "sync", "tmpcopyup", "unbindable"],
+            "suid", "sync", "tmpcopyup", "unbindable", "idmap", "ridmap"],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
-            "capabilities": (0..=cais_runtime::process::last_cap()).map(cap_name).collect::<Vec<_>>(),
+            "capabilities": (0..=cais_runtime::process::last_cap()).map(cais_runtime::process::cap_name).collect::<Vec<_>>(),
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
             "seccomp": {
                 "enabled": true,
@@ -469,58 +470,18 @@ fn features() -> serde_json::Value {
                     "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
                 "archs": ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"]
             },
-            "apparmor": {"enabled": false},
-            "selinux": {"enabled": false}
+            // features-linux.md: what the runtime implements, whatever
+            // this host has; a label the host cannot apply is refused at create.
+            "apparmor": {"enabled": true},
+            "selinux": {"enabled": true},
+            "intelRdt": {"enabled": true, "schemata": true, "monitoring": true},
+            "memoryPolicy": {
+                "modes": ["MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
+                    "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"],
+                "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
+            },
+            "mountExtensions": {"idmap": {"enabled": true}},
+            "netDevices": {"enabled": false}
         }
     })
-}
-
-fn cap_name(n: u32) -> String {
-    const NAMES: [&str; 41] = [
-        "CHOWN",
-        "DAC_OVERRIDE",
-        "DAC_READ_SEARCH",
-        "FOWNER",
-        "FSETID",
-        "KILL",
-        "SETGID",
-        "SETUID",
-        "SETPCAP",
-        "LINUX_IMMUTABLE",
-        "NET_BIND_SERVICE",
-        "NET_BROADCAST",
-        "NET_ADMIN",
-        "NET_RAW",
-        "IPC_LOCK",
-        "IPC_OWNER",
-        "SYS_MODULE",
-        "SYS_RAWIO",
-        "SYS_CHROOT",
-        "SYS_PTRACE",
-        "SYS_PACCT",
-        "SYS_ADMIN",
-        "SYS_BOOT",
-        "SYS_NICE",
-        "SYS_RESOURCE",
-        "SYS_TIME",
-        "SYS_TTY_CONFIG",
-        "MKNOD",
-        "LEASE",
-        "AUDIT_WRITE",
-        "AUDIT_CONTROL",
-        "SETFCAP",
-        "MAC_OVERRIDE",
-        "MAC_ADMIN",
-        "SYSLOG",
-        "WAKE_ALARM",
-        "BLOCK_SUSPEND",
-        "AUDIT_READ",
-        "PERFMON",
-        "BPF",
-        "CHECKPOINT_RESTORE",
-    ];
-    format!(
-        "CAP_{}",
-        NAMES.get(n as usize).copied().unwrap_or("UNKNOWN")
-    )
 }

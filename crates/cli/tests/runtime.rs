@@ -1051,3 +1051,6 @@ fn seccomp_notify_sends_the_listener_fd_with_the_state() {
     );
     assert!(out.contains("rc=1"), "{out} {err}");
 }
+
+#[path = "runtime/spec_fields.rs"]
+mod spec_fields;

@@ -7,22 +7,28 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::error::{Error, Result};
+use crate::spec_ext::{self, Extensions};
 
 /// Loads `config.json` from a bundle and checks what the runtime relies on.
 /// Returns the spec and the absolute rootfs path.
 pub fn load(bundle: &Path) -> Result<(Spec, PathBuf)> {
+    load_with_extensions(bundle).map(|(spec, rootfs, _)| (spec, rootfs))
+}
+
+/// [`load`], with the fields the `oci-spec` crate does not keep.
+pub fn load_with_extensions(bundle: &Path) -> Result<(Spec, PathBuf, Extensions)> {
     let path = bundle.join("config.json");
     let data = std::fs::read(&path).map_err(|source| Error::ReadConfig {
         path: path.clone(),
         source,
     })?;
-    let spec: Spec = serde_json::from_slice(&data).map_err(|e| Error::InvalidConfig {
+    let (spec, ext) = spec_ext::spec_from_json(&data).map_err(|message| Error::InvalidConfig {
         path: path.clone(),
-        message: e.to_string(),
+        message,
     })?;
     let rootfs =
         validate(&spec, bundle).map_err(|message| Error::InvalidConfig { path, message })?;
-    Ok((spec, rootfs))
+    Ok((spec, rootfs, ext))
 }
 
 fn validate(spec: &Spec, bundle: &Path) -> std::result::Result<PathBuf, String> {
@@ -81,6 +87,11 @@ fn validate(spec: &Spec, bundle: &Path) -> std::result::Result<PathBuf, String> 
             || linux.gid_mappings().as_ref().is_none_or(|m| m.is_empty()))
     {
         return Err("a new user namespace needs uidMappings and gidMappings".into());
+    }
+    // Moving host interfaces in takes rtnetlink, which the runtime does
+    // not speak: refused rather than a container without its devices.
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err("linux.netDevices is not supported by this runtime".into());
     }
     for m in spec.mounts().iter().flatten() {
         if !m.destination().is_absolute() {
@@ -353,5 +364,8 @@ mod tests {
         let mut s = default_spec(false);
         s["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}, {"type": "mount"}]);
         assert!(message(&s.to_string()).contains("uts"));
+        let mut s = default_spec(false);
+        s["linux"]["netDevices"] = serde_json::json!({"eth1": {"name": "eth0"}});
+        assert!(message(&s.to_string()).contains("netDevices is not supported"));
     }
 }

@@ -20,8 +20,9 @@ use crate::channel::{self, Msg};
 use crate::error::{Context, Error, Result};
 use crate::init::{self, ExecPlan, InitPlan, Namespaces, ProcPlan};
 use crate::process::{self, CapSets};
+use crate::spec_ext::Extensions;
 use crate::state::{self, Record, State, StateRoot, Status};
-use crate::{bundle, hooks, rootfs};
+use crate::{bundle, hooks, lsm, placement, rdt, rootfs};
 
 const START_SOCKET: &str = "start.sock";
 const CONFIG_COPY: &str = "config.json";
@@ -82,7 +83,7 @@ impl Runtime {
         state::validate_id(id)?;
         let bundle =
             std::fs::canonicalize(bundle).context(|| format!("bundle {}", bundle.display()))?;
-        let (spec, rootfs) = bundle::load(&bundle)?;
+        let (spec, rootfs, ext) = bundle::load_with_extensions(&bundle)?;
         let process = spec.process().as_ref().expect("validated by bundle::load");
         if process.terminal().unwrap_or(false) && console.is_none() {
             return Err(Error::Invalid(
@@ -100,30 +101,30 @@ impl Runtime {
             None if opts.systemd_cgroup => format!("system.slice:cais:{id}"),
             None => format!("/cais/{id}"),
         };
-        let mut cgroup = None;
-        let mut init_pid = None;
+        let mut made = Made::default();
         let result = self.create_in(
             id,
             &bundle,
             &rootfs,
             &spec,
+            &ext,
             &dir,
             &cgroup_path,
             opts,
             console,
-            &mut cgroup,
-            &mut init_pid,
+            &mut made,
         );
         match result {
             Ok(pid) => Ok(pid),
             Err(e) => {
-                if let Some(pid) = init_pid {
+                if let Some(pid) = made.init_pid {
                     let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
                 }
-                if let Some(cg) = &cgroup {
+                if let Some(cg) = &made.cgroup {
                     kill_cgroup(cg);
                     let _ = cg.destroy();
                 }
+                rdt::remove(&made.rdt_dirs);
                 let _ = self.root.remove(id);
                 Err(e)
             }
@@ -140,15 +141,29 @@ impl Runtime {
         bundle: &Path,
         rootfs: &Path,
         spec: &Spec,
+        ext: &Extensions,
         dir: &Path,
         cgroup_path: &str,
         opts: &CreateOptions,
         console: Option<OwnedFd>,
-        cgroup_out: &mut Option<Cgroup>,
-        pid_out: &mut Option<i32>,
+        made: &mut Made,
     ) -> Result<i32> {
         let linux = spec.linux().as_ref().expect("validated");
         let process = spec.process().as_ref().expect("validated");
+        // Everything the host must provide is checked before anything is made.
+        let mount_label = lsm::mount_label(lsm::Host::detect(), linux.mount_label().as_deref())
+            .map_err(Error::Invalid)?;
+        let rdt_plan = match linux.intel_rdt() {
+            Some(r) => Some(rdt::plan(
+                rdt::mount_point().as_deref(),
+                id,
+                r,
+                &ext.rdt_schemata,
+                ext.rdt_monitoring,
+            )?),
+            None => None,
+        };
+        let idmapped = idmapped_mounts(spec, ext, bundle)?;
         std::fs::write(
             dir.join(CONFIG_COPY),
             serde_json::to_vec(spec).expect("spec serializes"),
@@ -157,12 +172,12 @@ impl Runtime {
 
         let cgroup = Cgroup::new(Layout::detect()?, cgroup_path)?;
         cgroup.create()?;
-        let cgroup = cgroup_out.insert(cgroup);
+        let cgroup = made.cgroup.insert(cgroup);
         let resources = resources_with_default_devices(linux.resources().as_ref(), spec);
 
         let ns = namespaces_from_spec(spec)?;
         let start = bind_short(&dir.join(START_SOCKET))?;
-        let mut proc_plan = proc_plan(process, linux, opts.preserve_fds)?;
+        let mut proc_plan = proc_plan(process, linux, opts.preserve_fds, ns.enters_userns())?;
         let (parent, child) = channel::pair().context(|| "creating the sync socket".into())?;
         let created = state::rfc3339(SystemTime::now());
         let mut state_doc = State {
@@ -202,6 +217,8 @@ impl Runtime {
                 .as_ref()
                 .and_then(|r| r.readonly())
                 .unwrap_or(false),
+            mount_label,
+            idmapped,
             sysctl: linux
                 .sysctl()
                 .clone()
@@ -226,6 +243,9 @@ impl Runtime {
             let _ = waitpid(bootstrap, None);
         };
 
+        for what in cgroup.skipped(&resources) {
+            crate::log::warn(&format!("{what}: not applied"));
+        }
         if let Err(e) = cgroup
             .apply(&resources)
             .and_then(|_| cgroup.add_process(bootstrap.as_raw()))
@@ -233,6 +253,17 @@ impl Runtime {
             let _ = kill(bootstrap, Signal::SIGKILL);
             reap_bootstrap();
             return Err(e.into());
+        }
+        // The bootstrap's children, init first, inherit its resctrl group.
+        if let Some(plan) = &rdt_plan {
+            match plan.apply(bootstrap.as_raw()) {
+                Ok(dirs) => made.rdt_dirs = dirs,
+                Err(e) => {
+                    let _ = kill(bootstrap, Signal::SIGKILL);
+                    reap_bootstrap();
+                    return Err(e);
+                }
+            }
         }
         parent
             .send(&Msg::Go)
@@ -257,7 +288,7 @@ impl Runtime {
                 }
                 Msg::Pid(pid) => {
                     init_pid = Some(pid);
-                    *pid_out = Some(pid);
+                    made.init_pid = Some(pid);
                     reap_bootstrap();
                     if let Some(adj) = process.oom_score_adj() {
                         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
@@ -302,6 +333,7 @@ impl Runtime {
             cgroup_path: cgroup_path.to_string(),
             started: false,
             annotations: state_doc.annotations.clone(),
+            rdt_dirs: made.rdt_dirs.clone(),
         };
         self.root.save(&record)?;
         if let Some(path) = &opts.pid_file {
@@ -394,10 +426,9 @@ impl Runtime {
             path: path.clone(),
             source,
         })?;
-        serde_json::from_slice(&data).map_err(|e| Error::InvalidConfig {
-            path,
-            message: e.to_string(),
-        })
+        crate::spec_ext::spec_from_json(&data)
+            .map(|(spec, _)| spec)
+            .map_err(|message| Error::InvalidConfig { path, message })
     }
 
     /// Sends a signal to the container's init, or with `all` to every process
@@ -443,6 +474,7 @@ impl Runtime {
         }
         kill_cgroup(&cgroup);
         cgroup.destroy()?;
+        rdt::remove(&rec.rdt_dirs);
         self.root.remove(id)?;
         if let Some(poststop) = spec
             .as_ref()
@@ -543,9 +575,18 @@ impl Runtime {
         }
         let spec = self.saved_spec(id)?;
         let linux = spec.linux().clone().unwrap_or_default();
-        let mut plan_process = proc_plan(process, &linux, opts.preserve_fds)?;
-        plan_process.seccomp_listener = seccomp_listener(&linux, &self.state_of(&rec))?;
         let ns = namespaces_of_pid(rec.pid)?;
+        let mut plan_process = proc_plan(process, &linux, opts.preserve_fds, ns.enters_userns())?;
+        plan_process.seccomp_listener = seccomp_listener(&linux, &self.state_of(&rec))?;
+        // config.md "execCPUAffinity": initial holds for the runtime's
+        // process until it has joined the container's cgroup, final for
+        // the process from then on.
+        let affinity = process.exec_cpu_affinity().as_ref();
+        let initial = placement::cpu_list(affinity.and_then(|a| a.initial().as_deref()))
+            .map_err(|e| Error::Invalid(format!("process.execCPUAffinity.initial {e}")))?;
+        plan_process.cpu_affinity =
+            placement::cpu_list(affinity.and_then(|a| a.cpu_affinity_final().as_deref()))
+                .map_err(|e| Error::Invalid(format!("process.execCPUAffinity.final {e}")))?;
         let cgroup = self.cgroup(&rec)?;
         let (parent, child) = channel::pair().context(|| "creating the sync socket".into())?;
         let plan = ExecPlan {
@@ -560,10 +601,16 @@ impl Runtime {
             ForkResult::Parent { child } => child,
         };
         drop(plan);
-        if let Err(e) = cgroup.add_process(bootstrap.as_raw()) {
+        let joined = match &initial {
+            Some(cpus) => placement::apply_affinity(bootstrap.as_raw(), cpus)
+                .context(|| "setting the initial CPU affinity (execCPUAffinity.initial)".into()),
+            None => Ok(()),
+        }
+        .and_then(|_| Ok(cgroup.add_process(bootstrap.as_raw())?));
+        if let Err(e) = joined {
             let _ = kill(bootstrap, Signal::SIGKILL);
             let _ = waitpid(bootstrap, None);
-            return Err(e.into());
+            return Err(e);
         }
         parent
             .send(&Msg::Go)
@@ -893,6 +940,7 @@ fn proc_plan(
     process: &Process,
     linux: &oci_spec::runtime::Linux,
     preserve_fds: i32,
+    in_userns: bool,
 ) -> Result<ProcPlan> {
     let seccomp = linux.seccomp().as_ref();
     let args = process.args().clone().unwrap_or_default();
@@ -913,7 +961,7 @@ fn proc_plan(
         groups: user.additional_gids().clone().unwrap_or_default(),
         may_setgroups: true,
         umask: user.umask(),
-        caps: CapSets::from_process(process),
+        caps: grantable_caps(CapSets::from_process(process), in_userns),
         last_cap: process::last_cap(),
         no_new_privs: process.no_new_privileges().unwrap_or(false),
         rlimits: process::rlimits(process.rlimits().as_deref().unwrap_or_default()),
@@ -935,7 +983,164 @@ fn proc_plan(
         }),
         seccomp_listener: None,
         host_pid: 0,
+        scheduler: process
+            .scheduler()
+            .as_ref()
+            .map(placement::sched_attr)
+            .transpose()
+            .map_err(Error::Invalid)?,
+        mem_policy: linux
+            .memory_policy()
+            .as_ref()
+            .map(placement::mem_policy)
+            .transpose()
+            .map_err(Error::Invalid)?,
+        cpu_affinity: None,
+        labels: lsm::exec_labels(
+            lsm::Host::detect(),
+            process.apparmor_profile().as_deref(),
+            process.selinux_label().as_deref(),
+        )
+        .map_err(Error::Invalid)?,
     })
+}
+
+/// What a `create` has made so far, for the clean-up of one that fails.
+#[derive(Default)]
+struct Made {
+    cgroup: Option<Cgroup>,
+    init_pid: Option<i32>,
+    rdt_dirs: Vec<PathBuf>,
+}
+
+/// Per entry of `mounts`: an id-mapped copy of its source (config.md
+/// "idmap", "ridmap", `uidMappings`), made here on the host because
+/// mapping a mount needs privilege over the filesystem's user namespace.
+/// The mapping is the mount's own, else the container's user namespace's.
+fn idmapped_mounts(spec: &Spec, ext: &Extensions, bundle: &Path) -> Result<Vec<Option<OwnedFd>>> {
+    let linux = spec.linux().as_ref().expect("validated");
+    let new_userns = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
+    let mut out = Vec::new();
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let options = m.options().clone().unwrap_or_default();
+        let own = ext.mount_idmaps.get(i).cloned().flatten();
+        // Mappings without the option still ask for a (non-recursive) map.
+        let Some(recursive_map) = rootfs::idmap_option(&options).or(own.as_ref().map(|_| false))
+        else {
+            out.push(None);
+            continue;
+        };
+        let dest = m.destination().display();
+        let is_bind = m.typ().as_deref() == Some("bind")
+            || options.iter().any(|o| o == "bind" || o == "rbind");
+        if !is_bind {
+            return Err(Error::Invalid(format!(
+                "mount {dest}: id-mapped mounts are supported for bind mounts only"
+            )));
+        }
+        let (uid, gid) = match own {
+            Some(map) => (map.uid, map.gid),
+            None if new_userns => (
+                linux.uid_mappings().clone().unwrap_or_default(),
+                linux.gid_mappings().clone().unwrap_or_default(),
+            ),
+            None => {
+                return Err(Error::Invalid(format!(
+                    "mount {dest}: idmap needs uidMappings and gidMappings on the mount, \
+                     or a user namespace for the container"
+                )))
+            }
+        };
+        let source = bundle.join(m.source().clone().unwrap_or_default());
+        let userns = userns_with_maps(&uid, &gid)?;
+        let recursive_tree = options.iter().any(|o| o == "rbind");
+        out.push(Some(rootfs::idmapped_tree(
+            &source,
+            &userns,
+            recursive_tree,
+            recursive_map,
+        )?));
+    }
+    Ok(out)
+}
+
+/// A user namespace holding `uid` and `gid` maps and no process: a child
+/// creates it, the maps are written from here, and the namespace outlives
+/// the child through the returned descriptor.
+fn userns_with_maps(
+    uid: &[oci_spec::runtime::LinuxIdMapping],
+    gid: &[oci_spec::runtime::LinuxIdMapping],
+) -> Result<OwnedFd> {
+    let (ready_r, ready_w) = nix::unistd::pipe().context(|| "pipe".into())?;
+    let (hold_r, hold_w) = nix::unistd::pipe().context(|| "pipe".into())?;
+    // SAFETY: the CLI is single-threaded; the child only makes raw syscalls
+    // and exits.
+    let child = match unsafe { fork() }.context(|| "forking".into())? {
+        ForkResult::Child => {
+            drop(ready_r);
+            drop(hold_w);
+            // SAFETY: unshare takes a flag; write and read use live buffers
+            // of the lengths given; _exit never returns.
+            unsafe {
+                let ok = [u8::from(libc::unshare(libc::CLONE_NEWUSER) == 0)];
+                libc::write(ready_w.as_raw_fd(), ok.as_ptr().cast(), 1);
+                let mut b = [0u8; 1];
+                // Returns once the runtime closes its end, on any outcome.
+                libc::read(hold_r.as_raw_fd(), b.as_mut_ptr().cast(), 1);
+                libc::_exit(0)
+            }
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(ready_w);
+    drop(hold_r);
+    let result = (|| {
+        let mut ok = [0u8; 1];
+        let n = nix::unistd::read(ready_r.as_raw_fd(), &mut ok).context(|| "reading".into())?;
+        if n != 1 || ok[0] != 1 {
+            return Err(Error::Init(
+                "could not create a user namespace for an id-mapped mount".into(),
+            ));
+        }
+        let pid = child.as_raw();
+        let fmt = |maps: &[oci_spec::runtime::LinuxIdMapping]| {
+            maps.iter()
+                .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+                .collect::<String>()
+        };
+        for (file, maps) in [("uid_map", uid), ("gid_map", gid)] {
+            let path = format!("/proc/{pid}/{file}");
+            std::fs::write(&path, fmt(maps))
+                .context(|| format!("writing the id-mapped mount's {file}"))?;
+        }
+        let ns = File::open(format!("/proc/{pid}/ns/user"))
+            .context(|| "opening the id-mapped mount's user namespace".into())?;
+        Ok(OwnedFd::from(ns))
+    })();
+    drop(hold_w);
+    let _ = waitpid(child, None);
+    result
+}
+
+/// The requested capabilities less those the runtime cannot grant, with a
+/// warning naming them (config.md: such capabilities are logged, not fatal).
+/// In a user namespace the process holds every capability of that namespace.
+fn grantable_caps(caps: CapSets, in_userns: bool) -> CapSets {
+    if in_userns {
+        return caps;
+    }
+    let (caps, missing) = caps.restricted_to(process::own_permitted());
+    if missing != 0 {
+        crate::log::warn(&format!(
+            "the runtime does not hold {}, so the process runs without them",
+            process::cap_names(missing)
+        ));
+    }
+    caps
 }
 
 fn write_id_maps(pid: i32, linux: &oci_spec::runtime::Linux) -> Result<()> {

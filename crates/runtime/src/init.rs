@@ -31,6 +31,7 @@ use crate::error::{chain, Context, Error, Result};
 use crate::process::{self, CapSets, Rlimit};
 use crate::rootfs::{self, CgroupMount};
 use crate::state::State;
+use crate::{lsm, placement};
 
 /// Namespaces to join (already opened by the parent) and to create.
 pub(crate) struct Namespaces {
@@ -42,6 +43,18 @@ pub(crate) struct Namespaces {
     /// Lines for /proc/self/timens_offsets, written after unsharing the
     /// time namespace and before the first process enters it.
     pub time_offsets: Option<String>,
+}
+
+impl Namespaces {
+    /// Whether the process ends up in a user namespace other than the
+    /// runtime's, created or joined.
+    pub fn enters_userns(&self) -> bool {
+        self.new_user
+            || self
+                .join
+                .iter()
+                .any(|(flag, _)| flag.contains(CloneFlags::CLONE_NEWUSER))
+    }
 }
 
 /// Where a seccomp notify listener fd goes (runtime-spec config-linux.md,
@@ -80,6 +93,14 @@ pub(crate) struct ProcPlan {
     pub seccomp_listener: Option<SeccompListener>,
     /// This process's pid as the runtime sees it, for the listener state.
     pub host_pid: i32,
+    /// process.scheduler.
+    pub scheduler: Option<crate::placement::SchedAttr>,
+    /// linux.memoryPolicy.
+    pub mem_policy: Option<crate::placement::MemPolicy>,
+    /// process.execCPUAffinity.final (exec only).
+    pub cpu_affinity: Option<crate::placement::Bitmap>,
+    /// AppArmor profile and SELinux label, applied at exec.
+    pub labels: Vec<crate::lsm::ExecLabel>,
 }
 
 /// Everything the container's init needs, prepared before fork.
@@ -98,6 +119,9 @@ pub(crate) struct InitPlan {
     pub masked: Vec<String>,
     pub readonly_paths: Vec<String>,
     pub readonly_root: bool,
+    pub mount_label: Option<String>,
+    /// Per entry of `mounts`: its id-mapped copy, made on the host.
+    pub idmapped: Vec<Option<OwnedFd>>,
     pub sysctl: Vec<(String, String)>,
     pub create_container_hooks: Vec<Hook>,
     pub start_container_hooks: Vec<Hook>,
@@ -264,6 +288,8 @@ fn init_until_ready(plan: &InitPlan) -> Result<CString> {
         cgroup_path: &plan.cgroup_path,
         new_cgroupns: plan.ns.unshare.contains(CloneFlags::CLONE_NEWCGROUP),
         in_userns: plan.ns.new_user,
+        mount_label: plan.mount_label.as_deref(),
+        idmapped: &plan.idmapped,
     })?;
     plan.channel
         .send(&Msg::Hooks)
@@ -327,12 +353,6 @@ fn exec_process(p: &ProcPlan, exe: &CString, keep: &[RawFd]) -> Result<Infallibl
     }
     process::close_from_except(3 + p.preserve_fds, &keep);
     process::cloexec_from(3 + p.preserve_fds as u32).context(|| "close_range".into())?;
-    let seccomp_early = p.seccomp.as_ref().filter(|_| !p.no_new_privs);
-    if let Some(f) = seccomp_early {
-        // Without no_new_privs loading a filter needs CAP_SYS_ADMIN, so it
-        // has to happen before the capabilities are dropped.
-        install_seccomp(f, p)?;
-    }
     if let Some(persona) = p.personality {
         // SAFETY: personality(2) takes a plain integer.
         Errno::result(unsafe { libc::personality(persona) })
@@ -343,23 +363,49 @@ fn exec_process(p: &ProcPlan, exe: &CString, keep: &[RawFd]) -> Result<Infallibl
         Errno::result(unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, prio) })
             .context(|| "setting the I/O priority".into())?;
     }
+    // Placement comes while the process still has CAP_SYS_NICE (a real-time
+    // policy needs it) and before any filter could deny the calls.
+    if let Some(policy) = &p.mem_policy {
+        placement::apply_mem_policy(policy).context(|| "setting the NUMA memory policy".into())?;
+    }
+    if let Some(cpus) = &p.cpu_affinity {
+        placement::apply_affinity(0, cpus)
+            .context(|| "setting the final CPU affinity (execCPUAffinity.final)".into())?;
+    }
+    if let Some(attr) = &p.scheduler {
+        placement::apply_scheduler(attr).context(|| {
+            "setting the scheduling policy (sched_setattr; a real-time policy needs \
+             real-time runtime in the container's cpu cgroup)"
+                .into()
+        })?;
+    }
     process::apply_bounding(&p.caps, p.last_cap)
         .context(|| "dropping bounding capabilities".into())?;
-    let early_cwd = nix::unistd::chdir(&p.cwd);
+    // The working directory is entered and checked before any seccomp filter
+    // is loaded: a profile may deny getcwd(2) itself, and the check must
+    // still run (CVE-2024-21626). As root first; a directory only the
+    // container's user may enter is retried after the user switch.
+    let early_cwd = nix::unistd::chdir(&p.cwd).and_then(|_| check_cwd());
+    // Labels take effect at execve; written before no_new_privs, which
+    // would restrict the transitions they ask for, and before any filter.
+    lsm::apply(&p.labels).context(|| "applying the AppArmor profile or SELinux label".into())?;
+    let seccomp_early = p.seccomp.as_ref().filter(|_| !p.no_new_privs);
+    if let Some(f) = seccomp_early {
+        // Without no_new_privs loading a filter needs CAP_SYS_ADMIN, so it
+        // has to happen before the capabilities are dropped.
+        install_seccomp(f, p)?;
+    }
     process::apply_user(p.uid, p.gid, &p.groups, p.may_setgroups)
         .context(|| format!("switching to user {}:{}", p.uid, p.gid))?;
     process::apply_caps(&p.caps, p.last_cap).context(|| "setting capabilities".into())?;
     if early_cwd.is_err() {
         nix::unistd::chdir(&p.cwd).context(|| format!("chdir to {}", p.cwd.display()))?;
-    }
-    match nix::unistd::getcwd() {
-        Ok(cwd) if cwd.is_absolute() => {}
-        _ => {
-            return Err(Error::Invalid(format!(
+        check_cwd().map_err(|_| {
+            Error::Invalid(format!(
                 "working directory {} is outside the container",
                 p.cwd.display()
-            )))
-        }
+            ))
+        })?;
     }
     if let Some(mask) = p.umask {
         // SAFETY: umask takes an integer, touches no memory and cannot fail;
@@ -381,6 +427,17 @@ fn exec_process(p: &ProcPlan, exe: &CString, keep: &[RawFd]) -> Result<Infallibl
         context: format!("exec {}", exe.to_string_lossy()),
         errno: err,
     })
+}
+
+/// Fails unless the working directory is reachable from the container's
+/// root: getcwd(2) prefixes "(unreachable)" (so the path is not absolute)
+/// for a directory outside it, such as one reached through a leaked fd.
+fn check_cwd() -> nix::Result<()> {
+    match nix::unistd::getcwd() {
+        Ok(dir) if dir.is_absolute() => Ok(()),
+        Ok(_) => Err(Errno::ENOENT),
+        Err(e) => Err(e),
+    }
 }
 
 /// Loads the filter; a notify filter's listener fd goes to `listenerPath`

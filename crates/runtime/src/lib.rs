@@ -7,10 +7,14 @@
 //! - `init` is everything between fork and exec in the children.
 //! - `rootfs` does mounts, devices, `pivot_root`, masked and read-only
 //!   paths (with a `secure_join` that keeps symlinks inside the rootfs).
-//! - `process` sets capabilities, user, groups and rlimits.
+//! - `process` sets capabilities, user, groups and rlimits; `placement`
+//!   the scheduling policy, CPU affinity and NUMA memory policy; `lsm`
+//!   AppArmor and SELinux labels; `rdt` Intel RDT groups in resctrl.
 //! - `seccomp` compiles the OCI profile to classic BPF in pure Rust
 //!   (syscall tables generated from kernel headers by `gen_syscalls.sh`)
 //!   and loads it.
+//! - `spec_ext` reads what the `oci-spec` crate misses or misnames in
+//!   config.json (scheduler flags, id-mapped mounts, RDT schemata).
 //! - `bundle` reads config.json and holds the default spec and seccomp
 //!   profile; `sealed` re-executes from a read-only view of the binary;
 //!   `log` writes runc's log format (`--log FILE --log-format json`);
@@ -25,11 +29,15 @@ pub mod error;
 pub mod hooks;
 mod init;
 pub mod log;
+pub mod lsm;
+pub mod placement;
 pub mod process;
+pub mod rdt;
 pub mod rootfs;
 pub mod sealed;
 pub mod seccomp;
 pub mod signal;
+pub mod spec_ext;
 pub mod state;
 mod tty;
 

@@ -100,6 +100,117 @@ impl CapSets {
     }
 }
 
+impl CapSets {
+    /// Leaves out of the effective, permitted, inheritable and ambient sets
+    /// what the runtime cannot grant, and returns those left out. config.md
+    /// ("capabilities"): a capability that cannot be granted MUST be logged
+    /// as a warning and SHOULD NOT fail the container, e.g. when the runtime
+    /// itself runs with a reduced bounding set. The bounding set needs no
+    /// change: a capability missing there is simply never dropped.
+    pub fn restricted_to(self, grantable: u64) -> (CapSets, u64) {
+        let wanted = self.effective | self.permitted | self.inheritable | self.ambient;
+        let restricted = CapSets {
+            bounding: self.bounding,
+            effective: self.effective & grantable,
+            permitted: self.permitted & grantable,
+            inheritable: self.inheritable & grantable,
+            ambient: self.ambient & grantable,
+        };
+        (restricted, wanted & !grantable)
+    }
+}
+
+/// The capabilities this process may pass on: its own permitted set
+/// (capabilities(7): capset(2) can never add to the permitted set). A
+/// process that enters a user namespace holds every capability there, so
+/// callers only ask when the container stays in the runtime's.
+pub fn own_permitted() -> u64 {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut header = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: header and data are valid v3 capget arguments, data has the
+    // two elements version 3 writes.
+    let r = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+    if r != 0 {
+        return u64::MAX;
+    }
+    u64::from(data[0].permitted) | (u64::from(data[1].permitted) << 32)
+}
+
+/// Names the capabilities in `mask` ("CAP_SYS_TIME, CAP_BPF").
+pub fn cap_names(mask: u64) -> String {
+    (0..64)
+        .filter(|n| mask & (1 << n) != 0)
+        .map(cap_name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The kernel's name of capability `n`, as config.json spells it.
+pub fn cap_name(n: u32) -> String {
+    const NAMES: [&str; 41] = [
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+        "PERFMON",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+    ];
+    match NAMES.get(n as usize) {
+        Some(name) => format!("CAP_{name}"),
+        None => format!("CAP_{n}"),
+    }
+}
+
 /// Drops every capability outside the bounding set. Needs CAP_SETPCAP, so it
 /// runs before the user switch.
 pub fn apply_bounding(caps: &CapSets, last: u32) -> Result<(), Errno> {
@@ -360,6 +471,46 @@ mod tests {
         assert_eq!(cap_number(&Capability::Chown), 0);
         assert_eq!(cap_number(&Capability::SysAdmin), 21);
         assert_eq!(cap_number(&Capability::CheckpointRestore), 40);
+    }
+
+    #[test]
+    fn capabilities_the_runtime_lacks_are_left_out_and_reported() {
+        let sys_time = 1u64 << 25;
+        let chown = 1u64;
+        let wanted = CapSets {
+            bounding: chown | sys_time,
+            effective: chown | sys_time,
+            permitted: chown | sys_time,
+            inheritable: sys_time,
+            ambient: sys_time,
+        };
+        let (got, dropped) = wanted.restricted_to(!sys_time);
+        assert_eq!(dropped, sys_time);
+        assert_eq!(got.effective, chown);
+        assert_eq!(got.permitted, chown);
+        assert_eq!(got.inheritable, 0);
+        assert_eq!(got.ambient, 0);
+        assert_eq!(got.bounding, chown | sys_time, "bounding is left alone");
+        let (same, none) = wanted.restricted_to(u64::MAX);
+        assert_eq!((same, none), (wanted, 0));
+        assert_eq!(cap_names(dropped | chown), "CAP_CHOWN, CAP_SYS_TIME");
+        assert_eq!(cap_name(40), "CAP_CHECKPOINT_RESTORE");
+    }
+
+    #[test]
+    fn this_process_knows_its_own_permitted_set() {
+        let mut status = String::new();
+        std::io::Read::read_to_string(
+            &mut std::fs::File::open("/proc/self/status").expect("status"),
+            &mut status,
+        )
+        .expect("read");
+        let line = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapPrm:"))
+            .expect("CapPrm line");
+        let want = u64::from_str_radix(line.trim(), 16).expect("hex");
+        assert_eq!(own_permitted(), want);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
 use std::os::unix::fs::OpenOptionsExt;
@@ -21,6 +21,7 @@ use nix::sys::stat::{makedev, mknod, umask, Mode, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount};
 
 use crate::error::{Context, Error, Result};
+use crate::lsm;
 
 /// Resolves `unsafe_path` inside `root` the way the container will see it:
 /// symlinks are followed but can never lead out of `root` (an absolute link
@@ -140,11 +141,8 @@ pub fn parse_options(options: &[String]) -> Result<MountOptions> {
             }
             // runc extensions that change nothing the kernel sees here.
             "tmpcopyup" | "rrw" | "rsuid" | "rdev" | "rexec" => continue,
-            "idmap" | "ridmap" => {
-                return Err(Error::Invalid(format!(
-                    "mount option {opt:?} (id-mapped mounts) is not supported"
-                )))
-            }
+            // Never passed to mount(2) (config.md): see `idmap_option`.
+            "idmap" | "ridmap" => continue,
             _ => {
                 o.data.push(opt.clone());
                 continue;
@@ -170,6 +168,24 @@ pub fn propagation_flag(name: &str) -> Option<MsFlags> {
         "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
         _ => return None,
     })
+}
+
+/// The propagation the container's copy of the host's mounts gets before
+/// the rootfs is bound onto itself: `rootfsPropagation` itself where that
+/// is safe, otherwise recursive slave. Shared would let the container's
+/// mounts reach the host, and unbindable would forbid the very bind of the
+/// rootfs (mount(2), EINVAL); both are applied to the new root after
+/// `pivot_root` instead (see [`finalize`]).
+pub fn host_side_propagation(name: Option<&str>) -> Result<MsFlags> {
+    let flags = match name {
+        Some(name) => propagation_flag(name)
+            .ok_or_else(|| Error::Invalid(format!("unknown rootfsPropagation {name:?}")))?,
+        None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    };
+    if flags.intersects(MsFlags::MS_SHARED | MsFlags::MS_UNBINDABLE) {
+        return Ok(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    }
+    Ok(flags)
 }
 
 /// A cgroup hierarchy of the host, as /proc/self/mountinfo lists it; used
@@ -237,23 +253,18 @@ pub struct Prepare<'a> {
     pub cgroup_path: &'a Path,
     pub new_cgroupns: bool,
     pub in_userns: bool,
+    /// `linux.mountLabel`, for the `context=` option of mounts that take it.
+    pub mount_label: Option<&'a str>,
+    /// Per entry of `mounts`: a detached, id-mapped copy of its source made
+    /// by the runtime on the host (see [`idmapped_tree`]), to attach instead
+    /// of binding the source.
+    pub idmapped: &'a [Option<OwnedFd>],
 }
 
 /// Mounts everything under the rootfs, before `pivot_root`.
 pub fn prepare(p: &Prepare<'_>) -> Result<()> {
     // Keep the container's mounts from propagating back to the host.
-    let root_flags = match p.propagation {
-        Some(name) => propagation_flag(name)
-            .ok_or_else(|| Error::Invalid(format!("unknown rootfsPropagation {name:?}")))?,
-        None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-    };
-    let root_flags = if root_flags.contains(MsFlags::MS_SHARED) {
-        // The host side must not be shared with the container's tree either
-        // way; sharing is re-applied to the new root after pivot_root.
-        MsFlags::MS_SLAVE | MsFlags::MS_REC
-    } else {
-        root_flags
-    };
+    let root_flags = host_side_propagation(p.propagation)?;
     sys_mount(None, Path::new("/"), None, root_flags, None)?;
     // pivot_root needs the new root to be a mount point.
     sys_mount(
@@ -265,11 +276,12 @@ pub fn prepare(p: &Prepare<'_>) -> Result<()> {
     )?;
 
     let mut dev_is_mounted = false;
-    for m in p.mounts {
+    for (i, m) in p.mounts.iter().enumerate() {
         if m.destination() == Path::new("/dev") {
             dev_is_mounted = true;
         }
-        mount_one(p, m)?;
+        let idmapped = p.idmapped.get(i).and_then(Option::as_ref);
+        mount_one(p, m, idmapped)?;
     }
     if dev_is_mounted {
         default_devices(p.rootfs, p.in_userns)?;
@@ -281,16 +293,30 @@ pub fn prepare(p: &Prepare<'_>) -> Result<()> {
     Ok(())
 }
 
-fn mount_one(p: &Prepare<'_>, m: &Mount) -> Result<()> {
+fn mount_one(p: &Prepare<'_>, m: &Mount, idmapped: Option<&OwnedFd>) -> Result<()> {
     let empty = Vec::new();
     let opts = parse_options(m.options().as_ref().unwrap_or(&empty))?;
     let typ = m.typ().as_deref().unwrap_or("");
     let is_bind = typ == "bind" || opts.flags.contains(MsFlags::MS_BIND);
     let dest = secure_join(p.rootfs, m.destination())
         .context(|| format!("resolving mount destination {}", m.destination().display()))?;
-    let data = (!opts.data.is_empty()).then(|| opts.data.join(","));
+    let mut data = opts.data.clone();
+    if let Some(label) = p
+        .mount_label
+        .filter(|_| !is_bind && lsm::takes_context(typ))
+    {
+        data.push(format!("context=\"{label}\""));
+    }
+    let data = (!data.is_empty()).then(|| data.join(","));
 
-    if is_bind {
+    if let Some(tree) = idmapped {
+        let source = m.source().clone().unwrap_or_default();
+        let meta = fs::metadata(p.bundle.join(&source))
+            .context(|| format!("bind source {}", source.display()))?;
+        make_mount_point(&dest, meta.is_dir())?;
+        attach_tree(tree, &dest)?;
+        remount_bind_flags(&dest, opts.flags)?;
+    } else if is_bind {
         let source = m.source().as_ref().ok_or_else(|| {
             Error::Invalid(format!("bind mount {} has no source", dest.display()))
         })?;
@@ -303,17 +329,7 @@ fn mount_one(p: &Prepare<'_>, m: &Mount) -> Result<()> {
         make_mount_point(&dest, meta.is_dir())?;
         let flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
         sys_mount(Some(&source), &dest, None, flags, None)?;
-        // Bind mounts take most flags only on a remount (mount(2), MS_REMOUNT).
-        let remount = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-        if !remount.is_empty() {
-            sys_mount(
-                None,
-                &dest,
-                None,
-                remount | MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
-                None,
-            )?;
-        }
+        remount_bind_flags(&dest, opts.flags)?;
     } else if typ == "cgroup" {
         make_mount_point(&dest, true)?;
         mount_cgroups(p, &dest, opts.flags)?;
@@ -332,6 +348,113 @@ fn mount_one(p: &Prepare<'_>, m: &Mount) -> Result<()> {
         mount_setattr_recursive(&dest, opts.recursive_attrs)?;
     }
     Ok(())
+}
+
+/// Bind mounts take most flags only on a remount (mount(2), MS_REMOUNT).
+fn remount_bind_flags(dest: &Path, flags: MsFlags) -> Result<()> {
+    let remount = flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if remount.is_empty() {
+        return Ok(());
+    }
+    sys_mount(
+        None,
+        dest,
+        None,
+        remount | MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
+        None,
+    )
+}
+
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// Whether a mount asks for an id mapping (config.md "idmap", "ridmap"), and
+/// whether recursively.
+pub fn idmap_option(options: &[String]) -> Option<bool> {
+    let mut wanted = None;
+    for o in options {
+        match o.as_str() {
+            "idmap" => wanted = Some(wanted.unwrap_or(false)),
+            "ridmap" => wanted = Some(true),
+            _ => {}
+        }
+    }
+    wanted
+}
+
+/// A detached copy of the mount tree at `source` (all of it when
+/// `recursive_tree`, as for rbind) with the id mapping of the user namespace
+/// `userns` applied to its top mount, or with `recursive_map` to every
+/// mount in it (mount_setattr(2), MOUNT_ATTR_IDMAP). It runs in the
+/// runtime on the host: mapping a mount needs privilege over the user
+/// namespace its filesystem was mounted in, which a container in a user
+/// namespace of its own lacks; the container's init then attaches the
+/// copy with [`attach_tree`].
+pub fn idmapped_tree(
+    source: &Path,
+    userns: &OwnedFd,
+    recursive_tree: bool,
+    recursive_map: bool,
+) -> Result<OwnedFd> {
+    let c = std::ffi::CString::new(source.as_os_str().as_bytes())
+        .map_err(|_| Error::Invalid(format!("path {} has a NUL byte", source.display())))?;
+    let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+    if recursive_tree {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: c outlives the call; open_tree only reads the path.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
+    let fd = nix::errno::Errno::result(fd)
+        .context(|| format!("copying the mount tree of {}", source.display()))?;
+    // SAFETY: open_tree just returned this descriptor and nothing else owns it.
+    let tree = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as RawFd) };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    let mut at = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive_map {
+        at |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: the empty path and attr outlive the call; the size matches the struct.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            at,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    nix::errno::Errno::result(r).context(|| {
+        format!(
+            "id-mapping the mount of {} (the filesystem must support id-mapped mounts)",
+            source.display()
+        )
+    })?;
+    Ok(tree)
+}
+
+/// Attaches a detached mount tree at `dest` (move_mount(2)).
+pub fn attach_tree(tree: &OwnedFd, dest: &Path) -> Result<()> {
+    let c = std::ffi::CString::new(dest.as_os_str().as_bytes())
+        .map_err(|_| Error::Invalid(format!("path {} has a NUL byte", dest.display())))?;
+    // SAFETY: the strings outlive the call; move_mount only reads them.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    nix::errno::Errno::result(r)
+        .map(drop)
+        .context(|| format!("attaching the id-mapped mount at {}", dest.display()))
 }
 
 /// The container's `/sys/fs/cgroup`: with a cgroup namespace each hierarchy is
@@ -722,14 +845,16 @@ fn sys_mount(
     })
 }
 
+/// `struct mount_attr` of <linux/mount.h> (MOUNT_ATTR_SIZE_VER0).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
 fn mount_setattr_recursive(path: &Path, attrs: u64) -> Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
     let attr = MountAttr {
         attr_set: attrs,
         attr_clr: 0,
@@ -808,7 +933,30 @@ mod tests {
         );
         assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
         assert_eq!(o.recursive_attrs, MOUNT_ATTR_RDONLY);
-        assert!(parse_options(&["idmap".to_string()]).is_err());
+        let idmap = parse_options(&["idmap".to_string()]).expect("idmap");
+        assert!(idmap.data.is_empty(), "idmap never reaches mount(2)");
+    }
+
+    #[test]
+    fn host_side_propagation_never_shares_nor_blocks_the_rootfs_bind() {
+        let slave = MsFlags::MS_SLAVE | MsFlags::MS_REC;
+        assert_eq!(host_side_propagation(None).expect("default"), slave);
+        for name in ["shared", "rshared", "unbindable", "runbindable"] {
+            assert_eq!(
+                host_side_propagation(Some(name)).expect(name),
+                slave,
+                "{name}"
+            );
+        }
+        assert_eq!(
+            host_side_propagation(Some("rprivate")).expect("rprivate"),
+            MsFlags::MS_PRIVATE | MsFlags::MS_REC
+        );
+        assert_eq!(
+            host_side_propagation(Some("slave")).expect("slave"),
+            MsFlags::MS_SLAVE
+        );
+        assert!(host_side_propagation(Some("sideways")).is_err());
     }
 
     #[test]

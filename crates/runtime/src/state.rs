@@ -54,6 +54,9 @@ pub struct Record {
     pub started: bool,
     #[serde(default)]
     pub annotations: HashMap<String, String>,
+    /// resctrl groups this container made (linux.intelRdt), removed with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rdt_dirs: Vec<PathBuf>,
 }
 
 /// The state document printed by `state` and passed to hooks.
@@ -293,9 +296,15 @@ mod tests {
             cgroup_path: "/cais/c1".into(),
             started: false,
             annotations: HashMap::new(),
+            rdt_dirs: vec!["/sys/fs/resctrl/c1".into()],
         };
         root.save(&rec).expect("save");
-        assert_eq!(root.load("c1").expect("load").pid_start_time, 2);
+        let back = root.load("c1").expect("load");
+        assert_eq!(back.pid_start_time, 2);
+        assert_eq!(
+            back.rdt_dirs, rec.rdt_dirs,
+            "resctrl groups to remove survive"
+        );
         assert_eq!(root.ids().expect("ids"), vec!["c1".to_string()]);
         assert!(matches!(root.load("nope"), Err(Error::NotFound(_))));
         root.remove("c1").expect("remove");

@@ -198,3 +198,49 @@ impl Daemon {
         }
     }
 }
+
+/// The daemon a whole test binary shares (`shared(binary, busybox)`):
+/// started on first use, stopped and cleaned up (every container removed,
+/// bridges deleted) when the test process exits.
+static SHARED: std::sync::OnceLock<std::sync::Mutex<Option<Daemon>>> = std::sync::OnceLock::new();
+
+extern "C" fn stop_shared() {
+    if let Some(m) = SHARED.get() {
+        let taken = m.lock().ok().and_then(|mut d| d.take());
+        drop(taken);
+    }
+}
+
+/// A daemon shared by every test of this binary; see [`SHARED`]. Tests
+/// using it must not disturb each other: unique names, their own project
+/// or network names, ports chosen free.
+pub fn shared(binary: &str, busybox: bool) -> SharedDaemon {
+    let m = SHARED.get_or_init(|| {
+        // SAFETY: registering a plain extern "C" function with atexit has
+        // no precondition; it runs once at process exit.
+        unsafe { libc::atexit(stop_shared) };
+        std::sync::Mutex::new(Some(Daemon::start(binary, busybox)))
+    });
+    let d = m.lock().unwrap_or_else(|e| e.into_inner());
+    let d = d.as_ref().expect("the shared daemon lives until exit");
+    SharedDaemon {
+        host: d.host(),
+        dir: d.dir.path().to_path_buf(),
+    }
+}
+
+/// What a test needs of the shared daemon (the daemon itself stays in
+/// the fixture).
+#[derive(Debug, Clone)]
+pub struct SharedDaemon {
+    /// `unix://...`.
+    pub host: String,
+    /// The fixture's directory (socket, logs, data root).
+    pub dir: PathBuf,
+}
+
+impl SharedDaemon {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+}
