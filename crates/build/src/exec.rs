@@ -10,6 +10,7 @@ use cais_image::{Digest, ImageStore, Platform, Reference};
 use serde_json::{json, Map, Value};
 
 use crate::cache;
+use crate::changes;
 use crate::context::{self, Inline, Root, WriteOptions};
 use crate::dockerfile::ast::{self, Command, Instruction, Kind};
 use crate::dockerfile::{self, expand, expand_heredoc};
@@ -749,15 +750,7 @@ impl Builder<'_> {
                 }
                 let text: Vec<String> = kv.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 self.meta(state, &nop(&format!("ENV {}", text.join(" "))), |s| {
-                    let mut env = s.env();
-                    for (k, v) in kv {
-                        match env.iter_mut().find(|(ek, _)| *ek == k) {
-                            Some(e) => e.1 = v,
-                            None => env.push((k, v)),
-                        }
-                    }
-                    let list: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    s.cc().insert("Env".into(), json!(list));
+                    changes::merge_env(s.cc(), kv);
                     Ok(())
                 })?
             }
@@ -768,13 +761,7 @@ impl Builder<'_> {
                 }
                 let text: Vec<String> = kv.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 self.meta(state, &nop(&format!("LABEL {}", text.join(" "))), |s| {
-                    let l = s.cc().entry("Labels").or_insert_with(|| json!({}));
-                    if !l.is_object() {
-                        *l = json!({});
-                    }
-                    for (k, v) in kv {
-                        l[&k] = json!(v);
-                    }
+                    changes::set_labels(s.cc(), kv);
                     Ok(())
                 })?
             }
@@ -824,30 +811,14 @@ impl Builder<'_> {
                     for w in dockerfile::expand_words(p, self.escape, &scope.lookup())
                         .map_err(Error::invalid)?
                     {
-                        let p = if w.contains('/') {
-                            w.to_ascii_lowercase()
-                        } else {
-                            format!("{w}/tcp")
-                        };
-                        let port = p.split('/').next().unwrap_or("");
-                        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit() || b == b'-')
-                        {
-                            return Err(Error::invalid(format!("invalid port {w:?}")));
-                        }
-                        list.push(p);
+                        list.push(changes::exposed_port(&w)?);
                         shown.push(w);
                     }
                 }
                 // History shows the ports as written, sorted, as docker.
                 shown.sort();
                 self.meta(state, &nop(&format!("EXPOSE {}", shown.join(" "))), |s| {
-                    let e = s.cc().entry("ExposedPorts").or_insert_with(|| json!({}));
-                    if !e.is_object() {
-                        *e = json!({});
-                    }
-                    for p in list {
-                        e[&p] = json!({});
-                    }
+                    changes::add_exposed(s.cc(), list);
                     Ok(())
                 })?
             }
@@ -863,14 +834,7 @@ impl Builder<'_> {
                     list.push(v);
                 }
                 self.meta(state, &nop(&format!("VOLUME [{}]", list.join(" "))), |s| {
-                    let e = s.cc().entry("Volumes").or_insert_with(|| json!({}));
-                    if !e.is_object() {
-                        *e = json!({});
-                    }
-                    for v in list {
-                        e[&v] = json!({});
-                    }
-                    Ok(())
+                    changes::add_volumes(s.cc(), list)
                 })?
             }
             Kind::Shell(sh) => {
@@ -889,40 +853,7 @@ impl Builder<'_> {
                 })?
             }
             Kind::Healthcheck(h) => {
-                let mut hc = Map::new();
-                match &h.test {
-                    None => {
-                        hc.insert("Test".into(), json!(["NONE"]));
-                    }
-                    Some(Command::Shell(s)) => {
-                        hc.insert("Test".into(), json!(["CMD-SHELL", s]));
-                    }
-                    Some(Command::Exec(v)) => {
-                        let mut t = vec!["CMD".to_owned()];
-                        t.extend(v.iter().cloned());
-                        hc.insert("Test".into(), json!(t));
-                    }
-                }
-                for (field, v) in [
-                    ("Interval", &h.interval),
-                    ("Timeout", &h.timeout),
-                    ("StartPeriod", &h.start_period),
-                    ("StartInterval", &h.start_interval),
-                ] {
-                    if let Some(v) = v {
-                        hc.insert(
-                            field.into(),
-                            json!(fsutil::parse_duration(&self.x(scope, v)?)?),
-                        );
-                    }
-                }
-                if let Some(r) = &h.retries {
-                    let r: i64 = self
-                        .x(scope, r)?
-                        .parse()
-                        .map_err(|_| Error::invalid(format!("invalid --retries {r:?}")))?;
-                    hc.insert("Retries".into(), json!(r));
-                }
+                let hc = changes::healthcheck(h, &|w| self.x(scope, w))?;
                 let shown = serde_json::to_string(&hc).unwrap_or_default();
                 self.meta(state, &nop(&format!("HEALTHCHECK {shown}")), |s| {
                     s.cc().insert("Healthcheck".into(), Value::Object(hc));
@@ -932,13 +863,7 @@ impl Builder<'_> {
             Kind::Onbuild(t) => {
                 let t = t.clone();
                 self.meta(state, &nop(&format!("ONBUILD {t}")), |s| {
-                    let o = s.cc().entry("OnBuild").or_insert_with(|| json!([]));
-                    if !o.is_array() {
-                        *o = json!([]);
-                    }
-                    if let Some(a) = o.as_array_mut() {
-                        a.push(json!(t));
-                    }
+                    changes::push_onbuild(s.cc(), t);
                     Ok(())
                 })?
             }

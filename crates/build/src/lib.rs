@@ -21,12 +21,15 @@
 //! capabilities and seccomp); `COPY`/`ADD` (`context`, with `fsutil`) write
 //! into such an overlay; the upper dir becomes a gzip layer
 //! (`snapshot::diff_with`, mtimes clamped to `SOURCE_DATE_EPOCH`). Only the
-//! last step records image and tags.
+//! last step records image and tags. `changes` holds the config edits of
+//! the metadata instructions, shared with [`apply_changes`] (`docker
+//! commit -c`, `docker import -c`).
 
 pub mod dockerfile;
 pub mod dockerignore;
 
 mod cache;
+mod changes;
 mod context;
 mod exec;
 mod fsutil;
@@ -38,6 +41,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use cais_image::ImageStore;
+pub use changes::apply_changes;
 
 /// What to build, in `docker build`'s terms.
 #[derive(Debug, Clone, Default)]

@@ -68,6 +68,14 @@ pub enum Error {
     /// Nothing to do (start a running container...).
     #[error("{0}")]
     NotModified(String),
+    /// The node is not in the state the request needs (swarm endpoints on
+    /// a node outside a swarm: dockerd's 503 and words).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A feature of dockerd's API this daemon does not have (starting or
+    /// joining a swarm).
+    #[error("{0}")]
+    NotImplemented(String),
     /// A change the container's state does not allow.
     #[error(transparent)]
     IllegalChange(#[from] IllegalChange),

@@ -820,35 +820,67 @@ impl Containers {
         Ok(Vec::new())
     }
 
-    /// Commits a container's changes as a new image.
-    pub fn commit(
-        &self,
-        id: &str,
-        reference: Option<&str>,
-        author: &str,
-        comment: &str,
-    ) -> Result<String> {
+    /// `docker commit`: the container's filesystem changes as a new image
+    /// on its image. The image's config is the container's (as dockerd
+    /// makes it), with `overrides`' non-empty fields over it and then the
+    /// `changes` applied; the container and its config are kept as the
+    /// image's `container` and `container_config`, its image as `Parent`.
+    pub fn commit(&self, id: &str, req: &CommitRequest) -> Result<String> {
         let rec = self.table.get(id)?;
-        let reference = reference
+        let reference = req
+            .reference
             .filter(|r| !r.is_empty())
             .map(|r| r.parse::<cais_image::Reference>())
             .transpose()
             .map_err(Error::OciInput)?;
+        let container_config = serde_json::to_value(&rec.config).map_err(|source| Error::Json {
+            what: format!("the config of container {id}"),
+            source,
+        })?;
+        let mut config = container_config.clone();
+        if let (Some(config), Some(overrides)) = (config.as_object_mut(), req.overrides.as_object())
+        {
+            for (key, value) in overrides {
+                let empty = value.is_null()
+                    || value.as_str() == Some("")
+                    || value.as_array().is_some_and(Vec::is_empty)
+                    || value.as_object().is_some_and(serde_json::Map::is_empty)
+                    || value.as_bool() == Some(false);
+                if !empty {
+                    config.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        cais_build::apply_changes(&mut config, req.changes).map_err(Error::Build)?;
         let opts = cais_image::snapshot::CommitOptions {
             reference,
-            author: (!author.is_empty()).then(|| author.to_string()),
-            comment: (!comment.is_empty()).then(|| comment.to_string()),
+            author: (!req.author.is_empty()).then(|| req.author.to_string()),
+            comment: (!req.comment.is_empty()).then(|| req.comment.to_string()),
             created_by: Some(
                 std::iter::once(rec.path.clone())
                     .chain(rec.args.clone())
                     .collect::<Vec<_>>()
                     .join(" "),
             ),
+            config: Some(config),
+            container: Some((id.to_string(), container_config)),
         };
         let image = self.images.commit_container(id, &opts)?;
         rec.emit(&self.events, "commit", &[]);
         Ok(image.id().to_string())
     }
+}
+
+/// What `docker commit` asks of [`Containers::commit`].
+pub struct CommitRequest<'a> {
+    /// `repo[:tag]` for the image; untagged when `None`.
+    pub reference: Option<&'a str>,
+    pub author: &'a str,
+    pub comment: &'a str,
+    /// Dockerfile instructions applied to the config (`-c`).
+    pub changes: &'a [String],
+    /// Config fields given with the request, over the container's.
+    pub overrides: &'a serde_json::Value,
 }
 
 fn validate_host_config(h: &HostConfig) -> Result<()> {

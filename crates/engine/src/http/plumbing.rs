@@ -72,6 +72,8 @@ pub fn error_response(e: &Error) -> Response<Body> {
         | Error::OciInput(_)
         | Error::Archive { missing: false, .. } => StatusCode::BAD_REQUEST,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
         Error::Image(e) => match e {
             cais_image::Error::NotFound { .. } => StatusCode::NOT_FOUND,
             cais_image::Error::AlreadyExists { .. } => StatusCode::CONFLICT,

@@ -15,8 +15,8 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::filters;
 use crate::http::plumbing::{
-    blocking, channel_body, empty, frame, json, parse_json, parse_unix_nanos, read_body,
-    stream_type, streaming, unix_now, upgraded_response, wants_upgrade, Body, Query,
+    all_values, blocking, channel_body, empty, frame, json, parse_json, parse_unix_nanos,
+    read_body, stream_type, streaming, unix_now, upgraded_response, wants_upgrade, Body, Query,
 };
 use crate::logfile;
 use crate::shim;
@@ -216,8 +216,14 @@ pub(crate) async fn update(
     ))
 }
 
-/// `POST /commit?container=&repo=&tag=&author=&comment=`.
-pub(crate) async fn commit(engine: Arc<Engine>, query: &Query) -> Result<Response<Body>> {
+/// `POST /commit?container=&repo=&tag=&author=&comment=&changes=`: the
+/// container's changes as an image whose config is the container's (the
+/// body's fields over it, then `changes` applied).
+pub(crate) async fn commit(
+    engine: Arc<Engine>,
+    req: Request<Incoming>,
+    query: &Query,
+) -> Result<Response<Body>> {
     let container = query.get("container").unwrap_or_default().to_string();
     let reference = match (query.get("repo"), query.get("tag")) {
         (Some(r), Some(t)) if !r.is_empty() && !t.is_empty() => Some(format!("{r}:{t}")),
@@ -226,11 +232,21 @@ pub(crate) async fn commit(engine: Arc<Engine>, query: &Query) -> Result<Respons
     };
     let author = query.get("author").unwrap_or_default().to_string();
     let comment = query.get("comment").unwrap_or_default().to_string();
+    let changes = all_values(req.uri().query().unwrap_or(""), "changes");
+    let body = read_body(req, 1 << 20).await?;
+    let overrides: serde_json::Value = parse_json(&body)?;
     let id = blocking(move || {
         let id = engine.table.resolve(&container)?;
-        engine
-            .containers
-            .commit(&id, reference.as_deref(), &author, &comment)
+        engine.containers.commit(
+            &id,
+            &crate::containers::lifecycle::CommitRequest {
+                reference: reference.as_deref(),
+                author: &author,
+                comment: &comment,
+                changes: &changes,
+                overrides: &overrides,
+            },
+        )
     })
     .await?;
     Ok(json(StatusCode::CREATED, &serde_json::json!({"Id": id})))
