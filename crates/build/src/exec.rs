@@ -138,6 +138,9 @@ struct Builder<'a> {
     hashes: std::cell::RefCell<std::collections::HashMap<PathBuf, String>>,
     scratch: PathBuf,
     counter: usize,
+    /// The configs of `--cache-from` images, when given: only steps whose
+    /// result is part of one of them come from the cache.
+    cache_sources: Option<Vec<ImageConfig>>,
     /// The stage being built and the line of the instruction being run.
     current: usize,
     line: usize,
@@ -267,6 +270,15 @@ pub(crate) fn build(
         hashes: Default::default(),
         scratch,
         counter: 0,
+        cache_sources: opts.cache_from.as_ref().map(|names| {
+            names
+                .iter()
+                .filter_map(|n| {
+                    let rec = store.resolve(n).ok()?;
+                    store.config(&rec).ok()
+                })
+                .collect()
+        }),
         current: 0,
         line: 0,
     };
@@ -377,6 +389,7 @@ impl Builder<'_> {
             .check_image(&manifest, Some(oci::OCI_MANIFEST), &platform)?;
         let id = rec.config.clone();
         self.store.record(&[(rec, tags.to_vec())])?;
+        self.progress.built(&id.to_string());
         self.progress
             .step(&format!("Successfully built {}", id.short()));
         for t in tags {
@@ -649,6 +662,11 @@ impl Builder<'_> {
         };
         let body = self.store.content().read(&m.config.digest).ok()?;
         let config = ImageConfig::parse(&body, &m.config.digest).ok()?;
+        if let Some(sources) = &self.cache_sources {
+            if !sources.iter().any(|image| is_part_of(&config, image)) {
+                return None;
+            }
+        }
         // Snapshots are kept by the pin; this re-unpacks one that is gone.
         let platform = Platform {
             architecture: config.architecture.clone(),
@@ -1049,6 +1067,7 @@ impl Builder<'_> {
         fsutil::mkdir_p(&overlay.rootfs, &inside)?;
         let bundle = dir.join("bundle");
         std::fs::create_dir_all(&bundle).map_err(io_err("create bundle", &bundle))?;
+        let etc = run::etc_files(&dir, &self.opts.network)?;
         let spec = run::spec(
             &id,
             &overlay.rootfs,
@@ -1058,6 +1077,8 @@ impl Builder<'_> {
                 cwd: &cwd,
                 uid,
                 gid,
+                netns: &self.opts.network.namespace,
+                etc: &etc,
             },
         );
         let cfg = bundle.join("config.json");
@@ -1217,6 +1238,22 @@ fn go_quoted_list(argv: &[String]) -> String {
         .map(|a| serde_json::to_string(a).unwrap_or_default())
         .collect();
     format!("[{}]", items.join(" "))
+}
+
+/// Whether a step's result `state` is part of `image`: its layers and its
+/// history a prefix of the image's (the build that made the image went
+/// through this state).
+fn is_part_of(state: &ImageConfig, image: &ImageConfig) -> bool {
+    let history = |c: &ImageConfig| -> Vec<serde_json::Value> {
+        c.history
+            .iter()
+            .map(|h| serde_json::to_value(h).unwrap_or_default())
+            .collect()
+    };
+    let (mine, theirs) = (history(state), history(image));
+    image.rootfs.diff_ids.starts_with(&state.rootfs.diff_ids)
+        && !mine.is_empty()
+        && theirs.starts_with(&mine)
 }
 
 /// SHELL of the state, default `/bin/sh -c`.

@@ -21,9 +21,10 @@
 //! capabilities and seccomp); `COPY`/`ADD` (`context`, with `fsutil`) write
 //! into such an overlay; the upper dir becomes a gzip layer
 //! (`snapshot::diff_with`, mtimes clamped to `SOURCE_DATE_EPOCH`). Only the
-//! last step records image and tags. `changes` holds the config edits of
-//! the metadata instructions, shared with [`apply_changes`] (`docker
-//! commit -c`, `docker import -c`).
+//! last step records image and tags. A `RUN` runs in the network
+//! [`RunNetwork`] names, its stdout and stderr told apart. `changes` holds
+//! the config edits of the metadata instructions, shared with
+//! [`apply_changes`] (`docker commit -c`, `docker import -c`).
 
 pub mod dockerfile;
 pub mod dockerignore;
@@ -70,6 +71,36 @@ pub struct Options {
     pub source_date_epoch: Option<i64>,
     /// `--iidfile`: where to write the image id.
     pub iidfile: Option<PathBuf>,
+    /// `--cache-from`: when given, a step is taken from the cache only if
+    /// its result is part of one of these images (its layers and history
+    /// a prefix of the image's), as docker's classic builder does; the
+    /// rest of the local cache is not used. Names missing from the store
+    /// give nothing.
+    pub cache_from: Option<Vec<String>>,
+    /// How `RUN` steps reach the network.
+    pub network: RunNetwork,
+}
+
+/// The network of `RUN` steps (`docker build --network`, `--add-host`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunNetwork {
+    pub namespace: RunNetns,
+    /// `/etc/hosts` for `RUN`; the host's file when `None`.
+    pub hosts: Option<String>,
+    /// `/etc/resolv.conf` for `RUN`; the host's file when `None`.
+    pub resolv_conf: Option<String>,
+}
+
+/// The network namespace `RUN` steps run in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RunNetns {
+    /// The host's (the default: `RUN` commonly fetches packages).
+    #[default]
+    Host,
+    /// One of their own with only the loopback interface (`--network none`).
+    Isolated,
+    /// An existing one (a user network's, prepared by the caller).
+    Join(PathBuf),
 }
 
 /// Where the build reports what it does: docker's legacy builder lines
@@ -80,8 +111,16 @@ pub struct Options {
 pub trait Progress {
     /// One status line, without its newline.
     fn step(&mut self, text: &str);
-    /// Bytes a `RUN` command wrote to stdout or stderr.
+    /// Bytes a `RUN` command wrote to its standard output.
     fn output(&mut self, bytes: &[u8]);
+    /// Bytes a `RUN` command wrote to its standard error (by default, as
+    /// output).
+    fn error_output(&mut self, bytes: &[u8]) {
+        self.output(bytes)
+    }
+    /// The image is built and recorded: its id, before the `Successfully
+    /// built` line.
+    fn built(&mut self, _image_id: &str) {}
 }
 
 /// A [`Progress`] that writes everything to a writer (stdout in the CLI).

@@ -589,6 +589,7 @@ pub fn local(a: &BuildArgs) -> Result<i32> {
         pull: a.pull,
         source_date_epoch,
         iidfile: a.iidfile.clone(),
+        ..Default::default()
     };
     let stdout = std::io::stdout();
     let result = if quiet {

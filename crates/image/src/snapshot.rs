@@ -82,7 +82,23 @@ impl OverlayMount {
 /// and `lowerdir+` of Linux 6.8, overlayfs.rst "Multiple lower layers")
 /// each layer is passed on its own, so there is no page limit on the layer
 /// list; older kernels get mount(2) with the option string.
+///
+/// A layer listed twice (two steps that changed nothing give the same
+/// diff, so the same snapshot) is passed once, at its topmost place:
+/// overlayfs refuses a lower directory twice (ELOOP), and the lower copy
+/// adds nothing the upper one does not already show.
 pub fn mount(m: &OverlayMount) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    let deduped = OverlayMount {
+        lowerdirs: m
+            .lowerdirs
+            .iter()
+            .filter(|d| seen.insert((*d).clone()))
+            .cloned()
+            .collect(),
+        ..m.clone()
+    };
+    let m = &deduped;
     fs::create_dir_all(&m.target).map_err(io_err("create mount point", &m.target))?;
     match mount_fsconfig(m) {
         Ok(()) => return Ok(()),

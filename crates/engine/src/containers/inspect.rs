@@ -50,7 +50,14 @@ impl Views {
             restart_count: r.restart_count,
             driver: "overlay2".into(),
             platform: "linux".into(),
-            host_config: r.host_config.clone(),
+            host_config: {
+                // dockerd records its default log driver at create.
+                let mut h = r.host_config.clone();
+                if h.log_config.kind.is_empty() {
+                    h.log_config.kind = "json-file".into();
+                }
+                h
+            },
             mounts: r.mounts.clone(),
             config: r.config.clone(),
             network_settings: network_settings(&r),

@@ -129,7 +129,10 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|e| Error::daemon("an engine task")(e.into()))?
 }
 
-/// Query parameters, decoded.
+/// Query parameters, decoded. A parameter given more than once has its
+/// first value, as Go's `Request.FormValue` gives dockerd (clients rely
+/// on it: the Python SDK sends `dockerfile` twice when the Dockerfile is
+/// outside the context); [`all_values`] has every one.
 pub(crate) struct Query(BTreeMap<String, String>);
 
 impl Query {
@@ -137,7 +140,7 @@ impl Query {
         let mut m = BTreeMap::new();
         for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            m.insert(decode(k), decode(v));
+            m.entry(decode(k)).or_insert_with(|| decode(v));
         }
         Query(m)
     }
@@ -193,6 +196,14 @@ pub(crate) fn parse_unix_nanos(s: &str) -> Option<i64> {
         nanos.push('0');
     }
     Some(secs * 1_000_000_000 + nanos.parse::<i64>().unwrap_or(0))
+}
+
+/// Percent-decoding of a path segment (`+` is itself there).
+pub(crate) fn decode_path(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_string();
+    }
+    decode(&s.replace('+', "%2B"))
 }
 
 /// Percent-decoding of a query component (`+` is a space).

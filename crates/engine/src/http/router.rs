@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
 use super::handlers::{archive, build, containers, exec, images, networks, swarm, system, volumes};
-use super::plumbing::{decode, Body, Query};
+use super::plumbing::{decode, decode_path, Body, Query};
 use crate::engine::Engine;
 use crate::error::{Error, Kind, Result};
 
@@ -18,7 +18,10 @@ pub(super) async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result
     let full_path = req.uri().path().to_string();
     let query = Query::parse(req.uri().query());
     let (version, path) = strip_version(&full_path)?;
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // Segments are matched decoded, as dockerd's router matches them
+    // (`/networks/test%2001`, `/images/x%40sha256:...`).
+    let decoded: Vec<String> = path.trim_matches('/').split('/').map(decode_path).collect();
+    let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
     match (&method, segs.as_slice()) {
         (&Method::GET | &Method::HEAD, ["_ping"]) => Ok(system::ping(&method)),
         (&Method::GET, ["version"]) => Ok(system::version()),
