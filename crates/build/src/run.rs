@@ -288,7 +288,10 @@ pub(crate) fn run_container(
     // The Command keeps the write ends until it is dropped: drop it now,
     // or the reads below never see EOF.
     drop(cmd);
-    let mut open = [Some(fs::File::from(out_read)), Some(fs::File::from(err_read))];
+    let mut open = [
+        Some(fs::File::from(out_read)),
+        Some(fs::File::from(err_read)),
+    ];
     let mut buf = [0u8; 8192];
     while open.iter().any(Option::is_some) {
         let mut fds: Vec<libc::pollfd> = open

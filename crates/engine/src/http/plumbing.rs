@@ -322,3 +322,119 @@ pub(crate) fn upgraded_response(tty: bool) -> Response<Body> {
         .insert(CONTENT_TYPE, HeaderValue::from_static(stream_type(tty)));
     r
 }
+
+/// The detach key sequence of attach and exec (`detachKeys`, docker's
+/// `--detach-keys`): `ctrl-p,ctrl-q` by default. Input is scanned for it:
+/// bytes that may begin it are held back until it is complete (the
+/// client detaches) or broken (they are passed on).
+#[derive(Debug, Clone)]
+pub(crate) struct DetachKeys {
+    keys: Vec<u8>,
+    /// How many bytes of `keys` the input has matched so far.
+    matched: usize,
+}
+
+impl DetachKeys {
+    /// Parses docker's notation: comma-separated keys, each a single
+    /// character or `ctrl-` with a letter or one of `@[\]^_`. Empty is
+    /// the default, `ctrl-p,ctrl-q`.
+    pub(crate) fn parse(spec: &str) -> Result<DetachKeys> {
+        let spec = if spec.is_empty() {
+            "ctrl-p,ctrl-q"
+        } else {
+            spec
+        };
+        let invalid = || Error::InvalidArgument(format!("Invalid detach keys ({spec}) provided"));
+        let mut keys = Vec::new();
+        for key in spec.split(',') {
+            let key = key.trim();
+            let code = match key.strip_prefix("ctrl-") {
+                Some(c) if c.len() == 1 => {
+                    let c = c.as_bytes()[0].to_ascii_lowercase();
+                    match c {
+                        b'a'..=b'z' => c - b'a' + 1,
+                        b'@' => 0,
+                        b'[' => 27,
+                        b'\\' => 28,
+                        b']' => 29,
+                        b'^' => 30,
+                        b'_' => 31,
+                        _ => return Err(invalid()),
+                    }
+                }
+                Some(_) => return Err(invalid()),
+                None if key.len() == 1 => key.as_bytes()[0],
+                None => return Err(invalid()),
+            };
+            keys.push(code);
+        }
+        Ok(DetachKeys { keys, matched: 0 })
+    }
+
+    /// Scans `input`: what to pass on, and whether the sequence completed
+    /// (what followed it is dropped, as the client has detached).
+    pub(crate) fn scan(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(input.len());
+        for &b in input {
+            if b == self.keys[self.matched] {
+                self.matched += 1;
+                if self.matched == self.keys.len() {
+                    return (out, true);
+                }
+                continue;
+            }
+            // A broken sequence: the bytes held back were input after all.
+            out.extend_from_slice(&self.keys[..self.matched]);
+            self.matched = 0;
+            if b == self.keys[0] {
+                self.matched = 1;
+                if self.keys.len() == 1 {
+                    return (out, true);
+                }
+            } else {
+                out.push(b);
+            }
+        }
+        (out, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys_parse_in_dockers_notation() {
+        assert_eq!(DetachKeys::parse("").expect("default").keys, [16, 17]);
+        assert_eq!(DetachKeys::parse("ctrl-x").expect("one").keys, [24]);
+        assert_eq!(
+            DetachKeys::parse("a,ctrl-@,ctrl-[,ctrl-_")
+                .expect("mixed")
+                .keys,
+            [b'a', 0, 27, 31]
+        );
+        for bad in ["ctrl-", "ctrl-ab", "ctrl-1", "ab", "a,,b"] {
+            let e = DetachKeys::parse(bad).expect_err(bad);
+            assert_eq!(
+                e.to_string(),
+                format!("Invalid detach keys ({bad}) provided")
+            );
+        }
+    }
+
+    #[test]
+    fn detach_keys_are_held_back_until_complete_or_broken() {
+        let mut k = DetachKeys::parse("").expect("default");
+        assert_eq!(k.scan(b"ab\x10"), (b"ab".to_vec(), false));
+        // Broken: the held ctrl-p is input after all.
+        assert_eq!(k.scan(b"c"), (b"\x10c".to_vec(), false));
+        // Split across reads, with input after it dropped.
+        assert_eq!(k.scan(b"x\x10"), (b"x".to_vec(), false));
+        assert_eq!(k.scan(b"\x11rest"), (Vec::new(), true));
+        // ctrl-p ctrl-p ctrl-q: the first ctrl-p is input.
+        let mut k = DetachKeys::parse("").expect("default");
+        assert_eq!(k.scan(b"\x10\x10\x11"), (b"\x10".to_vec(), true));
+        let mut one = DetachKeys::parse("ctrl-x").expect("one");
+        assert_eq!(one.scan(b"hi\x18there"), (b"hi".to_vec(), true));
+    }
+}

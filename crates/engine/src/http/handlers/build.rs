@@ -36,12 +36,12 @@ use hyper::{Request, Response, StatusCode};
 use tokio::sync::mpsc;
 
 use crate::build::{invalid, BuildNetwork, Msg, Params};
-use crate::networks::netconf::extra_host_lines;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::http::plumbing::{
     all_values, blocking, body_to_file, channel_body, json, streaming, Body, Query,
 };
+use crate::networks::netconf::extra_host_lines;
 
 /// A JSON object of strings (`buildargs`, `labels`). A `null` value is a
 /// build argument named without a value whose variable was not set on the
@@ -236,7 +236,9 @@ fn run_network(
         BuildNetwork::None => (
             cais_build::RunNetwork {
                 namespace: cais_build::RunNetns::Isolated,
-                hosts: with_extra("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".into())?,
+                hosts: with_extra(
+                    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".into(),
+                )?,
                 resolv_conf: None,
             },
             None,
