@@ -40,6 +40,9 @@ impl Kind {
     }
 }
 
+/// dockerd's answer to swarm-only requests on a node outside a swarm.
+pub const NOT_A_SWARM_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
+
 /// A change a container's state does not allow (see `containers::state`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot {verb} a container that is {state}")]

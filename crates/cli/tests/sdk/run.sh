@@ -3,7 +3,7 @@
 # integration` of its 7.0.0 sdist, the newest that ships them) against the
 # daemon at DOCKER_HOST, as the SDK's maintainers run them against dockerd.
 #
-# usage: run.sh WORKDIR OUTCOMES
+# usage: run.sh WORKDIR OUTCOMES [PYTEST ARGUMENTS...]
 #
 # WORKDIR keeps the virtualenv (Debian's python3, the sdist and the test
 # requirements at the versions the sdist pins, installed from PyPI on first
@@ -13,7 +13,8 @@
 # tests use. pytest runs the core files below minus deselected.txt (only
 # tests that need Docker Hub, a swarm or plugins) and writes one
 # `OUTCOME NODEID` line per test to OUTCOMES (sdk_outcomes.py). The exit
-# status is pytest's: 0 only when every test that ran passed.
+# status is pytest's: 0 only when every test that ran passed. Further
+# arguments go to pytest (`-k attach` runs only some).
 #
 # DOCKER_TEST_API_VERSION is 1.41, the version the SDK speaks by default
 # and the newest dockerd 20.10 serves, so every daemon is asked the same.
@@ -22,6 +23,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 work=${1:?usage: run.sh WORKDIR OUTCOMES}
 outcomes=${2:?usage: run.sh WORKDIR OUTCOMES}
+shift 2
 : "${DOCKER_HOST:?DOCKER_HOST names the daemon under test}"
 sdk_version=7.0.0
 python=${SDK_PYTHON:-/usr/bin/python3}
@@ -123,4 +125,4 @@ export DOCKER_TEST_API_VERSION=1.41
 export SDK_OUTCOMES=$outcomes
 export PYTHONPATH=$here
 exec "$venv/bin/python" -m pytest -p sdk_outcomes -p no:cacheprovider \
-    --timeout 120 -q -rfE "${deselect[@]}" "${files[@]/#/tests/integration/}"
+    --timeout 120 -q -rfE "${deselect[@]}" "$@" "${files[@]/#/tests/integration/}"

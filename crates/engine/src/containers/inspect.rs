@@ -273,7 +273,7 @@ impl Views {
             }
         }
         out.sort_by(|a, b| a["Path"].as_str().cmp(&b["Path"].as_str()));
-        Ok(out)
+        Ok(hide_mount_points(out))
     }
 
     /// Per-interface counters of a running container (docker stats).
@@ -466,6 +466,44 @@ fn matches_filters(
         && f.any("is-task", |v| v == "false" || v == "0")
         && before.is_none_or(|b| r.created.as_str() < b)
         && since.is_none_or(|s| r.created.as_str() > s))
+}
+
+/// Files and directories the engine mounts over in every container (the
+/// /etc files it provides, the runtime's /proc, /dev and /sys) are created
+/// in the container's layer as mount points; dockerd keeps them in an init
+/// layer below it, so they are no change of the container's. They leave
+/// `changes`, and so do directories changed only by holding them.
+fn hide_mount_points(changes: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+    const MOUNT_POINTS: [&str; 11] = [
+        "/etc/hostname",
+        "/etc/hosts",
+        "/etc/resolv.conf",
+        "/proc",
+        "/sys",
+        "/dev",
+        "/dev/pts",
+        "/dev/shm",
+        "/dev/mqueue",
+        "/dev/console",
+        "/.dockerenv",
+    ];
+    let path = |c: &serde_json::Value| c["Path"].as_str().unwrap_or_default().to_string();
+    let kept: Vec<serde_json::Value> = changes
+        .into_iter()
+        .filter(|c| !MOUNT_POINTS.contains(&path(c).as_str()))
+        .collect();
+    // A modified (kind 0) parent of a mount point stays only when
+    // something else changed below it.
+    let holds_mount_point = |p: &str| MOUNT_POINTS.iter().any(|m| m.starts_with(&format!("{p}/")));
+    let paths: Vec<String> = kept.iter().map(path).collect();
+    kept.into_iter()
+        .filter(|c| {
+            let p = path(c);
+            c["Kind"] != 0
+                || !holds_mount_point(&p)
+                || paths.iter().any(|o| o.starts_with(&format!("{p}/")))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -723,8 +723,9 @@ impl Containers {
     }
 
     /// Removes stopped containers that pass the prune filters (labels,
-    /// created before `until`); returns their ids.
-    pub fn prune(&self, filters: &Filters, until: Option<i64>) -> Vec<String> {
+    /// created before `until`); returns their ids and the bytes their
+    /// writable layers held.
+    pub fn prune(&self, filters: &Filters, until: Option<i64>) -> (Vec<String>, u64) {
         let ids: Vec<String> = self
             .table
             .select(|r| {
@@ -738,9 +739,42 @@ impl Containers {
             .into_iter()
             .map(|r| r.id)
             .collect();
-        ids.into_iter()
-            .filter(|id| self.remove(id, false, false).is_ok())
-            .collect()
+        let mut reclaimed = 0;
+        let mut removed = Vec::new();
+        for id in ids {
+            // What its writable layer held, measured before it goes.
+            let size = self
+                .images
+                .container_mount(&id)
+                .map(|m| tree_size(&m.upperdir))
+                .unwrap_or(0);
+            if self.remove(&id, false, false).is_ok() {
+                reclaimed += size;
+                removed.push(id);
+            }
+        }
+        (removed, reclaimed)
+    }
+
+    /// Removes the legacy link (`--link name:alias`) that gives container
+    /// `parent` another container as `alias`.
+    pub fn remove_link(&self, parent: &str, alias: &str) -> Result<()> {
+        let alias_of = |link: &str| {
+            let (name, a) = link.split_once(':').unwrap_or((link, link));
+            let a = if a.is_empty() { name } else { a };
+            a.rsplit('/').next().unwrap_or(a).to_string()
+        };
+        let rec = self.table.get(parent)?;
+        if !rec.host_config.links.iter().any(|l| alias_of(l) == alias) {
+            return Err(Error::not_found(
+                Kind::Container,
+                format!("/{}/{alias}", rec.name),
+            ));
+        }
+        self.table.update(parent, |r| {
+            r.host_config.links.retain(|l| alias_of(l) != alias);
+        })?;
+        Ok(())
     }
 
     /// Registers an attach client that must connect before start.
@@ -950,6 +984,22 @@ fn parse_size(s: &str) -> Result<u64> {
         _ => return Err(Error::InvalidArgument(format!("invalid size {s:?}"))),
     };
     Ok(n * mult)
+}
+
+/// Bytes of the files in a directory tree (links not followed).
+pub(crate) fn tree_size(path: &std::path::Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| tree_size(&e.path()))
+        .sum()
 }
 
 #[cfg(test)]

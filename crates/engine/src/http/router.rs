@@ -97,6 +97,11 @@ async fn container(
         (&Method::POST, ["unpause"]) => containers::unpause(engine, id).await,
         (&Method::POST, ["rename"]) => containers::rename(engine, id, query).await,
         (&Method::DELETE, []) => containers::remove(engine, id, query).await,
+        // `DELETE /containers/PARENT/ALIAS?link=1`: a legacy link, by the
+        // name it gives the linked container.
+        (&Method::DELETE, [alias]) if query.flag("link") => {
+            containers::remove_link(engine, id, alias.to_string()).await
+        }
         (&Method::POST, ["wait"]) => containers::wait(engine, id, query),
         (&Method::GET, ["logs"]) => containers::logs(engine, &id, query),
         (&Method::POST, ["attach"]) => containers::attach(engine, req, id, query).await,

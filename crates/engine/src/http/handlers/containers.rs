@@ -59,10 +59,10 @@ pub(crate) async fn list(engine: Arc<Engine>, query: &Query) -> Result<Response<
 pub(crate) async fn prune(engine: Arc<Engine>, query: &Query) -> Result<Response<Body>> {
     let filters = query.filters(filters::PRUNE)?;
     let until = filters.until(unix_now())?;
-    let ids = blocking(move || Ok(engine.containers.prune(&filters, until))).await?;
+    let (ids, reclaimed) = blocking(move || Ok(engine.containers.prune(&filters, until))).await?;
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({"ContainersDeleted": ids, "SpaceReclaimed": 0}),
+        &serde_json::json!({"ContainersDeleted": ids, "SpaceReclaimed": reclaimed}),
     ))
 }
 
@@ -138,6 +138,17 @@ pub(crate) async fn remove(
 ) -> Result<Response<Body>> {
     let (force, v) = (query.flag("force"), query.flag("v"));
     blocking(move || engine.containers.remove(&id, force, v)).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// `DELETE /containers/{parent}/{alias}?link=1`: removes the legacy link
+/// `alias` from container `parent` (the containers stay).
+pub(crate) async fn remove_link(
+    engine: Arc<Engine>,
+    parent: String,
+    alias: String,
+) -> Result<Response<Body>> {
+    blocking(move || engine.containers.remove_link(&parent, &alias)).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 

@@ -7,11 +7,8 @@
 
 use hyper::{Method, Response};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, NOT_A_SWARM_MANAGER as NOT_A_MANAGER};
 use crate::http::plumbing::Body;
-
-/// dockerd's answer to manager-only endpoints on a node outside a swarm.
-pub(crate) const NOT_A_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
 
 /// dockerd's answer to `POST /swarm/leave` on a node outside a swarm.
 pub(crate) const NOT_IN_A_SWARM: &str = "This node is not part of a swarm";
