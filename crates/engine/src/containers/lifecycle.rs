@@ -511,23 +511,20 @@ impl Containers {
     /// Sends a signal to the container's process.
     pub fn kill(&self, id: &str, signal: &str) -> Result<()> {
         let rec = self.table.get(id)?;
+        let sig = kill_signal(signal, &rec.name)?;
         if !rec.state.is_running() {
-            return Err(Error::Conflict(format!("Container {id} is not running")));
+            return Err(Error::Conflict(format!(
+                "Cannot kill container: {}: Container {id} is not running",
+                rec.name
+            )));
         }
-        let sig = cais_runtime::signal::parse(if signal.is_empty() { "KILL" } else { signal })
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         self.table.update(id, |r| r.manually_stopped = true)?;
-        self.cfg
-            .run_runtime(&["kill", id, &(sig as i32).to_string()])?;
-        let killed = sig == nix::sys::signal::Signal::SIGKILL;
+        self.cfg.run_runtime(&["kill", id, &sig.to_string()])?;
+        let killed = sig == libc::SIGKILL;
         if killed && rec.state.is_paused() {
             let _ = self.cfg.run_runtime(&["resume", id]);
         }
-        rec.emit(
-            &self.events,
-            "kill",
-            &[("signal", (sig as i32).to_string())],
-        );
+        rec.emit(&self.events, "kill", &[("signal", sig.to_string())]);
         if killed {
             // As dockerd: a SIGKILL returns once the container is gone, so
             // `kill` then `rm` finds it stopped. Other signals may be
@@ -986,6 +983,94 @@ fn parse_size(s: &str) -> Result<u64> {
     Ok(n * mult)
 }
 
+/// A `kill` request's signal as dockerd reads it: empty is SIGKILL; a
+/// number from 1 to 64 as is; a name with or without `SIG`, any case,
+/// including the real-time ones (`RTMIN`, `RTMIN+1`... `RTMAX-1`, `RTMAX`).
+/// Refusals in dockerd's words and status codes.
+fn kill_signal(signal: &str, container: &str) -> Result<i32> {
+    const NAMES: [(&str, i32); 31] = [
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ILL", 4),
+        ("TRAP", 5),
+        ("ABRT", 6),
+        ("IOT", 6),
+        ("BUS", 7),
+        ("FPE", 8),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("SEGV", 11),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("STKFLT", 16),
+        ("CHLD", 17),
+        ("CONT", 18),
+        ("STOP", 19),
+        ("TSTP", 20),
+        ("TTIN", 21),
+        ("TTOU", 22),
+        ("URG", 23),
+        ("XCPU", 24),
+        ("XFSZ", 25),
+        ("VTALRM", 26),
+        ("PROF", 27),
+        ("WINCH", 28),
+        ("IO", 29),
+        ("PWR", 30),
+    ];
+    const RTMIN: i32 = 34;
+    const RTMAX: i32 = 64;
+    if signal.is_empty() {
+        return Ok(libc::SIGKILL);
+    }
+    let invalid = || Error::InvalidArgument(format!("Invalid signal: {signal}"));
+    if let Ok(n) = signal.parse::<u64>() {
+        return match n {
+            0 => Err(invalid()),
+            1..=64 => Ok(n as i32),
+            _ => Err(Error::Failed {
+                program: "kill",
+                message: format!(
+                    "Cannot kill container: {container}: The linux daemon does not support signal {n}"
+                ),
+            }),
+        };
+    }
+    let upper = signal.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    if let Some((_, n)) = NAMES.iter().find(|(n, _)| *n == name) {
+        return Ok(*n);
+    }
+    let rt = |rest: &str, base: i32, sign: i32| -> Option<i32> {
+        let n = if rest.is_empty() {
+            0
+        } else {
+            rest.parse::<i32>().ok().filter(|n| *n > 0)?
+        };
+        let sig = base + sign * n;
+        (RTMIN..=RTMAX).contains(&sig).then_some(sig)
+    };
+    let parsed = if let Some(rest) = name.strip_prefix("RTMIN") {
+        match rest.strip_prefix('+') {
+            Some(n) => rt(n, RTMIN, 1),
+            None if rest.is_empty() => rt("", RTMIN, 1),
+            None => None,
+        }
+    } else if let Some(rest) = name.strip_prefix("RTMAX") {
+        match rest.strip_prefix('-') {
+            Some(n) => rt(n, RTMAX, -1),
+            None if rest.is_empty() => rt("", RTMAX, -1),
+            None => None,
+        }
+    } else {
+        None
+    };
+    parsed.ok_or_else(invalid)
+}
+
 /// Bytes of the files in a directory tree (links not followed).
 pub(crate) fn tree_size(path: &std::path::Path) -> u64 {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
@@ -1027,5 +1112,34 @@ mod tests {
             ..Default::default()
         };
         assert!(validate_host_config(&h).is_err());
+    }
+
+    #[test]
+    fn kill_signals_are_read_as_dockerd_reads_them() {
+        for (given, want) in [
+            ("", 9),
+            ("KILL", 9),
+            ("SIGKILL", 9),
+            ("usr1", 10),
+            ("SigTerm", 15),
+            ("1", 1),
+            ("64", 64),
+            ("RTMIN", 34),
+            ("SIGRTMIN+3", 37),
+            ("RTMAX-1", 63),
+            ("RTMAX", 64),
+        ] {
+            assert_eq!(kill_signal(given, "c").expect(given), want, "{given}");
+        }
+        for bad in ["FOO", "0", "-1", "RTMIN+40", "RTMAX+1", "SIGRTMIN 3"] {
+            let e = kill_signal(bad, "c").expect_err(bad);
+            assert_eq!(e.to_string(), format!("Invalid signal: {bad}"));
+        }
+        let e = kill_signal("99", "c").expect_err("99");
+        assert!(matches!(e, Error::Failed { .. }));
+        assert_eq!(
+            e.to_string(),
+            "Cannot kill container: c: The linux daemon does not support signal 99"
+        );
     }
 }
