@@ -121,6 +121,22 @@ while read -r line; do
 done <"$here/deselected.txt"
 
 cd "$src"
+# The test session's own client settings only: no TLS or context from the
+# caller's environment, and an empty client configuration (the SDK reads
+# `detachKeys` and credentials from it).
+unset DOCKER_TLS_VERIFY DOCKER_CERT_PATH DOCKER_CONTEXT
+export DOCKER_CONFIG=$work/docker-config
+mkdir -p "$DOCKER_CONFIG"
+# Every deselected test must exist: a renamed one would otherwise run
+# nowhere unnoticed.
+collected=$("$venv/bin/python" -m pytest -p no:cacheprovider --collect-only -q \
+    "${files[@]/#/tests/integration/}" 2>/dev/null)
+for ((i = 1; i < ${#deselect[@]}; i += 2)); do
+    if ! grep -qxF -- "${deselect[i]}" <<<"$collected"; then
+        echo "deselected.txt names a test the suite does not have: ${deselect[i]}" >&2
+        exit 2
+    fi
+done
 export DOCKER_TEST_API_VERSION=1.41
 export SDK_OUTCOMES=$outcomes
 export PYTHONPATH=$here
