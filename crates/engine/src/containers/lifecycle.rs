@@ -683,7 +683,9 @@ impl Containers {
                         .removed_exit_code(id)
                         .unwrap_or(first.state.exit_code()));
                 }
-                Err(e) => return Err(e),
+                // Gone between two looks (`--rm` removes it as it exits):
+                // it stopped, with the code it left.
+                Err(e) => return self.table.removed_exit_code(id).ok_or(e),
                 Ok(r) => {
                     let stopped = r.state.is_stopped();
                     let done = match condition {

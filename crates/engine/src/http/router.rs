@@ -105,6 +105,7 @@ async fn container(
         (&Method::POST, ["wait"]) => containers::wait(engine, id, query),
         (&Method::GET, ["logs"]) => containers::logs(engine, &id, query),
         (&Method::POST, ["attach"]) => containers::attach(engine, req, id, query).await,
+        (&Method::GET, ["attach", "ws"]) => containers::attach_ws(engine, req, id, query).await,
         (&Method::POST, ["resize"]) => containers::resize(engine, id, query).await,
         (&Method::POST, ["exec"]) => exec::create(engine, req, id).await,
         (&Method::GET, ["top"]) => containers::top(engine, id, query).await,

@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 use crate::filters;
 use crate::http::plumbing::{
     all_values, blocking, channel_body, empty, frame, json, parse_json, parse_unix_nanos,
-    read_body, stream_type, streaming, unix_now, upgraded_response, wants_upgrade, Body,
-    DetachKeys, Query,
+    read_body, stream_type, streaming, unix_now, upgraded_response, wants_upgrade,
+    websocket_accept, websocket_stream, Body, DetachKeys, Query,
 };
 use crate::logfile;
 use crate::shim;
@@ -415,6 +415,77 @@ pub(crate) async fn attach(
         attach_session(engine, id, opts, not_started, TokioIo::new(upgraded)).await;
     });
     Ok(upgraded_response(tty))
+}
+
+/// `GET /containers/{id}/attach/ws?stream=&logs=&stdin=&stdout=&stderr=`:
+/// an attach over a WebSocket (RFC 6455), as browsers and some SDKs use
+/// it: output in text frames, raw (never multiplexed, as dockerd sends
+/// it), input from the client's frames.
+pub(crate) async fn attach_ws(
+    engine: Arc<Engine>,
+    mut req: Request<Incoming>,
+    id: String,
+    q: &Query,
+) -> Result<Response<Body>> {
+    let rec = engine.table.get(&id)?;
+    let is_websocket = req
+        .headers()
+        .get(hyper::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let key = req
+        .headers()
+        .get("Sec-WebSocket-Key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (true, Some(key)) = (is_websocket, key) else {
+        return Err(Error::InvalidArgument(
+            "attach/ws needs a WebSocket upgrade (Upgrade: websocket, Sec-WebSocket-Key)".into(),
+        ));
+    };
+    let opts = AttachOptions {
+        stdin: q.flag("stdin"),
+        stdout: q.flag("stdout"),
+        stderr: q.flag("stderr"),
+        stream: q.flag("stream"),
+        logs: q.flag("logs"),
+        detach_keys: DetachKeys::parse(q.get("detachKeys").unwrap_or_default())?,
+        tty: rec.config.tty,
+    };
+    // The client gets raw output whatever the container has: without a
+    // terminal the session's frames are taken apart.
+    let demux = !rec.config.tty;
+    let not_started = !rec.state.is_running();
+    if opts.stream && not_started {
+        engine.containers.attach_pending(&id, 1);
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            if opts.stream && not_started {
+                engine.containers.attach_pending(&id, -1);
+            }
+            return;
+        };
+        let client = websocket_stream(TokioIo::new(upgraded), demux);
+        attach_session(engine, id, opts, not_started, client).await;
+    });
+    let mut r = empty(StatusCode::SWITCHING_PROTOCOLS);
+    let h = r.headers_mut();
+    h.insert(
+        hyper::header::UPGRADE,
+        hyper::header::HeaderValue::from_static("websocket"),
+    );
+    h.insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(
+        "Sec-WebSocket-Accept",
+        hyper::header::HeaderValue::from_str(&websocket_accept(&key))
+            .expect("base64 is a valid header value"),
+    );
+    Ok(r)
 }
 
 /// What an attach asks for.
