@@ -585,11 +585,8 @@ where
                 }
             }
             match opcode {
-                0 | 1 | 2 => {
-                    if pipe_w.write_all(&payload).await.is_err() {
-                        break;
-                    }
-                }
+                0..=2 if pipe_w.write_all(&payload).await.is_err() => break,
+                0..=2 => {}
                 8 => break,
                 9 => {
                     let _ = conn_w

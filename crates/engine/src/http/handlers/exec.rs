@@ -161,8 +161,7 @@ impl Session<'_> {
 fn failed_start_message(runtime_stderr: &str) -> String {
     let why = runtime_stderr
         .lines()
-        .filter(|l| !l.trim().is_empty())
-        .last()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or("the process could not be started")
         .trim()
         .trim_start_matches("error: ")
