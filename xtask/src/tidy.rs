@@ -98,6 +98,11 @@ const DEPENDENCY_RULES: &[DependencyRule] = &[
         rule: "compose and the orchestrator talk to the engine through its API, never its internals",
     },
     DependencyRule {
+        crates: Crates::Named("cais-buildkit"),
+        allowed: Allowed::Never(&["cais-engine", "cais-net", "cais-api", "cais-client", "cais-compose", "cais-registry-server"]),
+        rule: "BuildKit's protocol builds through the executor: the engine hands it connections and a host, it knows no engine, network or API",
+    },
+    DependencyRule {
         crates: Crates::AllBut(&["cais"]),
         allowed: Allowed::Never(&["cais-testkit"]),
         rule: "the testkit is for tests: only a dev-dependency (and of the cais binary)",

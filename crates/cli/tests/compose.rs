@@ -363,6 +363,19 @@ impl Project {
         text(&out.stdout)
     }
 
+    /// `docker compose ARGS` that must succeed: stdout and stderr together
+    /// (BuildKit's progress goes to stderr).
+    fn docker_compose_both(&self, args: &[&str]) -> String {
+        let out = self.docker_compose(args);
+        let all = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "docker compose {args:?} failed:\n{all}\ndaemon log tail:\n{}",
+            tail(&self.d.log())
+        );
+        all
+    }
+
     /// `docker-compose -p NAME ARGS` (1.29) against the cais daemon.
     fn docker_compose_v1(&self, args: &[&str]) -> Output {
         let mut c = self.command("docker-compose");
@@ -1422,24 +1435,140 @@ fn docker_compose_v2_on_cais_waits_for_health_and_runs_one_offs() {
     assert!(p.containers().is_empty());
 }
 
+/// docker compose v2 with its default settings builds through BuildKit's
+/// protocol (`/grpc` + `/session`, its `docker` driver): build args, a
+/// target stage (the stage after it would fail), labels from `build:`, a
+/// `.dockerignore`, an image name; then the image runs.
 #[test]
-#[ignore = "daemon: docker compose v2.40.3 builds through BuildKit whatever /_ping's Builder-Version (cais answers 1): HEAD /_ping, POST /grpc (cais: 404 page not found) and POST /session (cais: 400 no BuildKit sessions), then it boots a moby/buildkit:buildx-stable-1 container from Docker Hub and fails offline; dockerd answers /session with 101 (h2c) and serves BuildKit's Control API on /grpc"]
 fn docker_compose_v2_builds_on_cais() {
     let Some(d) = ready() else { return };
     if !require_compose_v2() {
         return;
     }
-    let yaml = "services:\n  app:\n    build: ./app\n    command: cat /built\n";
+    let yaml = "services:\n  app:\n    build:\n      context: ./app\n      target: final\n      args:\n        GREETING: hello-from-args\n      labels:\n        org.example.built-by: compose-test\n    image: dcbuild-app:v1\n    command: [\"cat\", \"/greeting\"]\n";
+    let dockerfile = "FROM busybox AS base\nARG GREETING=unset\nRUN echo \"$GREETING\" > /greeting && cat /proc/sys/kernel/random/uuid > /stamp\nCOPY . /ctx/\nFROM base AS final\nENV FROM_TARGET=final\nFROM base AS other\nRUN exit 9\n";
     let p = Project::new(
         &d,
         "dcbuild",
         &[
             ("compose.yaml", yaml),
-            ("app/Dockerfile", "FROM busybox\nRUN echo built > /built\n"),
+            ("app/Dockerfile", dockerfile),
+            ("app/.dockerignore", "# not sent\nsecret.txt\n"),
+            ("app/secret.txt", "do not send\n"),
+            ("app/keep.txt", "sent\n"),
         ],
     );
-    p.docker_compose_ok(&["build"]);
-    assert!(p.has_image("dcbuild-app"));
+    let out = p.docker_compose_both(&["build"]);
+    assert!(out.contains("internal] load build context"), "{out}");
+    assert!(p.has_image("dcbuild-app:v1"), "{out}");
+    let image = p.cais(&["inspect", "--type", "image", "dcbuild-app:v1"]);
+    let image: serde_json::Value = serde_json::from_str(&image).expect("inspect json");
+    let config = &image[0]["Config"];
+    assert_eq!(config["Labels"]["org.example.built-by"], "compose-test");
+    assert_eq!(config["Labels"]["com.docker.compose.project"], "dcbuild");
+    assert_eq!(config["Labels"]["com.docker.compose.service"], "app");
+    let env: Vec<&str> = config["Env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(env.contains(&"FROM_TARGET=final"), "{env:?}");
+    let run = |script: &str| p.cais(&["run", "--rm", "dcbuild-app:v1", "sh", "-c", script]);
+    assert_eq!(run("cat /greeting"), "hello-from-args\n");
+    assert_eq!(run("ls -A /ctx"), ".dockerignore\nDockerfile\nkeep.txt\n");
+    let id = p.cais(&["inspect", "-f", "{{.Id}}", "dcbuild-app:v1"]);
+    let stamp = run("cat /stamp");
+
+    // Unchanged: every step comes from the cache, so the RUN that wrote a
+    // random stamp did not run again.
+    let again = p.docker_compose_both(&["build"]);
+    assert!(again.contains("CACHED"), "{again}");
+    assert_eq!(p.cais(&["inspect", "-f", "{{.Id}}", "dcbuild-app:v1"]), id);
+    assert_eq!(run("cat /stamp"), stamp);
+
+    // A changed build argument runs the RUN again.
+    std::fs::write(
+        p.path().join("compose.yaml"),
+        yaml.replace("hello-from-args", "changed"),
+    )
+    .expect("write");
+    p.docker_compose_both(&["build"]);
+    assert_eq!(run("cat /greeting"), "changed\n");
+    assert_ne!(run("cat /stamp"), stamp);
+}
+
+/// `up --build` builds the missing image through BuildKit's protocol and
+/// runs the service from it.
+#[test]
+fn docker_compose_v2_up_build_runs_the_built_image() {
+    let Some(d) = ready() else { return };
+    if !require_compose_v2() {
+        return;
+    }
+    let yaml = "services:\n  web:\n    build: .\n    command: [\"sh\", \"-c\", \"cat /msg; sleep 1000\"]\n";
+    let p = Project::new(
+        &d,
+        "dcupbuild",
+        &[
+            ("compose.yaml", yaml),
+            ("Dockerfile", "FROM busybox\nCOPY msg.txt /msg\n"),
+            ("msg.txt", "built by up\n"),
+        ],
+    );
+    assert!(!p.has_image("dcupbuild-web"));
+    let out = p.docker_compose(&["up", "--build", "-d"]);
+    assert!(
+        out.status.success(),
+        "docker compose up --build: {}\n{}\n{}",
+        text(&out.stderr),
+        text(&out.stdout),
+        tail(&d.log())
+    );
+    assert!(p.has_image("dcupbuild-web"));
+    assert_eq!(p.containers(), ["dcupbuild-web-1"]);
+    let out = p.exec("web", &["cat", "/msg"]);
+    assert_eq!(text(&out.stdout), "built by up\n");
+    // The container's image label is the id the build reported.
+    let id = p.cais(&["inspect", "-f", "{{.Id}}", "dcupbuild-web"]);
+    assert_eq!(
+        p.inspect(
+            "dcupbuild-web-1",
+            "{{index .Config.Labels \"com.docker.compose.image\"}}"
+        ),
+        id.trim()
+    );
+}
+
+/// A failing `RUN`: compose exits non-zero showing the step's error and
+/// output, and the image name is not created.
+#[test]
+fn docker_compose_v2_failing_run_fails_the_build() {
+    let Some(d) = ready() else { return };
+    if !require_compose_v2() {
+        return;
+    }
+    let yaml = "services:\n  bad:\n    build: .\n    image: dcfail:1\n";
+    let p = Project::new(
+        &d,
+        "dcfail",
+        &[
+            ("compose.yaml", yaml),
+            (
+                "Dockerfile",
+                "FROM busybox\nRUN echo about to fail && exit 3\n",
+            ),
+        ],
+    );
+    let out = p.docker_compose(&["build"]);
+    let all = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(!out.status.success(), "{all}");
+    assert!(all.contains("about to fail"), "{all}");
+    assert!(
+        all.contains("\"/bin/sh -c echo about to fail && exit 3\" did not complete successfully: exit code: 3"),
+        "{all}"
+    );
+    assert!(!p.has_image("dcfail:1"));
 }
 
 #[test]

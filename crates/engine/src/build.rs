@@ -375,43 +375,16 @@ pub(crate) fn run(
         Ok(x) => x,
         Err(e) => return fail(&tx, e, None),
     };
-    let pull_images = ctx.images.clone();
-    let pull_events = ctx.events.clone();
-    let pull_tx = tx.clone();
     let quiet = params.quiet;
-    let pull: cais_build::PullFn = Box::new(
-        move |name: &str, _progress: &mut dyn cais_build::Progress| {
-            let reference: Reference =
-                name.parse()
-                    .map_err(|e: cais_image::oci::Error| cais_build::Error::Pull {
-                        reference: name.to_string(),
-                        reason: crate::error::chain(&e),
-                    })?;
-            let failed = |reason: String| cais_build::Error::Pull {
-                reference: name.to_string(),
-                reason,
-            };
-            let options = cais_registry::client::Options {
-                credentials: credentials.get(&reference.domain).cloned(),
-                ..Default::default()
-            };
-            let client = cais_registry::client::Client::new(&reference.domain, &options)
-                .map_err(|e| failed(crate::error::chain(&e)))?;
-            let tx = pull_tx.clone();
-            let progress = Arc::new(crate::images::JsonProgress::new(true, move |v| {
-                if !quiet {
-                    let _ = tx.blocking_send(Msg::Line(v));
-                }
-            }));
-            crate::images::pull_with(
-                &pull_images,
-                &pull_events,
-                &client,
-                &reference,
-                cais_image::Platform::default(),
-                progress,
-            )
-            .map_err(|e| failed(crate::error::chain(&e)))
+    let pull_tx = tx.clone();
+    let pull = pull_fn(
+        ctx.images.clone(),
+        ctx.events.clone(),
+        move |registry: &str| credentials.get(registry).cloned(),
+        move |v| {
+            if !quiet {
+                let _ = pull_tx.blocking_send(Msg::Line(v));
+            }
         },
     );
     let env = cais_build::Environment {
@@ -466,6 +439,139 @@ pub(crate) fn run(
     // context is removed, which the client need not wait for.
     drop((stream, env, tx));
     drop(dir);
+}
+
+/// The executor's pull: the engine's own pull into the store, with the
+/// credentials `credentials` gives for a registry and docker's progress
+/// lines to `line`.
+fn pull_fn(
+    images: Arc<ImageStore>,
+    events: Arc<Events>,
+    credentials: impl Fn(&str) -> Option<Credentials> + Send + Sync + 'static,
+    line: impl Fn(serde_json::Value) + Send + Sync + 'static,
+) -> cais_build::PullFn {
+    let line = Arc::new(line);
+    Box::new(
+        move |name: &str, _progress: &mut dyn cais_build::Progress| {
+            let reference: Reference =
+                name.parse()
+                    .map_err(|e: cais_image::oci::Error| cais_build::Error::Pull {
+                        reference: name.to_string(),
+                        reason: crate::error::chain(&e),
+                    })?;
+            let failed = |reason: String| cais_build::Error::Pull {
+                reference: name.to_string(),
+                reason,
+            };
+            let options = cais_registry::client::Options {
+                credentials: credentials(&reference.domain),
+                ..Default::default()
+            };
+            let client = cais_registry::client::Client::new(&reference.domain, &options)
+                .map_err(|e| failed(crate::error::chain(&e)))?;
+            let line = line.clone();
+            let progress = Arc::new(crate::images::JsonProgress::new(true, move |v| line(v)));
+            crate::images::pull_with(
+                &images,
+                &events,
+                &client,
+                &reference,
+                cais_image::Platform::default(),
+                progress,
+            )
+            .map_err(|e| failed(crate::error::chain(&e)))
+        },
+    )
+}
+
+/// What BuildKit's protocol (`cais_buildkit`, on `POST /grpc` and `POST
+/// /session`) builds with: the engine's store and runtime binary, scratch
+/// under `<root>/engine/build`, pulls through the engine with the
+/// session's credentials, tags set in one store update with their events.
+pub(crate) struct BuildKitHost {
+    pub root: PathBuf,
+    pub binary: PathBuf,
+    pub images: Arc<ImageStore>,
+    pub events: Arc<Events>,
+}
+
+impl cais_buildkit::Host for BuildKitHost {
+    fn scratch_dir(&self) -> PathBuf {
+        self.root.join("engine/build")
+    }
+
+    fn environment(
+        &self,
+        work_dir: PathBuf,
+        credentials: cais_buildkit::CredentialsFn,
+    ) -> cais_build::Environment {
+        let pull = pull_fn(
+            self.images.clone(),
+            self.events.clone(),
+            move |registry: &str| {
+                credentials(registry).map(|(username, password)| Credentials { username, password })
+            },
+            |_| {},
+        );
+        cais_build::Environment {
+            store: self.images.clone(),
+            runtime_binary: self.binary.clone(),
+            work_dir,
+            pull: Some(pull),
+        }
+    }
+
+    fn normalize_tags(&self, names: &[String]) -> Result<Vec<String>, cais_buildkit::Error> {
+        names
+            .iter()
+            .map(|t| {
+                let r: Reference = t.parse().map_err(|e: cais_image::oci::Error| {
+                    cais_buildkit::Error::InvalidArgument {
+                        reason: format!("invalid tag {t:?}: {}", crate::error::chain(&e)),
+                    }
+                })?;
+                if r.digest.is_some() {
+                    return Err(cais_buildkit::Error::InvalidArgument {
+                        reason: format!("invalid tag {t:?}: a tag cannot name a digest"),
+                    });
+                }
+                Ok(r.tagged_name()
+                    .unwrap_or_else(|| r.with_tag("latest").to_string()))
+            })
+            .collect()
+    }
+
+    fn tag(&self, built: &cais_build::Built, tags: &[String]) -> Result<(), cais_buildkit::Error> {
+        let host = |e: cais_image::Error| cais_buildkit::Error::Host {
+            reason: format!("tagging {}: {}", built.image_id, crate::error::chain(&e)),
+        };
+        let rec = self.images.resolve(&built.manifest).map_err(host)?;
+        self.images.record(&[(rec, tags.to_vec())]).map_err(host)?;
+        for t in tags {
+            self.events.emit(
+                "image",
+                "tag",
+                &built.image_id,
+                BTreeMap::from([("name".to_string(), display_name(t))]),
+            );
+        }
+        Ok(())
+    }
+
+    fn platform(&self) -> cais_buildkit::Platform {
+        let p = cais_image::archive::host_platform();
+        cais_buildkit::Platform {
+            os: p.os,
+            architecture: p.architecture,
+            variant: p.variant,
+        }
+    }
+
+    fn hostname(&self) -> String {
+        nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "cais".into())
+    }
 }
 
 /// `POST /build/prune` (`docker builder prune`): forgets every cached

@@ -19,9 +19,10 @@
 //!    process, which enters the container's root), `build` (`POST
 //!    /build`'s run: the context unpacked with the image crate's
 //!    contained extraction, then `cais_build::build` with the engine's
-//!    pull), `networks::netconf` (pure networking: port specs, /etc
-//!    files, the firewall ruleset from state, name resolution, network
-//!    modes, what a running container holds).
+//!    pull; and what BuildKit's protocol builds with),
+//!    `networks::netconf` (pure networking: port specs, /etc files, the
+//!    firewall ruleset from state, name resolution, network modes, what a
+//!    running container holds).
 //! 2. `containers::state` (a container in memory; its `State` enum and
 //!    the changes the life cycle may make to it), `containers::record`
 //!    (the versioned on-disk record, every version written so far
@@ -40,7 +41,8 @@
 //!    `containers::inspect` (`Views`: inspect, `ps`, top, stats, changes).
 //! 5. `containers::lifecycle` (`Containers`: create, start, stop, exits,
 //!    restart policies, removal, live restore, commit, updates).
-//! 6. `engine` (the facade), then `http` (`plumbing`, `handlers`,
+//! 6. `engine` (the facade, which also holds the `cais_buildkit` service
+//!    with `build::BuildKitHost`), then `http` (`plumbing`, `handlers`,
 //!    `router`, serving; see its docs), then `daemon` (the listeners).
 //!
 //! Lock order: a thread holding one of these locks takes only locks

@@ -38,6 +38,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "http::handlers::archive",
         "http::handlers::build",
+        "http::handlers::buildkit",
         "http::handlers::containers",
         "http::handlers::exec",
         "http::handlers::images",

@@ -8,7 +8,9 @@ use cais_api::{version_lt, API_VERSION, MIN_API_VERSION};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
-use super::handlers::{archive, build, containers, exec, images, networks, swarm, system, volumes};
+use super::handlers::{
+    archive, build, buildkit, containers, exec, images, networks, swarm, system, volumes,
+};
 use super::plumbing::{decode, decode_path, Body, Query};
 use crate::engine::Engine;
 use crate::error::{Error, Kind, Result};
@@ -41,7 +43,8 @@ pub(super) async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result
         (&Method::POST, ["commit"]) => containers::commit(engine, req, &query).await,
         (&Method::POST, ["build"]) => build::build(engine, req).await,
         (&Method::POST, ["build", "prune"]) => build::prune(engine).await,
-        (_, ["session"]) => build::session(),
+        (&Method::POST, ["grpc"]) => buildkit::grpc(engine, req).await,
+        (&Method::POST, ["session"]) => buildkit::session(engine, req).await,
         (_, ["images", rest @ ..]) => image(engine, req, &method, rest, &query, version).await,
         (_, ["volumes", rest @ ..]) => volume(engine, req, &method, rest, &query).await,
         (_, ["networks", rest @ ..]) => network(engine, req, &method, rest, &query).await,

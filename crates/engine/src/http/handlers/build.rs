@@ -1,6 +1,6 @@
 //! `POST /build`: the classic builder's protocol, the one `docker build`
-//! speaks when BuildKit is off (`DOCKER_BUILDKIT=0`, or automatically when
-//! `/_ping` answers `Builder-Version: 1`, as ours does).
+//! speaks without buildx or with `DOCKER_BUILDKIT=0`, and docker-compose
+//! 1.29 always. BuildKit's protocol is `handlers::buildkit`.
 //!
 //! The request body is a tar of the build context (plain, gzip or zstd),
 //! spooled to a file and handed to `crate::build` with the parameters and
@@ -60,7 +60,7 @@ fn parse_params(raw_query: &str) -> Result<Params> {
     let query = Query::parse(Some(raw_query));
     if query.get("version") == Some("2") {
         return Err(invalid(
-            "cais has no BuildKit (builder version 2): use the classic builder, e.g. DOCKER_BUILDKIT=0 docker build",
+            "POST /build serves the classic builder (version 1); BuildKit clients use /session and /grpc",
         ));
     }
     if query.get("remote").is_some_and(|r| !r.is_empty()) {
@@ -342,14 +342,6 @@ pub(crate) async fn prune(engine: Arc<Engine>) -> Result<Response<Body>> {
     ))
 }
 
-/// `/session`: BuildKit's, which the classic builder has no use for.
-pub(crate) fn session() -> Result<Response<Body>> {
-    Err(Error::InvalidArgument(
-        "cais has no BuildKit sessions: use the classic builder, e.g. DOCKER_BUILDKIT=0 docker build"
-            .into(),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,7 +371,7 @@ mod tests {
     #[test]
     fn bad_parameters_are_refused_with_a_reason() {
         for (q, want) in [
-            ("version=2", "DOCKER_BUILDKIT=0"),
+            ("version=2", "/session and /grpc"),
             (
                 "remote=https%3A%2F%2Fexample.com%2Fx.git",
                 "remote build contexts",

@@ -3,6 +3,7 @@
 
 pub(super) mod archive;
 pub(super) mod build;
+pub(super) mod buildkit;
 pub(super) mod containers;
 pub(super) mod exec;
 pub(super) mod images;

@@ -27,8 +27,12 @@ pub(crate) fn ping(method: &Method) -> Response<Body> {
         "Cache-Control",
         HeaderValue::from_static("no-cache, no-store, must-revalidate"),
     );
+    // BuildKit's protocol is served (`/grpc`, `/session`), so the daemon
+    // says so, as dockerd does. The docker CLI 28 reads this only for a
+    // Windows daemon; on Linux, without buildx, it still uses the classic
+    // `POST /build`.
     r.headers_mut()
-        .insert("Builder-Version", HeaderValue::from_static("1"));
+        .insert("Builder-Version", HeaderValue::from_static("2"));
     r
 }
 
