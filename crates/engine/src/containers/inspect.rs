@@ -532,4 +532,25 @@ mod tests {
         assert_eq!(human_duration(59), "59 seconds");
         assert_eq!(human_duration(3 * 86400), "3 days");
     }
+
+    #[test]
+    fn changes_leave_out_the_engines_mount_points() {
+        let c = |p: &str, k: i32| serde_json::json!({"Path": p, "Kind": k});
+        let seen = vec![
+            c("/etc", 0),
+            c("/etc/hostname", 1),
+            c("/etc/hosts", 1),
+            c("/etc/resolv.conf", 1),
+            c("/test", 1),
+        ];
+        assert_eq!(hide_mount_points(seen), vec![c("/test", 1)]);
+        // /etc stays when something else changed in it.
+        let seen = vec![c("/etc", 0), c("/etc/hosts", 1), c("/etc/motd", 1)];
+        assert_eq!(
+            hide_mount_points(seen),
+            vec![c("/etc", 0), c("/etc/motd", 1)]
+        );
+        // An /etc the container made is a change of its own.
+        assert_eq!(hide_mount_points(vec![c("/etc", 1)]), vec![c("/etc", 1)]);
+    }
 }
