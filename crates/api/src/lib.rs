@@ -27,6 +27,16 @@ pub const API_VERSION: &str = "1.47";
 /// The oldest API version accepted in versioned paths.
 pub const MIN_API_VERSION: &str = "1.24";
 
+/// Whether API version `a` is older than `b` ("1.41" < "1.45"); a part
+/// that is not a number counts as 0.
+pub fn version_lt(a: &str, b: &str) -> bool {
+    let parts = |v: &str| -> (u32, u32) {
+        let (x, y) = v.split_once('.').unwrap_or((v, "0"));
+        (x.parse().unwrap_or(0), y.parse().unwrap_or(0))
+    };
+    parts(a) < parts(b)
+}
+
 /// `{"message": ...}`, the body of every error response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorResponse {
@@ -38,6 +48,7 @@ pub struct ErrorResponse {
 pub struct Version {
     pub version: String,
     pub api_version: String,
+    #[serde(rename = "MinAPIVersion")]
     pub min_api_version: String,
     pub git_commit: String,
     pub go_version: String,

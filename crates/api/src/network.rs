@@ -9,15 +9,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::{null_as_default, PortBinding};
 
-/// One address pool of a network (`--subnet`, `--gateway`, `--ip-range`).
+/// One address pool of a network (`--subnet`, `--gateway`, `--ip-range`,
+/// `--aux-address`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct IpamConfig {
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub subnet: String,
-    #[serde(rename = "IPRange", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "IPRange",
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub ip_range: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub gateway: String,
     #[serde(
         deserialize_with = "null_as_default",
@@ -30,24 +41,41 @@ pub struct IpamConfig {
 #[serde(rename_all = "PascalCase", default)]
 pub struct Ipam {
     /// "default" (the only driver).
+    #[serde(deserialize_with = "null_as_default")]
     pub driver: String,
     #[serde(deserialize_with = "null_as_default")]
     pub config: Vec<IpamConfig>,
-    #[serde(deserialize_with = "null_as_default")]
-    pub options: BTreeMap<String, String>,
+    /// `null` when none were given, as dockerd shows it.
+    pub options: Option<BTreeMap<String, String>>,
 }
 
 /// The body of `POST /networks/create`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct NetworkCreateRequest {
+    #[serde(deserialize_with = "null_as_default")]
     pub name: String,
     /// Ignored by current docker daemons (duplicates are always refused).
+    #[serde(deserialize_with = "null_as_default")]
     pub check_duplicate: bool,
     /// "" or "bridge".
+    #[serde(deserialize_with = "null_as_default")]
     pub driver: String,
+    /// "", "local", or a swarm's "swarm"/"global".
+    #[serde(deserialize_with = "null_as_default")]
+    pub scope: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub internal: bool,
+    #[serde(deserialize_with = "null_as_default")]
     pub attachable: bool,
+    /// A swarm's routing-mesh network.
+    #[serde(deserialize_with = "null_as_default")]
+    pub ingress: bool,
+    /// A configuration-only network (swarm), and one made from it.
+    #[serde(deserialize_with = "null_as_default")]
+    pub config_only: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_from: Option<ConfigReference>,
     #[serde(rename = "EnableIPv6", deserialize_with = "null_as_default")]
     pub enable_ipv6: bool,
     #[serde(rename = "IPAM", skip_serializing_if = "Option::is_none")]
@@ -56,6 +84,14 @@ pub struct NetworkCreateRequest {
     pub options: BTreeMap<String, String>,
     #[serde(deserialize_with = "null_as_default")]
     pub labels: BTreeMap<String, String>,
+}
+
+/// `ConfigFrom` of a network: the configuration-only network it uses.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ConfigReference {
+    #[serde(deserialize_with = "null_as_default")]
+    pub network: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -99,6 +135,8 @@ pub struct Network {
     pub internal: bool,
     pub attachable: bool,
     pub ingress: bool,
+    pub config_from: ConfigReference,
+    pub config_only: bool,
     /// Container id → endpoint (filled by inspect; empty in lists).
     #[serde(deserialize_with = "null_as_default")]
     pub containers: BTreeMap<String, NetworkContainer>,

@@ -10,6 +10,7 @@ use cais_image::{Digest, ImageStore, Platform, Reference};
 use serde_json::{json, Map, Value};
 
 use crate::cache;
+use crate::changes;
 use crate::context::{self, Inline, Root, WriteOptions};
 use crate::dockerfile::ast::{self, Command, Instruction, Kind};
 use crate::dockerfile::run_flags::{parse_run_flags, Mount, MountType, Network, RunFlags, Sharing};
@@ -18,6 +19,7 @@ use crate::dockerignore::Ignore;
 use crate::fsutil;
 use crate::mounts::{self, CacheInit, CacheLock, SecretsDir};
 use crate::run::{self, Overlay, RunSpec};
+use crate::RunNetns;
 use crate::{io_err, Built, Environment, Error, Options, Progress, Result};
 
 /// Build args every build knows without an `ARG` (docker's predefined
@@ -168,6 +170,9 @@ struct Builder<'a> {
     hashes: std::cell::RefCell<std::collections::HashMap<PathBuf, String>>,
     scratch: PathBuf,
     counter: usize,
+    /// The configs of `--cache-from` images, when given: only steps whose
+    /// result is part of one of them come from the cache.
+    cache_sources: Option<Vec<ImageConfig>>,
     /// The stage being built and the line of the instruction being run.
     current: usize,
     line: usize,
@@ -300,6 +305,15 @@ pub(crate) fn build(
         secrets: SecretsDir::new(scratch.join("secrets")),
         scratch,
         counter: 0,
+        cache_sources: opts.cache_from.as_ref().map(|names| {
+            names
+                .iter()
+                .filter_map(|n| {
+                    let rec = store.resolve(n).ok()?;
+                    store.config(&rec).ok()
+                })
+                .collect()
+        }),
         current: 0,
         line: 0,
     };
@@ -410,6 +424,7 @@ impl Builder<'_> {
             .check_image(&manifest, Some(oci::OCI_MANIFEST), &platform)?;
         let id = rec.config.clone();
         self.store.record(&[(rec, tags.to_vec())])?;
+        self.progress.built(&id.to_string());
         self.progress
             .step(&format!("Successfully built {}", id.short()));
         for t in tags {
@@ -695,6 +710,11 @@ impl Builder<'_> {
         };
         let body = self.store.content().read(&m.config.digest).ok()?;
         let config = ImageConfig::parse(&body, &m.config.digest).ok()?;
+        if let Some(sources) = &self.cache_sources {
+            if !sources.iter().any(|image| is_part_of(&config, image)) {
+                return None;
+            }
+        }
         // Snapshots are kept by the pin; this re-unpacks one that is gone.
         let platform = Platform {
             architecture: config.architecture.clone(),
@@ -795,15 +815,7 @@ impl Builder<'_> {
                 }
                 let text: Vec<String> = kv.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 self.meta(state, &nop(&format!("ENV {}", text.join(" "))), |s| {
-                    let mut env = s.env();
-                    for (k, v) in kv {
-                        match env.iter_mut().find(|(ek, _)| *ek == k) {
-                            Some(e) => e.1 = v,
-                            None => env.push((k, v)),
-                        }
-                    }
-                    let list: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    s.cc().insert("Env".into(), json!(list));
+                    changes::merge_env(s.cc(), kv);
                     Ok(())
                 })?
             }
@@ -814,13 +826,7 @@ impl Builder<'_> {
                 }
                 let text: Vec<String> = kv.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 self.meta(state, &nop(&format!("LABEL {}", text.join(" "))), |s| {
-                    let l = s.cc().entry("Labels").or_insert_with(|| json!({}));
-                    if !l.is_object() {
-                        *l = json!({});
-                    }
-                    for (k, v) in kv {
-                        l[&k] = json!(v);
-                    }
+                    changes::set_labels(s.cc(), kv);
                     Ok(())
                 })?
             }
@@ -870,30 +876,14 @@ impl Builder<'_> {
                     for w in dockerfile::expand_words(p, self.escape, &scope.lookup())
                         .map_err(Error::invalid)?
                     {
-                        let p = if w.contains('/') {
-                            w.to_ascii_lowercase()
-                        } else {
-                            format!("{w}/tcp")
-                        };
-                        let port = p.split('/').next().unwrap_or("");
-                        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit() || b == b'-')
-                        {
-                            return Err(Error::invalid(format!("invalid port {w:?}")));
-                        }
-                        list.push(p);
+                        list.push(changes::exposed_port(&w)?);
                         shown.push(w);
                     }
                 }
                 // History shows the ports as written, sorted, as docker.
                 shown.sort();
                 self.meta(state, &nop(&format!("EXPOSE {}", shown.join(" "))), |s| {
-                    let e = s.cc().entry("ExposedPorts").or_insert_with(|| json!({}));
-                    if !e.is_object() {
-                        *e = json!({});
-                    }
-                    for p in list {
-                        e[&p] = json!({});
-                    }
+                    changes::add_exposed(s.cc(), list);
                     Ok(())
                 })?
             }
@@ -909,14 +899,7 @@ impl Builder<'_> {
                     list.push(v);
                 }
                 self.meta(state, &nop(&format!("VOLUME [{}]", list.join(" "))), |s| {
-                    let e = s.cc().entry("Volumes").or_insert_with(|| json!({}));
-                    if !e.is_object() {
-                        *e = json!({});
-                    }
-                    for v in list {
-                        e[&v] = json!({});
-                    }
-                    Ok(())
+                    changes::add_volumes(s.cc(), list)
                 })?
             }
             Kind::Shell(sh) => {
@@ -935,40 +918,7 @@ impl Builder<'_> {
                 })?
             }
             Kind::Healthcheck(h) => {
-                let mut hc = Map::new();
-                match &h.test {
-                    None => {
-                        hc.insert("Test".into(), json!(["NONE"]));
-                    }
-                    Some(Command::Shell(s)) => {
-                        hc.insert("Test".into(), json!(["CMD-SHELL", s]));
-                    }
-                    Some(Command::Exec(v)) => {
-                        let mut t = vec!["CMD".to_owned()];
-                        t.extend(v.iter().cloned());
-                        hc.insert("Test".into(), json!(t));
-                    }
-                }
-                for (field, v) in [
-                    ("Interval", &h.interval),
-                    ("Timeout", &h.timeout),
-                    ("StartPeriod", &h.start_period),
-                    ("StartInterval", &h.start_interval),
-                ] {
-                    if let Some(v) = v {
-                        hc.insert(
-                            field.into(),
-                            json!(fsutil::parse_duration(&self.x(scope, v)?)?),
-                        );
-                    }
-                }
-                if let Some(r) = &h.retries {
-                    let r: i64 = self
-                        .x(scope, r)?
-                        .parse()
-                        .map_err(|_| Error::invalid(format!("invalid --retries {r:?}")))?;
-                    hc.insert("Retries".into(), json!(r));
-                }
+                let hc = changes::healthcheck(h, &|w| self.x(scope, w))?;
                 let shown = serde_json::to_string(&hc).unwrap_or_default();
                 self.meta(state, &nop(&format!("HEALTHCHECK {shown}")), |s| {
                     s.cc().insert("Healthcheck".into(), Value::Object(hc));
@@ -978,13 +928,7 @@ impl Builder<'_> {
             Kind::Onbuild(t) => {
                 let t = t.clone();
                 self.meta(state, &nop(&format!("ONBUILD {t}")), |s| {
-                    let o = s.cc().entry("OnBuild").or_insert_with(|| json!([]));
-                    if !o.is_array() {
-                        *o = json!([]);
-                    }
-                    if let Some(a) = o.as_array_mut() {
-                        a.push(json!(t));
-                    }
+                    changes::push_onbuild(s.cc(), t);
                     Ok(())
                 })?
             }
@@ -1186,6 +1130,13 @@ impl Builder<'_> {
             dir.join("bundle")
         };
         std::fs::create_dir_all(&bundle).map_err(io_err("create bundle", &bundle))?;
+        let etc = run::etc_files(&dir, &self.opts.network)?;
+        // `RUN --network` wins over the build's network (`--network`).
+        let netns = match flags.network {
+            Network::None => RunNetns::Isolated,
+            Network::Host => RunNetns::Host,
+            Network::Default => self.opts.network.namespace.clone(),
+        };
         let spec = run::spec(
             &id,
             &overlay.rootfs,
@@ -1196,7 +1147,8 @@ impl Builder<'_> {
                 uid,
                 gid,
                 mounts: prepared.oci.clone(),
-                isolated_network: flags.network == Network::None,
+                netns: &netns,
+                etc: &etc,
             },
         );
         let cfg = bundle.join("config.json");
@@ -1586,6 +1538,22 @@ fn go_quoted_list(argv: &[String]) -> String {
         .map(|a| serde_json::to_string(a).unwrap_or_default())
         .collect();
     format!("[{}]", items.join(" "))
+}
+
+/// Whether a step's result `state` is part of `image`: its layers and its
+/// history a prefix of the image's (the build that made the image went
+/// through this state).
+fn is_part_of(state: &ImageConfig, image: &ImageConfig) -> bool {
+    let history = |c: &ImageConfig| -> Vec<serde_json::Value> {
+        c.history
+            .iter()
+            .map(|h| serde_json::to_value(h).unwrap_or_default())
+            .collect()
+    };
+    let (mine, theirs) = (history(state), history(image));
+    image.rootfs.diff_ids.starts_with(&state.rootfs.diff_ids)
+        && !mine.is_empty()
+        && theirs.starts_with(&mine)
 }
 
 /// SHELL of the state, default `/bin/sh -c`.

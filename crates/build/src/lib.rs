@@ -21,12 +21,16 @@
 //! capabilities and seccomp); `COPY`/`ADD` (`context`, with `fsutil`) write
 //! into such an overlay; the upper dir becomes a gzip layer
 //! (`snapshot::diff_with`, mtimes clamped to `SOURCE_DATE_EPOCH`). Only the
-//! last step records image and tags.
+//! last step records image and tags. A `RUN` runs in the network
+//! [`RunNetwork`] names, its stdout and stderr told apart. `changes` holds
+//! the config edits of the metadata instructions, shared with
+//! [`apply_changes`] (`docker commit -c`, `docker import -c`).
 
 pub mod dockerfile;
 pub mod dockerignore;
 
 mod cache;
+mod changes;
 mod context;
 mod exec;
 mod fsutil;
@@ -39,6 +43,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use cais_image::ImageStore;
+pub use changes::apply_changes;
 
 /// What to build, in `docker build`'s terms.
 #[derive(Debug, Clone, Default)]
@@ -72,6 +77,14 @@ pub struct Options {
     /// `--platform` (`linux/arm64`): the platform base images are picked
     /// for from an index and `TARGETPLATFORM` names; default the host's.
     pub platform: Option<String>,
+    /// `--cache-from`: when given, a step is taken from the cache only if
+    /// its result is part of one of these images (its layers and history
+    /// a prefix of the image's), as docker's classic builder does; the
+    /// rest of the local cache is not used. Names missing from the store
+    /// give nothing.
+    pub cache_from: Option<Vec<String>>,
+    /// How `RUN` steps reach the network.
+    pub network: RunNetwork,
 }
 
 /// Looks a secret up by id: `Ok(None)` when the build has no such secret.
@@ -111,6 +124,28 @@ impl std::fmt::Debug for Secrets {
     }
 }
 
+/// The network of `RUN` steps (`docker build --network`, `--add-host`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunNetwork {
+    pub namespace: RunNetns,
+    /// `/etc/hosts` for `RUN`; the host's file when `None`.
+    pub hosts: Option<String>,
+    /// `/etc/resolv.conf` for `RUN`; the host's file when `None`.
+    pub resolv_conf: Option<String>,
+}
+
+/// The network namespace `RUN` steps run in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RunNetns {
+    /// The host's (the default: `RUN` commonly fetches packages).
+    #[default]
+    Host,
+    /// One of their own with only the loopback interface (`--network none`).
+    Isolated,
+    /// An existing one (a user network's, prepared by the caller).
+    Join(PathBuf),
+}
+
 /// Where the build reports what it does: docker's legacy builder lines
 /// (`Step 1/5 : FROM busybox`, ` ---> Using cache`, ` ---> 1a2b3c4d5e6f`,
 /// `Successfully built ...`, `Successfully tagged x:latest`) through
@@ -119,8 +154,16 @@ impl std::fmt::Debug for Secrets {
 pub trait Progress {
     /// One status line, without its newline.
     fn step(&mut self, text: &str);
-    /// Bytes a `RUN` command wrote to stdout or stderr.
+    /// Bytes a `RUN` command wrote to its standard output.
     fn output(&mut self, bytes: &[u8]);
+    /// Bytes a `RUN` command wrote to its standard error (by default, as
+    /// output).
+    fn error_output(&mut self, bytes: &[u8]) {
+        self.output(bytes)
+    }
+    /// The image is built and recorded: its id, before the `Successfully
+    /// built` line.
+    fn built(&mut self, _image_id: &str) {}
 }
 
 /// A [`Progress`] that writes everything to a writer (stdout in the CLI).

@@ -518,6 +518,10 @@ pub fn remote(c: &Client, a: &BuildArgs) -> Result<i32> {
             image_id = Some(id.to_string());
         }
         if let Some(s) = msg["stream"].as_str() {
+            // Quiet, the daemon's one line is the image id (as dockerd's).
+            if a.quiet() && s.trim().starts_with("sha256:") {
+                image_id = Some(s.trim().to_string());
+            }
             let _ = write!(out, "{s}");
         } else if let Some(s) = msg["status"].as_str() {
             match msg["id"].as_str() {
@@ -646,6 +650,7 @@ pub fn local(a: &BuildArgs) -> Result<i32> {
         iidfile: a.iidfile.clone(),
         secrets,
         platform: a.platform.clone(),
+        ..Default::default()
     };
     let stdout = std::io::stdout();
     let result = if quiet {

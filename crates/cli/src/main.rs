@@ -131,6 +131,9 @@ struct DaemonArgs {
 struct ArchiveArgs {
     #[arg(long)]
     root: std::path::PathBuf,
+    /// The container's volumes and binds, JSON (see `cais_engine::archive`).
+    #[arg(long)]
+    binds: Option<String>,
     /// stat, get or put.
     op: String,
     path: String,
@@ -224,9 +227,10 @@ fn main() {
             report(runtime::run(*rt))
         }
         Command::Daemon(a) => report(daemon(a)),
-        Command::Archive(a) => {
-            helper_report(cais_engine::archive::helper_main(&a.root, &a.op, &a.path).map(|()| None))
-        }
+        Command::Archive(a) => helper_report(
+            cais_engine::archive::helper_main(&a.root, a.binds.as_deref(), &a.op, &a.path)
+                .map(|()| None),
+        ),
         Command::Shim(a) => helper_report(
             cais_engine::shim::main(cais_engine::shim::Config {
                 id: a.id,

@@ -946,7 +946,11 @@ fn many_layer_image(f: &Fixture, tag: &str, n: usize) {
         "layers": layers,
     });
     let manifest = serde_json::to_vec(&manifest).expect("manifest");
-    let digest = f.store().content().put(&manifest, None).expect("put manifest");
+    let digest = f
+        .store()
+        .content()
+        .put(&manifest, None)
+        .expect("put manifest");
     let platform = cais_image::archive::host_platform();
     let tag = cais_image::Reference::from_str(tag)
         .expect("tag")

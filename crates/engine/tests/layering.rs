@@ -45,6 +45,7 @@ const LAYERS: &[&[&str]] = &[
         "http::handlers::exec",
         "http::handlers::images",
         "http::handlers::networks",
+        "http::handlers::swarm",
         "http::handlers::system",
         "http::handlers::volumes",
     ],

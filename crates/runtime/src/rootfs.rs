@@ -791,6 +791,26 @@ pub fn pivot_root_keeping(rootfs: &Path, host_mounts_slave: bool) -> Result<()> 
 /// needs a mount point) and pivoted into, and the old root detached, so no
 /// symlink or `..` inside the container leads to a host path.
 pub fn enter_privately(rootfs: &Path) -> Result<()> {
+    enter_privately_with(rootfs, &[])
+}
+
+/// A host directory or file that [`enter_privately_with`] binds into the
+/// root it enters (a container's volume or bind mount).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelperBind {
+    /// The host path.
+    pub source: PathBuf,
+    /// Where it appears inside the root (resolved within it).
+    pub destination: PathBuf,
+    pub readonly: bool,
+}
+
+/// [`enter_privately`], with `binds` mounted inside `rootfs` first (in the
+/// order given, so a later one may sit inside an earlier one), as the
+/// container sees them. Each destination is resolved inside the root
+/// (symlinks and `..` cannot leave it) and created when missing; the
+/// binds exist in the private namespace only.
+pub fn enter_privately_with(rootfs: &Path, binds: &[HelperBind]) -> Result<()> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
         .context(|| "unsharing the mount namespace".to_string())?;
     sys_mount(
@@ -807,6 +827,23 @@ pub fn enter_privately(rootfs: &Path) -> Result<()> {
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None,
     )?;
+    for b in binds {
+        let dest = secure_join(rootfs, &b.destination)
+            .context(|| format!("resolving mount destination {}", b.destination.display()))?;
+        let meta =
+            fs::metadata(&b.source).context(|| format!("bind source {}", b.source.display()))?;
+        make_mount_point(&dest, meta.is_dir())?;
+        sys_mount(
+            Some(&b.source),
+            &dest,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )?;
+        if b.readonly {
+            remount_bind_flags(&dest, MsFlags::MS_RDONLY | kept_flags(&dest))?;
+        }
+    }
     pivot_root(rootfs)
 }
 

@@ -206,6 +206,10 @@ impl Execs {
             .map_err(Error::io("writing the exec process", &process_file))?;
         let mut cmd = self.cfg.runtime_command();
         cmd.arg("exec").arg("--process").arg(&process_file);
+        // Written once the process runs: without it, it never started.
+        let pid_file = self.pid_file(&container, exec_id);
+        let _ = fs::remove_file(&pid_file);
+        cmd.arg("--pid-file").arg(&pid_file);
         if let Some(s) = console_socket {
             cmd.arg("--console-socket").arg(s);
         }
@@ -221,17 +225,42 @@ impl Execs {
         Ok((cmd, config, container))
     }
 
-    /// Records an exec's exit code and forgets its process file.
+    /// Where `cais runtime exec` writes the process's pid once it runs.
+    fn pid_file(&self, container: &str, exec_id: &str) -> std::path::PathBuf {
+        self.table
+            .dir(container)
+            .join(format!("exec-{exec_id}.pid"))
+    }
+
+    /// The exec's process id once it runs (recorded for inspect), `None`
+    /// while it has not started or when it could not be started.
+    pub fn started(&self, exec_id: &str) -> Option<i64> {
+        let container = self.lock().get(exec_id)?.container.clone();
+        let pid: i64 = fs::read_to_string(self.pid_file(&container, exec_id))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        self.set_pid(exec_id, pid);
+        Some(pid)
+    }
+
+    /// The detach keys of an exec, as its create request gave them.
+    pub fn detach_keys(&self, exec_id: &str) -> Option<String> {
+        self.lock()
+            .get(exec_id)
+            .map(|e| e.config.detach_keys.clone())
+    }
+
+    /// Records an exec's exit code and forgets its process and pid files.
     pub fn finished(&self, exec_id: &str, code: i64) {
         let mut execs = self.lock();
         if let Some(e) = execs.get_mut(exec_id) {
             e.running = false;
             e.exit_code = Some(code);
-            let _ = fs::remove_file(
-                self.table
-                    .dir(&e.container)
-                    .join(format!("exec-{exec_id}.json")),
-            );
+            let dir = self.table.dir(&e.container);
+            let _ = fs::remove_file(dir.join(format!("exec-{exec_id}.json")));
+            let _ = fs::remove_file(dir.join(format!("exec-{exec_id}.pid")));
         }
     }
 

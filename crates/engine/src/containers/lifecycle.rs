@@ -747,23 +747,20 @@ impl Containers {
     /// Sends a signal to the container's process.
     pub fn kill(&self, id: &str, signal: &str) -> Result<()> {
         let rec = self.table.get(id)?;
+        let sig = kill_signal(signal, &rec.name)?;
         if !rec.state.is_running() {
-            return Err(Error::Conflict(format!("Container {id} is not running")));
+            return Err(Error::Conflict(format!(
+                "Cannot kill container: {}: Container {id} is not running",
+                rec.name
+            )));
         }
-        let sig = cais_runtime::signal::parse(if signal.is_empty() { "KILL" } else { signal })
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         self.table.update(id, |r| r.manually_stopped = true)?;
-        self.cfg
-            .run_runtime(&["kill", id, &(sig as i32).to_string()])?;
-        let killed = sig == nix::sys::signal::Signal::SIGKILL;
+        self.cfg.run_runtime(&["kill", id, &sig.to_string()])?;
+        let killed = sig == libc::SIGKILL;
         if killed && rec.state.is_paused() {
             let _ = self.cfg.run_runtime(&["resume", id]);
         }
-        rec.emit(
-            &self.events,
-            "kill",
-            &[("signal", (sig as i32).to_string())],
-        );
+        rec.emit(&self.events, "kill", &[("signal", sig.to_string())]);
         if killed {
             // As dockerd: a SIGKILL returns once the container is gone, so
             // `kill` then `rm` finds it stopped. Other signals may be
@@ -922,7 +919,9 @@ impl Containers {
                         .removed_exit_code(id)
                         .unwrap_or(first.state.exit_code()));
                 }
-                Err(e) => return Err(e),
+                // Gone between two looks (`--rm` removes it as it exits):
+                // it stopped, with the code it left.
+                Err(e) => return self.table.removed_exit_code(id).ok_or(e),
                 Ok(r) => {
                     let stopped = r.state.is_stopped();
                     let done = match condition {
@@ -959,8 +958,9 @@ impl Containers {
     }
 
     /// Removes stopped containers that pass the prune filters (labels,
-    /// created before `until`); returns their ids.
-    pub fn prune(&self, filters: &Filters, until: Option<i64>) -> Vec<String> {
+    /// created before `until`); returns their ids and the bytes their
+    /// writable layers held.
+    pub fn prune(&self, filters: &Filters, until: Option<i64>) -> (Vec<String>, u64) {
         let ids: Vec<String> = self
             .table
             .select(|r| {
@@ -974,9 +974,42 @@ impl Containers {
             .into_iter()
             .map(|r| r.id)
             .collect();
-        ids.into_iter()
-            .filter(|id| self.remove(id, false, false).is_ok())
-            .collect()
+        let mut reclaimed = 0;
+        let mut removed = Vec::new();
+        for id in ids {
+            // What its writable layer held, measured before it goes.
+            let size = self
+                .images
+                .container_mount(&id)
+                .map(|m| tree_size(&m.upperdir))
+                .unwrap_or(0);
+            if self.remove(&id, false, false).is_ok() {
+                reclaimed += size;
+                removed.push(id);
+            }
+        }
+        (removed, reclaimed)
+    }
+
+    /// Removes the legacy link (`--link name:alias`) that gives container
+    /// `parent` another container as `alias`.
+    pub fn remove_link(&self, parent: &str, alias: &str) -> Result<()> {
+        let alias_of = |link: &str| {
+            let (name, a) = link.split_once(':').unwrap_or((link, link));
+            let a = if a.is_empty() { name } else { a };
+            a.rsplit('/').next().unwrap_or(a).to_string()
+        };
+        let rec = self.table.get(parent)?;
+        if !rec.host_config.links.iter().any(|l| alias_of(l) == alias) {
+            return Err(Error::not_found(
+                Kind::Container,
+                format!("/{}/{alias}", rec.name),
+            ));
+        }
+        self.table.update(parent, |r| {
+            r.host_config.links.retain(|l| alias_of(l) != alias);
+        })?;
+        Ok(())
     }
 
     /// Registers an attach client that must connect before start.
@@ -1030,35 +1063,67 @@ impl Containers {
         Ok(warnings)
     }
 
-    /// Commits a container's changes as a new image.
-    pub fn commit(
-        &self,
-        id: &str,
-        reference: Option<&str>,
-        author: &str,
-        comment: &str,
-    ) -> Result<String> {
+    /// `docker commit`: the container's filesystem changes as a new image
+    /// on its image. The image's config is the container's (as dockerd
+    /// makes it), with `overrides`' non-empty fields over it and then the
+    /// `changes` applied; the container and its config are kept as the
+    /// image's `container` and `container_config`, its image as `Parent`.
+    pub fn commit(&self, id: &str, req: &CommitRequest) -> Result<String> {
         let rec = self.table.get(id)?;
-        let reference = reference
+        let reference = req
+            .reference
             .filter(|r| !r.is_empty())
             .map(|r| r.parse::<cais_image::Reference>())
             .transpose()
             .map_err(Error::OciInput)?;
+        let container_config = serde_json::to_value(&rec.config).map_err(|source| Error::Json {
+            what: format!("the config of container {id}"),
+            source,
+        })?;
+        let mut config = container_config.clone();
+        if let (Some(config), Some(overrides)) = (config.as_object_mut(), req.overrides.as_object())
+        {
+            for (key, value) in overrides {
+                let empty = value.is_null()
+                    || value.as_str() == Some("")
+                    || value.as_array().is_some_and(Vec::is_empty)
+                    || value.as_object().is_some_and(serde_json::Map::is_empty)
+                    || value.as_bool() == Some(false);
+                if !empty {
+                    config.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        cais_build::apply_changes(&mut config, req.changes).map_err(Error::Build)?;
         let opts = cais_image::snapshot::CommitOptions {
             reference,
-            author: (!author.is_empty()).then(|| author.to_string()),
-            comment: (!comment.is_empty()).then(|| comment.to_string()),
+            author: (!req.author.is_empty()).then(|| req.author.to_string()),
+            comment: (!req.comment.is_empty()).then(|| req.comment.to_string()),
             created_by: Some(
                 std::iter::once(rec.path.clone())
                     .chain(rec.args.clone())
                     .collect::<Vec<_>>()
                     .join(" "),
             ),
+            config: Some(config),
+            container: Some((id.to_string(), container_config)),
         };
         let image = self.images.commit_container(id, &opts)?;
         rec.emit(&self.events, "commit", &[]);
         Ok(image.id().to_string())
     }
+}
+
+/// What `docker commit` asks of [`Containers::commit`].
+pub struct CommitRequest<'a> {
+    /// `repo[:tag]` for the image; untagged when `None`.
+    pub reference: Option<&'a str>,
+    pub author: &'a str,
+    pub comment: &'a str,
+    /// Dockerfile instructions applied to the config (`-c`).
+    pub changes: &'a [String],
+    /// Config fields given with the request, over the container's.
+    pub overrides: &'a serde_json::Value,
 }
 
 fn seccomp_from_opts(opts: &[String]) -> Result<Option<serde_json::Value>> {
@@ -1119,6 +1184,110 @@ fn make_working_dir(rootfs: &Path, cwd: &str) -> Result<()> {
     Ok(())
 }
 
+/// A `kill` request's signal as dockerd reads it: empty is SIGKILL; a
+/// number from 1 to 64 as is; a name with or without `SIG`, any case,
+/// including the real-time ones (`RTMIN`, `RTMIN+1`... `RTMAX-1`, `RTMAX`).
+/// Refusals in dockerd's words and status codes.
+fn kill_signal(signal: &str, container: &str) -> Result<i32> {
+    const NAMES: [(&str, i32); 31] = [
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ILL", 4),
+        ("TRAP", 5),
+        ("ABRT", 6),
+        ("IOT", 6),
+        ("BUS", 7),
+        ("FPE", 8),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("SEGV", 11),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("STKFLT", 16),
+        ("CHLD", 17),
+        ("CONT", 18),
+        ("STOP", 19),
+        ("TSTP", 20),
+        ("TTIN", 21),
+        ("TTOU", 22),
+        ("URG", 23),
+        ("XCPU", 24),
+        ("XFSZ", 25),
+        ("VTALRM", 26),
+        ("PROF", 27),
+        ("WINCH", 28),
+        ("IO", 29),
+        ("PWR", 30),
+    ];
+    const RTMIN: i32 = 34;
+    const RTMAX: i32 = 64;
+    if signal.is_empty() {
+        return Ok(libc::SIGKILL);
+    }
+    let invalid = || Error::InvalidArgument(format!("Invalid signal: {signal}"));
+    if let Ok(n) = signal.parse::<u64>() {
+        return match n {
+            0 => Err(invalid()),
+            1..=64 => Ok(n as i32),
+            _ => Err(Error::Failed {
+                program: "kill",
+                message: format!(
+                    "Cannot kill container: {container}: The linux daemon does not support signal {n}"
+                ),
+            }),
+        };
+    }
+    let upper = signal.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    if let Some((_, n)) = NAMES.iter().find(|(n, _)| *n == name) {
+        return Ok(*n);
+    }
+    let rt = |rest: &str, base: i32, sign: i32| -> Option<i32> {
+        let n = if rest.is_empty() {
+            0
+        } else {
+            rest.parse::<i32>().ok().filter(|n| *n > 0)?
+        };
+        let sig = base + sign * n;
+        (RTMIN..=RTMAX).contains(&sig).then_some(sig)
+    };
+    let parsed = if let Some(rest) = name.strip_prefix("RTMIN") {
+        match rest.strip_prefix('+') {
+            Some(n) => rt(n, RTMIN, 1),
+            None if rest.is_empty() => rt("", RTMIN, 1),
+            None => None,
+        }
+    } else if let Some(rest) = name.strip_prefix("RTMAX") {
+        match rest.strip_prefix('-') {
+            Some(n) => rt(n, RTMAX, -1),
+            None if rest.is_empty() => rt("", RTMAX, -1),
+            None => None,
+        }
+    } else {
+        None
+    };
+    parsed.ok_or_else(invalid)
+}
+
+/// Bytes of the files in a directory tree (links not followed).
+pub(crate) fn tree_size(path: &std::path::Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| tree_size(&e.path()))
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1140,5 +1309,34 @@ mod tests {
         );
         fs::write(root.path().join("file"), "x").expect("file");
         assert!(make_working_dir(root.path(), "/file").is_err());
+    }
+
+    #[test]
+    fn kill_signals_are_read_as_dockerd_reads_them() {
+        for (given, want) in [
+            ("", 9),
+            ("KILL", 9),
+            ("SIGKILL", 9),
+            ("usr1", 10),
+            ("SigTerm", 15),
+            ("1", 1),
+            ("64", 64),
+            ("RTMIN", 34),
+            ("SIGRTMIN+3", 37),
+            ("RTMAX-1", 63),
+            ("RTMAX", 64),
+        ] {
+            assert_eq!(kill_signal(given, "c").expect(given), want, "{given}");
+        }
+        for bad in ["FOO", "0", "-1", "RTMIN+40", "RTMAX+1", "SIGRTMIN 3"] {
+            let e = kill_signal(bad, "c").expect_err(bad);
+            assert_eq!(e.to_string(), format!("Invalid signal: {bad}"));
+        }
+        let e = kill_signal("99", "c").expect_err("99");
+        assert!(matches!(e, Error::Failed { .. }));
+        assert_eq!(
+            e.to_string(),
+            "Cannot kill container: c: The linux daemon does not support signal 99"
+        );
     }
 }

@@ -198,8 +198,20 @@ pub fn hosts_file(
         }
         s.push_str(&format!("{}\t{}\n", l.ip, names.join(" ")));
     }
+    s.push_str(&extra_host_lines(extra_hosts, host_gateway)?);
+    match own_ip {
+        Some(ip) => s.push_str(&format!("{ip}\t{hostname}\n")),
+        None => s.push_str(&format!("127.0.1.1\t{hostname}\n")),
+    }
+    Ok(s)
+}
+
+/// `--add-host` entries (`name:ip`, as the docker CLI sends them, or
+/// `name=ip`) as /etc/hosts lines; `host-gateway` is `host_gateway`.
+pub fn extra_host_lines(extra_hosts: &[String], host_gateway: Option<Ipv4Addr>) -> Result<String> {
+    let mut s = String::new();
     for e in extra_hosts {
-        // "name:ip" (docker CLI) or "name=ip"; IPv6 addresses hold colons.
+        // IPv6 addresses hold colons: the name ends at the first one.
         let (name, ip) = e
             .split_once('=')
             .or_else(|| e.split_once(':'))
@@ -219,10 +231,6 @@ pub fn hosts_file(
             )));
         };
         s.push_str(&format!("{ip}\t{name}\n"));
-    }
-    match own_ip {
-        Some(ip) => s.push_str(&format!("{ip}\t{hostname}\n")),
-        None => s.push_str(&format!("127.0.1.1\t{hostname}\n")),
     }
     Ok(s)
 }

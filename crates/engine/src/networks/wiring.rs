@@ -20,7 +20,7 @@ use cais_api::{
     EndpointSettings, HostConfig, NetworkConnectRequest, NetworkDisconnectRequest, NetworkingConfig,
 };
 use cais_net::ports::{Proto, Reservation};
-use cais_net::{dns, firewall, link, netns, ports};
+use cais_net::{dns, firewall, ipam, link, netns, ports};
 
 use crate::config::Config;
 use crate::containers::state::Container;
@@ -52,12 +52,30 @@ pub struct Wiring {
     firewall: Mutex<Option<firewall::Ruleset>>,
     /// Serializes network teardown with the daemon-start restore.
     ops: Mutex<()>,
+    /// Build sandboxes on user networks, as the embedded DNS sees them (a
+    /// leaf lock).
+    sandboxes: Arc<Mutex<BTreeMap<String, DnsEntry>>>,
+}
+
+/// A network namespace on a user network for a build's `RUN` steps
+/// (`docker build --network NAME`): attached like a container's, known to
+/// the embedded DNS under its id, and undone by [`Wiring::remove_sandbox`].
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    pub id: String,
+    pub netns: PathBuf,
+    /// `/etc/hosts` and `/etc/resolv.conf` for what runs in it.
+    pub hosts: String,
+    pub resolv_conf: String,
+    network_id: String,
+    host_ifname: String,
 }
 
 /// The embedded DNS server's view of the engine.
 struct EngineResolver {
     table: Arc<Table>,
     networks: Arc<NetworkStore>,
+    sandboxes: Arc<Mutex<BTreeMap<String, DnsEntry>>>,
 }
 
 impl EngineResolver {
@@ -69,7 +87,14 @@ impl EngineResolver {
             .filter(|n| n.user_defined())
             .map(|n| n.id)
             .collect();
-        self.table.with(|all| {
+        let sandboxes: Vec<DnsEntry> = self
+            .sandboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut entries = self.table.with(|all| {
             all.values()
                 .filter_map(|r| {
                     let net = r.net.as_ref()?;
@@ -108,8 +133,10 @@ impl EngineResolver {
                         links,
                     })
                 })
-                .collect()
-        })
+                .collect::<Vec<_>>()
+        });
+        entries.extend(sandboxes);
+        entries
     }
 }
 
@@ -138,6 +165,7 @@ impl Wiring {
             dns: OnceLock::new(),
             firewall: Mutex::new(None),
             ops: Mutex::new(()),
+            sandboxes: Arc::new(Mutex::new(BTreeMap::new())),
         }
     }
 
@@ -159,6 +187,7 @@ impl Wiring {
         let resolver: Arc<dyn dns::Resolver> = Arc::new(EngineResolver {
             table: self.table.clone(),
             networks: self.networks.clone(),
+            sandboxes: self.sandboxes.clone(),
         });
         match dns::DnsServer::start(resolver, upstreams) {
             Ok(server) => {
@@ -760,6 +789,91 @@ impl Wiring {
             },
             done,
         ))
+    }
+
+    /// A sandbox on network `key` (a user-defined bridge network) for a
+    /// build: its own namespace with an address there, the embedded DNS
+    /// answering in it, and the /etc texts to go with it; `extra_hosts`
+    /// are `--add-host` entries. Nothing is left behind on error.
+    pub fn sandbox(&self, key: &str, extra_hosts: &[String]) -> Result<Sandbox> {
+        let net = self.networks.find(key)?;
+        if !net.user_defined() || net.driver != "bridge" {
+            return Err(Error::InvalidArgument(format!(
+                "network mode {key:?} is not supported for builds: give host, none or a user-defined bridge network"
+            )));
+        }
+        let id = format!("build-{}", random_hex(8));
+        let path = self.netns_path(&id);
+        netns::create(&path)?;
+        let (n, subnet, gw, ip) = match self.networks.allocate(&net.id, &id, None) {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = netns::remove(&path);
+                return Err(e);
+            }
+        };
+        let host_ifname = format!("veth{}", &random_hex(4)[..7]);
+        let attached = link::ensure_bridge(&n.bridge, gw, subnet.prefix).and_then(|_| {
+            link::attach(&link::Attachment {
+                netns: path.clone(),
+                bridge: n.bridge.clone(),
+                host_ifname: host_ifname.clone(),
+                ifname: "eth0".into(),
+                address: ip,
+                prefix: subnet.prefix,
+                mac: ipam::mac_for(ip),
+                gateway: Some(gw),
+            })
+        });
+        let sandbox = Sandbox {
+            id: id.clone(),
+            netns: path.clone(),
+            hosts: String::new(),
+            resolv_conf: netconf::resolv_conf(&host_resolv_conf(), true, &[], &[], &[]),
+            network_id: n.id.clone(),
+            host_ifname,
+        };
+        let ready = attached.map_err(Error::from).and_then(|()| {
+            let hosts = netconf::hosts_file(&id[..12], Some(ip), &[], extra_hosts, Some(gw))?;
+            self.sandboxes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(
+                    id.clone(),
+                    DnsEntry {
+                        id: id.clone(),
+                        name: id.clone(),
+                        hostname: id.clone(),
+                        endpoints: BTreeMap::from([(n.id.clone(), (ip, Vec::new()))]),
+                        links: Vec::new(),
+                    },
+                );
+            if let Some(d) = self.dns.get() {
+                d.add(&id, &path)?;
+            }
+            Ok(hosts)
+        });
+        match ready {
+            Ok(hosts) => Ok(Sandbox { hosts, ..sandbox }),
+            Err(e) => {
+                self.remove_sandbox(&sandbox);
+                Err(e)
+            }
+        }
+    }
+
+    /// Undoes [`Wiring::sandbox`]; idempotent.
+    pub fn remove_sandbox(&self, sandbox: &Sandbox) {
+        if let Some(d) = self.dns.get() {
+            d.remove(&sandbox.id);
+        }
+        self.sandboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&sandbox.id);
+        let _ = link::detach(&sandbox.host_ifname);
+        let _ = netns::remove(&sandbox.netns);
+        self.networks.release(&sandbox.network_id, &sandbox.id);
     }
 
     /// A `network` event about a container (connect, disconnect).
