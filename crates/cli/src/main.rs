@@ -29,6 +29,7 @@ mod build;
 mod client_cmds;
 mod compose;
 mod images;
+mod kube;
 mod logging;
 mod network;
 mod runtime;
@@ -84,6 +85,9 @@ enum Command {
     /// Define and run multi-container applications (docker compose v2's
     /// command line).
     Compose(Box<compose::ComposeArgs>),
+    /// The orchestrator: `cais kube server` serves the Kubernetes API.
+    #[command(subcommand)]
+    Kube(kube::KubeCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -117,12 +121,19 @@ struct DaemonArgs {
     /// Log lines as text or as JSON objects.
     #[arg(long = "log-format", value_enum, default_value = "text")]
     log_format: logging::Format,
+    /// A directory of Container Device Interface specs (repeat for more;
+    /// default /etc/cdi and /var/run/cdi).
+    #[arg(long = "cdi-spec-dir")]
+    cdi_spec_dir: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
 struct ArchiveArgs {
     #[arg(long)]
     root: std::path::PathBuf,
+    /// The container's volumes and binds, JSON (see `cais_engine::archive`).
+    #[arg(long)]
+    binds: Option<String>,
     /// stat, get or put.
     op: String,
     path: String,
@@ -146,6 +157,15 @@ struct ShimArgs {
     log_max_size: u64,
     #[arg(long = "log-max-files", default_value_t = 1)]
     log_max_files: u32,
+    /// Keep no log (the `none` log driver).
+    #[arg(long = "no-log")]
+    no_log: bool,
+    /// Attributes every log record carries, as a JSON object.
+    #[arg(long = "log-attrs")]
+    log_attrs: Option<String>,
+    /// Close the container's stdin when an attached client's input ends.
+    #[arg(long = "stdin-once")]
+    stdin_once: bool,
     #[arg(long = "cgroup-path")]
     cgroup_path: String,
 }
@@ -190,6 +210,7 @@ fn main() {
         // The runtime logs through its own runc-compatible sink.
         Command::Runtime(_) => {}
         Command::Daemon(a) => logging::init(a.log_level, a.log_format),
+        Command::Kube(kube::KubeCommand::Server(a)) => logging::init(a.log_level, a.log_format),
         // The registry's access log has been JSON lines from the start.
         Command::Registry(cais_registry_server::cli::Command::Serve { .. }) => {
             logging::init(logging::Level::Info, logging::Format::Json)
@@ -206,9 +227,10 @@ fn main() {
             report(runtime::run(*rt))
         }
         Command::Daemon(a) => report(daemon(a)),
-        Command::Archive(a) => {
-            helper_report(cais_engine::archive::helper_main(&a.root, &a.op, &a.path).map(|()| None))
-        }
+        Command::Archive(a) => helper_report(
+            cais_engine::archive::helper_main(&a.root, a.binds.as_deref(), &a.op, &a.path)
+                .map(|()| None),
+        ),
         Command::Shim(a) => helper_report(
             cais_engine::shim::main(cais_engine::shim::Config {
                 id: a.id,
@@ -220,11 +242,19 @@ fn main() {
                 stdin: a.stdin,
                 log_max_size: a.log_max_size,
                 log_max_files: a.log_max_files,
+                no_log: a.no_log,
+                log_attrs: a
+                    .log_attrs
+                    .as_deref()
+                    .and_then(|j| serde_json::from_str(j).ok())
+                    .unwrap_or_default(),
+                stdin_once: a.stdin_once,
                 cgroup_path: a.cgroup_path,
             })
             .map(Some),
         ),
         Command::Registry(cmd) => report(cais_registry_server::cli::run(cmd).map(|_| 0)),
+        Command::Kube(cmd) => report(kube::run(cmd)),
         Command::Images(cmd) if images::is_local(&cmd) => report(images::run(cmd)),
         Command::Images(cmd) => client_cmds::client(host.as_deref())
             .and_then(|c| images::run_remote(&c, cmd))
@@ -321,6 +351,11 @@ fn daemon(a: DaemonArgs) -> anyhow::Result<i32> {
         root: a.data_root,
         exec_root: a.exec_root,
         binary: std::env::current_exe().unwrap_or_else(|_| "cais".into()),
+        cdi_spec_dirs: if a.cdi_spec_dir.is_empty() {
+            cais_engine::config::default_cdi_spec_dirs()
+        } else {
+            a.cdi_spec_dir
+        },
     };
     cais_engine::daemon::run(opts)?;
     Ok(0)

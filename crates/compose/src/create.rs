@@ -124,7 +124,8 @@ pub fn request(i: &Instance) -> Value {
         interval: nanos(&h.interval),
         timeout: nanos(&h.timeout),
         start_period: nanos(&h.start_period),
-        retries: h.retries.unwrap_or(0) as i32,
+        retries: h.retries.unwrap_or(0) as i64,
+        ..Default::default()
     });
     let config = ContainerConfig {
         hostname: s.hostname.clone().unwrap_or_default(),
@@ -172,7 +173,9 @@ pub fn request(i: &Instance) -> Value {
             tmpfs_options: v.tmpfs.as_ref().map(|t| TmpfsOptions {
                 size_bytes: t.size.unwrap_or(0),
                 mode: t.mode.unwrap_or(0),
+                ..Default::default()
             }),
+            ..Default::default()
         });
     }
     // File-based secrets and configs are bind mounts, read-only.
@@ -200,7 +203,7 @@ pub fn request(i: &Instance) -> Value {
                 source: file,
                 target,
                 read_only: true,
-                tmpfs_options: None,
+                ..Default::default()
             });
         }
     }
@@ -279,7 +282,7 @@ pub fn request(i: &Instance) -> Value {
         dns_search: s.dns_search.clone(),
         dns_options: s.dns_opt.clone(),
         links: s.links.clone(),
-        oom_score_adj: s.oom_score_adj.map(|v| v as i32),
+        oom_score_adj: s.oom_score_adj.unwrap_or(0),
         ..HostConfig::default()
     };
     let mut endpoints = BTreeMap::new();
@@ -303,6 +306,7 @@ pub fn request(i: &Instance) -> Value {
                     e.ipam_config = Some(EndpointIpamConfig {
                         ipv4_address: c.ipv4_address.clone().unwrap_or_default(),
                         ipv6_address: c.ipv6_address.clone().unwrap_or_default(),
+                        ..Default::default()
                     });
                 }
             }

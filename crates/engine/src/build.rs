@@ -35,6 +35,25 @@ pub(crate) struct Params {
     pub pull: bool,
     pub quiet: bool,
     pub source_date_epoch: Option<i64>,
+    /// `cachefrom`: images whose steps alone may be reused.
+    pub cache_from: Option<Vec<String>>,
+    /// `networkmode`: where `RUN` steps run.
+    pub network: BuildNetwork,
+    /// `extrahosts`: `name:ip` lines added to `RUN`'s /etc/hosts.
+    pub extra_hosts: Vec<String>,
+}
+
+/// `networkmode` of a build.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) enum BuildNetwork {
+    /// `""`, `default`, `bridge` or `host`: the host's network (the
+    /// builder's default here).
+    #[default]
+    Host,
+    /// `none`: loopback only.
+    None,
+    /// A user-defined network, by name or id.
+    Network(String),
 }
 
 pub(crate) fn invalid(text: impl Into<String>) -> Error {
@@ -49,6 +68,8 @@ pub(crate) struct Context {
     pub binary: PathBuf,
     pub images: Arc<ImageStore>,
     pub events: Arc<Events>,
+    /// Where `RUN` steps run (a user network's sandbox already made).
+    pub network: cais_build::RunNetwork,
 }
 
 /// The compression of a context tar, from its first bytes.
@@ -228,7 +249,9 @@ pub(crate) enum Msg {
     Failed(Error, Option<i32>),
 }
 
-/// Build progress as JSON lines (`{"stream": ...}`). In quiet mode
+/// Build progress as JSON lines (`{"stream": ...}`), a `RUN`'s stderr
+/// between the terminal colour codes docker puts around it, the image id
+/// as `{"aux": {"ID": ...}}` before `Successfully built`. In quiet mode
 /// nothing is sent, but it is kept for the error message, as docker does.
 struct Stream {
     tx: mpsc::Sender<Msg>,
@@ -250,12 +273,40 @@ impl Stream {
     }
 }
 
+/// What docker wraps a `RUN`'s stderr in (bright red, then reset).
+const STDERR_START: &str = "\u{1b}[91m";
+const STDERR_END: &str = "\u{1b}[0m";
+
 impl cais_build::Progress for Stream {
     fn step(&mut self, text: &str) {
         self.send(format!("{text}\n"));
     }
 
     fn output(&mut self, bytes: &[u8]) {
+        if let Some(text) = self.whole_text(bytes) {
+            self.send(text);
+        }
+    }
+
+    fn error_output(&mut self, bytes: &[u8]) {
+        if let Some(text) = self.whole_text(bytes) {
+            self.send(format!("{STDERR_START}{text}{STDERR_END}"));
+        }
+    }
+
+    fn built(&mut self, image_id: &str) {
+        if !self.quiet {
+            let _ = self
+                .tx
+                .blocking_send(Msg::Line(serde_json::json!({"aux": {"ID": image_id}})));
+        }
+    }
+}
+
+impl Stream {
+    /// `bytes` after what an earlier chunk left of an incomplete UTF-8
+    /// sequence, up to an incomplete one at its end (kept for the next).
+    fn whole_text(&mut self, bytes: &[u8]) -> Option<String> {
         let mut data = std::mem::take(&mut self.partial);
         data.extend_from_slice(bytes);
         let valid = match std::str::from_utf8(&data) {
@@ -265,9 +316,7 @@ impl cais_build::Progress for Stream {
             Err(_) => data.len(),
         };
         self.partial = data.split_off(valid);
-        if !data.is_empty() {
-            self.send(String::from_utf8_lossy(&data).into_owned());
-        }
+        (!data.is_empty()).then(|| String::from_utf8_lossy(&data).into_owned())
     }
 }
 
@@ -356,6 +405,9 @@ pub(crate) fn run(
         pull: params.pull,
         source_date_epoch: params.source_date_epoch,
         iidfile: None,
+        cache_from: params.cache_from.clone(),
+        network: ctx.network.clone(),
+        ..Default::default()
     };
     let mut stream = Stream {
         tx: tx.clone(),
@@ -365,9 +417,6 @@ pub(crate) fn run(
     };
     match cais_build::build(&env, &opts, &mut stream) {
         Ok(built) => {
-            let _ = tx.blocking_send(Msg::Line(
-                serde_json::json!({"aux": {"ID": built.image_id}}),
-            ));
             if params.quiet {
                 let _ = tx.blocking_send(Msg::Line(
                     serde_json::json!({"stream": format!("{}\n", built.image_id)}),

@@ -11,8 +11,10 @@
 //!    a source), `config` (directories, the runtime command, a
 //!    container's cgroup), `ids` (random ids and names), `events`,
 //!    `filters` (dockerd's filter semantics), `logfile` (json-file with
-//!    size rotation), `spec` (config.json from the image config, the
-//!    container config and Docker's default security profile), `shim`
+//!    size rotation, the log drivers' options), `spec` (config.json from
+//!    the image config, the container config and Docker's default
+//!    security profile), `devices` (host devices, device cgroup rules,
+//!    device requests and CDI specs as spec edits), `shim`
 //!    (the per-container supervisor, single threaded, and its client
 //!    side), `volumes`, `images` (the engine's side of the image store:
 //!    views, pulls with docker's progress), `archive` (the `cp` helper
@@ -22,7 +24,10 @@
 //!    pull; and what BuildKit's protocol builds with),
 //!    `networks::netconf` (pure networking: port specs, /etc files, the
 //!    firewall ruleset from state, name resolution, network modes, what a
-//!    running container holds).
+//!    running container holds), `containers::fields` (how every field of
+//!    a create, update or exec request is handled: the table) and
+//!    `containers::settings` (a request checked as dockerd checks it:
+//!    refusals, warnings, defaults).
 //! 2. `containers::state` (a container in memory; its `State` enum and
 //!    the changes the life cycle may make to it), `containers::record`
 //!    (the versioned on-disk record, every version written so far
@@ -61,6 +66,7 @@ mod build;
 pub mod config;
 pub mod containers;
 pub mod daemon;
+pub mod devices;
 pub mod engine;
 pub mod error;
 pub mod events;

@@ -8,5 +8,6 @@ pub(super) mod containers;
 pub(super) mod exec;
 pub(super) mod images;
 pub(super) mod networks;
+pub(super) mod swarm;
 pub(super) mod system;
 pub(super) mod volumes;
