@@ -40,6 +40,10 @@ pub fn client(host: Option<&str>) -> Result<Client> {
 
 /// Prints an error the way docker does; returns the exit code.
 pub fn report(e: &anyhow::Error, code: i32) -> i32 {
+    // Already reported, with its own status.
+    if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
+        return *code;
+    }
     let daemon = e.chain().find_map(|c| match c.downcast_ref() {
         Some(cais_client::http::Error::Daemon { message, .. }) => Some(message.clone()),
         _ => None,
@@ -231,9 +235,294 @@ pub struct RunArgs {
     stop_signal: Option<String>,
     #[arg(long = "stop-timeout")]
     stop_timeout: Option<i64>,
+    #[command(flatten)]
+    resources: ResourceArgs,
+    /// A resource limit, NAME=SOFT[:HARD] (nofile, nproc, ...).
+    #[arg(long)]
+    ulimit: Vec<String>,
+    /// A namespaced kernel parameter, KEY=VALUE.
+    #[arg(long)]
+    sysctl: Vec<String>,
+    /// A host device, HOST[:CONTAINER][:PERMISSIONS], or a CDI name.
+    #[arg(long)]
+    device: Vec<String>,
+    /// A rule for the device cgroup, 'TYPE MAJOR:MINOR PERMISSIONS'.
+    #[arg(long = "device-cgroup-rule")]
+    device_cgroup_rule: Vec<String>,
+    /// GPUs to add: all, a count, or device=ID.
+    #[arg(long)]
+    gpus: Option<String>,
+    /// Size of /dev/shm (e.g. 64m).
+    #[arg(long = "shm-size")]
+    shm_size: Option<String>,
+    /// The PID namespace: host or container:NAME.
+    #[arg(long)]
+    pid: Option<String>,
+    /// The IPC namespace: none, private, shareable, host or container:NAME.
+    #[arg(long)]
+    ipc: Option<String>,
+    /// The UTS namespace: host.
+    #[arg(long)]
+    uts: Option<String>,
+    /// The user namespace: host.
+    #[arg(long)]
+    userns: Option<String>,
+    /// The cgroup namespace: host or private.
+    #[arg(long)]
+    cgroupns: Option<String>,
+    /// A supplementary group (name or number).
+    #[arg(long = "group-add")]
+    group_add: Vec<String>,
+    /// The OOM killer's preference, -1000 to 1000.
+    #[arg(long = "oom-score-adj")]
+    oom_score_adj: Option<i64>,
+    /// Mount the volumes of another container, NAME[:ro|:rw].
+    #[arg(long = "volumes-from")]
+    volumes_from: Vec<String>,
+    /// The volume driver for -v volumes.
+    #[arg(long = "volume-driver")]
+    volume_driver: Option<String>,
+    /// The container's NIS domain name.
+    #[arg(long)]
+    domainname: Option<String>,
+    /// A file of labels, one KEY=VALUE a line.
+    #[arg(long = "label-file")]
+    label_file: Vec<std::path::PathBuf>,
+    /// The image's platform (os[/arch[/variant]]).
+    #[arg(long)]
+    platform: Option<String>,
+    /// Pull the image: always, missing or never.
+    #[arg(long, default_value = "missing")]
+    pull: String,
+    /// Print no pull progress.
+    #[arg(short, long)]
+    quiet: bool,
+    /// json-file, local or none.
+    #[arg(long = "log-driver")]
+    log_driver: Option<String>,
+    /// A log driver option, KEY=VALUE (max-size, max-file, ...).
+    #[arg(long = "log-opt")]
+    log_opt: Vec<String>,
+    /// Run no health check, not even the image's.
+    #[arg(long = "no-healthcheck")]
+    no_healthcheck: bool,
+    #[arg(long = "health-start-interval")]
+    health_start_interval: Option<String>,
+    /// Write the container's id to this file.
+    #[arg(long)]
+    cidfile: Option<std::path::PathBuf>,
+    /// Forward the signals this client gets to the container.
+    #[arg(long = "sig-proxy", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "true")]
+    sig_proxy: bool,
+    /// An OCI annotation, KEY=VALUE.
+    #[arg(long)]
+    annotation: Vec<String>,
+    /// The OCI runtime (only registered ones).
+    #[arg(long)]
+    runtime: Option<String>,
+    /// Windows isolation technology (default only on Linux).
+    #[arg(long)]
+    isolation: Option<String>,
+    /// A storage driver option, KEY=VALUE.
+    #[arg(long = "storage-opt")]
+    storage_opt: Vec<String>,
+    /// The container's MAC address on its network.
+    #[arg(long = "mac-address")]
+    mac_address: Option<String>,
+    /// Attach to STDIN, STDOUT or STDERR (repeatable).
+    #[arg(short, long)]
+    attach: Vec<String>,
+    /// The key sequence that detaches from the container.
+    #[arg(long = "detach-keys")]
+    detach_keys: Option<String>,
+    /// Skip image verification (images are not signed here).
+    #[arg(long = "disable-content-trust", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "true")]
+    disable_content_trust: bool,
     image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
+}
+
+/// The resource flags `run`, `create` and `update` share (docker's
+/// `Resources`): cgroup limits and weights.
+#[derive(Debug, Args, Default)]
+pub struct ResourceArgs {
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long = "cpu-shares")]
+    cpu_shares: Option<i64>,
+    /// The CPUs the container may run on (0-3, 0,1).
+    #[arg(long = "cpuset-cpus")]
+    cpuset_cpus: Option<String>,
+    /// The memory nodes the container may use.
+    #[arg(long = "cpuset-mems")]
+    cpuset_mems: Option<String>,
+    /// The CFS scheduler period, microseconds.
+    #[arg(long = "cpu-period")]
+    cpu_period: Option<i64>,
+    /// The CFS scheduler quota, microseconds.
+    #[arg(long = "cpu-quota")]
+    cpu_quota: Option<i64>,
+    #[arg(long = "cpu-rt-period")]
+    cpu_rt_period: Option<i64>,
+    #[arg(long = "cpu-rt-runtime")]
+    cpu_rt_runtime: Option<i64>,
+    /// A soft memory limit (e.g. 32m).
+    #[arg(long = "memory-reservation")]
+    memory_reservation: Option<String>,
+    /// Memory plus swap; -1 for unlimited swap.
+    #[arg(long = "memory-swap")]
+    memory_swap: Option<String>,
+    /// How readily anonymous pages are swapped, 0 to 100.
+    #[arg(long = "memory-swappiness")]
+    memory_swappiness: Option<i64>,
+    /// Do not let the OOM killer kill the container's processes.
+    #[arg(long = "oom-kill-disable", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    oom_kill_disable: Option<bool>,
+    /// Block IO weight, 10 to 1000 (0 leaves it).
+    #[arg(long = "blkio-weight")]
+    blkio_weight: Option<u16>,
+    /// A device's block IO weight, PATH:WEIGHT.
+    #[arg(long = "blkio-weight-device")]
+    blkio_weight_device: Vec<String>,
+    #[arg(long = "device-read-bps")]
+    device_read_bps: Vec<String>,
+    #[arg(long = "device-write-bps")]
+    device_write_bps: Vec<String>,
+    #[arg(long = "device-read-iops")]
+    device_read_iops: Vec<String>,
+    #[arg(long = "device-write-iops")]
+    device_write_iops: Vec<String>,
+    /// The parent cgroup of the container's.
+    #[arg(long = "cgroup-parent")]
+    cgroup_parent: Option<String>,
+    /// Kernel memory limit (deprecated by the kernel; refused by the daemon
+    /// when set).
+    #[arg(long = "kernel-memory")]
+    kernel_memory: Option<String>,
+}
+
+/// The resource fields of a `HostConfig` or an update, as
+/// [`ResourceArgs`] names them: applied by one function to both.
+struct ResourceFields<'a> {
+    cpu_shares: &'a mut i64,
+    cpuset_cpus: &'a mut String,
+    cpuset_mems: &'a mut String,
+    cpu_period: &'a mut i64,
+    cpu_quota: &'a mut i64,
+    cpu_realtime_period: &'a mut i64,
+    cpu_realtime_runtime: &'a mut i64,
+    memory_reservation: &'a mut i64,
+    memory_swap: &'a mut i64,
+    memory_swappiness: &'a mut Option<i64>,
+    oom_kill_disable: &'a mut Option<bool>,
+    blkio_weight: &'a mut u16,
+    blkio_weight_device: &'a mut Vec<cais_api::WeightDevice>,
+    blkio_device_read_bps: &'a mut Vec<cais_api::ThrottleDevice>,
+    blkio_device_write_bps: &'a mut Vec<cais_api::ThrottleDevice>,
+    blkio_device_read_iops: &'a mut Vec<cais_api::ThrottleDevice>,
+    blkio_device_write_iops: &'a mut Vec<cais_api::ThrottleDevice>,
+    cgroup_parent: &'a mut String,
+    kernel_memory: &'a mut i64,
+}
+
+macro_rules! resource_fields {
+    ($x:expr) => {
+        ResourceFields {
+            cpu_shares: &mut $x.cpu_shares,
+            cpuset_cpus: &mut $x.cpuset_cpus,
+            cpuset_mems: &mut $x.cpuset_mems,
+            cpu_period: &mut $x.cpu_period,
+            cpu_quota: &mut $x.cpu_quota,
+            cpu_realtime_period: &mut $x.cpu_realtime_period,
+            cpu_realtime_runtime: &mut $x.cpu_realtime_runtime,
+            memory_reservation: &mut $x.memory_reservation,
+            memory_swap: &mut $x.memory_swap,
+            memory_swappiness: &mut $x.memory_swappiness,
+            oom_kill_disable: &mut $x.oom_kill_disable,
+            blkio_weight: &mut $x.blkio_weight,
+            blkio_weight_device: &mut $x.blkio_weight_device,
+            blkio_device_read_bps: &mut $x.blkio_device_read_bps,
+            blkio_device_write_bps: &mut $x.blkio_device_write_bps,
+            blkio_device_read_iops: &mut $x.blkio_device_read_iops,
+            blkio_device_write_iops: &mut $x.blkio_device_write_iops,
+            cgroup_parent: &mut $x.cgroup_parent,
+            kernel_memory: &mut $x.kernel_memory,
+        }
+    };
+}
+
+
+/// `--memory-swap`: a size, or -1 for unlimited swap.
+fn swap_bytes(s: &str) -> Result<i64> {
+    Ok(if s == "-1" { -1 } else { opts::bytes(s)? })
+}
+
+impl ResourceArgs {
+    /// Fills the request's resource fields from the flags given.
+    fn apply(&self, f: ResourceFields) -> Result<()> {
+        if let Some(v) = self.cpu_shares {
+            *f.cpu_shares = v;
+        }
+        if let Some(v) = &self.cpuset_cpus {
+            *f.cpuset_cpus = v.clone();
+        }
+        if let Some(v) = &self.cpuset_mems {
+            *f.cpuset_mems = v.clone();
+        }
+        if let Some(v) = self.cpu_period {
+            *f.cpu_period = v;
+        }
+        if let Some(v) = self.cpu_quota {
+            *f.cpu_quota = v;
+        }
+        if let Some(v) = self.cpu_rt_period {
+            *f.cpu_realtime_period = v;
+        }
+        if let Some(v) = self.cpu_rt_runtime {
+            *f.cpu_realtime_runtime = v;
+        }
+        if let Some(v) = &self.memory_reservation {
+            *f.memory_reservation = opts::bytes(v)?;
+        }
+        if let Some(v) = &self.memory_swap {
+            *f.memory_swap = swap_bytes(v)?;
+        }
+        if let Some(v) = self.memory_swappiness {
+            if !(-1..=100).contains(&v) {
+                bail!("invalid value: {v}. Valid memory swappiness range is 0-100");
+            }
+            *f.memory_swappiness = Some(v);
+        }
+        if self.oom_kill_disable.is_some() {
+            *f.oom_kill_disable = self.oom_kill_disable;
+        }
+        if let Some(v) = self.blkio_weight {
+            *f.blkio_weight = v;
+        }
+        for d in &self.blkio_weight_device {
+            f.blkio_weight_device.push(opts::weight_device(d)?);
+        }
+        for (list, out, iops) in [
+            (&self.device_read_bps, &mut *f.blkio_device_read_bps, false),
+            (&self.device_write_bps, &mut *f.blkio_device_write_bps, false),
+            (&self.device_read_iops, &mut *f.blkio_device_read_iops, true),
+            (&self.device_write_iops, &mut *f.blkio_device_write_iops, true),
+        ] {
+            for d in list {
+                out.push(opts::throttle_device(d, iops)?);
+            }
+        }
+        if let Some(v) = &self.cgroup_parent {
+            *f.cgroup_parent = v.clone();
+        }
+        if let Some(v) = &self.kernel_memory {
+            *f.kernel_memory = opts::bytes(v)?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -335,6 +624,11 @@ pub struct ExecArgs {
     tty: bool,
     #[arg(short, long = "env")]
     env: Vec<String>,
+    #[arg(long = "env-file")]
+    env_file: Vec<std::path::PathBuf>,
+    /// The key sequence that detaches from the exec.
+    #[arg(long = "detach-keys")]
+    detach_keys: Option<String>,
     #[arg(short, long)]
     user: Option<String>,
     #[arg(short, long)]
@@ -544,9 +838,13 @@ pub(crate) fn each(
 /// `--env-file`s first, then `-e`s (later values win in the container),
 /// each read with docker's rules (`opts::env_file`).
 fn env_list(a: &RunArgs) -> Result<Vec<String>> {
+    env_of(&a.env_file, &a.env)
+}
+
+fn env_of(files: &[std::path::PathBuf], env: &[String]) -> Result<Vec<String>> {
     let lookup = |name: &str| std::env::var(name).ok();
     let mut out = Vec::new();
-    for f in &a.env_file {
+    for f in files {
         let text = std::fs::read_to_string(f)
             .with_context(|| format!("reading the env file {}", f.display()))?;
         out.extend(
@@ -556,7 +854,7 @@ fn env_list(a: &RunArgs) -> Result<Vec<String>> {
     }
     // `-e NAME=value` is taken verbatim (newlines too), `-e NAME` from
     // this environment when set there.
-    for e in &a.env {
+    for e in env {
         match e.split_once('=') {
             Some(_) => out.push(e.clone()),
             None => out.extend(lookup(e).map(|v| format!("{e}={v}"))),
@@ -671,8 +969,134 @@ fn create_request(a: &RunArgs) -> Result<CreateRequest> {
     if !exposed.is_empty() {
         req.config.exposed_ports = Some(exposed);
     }
+    run_only_fields(&mut req, a)?;
     networking(&mut req, a)?;
     Ok(req)
+}
+
+/// The flags beyond the basics: namespaces, devices, limits, logging,
+/// labels from files, annotations; each onto the field the daemon applies
+/// or refuses.
+fn run_only_fields(req: &mut CreateRequest, a: &RunArgs) -> Result<()> {
+    let hc = &mut req.host_config;
+    a.resources.apply(resource_fields!(hc))?;
+    hc.ulimits = a
+        .ulimit
+        .iter()
+        .map(|u| opts::ulimit(u))
+        .collect::<Result<_, _>>()?;
+    hc.sysctls = opts::key_values(&a.sysctl, "sysctl")?;
+    for d in &a.device {
+        match opts::device(d)? {
+            opts::Device::Node(m) => hc.devices.push(m),
+            opts::Device::Cdi(name) => hc.device_requests.push(cais_api::DeviceRequest {
+                driver: "cdi".into(),
+                device_ids: vec![name],
+                ..Default::default()
+            }),
+        }
+    }
+    hc.device_cgroup_rules = a
+        .device_cgroup_rule
+        .iter()
+        .map(|r| opts::device_cgroup_rule(r))
+        .collect::<Result<_, _>>()?;
+    if let Some(g) = &a.gpus {
+        hc.device_requests.push(opts::gpus(g)?);
+    }
+    if let Some(s) = &a.shm_size {
+        hc.shm_size = opts::bytes(s)?;
+        if hc.shm_size <= 0 {
+            bail!("invalid size: '{s}'");
+        }
+    }
+    hc.pid_mode = a.pid.clone().unwrap_or_default();
+    hc.ipc_mode = a.ipc.clone().unwrap_or_default();
+    hc.uts_mode = a.uts.clone().unwrap_or_default();
+    hc.userns_mode = a.userns.clone().unwrap_or_default();
+    if let Some(mode) = &a.cgroupns {
+        if !matches!(mode.as_str(), "host" | "private") {
+            bail!("--cgroupns: invalid CGROUP mode: {mode}");
+        }
+        hc.cgroupns_mode = mode.clone();
+    }
+    hc.group_add = a.group_add.clone();
+    if let Some(o) = a.oom_score_adj {
+        if !(-1000..=1000).contains(&o) {
+            bail!("invalid value {o}: --oom-score-adj must be in the range -1000 to 1000");
+        }
+        hc.oom_score_adj = o;
+    }
+    hc.volumes_from = a.volumes_from.clone();
+    hc.volume_driver = a.volume_driver.clone().unwrap_or_default();
+    if let Some(d) = &a.log_driver {
+        hc.log_config.kind = d.clone();
+    }
+    hc.log_config.config = opts::key_values(&a.log_opt, "log-opt")?;
+    hc.annotations = opts::key_values(&a.annotation, "annotation")?;
+    hc.runtime = a.runtime.clone().unwrap_or_default();
+    hc.isolation = a.isolation.clone().unwrap_or_default();
+    hc.storage_opt = opts::key_values(&a.storage_opt, "storage-opt")?;
+    if let Some(f) = &a.cidfile {
+        hc.container_id_file = f.to_string_lossy().into_owned();
+    }
+    let cfg = &mut req.config;
+    cfg.domainname = a.domainname.clone().unwrap_or_default();
+    if let Some(mac) = &a.mac_address {
+        let valid = mac.split(':').count() == 6
+            && mac
+                .split(':')
+                .all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok());
+        if !valid {
+            bail!("{mac} is not a valid mac address");
+        }
+        cfg.mac_address = mac.clone();
+    }
+    // Labels from files first; -l wins over them.
+    for f in &a.label_file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("reading the label file {}", f.display()))?;
+        for l in opts::label_file(&text)? {
+            let (k, v) = l.split_once('=').unwrap_or((&l, ""));
+            cfg.labels.entry(k.to_string()).or_insert_with(|| v.to_string());
+        }
+    }
+    if a.no_healthcheck {
+        if a.health_cmd.is_some() {
+            bail!("--no-healthcheck conflicts with --health-* options");
+        }
+        cfg.healthcheck = Some(HealthConfig {
+            test: Some(vec!["NONE".into()]),
+            ..Default::default()
+        });
+    }
+    if let (Some(h), Some(si)) = (cfg.healthcheck.as_mut(), &a.health_start_interval) {
+        h.start_interval = opts::duration(si)?.as_nanos() as i64;
+    }
+    if !a.attach.is_empty() {
+        if a.detach {
+            bail!("conflicting options: cannot specify both --attach and --detach");
+        }
+        cfg.attach_stdin = false;
+        cfg.attach_stdout = false;
+        cfg.attach_stderr = false;
+        for s in &a.attach {
+            match s.to_ascii_lowercase().as_str() {
+                "stdin" => cfg.attach_stdin = true,
+                "stdout" => cfg.attach_stdout = true,
+                "stderr" => cfg.attach_stderr = true,
+                _ => bail!("invalid argument \"{s}\" for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR"),
+            }
+        }
+        cfg.stdin_once = cfg.attach_stdin && a.interactive;
+    }
+    if !matches!(a.pull.as_str(), "always" | "missing" | "never") {
+        bail!(
+            "invalid pull option: '{}': must be one of \"always\", \"missing\" or \"never\"",
+            a.pull
+        );
+    }
+    Ok(())
 }
 
 /// `--network`, `--network-alias`, `--ip`, `--link`, `--dns*`,
@@ -765,23 +1189,78 @@ fn networking(req: &mut CreateRequest, a: &RunArgs) -> Result<()> {
 
 fn create(c: &Client, a: &RunArgs) -> Result<String> {
     let req = create_request(a)?;
-    match c.container_create(a.name.as_deref(), &req) {
-        Ok(r) => {
-            for w in &r.warnings {
-                eprintln!("WARNING: {w}");
-            }
-            Ok(r.id)
+    // docker refuses an existing id file before anything is created.
+    if let Some(f) = &a.cidfile {
+        if f.exists() {
+            bail!(
+                "container ID file found, make sure the other container isn't running or delete {}",
+                f.display()
+            );
         }
-        Err(e) if e.status() == Some(404) && e.to_string().contains("No such image") => {
+    }
+    let platform = a.platform.as_deref();
+    if a.pull == "always" {
+        pull_remote(c, &a.image, platform.unwrap_or(""), a.quiet, false)?;
+    }
+    let r = match c.container_create_on(a.name.as_deref(), platform, &req) {
+        Ok(r) => r,
+        Err(e)
+            if a.pull == "missing"
+                && e.status() == Some(404)
+                && e.to_string().contains("No such image") =>
+        {
             eprintln!("Unable to find image '{}' locally", a.image);
-            if pull_remote(c, &a.image, "", false, false).is_err() {
+            if pull_remote(c, &a.image, platform.unwrap_or(""), a.quiet, false).is_err() {
                 return Err(e.into());
             }
-            let r = c.container_create(a.name.as_deref(), &req)?;
-            Ok(r.id)
+            c.container_create_on(a.name.as_deref(), platform, &req)?
         }
-        Err(e) => Err(e.into()),
+        Err(e) => return Err(e.into()),
+    };
+    for w in &r.warnings {
+        eprintln!("WARNING: {w}");
     }
+    if let Some(f) = &a.cidfile {
+        std::fs::write(f, &r.id)
+            .with_context(|| format!("failed to write the container ID to the file {}", f.display()))?;
+    }
+    Ok(r.id)
+}
+
+/// docker's exit status for a container that could not start: 127 when
+/// the command is not there, 126 when it cannot be run, else 125.
+pub(crate) fn start_failure_code(e: &anyhow::Error) -> i32 {
+    let text = format!("{e:#}");
+    if text.contains("executable file not found") || text.contains("no such file or directory")
+    {
+        127
+    } else if text.contains("permission denied") || text.contains("is a directory") {
+        126
+    } else {
+        125
+    }
+}
+
+/// A start that failed, reported and turned into run's exit status.
+#[derive(Debug)]
+pub struct Exit(pub i32);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+fn start_or_exit(c: &Client, id: &str) -> Result<()> {
+    if let Err(e) = c.container_start(id) {
+        let e = anyhow::Error::from(e);
+        let code = start_failure_code(&e);
+        report(&e, code);
+        return Err(Exit(code).into());
+    }
+    Ok(())
 }
 
 /// Starts `POST /wait` and returns a thread that yields its status code.
@@ -819,19 +1298,24 @@ fn run_container(c: &Client, a: RunArgs, start: bool) -> Result<i32> {
         return Ok(0);
     }
     if a.detach {
-        c.container_start(&id)?;
+        start_or_exit(c, &id)?;
         println!("{id}");
         return Ok(0);
     }
-    let q = [
+    let streams = |name: &str| a.attach.is_empty() || a.attach.iter().any(|s| s.eq_ignore_ascii_case(name));
+    let stdin = a.interactive && streams("stdin");
+    let mut q = vec![
         ("stream", "1".to_string()),
-        ("stdin", u8::from(a.interactive).to_string()),
-        ("stdout", "1".to_string()),
-        ("stderr", "1".to_string()),
+        ("stdin", u8::from(stdin).to_string()),
+        ("stdout", u8::from(streams("stdout")).to_string()),
+        ("stderr", u8::from(streams("stderr")).to_string()),
     ];
+    if let Some(k) = &a.detach_keys {
+        q.push(("detachKeys", k.clone()));
+    }
     let mut conn = c.container_attach(&id, &q)?;
     let waiter = wait_in_background(c, &id, if a.rm { "removed" } else { "next-exit" })?;
-    c.container_start(&id)?;
+    start_or_exit(c, &id)?;
     let _raw = a.tty.then(term::RawMode::enter);
     if a.tty {
         let c2 = c.clone();
@@ -840,14 +1324,14 @@ fn run_container(c: &Client, a: RunArgs, start: bool) -> Result<i32> {
             let _ = c2.container_resize(&id2, h, w);
         });
     }
-    if !a.tty {
+    if !a.tty && a.sig_proxy {
         let c2 = c.clone();
         let id2 = id.clone();
         term::proxy_signals(move |sig| {
             let _ = c2.container_kill(&id2, sig);
         });
     }
-    if a.interactive {
+    if stdin {
         term::forward_stdin(&conn);
     }
     let _ = term::copy_output(&mut conn);
@@ -932,7 +1416,8 @@ fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
         attach_stdout: !a.detach,
         attach_stderr: !a.detach,
         tty: a.tty,
-        env: a.env.clone(),
+        env: env_of(&a.env_file, &a.env)?,
+        detach_keys: a.detach_keys.clone().unwrap_or_default(),
         cmd: a.command.clone(),
         privileged: a.privileged,
         user: a.user.clone().unwrap_or_default(),
