@@ -22,6 +22,7 @@ use cais_image::time::{format_unix, human_size};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
+use crate::listing;
 use crate::network;
 use crate::template::{print_columns, render, Format};
 use crate::term;
@@ -106,6 +107,26 @@ pub enum ClientCommand {
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCmd),
+    /// Show the client's and the daemon's versions.
+    Version(crate::system::FormatArg),
+    /// Show the daemon's system-wide information.
+    Info(crate::system::FormatArg),
+    /// Copy files between a container and here (CONTAINER:PATH on one
+    /// side; `-` for a tar on stdin or stdout).
+    Cp(crate::container_ops::CpArgs),
+    /// List the files a container changed, added (A), changed (C) or
+    /// deleted (D).
+    Diff(crate::container_ops::DiffArgs),
+    /// Write a container's file system as a tar.
+    Export(crate::container_ops::ExportArgs),
+    /// Change containers' resource limits and restart policy.
+    Update(crate::container_ops::UpdateArgs),
+    /// Manage the daemon: disk usage, prune, events, info.
+    #[command(subcommand)]
+    System(crate::system::SystemCmd),
+    /// Manage the build cache.
+    #[command(subcommand)]
+    Builder(crate::system::BuilderCmd),
 }
 
 impl ClientCommand {
@@ -406,26 +427,26 @@ pub struct ResourceArgs {
 
 /// The resource fields of a `HostConfig` or an update, as
 /// [`ResourceArgs`] names them: applied by one function to both.
-struct ResourceFields<'a> {
-    cpu_shares: &'a mut i64,
-    cpuset_cpus: &'a mut String,
-    cpuset_mems: &'a mut String,
-    cpu_period: &'a mut i64,
-    cpu_quota: &'a mut i64,
-    cpu_realtime_period: &'a mut i64,
-    cpu_realtime_runtime: &'a mut i64,
-    memory_reservation: &'a mut i64,
-    memory_swap: &'a mut i64,
-    memory_swappiness: &'a mut Option<i64>,
-    oom_kill_disable: &'a mut Option<bool>,
-    blkio_weight: &'a mut u16,
-    blkio_weight_device: &'a mut Vec<cais_api::WeightDevice>,
-    blkio_device_read_bps: &'a mut Vec<cais_api::ThrottleDevice>,
-    blkio_device_write_bps: &'a mut Vec<cais_api::ThrottleDevice>,
-    blkio_device_read_iops: &'a mut Vec<cais_api::ThrottleDevice>,
-    blkio_device_write_iops: &'a mut Vec<cais_api::ThrottleDevice>,
-    cgroup_parent: &'a mut String,
-    kernel_memory: &'a mut i64,
+pub(crate) struct ResourceFields<'a> {
+    pub(crate) cpu_shares: &'a mut i64,
+    pub(crate) cpuset_cpus: &'a mut String,
+    pub(crate) cpuset_mems: &'a mut String,
+    pub(crate) cpu_period: &'a mut i64,
+    pub(crate) cpu_quota: &'a mut i64,
+    pub(crate) cpu_realtime_period: &'a mut i64,
+    pub(crate) cpu_realtime_runtime: &'a mut i64,
+    pub(crate) memory_reservation: &'a mut i64,
+    pub(crate) memory_swap: &'a mut i64,
+    pub(crate) memory_swappiness: &'a mut Option<i64>,
+    pub(crate) oom_kill_disable: &'a mut Option<bool>,
+    pub(crate) blkio_weight: &'a mut u16,
+    pub(crate) blkio_weight_device: &'a mut Vec<cais_api::WeightDevice>,
+    pub(crate) blkio_device_read_bps: &'a mut Vec<cais_api::ThrottleDevice>,
+    pub(crate) blkio_device_write_bps: &'a mut Vec<cais_api::ThrottleDevice>,
+    pub(crate) blkio_device_read_iops: &'a mut Vec<cais_api::ThrottleDevice>,
+    pub(crate) blkio_device_write_iops: &'a mut Vec<cais_api::ThrottleDevice>,
+    pub(crate) cgroup_parent: &'a mut String,
+    pub(crate) kernel_memory: &'a mut i64,
 }
 
 macro_rules! resource_fields {
@@ -455,6 +476,8 @@ macro_rules! resource_fields {
 }
 
 
+pub(crate) use resource_fields;
+
 /// `--memory-swap`: a size, or -1 for unlimited swap.
 fn swap_bytes(s: &str) -> Result<i64> {
     Ok(if s == "-1" { -1 } else { opts::bytes(s)? })
@@ -462,7 +485,7 @@ fn swap_bytes(s: &str) -> Result<i64> {
 
 impl ResourceArgs {
     /// Fills the request's resource fields from the flags given.
-    fn apply(&self, f: ResourceFields) -> Result<()> {
+    pub(crate) fn apply(&self, f: ResourceFields) -> Result<()> {
         if let Some(v) = self.cpu_shares {
             *f.cpu_shares = v;
         }
@@ -723,22 +746,21 @@ pub enum VolumeCmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
-    Prune {
-        #[arg(short, long)]
-        force: bool,
-    },
+    /// Remove unused volumes (anonymous ones; every one with -a).
+    Prune(crate::system::PruneArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ContainerCmd {
     /// Remove every stopped container.
-    Prune {
-        #[arg(short, long)]
-        force: bool,
-    },
+    Prune(crate::system::PruneArgs),
     #[command(alias = "list")]
     Ls(PsArgs),
     Inspect(InspectArgs),
+    Cp(crate::container_ops::CpArgs),
+    Diff(crate::container_ops::DiffArgs),
+    Export(crate::container_ops::ExportArgs),
+    Update(crate::container_ops::UpdateArgs),
 }
 
 /// `inspect` through the daemon: containers first, then images.
@@ -793,18 +815,30 @@ pub fn run(host: Option<&str>, cmd: ClientCommand) -> Result<i32> {
             Ok(0)
         }
         ClientCommand::Commit(a) => commit(&c, a),
-        ClientCommand::Events(a) => events(&c, a),
+        ClientCommand::Events(a) => events_cmd(&c, a),
         ClientCommand::Port(a) => crate::network::port(&c, &a.container, a.port.as_deref()),
         ClientCommand::Network(n) => crate::network::network(&c, n),
         ClientCommand::Volume(v) => volume(&c, v),
-        ClientCommand::Container(ContainerCmd::Prune { .. }) => {
-            let v = c.containers_prune(&[])?;
-            println!("Deleted Containers:");
-            for id in v["ContainersDeleted"].as_array().into_iter().flatten() {
-                println!("{}", id.as_str().unwrap_or_default());
-            }
-            println!("\nTotal reclaimed space: 0B");
-            Ok(0)
+        ClientCommand::Container(ContainerCmd::Prune(a)) => {
+            crate::system::prune(&c, crate::system::Kind::Containers, a)
+        }
+        ClientCommand::Container(ContainerCmd::Cp(a)) | ClientCommand::Cp(a) => {
+            crate::container_ops::cp(&c, a)
+        }
+        ClientCommand::Container(ContainerCmd::Diff(a)) | ClientCommand::Diff(a) => {
+            crate::container_ops::diff(&c, a)
+        }
+        ClientCommand::Container(ContainerCmd::Export(a)) | ClientCommand::Export(a) => {
+            crate::container_ops::export(&c, a)
+        }
+        ClientCommand::Container(ContainerCmd::Update(a)) | ClientCommand::Update(a) => {
+            crate::container_ops::update(&c, a)
+        }
+        ClientCommand::Version(a) => crate::system::version(&c, a),
+        ClientCommand::Info(a) => crate::system::info(&c, a),
+        ClientCommand::System(cmd) => crate::system::system(&c, cmd),
+        ClientCommand::Builder(crate::system::BuilderCmd::Prune(a)) => {
+            crate::system::prune(&c, crate::system::Kind::BuildCache, a)
         }
         ClientCommand::Container(ContainerCmd::Ls(a)) => ps(&c, a),
         ClientCommand::Container(ContainerCmd::Inspect(mut a)) => {
@@ -870,6 +904,21 @@ fn nanos(s: &Option<String>) -> Result<i64> {
     })
 }
 
+/// `--restart no|always|unless-stopped|on-failure[:N]`.
+pub(crate) fn restart_policy(r: &str) -> Result<RestartPolicy> {
+    let (name, count) = r.split_once(':').unwrap_or((r, "0"));
+    if !matches!(name, "no" | "always" | "unless-stopped" | "on-failure") {
+        bail!("invalid restart policy {r:?}");
+    }
+    let count: i64 = count
+        .parse()
+        .map_err(|_| anyhow!("invalid restart policy {r:?}: bad retry count"))?;
+    Ok(RestartPolicy {
+        name: name.to_string(),
+        maximum_retry_count: count,
+    })
+}
+
 fn create_request(a: &RunArgs) -> Result<CreateRequest> {
     let mut req = CreateRequest::default();
     let cfg = &mut req.config;
@@ -932,17 +981,7 @@ fn create_request(a: &RunArgs) -> Result<CreateRequest> {
     }
     hc.pids_limit = a.pids_limit;
     if let Some(r) = &a.restart {
-        let (name, count) = r.split_once(':').unwrap_or((r, "0"));
-        if !matches!(name, "no" | "always" | "unless-stopped" | "on-failure") {
-            bail!("invalid restart policy {r:?}");
-        }
-        let count: i64 = count
-            .parse()
-            .map_err(|_| anyhow!("invalid restart policy {r:?}: bad retry count"))?;
-        hc.restart_policy = RestartPolicy {
-            name: name.to_string(),
-            maximum_retry_count: count,
-        };
+        hc.restart_policy = restart_policy(r)?;
     }
     if a.rm && !hc.restart_policy.name.is_empty() && hc.restart_policy.name != "no" {
         bail!("conflicting options: --restart and --rm");
@@ -1531,15 +1570,6 @@ pub(crate) fn ps_row(s: &ContainerSummary, no_trunc: bool) -> Value {
     })
 }
 
-fn ps_header(field: &str) -> String {
-    match field {
-        "ID" => "CONTAINER ID".into(),
-        "RunningFor" => "CREATED".into(),
-        "CreatedAt" => "CREATED AT".into(),
-        other => other.to_uppercase(),
-    }
-}
-
 fn ps(c: &Client, a: PsArgs) -> Result<i32> {
     let mut q = vec![("all", u8::from(a.all).to_string())];
     if !a.filter.is_empty() {
@@ -1563,12 +1593,16 @@ fn ps(c: &Client, a: PsArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    let f = Format::parse(
+    let rows: Vec<_> = list.iter().map(|s| listing::ps_row(s, a.no_trunc)).collect();
+    let label = listing::label_method(list.iter().map(|s| s.labels.clone()).collect());
+    listing::print(
         a.format.as_deref(),
-        "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}",
-    );
-    let rows: Vec<Value> = list.iter().map(|s| ps_row(s, a.no_trunc)).collect();
-    f.print(&rows, &ps_header)?;
+        listing::PS_TABLE,
+        &rows,
+        "*formatter.ContainerContext",
+        listing::PS_HEADERS,
+        Some(&label),
+    )?;
     Ok(0)
 }
 
@@ -1802,42 +1836,59 @@ fn stats(c: &Client, a: StatsArgs) -> Result<i32> {
 
 pub fn inspect(c: &Client, a: &InspectArgs) -> Result<i32> {
     let mut found = Vec::new();
-    let mut failed = false;
+    let mut missing = Vec::new();
     for n in &a.names {
         let kind = a.kind.as_deref();
-        let container = if kind.is_none() || kind == Some("container") {
-            c.container_inspect_value(n).ok()
-        } else {
-            None
-        };
-        let v = match container {
-            Some(v) => Some(v),
-            None if kind.is_none() || kind == Some("image") => c.image_inspect_value(n).ok(),
-            None => None,
-        };
+        let mut v = None;
+        for k in ["container", "image", "volume", "network"] {
+            if kind.is_some_and(|want| want != k) {
+                continue;
+            }
+            v = match k {
+                "container" => c.container_inspect_raw(n),
+                "image" => c.image_inspect_raw(n),
+                "volume" => c.volume_inspect_raw(n),
+                _ => c.network_inspect_raw(n),
+            }
+            .ok();
+            if v.is_some() {
+                break;
+            }
+        }
         match v {
             Some(v) => found.push(v),
-            None => {
-                eprintln!("Error: No such object: {n}");
-                failed = true;
-            }
+            None => missing.push(n),
         }
     }
-    match &a.format {
-        Some(t) => {
-            for v in &found {
-                println!("{}", render(t, v)?);
+    print_inspected(&found, a.format.as_deref())?;
+    for n in &missing {
+        match a.kind.as_deref() {
+            Some("container") => {
+                eprintln!("Error response from daemon: No such container: {n}")
             }
-        }
-        None => {
-            let _ = writeln!(
-                std::io::stdout().lock(),
-                "{}",
-                serde_json::to_string_pretty(&found)?
-            );
+            Some("image") => eprintln!("Error response from daemon: No such image: {n}"),
+            _ => eprintln!("Error: No such object: {n}"),
         }
     }
-    Ok(i32::from(failed))
+    Ok(i32::from(!missing.is_empty()))
+}
+
+/// Prints what `inspect` found (docker prints it before the errors).
+pub fn print_inspected(found: &[Vec<u8>], format: Option<&str>) -> Result<()> {
+    match listing::inspect_output(found, format) {
+        Ok(out) => {
+            let _ = std::io::stdout().lock().write_all(out.as_bytes());
+            Ok(())
+        }
+        Err(e) => match e.downcast::<listing::Inspected>() {
+            Ok(listing::Inspected(out, message)) => {
+                let _ = std::io::stdout().lock().write_all(out.as_bytes());
+                eprintln!("{message}");
+                Err(Exit(1).into())
+            }
+            Err(e) => Err(e),
+        },
+    }
 }
 
 /// `repo[:tag]` split at a tag colon (not a registry port's).
@@ -1868,7 +1919,7 @@ fn commit(c: &Client, a: CommitArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn events(c: &Client, a: EventsArgs) -> Result<i32> {
+pub fn events_cmd(c: &Client, a: EventsArgs) -> Result<i32> {
     let mut q = Vec::new();
     if let Some(s) = &a.since {
         q.push(("since", time_arg(s)));
@@ -1955,53 +2006,36 @@ fn volume(c: &Client, cmd: VolumeCmd) -> Result<i32> {
                 }
                 return Ok(0);
             }
-            let f = Format::parse(format.as_deref(), "{{.Driver}}\t{{.Name}}");
-            let rows: Vec<Value> = list
-                .volumes
-                .iter()
-                .map(|v| {
-                    json!({"Name": v.name, "Driver": v.driver, "Mountpoint": v.mountpoint,
-                        "Scope": v.scope, "Labels": v.labels.iter().map(|(k, x)| format!("{k}={x}")).collect::<Vec<_>>().join(",")})
-                })
-                .collect();
-            f.print(&rows, &|h| match h {
-                "Name" => "VOLUME NAME".into(),
-                other => other.to_uppercase(),
-            })?;
+            let rows: Vec<_> = list.volumes.iter().map(listing::volume_row).collect();
+            listing::print(
+                format.as_deref(),
+                listing::VOLUMES_TABLE,
+                &rows,
+                "*formatter.volumeContext",
+                listing::VOLUMES_HEADERS,
+                None,
+            )?;
             Ok(0)
         }
         VolumeCmd::Inspect { format, names } => {
             let mut out = Vec::new();
-            let mut failed = false;
+            let mut errors = Vec::new();
             for n in &names {
+                // docker prints the volume as its typed struct, whose
+                // fields are in alphabetical order.
                 match c.volume_inspect_value(n) {
-                    Ok(v) => out.push(v),
-                    Err(e) => {
-                        report(&e.into(), 1);
-                        failed = true;
-                    }
+                    Ok(v) => out.push(serde_json::to_vec(&v)?),
+                    Err(e) => errors.push(anyhow::Error::from(e)),
                 }
             }
-            match format {
-                Some(t) => {
-                    for v in &out {
-                        println!("{}", render(&t, v)?);
-                    }
-                }
-                None => println!("{}", serde_json::to_string_pretty(&out)?),
+            print_inspected(&out, format.as_deref())?;
+            for e in &errors {
+                report(e, 1);
             }
-            Ok(i32::from(failed))
+            Ok(i32::from(!errors.is_empty()))
         }
         VolumeCmd::Rm { force, names } => each(&names, |n| c.volume_remove(n, force)),
-        VolumeCmd::Prune { .. } => {
-            let v = c.volumes_prune(&[])?;
-            println!("Deleted Volumes:");
-            for n in v["VolumesDeleted"].as_array().into_iter().flatten() {
-                println!("{}", n.as_str().unwrap_or_default());
-            }
-            println!("\nTotal reclaimed space: 0B");
-            Ok(0)
-        }
+        VolumeCmd::Prune(a) => crate::system::prune(c, crate::system::Kind::Volumes, a),
     }
 }
 
@@ -2111,63 +2145,50 @@ pub fn push_remote(c: &Client, image: &str, target: Option<&str>, quiet: bool) -
 pub mod images {
     use super::*;
 
-    pub fn list(
-        c: &Client,
-        quiet: bool,
-        no_trunc: bool,
-        digests: bool,
-        repo: Option<&str>,
-    ) -> Result<i32> {
-        let q: Vec<_> = match repo {
-            Some(r) => vec![("filters", json!({"reference": [r]}).to_string())],
-            None => Vec::new(),
+    pub fn list(c: &Client, a: &crate::images::ImagesArgs) -> Result<i32> {
+        let mut filters = a.filter.clone();
+        if let Some(r) = &a.repository {
+            filters.push(format!("reference={r}"));
+        }
+        let q: Vec<_> = if filters.is_empty() {
+            Vec::new()
+        } else {
+            vec![("filters", opts::filters_json(&filters)?)]
         };
         let list = c.image_list(&q)?;
-        let short = |id: &str| -> String {
-            if no_trunc {
-                id.to_string()
-            } else {
-                id.trim_start_matches("sha256:").chars().take(12).collect()
-            }
-        };
-        if quiet {
+        if a.quiet {
+            let mut seen = std::collections::BTreeSet::new();
             for i in &list {
-                println!("{}", short(&i.id));
+                let id = listing_short(&i.id, a.no_trunc);
+                if seen.insert(id.clone()) {
+                    println!("{id}");
+                }
             }
             return Ok(0);
         }
-        let mut lines = vec![if digests {
-            "REPOSITORY\tTAG\tDIGEST\tIMAGE ID\tCREATED\tSIZE".to_string()
+        let rows = listing::image_rows(&list, a.no_trunc);
+        let table = if a.digests {
+            listing::IMAGES_DIGESTS_TABLE
         } else {
-            "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE".to_string()
-        }];
-        for i in &list {
-            let tags = if i.repo_tags.is_empty() {
-                vec!["<none>:<none>".to_string()]
-            } else {
-                i.repo_tags.clone()
-            };
-            for t in tags {
-                let (repo, tag) = split_reference(&t);
-                let digest = i
-                    .repo_digests
-                    .iter()
-                    .find(|d| d.starts_with(&format!("{repo}@")))
-                    .and_then(|d| d.split_once('@'))
-                    .map(|(_, d)| d.to_string())
-                    .unwrap_or_else(|| "<none>".into());
-                let mut cells = vec![repo, tag];
-                if digests {
-                    cells.push(digest);
-                }
-                cells.push(short(&i.id));
-                cells.push(ago(i.created));
-                cells.push(human_size(i.size.max(0) as u64));
-                lines.push(cells.join("\t"));
-            }
-        }
-        print_columns(&lines);
+            listing::IMAGES_TABLE
+        };
+        listing::print(
+            a.format.as_deref(),
+            table,
+            &rows,
+            "*formatter.imageContext",
+            listing::IMAGES_HEADERS,
+            None,
+        )?;
         Ok(0)
+    }
+
+    fn listing_short(id: &str, no_trunc: bool) -> String {
+        if no_trunc {
+            id.to_string()
+        } else {
+            id.trim_start_matches("sha256:").chars().take(12).collect()
+        }
     }
 
     pub fn tag(c: &Client, source: &str, target: &str) -> Result<i32> {
@@ -2235,29 +2256,6 @@ pub mod images {
         if !quiet {
             print_columns(&lines);
         }
-        Ok(0)
-    }
-
-    pub fn prune(c: &Client, all: bool) -> Result<i32> {
-        let q: Vec<_> = if all {
-            vec![("filters", json!({"dangling": ["false"]}).to_string())]
-        } else {
-            Vec::new()
-        };
-        let v = c.images_prune(&q)?;
-        println!("Deleted Images:");
-        for r in v["ImagesDeleted"].as_array().into_iter().flatten() {
-            if let Some(u) = r["Untagged"].as_str() {
-                println!("untagged: {u}");
-            }
-            if let Some(d) = r["Deleted"].as_str() {
-                println!("deleted: {d}");
-            }
-        }
-        println!(
-            "\nTotal reclaimed space: {}",
-            human_size(v["SpaceReclaimed"].as_u64().unwrap_or(0))
-        );
         Ok(0)
     }
 

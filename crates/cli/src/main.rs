@@ -28,11 +28,14 @@
 mod build;
 mod client_cmds;
 mod compose;
+mod container_ops;
 mod images;
 mod kube;
+mod listing;
 mod logging;
 mod network;
 mod runtime;
+mod system;
 mod template;
 mod term;
 mod transfer;

@@ -24,6 +24,9 @@ pub struct Env<'a> {
     /// The Go type of the data when its fields are fixed (a listing row):
     /// asking for another field is an error naming that type.
     pub strict: Option<&'a str>,
+    /// A key the data's top level lacks is an error (`inspect`, whose
+    /// objects have fixed fields), as Go's `missingkey=error`.
+    pub missing_key_error: bool,
 }
 
 /// Every function a template may call.
@@ -398,6 +401,11 @@ impl<'a> State<'a> {
                         Some(ty) => {
                             return Err(err(format!("can't evaluate field {name} in type {ty}")))
                         }
+                        None if self.env.missing_key_error
+                            && (std::ptr::eq(&recv, self.root) || &recv == self.root) =>
+                        {
+                            return Err(err(format!("map has no entry for key \"{name}\"")))
+                        }
                         None => Val::Missing,
                     },
                 },
@@ -499,6 +507,17 @@ impl<'a> State<'a> {
                 .into_iter()
                 .next()
                 .ok_or_else(|| format!("wrong number of args for {name}: want 1 got 0"));
+        }
+        if name == "json" && self.env.strict.is_some() && vals.len() == 1 && &vals[0] == self.root
+        {
+            // A listing row marshals itself with Go's `json.Marshal`, which
+            // escapes HTML characters (docker's `MarshalJSON` of a row).
+            let text = vals[0]
+                .to_json()
+                .replace('<', "\\u003c")
+                .replace('>', "\\u003e")
+                .replace('&', "\\u0026");
+            return Ok(Val::Str(text));
         }
         call_function(name, &vals)
     }

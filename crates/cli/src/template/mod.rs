@@ -15,7 +15,7 @@ use std::io::Write;
 
 use anyhow::{anyhow, Result};
 
-pub use exec::{go_quote, Env};
+pub use exec::Env;
 pub use parse::Template;
 pub use value::{go_float, Val};
 
@@ -100,18 +100,10 @@ impl Format {
         }
     }
 
-    /// docker's `-q`: the quiet template wins over any other format.
-    pub fn quiet(template: &str) -> Format {
-        Format {
-            table: false,
-            template: template.into(),
-        }
-    }
-
     /// The output for `rows`: each row rendered and ended by a newline;
     /// for a table, a header first and the columns aligned.
     pub fn render(&self, rows: &[Val], listing: &Listing) -> Result<String> {
-        let t = parse(&self.template).map_err(|e| anyhow!("template parsing error: {e}"))?;
+        let t = parse(&self.template).map_err(|e| anyhow!("failed to parse template: {e}"))?;
         let mut body = String::new();
         for (i, row) in rows.iter().enumerate() {
             let m = |name: &str, args: &[Val]| listing.method.and_then(|f| f(i, name, args));
@@ -119,10 +111,11 @@ impl Format {
                 header: false,
                 methods: Some(&m),
                 strict: Some(listing.type_name),
+                missing_key_error: false,
             };
             let line = t
                 .execute(row, env)
-                .map_err(|e| anyhow!("template parsing error: {e}"))?;
+                .map_err(|e| anyhow!("failed to execute template: {e}"))?;
             body.push_str(&line);
             body.push('\n');
         }
@@ -148,7 +141,7 @@ impl Format {
         let env = Env {
             header: true,
             methods: Some(&label),
-            strict: None,
+            ..Env::default()
         };
         // dockerd's CLI ignores errors in the header (it is best effort).
         let mut text = t.execute(&header, env).unwrap_or_default();
@@ -229,16 +222,6 @@ pub fn print_columns(lines: &[String]) {
             return;
         }
     }
-}
-
-/// Prints tab-separated lines through [`tabwrite`] with docker's table
-/// settings and the given minimum column width.
-pub fn print_table(lines: &[String], minwidth: usize) {
-    let mut text = lines.join("\n");
-    text.push('\n');
-    let _ = std::io::stdout()
-        .lock()
-        .write_all(tabwrite(&text, minwidth, 3).as_bytes());
 }
 
 /// Elastic tabstops, as Go's `text/tabwriter` lays text out with a space

@@ -28,6 +28,7 @@ impl Val {
     }
 
     /// An object from `(key, value)` pairs, in that order.
+    #[cfg(test)]
     pub fn map<K: Into<String>>(pairs: impl IntoIterator<Item = (K, Val)>) -> Val {
         Val::Map(pairs.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }
@@ -99,6 +100,7 @@ impl Val {
 
     /// Indented JSON, as `json.Indent(_, _, "", indent)` lays it out:
     /// empty lists and objects stay `[]` and `{}`.
+    #[cfg(test)]
     pub fn to_json_indented(&self, indent: &str) -> String {
         let mut out = String::new();
         self.write_json(&mut out, Some(indent), 0);
