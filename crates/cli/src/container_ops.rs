@@ -5,11 +5,10 @@
 //! tar on stdin (into a container directory) or on stdout (what the
 //! daemon sends, as it is); a copy into an existing directory lands inside
 //! it, else it takes the destination's name. Without `-a` copied-in files
-//! belong to the container's root (uid and gid 0 in the tar sent) and
-//! copied-out ones to whoever runs `cp`; with `-a` the tar's owners are
-//! kept both ways.
+//! belong to the container's root and copied-out ones to whoever runs
+//! `cp`; with `-a` the owners are kept both ways (`copyUIDGID` going in).
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -210,7 +209,7 @@ fn copy_in(c: &Client, src: &str, container: &str, path: &str, a: &CpArgs) -> Re
             bail!("destination \"{container}:{path}\" must be a directory");
         }
         let mut stdin = std::io::stdin().lock();
-        c.container_archive_put(container, path, &mut stdin)?;
+        c.container_archive_put_with(container, path, a.archive, &mut stdin)?;
         return Ok(0);
     }
     let src_path = PathBuf::from(src);
@@ -248,17 +247,18 @@ fn copy_in(c: &Client, src: &str, container: &str, path: &str, a: &CpArgs) -> Re
             (parent, name)
         }
     };
-    let tar = local_tar(&src_path, &name, a.archive, a.follow_link)?;
-    c.container_archive_put(container, &dir, &mut tar.as_slice())?;
+    let tar = local_tar(&src_path, &name, a.follow_link)?;
+    c.container_archive_put_with(container, &dir, a.archive, &mut tar.as_slice())?;
     if !a.quiet && std::io::stderr().is_terminal() {
         eprintln!("Successfully copied to {container}:{path}");
     }
     Ok(0)
 }
 
-/// A tar of `src` named `name` inside it; owners kept with `archive`,
-/// else root's.
-fn local_tar(src: &Path, name: &str, archive: bool, follow: bool) -> Result<Vec<u8>> {
+/// A tar of `src` named `name` inside it, owners as they are here (the
+/// daemon keeps them with `-a`, else gives the files to the container's
+/// root).
+fn local_tar(src: &Path, name: &str, follow: bool) -> Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
     b.follow_symlinks(follow);
     b.mode(tar::HeaderMode::Complete);
@@ -270,26 +270,7 @@ fn local_tar(src: &Path, name: &str, archive: bool, follow: bool) -> Result<Vec<
         b.append_path_with_name(src, name)
             .with_context(|| format!("archiving {}", src.display()))?;
     }
-    let data = b.into_inner()?;
-    if archive {
-        return Ok(data);
-    }
-    // Rewrite each header's owner to root.
-    let mut out = tar::Builder::new(Vec::new());
-    let mut input = tar::Archive::new(data.as_slice());
-    for entry in input.entries()? {
-        let mut entry = entry?;
-        let mut header = entry.header().clone();
-        header.set_uid(0);
-        header.set_gid(0);
-        let _ = header.set_username("");
-        let _ = header.set_groupname("");
-        header.set_cksum();
-        let mut body = Vec::new();
-        entry.read_to_end(&mut body)?;
-        out.append(&header, body.as_slice())?;
-    }
-    Ok(out.into_inner()?)
+    Ok(b.into_inner()?)
 }
 
 pub fn diff(c: &Client, a: DiffArgs) -> Result<i32> {

@@ -96,6 +96,172 @@ fn stdout(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
+// ---- field order -------------------------------------------------------------
+
+/// Puts an object's fields in the order of docker's typed struct (`order`;
+/// fields it does not list follow), dropping `omit_empty` ones that are
+/// empty: `{{json .}}` then prints what docker's re-encoding prints.
+fn reorder(v: &mut Val, order: &[&str], omit_empty: &[&str]) {
+    if let Val::Map(m) = v {
+        m.retain(|(k, x)| {
+            !(omit_empty.contains(&k.as_str())
+                && matches!(x, Val::Str(s) if s.is_empty())
+                || omit_empty.contains(&k.as_str()) && matches!(x, Val::Bool(false) | Val::Null))
+        });
+        m.sort_by_key(|(k, _)| order.iter().position(|o| o == k).unwrap_or(order.len()));
+    }
+}
+
+fn reorder_field(v: &mut Val, key: &str, order: &[&str], omit_empty: &[&str]) {
+    if let Val::Map(m) = v {
+        if let Some((_, x)) = m.iter_mut().find(|(k, _)| k == key) {
+            reorder(x, order, omit_empty);
+        }
+    }
+}
+
+/// `types.Version`'s field order.
+fn version_in_go_order(v: &mut Val) {
+    reorder(
+        v,
+        &[
+            "Platform",
+            "Components",
+            "Version",
+            "ApiVersion",
+            "MinAPIVersion",
+            "GitCommit",
+            "GoVersion",
+            "Os",
+            "Arch",
+            "KernelVersion",
+            "Experimental",
+            "BuildTime",
+        ],
+        &["KernelVersion", "Experimental", "BuildTime", "MinAPIVersion"],
+    );
+    if let Val::Map(m) = v {
+        if let Some((_, Val::List(components))) = m.iter_mut().find(|(k, _)| k == "Components") {
+            for comp in components {
+                reorder(comp, &["Name", "Version", "Details"], &["Details"]);
+            }
+        }
+    }
+}
+
+/// `system.Info`'s field order (and its nested structs').
+fn info_in_go_order(v: &mut Val) {
+    reorder(
+        v,
+        &[
+            "ID",
+            "Containers",
+            "ContainersRunning",
+            "ContainersPaused",
+            "ContainersStopped",
+            "Images",
+            "Driver",
+            "DriverStatus",
+            "SystemStatus",
+            "Plugins",
+            "MemoryLimit",
+            "SwapLimit",
+            "KernelMemory",
+            "KernelMemoryTCP",
+            "CpuCfsPeriod",
+            "CpuCfsQuota",
+            "CPUShares",
+            "CPUSet",
+            "PidsLimit",
+            "IPv4Forwarding",
+            "Debug",
+            "NFd",
+            "OomKillDisable",
+            "NGoroutines",
+            "SystemTime",
+            "LoggingDriver",
+            "CgroupDriver",
+            "CgroupVersion",
+            "NEventsListener",
+            "KernelVersion",
+            "OperatingSystem",
+            "OSVersion",
+            "OSType",
+            "Architecture",
+            "IndexServerAddress",
+            "RegistryConfig",
+            "NCPU",
+            "MemTotal",
+            "GenericResources",
+            "DockerRootDir",
+            "HttpProxy",
+            "HttpsProxy",
+            "NoProxy",
+            "Name",
+            "Labels",
+            "ExperimentalBuild",
+            "ServerVersion",
+            "Runtimes",
+            "DefaultRuntime",
+            "Swarm",
+            "LiveRestoreEnabled",
+            "Isolation",
+            "InitBinary",
+            "ContainerdCommit",
+            "RuncCommit",
+            "InitCommit",
+            "SecurityOptions",
+            "ProductLicense",
+            "DefaultAddressPools",
+            "FirewallBackend",
+            "CDISpecDirs",
+            "Containerd",
+            "Warnings",
+        ],
+        &[
+            "SystemStatus",
+            "KernelMemory",
+            "KernelMemoryTCP",
+            "ProductLicense",
+            "DefaultAddressPools",
+            "FirewallBackend",
+            "Containerd",
+        ],
+    );
+    // Fields docker 28's types no longer have.
+    if let Val::Map(m) = v {
+        m.retain(|(k, _)| !matches!(k.as_str(), "BridgeNfIptables" | "BridgeNfIp6tables"));
+    }
+    reorder_field(v, "Plugins", &["Volume", "Network", "Authorization", "Log"], &[]);
+    for commit in ["ContainerdCommit", "RuncCommit", "InitCommit"] {
+        reorder_field(v, commit, &["ID", "Expected"], &["Expected"]);
+    }
+    reorder_field(
+        v,
+        "Swarm",
+        &[
+            "NodeID",
+            "NodeAddr",
+            "LocalNodeState",
+            "ControlAvailable",
+            "Error",
+            "RemoteManagers",
+        ],
+        &[],
+    );
+    reorder_field(
+        v,
+        "RegistryConfig",
+        &["IndexConfigs", "InsecureRegistryCIDRs", "Mirrors"],
+        &[],
+    );
+    if let Val::Map(m) = v {
+        if let Some((_, Val::Map(reg))) = m.iter_mut().find(|(k, _)| k == "RegistryConfig") {
+            reg.retain(|(k, _)| !k.starts_with("AllowNondistributableArtifacts"));
+        }
+    }
+}
+
 // ---- version -------------------------------------------------------------------
 
 fn client_version() -> Value {
@@ -127,10 +293,12 @@ pub fn version(c: &Client, a: FormatArg) -> Result<i32> {
     let client = client_version();
     let server = c.version_raw();
     let server_val = match &server {
-        Ok(raw) => Some(
-            Val::parse_json(&String::from_utf8_lossy(raw))
-                .map_err(|e| anyhow!("decoding the daemon's version: {e}"))?,
-        ),
+        Ok(raw) => {
+            let mut v = Val::parse_json(&String::from_utf8_lossy(raw))
+                .map_err(|e| anyhow!("decoding the daemon's version: {e}"))?;
+            version_in_go_order(&mut v);
+            Some(v)
+        }
         Err(_) => None,
     };
     let text = match a.format.as_deref() {
@@ -245,15 +413,29 @@ pub fn info(c: &Client, a: FormatArg) -> Result<i32> {
             .map_err(|e| anyhow!("template parsing error: {e}"))?;
         let mut data = Val::parse_json(&String::from_utf8_lossy(&raw))
             .map_err(|e| anyhow!("decoding the daemon's info: {e}"))?;
+        info_in_go_order(&mut data);
         if let Val::Map(m) = &mut data {
+            let client_info = [
+                ("Debug", Val::Bool(false)),
+                ("Version", Val::str(env!("CARGO_PKG_VERSION"))),
+                ("DefaultAPIVersion", Val::str(API_VERSION)),
+                ("GitCommit", Val::str("")),
+                ("GoVersion", Val::str("none (cais is written in Rust)")),
+                ("Os", Val::str(std::env::consts::OS)),
+                ("Arch", Val::str(go_arch())),
+                ("BuildTime", Val::str("")),
+                ("Context", Val::str("default")),
+                ("Plugins", Val::List(Vec::new())),
+                ("Warnings", Val::Null),
+            ];
             m.push((
                 "ClientInfo".into(),
-                Val::from(&json!({
-                    "Debug": false,
-                    "Context": "default",
-                    "Plugins": [],
-                    "Warnings": null,
-                })),
+                Val::Map(
+                    client_info
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect(),
+                ),
             ));
         }
         let out = t

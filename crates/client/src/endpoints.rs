@@ -285,11 +285,26 @@ impl Client {
 
     /// `PUT /containers/{id}/archive?path=DIR`: a tar unpacked into DIR.
     pub fn container_archive_put(&self, id: &str, dir: &str, tar: &mut dyn Read) -> Result<()> {
+        self.container_archive_put_with(id, dir, false, tar)
+    }
+
+    /// [`Client::container_archive_put`]; `keep_owners` keeps the tar's
+    /// uid and gid (`copyUIDGID`), else the files are the container root's.
+    pub fn container_archive_put_with(
+        &self,
+        id: &str,
+        dir: &str,
+        keep_owners: bool,
+        tar: &mut dyn Read,
+    ) -> Result<()> {
         self.upload(
             "PUT",
             &with_query(
                 &format!("/containers/{}/archive", encode(id)),
-                &[("path", dir.to_string())],
+                &[
+                    ("path", dir.to_string()),
+                    ("copyUIDGID", flag(keep_owners)),
+                ],
             ),
             "application/x-tar",
             tar,
