@@ -308,8 +308,7 @@ fn usage_error(e: clap::Error) -> ! {
     ) {
         e.exit();
     }
-    let _ = e.print();
-    let daemon_side = ["daemon", "runtime", "registry", "shim"];
+    let daemon_side = ["daemon", "runtime", "registry", "shim", "kube", "compose"];
     let sub = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-') && !a.starts_with("unix://") && !a.starts_with('/'));
@@ -317,6 +316,30 @@ fn usage_error(e: clap::Error) -> ! {
         Some(s) if daemon_side.contains(&s) => 2,
         _ => 125,
     };
+    // docker's words for a flag it does not know, for the client commands.
+    let unknown = (code == 125 && e.kind() == ErrorKind::UnknownArgument)
+        .then(|| e.get(clap::error::ContextKind::InvalidArg))
+        .flatten()
+        .map(|a| a.to_string())
+        .filter(|a| a.starts_with('-'));
+    match unknown {
+        Some(flag) => {
+            let flag = flag.split_once('=').map_or(flag.as_str(), |(f, _)| f).to_string();
+            let shown = if flag.starts_with("--") {
+                flag
+            } else {
+                format!("shorthand flag: '{}' in {flag}", flag.trim_start_matches('-'))
+            };
+            eprintln!("unknown {}", if shown.starts_with("shorthand") { shown } else { format!("flag: {shown}") });
+            eprintln!(
+                "See 'cais {} --help'.",
+                sub.as_deref().unwrap_or_default()
+            );
+        }
+        None => {
+            let _ = e.print();
+        }
+    }
     std::process::exit(code);
 }
 
