@@ -189,7 +189,7 @@ pub struct RunArgs {
     memory: Option<String>,
     #[arg(long)]
     cpus: Option<f64>,
-    #[arg(long = "pids-limit")]
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pids_limit: Option<i64>,
     /// no, always, unless-stopped, on-failure[:N].
     #[arg(long)]
@@ -295,7 +295,7 @@ pub struct RunArgs {
     #[arg(long = "group-add")]
     group_add: Vec<String>,
     /// The OOM killer's preference, -1000 to 1000.
-    #[arg(long = "oom-score-adj")]
+    #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
     oom_score_adj: Option<i64>,
     /// Mount the volumes of another container, NAME[:ro|:rw].
     #[arg(long = "volumes-from")]
@@ -383,7 +383,7 @@ pub struct ResourceArgs {
     #[arg(long = "cpu-period")]
     cpu_period: Option<i64>,
     /// The CFS scheduler quota, microseconds.
-    #[arg(long = "cpu-quota")]
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
     cpu_quota: Option<i64>,
     #[arg(long = "cpu-rt-period")]
     cpu_rt_period: Option<i64>,
@@ -393,10 +393,10 @@ pub struct ResourceArgs {
     #[arg(long = "memory-reservation")]
     memory_reservation: Option<String>,
     /// Memory plus swap; -1 for unlimited swap.
-    #[arg(long = "memory-swap")]
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
     memory_swap: Option<String>,
     /// How readily anonymous pages are swapped, 0 to 100.
-    #[arg(long = "memory-swappiness")]
+    #[arg(long = "memory-swappiness", allow_hyphen_values = true)]
     memory_swappiness: Option<i64>,
     /// Do not let the OOM killer kill the container's processes.
     #[arg(long = "oom-kill-disable", num_args = 0..=1, require_equals = true,
@@ -475,7 +475,6 @@ macro_rules! resource_fields {
     };
 }
 
-
 pub(crate) use resource_fields;
 
 /// `--memory-swap`: a size, or -1 for unlimited swap.
@@ -530,9 +529,17 @@ impl ResourceArgs {
         }
         for (list, out, iops) in [
             (&self.device_read_bps, &mut *f.blkio_device_read_bps, false),
-            (&self.device_write_bps, &mut *f.blkio_device_write_bps, false),
+            (
+                &self.device_write_bps,
+                &mut *f.blkio_device_write_bps,
+                false,
+            ),
             (&self.device_read_iops, &mut *f.blkio_device_read_iops, true),
-            (&self.device_write_iops, &mut *f.blkio_device_write_iops, true),
+            (
+                &self.device_write_iops,
+                &mut *f.blkio_device_write_iops,
+                true,
+            ),
         ] {
             for d in list {
                 out.push(opts::throttle_device(d, iops)?);
@@ -1097,7 +1104,9 @@ fn run_only_fields(req: &mut CreateRequest, a: &RunArgs) -> Result<()> {
             .with_context(|| format!("reading the label file {}", f.display()))?;
         for l in opts::label_file(&text)? {
             let (k, v) = l.split_once('=').unwrap_or((&l, ""));
-            cfg.labels.entry(k.to_string()).or_insert_with(|| v.to_string());
+            cfg.labels
+                .entry(k.to_string())
+                .or_insert_with(|| v.to_string());
         }
     }
     if a.no_healthcheck {
@@ -1260,8 +1269,12 @@ fn create(c: &Client, a: &RunArgs) -> Result<String> {
         eprintln!("WARNING: {w}");
     }
     if let Some(f) = &a.cidfile {
-        std::fs::write(f, &r.id)
-            .with_context(|| format!("failed to write the container ID to the file {}", f.display()))?;
+        std::fs::write(f, &r.id).with_context(|| {
+            format!(
+                "failed to write the container ID to the file {}",
+                f.display()
+            )
+        })?;
     }
     Ok(r.id)
 }
@@ -1270,8 +1283,7 @@ fn create(c: &Client, a: &RunArgs) -> Result<String> {
 /// the command is not there, 126 when it cannot be run, else 125.
 pub(crate) fn start_failure_code(e: &anyhow::Error) -> i32 {
     let text = format!("{e:#}");
-    if text.contains("executable file not found") || text.contains("no such file or directory")
-    {
+    if text.contains("executable file not found") || text.contains("no such file or directory") {
         127
     } else if text.contains("permission denied") || text.contains("is a directory") {
         126
@@ -1341,7 +1353,8 @@ fn run_container(c: &Client, a: RunArgs, start: bool) -> Result<i32> {
         println!("{id}");
         return Ok(0);
     }
-    let streams = |name: &str| a.attach.is_empty() || a.attach.iter().any(|s| s.eq_ignore_ascii_case(name));
+    let streams =
+        |name: &str| a.attach.is_empty() || a.attach.iter().any(|s| s.eq_ignore_ascii_case(name));
     let stdin = a.interactive && streams("stdin");
     let mut q = vec![
         ("stream", "1".to_string()),
@@ -1593,7 +1606,10 @@ fn ps(c: &Client, a: PsArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    let rows: Vec<_> = list.iter().map(|s| listing::ps_row(s, a.no_trunc)).collect();
+    let rows: Vec<_> = list
+        .iter()
+        .map(|s| listing::ps_row(s, a.no_trunc))
+        .collect();
     let label = listing::label_method(list.iter().map(|s| s.labels.clone()).collect());
     listing::print(
         a.format.as_deref(),
@@ -2013,7 +2029,9 @@ fn volume(c: &Client, cmd: VolumeCmd) -> Result<i32> {
                 &rows,
                 "*formatter.volumeContext",
                 listing::VOLUMES_HEADERS,
-                None,
+                Some(&listing::label_method(
+                    list.volumes.iter().map(|v| v.labels.clone()).collect(),
+                )),
             )?;
             Ok(0)
         }

@@ -60,7 +60,7 @@ pub struct UpdateArgs {
     #[arg(long)]
     cpus: Option<f64>,
     /// Process limit (-1 for none).
-    #[arg(long = "pids-limit")]
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pids_limit: Option<i64>,
     /// no, always, unless-stopped, on-failure[:N].
     #[arg(long)]
@@ -102,10 +102,7 @@ fn is_dir_mode(stat: &Value) -> bool {
 }
 
 pub fn cp(c: &Client, a: CpArgs) -> Result<i32> {
-    match (
-        split_container_path(&a.src),
-        split_container_path(&a.dest),
-    ) {
+    match (split_container_path(&a.src), split_container_path(&a.dest)) {
         (Some(_), Some(_)) => bail!("copying between containers is not supported"),
         (None, None) => bail!("must specify at least one container source"),
         (Some((container, path)), None) => copy_out(c, container, path, &a),
@@ -227,9 +224,9 @@ fn copy_in(c: &Client, src: &str, container: &str, path: &str, a: &CpArgs) -> Re
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| ".".into()),
         ),
-        Some(_) if meta.is_dir() => bail!(
-            "cannot copy directory to \"{container}:{path}\": it is not a directory"
-        ),
+        Some(_) if meta.is_dir() => {
+            bail!("cannot copy directory to \"{container}:{path}\": it is not a directory")
+        }
         _ => {
             if path.ends_with('/') {
                 bail!("destination directory \"{container}:{path}\" does not exist");
@@ -282,7 +279,13 @@ pub fn diff(c: &Client, a: DiffArgs) -> Result<i32> {
             Some(2) => "D",
             _ => "?",
         };
-        if writeln!(out, "{kind} {}", change["Path"].as_str().unwrap_or_default()).is_err() {
+        if writeln!(
+            out,
+            "{kind} {}",
+            change["Path"].as_str().unwrap_or_default()
+        )
+        .is_err()
+        {
             break;
         }
     }

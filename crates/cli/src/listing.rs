@@ -103,7 +103,9 @@ pub fn ps_row(s: &ContainerSummary, no_trunc: bool) -> Val {
 }
 
 /// `ps`'s `.Label "key"`.
-pub fn label_method(labels: Vec<std::collections::BTreeMap<String, String>>) -> impl Fn(usize, &str, &[Val]) -> Option<Result<Val, String>> {
+pub fn label_method(
+    labels: Vec<std::collections::BTreeMap<String, String>>,
+) -> impl Fn(usize, &str, &[Val]) -> Option<Result<Val, String>> {
     move |i, name, args| {
         (name == "Label").then(|| {
             let key = args.first().and_then(Val::as_str).unwrap_or_default();
@@ -283,6 +285,12 @@ pub fn print(
         type_name,
         headers,
         method,
+        // `ps` words it apart from the other listings.
+        exec_error: if type_name == "*formatter.ContainerContext" {
+            "failed to execute template"
+        } else {
+            "template parsing error"
+        },
     };
     match f.write(rows, &listing) {
         Ok(()) => Ok(()),
@@ -318,8 +326,15 @@ pub fn inspect_output(objects: &[Vec<u8>], format: Option<&str>) -> Result<Strin
             out.push('\n');
             Ok(out)
         }
+        // `-f json`: every object in one compact JSON array.
+        Some("json") => {
+            let parts: Vec<String> = objects
+                .iter()
+                .map(|o| compact_json(&String::from_utf8_lossy(o)))
+                .collect();
+            Ok(format!("[{}]\n", parts.join(",")))
+        }
         Some(f) => {
-            let f = if f == "json" { "{{json .}}" } else { f };
             let t = template::parse(&template::unescape(f))
                 .map_err(|e| anyhow!("template parsing error: {e}"))?;
             let mut out = String::new();
@@ -336,7 +351,9 @@ pub fn inspect_output(objects: &[Vec<u8>], format: Option<&str>) -> Result<Strin
                         out.push('\n');
                     }
                     // What came before is printed, then the error.
-                    Err(e) => return Err(Inspected(out, format!("template parsing error: {e}")).into()),
+                    Err(e) => {
+                        return Err(Inspected(out, format!("template parsing error: {e}")).into())
+                    }
                 }
             }
             Ok(out)
@@ -356,6 +373,29 @@ impl std::fmt::Display for Inspected {
 }
 
 impl std::error::Error for Inspected {}
+
+/// JSON without insignificant whitespace (Go's `json.Compact`).
+pub fn compact_json(src: &str) -> String {
+    let mut out = String::with_capacity(src.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in src.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if !c.is_ascii_whitespace() {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out
+}
 
 /// Go's `json.Indent(dst, src, "", indent)`: whitespace between tokens
 /// dropped, a newline and the depth's indent after `{`, `[` and `,`
@@ -439,7 +479,10 @@ mod tests {
             go_time("2026-12-08T01:39:53.504419600Z"),
             "2026-12-08 01:39:53.5044196 +0000 UTC"
         );
-        assert_eq!(go_time("2026-12-08T01:39:53Z"), "2026-12-08 01:39:53 +0000 UTC");
+        assert_eq!(
+            go_time("2026-12-08T01:39:53Z"),
+            "2026-12-08 01:39:53 +0000 UTC"
+        );
         assert_eq!(go_unix_time(0), "1970-01-01 00:00:00 +0000 UTC");
         assert_eq!(human_size(1_982_000.0, 3), "1.98MB");
         assert_eq!(human_size(1_982_000.0, 4), "1.982MB");

@@ -324,17 +324,27 @@ fn usage_error(e: clap::Error) -> ! {
         .filter(|a| a.starts_with('-'));
     match unknown {
         Some(flag) => {
-            let flag = flag.split_once('=').map_or(flag.as_str(), |(f, _)| f).to_string();
+            let flag = flag
+                .split_once('=')
+                .map_or(flag.as_str(), |(f, _)| f)
+                .to_string();
             let shown = if flag.starts_with("--") {
                 flag
             } else {
-                format!("shorthand flag: '{}' in {flag}", flag.trim_start_matches('-'))
+                format!(
+                    "shorthand flag: '{}' in {flag}",
+                    flag.trim_start_matches('-')
+                )
             };
-            eprintln!("unknown {}", if shown.starts_with("shorthand") { shown } else { format!("flag: {shown}") });
             eprintln!(
-                "See 'cais {} --help'.",
-                sub.as_deref().unwrap_or_default()
+                "unknown {}",
+                if shown.starts_with("shorthand") {
+                    shown
+                } else {
+                    format!("flag: {shown}")
+                }
             );
+            eprintln!("See 'cais {} --help'.", sub.as_deref().unwrap_or_default());
         }
         None => {
             let _ = e.print();

@@ -309,7 +309,6 @@ fn short_id(id: &str, no_trunc: bool) -> String {
     }
 }
 
-
 pub fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
     match cmd {
         NetworkCmd::Create {
@@ -371,9 +370,22 @@ pub fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
                 format.as_deref(),
                 crate::listing::NETWORKS_TABLE,
                 &rows,
-                "*formatter.networkContext",
+                "*network.networkContext",
                 crate::listing::NETWORKS_HEADERS,
-                None,
+                Some(&crate::listing::label_method(
+                    list.iter()
+                        .map(|n| {
+                            n["Labels"]
+                                .as_object()
+                                .into_iter()
+                                .flatten()
+                                .map(|(k, v)| {
+                                    (k.clone(), v.as_str().unwrap_or_default().to_string())
+                                })
+                                .collect()
+                        })
+                        .collect(),
+                )),
             )?;
             Ok(0)
         }

@@ -104,8 +104,7 @@ fn stdout(text: &str) {
 fn reorder(v: &mut Val, order: &[&str], omit_empty: &[&str]) {
     if let Val::Map(m) = v {
         m.retain(|(k, x)| {
-            !(omit_empty.contains(&k.as_str())
-                && matches!(x, Val::Str(s) if s.is_empty())
+            !(omit_empty.contains(&k.as_str()) && matches!(x, Val::Str(s) if s.is_empty())
                 || omit_empty.contains(&k.as_str()) && matches!(x, Val::Bool(false) | Val::Null))
         });
         m.sort_by_key(|(k, _)| order.iter().position(|o| o == k).unwrap_or(order.len()));
@@ -138,7 +137,12 @@ fn version_in_go_order(v: &mut Val) {
             "Experimental",
             "BuildTime",
         ],
-        &["KernelVersion", "Experimental", "BuildTime", "MinAPIVersion"],
+        &[
+            "KernelVersion",
+            "Experimental",
+            "BuildTime",
+            "MinAPIVersion",
+        ],
     );
     if let Val::Map(m) = v {
         if let Some((_, Val::List(components))) = m.iter_mut().find(|(k, _)| k == "Components") {
@@ -232,7 +236,12 @@ fn info_in_go_order(v: &mut Val) {
     if let Val::Map(m) = v {
         m.retain(|(k, _)| !matches!(k.as_str(), "BridgeNfIptables" | "BridgeNfIp6tables"));
     }
-    reorder_field(v, "Plugins", &["Volume", "Network", "Authorization", "Log"], &[]);
+    reorder_field(
+        v,
+        "Plugins",
+        &["Volume", "Network", "Authorization", "Log"],
+        &[],
+    );
     for commit in ["ContainerdCommit", "RuncCommit", "InitCommit"] {
         reorder_field(v, commit, &["ID", "Expected"], &["Expected"]);
     }
@@ -308,7 +317,10 @@ pub fn version(c: &Client, a: FormatArg) -> Result<i32> {
                 .map_err(|e| anyhow!("template parsing error: {e}"))?;
             let data = Val::Map(vec![
                 ("Client".to_string(), Val::from(&client)),
-                ("Server".to_string(), server_val.clone().unwrap_or(Val::Null)),
+                (
+                    "Server".to_string(),
+                    server_val.clone().unwrap_or(Val::Null),
+                ),
             ]);
             let mut s = t
                 .execute(&data, Env::default())
@@ -514,7 +526,10 @@ fn server_info_text(v: &Value) -> String {
     if !authz.is_empty() {
         s.push_str(&format!("  Authorization: {}\n", authz.join(" ")));
     }
-    s.push_str(&format!("  Log: {}\n", strs(&v["Plugins"]["Log"]).join(" ")));
+    s.push_str(&format!(
+        "  Log: {}\n",
+        strs(&v["Plugins"]["Log"]).join(" ")
+    ));
     let cdi = strs(&v["CDISpecDirs"]);
     if !cdi.is_empty() {
         s.push_str(" CDI spec directories:\n");
@@ -681,12 +696,14 @@ fn df_rows(v: &Value) -> Vec<Val> {
             used += virt - shared;
         }
     }
-    let active_images = images
-        .iter()
-        .filter(|i| int(&i["Containers"]) > 0)
-        .count();
+    let active_images = images.iter().filter(|i| int(&i["Containers"]) > 0).count();
     let containers = list("Containers");
-    let is_active = |c: &Value| matches!(c["State"].as_str(), Some("running" | "paused" | "restarting"));
+    let is_active = |c: &Value| {
+        matches!(
+            c["State"].as_str(),
+            Some("running" | "paused" | "restarting")
+        )
+    };
     let csize: i64 = containers.iter().map(|c| int(&c["SizeRw"])).sum();
     let creclaim: i64 = containers
         .iter()
@@ -762,7 +779,7 @@ pub fn df(c: &Client, a: DfArgs) -> Result<i32> {
         a.format.as_deref(),
         DF_TABLE,
         &rows,
-        "*formatter.diskUsageContext",
+        "*formatter.diskUsageImagesContext",
         DF_HEADERS,
         None,
     )?;
@@ -774,7 +791,13 @@ pub fn df(c: &Client, a: DfArgs) -> Result<i32> {
 fn confirm(warning: &str) -> bool {
     eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
     let _ = std::io::stderr().flush();
-    if !std::io::stdin().is_terminal() && std::io::stdin().lock().fill_buf().map(|b| b.is_empty()).unwrap_or(true) {
+    if !std::io::stdin().is_terminal()
+        && std::io::stdin()
+            .lock()
+            .fill_buf()
+            .map(|b| b.is_empty())
+            .unwrap_or(true)
+    {
         eprintln!();
         return false;
     }
@@ -801,11 +824,23 @@ fn prune_one(c: &Client, kind: Kind, filters: &[String], all: bool) -> Result<(S
         q.push(("all", "1".to_string()));
     }
     let (v, title, key) = match kind {
-        Kind::Containers => (c.containers_prune(&q)?, "Deleted Containers:", "ContainersDeleted"),
+        Kind::Containers => (
+            c.containers_prune(&q)?,
+            "Deleted Containers:",
+            "ContainersDeleted",
+        ),
         Kind::Volumes => (c.volumes_prune(&q)?, "Deleted Volumes:", "VolumesDeleted"),
-        Kind::Networks => (c.networks_prune(&q)?, "Deleted Networks:", "NetworksDeleted"),
+        Kind::Networks => (
+            c.networks_prune(&q)?,
+            "Deleted Networks:",
+            "NetworksDeleted",
+        ),
         Kind::Images => (c.images_prune(&q)?, "Deleted Images:", "ImagesDeleted"),
-        Kind::BuildCache => (c.build_prune(&q)?, "Deleted build cache objects:", "CachesDeleted"),
+        Kind::BuildCache => (
+            c.build_prune(&q)?,
+            "Deleted build cache objects:",
+            "CachesDeleted",
+        ),
     };
     let mut out = String::new();
     let deleted = v[key].as_array().cloned().unwrap_or_default();

@@ -301,10 +301,7 @@ impl Client {
             "PUT",
             &with_query(
                 &format!("/containers/{}/archive", encode(id)),
-                &[
-                    ("path", dir.to_string()),
-                    ("copyUIDGID", flag(keep_owners)),
-                ],
+                &[("path", dir.to_string()), ("copyUIDGID", flag(keep_owners))],
             ),
             "application/x-tar",
             tar,

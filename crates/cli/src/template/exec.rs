@@ -390,6 +390,16 @@ impl<'a> State<'a> {
                 }
             }
             if !call_args.is_empty() {
+                // A row without such a field or method: Go names the field.
+                if let Some(ty) = self.env.strict.filter(|_| is_root) {
+                    if matches!(recv, Val::Map(_)) && recv.get(name).is_none() {
+                        return Err(exec_err(
+                            p,
+                            &format!(".{}", chain[..=i].join(".")),
+                            format!("can't evaluate field {name} in type {ty}"),
+                        ));
+                    }
+                }
                 return Err(err(format!(
                     "{name} has arguments but cannot be invoked as function"
                 )));
@@ -508,8 +518,7 @@ impl<'a> State<'a> {
                 .next()
                 .ok_or_else(|| format!("wrong number of args for {name}: want 1 got 0"));
         }
-        if name == "json" && self.env.strict.is_some() && vals.len() == 1 && &vals[0] == self.root
-        {
+        if name == "json" && self.env.strict.is_some() && vals.len() == 1 && &vals[0] == self.root {
             // A listing row marshals itself with Go's `json.Marshal`, which
             // escapes HTML characters (docker's `MarshalJSON` of a row).
             let text = vals[0]

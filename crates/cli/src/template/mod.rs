@@ -59,6 +59,9 @@ pub struct Listing<'a> {
     pub headers: &'a [(&'a str, &'a str)],
     /// Row methods with arguments (`.Label "k"`): row index, name, args.
     pub method: Option<&'a dyn Fn(usize, &str, &[Val]) -> Option<Result<Val, String>>>,
+    /// How docker's command words an error while executing the template
+    /// (`failed to execute template` or `template parsing error`).
+    pub exec_error: &'a str,
 }
 
 /// A `--format` value as docker's formatter reads it: `table [TEMPLATE]`
@@ -115,7 +118,7 @@ impl Format {
             };
             let line = t
                 .execute(row, env)
-                .map_err(|e| anyhow!("failed to execute template: {e}"))?;
+                .map_err(|e| anyhow!("{}: {e}", listing.exec_error))?;
             body.push_str(&line);
             body.push('\n');
         }

@@ -127,7 +127,9 @@ pub fn device_cgroup_rule(spec: &str) -> Result<String> {
 
 /// `--blkio-weight-device PATH:WEIGHT` (10 to 1000, or 0).
 pub fn weight_device(spec: &str) -> Result<WeightDevice> {
-    let Some((path, weight)) = spec.rsplit_once(':').filter(|(p, _)| p.starts_with("/dev/"))
+    let Some((path, weight)) = spec
+        .rsplit_once(':')
+        .filter(|(p, _)| p.starts_with("/dev/"))
     else {
         refuse!("bad format: {spec}");
     };
@@ -143,7 +145,9 @@ pub fn weight_device(spec: &str) -> Result<WeightDevice> {
 /// `--device-read-bps PATH:RATE` (a size: `1mb`) and, with `iops`,
 /// `--device-read-iops PATH:NUMBER`.
 pub fn throttle_device(spec: &str, iops: bool) -> Result<ThrottleDevice> {
-    let Some((path, rate)) = spec.rsplit_once(':').filter(|(p, _)| p.starts_with("/dev/"))
+    let Some((path, rate)) = spec
+        .rsplit_once(':')
+        .filter(|(p, _)| p.starts_with("/dev/"))
     else {
         refuse!("bad format: {spec}");
     };

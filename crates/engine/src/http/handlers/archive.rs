@@ -121,11 +121,11 @@ pub(crate) async fn put(
         if keep_owners { "put-owned" } else { "put" },
         &path,
     )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(Error::spawn(&engine.cfg.binary))?;
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .map_err(Error::spawn(&engine.cfg.binary))?;
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let mut body = req.into_body();
     let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(16);
