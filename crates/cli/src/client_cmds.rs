@@ -767,7 +767,7 @@ pub enum ContainerCmd {
     Cp(crate::container_ops::CpArgs),
     Diff(crate::container_ops::DiffArgs),
     Export(crate::container_ops::ExportArgs),
-    Update(crate::container_ops::UpdateArgs),
+    Update(Box<crate::container_ops::UpdateArgs>),
 }
 
 /// `inspect` through the daemon: containers first, then images.
@@ -838,9 +838,8 @@ pub fn run(host: Option<&str>, cmd: ClientCommand) -> Result<i32> {
         ClientCommand::Container(ContainerCmd::Export(a)) | ClientCommand::Export(a) => {
             crate::container_ops::export(&c, a)
         }
-        ClientCommand::Container(ContainerCmd::Update(a)) | ClientCommand::Update(a) => {
-            crate::container_ops::update(&c, a)
-        }
+        ClientCommand::Container(ContainerCmd::Update(a)) => crate::container_ops::update(&c, *a),
+        ClientCommand::Update(a) => crate::container_ops::update(&c, a),
         ClientCommand::Version(a) => crate::system::version(&c, a),
         ClientCommand::Info(a) => crate::system::info(&c, a),
         ClientCommand::System(cmd) => crate::system::system(&c, cmd),

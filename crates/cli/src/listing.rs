@@ -278,7 +278,7 @@ pub fn print(
     rows: &[Val],
     type_name: &str,
     headers: &[(&str, &str)],
-    method: Option<&dyn Fn(usize, &str, &[Val]) -> Option<Result<Val, String>>>,
+    method: Option<template::RowMethod>,
 ) -> Result<()> {
     let f = Format::parse(format, default_table);
     let listing = Listing {

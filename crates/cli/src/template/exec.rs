@@ -222,7 +222,7 @@ impl<'a> State<'a> {
                     .iter()
                     .map(|(k, e)| (Val::Str(k.clone()), e.clone()))
                     .collect();
-                pairs.sort_by(|a, b| a.0.go_string().cmp(&b.0.go_string()));
+                pairs.sort_by_key(|a| a.0.go_string());
                 pairs
             }
             Val::Int(n) => {
@@ -542,7 +542,7 @@ fn want(name: &str, vals: &[Val], n: usize) -> R<()> {
     Ok(())
 }
 
-fn string_arg<'v>(v: &'v Val) -> R<&'v str> {
+fn string_arg(v: &Val) -> R<&str> {
     match v {
         Val::Str(s) => Ok(s),
         Val::Missing => Err("invalid value; expected string".into()),
@@ -837,7 +837,7 @@ fn title(s: &str) -> String {
         } else {
             out.push(c);
         }
-        prev_sep = !(c.is_alphanumeric() || c == '_' || (!c.is_ascii() && !c.is_whitespace()));
+        prev_sep = (c.is_whitespace() || c.is_ascii()) && c != '_' && !c.is_alphanumeric();
     }
     out
 }

@@ -50,6 +50,10 @@ pub fn unescape(s: &str) -> String {
     s.replace("\\t", "\t").replace("\\n", "\n")
 }
 
+/// A row method with arguments (`.Label "k"`): row index, name, args;
+/// `None` when the row has no such method.
+pub type RowMethod<'a> = &'a dyn Fn(usize, &str, &[Val]) -> Option<Result<Val, String>>;
+
 /// What a listing command's rows are, for its `--format`.
 pub struct Listing<'a> {
     /// The Go type of a row (`*formatter.ContainerContext`), named in the
@@ -58,7 +62,7 @@ pub struct Listing<'a> {
     /// Each field's column title (docker's header context).
     pub headers: &'a [(&'a str, &'a str)],
     /// Row methods with arguments (`.Label "k"`): row index, name, args.
-    pub method: Option<&'a dyn Fn(usize, &str, &[Val]) -> Option<Result<Val, String>>>,
+    pub method: Option<RowMethod<'a>>,
     /// How docker's command words an error while executing the template
     /// (`failed to execute template` or `template parsing error`).
     pub exec_error: &'a str,

@@ -104,7 +104,7 @@ pub fn parse(src: &str) -> Result<Template, ParseError> {
     let (nodes, end) = p.list()?;
     match end {
         End::Eof => Ok(Template { nodes }),
-        End::End(a) => Err(format!("template: :{}: unexpected {{{{end}}}}", a.line)),
+        End::Close(a) => Err(format!("template: :{}: unexpected {{{{end}}}}", a.line)),
         End::Else(a, _) => Err(format!("template: :{}: unexpected {{{{else}}}}", a.line)),
     }
 }
@@ -427,7 +427,7 @@ fn quoted(src: &str, at: usize) -> Option<(String, usize)> {
 
 enum End {
     Eof,
-    End(Action),
+    Close(Action),
     /// `{{else}}` or `{{else if ...}}`: the action and its tokens after
     /// `else`.
     Else(Action, Vec<Tok>),
@@ -457,7 +457,7 @@ impl Parser {
                     if a.toks.len() > 1 {
                         return Err(err("unexpected tokens after end".into()));
                     }
-                    return Ok((nodes, End::End(a)));
+                    return Ok((nodes, End::Close(a)));
                 }
                 Some(Tok::Ident(k)) if k == "else" => {
                     let rest = a.toks[1..].to_vec();
@@ -474,10 +474,10 @@ impl Parser {
                     self.range_depth += 1;
                     let (body, end) = self.list()?;
                     let else_ = match end {
-                        End::End(_) => Vec::new(),
+                        End::Close(_) => Vec::new(),
                         End::Else(e, rest) if rest.is_empty() => {
                             let (else_body, end) = self.list()?;
-                            if !matches!(end, End::End(_)) {
+                            if !matches!(end, End::Close(_)) {
                                 return Err(format!("template: :{}: expected end; found {{{{else}}}} or end of input", e.line));
                             }
                             else_body
@@ -524,12 +524,12 @@ impl Parser {
             let (body, end) = self.list()?;
             branches.push((cond, body));
             match end {
-                End::End(_) => break,
+                End::Close(_) => break,
                 End::Eof => return Err(format!("template: :{}: unexpected EOF", a.line)),
                 End::Else(_, rest) if rest.is_empty() => {
                     let (else_body, end) = self.list()?;
                     match end {
-                        End::End(_) => {}
+                        End::Close(_) => {}
                         End::Else(e, _) => {
                             return Err(format!(
                                 "template: :{}: expected end; found {{{{else}}}}",

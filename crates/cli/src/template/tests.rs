@@ -159,6 +159,7 @@ fn ps_render(format: Option<&str>) -> std::result::Result<String, String> {
         type_name: "*formatter.ContainerContext",
         headers: HEADERS,
         method: Some(&method),
+        exec_error: "failed to execute template",
     };
     Format::parse(format, "{{.ID}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}")
         .render(&rows, &listing)
@@ -202,12 +203,13 @@ fn tables_align_like_dockers_tabwriter() {
         e.contains("can't evaluate field Nope in type *formatter.ContainerContext"),
         "{e}"
     );
-    assert!(e.starts_with("template parsing error: "), "{e}");
+    assert!(e.starts_with("failed to execute template: "), "{e}");
     // A bad template fails even without rows.
     let listing = Listing {
         type_name: "x",
         headers: HEADERS,
         method: None,
+        exec_error: "template parsing error",
     };
     assert!(Format::parse(Some("{{.ID"), "")
         .render(&[], &listing)

@@ -247,11 +247,11 @@ mod tests {
 
     #[test]
     fn ulimits_read_like_docker() {
-        let u = ulimit("nofile=1024:2048").unwrap();
+        let u = ulimit("nofile=1024:2048").expect("accepted");
         assert_eq!((u.name.as_str(), u.soft, u.hard), ("nofile", 1024, 2048));
-        let u = ulimit("nproc=64").unwrap();
+        let u = ulimit("nproc=64").expect("accepted");
         assert_eq!((u.soft, u.hard), (64, 64));
-        let u = ulimit("core=-1").unwrap();
+        let u = ulimit("core=-1").expect("accepted");
         assert_eq!((u.soft, u.hard), (-1, -1));
         for (bad, why) in [
             ("nofile", "invalid ulimit argument: nofile"),
@@ -262,7 +262,7 @@ mod tests {
                 "ulimit soft limit must be less than or equal to hard limit: 20 > 10",
             ),
         ] {
-            assert_eq!(ulimit(bad).unwrap_err().0, why, "{bad}");
+            assert_eq!(ulimit(bad).expect_err("refused").0, why, "{bad}");
         }
     }
 
@@ -276,23 +276,23 @@ mod tests {
             })
         };
         assert_eq!(
-            device("/dev/null").unwrap(),
+            device("/dev/null").expect("accepted"),
             node("/dev/null", "/dev/null", "rwm")
         );
         assert_eq!(
-            device("/dev/null:r").unwrap(),
+            device("/dev/null:r").expect("accepted"),
             node("/dev/null", "/dev/null", "r")
         );
         assert_eq!(
-            device("/dev/null:/dev/x").unwrap(),
+            device("/dev/null:/dev/x").expect("accepted"),
             node("/dev/null", "/dev/x", "rwm")
         );
         assert_eq!(
-            device("/dev/null:/dev/x:rw").unwrap(),
+            device("/dev/null:/dev/x:rw").expect("accepted"),
             node("/dev/null", "/dev/x", "rw")
         );
         assert_eq!(
-            device("example.com/dev=zero").unwrap(),
+            device("example.com/dev=zero").expect("accepted"),
             Device::Cdi("example.com/dev=zero".into())
         );
         assert!(device("/dev/null:/dev/x:q").is_err());
@@ -308,31 +308,41 @@ mod tests {
         for bad in ["c 1:3", "x 1:3 r", "c 1-3 r", "c 1:3 q", ""] {
             assert!(device_cgroup_rule(bad).is_err(), "{bad}");
         }
-        assert_eq!(weight_device("/dev/sda:500").unwrap().weight, 500);
+        assert_eq!(weight_device("/dev/sda:500").expect("accepted").weight, 500);
         assert!(weight_device("/dev/sda:5").is_err());
         assert!(weight_device("sda:500").is_err());
         assert_eq!(
-            throttle_device("/dev/sda:1mb", false).unwrap().rate,
+            throttle_device("/dev/sda:1mb", false)
+                .expect("accepted")
+                .rate,
             1 << 20
         );
-        assert_eq!(throttle_device("/dev/sda:100", true).unwrap().rate, 100);
+        assert_eq!(
+            throttle_device("/dev/sda:100", true)
+                .expect("accepted")
+                .rate,
+            100
+        );
         assert!(throttle_device("/dev/sda:1mb", true).is_err());
         assert!(throttle_device("/dev/sda", false).is_err());
     }
 
     #[test]
     fn gpus_key_values_and_label_files() {
-        assert_eq!(gpus("all").unwrap().count, -1);
-        assert_eq!(gpus("2").unwrap().count, 2);
-        assert_eq!(gpus("device=0").unwrap().device_ids, vec!["0".to_string()]);
+        assert_eq!(gpus("all").expect("accepted").count, -1);
+        assert_eq!(gpus("2").expect("accepted").count, 2);
+        assert_eq!(
+            gpus("device=0").expect("accepted").device_ids,
+            vec!["0".to_string()]
+        );
         assert!(gpus("nosuch=1").is_err());
-        let m = key_values(&["a=b".into(), "c=".into()], "sysctl").unwrap();
+        let m = key_values(&["a=b".into(), "c=".into()], "sysctl").expect("accepted");
         assert_eq!(m["a"], "b");
         assert_eq!(m["c"], "");
         assert!(key_values(&["novalue".into()], "sysctl").is_err());
         assert!(key_values(&["=x".into()], "sysctl").is_err());
         assert_eq!(
-            label_file("# c\n\na=1\n  b\n").unwrap(),
+            label_file("# c\n\na=1\n  b\n").expect("accepted"),
             vec!["a=1".to_string(), "b".to_string()]
         );
     }
