@@ -192,10 +192,11 @@ fn tables_align_like_dockers_tabwriter() {
         ps_render(Some("{{.ID}}\\t{{.Names}}")).expect("renders"),
         "aaaaaaaaaaaa\tweb\nbbbbbbbbbbbb\tdatabase-primary\n"
     );
+    // A row marshals itself as Go's json.Marshal does: HTML escaped.
     assert_eq!(
         ps_render(Some("json")).expect("renders"),
         "{\"ID\":\"aaaaaaaaaaaa\",\"Names\":\"web\",\"Status\":\"Up 2 seconds\",\"Ports\":\"\"}\n\
-         {\"ID\":\"bbbbbbbbbbbb\",\"Names\":\"database-primary\",\"Status\":\"Exited (0) 3 minutes ago\",\"Ports\":\"0.0.0.0:8080->80/tcp\"}\n"
+         {\"ID\":\"bbbbbbbbbbbb\",\"Names\":\"database-primary\",\"Status\":\"Exited (0) 3 minutes ago\",\"Ports\":\"0.0.0.0:8080-\\u003e80/tcp\"}\n"
     );
     // A row's fields are fixed: another is an error naming the row's type.
     let e = ps_render(Some("{{.Nope}}")).expect_err("unknown field");
