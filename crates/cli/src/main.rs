@@ -280,6 +280,9 @@ fn main() {
                 client_cmds::push_remote(&c, &args.image, args.target.as_deref(), args.quiet)
             })
             .unwrap_or_else(|e| client_cmds::report(&e, 1)),
+        Command::Build(args) if args.check_flags().is_err() => {
+            client_cmds::report(&args.check_flags().expect_err("checked just above"), 125)
+        }
         Command::Build(args) if args.is_local() => report(build::local(&args)),
         Command::Build(args) => client_cmds::client(host.as_deref())
             .and_then(|c| build::remote(&c, &args))

@@ -900,3 +900,56 @@ fn prune_verbs_print_what_docker_prints() {
     assert_eq!(text(&got.stdout), text(&want.stdout));
     assert_eq!(got.status.code(), want.status.code());
 }
+
+#[test]
+fn build_flags_are_applied_or_refused() {
+    let Some(d) = fixture() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {IMAGE}\nRUN grep surf-build.example /etc/hosts > /hosts-line\n"),
+    )
+    .expect("Dockerfile");
+    let ctx = dir.path().to_string_lossy().into_owned();
+    ok(
+        d,
+        &[
+            "build",
+            "-q",
+            "--add-host",
+            "surf-build.example:10.9.8.7",
+            "--cache-from",
+            IMAGE,
+            "-t",
+            "surf-build:1",
+            &ctx,
+        ],
+    );
+    assert_eq!(
+        ok(d, &["run", "--rm", "surf-build:1", "cat", "/hosts-line"])
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["10.9.8.7", "surf-build.example"]
+    );
+    for flag in [
+        &["--ulimit", "nofile=10:10"][..],
+        &["--shm-size", "8m"],
+        &["--security-opt", "seccomp=unconfined"],
+        &["--memory", "64m"],
+        &["--cpu-shares", "100"],
+    ] {
+        let mut args = vec!["build", "-t", "surf-build:refused"];
+        args.extend(flag);
+        args.push(&ctx);
+        let out = cais(d, &args);
+        assert_eq!(out.status.code(), Some(125), "{flag:?}");
+        assert!(
+            text(&out.stderr).contains(&format!("{} is not supported by cais builds", flag[0])),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let out = cais(d, &["image", "inspect", "surf-build:refused"]);
+    assert!(!out.status.success(), "a refused build made an image");
+    let _ = docker(d, &["rmi", "surf-build:1"]);
+}
