@@ -75,6 +75,18 @@ pub struct BuildArgs {
     /// An image whose steps the build may reuse (through the daemon).
     #[arg(long = "cache-from", value_name = "IMAGE")]
     cache_from: Vec<String>,
+    /// Accepted: the context goes over the local socket as it is (docker
+    /// gzips it, which changes nothing the build sees).
+    #[arg(long)]
+    compress: bool,
+    /// Squash the new layers into one: refused by the daemon, as dockerd
+    /// refuses it outside experimental mode.
+    #[arg(long)]
+    squash: bool,
+    /// Accepted: images are not signed, there is nothing to verify.
+    #[arg(long = "disable-content-trust", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "true")]
+    disable_content_trust: bool,
     /// Limits and options of RUN steps that cais builds do not apply:
     /// each is refused rather than dropped (docs/docker-cli.md).
     #[command(flatten)]
@@ -572,7 +584,12 @@ pub fn remote(c: &Client, a: &BuildArgs) -> Result<i32> {
     if !a.cache_from.is_empty() {
         q.push(("cachefrom", serde_json::to_string(&a.cache_from)?));
     }
-    for (flag, on) in [("nocache", a.no_cache), ("pull", a.pull), ("q", a.quiet())] {
+    for (flag, on) in [
+        ("nocache", a.no_cache),
+        ("pull", a.pull),
+        ("q", a.quiet()),
+        ("squash", a.squash),
+    ] {
         if on {
             q.push((flag, "1".into()));
         }

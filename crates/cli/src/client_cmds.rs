@@ -361,9 +361,61 @@ pub struct RunArgs {
     #[arg(long = "disable-content-trust", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", default_value = "true")]
     disable_content_trust: bool,
+    /// docker 28 flags cais refuses, each for a reason (docs/docker-cli.md).
+    #[command(flatten)]
+    refused: RefusedRunFlags,
     image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
+}
+
+/// `run`/`create` flags of docker 28 that cais does not honour: parsed, so
+/// the refusal says why instead of "unknown flag".
+#[derive(Debug, Args, Default)]
+pub struct RefusedRunFlags {
+    #[arg(long = "cpu-count", hide = true)]
+    cpu_count: Option<String>,
+    #[arg(long = "cpu-percent", hide = true)]
+    cpu_percent: Option<String>,
+    #[arg(long = "io-maxbandwidth", hide = true)]
+    io_maxbandwidth: Option<String>,
+    #[arg(long = "io-maxiops", hide = true)]
+    io_maxiops: Option<String>,
+    #[arg(long = "ip6", hide = true)]
+    ip6: Option<String>,
+    #[arg(long = "link-local-ip", hide = true)]
+    link_local_ip: Vec<String>,
+    #[arg(long = "use-api-socket", hide = true)]
+    use_api_socket: bool,
+}
+
+impl RefusedRunFlags {
+    fn check(&self) -> Result<()> {
+        let windows = "it applies to Windows containers only";
+        let ipv6 = "cais networks are IPv4 only";
+        for (flag, given, why) in [
+            ("--cpu-count", self.cpu_count.is_some(), windows),
+            ("--cpu-percent", self.cpu_percent.is_some(), windows),
+            ("--io-maxbandwidth", self.io_maxbandwidth.is_some(), windows),
+            ("--io-maxiops", self.io_maxiops.is_some(), windows),
+            ("--ip6", self.ip6.is_some(), ipv6),
+            (
+                "--link-local-ip",
+                !self.link_local_ip.is_empty(),
+                "link-local addresses are not assigned on cais networks",
+            ),
+            (
+                "--use-api-socket",
+                self.use_api_socket,
+                "cais does not hand the daemon's socket and the client's credentials to containers; bind the socket with -v if that is meant",
+            ),
+        ] {
+            if given {
+                bail!("{flag} is not supported: {why}");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The resource flags `run`, `create` and `update` share (docker's
@@ -1023,6 +1075,7 @@ fn create_request(a: &RunArgs) -> Result<CreateRequest> {
 /// labels from files, annotations; each onto the field the daemon applies
 /// or refuses.
 fn run_only_fields(req: &mut CreateRequest, a: &RunArgs) -> Result<()> {
+    a.refused.check()?;
     let hc = &mut req.host_config;
     a.resources.apply(resource_fields!(hc))?;
     hc.ulimits = a

@@ -2,10 +2,13 @@
 //!
 //! Module map: `runtime` is the runc-compatible command line; `client_cmds`
 //! the docker-like commands, which talk to the daemon through
-//! `cais_client::http` (`template` renders `--format` Go-template subsets,
-//! `term` raw mode and resizes; `network` the `network` commands and
-//! docker's `-p` syntax, parsed before any request; `build` is `cais
-//! build`, which tars the context like the docker CLI); `images`,
+//! `cais_client::http` (`template` is Go's text/template as docker runs
+//! `--format`, `listing` the rows, titles and inspect output docker prints
+//! for each listing, `system` version, info, df and the prune verbs,
+//! `container_ops` cp, diff, export and update, `term` raw mode and
+//! resizes; `network` the `network` commands and docker's `-p` syntax,
+//! parsed before any request; `build` is `cais build`, which tars the
+//! context like the docker CLI); `images`,
 //! `transfer` and `build` work on the local store when a data root is given.
 //! `logging` installs the one `tracing` subscriber (`daemon --log-level`,
 //! `--log-format text|json`). `main` also dispatches the hidden `shim` and
@@ -16,14 +19,15 @@
 //! docker CLI), `cli.rs` (the cais CLI), `network.rs` (bridges, DNS, ports
 //! curled from the host), `build.rs` and `build_engine.rs` (the executor,
 //! then docker build through the daemon), `images.rs`, `transfer.rs`,
-//! `registry.rs`.
+//! `registry.rs`, `surface.rs` (cais beside the docker CLI on one daemon).
 //!
 //! Exit codes: 0 success, 1 an error (printed with its causes), and for
 //! `runtime run` / `runtime exec` in the foreground the container process's
 //! own exit code (128 + signal when killed by a signal). The docker-like
 //! client commands follow docker: 125 for a bad command line and for
-//! `run`/`create` failing before the container runs, the container's code
-//! for `run` in the foreground and `exec`, 1 for other errors.
+//! `run`/`create` failing before the container runs (127 when its command
+//! is not found, 126 when it cannot be run), the container's code for
+//! `run` in the foreground and `exec`, 1 for other errors.
 
 mod build;
 mod client_cmds;

@@ -669,6 +669,10 @@ fn refused_options_exit_non_zero_and_create_nothing() {
         ),
         (&["--memory-swappiness", "101"], "swappiness"),
         (&["--oom-score-adj", "1001"], "-1000 to 1000"),
+        (&["--ip6", "fd00::2"], "cais networks are IPv4 only"),
+        (&["--cpu-count", "2"], "Windows containers only"),
+        (&["--use-api-socket"], "--use-api-socket is not supported"),
+        (&["--storage-opt", "size=1G"], "storage"),
     ] {
         let mut args = vec!["run", "--rm", "-l", "surf.refused=1"];
         args.extend(flags);
