@@ -604,9 +604,15 @@ pub fn call_function(name: &str, vals: &[Val]) -> R<Val> {
                             None => return Err(calling(format!("index out of range: {i}"))),
                         }
                     }
-                    (Val::Map(_), Val::Str(key)) => {
-                        v.get(key).cloned().unwrap_or(Val::Str(String::new()))
-                    }
+                    (Val::Map(m), Val::Str(key)) => match v.get(key) {
+                        Some(x) => x.clone(),
+                        // The zero value of the map's element type, as
+                        // docker's typed structs have it: a nil pointer
+                        // for a map of objects (`.NetworkSettings.Networks`),
+                        // an empty string for a map of strings (labels).
+                        None if m.iter().any(|(_, x)| matches!(x, Val::Map(_))) => Val::Null,
+                        None => Val::Str(String::new()),
+                    },
                     (Val::Map(_), other) => {
                         return Err(calling(format!(
                             "value has type {}; should be string",
