@@ -19,7 +19,7 @@ use cais_client::opts;
 use clap::Args;
 use serde_json::Value;
 
-use crate::client_cmds::{resource_fields, ResourceArgs, ResourceFields};
+use crate::run_flags::{resource_fields, ResourceArgs};
 
 #[derive(Debug, Args)]
 pub struct CpArgs {

@@ -5,7 +5,8 @@
 //! `cais_client::http` (`template` is Go's text/template as docker runs
 //! `--format`, `listing` the rows, titles and inspect output docker prints
 //! for each listing, `system` version, info, df and the prune verbs,
-//! `container_ops` cp, diff, export and update, `term` raw mode and
+//! `container_ops` cp, diff, export and update, `run_flags` the resource
+//! flags and the refused ones, `term` raw mode and
 //! resizes; `network` the `network` commands and docker's `-p` syntax,
 //! parsed before any request; `build` is `cais build`, which tars the
 //! context like the docker CLI); `images`,
@@ -38,6 +39,7 @@ mod kube;
 mod listing;
 mod logging;
 mod network;
+mod run_flags;
 mod runtime;
 mod system;
 mod template;
