@@ -5,14 +5,14 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use cais_client::http::Client;
 use cais_client::opts;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use crate::listing::human_size;
-use crate::template::{self, tabwrite, Env, Val};
+use crate::template::{self, tabwrite, Env, Format, Listing, Val};
 
 /// The API version this client speaks.
 const API_VERSION: &str = "1.47";
@@ -769,11 +769,119 @@ fn df_rows(v: &Value) -> Vec<Val> {
     ]
 }
 
+/// `system df -v`: a table per kind of object, as docker lays them out.
+fn df_verbose(v: &Value) -> Result<String> {
+    use crate::listing::{image_rows, ps_row, IMAGES_HEADERS, PS_HEADERS};
+    let table = |template: &str, rows: &[Val], headers: &[(&str, &str)]| -> Result<String> {
+        Format::parse(Some(&format!("table {template}")), "").render(
+            rows,
+            &Listing {
+                type_name: "*formatter.diskUsageContext",
+                headers,
+                method: None,
+                exec_error: "template parsing error",
+            },
+        )
+    };
+    let list = |k: &str| v[k].as_array().cloned().unwrap_or_default();
+    let mut out = String::from("Images space usage:\n\n");
+    let images: Vec<cais_api::ImageSummary> = serde_json::from_value(Value::Array(list("Images")))?;
+    out.push_str(&table(
+        "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
+        &image_rows(&images, false),
+        IMAGES_HEADERS,
+    )?);
+    out.push_str("\nContainers space usage:\n\n");
+    let containers = list("Containers");
+    let rows: Vec<Val> = containers
+        .iter()
+        .map(|raw| {
+            let summary: cais_api::ContainerSummary =
+                serde_json::from_value(raw.clone()).unwrap_or_default();
+            let mut row = ps_row(&summary, false);
+            // The writable layer's size alone (no "virtual" part here).
+            let size = human_size(raw["SizeRw"].as_f64().unwrap_or(0.0), 3);
+            if let Val::Map(m) = &mut row {
+                for (k, x) in m.iter_mut() {
+                    if k == "Size" {
+                        *x = Val::Str(size.clone());
+                    }
+                }
+            }
+            row
+        })
+        .collect();
+    out.push_str(&table(
+        "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}",
+        &rows,
+        PS_HEADERS,
+    )?);
+    out.push_str("\nLocal Volumes space usage:\n\n");
+    let rows: Vec<Val> = list("Volumes")
+        .iter()
+        .map(|x| {
+            Val::from(&json!({
+                "Name": x["Name"],
+                "Links": x["UsageData"]["RefCount"].as_i64().unwrap_or(0).to_string(),
+                "Size": human_size(x["UsageData"]["Size"].as_f64().unwrap_or(0.0).max(0.0), 3),
+            }))
+        })
+        .collect();
+    out.push_str(&table(
+        "{{.Name}}\t{{.Links}}\t{{.Size}}",
+        &rows,
+        &[
+            ("Name", "VOLUME NAME"),
+            ("Links", "LINKS"),
+            ("Size", "SIZE"),
+        ],
+    )?);
+    let cache = list("BuildCache");
+    let total: i64 = cache.iter().map(|b| b["Size"].as_i64().unwrap_or(0)).sum();
+    out.push_str(&format!(
+        "\nBuild cache usage: {}\n\n",
+        human_size(total as f64, 4)
+    ));
+    let since = |k: &str, b: &Value| cais_image::time::human_age(b[k].as_str());
+    let rows: Vec<Val> = cache
+        .iter()
+        .map(|b| {
+            Val::from(&json!({
+                "ID": b["ID"].as_str().unwrap_or_default().chars().take(12).collect::<String>(),
+                "CacheType": b["Type"],
+                "Size": human_size(b["Size"].as_f64().unwrap_or(0.0), 3),
+                "CreatedSince": since("CreatedAt", b),
+                "LastUsedSince": since("LastUsedAt", b),
+                "UsageCount": b["UsageCount"].as_i64().unwrap_or(0).to_string(),
+                "Shared": b["Shared"].as_bool().unwrap_or(false).to_string(),
+            }))
+        })
+        .collect();
+    out.push_str(&table(
+        "{{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}",
+        &rows,
+        &[
+            ("ID", "CACHE ID"),
+            ("CacheType", "CACHE TYPE"),
+            ("Size", "SIZE"),
+            ("CreatedSince", "CREATED"),
+            ("LastUsedSince", "LAST USED"),
+            ("UsageCount", "USAGE"),
+            ("Shared", "SHARED"),
+        ],
+    )?);
+    Ok(out)
+}
+
 pub fn df(c: &Client, a: DfArgs) -> Result<i32> {
-    if a.verbose {
-        anyhow::bail!("system df --verbose is not implemented by cais yet: use docker system df -v against the same daemon");
-    }
     let v: Value = serde_json::from_slice(&c.system_df_raw(&[])?)?;
+    if a.verbose {
+        if a.format.is_some() {
+            bail!("--format is not supported with --verbose");
+        }
+        stdout(&df_verbose(&v)?);
+        return Ok(0);
+    }
     let rows = df_rows(&v);
     crate::listing::print(
         a.format.as_deref(),

@@ -384,6 +384,11 @@ fn version_info_and_disk_usage_print_what_docker_prints() {
         want.stdout == got.stdout && want.status.code() == got.status.code()
     });
     assert!(agreed, "system df never matched docker's");
+    let agreed = (0..5).any(|_| {
+        let args = ["system", "df", "-v"];
+        docker(d, &args).stdout == cais(d, &args).stdout
+    });
+    assert!(agreed, "system df -v never matched docker's");
     same(
         d,
         &["system", "df", "--format", "{{.Type}} {{.TotalCount}}"],
