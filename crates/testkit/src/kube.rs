@@ -189,6 +189,47 @@ impl KubeServer {
         child.wait_with_output().expect("kubectl output")
     }
 
+    /// Starts `binary kube hollow-nodes --count N` against this server
+    /// (nodes `hollow-0`...), killed with the test binary, and waits until
+    /// every node is Ready.
+    pub fn hollow_nodes(&self, binary: &str, count: usize) {
+        let log = std::fs::File::create(self.dir.path().join("hollow.log")).expect("log");
+        let mut command = Command::new(binary);
+        command
+            .args([
+                "kube",
+                "hollow-nodes",
+                "--count",
+                &count.to_string(),
+                "--kubeconfig",
+            ])
+            .arg(self.kubeconfig())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        // Lives as long as the test binary, like the server.
+        std::mem::forget(spawn_outliving_thread(command));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.kubectl(&["get", "nodes", "--no-headers"]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            if text
+                .lines()
+                .filter(|l| l.split_whitespace().nth(1) == Some("Ready"))
+                .count()
+                >= count
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hollow nodes did not come up: {text}\n{}",
+                std::fs::read_to_string(self.dir.path().join("hollow.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// A fresh namespace for one test.
     pub fn namespace(&self, test: &str) -> String {
         let n = self.namespaces.fetch_add(1, Ordering::SeqCst);
