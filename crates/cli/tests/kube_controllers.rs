@@ -205,3 +205,185 @@ spec:
     s.ok(&["delete", "pod", &placed[0].0, "-n", &ns]);
     running(s, &ns, "app=big", NODES);
 }
+
+fn rollout_status(s: &KubeServer, ns: &str, name: &str) {
+    s.ok(&[
+        "rollout",
+        "status",
+        &format!("deployment/{name}"),
+        "-n",
+        ns,
+        "--timeout=60s",
+    ]);
+}
+
+fn image_of(s: &KubeServer, ns: &str, name: &str) -> String {
+    s.ok(&[
+        "get",
+        "deployment",
+        name,
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ])
+}
+
+#[test]
+fn a_deployment_rolls_within_its_limits_and_back() {
+    let Some(s) = server() else { return };
+    let ns = s.namespace("deploy");
+    // 4 replicas, maxSurge 1, maxUnavailable 1: never more than 5 pods,
+    // never fewer than 3 ready.
+    apply(
+        s,
+        &ns,
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 4
+  strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 1}}
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: 'nginx:1'}]
+",
+    );
+    rollout_status(s, &ns, "web");
+    running(s, &ns, "app=web", 4);
+    let d = json(&s.ok(&["get", "deployment", "web", "-n", &ns, "-o", "json"]));
+    assert_eq!(d["status"]["availableReplicas"], 4);
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "1"
+    );
+    let rs = json(&s.ok(&["get", "rs", "-n", &ns, "-o", "json"]));
+    let first = &rs["items"][0];
+    let hash = first["metadata"]["labels"]["pod-template-hash"]
+        .as_str()
+        .expect("hash label")
+        .to_string();
+    assert_eq!(first["metadata"]["name"], format!("web-{hash}").as_str());
+    assert_eq!(
+        first["metadata"]["ownerReferences"][0]["uid"],
+        d["metadata"]["uid"]
+    );
+
+    // Watch the pods while the image changes: every event's view of the
+    // pods that are not being deleted respects the limits.
+    let mut watch = s
+        .kubectl_command()
+        .args([
+            "get",
+            "pods",
+            "-n",
+            &ns,
+            "-l",
+            "app=web",
+            "-w",
+            "-o",
+            "json",
+            "--output-watch-events",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl get -w");
+    let stdout = watch.stdout.take().expect("stdout");
+    let watcher = std::thread::spawn(move || {
+        let mut pods: std::collections::BTreeMap<String, Value> = Default::default();
+        let mut worst = (0usize, usize::MAX);
+        let mut started = false;
+        let mut finished = false;
+        let mut trace = String::new();
+        let stream = serde_json::Deserializer::from_reader(stdout).into_iter::<Value>();
+        for event in stream {
+            let Ok(event) = event else { break };
+            let obj = &event["object"];
+            let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+            if event["type"] == "DELETED" || !obj["metadata"]["deletionTimestamp"].is_null() {
+                pods.remove(&name);
+            } else {
+                pods.insert(name.clone(), obj.clone());
+            }
+            let ready = pods
+                .values()
+                .filter(|p| {
+                    p["status"]["conditions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+                .count();
+            // The watch starts with the four running pods, one event each:
+            // the limits hold from once all four are in view.
+            started |= ready == 4;
+            trace.push_str(&format!(
+                "{} {name} {} pods {ready} ready\n",
+                event["type"],
+                pods.len()
+            ));
+            if started {
+                worst = (worst.0.max(pods.len()), worst.1.min(ready));
+            }
+            let new_ready = pods
+                .values()
+                .filter(|p| p["spec"]["containers"][0]["image"] == "nginx:2")
+                .count();
+            if pods.len() == 4 && new_ready == 4 && ready == 4 {
+                finished = started;
+                break;
+            }
+        }
+        (worst, trace, finished)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    s.ok(&["set", "image", "deployment/web", "web=nginx:2", "-n", &ns]);
+    rollout_status(s, &ns, "web");
+    let ((most, fewest_ready), trace, finished) = watcher.join().expect("watcher");
+    // The watch saw the four old pods, then the four new ones ready.
+    assert!(finished, "the watch did not see the rollout:\n{trace}");
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(
+        most <= 5,
+        "{most} pods at once, more than replicas + maxSurge"
+    );
+    assert!(
+        fewest_ready >= 3,
+        "only {fewest_ready} ready, fewer than replicas - maxUnavailable:\n{trace}"
+    );
+    assert_eq!(image_of(s, &ns, "web"), "nginx:2");
+    let history = s.ok(&["rollout", "history", "deployment/web", "-n", &ns]);
+    assert!(
+        history.contains("\n1 ") && history.contains("\n2 "),
+        "{history}"
+    );
+
+    // Undo brings back the first template, as revision 3.
+    s.ok(&["rollout", "undo", "deployment/web", "-n", &ns]);
+    rollout_status(s, &ns, "web");
+    assert_eq!(image_of(s, &ns, "web"), "nginx:1");
+    let pods_now = running(s, &ns, "app=web", 4);
+    for (name, _, _) in &pods_now {
+        assert!(
+            name.starts_with(&format!("web-{hash}-")),
+            "{name} is not of the first template"
+        );
+    }
+    let d = json(&s.ok(&["get", "deployment", "web", "-n", &ns, "-o", "json"]));
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
+
+    // Scale up and down.
+    s.ok(&["scale", "deployment/web", "-n", &ns, "--replicas=6"]);
+    rollout_status(s, &ns, "web");
+    running(s, &ns, "app=web", 6);
+    s.ok(&["scale", "deployment/web", "-n", &ns, "--replicas=2"]);
+    rollout_status(s, &ns, "web");
+    running(s, &ns, "app=web", 2);
+}
