@@ -30,6 +30,11 @@ impl KubeServer {
     /// Starts `binary kube server` on 127.0.0.1 (a free port) and waits
     /// until it answers `/readyz`.
     pub fn start(binary: &str) -> KubeServer {
+        KubeServer::start_with(binary, &[])
+    }
+
+    /// The same with more arguments for `kube server`.
+    pub fn start_with(binary: &str, extra: &[&str]) -> KubeServer {
         let dir = tempfile::Builder::new()
             .prefix("kube")
             .tempdir_in("/tmp")
@@ -49,6 +54,7 @@ impl KubeServer {
             .arg(dir.path().join("data"))
             .arg("--write-kubeconfig")
             .arg(dir.path().join("kubeconfig"))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
@@ -269,8 +275,14 @@ fn spawn_outliving_thread(mut command: Command) -> Child {
 /// One server per test binary, started on first use; each test works in a
 /// namespace of its own ([`KubeServer::namespace`]).
 pub fn shared(binary: &str) -> &'static KubeServer {
+    shared_with(binary, &[])
+}
+
+/// The same, the server started with `extra` arguments (the first call's
+/// arguments hold for the whole binary).
+pub fn shared_with(binary: &str, extra: &[&str]) -> &'static KubeServer {
     static SERVER: OnceLock<KubeServer> = OnceLock::new();
-    SERVER.get_or_init(|| KubeServer::start(binary))
+    SERVER.get_or_init(|| KubeServer::start_with(binary, extra))
 }
 
 impl Drop for KubeServer {
