@@ -103,6 +103,11 @@ const DEPENDENCY_RULES: &[DependencyRule] = &[
         rule: "compose and the orchestrator talk to the engine through its API, never its internals",
     },
     DependencyRule {
+        crates: Crates::Named("cais-kube"),
+        allowed: Allowed::Only(&[]),
+        rule: "the Kubernetes client speaks to any API server over HTTPS: it depends on no cais crate (the API server is only its tests' fixture)",
+    },
+    DependencyRule {
         crates: Crates::Named("cais-buildkit"),
         allowed: Allowed::Never(&["cais-engine", "cais-net", "cais-api", "cais-client", "cais-compose", "cais-registry-server"]),
         rule: "BuildKit's protocol builds through the executor: the engine hands it connections and a host, it knows no engine, network or API",

@@ -1302,7 +1302,25 @@ impl Ctx {
             (None, _) => "Background".into(),
         };
         if meta_str(current, "deletionTimestamp").is_some() {
-            // Already going: nothing more to do but answer.
+            // Already going. A pod's grace period may still be cut to 0,
+            // which is how its node says the containers are gone: then it
+            // goes now, unless finalizers hold it.
+            let now = self
+                .params
+                .get("gracePeriodSeconds")
+                .and_then(|g| g.parse::<i64>().ok())
+                .or_else(|| options.get("gracePeriodSeconds").and_then(Value::as_i64))
+                == Some(0);
+            let held = meta(current)
+                .and_then(|m| m.get("finalizers"))
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty());
+            if now && !held && r.group.is_empty() && r.plural == "pods" && !self.dry_run() {
+                let expected = storage::object_revision(current)
+                    .map(parse_revision)
+                    .transpose()?;
+                return self.storage.delete(&r, self.ns(), name, expected).await;
+            }
             return Ok(current.clone());
         }
         let mut new = current.clone();

@@ -302,9 +302,35 @@ fn store_error(dir: &Path, e: cais_store::Error) -> Error {
     }
 }
 
+/// Opens the store under `data` (the SQLite backend, default options).
+pub fn open_store(data: &Path) -> Result<Arc<dyn cais_store::Store>, Error> {
+    std::fs::create_dir_all(data).map_err(|source| Error::Write {
+        path: data.to_path_buf(),
+        source,
+    })?;
+    let store_dir = data.join("store");
+    let store =
+        cais_store::sqlite::SqliteStore::open(&store_dir, cais_store::sqlite::Options::default())
+            .map_err(|e| store_error(&store_dir, e))?;
+    Ok(Arc::new(store))
+}
+
 /// Runs the server until `shutdown` resolves.
 pub async fn run(
     config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), Error> {
+    let store = open_store(&config.data_dir)?;
+    serve(config, store, None, shutdown).await
+}
+
+/// Runs the server over `store` until `shutdown` resolves; `ready` gets
+/// the admin kubeconfig's path once requests are answered (what runs
+/// beside the server, such as the controllers, starts then).
+pub async fn serve(
+    config: Config,
+    store: Arc<dyn cais_store::Store>,
+    ready: Option<tokio::sync::oneshot::Sender<PathBuf>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), Error> {
     let started = std::time::Instant::now();
@@ -313,11 +339,7 @@ pub async fn run(
         path: data.clone(),
         source,
     })?;
-    let store_dir = data.join("store");
-    let store =
-        cais_store::sqlite::SqliteStore::open(&store_dir, cais_store::sqlite::Options::default())
-            .map_err(|e| store_error(&store_dir, e))?;
-    let storage = Storage::new(Arc::new(store));
+    let storage = Storage::new(store);
     let pki = Pki::ensure(&data.join("pki"), &hosts(&config.listen))?;
     let tokens = Tokens::ensure(&data.join("tokens"))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -348,6 +370,9 @@ pub async fn run(
         .unwrap_or_else(|| data.join("admin.kubeconfig"));
     auth::write_private(&kubeconfig, pki.admin_kubeconfig(&url).as_bytes())?;
     tracing::info!(address = %local, kubeconfig = %kubeconfig.display(), millis = started.elapsed().as_millis() as u64, "serving the Kubernetes API");
+    if let Some(ready) = ready {
+        let _ = ready.send(kubeconfig.clone());
+    }
 
     let finalizer = {
         let api = api.clone();

@@ -17,7 +17,12 @@ fn server() -> Option<&'static KubeServer> {
     if !require("kubectl at /usr/bin/kubectl", Path::new(KUBECTL).exists()) {
         return None;
     }
-    Some(cais_testkit::kube::shared(CAIS))
+    // The API server alone: these tests check what it stores and prints,
+    // which controllers writing to the same objects would change.
+    Some(cais_testkit::kube::shared_with(
+        CAIS,
+        &["--disable-controllers"],
+    ))
 }
 
 fn json(text: &str) -> Value {

@@ -30,6 +30,11 @@ impl KubeServer {
     /// Starts `binary kube server` on 127.0.0.1 (a free port) and waits
     /// until it answers `/readyz`.
     pub fn start(binary: &str) -> KubeServer {
+        KubeServer::start_with(binary, &[])
+    }
+
+    /// The same with more arguments for `kube server`.
+    pub fn start_with(binary: &str, extra: &[&str]) -> KubeServer {
         let dir = tempfile::Builder::new()
             .prefix("kube")
             .tempdir_in("/tmp")
@@ -49,6 +54,7 @@ impl KubeServer {
             .arg(dir.path().join("data"))
             .arg("--write-kubeconfig")
             .arg(dir.path().join("kubeconfig"))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
@@ -189,6 +195,47 @@ impl KubeServer {
         child.wait_with_output().expect("kubectl output")
     }
 
+    /// Starts `binary kube hollow-nodes --count N` against this server
+    /// (nodes `hollow-0`...), killed with the test binary, and waits until
+    /// every node is Ready.
+    pub fn hollow_nodes(&self, binary: &str, count: usize) {
+        let log = std::fs::File::create(self.dir.path().join("hollow.log")).expect("log");
+        let mut command = Command::new(binary);
+        command
+            .args([
+                "kube",
+                "hollow-nodes",
+                "--count",
+                &count.to_string(),
+                "--kubeconfig",
+            ])
+            .arg(self.kubeconfig())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        // Lives as long as the test binary, like the server.
+        std::mem::forget(spawn_outliving_thread(command));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.kubectl(&["get", "nodes", "--no-headers"]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            if text
+                .lines()
+                .filter(|l| l.split_whitespace().nth(1) == Some("Ready"))
+                .count()
+                >= count
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hollow nodes did not come up: {text}\n{}",
+                std::fs::read_to_string(self.dir.path().join("hollow.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// A fresh namespace for one test.
     pub fn namespace(&self, test: &str) -> String {
         let n = self.namespaces.fetch_add(1, Ordering::SeqCst);
@@ -228,8 +275,14 @@ fn spawn_outliving_thread(mut command: Command) -> Child {
 /// One server per test binary, started on first use; each test works in a
 /// namespace of its own ([`KubeServer::namespace`]).
 pub fn shared(binary: &str) -> &'static KubeServer {
+    shared_with(binary, &[])
+}
+
+/// The same, the server started with `extra` arguments (the first call's
+/// arguments hold for the whole binary).
+pub fn shared_with(binary: &str, extra: &[&str]) -> &'static KubeServer {
     static SERVER: OnceLock<KubeServer> = OnceLock::new();
-    SERVER.get_or_init(|| KubeServer::start(binary))
+    SERVER.get_or_init(|| KubeServer::start_with(binary, extra))
 }
 
 impl Drop for KubeServer {
