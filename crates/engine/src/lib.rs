@@ -8,7 +8,7 @@
 //! checks it):
 //!
 //! 1. Leaves: `error` (the crate's error type: variants with context and
-//!    a source), `config` (directories, the runtime command, a
+//!    a source), `timing` (steps of an operation, logged at debug level), `config` (directories, the runtime command, a
 //!    container's cgroup), `ids` (random ids and names), `events`,
 //!    `filters` (dockerd's filter semantics), `logfile` (json-file with
 //!    size rotation), `spec` (config.json from the image config, the
@@ -70,6 +70,7 @@ pub mod logfile;
 pub mod networks;
 pub mod shim;
 pub mod spec;
+mod timing;
 pub mod volumes;
 
 /// Entry points for the fuzz targets (`fuzz/`) and their corpus tests: each

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 /// of one layer never use each other.
 const LAYERS: &[&[&str]] = &[
     &["error"],
+    &["timing"],
     &["config"],
     &["ids"],
     &["events"],

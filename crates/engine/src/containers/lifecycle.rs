@@ -31,6 +31,7 @@ use crate::ids::{now, random_hex, random_name, valid_name};
 use crate::networks::wiring::Wiring;
 use crate::shim;
 use crate::spec;
+use crate::timing::Steps;
 use crate::volumes::Volumes;
 
 /// The container manager. Its own lock, `attach_gate`, is a leaf.
@@ -68,6 +69,7 @@ impl Containers {
 
     /// `POST /containers/create`.
     pub fn create(&self, req: CreateRequest, name: Option<&str>) -> Result<CreateResponse> {
+        let mut steps = Steps::new("create", name.unwrap_or_default());
         let name = match name
             .map(|n| n.trim_start_matches('/'))
             .filter(|n| !n.is_empty())
@@ -161,6 +163,7 @@ impl Containers {
         if config.volumes.is_none() {
             config.volumes = image_config.volumes.clone();
         }
+        steps.step("resolve");
         // Reserve the name before the slow part.
         self.table.insert(Container {
             id: id.clone(),
@@ -181,6 +184,7 @@ impl Containers {
             net: None,
         })?;
         let result = self.create_files(&id, &image.manifest.to_string());
+        steps.step("files");
         match result {
             Ok(rec) => {
                 rec.emit(&self.events, "create", &[]);
@@ -244,6 +248,7 @@ impl Containers {
 
     fn start_inner(self: &Arc<Self>, rec: &Container, dir: &Path) -> Result<()> {
         let id = &rec.id;
+        let mut steps = Steps::new("start", id);
         // Leftovers of a previous run.
         for f in ["exit.json", "attach.sock", "init.pid", "shim.pid"] {
             let _ = fs::remove_file(dir.join(f));
@@ -255,12 +260,15 @@ impl Containers {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+        steps.step("cleanup");
         let overlay = self.images.container_mount(id)?;
         if !mounts::is_mounted(&overlay.target) {
             cais_image::snapshot::mount(&overlay)?;
         }
         let rootfs = overlay.target.clone();
+        steps.step("overlay");
         let plan = self.wiring.setup(rec)?;
+        steps.step("network");
         let mounts = mounts::for_runtime(rec, dir, &rootfs, &plan)?;
         let (uid, gid, additional_gids) =
             spec::resolve_user(&rootfs, &rec.config.user).map_err(Error::InvalidArgument)?;
@@ -302,6 +310,7 @@ impl Containers {
             host_network: plan.host_network,
             netns_path: plan.netns.clone(),
         });
+        steps.step("spec");
         let bundle = dir.join("bundle");
         fs::create_dir_all(&bundle).map_err(Error::io("creating the bundle", &bundle))?;
         fs::write(
@@ -319,6 +328,7 @@ impl Containers {
             .get("max-file")
             .and_then(|s| s.parse().ok())
             .unwrap_or(1);
+        steps.step("bundle");
         let out = Command::new(&self.cfg.binary)
             .arg("shim")
             .args(["--id", id, "--bundle"])
@@ -349,6 +359,7 @@ impl Containers {
                 what: "the shim's report".into(),
                 source,
             })?;
+        steps.step("shim");
         // Let attach clients that arrived before start connect first, so
         // they see all output.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -362,15 +373,18 @@ impl Containers {
         {
             std::thread::sleep(Duration::from_millis(2));
         }
+        steps.step("attach_gate");
         // DNS and firewall before the process runs, so its first packets
         // find them.
         self.wiring.started(id)?;
+        steps.step("wiring_started");
         shim::start(dir)
             .map_err(|source| Error::Shim {
                 id: id.clone(),
                 source,
             })?
             .map_err(|reason| Error::StartTask { reason })?;
+        steps.step("process_start");
         let rec = self.table.try_update(id, |r| {
             r.state = r.state.apply(Change::Started {
                 pid: started.pid as i64,
@@ -388,6 +402,7 @@ impl Containers {
             r.manually_stopped = false;
             Ok(())
         })?;
+        steps.step("record");
         rec.emit(&self.events, "start", &[]);
         self.watch(id);
         if rec.config.healthcheck.as_ref().is_some_and(has_test) {
@@ -427,15 +442,21 @@ impl Containers {
     /// exit recorded and announced, then `--rm` removes the container or
     /// its restart policy schedules a start after the back-off.
     fn on_exit(self: &Arc<Self>, id: &str, exit: shim::Exit) {
+        let mut steps = Steps::new("exit", id);
         self.teardown_rootfs(id);
+        steps.step("unmount");
         self.wiring.teardown(id);
+        steps.step("network");
         let exited = Change::Exited {
             exit_code: exit.exit_code as i64,
             oom_killed: exit.oom_killed,
             finished_at: exit.finished_at.clone(),
         };
         let rec = match self.table.transition(id, exited) {
-            Ok(rec) => rec,
+            Ok(rec) => {
+                steps.step("record");
+                rec
+            }
             Err(e) => {
                 // Removed meanwhile, or its removal began.
                 tracing::debug!(container = id, error = %e, "an exit nobody waits for");
@@ -564,6 +585,7 @@ impl Containers {
             .or(rec.config.stop_signal.clone())
             .unwrap_or_else(|| "SIGTERM".into());
         let grace = timeout.or(rec.config.stop_timeout).unwrap_or(10).max(0);
+        let mut steps = Steps::new("stop", id);
         let sig = cais_runtime::signal::parse(&signal)
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         if rec.state.is_paused() {
@@ -572,6 +594,7 @@ impl Containers {
         let _ = self
             .cfg
             .run_runtime(&["kill", id, &(sig as i32).to_string()]);
+        steps.step("signal");
         let dir = self.table.dir(id);
         let deadline = Instant::now() + Duration::from_secs(grace as u64);
         while Instant::now() < deadline && shim::read_exit(&dir).is_none() {
@@ -580,7 +603,9 @@ impl Containers {
         if shim::read_exit(&dir).is_none() {
             let _ = self.cfg.run_runtime(&["kill", "--all", id, "KILL"]);
         }
+        steps.step("exited");
         self.wait_not_running(id, Duration::from_secs(30));
+        steps.step("recorded");
         rec.emit(&self.events, "stop", &[]);
         Ok(())
     }
@@ -633,6 +658,7 @@ impl Containers {
 
     /// Removes a container (running ones only with `force`).
     pub fn remove(&self, id: &str, force: bool, volumes: bool) -> Result<()> {
+        let mut steps = Steps::new("remove", id);
         let rec = self.table.get(id)?;
         if rec.state.is_running() {
             if !force {
@@ -652,18 +678,24 @@ impl Containers {
             }
             let _ = self.cfg.run_runtime(&["kill", "--all", id, "KILL"]);
             self.wait_not_running(id, Duration::from_secs(10));
+            steps.step("kill");
         }
         self.wiring.teardown(id);
+        steps.step("network");
         let _ = self.table.transition(id, Change::RemovalStarted);
+        steps.step("record");
         let _ = self.cfg.run_runtime(&["delete", "--force", id]);
+        steps.step("runtime_delete");
         if let Err(e) = self.images.remove_container(id) {
             if !matches!(e, cais_image::Error::NotFound { .. }) {
                 let _ = self.table.transition(id, Change::RemovalFailed);
                 return Err(e.into());
             }
         }
+        steps.step("snapshot");
         let _ = fs::remove_dir_all(self.table.dir(id));
         self.table.forget(id, rec.state.exit_code());
+        steps.step("directory");
         if volumes {
             for v in &rec.anonymous_volumes {
                 let _ = self.volumes.remove(v, &[]);
