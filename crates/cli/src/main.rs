@@ -205,21 +205,27 @@ fn main() {
         Command::Archive(a) => {
             helper_report(cais_engine::archive::helper_main(&a.root, &a.op, &a.path).map(|()| None))
         }
-        Command::Shim(a) => helper_report(
+        Command::Shim(a) => helper_report({
+            // The shim forks the container's processes itself (see
+            // `cais_engine::shim`): it must run sealed, as the daemon starts it.
+            if !cais_runtime::sealed::is_sealed() {
+                let Err(e) = cais_runtime::sealed::reexec();
+                eprintln!("cais: cannot re-execute from a sealed copy: {e}");
+                std::process::exit(1);
+            }
             cais_engine::shim::main(cais_engine::shim::Config {
                 id: a.id,
                 bundle: a.bundle,
                 state_dir: a.state_dir,
                 runtime_root: a.runtime_root,
-                runtime: std::env::current_exe().unwrap_or_else(|_| "cais".into()),
                 terminal: a.terminal,
                 stdin: a.stdin,
                 log_max_size: a.log_max_size,
                 log_max_files: a.log_max_files,
                 cgroup_path: a.cgroup_path,
             })
-            .map(Some),
-        ),
+            .map(Some)
+        }),
         Command::Registry(cmd) => report(cais_registry_server::cli::run(cmd).map(|_| 0)),
         Command::Images(cmd) if images::is_local(&cmd) => report(images::run(cmd)),
         Command::Images(cmd) => client_cmds::client(host.as_deref())

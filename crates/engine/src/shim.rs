@@ -9,8 +9,19 @@
 //! single-threaded and never links the daemon's async machinery, to stay
 //! small in memory.
 //!
+//! The child creates, starts and deletes the container through the runtime
+//! library in-process (`cais_runtime::Runtime`), no runtime command in
+//! between: the library forks the container's bootstrap and init from the
+//! shim, which is single-threaded as the library requires. Those children
+//! enter the container before they exec, so the shim runs from a binary
+//! nothing can write through (CVE-2019-5736): the daemon starts it from its
+//! read-only view of the binary (`cais_runtime::sealed`), and `cais shim`
+//! started any other way re-executes itself from one first. The runtime's
+//! log (warnings, and the error of a failed create) is `runtime.log`.
+//!
 //! Files in the container's state directory:
-//! - `shim.pid`, `init.pid`: the shim's and the container init's pids;
+//! - `shim.pid`: the shim's pid;
+//! - `runtime.log`: the runtime's log, JSON lines in runc's format;
 //! - `container-json.log[.N]`: output (see `logfile`);
 //! - `attach.sock`: clients send one JSON request line, then
 //!   `attach` streams output (Docker's multiplexed frames unless there is a
@@ -24,8 +35,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use cais_runtime::{CreateOptions, ProcessIo, Runtime};
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal};
@@ -41,8 +53,6 @@ pub struct Config {
     pub bundle: PathBuf,
     pub state_dir: PathBuf,
     pub runtime_root: PathBuf,
-    /// The `cais` binary, run as `cais runtime ...`.
-    pub runtime: PathBuf,
     pub terminal: bool,
     pub stdin: bool,
     pub log_max_size: u64,
@@ -117,21 +127,70 @@ pub fn main(cfg: Config) -> Result<String, String> {
             let code = supervise(&cfg, report_tx);
             std::process::exit(code)
         }
-        Ok(nix::unistd::ForkResult::Parent { .. }) => {
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
             drop(report_tx);
-            let mut line = String::new();
-            let _ = report_rx.read_to_string(&mut line);
+            let line = read_report(&mut report_rx, child);
             let line = line.trim();
             if line.starts_with('{') {
                 Ok(line.to_owned())
             } else if line.is_empty() {
                 Err("shim exited before the container started".to_owned())
             } else {
-                Err(line.to_owned())
+                Err(serde_json::from_str::<String>(line).unwrap_or_else(|_| line.to_owned()))
             }
         }
         Err(e) => Err(format!("shim: fork: {e}")),
     }
+}
+
+/// The supervisor's one report line. Not read to EOF: the container's
+/// init, forked from the supervisor, holds a copy of the socket until it
+/// execs. A supervisor that died without reporting ends the wait.
+fn read_report(report: &mut UnixStream, supervisor: nix::unistd::Pid) -> String {
+    let mut line = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut pfd = [libc::pollfd {
+            fd: report.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: one valid pollfd, its length passed.
+        let n = unsafe { libc::poll(pfd.as_mut_ptr(), 1, 100) };
+        if n > 0 {
+            match report.read(&mut buf) {
+                Ok(0) => break,
+                Ok(k) => {
+                    line.extend_from_slice(&buf[..k]);
+                    if line.ends_with(b"\n") {
+                        break;
+                    }
+                    continue;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        if let Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) =
+            waitpid(supervisor, Some(WaitPidFlag::WNOHANG))
+        {
+            // Whatever it wrote before it went.
+            let _ = report.set_nonblocking(true);
+            while let Ok(k) = report.read(&mut buf) {
+                if k == 0 {
+                    break;
+                }
+                line.extend_from_slice(&buf[..k]);
+            }
+            break;
+        }
+    }
+    String::from_utf8_lossy(&line).into_owned()
+}
+
+/// Reports a failure to the waiting parent: one line, a JSON string.
+fn report_error(report: &mut UnixStream, e: &dyn std::fmt::Display) {
+    let _ = writeln!(report, "{}", serde_json::Value::String(e.to_string()));
 }
 
 /// Container stdio as the shim holds it.
@@ -152,18 +211,13 @@ fn supervise(cfg: &Config, mut report: UnixStream) -> i32 {
     // touched; it only makes orphaned descendants (the container's init) reparent to
     // this process.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    let started = start_container(cfg);
-    let (stdio, pid) = match started {
+    cais_runtime::log::init(Some(cfg.state_dir.join("runtime.log")), true);
+    let runtime = Runtime::new(&cfg.runtime_root);
+    let (stdio, pid) = match create_container(cfg, &runtime) {
         Ok(s) => s,
+        // A failed create leaves nothing behind (the library's promise).
         Err(e) => {
-            let _ = writeln!(report, "{e}");
-            let _ = Command::new(&cfg.runtime)
-                .args(["runtime", "--root"])
-                .arg(&cfg.runtime_root)
-                .args(["delete", "--force", &cfg.id])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            report_error(&mut report, &e);
             return 1;
         }
     };
@@ -172,10 +226,14 @@ fn supervise(cfg: &Config, mut report: UnixStream) -> i32 {
     let listener = match bind_attach(&cfg.state_dir) {
         Ok(l) => l,
         Err(e) => {
-            let _ = writeln!(report, "{e}");
+            report_error(&mut report, &e);
+            let _ = runtime.delete(&cfg.id, true);
             return 1;
         }
     };
+    // The create's parsing and planning left freed heap behind: give it
+    // back, so the long-lived supervisor stays small.
+    trim_heap();
     let _ = writeln!(
         report,
         "{}",
@@ -183,9 +241,16 @@ fn supervise(cfg: &Config, mut report: UnixStream) -> i32 {
     );
     drop(report);
     detach_stdio();
-    let exit = run_loop(cfg, stdio, pid, listener);
-    finish(cfg, &exit);
+    let exit = run_loop(cfg, &runtime, stdio, pid, listener);
+    finish(cfg, &runtime, &exit);
     0
+}
+
+/// Returns freed heap memory to the kernel (malloc_trim(3)).
+fn trim_heap() {
+    // SAFETY: malloc_trim takes an integer and only releases free memory of
+    // the allocator; no live allocation is touched.
+    unsafe { libc::malloc_trim(0) };
 }
 
 fn detach_stdio() {
@@ -219,140 +284,89 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
     )
 }
 
-fn start_container(cfg: &Config) -> Result<(Stdio3, i32), Error> {
+/// Creates the container through the runtime library, its stdio being
+/// pipes the shim holds (or a terminal whose master comes back over a
+/// socket pair); returns them and init's pid.
+fn create_container(cfg: &Config, runtime: &Runtime) -> Result<(Stdio3, i32), Error> {
     let fail = |message: String| Error::Start {
         id: cfg.id.clone(),
         message,
     };
-    let log = cfg.state_dir.join("runtime.log");
-    let pid_file = cfg.state_dir.join("init.pid");
-    let mut create = Command::new(&cfg.runtime);
-    create
-        .args(["runtime", "--root"])
-        .arg(&cfg.runtime_root)
-        .arg("--log")
-        .arg(&log)
-        .args(["--log-format", "json", "create", "--bundle"])
-        .arg(&cfg.bundle)
-        .arg("--pid-file")
-        .arg(&pid_file);
-    let console = cfg.state_dir.join("console.sock");
-    let mut console_listener = None;
-    let mut held = None;
-    if cfg.terminal {
-        let _ = fs::remove_file(&console);
-        console_listener = Some(io(
-            cais_runtime::with_short_path(&console, |p| UnixListener::bind(p)),
-            || format!("binding {}", console.display()),
-        )?);
-        create.arg("--console-socket").arg(&console);
-        create
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+    let null = || {
+        io(
+            fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .map(OwnedFd::from),
+            || "opening /dev/null".into(),
+        )
+    };
+    let (process_io, held, console) = if cfg.terminal {
+        // init's stdio until the terminal replaces it: never the shim's own,
+        // which the daemon reads to its end.
+        let (ours, theirs) = io(UnixStream::pair(), || "socketpair".into())?;
+        let process_io = ProcessIo {
+            stdio: Some([null()?, null()?, null()?]),
+            console: Some(OwnedFd::from(theirs)),
+        };
+        (process_io, None, Some(ours))
     } else {
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
-        let stdin = if cfg.stdin {
+        let (stdin_theirs, stdin) = if cfg.stdin {
             let (in_r, in_w) = pipe()?;
-            create.stdin(Stdio::from(in_r));
-            Some(in_w)
+            (in_r, Some(in_w))
         } else {
-            create.stdin(Stdio::null());
-            None
+            (null()?, None)
         };
-        create.stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
-        held = Some(Stdio3::Pipes {
+        let process_io = ProcessIo {
+            stdio: Some([stdin_theirs, out_w, err_w]),
+            console: None,
+        };
+        let held = Stdio3::Pipes {
             stdin,
             stdout: out_r,
             stderr: err_r,
-        });
-    }
-    create.arg(&cfg.id);
-    let mut child = io(create.spawn(), || {
-        format!("running {}", cfg.runtime.display())
-    })?;
-    // The Command holds the child's ends of the pipes: drop them with it so
-    // EOF arrives when the container closes its output.
-    drop(create);
-    let mut master = None;
-    if let Some(listener) = console_listener {
-        io(listener.set_nonblocking(true), || "console socket".into())?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match listener.accept() {
-                Ok((conn, _)) => {
-                    io(conn.set_nonblocking(false), || "console socket".into())?;
-                    master = Some(
-                        cais_runtime::console::recv_fd(conn.as_raw_fd())
-                            .map_err(|e| fail(format!("receiving the terminal: {e}")))?,
-                    );
-                    break;
+        };
+        (process_io, Some(held), None)
+    };
+    // The child's ends of the pipes go with `process_io`: create closes
+    // them here once init holds them, so EOF comes when the container
+    // closes its output.
+    let pid = runtime
+        .create_with_io(&cfg.id, &cfg.bundle, &CreateOptions::default(), process_io)
+        .map_err(|e| {
+            let message = cais_runtime::error::chain(&e);
+            cais_runtime::log::error(&message);
+            fail(message)
+        })?;
+    let stdio = match (held, console) {
+        (Some(s), _) => s,
+        (None, Some(ours)) => {
+            // init sent the master before it reported ready.
+            match cais_runtime::console::recv_fd(ours.as_raw_fd()) {
+                Ok(master) => Stdio3::Terminal { master },
+                Err(e) => {
+                    let _ = runtime.delete(&cfg.id, true);
+                    return Err(fail(format!("receiving the terminal: {e}")));
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if let Ok(Some(_)) = child.try_wait() {
-                        break;
-                    }
-                    if Instant::now() > deadline {
-                        let _ = child.kill();
-                        return Err(fail("the runtime never sent the terminal".into()));
-                    }
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(e) => return Err(fail(format!("console socket: {e}"))),
             }
         }
-        let _ = fs::remove_file(&console);
-    }
-    let status = io(child.wait(), || "waiting for runtime create".into())?;
-    if !status.success() {
-        return Err(fail(runtime_error(&log)));
-    }
-    let stdio = match (held, master) {
-        (Some(s), _) => s,
-        (None, Some(master)) => Stdio3::Terminal { master },
         (None, None) => return Err(fail("no terminal was received".into())),
     };
-    let pid: i32 = io(fs::read_to_string(&pid_file), || "reading init pid".into())?
-        .trim()
-        .parse()
-        .map_err(|_| fail("bad pid file".into()))?;
     Ok((stdio, pid))
 }
 
-/// `runtime start`: releases the created container's process.
-fn start_process(cfg: &Config) -> Result<(), String> {
-    let log = cfg.state_dir.join("runtime.log");
-    let status = Command::new(&cfg.runtime)
-        .args(["runtime", "--root"])
-        .arg(&cfg.runtime_root)
-        .arg("--log")
-        .arg(&log)
-        .args(["--log-format", "json", "start", &cfg.id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|e| format!("running runtime start: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(runtime_error(&log))
-    }
-}
-
-/// The last error the runtime logged.
-fn runtime_error(log: &Path) -> String {
-    fs::read_to_string(log)
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .rev()
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .find(|v| v["level"] == "error")
-                .and_then(|v| v["msg"].as_str().map(str::to_string))
-        })
-        .unwrap_or_else(|| "the runtime failed without a message".into())
+/// Releases the created container's process (the runtime's `start`).
+fn start_process(cfg: &Config, runtime: &Runtime) -> Result<(), String> {
+    let started = runtime.start(&cfg.id).map_err(|e| {
+        let message = cais_runtime::error::chain(&e);
+        cais_runtime::log::error(&message);
+        message
+    });
+    trim_heap();
+    started
 }
 
 struct Client {
@@ -372,7 +386,13 @@ fn set_nonblocking(fd: RawFd) {
     }
 }
 
-fn run_loop(cfg: &Config, stdio: Stdio3, pid: i32, listener: UnixListener) -> Exit {
+fn run_loop(
+    cfg: &Config,
+    runtime: &Runtime,
+    stdio: Stdio3,
+    pid: i32,
+    listener: UnixListener,
+) -> Exit {
     let mut log = logfile::Writer::open(
         &cfg.state_dir.join("container-json.log"),
         cfg.log_max_size,
@@ -497,7 +517,7 @@ fn run_loop(cfg: &Config, stdio: Stdio3, pid: i32, listener: UnixListener) -> Ex
             if !ready(fd) {
                 continue;
             }
-            if !serve_client(&mut clients, fd, &mut input, cfg, status) {
+            if !serve_client(&mut clients, fd, &mut input, cfg, runtime, status) {
                 clients.remove(&fd);
             }
         }
@@ -572,6 +592,7 @@ fn serve_client(
     fd: RawFd,
     input: &mut Option<OwnedFd>,
     cfg: &Config,
+    runtime: &Runtime,
     status: Option<i32>,
 ) -> bool {
     let Some(c) = clients.get_mut(&fd) else {
@@ -629,7 +650,7 @@ fn serve_client(
             }
             Request::Wait if status.is_some() => return false,
             Request::Start => {
-                let reply = match start_process(cfg) {
+                let reply = match start_process(cfg, runtime) {
                     Ok(()) => "{\"ok\":true}\n".to_string(),
                     Err(e) => format!("{}\n", serde_json::json!({"error": e})),
                 };
@@ -663,15 +684,8 @@ fn forward_input(c: &Client, data: &[u8], input: &mut Option<OwnedFd>) -> bool {
     true
 }
 
-fn finish(cfg: &Config, _exit: &Exit) {
-    let _ = Command::new(&cfg.runtime)
-        .args(["runtime", "--root"])
-        .arg(&cfg.runtime_root)
-        .args(["delete", "--force", &cfg.id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+fn finish(cfg: &Config, runtime: &Runtime, _exit: &Exit) {
+    let _ = runtime.delete(&cfg.id, true);
     let _ = fs::remove_file(cfg.state_dir.join("attach.sock"));
 }
 

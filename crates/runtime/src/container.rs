@@ -37,6 +37,20 @@ pub struct CreateOptions {
     pub systemd_cgroup: bool,
 }
 
+/// Where the container process's standard streams come from when the
+/// runtime is a library in a supervisor (the engine's shim) rather than the
+/// CLI: init inherits the caller's 0, 1 and 2 unless `stdio` names others,
+/// and a terminal's master goes over `console`, a connected unix socket,
+/// instead of a `console_socket` path. The descriptors are the child's
+/// ends: `create` closes them in the caller once init holds them.
+#[derive(Debug, Default)]
+pub struct ProcessIo {
+    /// Init's stdin, stdout and stderr.
+    pub stdio: Option<[OwnedFd; 3]>,
+    /// The socket the terminal's master is sent over (`process.terminal`).
+    pub console: Option<OwnedFd>,
+}
+
 /// Options of `exec`.
 #[derive(Debug, Default)]
 pub struct ExecOptions {
@@ -70,16 +84,30 @@ impl Runtime {
             )),
             None => None,
         };
-        self.create_with_console(id, bundle, opts, console)
+        self.create_with_io(
+            id,
+            bundle,
+            opts,
+            ProcessIo {
+                stdio: None,
+                console,
+            },
+        )
     }
 
-    fn create_with_console(
+    /// `create` for a supervisor that holds the container's stdio itself
+    /// (see `ProcessIo`). It forks: the calling process must be
+    /// single-threaded, as the CLI and the engine's shim are, and must run
+    /// from a binary nothing can write through (see `sealed`), since the
+    /// forked children enter the container before they exec.
+    pub fn create_with_io(
         &self,
         id: &str,
         bundle: &Path,
         opts: &CreateOptions,
-        console: Option<OwnedFd>,
+        io: ProcessIo,
     ) -> Result<i32> {
+        let ProcessIo { stdio, console } = io;
         state::validate_id(id)?;
         let bundle =
             std::fs::canonicalize(bundle).context(|| format!("bundle {}", bundle.display()))?;
@@ -111,7 +139,7 @@ impl Runtime {
             &dir,
             &cgroup_path,
             opts,
-            console,
+            ProcessIo { stdio, console },
             &mut made,
         );
         match result {
@@ -145,7 +173,7 @@ impl Runtime {
         dir: &Path,
         cgroup_path: &str,
         opts: &CreateOptions,
-        console: Option<OwnedFd>,
+        io: ProcessIo,
         made: &mut Made,
     ) -> Result<i32> {
         let linux = spec.linux().as_ref().expect("validated");
@@ -229,7 +257,8 @@ impl Runtime {
             start_container_hooks: hooks.start_container().clone().unwrap_or_default(),
             state: state_doc.clone(),
             start,
-            console,
+            console: io.console,
+            stdio: io.stdio,
             process: proc_plan,
         };
 
@@ -663,7 +692,11 @@ impl Runtime {
                 ));
             }
             let (ours, theirs) = UnixStream::pair().context(|| "socketpair".into())?;
-            let pid = self.create_with_console(id, bundle, opts, Some(OwnedFd::from(theirs)))?;
+            let io = ProcessIo {
+                stdio: None,
+                console: Some(OwnedFd::from(theirs)),
+            };
+            let pid = self.create_with_io(id, bundle, opts, io)?;
             proxy = Some(
                 crate::console::recv_fd(ours.as_raw_fd())
                     .context(|| "receiving the terminal".into())?,

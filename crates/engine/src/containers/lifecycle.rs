@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use cais_api::{ContainerConfig, CreateRequest, CreateResponse, HostConfig};
 use cais_image::ImageStore;
+use nix::sys::signal::Signal;
 
 use crate::config::Config;
 use crate::containers::health::{self, has_test};
@@ -253,13 +254,7 @@ impl Containers {
         for f in ["exit.json", "attach.sock", "init.pid", "shim.pid"] {
             let _ = fs::remove_file(dir.join(f));
         }
-        let _ = self
-            .cfg
-            .runtime_command()
-            .args(["delete", "--force", id])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ = self.cfg.runtime().delete(id, true);
         steps.step("cleanup");
         let overlay = self.images.container_mount(id)?;
         if !mounts::is_mounted(&overlay.target) {
@@ -329,7 +324,7 @@ impl Containers {
             .and_then(|s| s.parse().ok())
             .unwrap_or(1);
         steps.step("bundle");
-        let out = Command::new(&self.cfg.binary)
+        let out = Command::new(self.cfg.exe())
             .arg("shim")
             .args(["--id", id, "--bundle"])
             .arg(&bundle)
@@ -539,10 +534,12 @@ impl Containers {
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         self.table.update(id, |r| r.manually_stopped = true)?;
         self.cfg
-            .run_runtime(&["kill", id, &(sig as i32).to_string()])?;
+            .runtime()
+            .kill(id, sig, false)
+            .map_err(Error::runtime("signalling", id))?;
         let killed = sig == nix::sys::signal::Signal::SIGKILL;
         if killed && rec.state.is_paused() {
-            let _ = self.cfg.run_runtime(&["resume", id]);
+            let _ = self.cfg.runtime().resume(id);
         }
         rec.emit(
             &self.events,
@@ -589,11 +586,9 @@ impl Containers {
         let sig = cais_runtime::signal::parse(&signal)
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         if rec.state.is_paused() {
-            let _ = self.cfg.run_runtime(&["resume", id]);
+            let _ = self.cfg.runtime().resume(id);
         }
-        let _ = self
-            .cfg
-            .run_runtime(&["kill", id, &(sig as i32).to_string()]);
+        let _ = self.cfg.runtime().kill(id, sig, false);
         steps.step("signal");
         let dir = self.table.dir(id);
         let deadline = Instant::now() + Duration::from_secs(grace as u64);
@@ -601,7 +596,7 @@ impl Containers {
             std::thread::sleep(Duration::from_millis(10));
         }
         if shim::read_exit(&dir).is_none() {
-            let _ = self.cfg.run_runtime(&["kill", "--all", id, "KILL"]);
+            let _ = self.cfg.runtime().kill(id, Signal::SIGKILL, true);
         }
         steps.step("exited");
         self.wait_not_running(id, Duration::from_secs(30));
@@ -639,7 +634,10 @@ impl Containers {
         if rec.state.is_paused() {
             return Err(Error::Conflict(format!("Container {id} is already paused")));
         }
-        self.cfg.run_runtime(&["pause", id])?;
+        self.cfg
+            .runtime()
+            .pause(id)
+            .map_err(Error::runtime("freezing", id))?;
         let rec = self.table.transition(id, Change::Paused)?;
         rec.emit(&self.events, "pause", &[]);
         Ok(())
@@ -650,7 +648,10 @@ impl Containers {
         if !rec.state.is_paused() {
             return Err(Error::Conflict(format!("Container {id} is not paused")));
         }
-        self.cfg.run_runtime(&["resume", id])?;
+        self.cfg
+            .runtime()
+            .resume(id)
+            .map_err(Error::runtime("thawing", id))?;
         let rec = self.table.transition(id, Change::Unpaused)?;
         rec.emit(&self.events, "unpause", &[]);
         Ok(())
@@ -674,9 +675,9 @@ impl Containers {
             }
             let _ = self.table.update(id, |r| r.manually_stopped = true);
             if rec.state.is_paused() {
-                let _ = self.cfg.run_runtime(&["resume", id]);
+                let _ = self.cfg.runtime().resume(id);
             }
-            let _ = self.cfg.run_runtime(&["kill", "--all", id, "KILL"]);
+            let _ = self.cfg.runtime().kill(id, Signal::SIGKILL, true);
             self.wait_not_running(id, Duration::from_secs(10));
             steps.step("kill");
         }
@@ -684,7 +685,7 @@ impl Containers {
         steps.step("network");
         let _ = self.table.transition(id, Change::RemovalStarted);
         steps.step("record");
-        let _ = self.cfg.run_runtime(&["delete", "--force", id]);
+        let _ = self.cfg.runtime().delete(id, true);
         steps.step("runtime_delete");
         if let Err(e) = self.images.remove_container(id) {
             if !matches!(e, cais_image::Error::NotFound { .. }) {
