@@ -41,6 +41,11 @@ impl Config {
         self.root.join("engine/networks")
     }
 
+    /// Directories being deleted in the background (`<root>/engine/trash`).
+    pub fn trash_dir(&self) -> PathBuf {
+        self.root.join("engine/trash")
+    }
+
     /// Build contexts and scratch space (`<root>/engine/build`).
     pub fn build_dir(&self) -> PathBuf {
         self.root.join("engine/build")

@@ -8,7 +8,8 @@
 //! checks it):
 //!
 //! 1. Leaves: `error` (the crate's error type: variants with context and
-//!    a source), `timing` (steps of an operation, logged at debug level), `config` (directories, the runtime command, a
+//!    a source), `timing` (steps of an operation, logged at debug level),
+//!    `trash` (directories deleted by a background thread), `config` (directories, the runtime command, a
 //!    container's cgroup), `ids` (random ids and names), `events`,
 //!    `filters` (dockerd's filter semantics), `logfile` (json-file with
 //!    size rotation), `spec` (config.json from the image config, the
@@ -71,6 +72,7 @@ pub mod networks;
 pub mod shim;
 pub mod spec;
 mod timing;
+mod trash;
 pub mod volumes;
 
 /// Entry points for the fuzz targets (`fuzz/`) and their corpus tests: each

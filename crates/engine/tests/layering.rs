@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["error"],
     &["timing"],
+    &["trash"],
     &["config"],
     &["ids"],
     &["events"],

@@ -11,14 +11,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cais_api::{ContainerConfig, CreateRequest, CreateResponse, HostConfig};
 use cais_image::ImageStore;
 use nix::sys::signal::Signal;
+use tokio::sync::oneshot;
 
 use crate::config::Config;
 use crate::containers::health::{self, has_test};
@@ -33,7 +35,17 @@ use crate::networks::wiring::Wiring;
 use crate::shim;
 use crate::spec;
 use crate::timing::Steps;
+use crate::trash::Trash;
 use crate::volumes::Volumes;
+
+/// What `start` owes the attach clients of a container that is not running.
+enum Gate {
+    /// Clients that came before the shim, each with its request and where
+    /// its connection to the shim goes.
+    Waiting(Vec<(shim::Request, oneshot::Sender<UnixStream>)>),
+    /// The shim runs: clients connect to it themselves.
+    ShimUp,
+}
 
 /// The container manager. Its own lock, `attach_gate`, is a leaf.
 pub struct Containers {
@@ -43,9 +55,11 @@ pub struct Containers {
     events: Arc<Events>,
     table: Arc<Table>,
     wiring: Arc<Wiring>,
-    /// Attach requests waiting for a container's shim, by container id:
-    /// `start` lets the process run once they connected.
-    attach_gate: Mutex<HashMap<String, usize>>,
+    /// Where removed containers' directories go to be deleted.
+    trash: Arc<Trash>,
+    /// Attach clients waiting for a container's shim, by container id:
+    /// `start` connects them to the shim before the process runs.
+    attach_gate: Mutex<HashMap<String, Gate>>,
 }
 
 impl Containers {
@@ -56,6 +70,7 @@ impl Containers {
         events: Arc<Events>,
         table: Arc<Table>,
         wiring: Arc<Wiring>,
+        trash: Arc<Trash>,
     ) -> Containers {
         Containers {
             cfg,
@@ -64,6 +79,7 @@ impl Containers {
             events,
             table,
             wiring,
+            trash,
             attach_gate: Mutex::new(HashMap::new()),
         }
     }
@@ -233,6 +249,7 @@ impl Containers {
         let dir = self.table.dir(id);
         let result = self.start_inner(&rec, &dir);
         if let Err(e) = &result {
+            self.gate().remove(id);
             let _ = self
                 .table
                 .transition(id, Change::StartFailed { error: e.message() });
@@ -256,8 +273,12 @@ impl Containers {
         }
         let _ = self.cfg.runtime().delete(id, true);
         steps.step("cleanup");
-        let overlay = self.images.container_mount(id)?;
+        let mut overlay = self.images.container_mount(id)?;
         if !mounts::is_mounted(&overlay.target) {
+            // An auto-remove container's upper directory goes with it: no
+            // sync of the host's filesystem when it unmounts. It is mounted
+            // once, here (overlayfs refuses to mount a volatile upper again).
+            overlay.volatile = rec.host_config.auto_remove;
             cais_image::snapshot::mount(&overlay)?;
         }
         let rootfs = overlay.target.clone();
@@ -355,20 +376,18 @@ impl Containers {
                 source,
             })?;
         steps.step("shim");
-        // Let attach clients that arrived before start connect first, so
-        // they see all output.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self
-            .attach_gate
-            .lock()
-            .map(|p| p.get(id).copied().unwrap_or(0))
-            .unwrap_or(0)
-            > 0
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(2));
+        // Attach clients that came before start are connected to the shim
+        // first, so they see all output; later ones connect themselves.
+        let waiting = match self.gate().insert(id.clone(), Gate::ShimUp) {
+            Some(Gate::Waiting(w)) => w,
+            _ => Vec::new(),
+        };
+        for (want, to) in waiting {
+            if let Ok(conn) = shim::connect(dir, &want) {
+                let _ = to.send(conn);
+            }
         }
-        steps.step("attach_gate");
+        steps.step("attach");
         // DNS and firewall before the process runs, so its first packets
         // find them.
         self.wiring.started(id)?;
@@ -438,6 +457,10 @@ impl Containers {
     /// its restart policy schedules a start after the back-off.
     fn on_exit(self: &Arc<Self>, id: &str, exit: shim::Exit) {
         let mut steps = Steps::new("exit", id);
+        // The shim is gone: attach clients wait for the next start.
+        if matches!(self.gate().get(id), Some(Gate::ShimUp)) {
+            self.gate().remove(id);
+        }
         self.teardown_rootfs(id);
         steps.step("unmount");
         self.wiring.teardown(id);
@@ -590,29 +613,24 @@ impl Containers {
         }
         let _ = self.cfg.runtime().kill(id, sig, false);
         steps.step("signal");
-        let dir = self.table.dir(id);
-        let deadline = Instant::now() + Duration::from_secs(grace as u64);
-        while Instant::now() < deadline && shim::read_exit(&dir).is_none() {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if shim::read_exit(&dir).is_none() {
+        if !self.wait_not_running(id, Duration::from_secs(grace as u64)) {
             let _ = self.cfg.runtime().kill(id, Signal::SIGKILL, true);
+            steps.step("grace");
+            self.wait_not_running(id, Duration::from_secs(30));
         }
         steps.step("exited");
-        self.wait_not_running(id, Duration::from_secs(30));
-        steps.step("recorded");
         rec.emit(&self.events, "stop", &[]);
         Ok(())
     }
 
-    fn wait_not_running(&self, id: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            match self.table.get(id) {
-                Ok(r) if r.state.is_running() => std::thread::sleep(Duration::from_millis(5)),
-                _ => return,
-            }
-        }
+    /// Waits until the container's exit is recorded (or it is gone);
+    /// false when `limit` passed first.
+    fn wait_not_running(&self, id: &str, limit: Duration) -> bool {
+        self.table
+            .watch(id, Some(limit), |c| {
+                (!c.is_some_and(|c| c.state.is_running())).then_some(())
+            })
+            .is_some()
     }
 
     pub fn restart(self: &Arc<Self>, id: &str, timeout: Option<i64>) -> Result<()> {
@@ -687,14 +705,28 @@ impl Containers {
         steps.step("record");
         let _ = self.cfg.runtime().delete(id, true);
         steps.step("runtime_delete");
-        if let Err(e) = self.images.remove_container(id) {
+        // The snapshot and the container's directory are renamed into the
+        // trash and deleted in the background.
+        let slot = self.trash.slot(id);
+        let taken = match self.images.take_container(id, &slot) {
+            Ok(()) => {
+                self.trash.delete_later(slot);
+                Ok(())
+            }
+            Err(cais_image::Error::NotFound { .. }) => Ok(()),
+            // Not renamed (the trash is on another filesystem): now.
+            Err(cais_image::Error::Io { .. }) => self.images.remove_container(id),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = taken {
             if !matches!(e, cais_image::Error::NotFound { .. }) {
                 let _ = self.table.transition(id, Change::RemovalFailed);
                 return Err(e.into());
             }
         }
         steps.step("snapshot");
-        let _ = fs::remove_dir_all(self.table.dir(id));
+        let _ = self.trash.discard(id, &self.table.dir(id));
+        self.gate().remove(id);
         self.table.forget(id, rec.state.exit_code());
         steps.step("directory");
         if volumes {
@@ -711,30 +743,27 @@ impl Containers {
     /// start) or is gone ("removed", for `--rm`); returns the exit code.
     pub fn wait(&self, id: &str, condition: &str) -> Result<i64> {
         let first = self.table.get(id)?;
-        loop {
-            match self.table.get(id) {
-                Err(_) if condition == "removed" => {
-                    return Ok(self
-                        .table
-                        .removed_exit_code(id)
-                        .unwrap_or(first.state.exit_code()));
-                }
-                Err(e) => return Err(e),
-                Ok(r) => {
-                    let stopped = r.state.is_stopped();
-                    let done = match condition {
-                        "removed" => false,
-                        "next-exit" => {
-                            stopped && r.state.finished_at() != first.state.finished_at()
-                        }
-                        _ => stopped,
-                    };
-                    if done {
-                        return Ok(r.state.exit_code());
-                    }
-                }
+        // Some(code) once the condition holds, Some(None) once the
+        // container is gone.
+        let outcome = self.table.watch(id, None, |c| match c {
+            None => Some(None),
+            Some(r) => {
+                let stopped = r.state.is_stopped();
+                let done = match condition {
+                    "removed" => false,
+                    "next-exit" => stopped && r.state.finished_at() != first.state.finished_at(),
+                    _ => stopped,
+                };
+                done.then(|| Some(r.state.exit_code()))
             }
-            std::thread::sleep(Duration::from_millis(5));
+        });
+        match outcome.flatten() {
+            Some(code) => Ok(code),
+            None if condition == "removed" => Ok(self
+                .table
+                .removed_exit_code(id)
+                .unwrap_or(first.state.exit_code())),
+            None => Err(Error::not_found(Kind::Container, id)),
         }
     }
 
@@ -776,11 +805,30 @@ impl Containers {
             .collect()
     }
 
-    /// Registers an attach client that must connect before start.
-    pub fn attach_pending(&self, id: &str, delta: isize) {
-        let mut p = self.attach_gate.lock().unwrap_or_else(|p| p.into_inner());
-        let n = p.entry(id.to_string()).or_insert(0);
-        *n = (*n as isize + delta).max(0) as usize;
+    fn gate(&self) -> std::sync::MutexGuard<'_, HashMap<String, Gate>> {
+        self.attach_gate.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An attach client of a container that is not running: the next
+    /// `start` connects it to the shim before the process runs and sends
+    /// the connection. None when the shim already runs: the client
+    /// connects itself. The sender is dropped (the receiver fails) if the
+    /// start fails or the container goes.
+    pub fn attach_before_start(
+        &self,
+        id: &str,
+        want: shim::Request,
+    ) -> Option<oneshot::Receiver<UnixStream>> {
+        let mut gate = self.gate();
+        let (tx, rx) = oneshot::channel();
+        match gate.get_mut(id) {
+            Some(Gate::ShimUp) => return None,
+            Some(Gate::Waiting(w)) => w.push((want, tx)),
+            None => {
+                gate.insert(id.to_string(), Gate::Waiting(vec![(want, tx)]));
+            }
+        }
+        Some(rx)
     }
 
     /// Replaces the container's host config (after `update`).

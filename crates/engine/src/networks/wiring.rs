@@ -329,7 +329,21 @@ impl Wiring {
                 })
                 .collect()
         });
-        let rules = netconf::ruleset(&networks, &containers);
+        let mut rules = netconf::ruleset(&networks, &containers);
+        // A network's rules stay once it had a container (its bridge is up
+        // then), until the network goes: on a bridge that containers come to
+        // and leave one at a time (`run --rm` after `run --rm`), no start
+        // or exit rebuilds the firewall.
+        if let Some(prev) = applied.as_ref() {
+            for n in &prev.networks {
+                let kept = rules.networks.iter().any(|r| r.bridge == n.bridge);
+                let exists = networks.iter().any(|fw| fw.bridge == n.bridge);
+                if !kept && exists {
+                    rules.networks.push(n.clone());
+                }
+            }
+            rules.networks.sort_by(|a, b| a.bridge.cmp(&b.bridge));
+        }
         if applied.as_ref() == Some(&rules) {
             return Ok(());
         }
@@ -790,12 +804,21 @@ impl Wiring {
         }
         self.networks.release_all(id);
         let had_net = rec.net.is_some();
-        let _ = self.table.update(id, |r| {
-            r.net = None;
-            for ep in r.networks.values_mut() {
-                clear_runtime(ep);
-            }
-        });
+        let given = |r: &Container| {
+            r.networks.values().any(|ep| {
+                let mut cleared = ep.clone();
+                clear_runtime(&mut cleared);
+                &cleared != ep
+            })
+        };
+        if had_net || given(&rec) {
+            let _ = self.table.update(id, |r| {
+                r.net = None;
+                for ep in r.networks.values_mut() {
+                    clear_runtime(ep);
+                }
+            });
+        }
         if had_net {
             if let Err(e) = self.sync_firewall() {
                 tracing::error!(error = %e, "applying the firewall ruleset");

@@ -349,38 +349,30 @@ pub(crate) async fn attach(
     let stdin = q.flag("stdin");
     let tty = rec.config.tty;
     let dir = engine.table.dir(&id);
-    let not_started = !rec.state.is_running();
-    if not_started {
-        engine.containers.attach_pending(&id, 1);
-    }
+    // Before start, `start` connects this client to the shim before the
+    // process runs (so it sees all output) and hands the connection over.
+    let before_start = if rec.state.is_running() {
+        None
+    } else {
+        engine.containers.attach_before_start(&id, want.clone())
+    };
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
-        // Before start, wait for the shim's socket: `start` waits for us.
-        let e2 = engine.clone();
-        let id2 = id.clone();
-        let conn = tokio::task::spawn_blocking(move || {
-            let deadline = std::time::Instant::now() + Duration::from_secs(60);
-            loop {
-                let sock_ready =
-                    dir.join("attach.sock").exists() && shim::read_exit(&dir).is_none();
-                if sock_ready {
-                    if let Ok(s) = shim::connect(&dir, &want) {
-                        return Some(s);
-                    }
-                }
-                let gone = e2.table.get(&id2).is_err();
-                if gone || std::time::Instant::now() > deadline {
+        let conn = match before_start {
+            Some(handed) => tokio::time::timeout(Duration::from_secs(60), handed)
+                .await
+                .ok()
+                .and_then(|c| c.ok()),
+            None => tokio::task::spawn_blocking(move || {
+                if shim::read_exit(&dir).is_some() {
                     return None;
                 }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        })
-        .await
-        .ok()
-        .flatten();
-        if not_started {
-            engine.containers.attach_pending(&id, -1);
-        }
+                shim::connect(&dir, &want).ok()
+            })
+            .await
+            .ok()
+            .flatten(),
+        };
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
