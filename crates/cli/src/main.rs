@@ -60,6 +60,9 @@ enum Command {
     /// Supervise one container (started by the daemon, not by hand).
     #[command(hide = true)]
     Shim(ShimArgs),
+    /// Fork a shim for each request on stdin (started by the daemon).
+    #[command(hide = true, name = "shim-server")]
+    ShimServer,
     /// The OCI distribution registry server.
     #[command(subcommand)]
     Registry(cais_registry_server::cli::Command),
@@ -226,6 +229,15 @@ fn main() {
             })
             .map(Some)
         }),
+        Command::ShimServer => {
+            // Its forks create containers: sealed, as for `shim`.
+            if !cais_runtime::sealed::is_sealed() {
+                let Err(e) = cais_runtime::sealed::reexec();
+                eprintln!("cais: cannot re-execute from a sealed copy: {e}");
+                std::process::exit(1);
+            }
+            cais_engine::shim::serve_stdin()
+        }
         Command::Registry(cmd) => report(cais_registry_server::cli::run(cmd).map(|_| 0)),
         Command::Images(cmd) if images::is_local(&cmd) => report(images::run(cmd)),
         Command::Images(cmd) => client_cmds::client(host.as_deref())
@@ -275,7 +287,7 @@ fn usage_error(e: clap::Error) -> ! {
         e.exit();
     }
     let _ = e.print();
-    let daemon_side = ["daemon", "runtime", "registry", "shim"];
+    let daemon_side = ["daemon", "runtime", "registry", "shim", "shim-server"];
     let sub = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-') && !a.starts_with("unix://") && !a.starts_with('/'));

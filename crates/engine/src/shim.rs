@@ -2,8 +2,12 @@
 //! container through the runtime, holds its stdio, writes its logs, reaps its
 //! exit status and keeps running when the daemon stops or restarts.
 //!
-//! `cais shim ...` forks; the parent waits until the container is created
-//! (or failed), prints one JSON line and exits, while the child, in its own
+//! The daemon gets its shims from `cais shim-server` (`serve`, `Spawner`),
+//! which it starts once and which forks one launcher per request, so no
+//! shim pays for an exec of its own; `cais shim ...` does the same for one
+//! container by hand. Either way the launcher forks; it waits until the
+//! container is created (or failed), reports one JSON line and exits, while
+//! the child, in its own
 //! session and as child subreaper (so the container's init is re-parented to
 //! it), runs the supervision loop until the container exits. It is
 //! single-threaded and never links the daemon's async machinery, to stay
@@ -47,7 +51,7 @@ use serde::{Deserialize, Serialize};
 use crate::logfile;
 
 /// How to start one container.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
     pub id: String,
     pub bundle: PathBuf,
@@ -118,11 +122,18 @@ fn io<T>(r: std::io::Result<T>, context: impl FnOnce() -> String) -> Result<T, E
 /// daemon, or the reason the container did not start, which it prints on
 /// stderr (the daemon reads both).
 pub fn main(cfg: Config) -> Result<String, String> {
+    fork_supervisor(cfg, None)
+}
+
+/// `main`; `parents` is a descriptor the supervisor must not keep (the
+/// server's report socket, which the daemon reads to its first line).
+fn fork_supervisor(cfg: Config, parents: Option<OwnedFd>) -> Result<String, String> {
     let (mut report_rx, report_tx) =
         UnixStream::pair().map_err(|e| format!("shim: socketpair: {e}"))?;
     // SAFETY: the shim command is single-threaded at this point.
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
+            drop(parents);
             drop(report_rx);
             let code = supervise(&cfg, report_tx);
             std::process::exit(code)
@@ -191,6 +202,229 @@ fn read_report(report: &mut UnixStream, supervisor: nix::unistd::Pid) -> String 
 /// Reports a failure to the waiting parent: one line, a JSON string.
 fn report_error(report: &mut UnixStream, e: &dyn std::fmt::Display) {
     let _ = writeln!(report, "{}", serde_json::Value::String(e.to_string()));
+}
+
+/// What the daemon's request for a shim comes to: the shim's report, one
+/// line (a `Started` object, or the reason the container did not start as
+/// a JSON string), written to `report`.
+fn launch(cfg: Config, mut report: UnixStream) {
+    let copy = report.try_clone().ok().map(OwnedFd::from);
+    let line = match fork_supervisor(cfg, copy) {
+        Ok(line) => line,
+        Err(e) => serde_json::Value::String(e).to_string(),
+    };
+    let _ = writeln!(report, "{line}");
+}
+
+/// `cais shim-server`: the process the daemon starts once (from its sealed
+/// binary) and asks for every shim. It forks each shim from itself, where
+/// `cais shim` would be executed anew: no exec, dynamic linking and
+/// relocation per container, and the pages of the binary relocation
+/// dirties are shared by every shim, copy-on-write from the server, not
+/// private to each. Single-threaded, so its forks may run Rust code.
+///
+/// Requests come on `control` (its stdin, a SOCK_SEQPACKET socket): each
+/// message is a `Config` as JSON carrying one descriptor, the socket the
+/// shim's report goes to (see `launch`). The server ends when the
+/// daemon's end closes; shims outlive it (each is re-parented away from it
+/// when the process that forked it exits, as with `cais shim`).
+pub fn serve(control: OwnedFd) -> i32 {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        // Reap the forks that reported (they exit at once).
+        while let Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) =
+            waitpid(None::<nix::unistd::Pid>, Some(WaitPidFlag::WNOHANG))
+        {}
+        let (len, report) = match receive(&control, &mut buf) {
+            Ok(Some(r)) => r,
+            Ok(None) => return 0,
+            Err(Errno::EINTR) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "shim server: reading a request");
+                return 1;
+            }
+        };
+        let Some(report) = report else { continue };
+        let mut report = UnixStream::from(report);
+        let cfg = match serde_json::from_slice::<Config>(&buf[..len]) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = writeln!(
+                    report,
+                    "{}",
+                    serde_json::Value::String(format!("shim server: bad request: {e}"))
+                );
+                continue;
+            }
+        };
+        // SAFETY: the server is single-threaded, so the child may run Rust
+        // code; it only launches the shim and exits.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => {
+                // The control socket stays with the server (stdin is it):
+                // the shim and the container must not keep it open.
+                if let Ok(null) = fs::File::open("/dev/null") {
+                    // SAFETY: dup2 takes integers; `null` stays open across
+                    // the call and fd 0 has no Rust owner here.
+                    unsafe { libc::dup2(null.as_raw_fd(), 0) };
+                }
+                drop(control);
+                launch(cfg, report);
+                // SAFETY: _exit ends this fork without running the
+                // server's exit handlers or flushing its buffers twice.
+                unsafe { libc::_exit(0) }
+            }
+            Ok(nix::unistd::ForkResult::Parent { .. }) => drop(report),
+            Err(e) => {
+                let _ = writeln!(
+                    report,
+                    "{}",
+                    serde_json::Value::String(format!("shim server: fork: {e}"))
+                );
+            }
+        }
+    }
+}
+
+/// `serve` on this process's stdin, where the daemon puts the control
+/// socket.
+pub fn serve_stdin() -> i32 {
+    use std::os::fd::AsFd;
+    match std::io::stdin().as_fd().try_clone_to_owned() {
+        Ok(control) => serve(control),
+        Err(e) => {
+            tracing::error!(error = %e, "shim server: no control socket on stdin");
+            1
+        }
+    }
+}
+
+/// One request: its length in `buf` and its descriptor; None at EOF.
+fn receive(control: &OwnedFd, buf: &mut [u8]) -> nix::Result<Option<(usize, Option<OwnedFd>)>> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        control.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut fd = None;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for (i, raw) in fds.into_iter().enumerate() {
+                // SAFETY: the kernel just installed these descriptors for us.
+                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                if i == 0 {
+                    fd = Some(owned);
+                }
+            }
+        }
+    }
+    if msg.bytes == 0 && fd.is_none() {
+        return Ok(None);
+    }
+    Ok(Some((msg.bytes, fd)))
+}
+
+/// The daemon's side of the shim server: started on first use (and again
+/// if it died), asked for one shim per container start.
+pub struct Spawner {
+    /// The program, run as `<exe> shim-server`.
+    exe: PathBuf,
+    server: std::sync::Mutex<Option<Server>>,
+}
+
+struct Server {
+    child: std::process::Child,
+    control: OwnedFd,
+}
+
+/// How long a shim may take to create its container before the daemon
+/// gives up on its report (hooks run during create).
+const REPORT_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl Spawner {
+    pub fn new(exe: PathBuf) -> Spawner {
+        Spawner {
+            exe,
+            server: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn start_server(&self) -> std::io::Result<Server> {
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?;
+        let child = std::process::Command::new(&self.exe)
+            .arg("shim-server")
+            .stdin(std::process::Stdio::from(theirs))
+            .spawn()?;
+        Ok(Server {
+            child,
+            control: ours,
+        })
+    }
+
+    /// Starts the shim of `cfg`'s container: its report once the
+    /// container is created, or the reason it was not.
+    pub fn spawn(&self, cfg: &Config) -> std::io::Result<Result<Started, String>> {
+        let request = serde_json::to_vec(cfg).map_err(std::io::Error::other)?;
+        let (report, theirs) = UnixStream::pair()?;
+        {
+            let mut server = self.server.lock().unwrap_or_else(|p| p.into_inner());
+            let mut sent = Err(std::io::Error::other("no shim server"));
+            // A server that died (killed, or a bug) is replaced once.
+            for _ in 0..2 {
+                let alive = server
+                    .as_mut()
+                    .is_some_and(|s| matches!(s.child.try_wait(), Ok(None)));
+                if !alive {
+                    *server = Some(self.start_server()?);
+                }
+                let Some(s) = server.as_ref() else { break };
+                sent = cais_runtime::console::send_fd_with(
+                    s.control.as_raw_fd(),
+                    theirs.as_raw_fd(),
+                    &request,
+                )
+                .map_err(std::io::Error::from);
+                if sent.is_ok() {
+                    break;
+                }
+                if let Some(mut dead) = server.take() {
+                    let _ = dead.child.kill();
+                    let _ = dead.child.wait();
+                }
+            }
+            sent?;
+        }
+        // The forks hold the other end: this one alone reads.
+        drop(theirs);
+        report.set_read_timeout(Some(REPORT_TIMEOUT))?;
+        let mut line = String::new();
+        BufReader::new(report).read_line(&mut line)?;
+        let line = line.trim();
+        if line.starts_with('{') {
+            return serde_json::from_str::<Started>(line)
+                .map(Ok)
+                .map_err(std::io::Error::other);
+        }
+        Ok(Err(serde_json::from_str::<String>(line).unwrap_or_else(
+            |_| {
+                if line.is_empty() {
+                    "the shim exited before the container started".to_string()
+                } else {
+                    line.to_string()
+                }
+            },
+        )))
+    }
 }
 
 /// Container stdio as the shim holds it.

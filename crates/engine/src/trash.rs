@@ -72,3 +72,44 @@ impl Trash {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(at: &Path) {
+        std::fs::create_dir_all(at.join("a/b")).expect("dirs");
+        std::fs::write(at.join("a/b/f"), b"x").expect("file");
+        std::fs::write(at.join("g"), b"y").expect("file");
+    }
+
+    fn gone_soon(path: &Path) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while path.exists() {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        true
+    }
+
+    #[test]
+    fn discarded_trees_and_leftovers_are_deleted() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("trash");
+        // What a daemon that died left in the trash.
+        let leftover = dir.join("old.1.0");
+        tree(&leftover);
+        let trash = Trash::open(dir.clone()).expect("trash");
+        assert!(gone_soon(&leftover), "a leftover is deleted after start");
+        let doomed = tmp.path().join("container");
+        tree(&doomed);
+        trash.discard("c1", &doomed).expect("discard");
+        assert!(!doomed.exists(), "renamed away at once");
+        assert!(gone_soon(&dir.join(format!("c1.{}.0", std::process::id()))));
+        assert_eq!(std::fs::read_dir(&dir).expect("trash").count(), 0);
+        // Missing is fine.
+        trash.discard("c2", &doomed).expect("nothing to discard");
+    }
+}

@@ -382,7 +382,7 @@ impl Runtime {
                 "only a created container can be started",
             ));
         }
-        let spec = self.saved_spec(id)?;
+        let hooks = self.saved_hooks(id)?;
         let socket = self.root.dir(id).join(START_SOCKET);
         let conn = with_short_path(&socket, |p| UnixStream::connect(p))
             .context(|| format!("connecting to {}", socket.display()))?;
@@ -393,8 +393,7 @@ impl Runtime {
         if let Some(message) = failure {
             return Err(Error::Init(message));
         }
-        let hooks = spec.hooks().clone().unwrap_or_default();
-        if let Some(poststart) = hooks.poststart() {
+        if let Some(poststart) = hooks.as_ref().and_then(|h| h.poststart().as_ref()) {
             let state = self.state_of(&rec);
             hooks::run_all_warn(poststart, &state);
         }
@@ -447,6 +446,28 @@ impl Runtime {
 
     fn cgroup(&self, rec: &Record) -> Result<Cgroup> {
         Ok(Cgroup::new(Layout::detect()?, &rec.cgroup_path)?)
+    }
+
+    /// The hooks of the config saved at create, and nothing else of it:
+    /// `start` needs only the poststart hooks, and reading the whole
+    /// config (a seccomp profile and all) would cost more than the rest
+    /// of `start`.
+    fn saved_hooks(&self, id: &str) -> Result<Option<oci_spec::runtime::Hooks>> {
+        #[derive(serde::Deserialize)]
+        struct HooksOnly {
+            hooks: Option<oci_spec::runtime::Hooks>,
+        }
+        let path = self.root.dir(id).join(CONFIG_COPY);
+        let data = std::fs::read(&path).map_err(|source| Error::ReadConfig {
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_slice::<HooksOnly>(&data)
+            .map(|h| h.hooks)
+            .map_err(|e| Error::InvalidConfig {
+                path,
+                message: e.to_string(),
+            })
     }
 
     fn saved_spec(&self, id: &str) -> Result<Spec> {

@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,6 +56,8 @@ pub struct Containers {
     wiring: Arc<Wiring>,
     /// Where removed containers' directories go to be deleted.
     trash: Arc<Trash>,
+    /// Starts shims (through the shim server).
+    spawner: shim::Spawner,
     /// Attach clients waiting for a container's shim, by container id:
     /// `start` connects them to the shim before the process runs.
     attach_gate: Mutex<HashMap<String, Gate>>,
@@ -73,6 +74,7 @@ impl Containers {
         trash: Arc<Trash>,
     ) -> Containers {
         Containers {
+            spawner: shim::Spawner::new(cfg.exe()),
             cfg,
             images,
             volumes,
@@ -345,36 +347,21 @@ impl Containers {
             .and_then(|s| s.parse().ok())
             .unwrap_or(1);
         steps.step("bundle");
-        let out = Command::new(self.cfg.exe())
-            .arg("shim")
-            .args(["--id", id, "--bundle"])
-            .arg(&bundle)
-            .arg("--state-dir")
-            .arg(dir)
-            .arg("--runtime-root")
-            .arg(self.cfg.runtime_root())
-            .args(["--cgroup-path", &Config::cgroup_path(id)])
-            .args([
-                "--log-max-size",
-                &max_size.to_string(),
-                "--log-max-files",
-                &max_files.to_string(),
-            ])
-            .args(rec.config.tty.then_some("--terminal"))
-            .args(rec.config.open_stdin.then_some("--stdin"))
-            .stdin(Stdio::null())
-            .output()
-            .map_err(Error::spawn(&self.cfg.binary))?;
-        if !out.status.success() {
-            return Err(Error::CreateTask {
-                reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
-        let started: shim::Started =
-            serde_json::from_slice(&out.stdout).map_err(|source| Error::Json {
-                what: "the shim's report".into(),
-                source,
-            })?;
+        let started = self
+            .spawner
+            .spawn(&shim::Config {
+                id: id.clone(),
+                bundle,
+                state_dir: dir.to_path_buf(),
+                runtime_root: self.cfg.runtime_root(),
+                terminal: rec.config.tty,
+                stdin: rec.config.open_stdin,
+                log_max_size: max_size,
+                log_max_files: max_files,
+                cgroup_path: Config::cgroup_path(id),
+            })
+            .map_err(Error::spawn(self.cfg.exe()))?
+            .map_err(|reason| Error::CreateTask { reason })?;
         steps.step("shim");
         // Attach clients that came before start are connected to the shim
         // first, so they see all output; later ones connect themselves.

@@ -359,18 +359,113 @@ pub fn image_user(dir: &Path, image_id: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// A container record with nothing but what a record needs.
+    fn minimal(id: &str, name: &str) -> Container {
+        let minimal = serde_json::json!({
+            "id": id, "name": name, "created": crate::ids::now(), "image": "busybox",
+            "image_id": "sha256:00", "config": {}, "host_config": {}, "path": "true",
+            "args": [], "state": {"Status": "created"}
+        });
+        record::decode(Path::new("minimal"), minimal.to_string().as_bytes())
+            .expect("a minimal record")
+    }
+
+    #[test]
+    fn watchers_wake_on_the_change_they_wait_for() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let table = Table::load(tmp.path().join("containers")).expect("table");
+        let id = "d".repeat(64);
+        fs::create_dir_all(table.dir(&id)).expect("container dir");
+        table.insert(minimal(&id, "watched")).expect("insert");
+        // Nothing changes: the limit passes.
+        assert_eq!(
+            table.watch(&id, Some(Duration::from_millis(20)), |c| c
+                .filter(|c| c.restart_count > 0)
+                .map(|_| ())),
+            None
+        );
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                // Woken by each change; returns on the one it waits for.
+                table.watch(&id, None, |c| {
+                    c.map(|c| c.restart_count).filter(|n| *n == 3)
+                })
+            });
+            for _ in 0..3 {
+                table.update(&id, |r| r.restart_count += 1).expect("update");
+            }
+            assert_eq!(waiter.join().expect("waiter"), Some(3));
+            let gone = scope.spawn(|| table.watch(&id, None, |c| c.is_none().then_some("gone")));
+            table.forget(&id, 0);
+            assert_eq!(gone.join().expect("waiter"), Some("gone"));
+        });
+    }
+
+    #[test]
+    fn records_are_fsynced_only_where_a_host_crash_would_lose_what_counts() {
+        let c = minimal(&"e".repeat(64), "durable");
+        assert!(needs_sync(None, &c), "a new record is the container");
+        assert!(!needs_sync(Some(&c), &c.clone()), "nothing changed");
+        let changed = |f: &dyn Fn(&mut Container)| {
+            let mut after = c.clone();
+            f(&mut after);
+            needs_sync(Some(&c), &after)
+        };
+        assert!(changed(&|r| r.name = "renamed".into()));
+        assert!(changed(&|r| r.config.env.push("A=1".into())));
+        assert!(changed(&|r| r.host_config.memory = 64 << 20));
+        assert!(changed(&|r| r.manually_stopped = true));
+        assert!(changed(&|r| r.restart_count = 1));
+        assert!(changed(&|r| {
+            r.networks.insert("n1".into(), Default::default());
+        }));
+        // What only a running container holds.
+        let running = |r: &mut Container| {
+            r.state = r
+                .state
+                .apply(Change::Started {
+                    pid: 42,
+                    started_at: crate::ids::now(),
+                    health: None,
+                })
+                .expect("created → running");
+        };
+        assert!(
+            !changed(&running),
+            "no policy brings it back after a reboot"
+        );
+        assert!(!changed(&|r| r.net = Some(Default::default())));
+        let mut given = c.clone();
+        given.networks.insert("bridge".into(), Default::default());
+        let mut addressed = given.clone();
+        if let Some(ep) = addressed.networks.get_mut("bridge") {
+            ep.ip_address = "172.17.0.2".into();
+        }
+        assert!(
+            !needs_sync(Some(&given), &addressed),
+            "an address given at start"
+        );
+        // An always container's running state decides its restart after a reboot.
+        let mut always = c.clone();
+        always.host_config.restart_policy.name = "always".into();
+        let mut up = always.clone();
+        running(&mut up);
+        assert!(needs_sync(Some(&always), &up));
+        // Nothing of an auto-remove container, not even its creation.
+        let mut rm = c.clone();
+        rm.host_config.auto_remove = true;
+        assert!(!needs_sync(None, &rm));
+        let mut renamed = rm.clone();
+        renamed.name = "other".into();
+        assert!(!needs_sync(Some(&rm), &renamed));
+    }
+
     #[test]
     fn concurrent_record_updates_leave_the_newest_on_disk() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let table = Table::load(tmp.path().join("containers")).expect("table");
         let id = "c".repeat(64);
-        let minimal = serde_json::json!({
-            "id": id, "name": "hammered", "created": crate::ids::now(), "image": "busybox",
-            "image_id": "sha256:00", "config": {}, "host_config": {}, "path": "true",
-            "args": [], "state": {"Status": "created"}
-        });
-        let rec = record::decode(Path::new("minimal"), minimal.to_string().as_bytes())
-            .expect("a minimal record");
+        let rec = minimal(&id, "hammered");
         fs::create_dir_all(table.dir(&id)).expect("container dir");
         table.insert(rec).expect("a new name");
         const THREADS: i64 = 8;

@@ -329,21 +329,7 @@ impl Wiring {
                 })
                 .collect()
         });
-        let mut rules = netconf::ruleset(&networks, &containers);
-        // A network's rules stay once it had a container (its bridge is up
-        // then), until the network goes: on a bridge that containers come to
-        // and leave one at a time (`run --rm` after `run --rm`), no start
-        // or exit rebuilds the firewall.
-        if let Some(prev) = applied.as_ref() {
-            for n in &prev.networks {
-                let kept = rules.networks.iter().any(|r| r.bridge == n.bridge);
-                let exists = networks.iter().any(|fw| fw.bridge == n.bridge);
-                if !kept && exists {
-                    rules.networks.push(n.clone());
-                }
-            }
-            rules.networks.sort_by(|a, b| a.bridge.cmp(&b.bridge));
-        }
+        let rules = netconf::ruleset(&networks, &containers, applied.as_ref());
         if applied.as_ref() == Some(&rules) {
             return Ok(());
         }
