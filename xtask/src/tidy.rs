@@ -88,6 +88,11 @@ const DEPENDENCY_RULES: &[DependencyRule] = &[
         rule: "the API crate is wire types and a client: no cais crate",
     },
     DependencyRule {
+        crates: Crates::Named("cais-store"),
+        allowed: Allowed::Only(&[]),
+        rule: "the store is bytes in and out: it depends on no other cais crate",
+    },
+    DependencyRule {
         crates: Crates::Named("cais-client"),
         allowed: Allowed::Only(&["cais-api"]),
         rule: "the engine client depends on the API crate only",
@@ -96,6 +101,11 @@ const DEPENDENCY_RULES: &[DependencyRule] = &[
         crates: Crates::NameContains(&["compose", "orchestrator", "apiserver", "scheduler", "controller", "agent"]),
         allowed: Allowed::Never(&["cais-engine", "cais-runtime", "cais-image"]),
         rule: "compose and the orchestrator talk to the engine through its API, never its internals",
+    },
+    DependencyRule {
+        crates: Crates::Named("cais-buildkit"),
+        allowed: Allowed::Never(&["cais-engine", "cais-net", "cais-api", "cais-client", "cais-compose", "cais-registry-server"]),
+        rule: "BuildKit's protocol builds through the executor: the engine hands it connections and a host, it knows no engine, network or API",
     },
     DependencyRule {
         crates: Crates::AllBut(&["cais"]),

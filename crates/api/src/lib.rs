@@ -3,21 +3,39 @@
 //! PascalCase; every struct tolerates missing fields (`default`) because
 //! clients of different API versions send different subsets.
 //!
-//! `network` holds the network types. The client that speaks the API is
+//! `container` holds the container request types (create, update, exec),
+//! `network` the network types, `de` how request bodies are read (as
+//! dockerd's Go decoding reads them: `null` is "not given"). The client that speaks the API is
 //! the `cais-client` crate.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod container;
+mod de;
 pub mod network;
 
+pub use container::*;
+pub use de::field_names;
+/// The name the network types (and older code) use for `de::nullable`.
+pub(crate) use de::nullable as null_as_default;
 pub use network::*;
 
 /// The API version announced in `API-Version` and by `/version`.
 pub const API_VERSION: &str = "1.47";
 /// The oldest API version accepted in versioned paths.
 pub const MIN_API_VERSION: &str = "1.24";
+
+/// Whether API version `a` is older than `b` ("1.41" < "1.45"); a part
+/// that is not a number counts as 0.
+pub fn version_lt(a: &str, b: &str) -> bool {
+    let parts = |v: &str| -> (u32, u32) {
+        let (x, y) = v.split_once('.').unwrap_or((v, "0"));
+        (x.parse().unwrap_or(0), y.parse().unwrap_or(0))
+    };
+    parts(a) < parts(b)
+}
 
 /// `{"message": ...}`, the body of every error response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -30,6 +48,7 @@ pub struct ErrorResponse {
 pub struct Version {
     pub version: String,
     pub api_version: String,
+    #[serde(rename = "MinAPIVersion")]
     pub min_api_version: String,
     pub git_commit: String,
     pub go_version: String,
@@ -37,196 +56,6 @@ pub struct Version {
     pub arch: String,
     pub kernel_version: String,
     pub build_time: String,
-}
-
-/// A health check (`HEALTHCHECK` / `--health-cmd`); durations in nanoseconds.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct HealthConfig {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub test: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "is_zero")]
-    pub interval: i64,
-    #[serde(skip_serializing_if = "is_zero")]
-    pub timeout: i64,
-    #[serde(skip_serializing_if = "is_zero")]
-    pub start_period: i64,
-    #[serde(skip_serializing_if = "is_zero_i32")]
-    pub retries: i32,
-}
-
-fn is_zero(v: &i64) -> bool {
-    *v == 0
-}
-fn is_zero_i32(v: &i32) -> bool {
-    *v == 0
-}
-
-/// The container's configuration (the part that is portable between hosts).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct ContainerConfig {
-    pub hostname: String,
-    pub domainname: String,
-    pub user: String,
-    pub attach_stdin: bool,
-    pub attach_stdout: bool,
-    pub attach_stderr: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
-    pub tty: bool,
-    pub open_stdin: bool,
-    pub stdin_once: bool,
-    #[serde(deserialize_with = "null_as_default")]
-    pub env: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cmd: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub healthcheck: Option<HealthConfig>,
-    pub image: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
-    pub working_dir: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub entrypoint: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub network_disabled: Option<bool>,
-    #[serde(deserialize_with = "null_as_default")]
-    pub labels: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stop_signal: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stop_timeout: Option<i64>,
-}
-
-/// `null` reads as the empty value (clients send `"Env": null`).
-fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct RestartPolicy {
-    /// "", "no", "always", "unless-stopped", "on-failure".
-    pub name: String,
-    pub maximum_retry_count: i64,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct PortBinding {
-    pub host_ip: String,
-    pub host_port: String,
-}
-
-/// `--mount` / `Mounts` in HostConfig.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct Mount {
-    /// "bind", "volume" or "tmpfs".
-    #[serde(rename = "Type")]
-    pub kind: String,
-    pub source: String,
-    pub target: String,
-    pub read_only: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tmpfs_options: Option<TmpfsOptions>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct TmpfsOptions {
-    pub size_bytes: i64,
-    pub mode: u32,
-}
-
-/// Host-specific configuration of a container.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct HostConfig {
-    #[serde(deserialize_with = "null_as_default")]
-    pub binds: Vec<String>,
-    /// "", "default", "bridge", "host", "none", "container:<id>" or a
-    /// user network's name or id.
-    pub network_mode: String,
-    /// "80/tcp" → bindings; an empty `HostPort` picks a free port, a
-    /// range "8000-8010" the first free one of it.
-    #[serde(deserialize_with = "null_as_default")]
-    pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
-    pub restart_policy: RestartPolicy,
-    pub auto_remove: bool,
-    #[serde(deserialize_with = "null_as_default")]
-    pub mounts: Vec<Mount>,
-    #[serde(deserialize_with = "null_as_default")]
-    pub cap_add: Vec<String>,
-    #[serde(deserialize_with = "null_as_default")]
-    pub cap_drop: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub init: Option<bool>,
-    pub privileged: bool,
-    pub readonly_rootfs: bool,
-    #[serde(deserialize_with = "null_as_default")]
-    pub security_opt: Vec<String>,
-    #[serde(deserialize_with = "null_as_default")]
-    pub tmpfs: BTreeMap<String, String>,
-    pub memory: i64,
-    pub memory_swap: i64,
-    pub memory_reservation: i64,
-    pub nano_cpus: i64,
-    pub cpu_shares: i64,
-    pub cpu_quota: i64,
-    pub cpu_period: i64,
-    pub cpuset_cpus: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pids_limit: Option<i64>,
-    pub shm_size: i64,
-    pub publish_all_ports: bool,
-    #[serde(deserialize_with = "null_as_default")]
-    pub log_config: LogConfig,
-    #[serde(deserialize_with = "null_as_default")]
-    pub extra_hosts: Vec<String>,
-    #[serde(deserialize_with = "null_as_default")]
-    pub dns: Vec<String>,
-    #[serde(deserialize_with = "null_as_default")]
-    pub dns_search: Vec<String>,
-    #[serde(deserialize_with = "null_as_default")]
-    pub dns_options: Vec<String>,
-    /// `--link name:alias` (default bridge only).
-    #[serde(deserialize_with = "null_as_default")]
-    pub links: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub oom_score_adj: Option<i32>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct LogConfig {
-    #[serde(rename = "Type")]
-    pub kind: String,
-    #[serde(deserialize_with = "null_as_default")]
-    pub config: BTreeMap<String, String>,
-}
-
-/// The body of `POST /containers/create`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct CreateRequest {
-    #[serde(flatten)]
-    pub config: ContainerConfig,
-    pub host_config: HostConfig,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub networking_config: Option<NetworkingConfig>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct CreateResponse {
-    pub id: String,
-    pub warnings: Vec<String>,
 }
 
 /// A container's state as `inspect` shows it.
@@ -348,24 +177,6 @@ pub struct WaitError {
     pub message: String,
 }
 
-/// `POST /containers/{id}/exec`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct ExecConfig {
-    pub attach_stdin: bool,
-    pub attach_stdout: bool,
-    pub attach_stderr: bool,
-    pub detach_keys: String,
-    pub tty: bool,
-    #[serde(deserialize_with = "null_as_default")]
-    pub env: Vec<String>,
-    #[serde(deserialize_with = "null_as_default")]
-    pub cmd: Vec<String>,
-    pub privileged: bool,
-    pub user: String,
-    pub working_dir: String,
-}
-
 /// `POST /exec/{id}/start`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -465,29 +276,4 @@ pub struct Actor {
     #[serde(rename = "ID")]
     pub id: String,
     pub attributes: BTreeMap<String, String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_docker_cli_create_body_parses() {
-        let body = r#"{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":true,
-            "AttachStderr":true,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,"Cmd":["echo","hi"],
-            "Image":"busybox","Volumes":{},"WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":{},
-            "HostConfig":{"Binds":null,"ContainerIDFile":"","LogConfig":{"Type":"","Config":{}},"NetworkMode":"default",
-            "PortBindings":{"80/tcp":[{"HostIp":"","HostPort":"8080"}]},"RestartPolicy":{"Name":"no","MaximumRetryCount":0},
-            "AutoRemove":true,"Mounts":null,"Memory":0,"PidsLimit":null},
-            "NetworkingConfig":{"EndpointsConfig":{}}}"#;
-        let req: CreateRequest = serde_json::from_str(body).expect("parses");
-        assert_eq!(
-            req.config.cmd.as_deref(),
-            Some(&["echo".to_string(), "hi".to_string()][..])
-        );
-        assert!(req.config.env.is_empty());
-        assert!(req.host_config.auto_remove);
-        assert_eq!(req.host_config.port_bindings["80/tcp"][0].host_port, "8080");
-        assert_eq!(req.host_config.pids_limit, None);
-    }
 }

@@ -9,15 +9,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::{null_as_default, PortBinding};
 
-/// One address pool of a network (`--subnet`, `--gateway`, `--ip-range`).
+/// One address pool of a network (`--subnet`, `--gateway`, `--ip-range`,
+/// `--aux-address`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct IpamConfig {
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub subnet: String,
-    #[serde(rename = "IPRange", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "IPRange",
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub ip_range: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub gateway: String,
     #[serde(
         deserialize_with = "null_as_default",
@@ -30,24 +41,41 @@ pub struct IpamConfig {
 #[serde(rename_all = "PascalCase", default)]
 pub struct Ipam {
     /// "default" (the only driver).
+    #[serde(deserialize_with = "null_as_default")]
     pub driver: String,
     #[serde(deserialize_with = "null_as_default")]
     pub config: Vec<IpamConfig>,
-    #[serde(deserialize_with = "null_as_default")]
-    pub options: BTreeMap<String, String>,
+    /// `null` when none were given, as dockerd shows it.
+    pub options: Option<BTreeMap<String, String>>,
 }
 
 /// The body of `POST /networks/create`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct NetworkCreateRequest {
+    #[serde(deserialize_with = "null_as_default")]
     pub name: String,
     /// Ignored by current docker daemons (duplicates are always refused).
+    #[serde(deserialize_with = "null_as_default")]
     pub check_duplicate: bool,
     /// "" or "bridge".
+    #[serde(deserialize_with = "null_as_default")]
     pub driver: String,
+    /// "", "local", or a swarm's "swarm"/"global".
+    #[serde(deserialize_with = "null_as_default")]
+    pub scope: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub internal: bool,
+    #[serde(deserialize_with = "null_as_default")]
     pub attachable: bool,
+    /// A swarm's routing-mesh network.
+    #[serde(deserialize_with = "null_as_default")]
+    pub ingress: bool,
+    /// A configuration-only network (swarm), and one made from it.
+    #[serde(deserialize_with = "null_as_default")]
+    pub config_only: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_from: Option<ConfigReference>,
     #[serde(rename = "EnableIPv6", deserialize_with = "null_as_default")]
     pub enable_ipv6: bool,
     #[serde(rename = "IPAM", skip_serializing_if = "Option::is_none")]
@@ -56,6 +84,14 @@ pub struct NetworkCreateRequest {
     pub options: BTreeMap<String, String>,
     #[serde(deserialize_with = "null_as_default")]
     pub labels: BTreeMap<String, String>,
+}
+
+/// `ConfigFrom` of a network: the configuration-only network it uses.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ConfigReference {
+    #[serde(deserialize_with = "null_as_default")]
+    pub network: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -99,6 +135,8 @@ pub struct Network {
     pub internal: bool,
     pub attachable: bool,
     pub ingress: bool,
+    pub config_from: ConfigReference,
+    pub config_only: bool,
     /// Container id → endpoint (filled by inspect; empty in lists).
     #[serde(deserialize_with = "null_as_default")]
     pub containers: BTreeMap<String, NetworkContainer>,
@@ -108,18 +146,33 @@ pub struct Network {
     pub labels: BTreeMap<String, String>,
 }
 
-/// `IPAMConfig` of an endpoint: `--ip`.
+/// `IPAMConfig` of an endpoint: `--ip`, `--ip6`, `--link-local-ip`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct EndpointIpamConfig {
-    #[serde(rename = "IPv4Address", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "IPv4Address",
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub ipv4_address: String,
-    #[serde(rename = "IPv6Address", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "IPv6Address",
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub ipv6_address: String,
+    #[serde(
+        rename = "LinkLocalIPs",
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_default"
+    )]
+    pub link_local_ips: Vec<String>,
 }
 
 /// A container's endpoint on one network: what the client asks for
-/// (`IPAMConfig`, `Links`, `Aliases`) and, in inspect, what it got.
+/// (`IPAMConfig`, `Links`, `Aliases`, `MacAddress`, `DriverOpts`,
+/// `GwPriority`) and, in inspect, what it got.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct EndpointSettings {
@@ -129,21 +182,29 @@ pub struct EndpointSettings {
     pub links: Vec<String>,
     #[serde(deserialize_with = "null_as_default")]
     pub aliases: Vec<String>,
+    #[serde(deserialize_with = "null_as_default")]
     pub mac_address: String,
-    #[serde(rename = "NetworkID")]
+    /// Options for the network driver (`--driver-opt`).
+    #[serde(deserialize_with = "null_as_default")]
+    pub driver_opts: BTreeMap<String, String>,
+    /// Which network's gateway is the default route (highest wins).
+    #[serde(deserialize_with = "null_as_default")]
+    pub gw_priority: i64,
+    #[serde(rename = "NetworkID", deserialize_with = "null_as_default")]
     pub network_id: String,
-    #[serde(rename = "EndpointID")]
+    #[serde(rename = "EndpointID", deserialize_with = "null_as_default")]
     pub endpoint_id: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub gateway: String,
-    #[serde(rename = "IPAddress")]
+    #[serde(rename = "IPAddress", deserialize_with = "null_as_default")]
     pub ip_address: String,
-    #[serde(rename = "IPPrefixLen")]
+    #[serde(rename = "IPPrefixLen", deserialize_with = "null_as_default")]
     pub ip_prefix_len: u8,
-    #[serde(rename = "IPv6Gateway")]
+    #[serde(rename = "IPv6Gateway", deserialize_with = "null_as_default")]
     pub ipv6_gateway: String,
-    #[serde(rename = "GlobalIPv6Address")]
+    #[serde(rename = "GlobalIPv6Address", deserialize_with = "null_as_default")]
     pub global_ipv6_address: String,
-    #[serde(rename = "GlobalIPv6PrefixLen")]
+    #[serde(rename = "GlobalIPv6PrefixLen", deserialize_with = "null_as_default")]
     pub global_ipv6_prefix_len: u8,
     /// Names the embedded DNS answers for this endpoint.
     #[serde(rename = "DNSNames", deserialize_with = "null_as_default")]

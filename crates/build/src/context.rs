@@ -314,21 +314,26 @@ fn content_hash(
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Whether a local file is a tar archive ADD unpacks: plain, gzip or zstd
-/// (bzip2 and xz are not supported; such files are copied as they are).
-fn is_archive(path: &Path) -> bool {
-    let Ok(f) = fs::File::open(path) else {
-        return false;
-    };
+/// A local file as ADD unpacks it: decompressed when it starts with the
+/// magic of gzip, zstd, bzip2 (`BZh`) or xz (`FD 37 7A 58 5A 00`), as it
+/// is otherwise. Docker recognizes the same four.
+fn open_archive(path: &Path) -> std::io::Result<Box<dyn Read>> {
     let mut head = Vec::new();
-    if f.take(8).read_to_end(&mut head).is_err() {
-        return false;
-    }
-    let c = Compression::sniff(&head);
-    let Ok(f) = fs::File::open(path) else {
-        return false;
-    };
-    let Ok(mut r) = unpack::decompress(std::io::BufReader::new(f), c) else {
+    fs::File::open(path)?.take(6).read_to_end(&mut head)?;
+    let f = std::io::BufReader::new(fs::File::open(path)?);
+    Ok(if head.starts_with(b"BZh") {
+        Box::new(bzip2::read::MultiBzDecoder::new(f))
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Box::new(lzma_rust2::XzReader::new(f, true))
+    } else {
+        unpack::decompress(f, Compression::sniff(&head)).map_err(std::io::Error::other)?
+    })
+}
+
+/// Whether a local file is a tar archive ADD unpacks: plain or compressed
+/// (gzip, zstd, bzip2, xz) with a tar inside.
+fn is_archive(path: &Path) -> bool {
+    let Ok(mut r) = open_archive(path) else {
         return false;
     };
     let mut block = vec![0u8; 512];
@@ -399,13 +404,7 @@ pub(crate) fn write(rootfs: &Path, dest: &str, plan: &Plan, o: &WriteOptions) ->
             }
             Kind::Archive(src) => {
                 crate::fsutil::mkdir_p(rootfs, &target)?;
-                let f = fs::File::open(src).map_err(io_err("open", src))?;
-                let mut head = Vec::new();
-                fs::File::open(src)
-                    .and_then(|f| f.take(8).read_to_end(&mut head))
-                    .map_err(io_err("read", src))?;
-                let stream =
-                    unpack::decompress(std::io::BufReader::new(f), Compression::sniff(&head))?;
+                let stream = open_archive(src).map_err(io_err("open", src))?;
                 // The same contained extraction as image layers: nothing
                 // in the archive can write outside the destination.
                 let name = Digest::sha256(src.as_os_str().as_encoded_bytes());

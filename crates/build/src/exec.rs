@@ -10,12 +10,16 @@ use cais_image::{Digest, ImageStore, Platform, Reference};
 use serde_json::{json, Map, Value};
 
 use crate::cache;
+use crate::changes;
 use crate::context::{self, Inline, Root, WriteOptions};
 use crate::dockerfile::ast::{self, Command, Instruction, Kind};
+use crate::dockerfile::run_flags::{parse_run_flags, Mount, MountType, Network, RunFlags, Sharing};
 use crate::dockerfile::{self, expand, expand_heredoc};
 use crate::dockerignore::Ignore;
 use crate::fsutil;
+use crate::mounts::{self, CacheInit, CacheLock, SecretsDir};
 use crate::run::{self, Overlay, RunSpec};
+use crate::RunNetns;
 use crate::{io_err, Built, Environment, Error, Options, Progress, Result};
 
 /// Build args every build knows without an `ARG` (docker's predefined
@@ -95,6 +99,35 @@ impl State {
     }
 }
 
+/// Where a `RUN --mount` takes its files from.
+enum MountRoot {
+    Context,
+    State(Box<State>),
+}
+
+/// A `RUN --mount` checked against the build: its absolute target and
+/// what identifies it in the step's cache key.
+struct ResolvedMount {
+    mount: Mount,
+    target: String,
+    root: MountRoot,
+    identity: String,
+}
+
+/// The host side of a step's mounts, held while it runs: dropping it
+/// unmounts the source overlays and releases the cache locks.
+#[derive(Default)]
+struct PreparedMounts {
+    oci: Vec<Value>,
+    env: Vec<String>,
+    secret_env: bool,
+    secret_files: Vec<PathBuf>,
+    /// Mount points the runtime will create, to remove from the layer.
+    stubs: Vec<PathBuf>,
+    overlays: Vec<Overlay>,
+    locks: Vec<CacheLock>,
+}
+
 /// Per-stage evaluation scope.
 struct Scope {
     state: State,
@@ -137,9 +170,14 @@ struct Builder<'a> {
     hashes: std::cell::RefCell<std::collections::HashMap<PathBuf, String>>,
     scratch: PathBuf,
     counter: usize,
+    /// The configs of `--cache-from` images, when given: only steps whose
+    /// result is part of one of them come from the cache.
+    cache_sources: Option<Vec<ImageConfig>>,
     /// The stage being built and the line of the instruction being run.
     current: usize,
     line: usize,
+    /// The tmpfs for `RUN --mount=type=secret`, mounted on first use.
+    secrets: SecretsDir,
 }
 
 /// Removes the build's scratch directory however the build ends.
@@ -264,8 +302,18 @@ pub(crate) fn build(
         context: opts.context.clone(),
         ignore,
         hashes: Default::default(),
+        secrets: SecretsDir::new(scratch.join("secrets")),
         scratch,
         counter: 0,
+        cache_sources: opts.cache_from.as_ref().map(|names| {
+            names
+                .iter()
+                .filter_map(|n| {
+                    let rec = store.resolve(n).ok()?;
+                    store.config(&rec).ok()
+                })
+                .collect()
+        }),
         current: 0,
         line: 0,
     };
@@ -376,6 +424,7 @@ impl Builder<'_> {
             .check_image(&manifest, Some(oci::OCI_MANIFEST), &platform)?;
         let id = rec.config.clone();
         self.store.record(&[(rec, tags.to_vec())])?;
+        self.progress.built(&id.to_string());
         self.progress
             .step(&format!("Successfully built {}", id.short()));
         for t in tags {
@@ -435,13 +484,26 @@ impl Builder<'_> {
                 stack.push(j);
             }
             for ins in &st.instructions {
-                if let Kind::Copy(c) | Kind::Add(c) = &ins.kind {
-                    if let Some(f) = &c.from {
-                        let f = expand(f, self.escape, &self.global_lookup())
-                            .map_err(|e| Error::invalid(format!("Dockerfile:{}: {e}", ins.line)))?;
-                        if let Some(j) = self.stage_ref(&f, i) {
-                            stack.push(j);
-                        }
+                let froms: Vec<String> = match &ins.kind {
+                    Kind::Copy(c) | Kind::Add(c) => c.from.iter().cloned().collect(),
+                    // `RUN --mount=from=stage`: values as the stage list
+                    // sees them (global args only).
+                    Kind::Run { flags, .. } => {
+                        let g = self.global_lookup();
+                        let escape = self.escape;
+                        let flags = dockerfile::run_flags::parse_run_flags(flags, &|w: &str| {
+                            Ok(expand(w, escape, &g).unwrap_or_else(|_| w.to_owned()))
+                        })
+                        .unwrap_or_default();
+                        flags.mounts.into_iter().filter_map(|m| m.from).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                for f in froms {
+                    let f = expand(&f, self.escape, &self.global_lookup())
+                        .map_err(|e| Error::invalid(format!("Dockerfile:{}: {e}", ins.line)))?;
+                    if let Some(j) = self.stage_ref(&f, i) {
+                        stack.push(j);
                     }
                 }
             }
@@ -648,6 +710,11 @@ impl Builder<'_> {
         };
         let body = self.store.content().read(&m.config.digest).ok()?;
         let config = ImageConfig::parse(&body, &m.config.digest).ok()?;
+        if let Some(sources) = &self.cache_sources {
+            if !sources.iter().any(|image| is_part_of(&config, image)) {
+                return None;
+            }
+        }
         // Snapshots are kept by the pin; this re-unpacks one that is gone.
         let platform = Platform {
             architecture: config.architecture.clone(),
@@ -710,14 +777,13 @@ impl Builder<'_> {
                 heredocs,
                 flags,
             } => {
-                if !flags.is_empty() {
-                    // BuildKit-only features: the classic builder has none.
-                    self.progress.step(&format!(
-                        "[Warning] RUN flags are not supported and were ignored: {}",
-                        flags.join(" ")
-                    ));
-                }
-                self.run_step(scope, command, heredocs)?
+                let flags = {
+                    let lookup = scope.lookup();
+                    let escape = self.escape;
+                    parse_run_flags(flags, &|w: &str| expand(w, escape, &lookup))
+                        .map_err(Error::invalid)?
+                };
+                self.run_step(scope, command, heredocs, &flags)?
             }
             Kind::Copy(c) => self.copy_step(scope, c, false)?,
             Kind::Add(c) => self.copy_step(scope, c, true)?,
@@ -749,15 +815,7 @@ impl Builder<'_> {
                 }
                 let text: Vec<String> = kv.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 self.meta(state, &nop(&format!("ENV {}", text.join(" "))), |s| {
-                    let mut env = s.env();
-                    for (k, v) in kv {
-                        match env.iter_mut().find(|(ek, _)| *ek == k) {
-                            Some(e) => e.1 = v,
-                            None => env.push((k, v)),
-                        }
-                    }
-                    let list: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    s.cc().insert("Env".into(), json!(list));
+                    changes::merge_env(s.cc(), kv);
                     Ok(())
                 })?
             }
@@ -768,13 +826,7 @@ impl Builder<'_> {
                 }
                 let text: Vec<String> = kv.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 self.meta(state, &nop(&format!("LABEL {}", text.join(" "))), |s| {
-                    let l = s.cc().entry("Labels").or_insert_with(|| json!({}));
-                    if !l.is_object() {
-                        *l = json!({});
-                    }
-                    for (k, v) in kv {
-                        l[&k] = json!(v);
-                    }
+                    changes::set_labels(s.cc(), kv);
                     Ok(())
                 })?
             }
@@ -824,30 +876,14 @@ impl Builder<'_> {
                     for w in dockerfile::expand_words(p, self.escape, &scope.lookup())
                         .map_err(Error::invalid)?
                     {
-                        let p = if w.contains('/') {
-                            w.to_ascii_lowercase()
-                        } else {
-                            format!("{w}/tcp")
-                        };
-                        let port = p.split('/').next().unwrap_or("");
-                        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit() || b == b'-')
-                        {
-                            return Err(Error::invalid(format!("invalid port {w:?}")));
-                        }
-                        list.push(p);
+                        list.push(changes::exposed_port(&w)?);
                         shown.push(w);
                     }
                 }
                 // History shows the ports as written, sorted, as docker.
                 shown.sort();
                 self.meta(state, &nop(&format!("EXPOSE {}", shown.join(" "))), |s| {
-                    let e = s.cc().entry("ExposedPorts").or_insert_with(|| json!({}));
-                    if !e.is_object() {
-                        *e = json!({});
-                    }
-                    for p in list {
-                        e[&p] = json!({});
-                    }
+                    changes::add_exposed(s.cc(), list);
                     Ok(())
                 })?
             }
@@ -863,14 +899,7 @@ impl Builder<'_> {
                     list.push(v);
                 }
                 self.meta(state, &nop(&format!("VOLUME [{}]", list.join(" "))), |s| {
-                    let e = s.cc().entry("Volumes").or_insert_with(|| json!({}));
-                    if !e.is_object() {
-                        *e = json!({});
-                    }
-                    for v in list {
-                        e[&v] = json!({});
-                    }
-                    Ok(())
+                    changes::add_volumes(s.cc(), list)
                 })?
             }
             Kind::Shell(sh) => {
@@ -889,40 +918,7 @@ impl Builder<'_> {
                 })?
             }
             Kind::Healthcheck(h) => {
-                let mut hc = Map::new();
-                match &h.test {
-                    None => {
-                        hc.insert("Test".into(), json!(["NONE"]));
-                    }
-                    Some(Command::Shell(s)) => {
-                        hc.insert("Test".into(), json!(["CMD-SHELL", s]));
-                    }
-                    Some(Command::Exec(v)) => {
-                        let mut t = vec!["CMD".to_owned()];
-                        t.extend(v.iter().cloned());
-                        hc.insert("Test".into(), json!(t));
-                    }
-                }
-                for (field, v) in [
-                    ("Interval", &h.interval),
-                    ("Timeout", &h.timeout),
-                    ("StartPeriod", &h.start_period),
-                    ("StartInterval", &h.start_interval),
-                ] {
-                    if let Some(v) = v {
-                        hc.insert(
-                            field.into(),
-                            json!(fsutil::parse_duration(&self.x(scope, v)?)?),
-                        );
-                    }
-                }
-                if let Some(r) = &h.retries {
-                    let r: i64 = self
-                        .x(scope, r)?
-                        .parse()
-                        .map_err(|_| Error::invalid(format!("invalid --retries {r:?}")))?;
-                    hc.insert("Retries".into(), json!(r));
-                }
+                let hc = changes::healthcheck(h, &|w| self.x(scope, w))?;
                 let shown = serde_json::to_string(&hc).unwrap_or_default();
                 self.meta(state, &nop(&format!("HEALTHCHECK {shown}")), |s| {
                     s.cc().insert("Healthcheck".into(), Value::Object(hc));
@@ -932,13 +928,7 @@ impl Builder<'_> {
             Kind::Onbuild(t) => {
                 let t = t.clone();
                 self.meta(state, &nop(&format!("ONBUILD {t}")), |s| {
-                    let o = s.cc().entry("OnBuild").or_insert_with(|| json!([]));
-                    if !o.is_array() {
-                        *o = json!([]);
-                    }
-                    if let Some(a) = o.as_array_mut() {
-                        a.push(json!(t));
-                    }
+                    changes::push_onbuild(s.cc(), t);
                     Ok(())
                 })?
             }
@@ -1039,6 +1029,7 @@ impl Builder<'_> {
         scope: &mut Scope,
         command: &Command,
         heredocs: &[ast::Heredoc],
+        flags: &RunFlags,
     ) -> Result<State> {
         let state = scope.state.clone();
         let args: Vec<String> = match (command, heredocs) {
@@ -1083,7 +1074,19 @@ impl Builder<'_> {
             let kv: Vec<String> = arg_env.iter().map(|(k, v)| format!("{k}={v}")).collect();
             created_by = format!("|{} {} {created_by}", kv.len(), kv.join(" "));
         }
-        let key = cache::child(&state.key, &[b"run", created_by.as_bytes()]);
+        let mut cwd = state.str_field("WorkingDir");
+        if cwd.is_empty() {
+            cwd = "/".into();
+        }
+        // The mounts' identities (never a secret's value, never a cache
+        // mount's content) and the network mode are part of the key.
+        let mounts = self.resolve_mounts(flags, &cwd)?;
+        let mut parts: Vec<&[u8]> = vec![b"run", created_by.as_bytes()];
+        if flags.network == Network::None {
+            parts.push(b"network=none");
+        }
+        parts.extend(mounts.iter().map(|m| m.identity.as_bytes()));
+        let key = cache::child(&state.key, &parts);
         if let Some(hit) = self.cached(&key) {
             return Ok(hit);
         }
@@ -1099,7 +1102,7 @@ impl Builder<'_> {
         }
 
         let id = self.next_id(&key);
-        let short = &id[..12];
+        let short = id[..12].to_owned();
         self.progress.step(&format!(" ---> Running in {short}"));
         let dir = self.scratch.join(format!("run-{short}"));
         let diff_ids = state.config.rootfs.diff_ids.clone();
@@ -1115,15 +1118,25 @@ impl Builder<'_> {
         let mut overlay = Overlay::mount(self.store, dir.clone(), &diff_ids, Some(&init))?;
         let user = state.str_field("User");
         let (uid, gid) = fsutil::resolve_user(&overlay.rootfs, &user)?;
-        let mut cwd = state.str_field("WorkingDir");
-        if cwd.is_empty() {
-            cwd = "/".into();
-        }
         let inside = cais_runtime::rootfs::secure_join(&overlay.rootfs, Path::new(&cwd))
             .map_err(io_err("resolve working directory", Path::new(&cwd)))?;
         fsutil::mkdir_p(&overlay.rootfs, &inside)?;
-        let bundle = dir.join("bundle");
+        let prepared = self.prepare_mounts(&mounts, &overlay.rootfs, &short)?;
+        env.extend(prepared.env.iter().cloned());
+        // A bundle whose environment holds a secret stays off the disk.
+        let bundle = if prepared.secret_env {
+            self.secrets.dir(&format!("bundle-{short}"))?
+        } else {
+            dir.join("bundle")
+        };
         std::fs::create_dir_all(&bundle).map_err(io_err("create bundle", &bundle))?;
+        let etc = run::etc_files(&dir, &self.opts.network)?;
+        // `RUN --network` wins over the build's network (`--network`).
+        let netns = match flags.network {
+            Network::None => RunNetns::Isolated,
+            Network::Host => RunNetns::Host,
+            Network::Default => self.opts.network.namespace.clone(),
+        };
         let spec = run::spec(
             &id,
             &overlay.rootfs,
@@ -1133,19 +1146,35 @@ impl Builder<'_> {
                 cwd: &cwd,
                 uid,
                 gid,
+                mounts: prepared.oci.clone(),
+                netns: &netns,
+                etc: &etc,
             },
         );
         let cfg = bundle.join("config.json");
-        std::fs::write(&cfg, serde_json::to_vec_pretty(&spec).unwrap_or_default())
-            .map_err(io_err("write", &cfg))?;
-        let code = run::run_container(
-            &self.env.runtime_binary,
-            &self.scratch.join("runtime"),
-            &bundle,
-            &id,
-            self.progress,
-        )?;
+        let code = std::fs::write(&cfg, serde_json::to_vec_pretty(&spec).unwrap_or_default())
+            .map_err(io_err("write", &cfg))
+            .and_then(|()| {
+                run::run_container(
+                    &self.env.runtime_binary,
+                    &self.scratch.join("runtime"),
+                    &bundle,
+                    &id,
+                    self.progress,
+                )
+            });
+        if prepared.secret_env {
+            self.secrets.remove(&bundle);
+        }
+        for f in &prepared.secret_files {
+            self.secrets.remove(f);
+        }
+        let stubs = prepared.stubs.clone();
+        // Source overlays unmounted, cache locks released.
+        drop(prepared);
+        let code = code?;
         overlay.unmount()?;
+        mounts::remove_stubs(&overlay.upper, &stubs);
         self.progress
             .step(&format!("Removing intermediate container {short}"));
         if code != 0 {
@@ -1156,6 +1185,223 @@ impl Builder<'_> {
             });
         }
         self.commit_layer(state, &overlay.upper, created_by, &key)
+    }
+
+    /// Where a `--mount`'s `from` points: the context (none given), an
+    /// earlier stage, or an image.
+    fn mount_root(&mut self, from: Option<&str>) -> Result<MountRoot> {
+        let Some(f) = from else {
+            return Ok(MountRoot::Context);
+        };
+        Ok(match self.stage_ref(f, self.current) {
+            Some(j) => MountRoot::State(Box::new(self.stages[j].clone().ok_or_else(|| {
+                Error::invalid(format!("stage {f} is not built before this one"))
+            })?)),
+            None => MountRoot::State(Box::new(self.image_state(f, self.line)?)),
+        })
+    }
+
+    /// Checks a `RUN`'s mounts and gives each its identity for the key.
+    fn resolve_mounts(&mut self, flags: &RunFlags, cwd: &str) -> Result<Vec<ResolvedMount>> {
+        let mut out: Vec<ResolvedMount> = Vec::new();
+        for m in &flags.mounts {
+            let target = if m.target.is_empty() {
+                String::new()
+            } else {
+                let joined = if m.target.starts_with('/') {
+                    m.target.clone()
+                } else {
+                    format!("{}/{}", cwd.trim_end_matches('/'), m.target)
+                };
+                format!("/{}", context::clean(&joined)?.display())
+            };
+            if target == "/" {
+                return Err(Error::invalid("a mount cannot cover the root directory"));
+            }
+            let root = match m.kind {
+                MountType::Bind | MountType::Cache => self.mount_root(m.from.as_deref())?,
+                _ => MountRoot::Context,
+            };
+            let source = m.source.clone().unwrap_or_else(|| ".".into());
+            let root_id = match (&root, m.kind, &m.from) {
+                (MountRoot::State(s), _, _) => format!("state:{}", s.key),
+                (MountRoot::Context, MountType::Bind, _) => {
+                    // The content of what is bound, as COPY hashes it.
+                    let root = Root {
+                        dir: &self.context,
+                        ignore: Some(&self.ignore),
+                        hashes: Some(&self.hashes),
+                    };
+                    let plan =
+                        context::plan(&root, std::slice::from_ref(&source), Vec::new(), "/", false)
+                            .map_err(|e| match e {
+                                Error::InvalidArgument { reason } => Error::invalid(format!(
+                                    "RUN --mount=type=bind: source {source}: {reason}"
+                                )),
+                                e => e,
+                            })?;
+                    format!("context:{}", plan.summary)
+                }
+                (MountRoot::Context, _, _) => String::new(),
+            };
+            if m.kind == MountType::Cache
+                && m.sharing == Sharing::Locked
+                && out
+                    .iter()
+                    .any(|o| o.mount.kind == MountType::Cache && o.mount.id == m.id)
+            {
+                return Err(Error::invalid(format!(
+                    "cache {:?} is mounted twice with sharing=locked: the step would wait for itself",
+                    m.id.as_deref().unwrap_or_default()
+                )));
+            }
+            let identity = format!(
+                "{:?}|target={target}|ro={}|id={}|sharing={:?}|mode={:?}|uid={:?}|gid={:?}|size={:?}|env={}|required={}|from={root_id}|source={source}",
+                m.kind,
+                m.readonly,
+                m.id.as_deref().unwrap_or_default(),
+                m.sharing,
+                m.mode,
+                m.uid,
+                m.gid,
+                m.size,
+                m.env.as_deref().unwrap_or_default(),
+                m.required,
+            );
+            out.push(ResolvedMount {
+                mount: m.clone(),
+                target,
+                root,
+                identity,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Makes the host side of each mount: what the OCI spec binds, the
+    /// secret environment, and the mount points the runtime will create.
+    fn prepare_mounts(
+        &mut self,
+        mounts: &[ResolvedMount],
+        rootfs: &Path,
+        short: &str,
+    ) -> Result<PreparedMounts> {
+        let mut p = PreparedMounts::default();
+        for (i, r) in mounts.iter().enumerate() {
+            let m = &r.mount;
+            let source = m.source.clone().unwrap_or_default();
+            let source = Path::new(source.trim_start_matches('/'));
+            // The root `from` names, on the host; rw binds and stages get
+            // an overlay whose upper directory is thrown away.
+            let root_dir = |b: &mut Self, p: &mut PreparedMounts, rw: bool| -> Result<PathBuf> {
+                let dir = b.scratch.join(format!("mount-{short}-{i}"));
+                match &r.root {
+                    MountRoot::Context if !rw => Ok(b.context.clone()),
+                    MountRoot::Context => {
+                        let o = Overlay::mount_dirs(dir, vec![b.context.clone()])?;
+                        let root = o.rootfs.clone();
+                        p.overlays.push(o);
+                        Ok(root)
+                    }
+                    MountRoot::State(s) => {
+                        let o = Overlay::mount(b.store, dir, &s.config.rootfs.diff_ids, None)?;
+                        let root = o.rootfs.clone();
+                        p.overlays.push(o);
+                        Ok(root)
+                    }
+                }
+            };
+            let join = |root: &Path| {
+                cais_runtime::rootfs::secure_join(root, source)
+                    .map_err(io_err("resolve mount source", source))
+            };
+            let bind = |host: &Path, ro: bool| {
+                json!({"destination": r.target, "type": "bind", "source": host,
+                       "options": ["rbind", "rprivate", if ro { "ro" } else { "rw" }]})
+            };
+            match m.kind {
+                MountType::Bind => {
+                    let root = root_dir(self, &mut p, !m.readonly)?;
+                    let host = join(&root)?;
+                    if !host.exists() {
+                        return Err(Error::invalid(format!(
+                            "RUN --mount=type=bind: source {} not found",
+                            source.display()
+                        )));
+                    }
+                    p.oci.push(bind(&host, m.readonly));
+                }
+                MountType::Cache => {
+                    let seed = match (&m.from, &r.root) {
+                        (Some(_), _) => {
+                            let root = root_dir(self, &mut p, false)?;
+                            Some(join(&root)?)
+                        }
+                        _ => None,
+                    };
+                    let init = CacheInit {
+                        mode: m.mode.unwrap_or(0o755),
+                        uid: m.uid.unwrap_or(0),
+                        gid: m.gid.unwrap_or(0),
+                        seed: seed.as_deref(),
+                    };
+                    let id = m.id.clone().unwrap_or_else(|| r.target.clone());
+                    let (dir, lock) = mounts::open_cache(self.store, &id, m.sharing, &init)?;
+                    p.locks.push(lock);
+                    p.oci.push(bind(&dir, m.readonly));
+                }
+                MountType::Tmpfs => {
+                    let mut options = vec![
+                        "nosuid".to_owned(),
+                        "nodev".to_owned(),
+                        "mode=1777".to_owned(),
+                    ];
+                    if let Some(size) = m.size {
+                        options.push(format!("size={size}"));
+                    }
+                    p.oci.push(json!({"destination": r.target, "type": "tmpfs", "source": "tmpfs", "options": options}));
+                }
+                MountType::Secret => {
+                    let id = m.id.clone().unwrap_or_default();
+                    let value = self
+                        .opts
+                        .secrets
+                        .get(&id)
+                        .map_err(|e| Error::invalid(format!("reading secret {id}: {e}")))?;
+                    let Some(value) = value else {
+                        if m.required {
+                            return Err(Error::invalid(format!(
+                                "secret {id} not found: give it with --secret id={id},src=FILE"
+                            )));
+                        }
+                        continue;
+                    };
+                    if let Some(name) = &m.env {
+                        p.env
+                            .push(format!("{name}={}", String::from_utf8_lossy(&value)));
+                        p.secret_env = true;
+                    }
+                    if !r.target.is_empty() {
+                        let file = self.secrets.file(
+                            &value,
+                            m.mode.unwrap_or(0o400),
+                            m.uid.unwrap_or(0),
+                            m.gid.unwrap_or(0),
+                        )?;
+                        p.oci.push(bind(&file, true));
+                        p.secret_files.push(file);
+                    }
+                }
+                MountType::Ssh => {
+                    return Err(Error::invalid("RUN --mount=type=ssh is not supported"))
+                }
+            }
+            if !r.target.is_empty() {
+                p.stubs
+                    .extend(mounts::missing_parts(rootfs, Path::new(&r.target)));
+            }
+        }
+        Ok(p)
     }
 
     fn copy_step(&mut self, scope: &mut Scope, c: &ast::Copy, add: bool) -> Result<State> {
@@ -1292,6 +1538,22 @@ fn go_quoted_list(argv: &[String]) -> String {
         .map(|a| serde_json::to_string(a).unwrap_or_default())
         .collect();
     format!("[{}]", items.join(" "))
+}
+
+/// Whether a step's result `state` is part of `image`: its layers and its
+/// history a prefix of the image's (the build that made the image went
+/// through this state).
+fn is_part_of(state: &ImageConfig, image: &ImageConfig) -> bool {
+    let history = |c: &ImageConfig| -> Vec<serde_json::Value> {
+        c.history
+            .iter()
+            .map(|h| serde_json::to_value(h).unwrap_or_default())
+            .collect()
+    };
+    let (mine, theirs) = (history(state), history(image));
+    image.rootfs.diff_ids.starts_with(&state.rootfs.diff_ids)
+        && !mine.is_empty()
+        && theirs.starts_with(&mine)
 }
 
 /// SHELL of the state, default `/bin/sh -c`.

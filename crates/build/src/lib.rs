@@ -21,15 +21,20 @@
 //! capabilities and seccomp); `COPY`/`ADD` (`context`, with `fsutil`) write
 //! into such an overlay; the upper dir becomes a gzip layer
 //! (`snapshot::diff_with`, mtimes clamped to `SOURCE_DATE_EPOCH`). Only the
-//! last step records image and tags.
+//! last step records image and tags. A `RUN` runs in the network
+//! [`RunNetwork`] names, its stdout and stderr told apart. `changes` holds
+//! the config edits of the metadata instructions, shared with
+//! [`apply_changes`] (`docker commit -c`, `docker import -c`).
 
 pub mod dockerfile;
 pub mod dockerignore;
 
 mod cache;
+mod changes;
 mod context;
 mod exec;
 mod fsutil;
+mod mounts;
 mod pattern;
 mod run;
 
@@ -38,6 +43,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use cais_image::ImageStore;
+pub use changes::apply_changes;
 
 /// What to build, in `docker build`'s terms.
 #[derive(Debug, Clone, Default)]
@@ -66,6 +72,78 @@ pub struct Options {
     pub source_date_epoch: Option<i64>,
     /// `--iidfile`: where to write the image id.
     pub iidfile: Option<PathBuf>,
+    /// `--secret`: what `RUN --mount=type=secret` mounts, by id.
+    pub secrets: Secrets,
+    /// `--platform` (`linux/arm64`): the platform base images are picked
+    /// for from an index and `TARGETPLATFORM` names; default the host's.
+    pub platform: Option<String>,
+    /// `--cache-from`: when given, a step is taken from the cache only if
+    /// its result is part of one of these images (its layers and history
+    /// a prefix of the image's), as docker's classic builder does; the
+    /// rest of the local cache is not used. Names missing from the store
+    /// give nothing.
+    pub cache_from: Option<Vec<String>>,
+    /// How `RUN` steps reach the network.
+    pub network: RunNetwork,
+}
+
+/// Looks a secret up by id: `Ok(None)` when the build has no such secret.
+pub type SecretFn = Arc<dyn Fn(&str) -> Result<Option<Vec<u8>>, String> + Send + Sync>;
+
+/// The secrets a build may mount. Their values are never logged, never
+/// part of a cache key, and never written to a layer or the history.
+#[derive(Clone, Default)]
+pub struct Secrets(Option<SecretFn>);
+
+impl Secrets {
+    /// Secrets held in memory (`cais build --secret`).
+    pub fn from_map(map: BTreeMap<String, Vec<u8>>) -> Secrets {
+        Secrets(Some(Arc::new(move |id: &str| Ok(map.get(id).cloned()))))
+    }
+
+    /// Secrets fetched when a step needs them (a BuildKit session's).
+    pub fn from_fn(f: SecretFn) -> Secrets {
+        Secrets(Some(f))
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Result<Option<Vec<u8>>, String> {
+        match &self.0 {
+            Some(f) => f(id),
+            None => Ok(None),
+        }
+    }
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Secrets(<redacted>)"
+        } else {
+            "Secrets(none)"
+        })
+    }
+}
+
+/// The network of `RUN` steps (`docker build --network`, `--add-host`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunNetwork {
+    pub namespace: RunNetns,
+    /// `/etc/hosts` for `RUN`; the host's file when `None`.
+    pub hosts: Option<String>,
+    /// `/etc/resolv.conf` for `RUN`; the host's file when `None`.
+    pub resolv_conf: Option<String>,
+}
+
+/// The network namespace `RUN` steps run in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RunNetns {
+    /// The host's (the default: `RUN` commonly fetches packages).
+    #[default]
+    Host,
+    /// One of their own with only the loopback interface (`--network none`).
+    Isolated,
+    /// An existing one (a user network's, prepared by the caller).
+    Join(PathBuf),
 }
 
 /// Where the build reports what it does: docker's legacy builder lines
@@ -76,8 +154,16 @@ pub struct Options {
 pub trait Progress {
     /// One status line, without its newline.
     fn step(&mut self, text: &str);
-    /// Bytes a `RUN` command wrote to stdout or stderr.
+    /// Bytes a `RUN` command wrote to its standard output.
     fn output(&mut self, bytes: &[u8]);
+    /// Bytes a `RUN` command wrote to its standard error (by default, as
+    /// output).
+    fn error_output(&mut self, bytes: &[u8]) {
+        self.output(bytes)
+    }
+    /// The image is built and recorded: its id, before the `Successfully
+    /// built` line.
+    fn built(&mut self, _image_id: &str) {}
 }
 
 /// A [`Progress`] that writes everything to a writer (stdout in the CLI).
@@ -191,11 +277,14 @@ pub fn build(env: &Environment, opts: &Options, progress: &mut dyn Progress) -> 
     exec::build(env, opts, progress)
 }
 
-/// `docker builder prune`: forgets every cached step and collects what
-/// only the cache kept. Returns how many cache entries were removed and
-/// the bytes GC freed (0 when GC had to wait for a running ingestion).
+/// `docker builder prune`: forgets every cached step, removes the
+/// `RUN --mount=type=cache` directories no build is using, and collects
+/// what only the cache kept. Returns how many cache entries (steps and
+/// cache mounts) were removed and the bytes freed (GC's part is 0 when it
+/// had to wait for a running ingestion).
 pub fn prune_cache(store: &ImageStore) -> Result<(usize, u64)> {
     let n = store.unpin_group(cache::GROUP)?;
+    let (mounts, mount_bytes) = mounts::prune_caches(store)?;
     let gc = store.gc()?;
-    Ok((n, gc.bytes))
+    Ok((n + mounts, gc.bytes + mount_bytes))
 }

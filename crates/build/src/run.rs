@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -16,7 +16,7 @@ use cais_image::snapshot::{self, DiffOptions, OverlayMount};
 use cais_image::{unpack, Digest, ImageStore};
 use serde_json::json;
 
-use crate::{io_err, Error, Progress, Result};
+use crate::{io_err, Error, Progress, Result, RunNetns, RunNetwork};
 
 /// An overlay mounted at `<dir>/rootfs`: the layers (bottom first) under a
 /// fresh `<dir>/upper`. Dropping it unmounts and removes `dir`, so a failed
@@ -37,6 +37,20 @@ impl Overlay {
         diff_ids: &[Digest],
         extra_top: Option<&Path>,
     ) -> Result<Overlay> {
+        let mut lowerdirs = Vec::new();
+        if let Some(top) = extra_top {
+            lowerdirs.push(top.to_path_buf());
+        }
+        for d in diff_ids.iter().rev() {
+            lowerdirs.push(store.short_link(d)?);
+        }
+        Overlay::mount_dirs(dir, lowerdirs)
+    }
+
+    /// An overlay of any directories (top first) under a fresh upper one:
+    /// a `RUN --mount=type=bind,rw` of the context, whose writes are thrown
+    /// away with the upper directory.
+    pub(crate) fn mount_dirs(dir: PathBuf, mut lowerdirs: Vec<PathBuf>) -> Result<Overlay> {
         let _ = unpack::remove_tree(&dir);
         let mut o = Overlay {
             rootfs: dir.join("rootfs"),
@@ -47,13 +61,6 @@ impl Overlay {
         for d in ["upper", "work", "rootfs", "empty"] {
             let p = o.dir.join(d);
             fs::create_dir_all(&p).map_err(io_err("create overlay directory", &p))?;
-        }
-        let mut lowerdirs = Vec::new();
-        if let Some(top) = extra_top {
-            lowerdirs.push(top.to_path_buf());
-        }
-        for d in diff_ids.iter().rev() {
-            lowerdirs.push(store.short_link(d)?);
         }
         if lowerdirs.is_empty() {
             // overlayfs needs a lower layer; scratch gets an empty one.
@@ -177,27 +184,70 @@ pub(crate) struct RunSpec<'a> {
     pub(crate) cwd: &'a str,
     pub(crate) uid: u32,
     pub(crate) gid: u32,
+    /// `RUN --mount`s as OCI mounts, after the standard ones.
+    pub(crate) mounts: Vec<serde_json::Value>,
+    pub(crate) netns: &'a RunNetns,
+    /// `/etc/hosts` and `/etc/resolv.conf` (see [`etc_files`]).
+    pub(crate) etc: &'a [(&'static str, PathBuf)],
+}
+
+/// The `/etc/hosts` and `/etc/resolv.conf` a `RUN` container gets, as
+/// (destination, source) pairs: the network's own texts written into
+/// `dir`, or the host's files.
+pub(crate) fn etc_files(dir: &Path, network: &RunNetwork) -> Result<Vec<(&'static str, PathBuf)>> {
+    let mut out = Vec::new();
+    for (dest, text, name) in [
+        ("/etc/resolv.conf", &network.resolv_conf, "resolv.conf"),
+        ("/etc/hosts", &network.hosts, "hosts"),
+    ] {
+        match text {
+            Some(t) => {
+                let p = dir.join(name);
+                fs::write(&p, t).map_err(io_err("write", &p))?;
+                out.push((dest, p));
+            }
+            None if Path::new(dest).exists() => out.push((dest, PathBuf::from(dest))),
+            None => {}
+        }
+    }
+    Ok(out)
 }
 
 /// The OCI config of a `RUN` container: docker's default capabilities,
-/// masked paths and seccomp profile. Network: the host's namespace
-/// (`RUN` commonly fetches packages, and a build has no network of its
-/// own yet), so `/sys` is the host's, bound read-only, and the host's
-/// `/etc/resolv.conf` and `/etc/hosts` are bound read-only.
+/// masked paths and seccomp profile. Network: by default the host's
+/// namespace (`RUN` commonly fetches packages), so `/sys` is the host's,
+/// bound read-only; otherwise one of its own or the one given. The
+/// `/etc/resolv.conf` and `/etc/hosts` of [`etc_files`] are bound
+/// read-only.
 pub(crate) fn spec(id: &str, rootfs: &Path, run: &RunSpec<'_>) -> serde_json::Value {
+    let sys = if *run.netns != RunNetns::Host {
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]})
+    } else {
+        json!({"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+    };
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}),
+        sys,
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]}),
     ];
-    for f in ["/etc/resolv.conf", "/etc/hosts"] {
-        if Path::new(f).exists() {
-            mounts.push(json!({"destination": f, "type": "bind", "source": f, "options": ["rbind", "rprivate", "ro"]}));
-        }
+    for (dest, source) in run.etc {
+        mounts.push(json!({"destination": dest, "type": "bind", "source": source, "options": ["rbind", "rprivate", "ro"]}));
     }
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
+    match run.netns {
+        RunNetns::Host => {}
+        RunNetns::Isolated => namespaces.push(json!({"type": "network"})),
+        RunNetns::Join(path) => namespaces.push(json!({"type": "network", "path": path})),
+    }
+    mounts.extend(run.mounts.iter().cloned());
     json!({
         "ociVersion": "1.2.0",
         "process": {
@@ -215,7 +265,7 @@ pub(crate) fn spec(id: &str, rootfs: &Path, run: &RunSpec<'_>) -> serde_json::Va
         "linux": {
             "resources": {"devices": [{"allow": false, "access": "rwm"}]},
             "cgroupsPath": format!("/cais-build/{id}"),
-            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+            "namespaces": namespaces,
             "maskedPaths": [
                 "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
                 "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
@@ -229,8 +279,8 @@ pub(crate) fn spec(id: &str, rootfs: &Path, run: &RunSpec<'_>) -> serde_json::Va
 }
 
 /// Runs `cais runtime run` on the bundle in `bundle` as a child of this
-/// process, streaming the container's stdout and stderr (one pipe, so
-/// their order is kept) to `progress`. Returns the exit code.
+/// process, streaming the container's stdout and stderr, each through a
+/// pipe of its own, to `progress` as they come. Returns the exit code.
 pub(crate) fn run_container(
     binary: &Path,
     state_root: &Path,
@@ -238,16 +288,8 @@ pub(crate) fn run_container(
     id: &str,
     progress: &mut dyn Progress,
 ) -> Result<i32> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills the array with two new descriptors on success.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io_err("create pipe for", bundle)(
-            std::io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: pipe2 returned two descriptors nobody else owns.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let write2 = write.try_clone().map_err(io_err("dup pipe for", bundle))?;
+    let (out_read, out_write) = pipe(bundle)?;
+    let (err_read, err_write) = pipe(bundle)?;
     let mut cmd = Command::new(binary);
     cmd.arg("runtime")
         .arg("--root")
@@ -256,25 +298,57 @@ pub(crate) fn run_container(
         .arg(bundle)
         .arg(id)
         .stdin(Stdio::null())
-        .stdout(Stdio::from(write))
-        .stderr(Stdio::from(write2));
+        .stdout(Stdio::from(out_write))
+        .stderr(Stdio::from(err_write));
     let mut child = cmd.spawn().map_err(|e| Error::Runtime {
         reason: format!("starting {}: {e}", binary.display()),
     })?;
     // The Command keeps the write ends until it is dropped: drop it now,
-    // or the read below never sees EOF.
+    // or the reads below never see EOF.
     drop(cmd);
-    let mut reader = fs::File::from(read);
+    let mut open = [
+        Some(fs::File::from(out_read)),
+        Some(fs::File::from(err_read)),
+    ];
     let mut buf = [0u8; 8192];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => progress.output(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(io_err("read output of", bundle)(e));
+    while open.iter().any(Option::is_some) {
+        let mut fds: Vec<libc::pollfd> = open
+            .iter()
+            .map(|f| libc::pollfd {
+                fd: f.as_ref().map_or(-1, |f| f.as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs for
+        // the duration of the call; negative descriptors are ignored.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io_err("wait for output of", bundle)(e));
+        }
+        for (i, pfd) in fds.iter().enumerate() {
+            if pfd.revents == 0 {
+                continue;
+            }
+            let Some(file) = open[i].as_mut() else {
+                continue;
+            };
+            match file.read(&mut buf) {
+                Ok(0) => open[i] = None,
+                Ok(n) if i == 0 => progress.output(&buf[..n]),
+                Ok(n) => progress.error_output(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(io_err("read output of", bundle)(e));
+                }
             }
         }
     }
@@ -285,4 +359,17 @@ pub(crate) fn run_container(
     Ok(status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// A close-on-exec pipe: (read end, write end).
+fn pipe(bundle: &Path) -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the array with two new descriptors on success.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io_err("create pipe for", bundle)(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: pipe2 returned two descriptors nobody else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }

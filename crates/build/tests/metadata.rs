@@ -182,7 +182,7 @@ fn targets_and_bad_dockerfiles() {
         (
             "FROM scratch\nEXPOSE notaport\n",
             None,
-            "Dockerfile:2: invalid port",
+            "Dockerfile:2: Invalid containerPort: notaport",
         ),
         ("FROM scratch\nENV A=${B\n", None, "Dockerfile:2"),
         ("CMD [\"a\"]\n", None, "Dockerfile:1"),

@@ -43,6 +43,11 @@ pub struct BuildArgs {
     /// Fetch base images again even when they are present.
     #[arg(long)]
     pull: bool,
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE`,
+    /// `id=ID,env=VAR`, or `id=ID` (the variable ID if it is set, else
+    /// the file ID); repeatable. Local builds only (`--data-root`).
+    #[arg(long = "secret", value_name = "id=ID[,src=FILE|,env=VAR]")]
+    secrets: Vec<String>,
     /// Write the image id to this file.
     #[arg(long, value_name = "FILE")]
     iidfile: Option<PathBuf>,
@@ -111,6 +116,51 @@ impl BuildArgs {
             })
             .collect()
     }
+}
+
+/// `--secret` values read into memory, as the docker CLI reads them.
+fn read_secrets(specs: &[String]) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    for spec in specs {
+        let (mut kind, mut id, mut src, mut env) = (None, None, None, None);
+        for field in spec.split(',') {
+            let (k, v) = field.split_once('=').unwrap_or((field, ""));
+            match k.trim() {
+                "type" => kind = Some(v.to_string()),
+                "id" => id = Some(v.to_string()),
+                "src" | "source" => src = Some(v.to_string()),
+                "env" => env = Some(v.to_string()),
+                other => bail!("invalid --secret {spec:?}: unknown field {other:?}"),
+            }
+        }
+        let Some(id) = id.filter(|i| !i.is_empty()) else {
+            bail!("invalid --secret {spec:?}: id=... is missing");
+        };
+        let kind = kind.unwrap_or_else(|| {
+            if src.is_some() {
+                "file".into()
+            } else if env.is_some() || std::env::var_os(&id).is_some() {
+                "env".into()
+            } else {
+                "file".into()
+            }
+        });
+        let value = match kind.as_str() {
+            "file" => {
+                let path = src.unwrap_or_else(|| id.clone());
+                std::fs::read(&path).with_context(|| format!("reading secret {id} from {path}"))?
+            }
+            "env" => {
+                let var = env.or(src).unwrap_or_else(|| id.clone());
+                std::env::var_os(&var)
+                    .with_context(|| format!("secret {id}: the variable {var} is not set"))?
+                    .into_encoded_bytes()
+            }
+            other => bail!("invalid --secret {spec:?}: type {other:?} is not file or env"),
+        };
+        out.insert(id, value);
+    }
+    Ok(out)
 }
 
 /// Reads a file, or stdin for `-`.
@@ -334,12 +384,49 @@ fn context_tar(a: &BuildArgs) -> Result<(File, Option<String>)> {
     if !context.is_dir() {
         bail!("unable to prepare context: path {:?} not found", a.context);
     }
-    let mut keep = vec![".dockerignore".to_string()];
     let dockerfile = locate_dockerfile(context, a.file.as_deref())?;
+    dir_tar(context, dockerfile, a.file.is_some(), out)
+}
+
+/// A context directory as a tar (what `compose build` sends): `dockerfile`
+/// is relative to the context (or absolute), `inline` a Dockerfile's text
+/// (`dockerfile_inline`). The Dockerfile's name in the tar, when not the
+/// default, comes back with it.
+pub fn context_dir_tar(
+    context: &Path,
+    dockerfile: Option<&str>,
+    inline: Option<&str>,
+) -> Result<(File, Option<String>)> {
+    if !context.is_dir() {
+        bail!(
+            "unable to prepare context: path {:?} not found",
+            context.display()
+        );
+    }
+    let out = tempfile::tempfile().context("creating a temporary file")?;
+    let source = match (inline, dockerfile) {
+        (Some(text), _) => DockerfileSource::Outside(text.to_string()),
+        (None, Some(f)) if f != "Dockerfile" => {
+            let full = context.join(f);
+            locate_dockerfile(context, Some(&full.to_string_lossy()))?
+        }
+        _ => DockerfileSource::Inside("Dockerfile".into()),
+    };
+    let named = matches!(&source, DockerfileSource::Inside(rel) if rel != "Dockerfile");
+    dir_tar(context, source, named, out)
+}
+
+fn dir_tar(
+    context: &Path,
+    dockerfile: DockerfileSource,
+    named: bool,
+    mut out: File,
+) -> Result<(File, Option<String>)> {
+    let mut keep = vec![".dockerignore".to_string()];
     let name = match &dockerfile {
         DockerfileSource::Inside(rel) => {
             keep.push(rel.clone());
-            (a.file.is_some()).then(|| rel.clone())
+            named.then(|| rel.clone())
         }
         DockerfileSource::Outside(_) => Some(outside_dockerfile_name()),
     };
@@ -377,6 +464,10 @@ fn registry_config() -> Option<String> {
 
 /// `cais build` through the daemon.
 pub fn remote(c: &Client, a: &BuildArgs) -> Result<i32> {
+    if !a.secrets.is_empty() {
+        // POST /build (the classic builder's API) has no way to pass them.
+        bail!("--secret needs a local build (--data-root or CAIS_DATA_ROOT); through the daemon, secrets reach BuildKit builds (docker compose build)");
+    }
     let (mut tar, dockerfile) = context_tar(a)?;
     let mut q: Vec<(&str, String)> = a.tags.iter().map(|t| ("t", t.clone())).collect();
     if let Some(d) = dockerfile {
@@ -427,6 +518,10 @@ pub fn remote(c: &Client, a: &BuildArgs) -> Result<i32> {
             image_id = Some(id.to_string());
         }
         if let Some(s) = msg["stream"].as_str() {
+            // Quiet, the daemon's one line is the image id (as dockerd's).
+            if a.quiet() && s.trim().starts_with("sha256:") {
+                image_id = Some(s.trim().to_string());
+            }
             let _ = write!(out, "{s}");
         } else if let Some(s) = msg["status"].as_str() {
             match msg["id"].as_str() {
@@ -540,6 +635,7 @@ pub fn local(a: &BuildArgs) -> Result<i32> {
         work_dir: scratch.path().join("work"),
         pull: Some(pull),
     };
+    let secrets = cais_build::Secrets::from_map(read_secrets(&a.secrets)?);
     let opts = cais_build::Options {
         context,
         dockerfile,
@@ -552,6 +648,9 @@ pub fn local(a: &BuildArgs) -> Result<i32> {
         pull: a.pull,
         source_date_epoch,
         iidfile: a.iidfile.clone(),
+        secrets,
+        platform: a.platform.clone(),
+        ..Default::default()
     };
     let stdout = std::io::stdout();
     let result = if quiet {

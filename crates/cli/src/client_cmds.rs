@@ -606,7 +606,8 @@ fn create_request(a: &RunArgs) -> Result<CreateRequest> {
             interval: nanos(&a.health_interval)?,
             timeout: nanos(&a.health_timeout)?,
             start_period: nanos(&a.health_start_period)?,
-            retries: a.health_retries.unwrap_or(0),
+            retries: a.health_retries.unwrap_or(0).into(),
+            ..Default::default()
         });
     }
     let hc = &mut req.host_config;
@@ -981,12 +982,20 @@ fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
 
 // ---- ps -------------------------------------------------------------------
 
+/// An event's `timeNano` as docker prints event times.
+pub(crate) fn rfc3339_nanos(nanos: i64) -> String {
+    format_unix(
+        nanos.div_euclid(1_000_000_000),
+        nanos.rem_euclid(1_000_000_000) as u32,
+    )
+}
+
 fn ago(secs: i64) -> String {
     let t = format_unix(secs, 0);
     cais_image::time::human_age(Some(&t))
 }
 
-fn ps_row(s: &ContainerSummary, no_trunc: bool) -> Value {
+pub(crate) fn ps_row(s: &ContainerSummary, no_trunc: bool) -> Value {
     let id = if no_trunc {
         s.id.clone()
     } else {

@@ -715,6 +715,7 @@ fn import(a: ImportArgs) -> Result<i32> {
         message: a.message.clone(),
         platform: a.platform.clone(),
         source: a.file.clone(),
+        config: None,
     };
     let rec = if a.file == "-" {
         archive::import(&store, std::io::stdin().lock(), &opts)
@@ -818,7 +819,7 @@ fn snapshot_cmd(s: SnapshotCmd) -> Result<i32> {
                 reference: reference.as_deref().map(str::parse).transpose()?,
                 author,
                 comment: message,
-                created_by: None,
+                ..Default::default()
             };
             let rec = store.commit_container(&id, &opts)?;
             println!("{}", rec.config);

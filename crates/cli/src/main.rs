@@ -27,7 +27,9 @@
 
 mod build;
 mod client_cmds;
+mod compose;
 mod images;
+mod kube;
 mod logging;
 mod network;
 mod runtime;
@@ -83,6 +85,12 @@ enum Command {
     /// Build an image from a Dockerfile (through the daemon, or into the
     /// local store with --data-root).
     Build(Box<build::BuildArgs>),
+    /// Define and run multi-container applications (docker compose v2's
+    /// command line).
+    Compose(Box<compose::ComposeArgs>),
+    /// The orchestrator: `cais kube server` serves the Kubernetes API.
+    #[command(subcommand)]
+    Kube(kube::KubeCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -116,12 +124,19 @@ struct DaemonArgs {
     /// Log lines as text or as JSON objects.
     #[arg(long = "log-format", value_enum, default_value = "text")]
     log_format: logging::Format,
+    /// A directory of Container Device Interface specs (repeat for more;
+    /// default /etc/cdi and /var/run/cdi).
+    #[arg(long = "cdi-spec-dir")]
+    cdi_spec_dir: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
 struct ArchiveArgs {
     #[arg(long)]
     root: std::path::PathBuf,
+    /// The container's volumes and binds, JSON (see `cais_engine::archive`).
+    #[arg(long)]
+    binds: Option<String>,
     /// stat, get or put.
     op: String,
     path: String,
@@ -145,6 +160,15 @@ struct ShimArgs {
     log_max_size: u64,
     #[arg(long = "log-max-files", default_value_t = 1)]
     log_max_files: u32,
+    /// Keep no log (the `none` log driver).
+    #[arg(long = "no-log")]
+    no_log: bool,
+    /// Attributes every log record carries, as a JSON object.
+    #[arg(long = "log-attrs")]
+    log_attrs: Option<String>,
+    /// Close the container's stdin when an attached client's input ends.
+    #[arg(long = "stdin-once")]
+    stdin_once: bool,
     #[arg(long = "cgroup-path")]
     cgroup_path: String,
 }
@@ -189,6 +213,7 @@ fn main() {
         // The runtime logs through its own runc-compatible sink.
         Command::Runtime(_) => {}
         Command::Daemon(a) => logging::init(a.log_level, a.log_format),
+        Command::Kube(kube::KubeCommand::Server(a)) => logging::init(a.log_level, a.log_format),
         // The registry's access log has been JSON lines from the start.
         Command::Registry(cais_registry_server::cli::Command::Serve { .. }) => {
             logging::init(logging::Level::Info, logging::Format::Json)
@@ -205,9 +230,10 @@ fn main() {
             report(runtime::run(*rt))
         }
         Command::Daemon(a) => report(daemon(a)),
-        Command::Archive(a) => {
-            helper_report(cais_engine::archive::helper_main(&a.root, &a.op, &a.path).map(|()| None))
-        }
+        Command::Archive(a) => helper_report(
+            cais_engine::archive::helper_main(&a.root, a.binds.as_deref(), &a.op, &a.path)
+                .map(|()| None),
+        ),
         Command::Shim(a) => helper_report({
             // The shim forks the container's processes itself (see
             // `cais_engine::shim`): it must run sealed, as the daemon starts it.
@@ -225,6 +251,13 @@ fn main() {
                 stdin: a.stdin,
                 log_max_size: a.log_max_size,
                 log_max_files: a.log_max_files,
+                no_log: a.no_log,
+                log_attrs: a
+                    .log_attrs
+                    .as_deref()
+                    .and_then(|j| serde_json::from_str(j).ok())
+                    .unwrap_or_default(),
+                stdin_once: a.stdin_once,
                 cgroup_path: a.cgroup_path,
             })
             .map(Some)
@@ -239,6 +272,7 @@ fn main() {
             cais_engine::shim::serve_stdin()
         }
         Command::Registry(cmd) => report(cais_registry_server::cli::run(cmd).map(|_| 0)),
+        Command::Kube(cmd) => report(kube::run(cmd)),
         Command::Images(cmd) if images::is_local(&cmd) => report(images::run(cmd)),
         Command::Images(cmd) => client_cmds::client(host.as_deref())
             .and_then(|c| images::run_remote(&c, cmd))
@@ -265,6 +299,9 @@ fn main() {
         Command::Build(args) => client_cmds::client(host.as_deref())
             .and_then(|c| build::remote(&c, &args))
             .unwrap_or_else(|e| client_cmds::report(&e, 1)),
+        Command::Compose(args) => {
+            compose::run(host.as_deref(), *args).unwrap_or_else(|e| client_cmds::report(&e, 1))
+        }
         Command::Client(cmd) => {
             let code = cmd.error_code();
             client_cmds::run(host.as_deref(), *cmd)
@@ -332,6 +369,11 @@ fn daemon(a: DaemonArgs) -> anyhow::Result<i32> {
         root: a.data_root,
         exec_root: a.exec_root,
         binary: std::env::current_exe().unwrap_or_else(|_| "cais".into()),
+        cdi_spec_dirs: if a.cdi_spec_dir.is_empty() {
+            cais_engine::config::default_cdi_spec_dirs()
+        } else {
+            a.cdi_spec_dir
+        },
     };
     cais_engine::daemon::run(opts)?;
     Ok(0)
@@ -361,5 +403,14 @@ fn report(result: anyhow::Result<i32>) -> i32 {
             eprintln!("cais: {e:#}");
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

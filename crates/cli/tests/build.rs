@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::str::FromStr as _;
 use std::sync::Arc;
 
 use cais_build::{Built, Environment, Error, Options, Progress};
@@ -624,4 +625,352 @@ fn missing_bases_are_pulled_and_pull_refetches() {
     opts.pull = true;
     f.ok(&opts);
     assert_eq!(calls.load(Ordering::SeqCst), 2, "--pull fetches again");
+}
+
+/// Every entry of every layer of `image`, decompressed: (path, contents).
+fn layer_entries(f: &Fixture, image: &str) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read;
+    let rec = f.store().resolve(image).expect("resolve image");
+    let manifest = f.store().manifest(&rec).expect("manifest");
+    let mut out = Vec::new();
+    for layer in &manifest.layers {
+        let blob = f.store().content().read(&layer.digest).expect("layer blob");
+        let kind = cais_image::oci::Compression::sniff(&blob);
+        let stream = cais_image::unpack::decompress(&blob[..], kind).expect("decompress");
+        let mut tar = tar::Archive::new(stream);
+        for e in tar.entries().expect("entries") {
+            let mut e = e.expect("entry");
+            let path = e.path().expect("path").to_string_lossy().into_owned();
+            let mut body = Vec::new();
+            e.read_to_end(&mut body).expect("read entry");
+            out.push((path.trim_start_matches("./").to_owned(), body));
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn a_cache_mount_survives_between_builds_stays_out_of_the_image_and_is_pruned() {
+    let Some(f) = Fixture::new() else { return };
+    f.file(
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=cache,id=pkgs,target=/var/cache/pkgs echo from-build-1 > /var/cache/pkgs/f && echo one > /step\n",
+    );
+    let (_, log) = f.ok(&f.opts("cache:1"));
+    assert_eq!(text(f.read("cache:1", "/step")), "one\n", "{log}");
+    // Build 2: another command (so the step runs), the same cache id at
+    // another target, as another user's mode asks.
+    f.file(
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=cache,id=pkgs,target=/c,sharing=locked cat /c/f > /seen && ls -a /c > /listing\n",
+    );
+    let (_, log) = f.ok(&f.opts("cache:2"));
+    assert_eq!(text(f.read("cache:2", "/seen")), "from-build-1\n", "{log}");
+    for image in ["cache:1", "cache:2"] {
+        let entries = layer_entries(&f, image);
+        for (path, body) in &entries {
+            assert!(
+                !path.starts_with("var/cache") && !path.starts_with("c/") && path != "c",
+                "{image}: the cache mount (or its mount point) is in a layer: {path}"
+            );
+            assert!(
+                !contains(body, b"from-build-1\n") || path == "seen",
+                "{image}: {path}"
+            );
+        }
+    }
+    // Its mount points are not in the image either.
+    assert!(f.read("cache:2", "/c").is_none());
+
+    let (entries, bytes) = cais_build::prune_cache(f.store()).expect("prune");
+    assert!(
+        entries >= 1 && bytes > 0,
+        "{entries} entries, {bytes} bytes"
+    );
+    f.file(
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=cache,id=pkgs,target=/c (cat /c/f 2>/dev/null || echo gone) > /seen\n",
+    );
+    let (_, log) = f.ok(&f.opts("cache:3"));
+    assert_eq!(text(f.read("cache:3", "/seen")), "gone\n", "{log}");
+}
+
+#[test]
+fn a_secret_mount_reaches_the_step_and_no_layer_history_or_config() {
+    let Some(f) = Fixture::new() else { return };
+    const SECRET: &str = "s3cr3t-value-4711";
+    // The Dockerfile names the secret by its hash only.
+    let sum: String = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(SECRET.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    f.file(
+        "Dockerfile",
+        &format!(
+            "FROM busybox\n\
+             RUN --mount=type=secret,id=tok,required sha256sum /run/secrets/tok | grep -q ^{sum} && stat -c %a /run/secrets/tok > /mode\n\
+             RUN --mount=type=secret,id=tok,env=TOK,target=/etc/tok.txt,mode=0440 sh -c 'printf %s \"$TOK\" | sha256sum | grep -q ^{sum} && test -f /etc/tok.txt && echo ok > /env-ok'\n\
+             RUN --mount=type=secret,id=absent ls /run/secrets > /absent 2>&1 || echo none > /absent\n"
+        ),
+    );
+    let mut opts = f.opts("secret:1");
+    opts.secrets =
+        cais_build::Secrets::from_map([("tok".to_owned(), SECRET.as_bytes().to_vec())].into());
+    let (built, log) = f.ok(&opts);
+    assert!(!log.contains(SECRET), "the log shows the secret:\n{log}");
+    assert_eq!(text(f.read("secret:1", "/mode")), "400\n");
+    assert_eq!(text(f.read("secret:1", "/env-ok")), "ok\n");
+    assert_eq!(
+        text(f.read("secret:1", "/absent")),
+        "none\n",
+        "an absent optional secret is skipped"
+    );
+    let entries = layer_entries(&f, "secret:1");
+    assert!(
+        entries.len() > 10,
+        "the layers were read: {}",
+        entries.len()
+    );
+    for (path, body) in &entries {
+        assert!(
+            !contains(body, SECRET.as_bytes()),
+            "the secret is in {path}"
+        );
+        assert!(
+            !path.starts_with("run") && path != "etc/tok.txt",
+            "a secret's mount point is in a layer: {path}"
+        );
+    }
+    let config = serde_json::to_string(&f.config("secret:1")).expect("json");
+    assert!(
+        !config.contains(SECRET),
+        "the secret is in the config or history"
+    );
+    assert!(
+        config.contains("/run/secrets/tok"),
+        "history shows the command: {config}"
+    );
+    // No step file (cache pins included) in the whole store holds it.
+    let mut stack = vec![f.store().root().to_path_buf(), f.dir.path().join("work")];
+    while let Some(p) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if meta.is_dir() {
+            stack.extend(
+                std::fs::read_dir(&p)
+                    .expect("readdir")
+                    .map(|e| e.expect("entry").path()),
+            );
+        } else if meta.is_file() && meta.len() < 1 << 24 {
+            let body = std::fs::read(&p).expect("read");
+            assert!(
+                !contains(&body, SECRET.as_bytes()),
+                "the secret is in {}",
+                p.display()
+            );
+        }
+    }
+    // A rebuild with another value hits the cache: the key has the id, not the value.
+    opts.secrets = cais_build::Secrets::from_map([("tok".to_owned(), b"other".to_vec())].into());
+    let (again, log) = f.ok(&opts);
+    assert_eq!(again.image_id, built.image_id, "{log}");
+
+    // A required secret that is not given fails, naming it, and tags nothing.
+    f.file(
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=secret,id=missing,required true\n",
+    );
+    let (r, log) = f.build(&f.opts("secret:2"));
+    let e = r.expect_err("a missing required secret");
+    assert!(
+        e.to_string().contains("secret missing not found"),
+        "{e}\n{log}"
+    );
+    assert!(f.store().resolve("secret:2").is_err());
+}
+
+#[test]
+fn bind_tmpfs_and_network_mounts() {
+    let Some(f) = Fixture::new() else { return };
+    f.file("src/input.txt", "from the context\n");
+    f.file(
+        "Dockerfile",
+        "FROM busybox AS tools\n\
+         RUN mkdir /out && echo from-stage > /out/tool\n\
+         FROM busybox\n\
+         RUN --mount=type=bind,from=tools,source=/out,target=/tools cat /tools/tool > /from-stage\n\
+         RUN --mount=type=bind,source=src,target=/src,rw echo scribble > /src/input.txt && cat /src/input.txt > /rw-seen\n\
+         RUN --mount=target=/ctx cat /ctx/src/input.txt > /ro-seen && (touch /ctx/new 2>/dev/null && echo writable || echo read-only) > /ro-mode\n\
+         RUN --mount=type=tmpfs,target=/scratch,size=1m echo t > /scratch/x && grep ' /scratch ' /proc/mounts | cut -d' ' -f3 > /tmpfs-type\n\
+         RUN --network=none sh -c 'tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d \" \"' > /links\n\
+         RUN tail -n +3 /proc/net/dev | wc -l > /host-links\n",
+    );
+    let (_, log) = f.ok(&f.opts("mounts:1"));
+    assert_eq!(
+        text(f.read("mounts:1", "/from-stage")),
+        "from-stage\n",
+        "{log}"
+    );
+    assert_eq!(text(f.read("mounts:1", "/rw-seen")), "scribble\n");
+    assert_eq!(
+        std::fs::read_to_string(f.ctx().join("src/input.txt")).expect("context file"),
+        "from the context\n",
+        "an rw bind's writes are thrown away"
+    );
+    assert_eq!(text(f.read("mounts:1", "/ro-seen")), "from the context\n");
+    assert_eq!(text(f.read("mounts:1", "/ro-mode")), "read-only\n");
+    assert!(!f.ctx().join("new").exists());
+    assert_eq!(text(f.read("mounts:1", "/tmpfs-type")), "tmpfs\n");
+    assert_eq!(
+        text(f.read("mounts:1", "/links")),
+        "lo\n",
+        "--network=none sees only lo"
+    );
+    let host: usize = text(f.read("mounts:1", "/host-links"))
+        .trim()
+        .parse()
+        .expect("count");
+    assert!(host >= 1, "the default network is the host's");
+    for (path, _) in layer_entries(&f, "mounts:1") {
+        for stub in ["tools", "src", "ctx", "scratch"] {
+            assert!(
+                path != stub && !path.starts_with(&format!("{stub}/")),
+                "mount point {path} is in a layer"
+            );
+        }
+    }
+    // The context bind is part of the key: changing the bound file reruns the step.
+    let (_, log) = f.ok(&f.opts("mounts:1"));
+    assert!(
+        !log.contains("Running in"),
+        "an unchanged rebuild runs nothing:\n{log}"
+    );
+    f.file("src/input.txt", "changed\n");
+    let (_, log) = f.ok(&f.opts("mounts:2"));
+    assert_eq!(text(f.read("mounts:2", "/ro-seen")), "changed\n", "{log}");
+
+    // type=ssh is refused with a reason.
+    f.file("Dockerfile", "FROM busybox\nRUN --mount=type=ssh true\n");
+    let (r, _) = f.build(&f.opts("mounts:3"));
+    let e = r.expect_err("ssh");
+    assert!(e.to_string().contains("type=ssh is not supported"), "{e}");
+}
+
+#[test]
+fn add_unpacks_bzip2_and_xz_tars_and_copies_other_compressed_files() {
+    let Some(f) = Fixture::new() else { return };
+    f.file("tree/inner/file", "from a compressed tar\n");
+    for (flag, name) in [("-cjf", "files.tar.bz2"), ("-cJf", "files.tar.xz")] {
+        let status = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(f.ctx().join("tree"))
+            .arg(flag)
+            .arg(f.ctx().join(name))
+            .arg("inner")
+            .status()
+            .expect("tar");
+        assert!(status.success(), "tar {flag}");
+    }
+    // A compressed file that is not a tar is copied as it is.
+    f.file("plain.txt", "not a tar\n");
+    let status = std::process::Command::new("xz")
+        .arg("-k")
+        .arg(f.ctx().join("plain.txt"))
+        .status()
+        .expect("xz");
+    assert!(status.success());
+    f.file(
+        "Dockerfile",
+        "FROM busybox\nADD files.tar.bz2 /bz2/\nADD files.tar.xz /xz/\nADD plain.txt.xz /copied/\n",
+    );
+    let (_, log) = f.ok(&f.opts("archives:1"));
+    for dir in ["bz2", "xz"] {
+        assert_eq!(
+            text(f.read("archives:1", &format!("/{dir}/inner/file"))),
+            "from a compressed tar\n",
+            "{dir}\n{log}"
+        );
+    }
+    let copied = f
+        .read("archives:1", "/copied/plain.txt.xz")
+        .expect("copied as is");
+    assert!(copied.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]));
+}
+
+/// Stores an image of `busybox:latest`'s layer and `n` more layers, layer
+/// `i` holding `/layers/f<i>`, tagged `tag`.
+fn many_layer_image(f: &Fixture, tag: &str, n: usize) {
+    let base = f.store().resolve("busybox:latest").expect("busybox");
+    let base_manifest = f.store().manifest(&base).expect("manifest");
+    let mut config = f.config("busybox:latest");
+    let mut layers: Vec<serde_json::Value> = base_manifest
+        .layers
+        .iter()
+        .map(|l| serde_json::to_value(l).expect("descriptor"))
+        .collect();
+    for i in 0..n {
+        let mut b = tar::Builder::new(Vec::new());
+        let body = format!("{i}\n");
+        let mut h = tar::Header::new_ustar();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, format!("layers/f{i}"), body.as_bytes())
+            .expect("append");
+        let tar = b.into_inner().expect("tar");
+        let digest = f.store().content().put(&tar, None).expect("put layer");
+        config["rootfs"]["diff_ids"]
+            .as_array_mut()
+            .expect("diff_ids")
+            .push(digest.to_string().into());
+        layers.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": digest.to_string(),
+            "size": tar.len(),
+        }));
+    }
+    let config = serde_json::to_vec(&config).expect("config");
+    let config_digest = f.store().content().put(&config, None).expect("put config");
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config.len()},
+        "layers": layers,
+    });
+    let manifest = serde_json::to_vec(&manifest).expect("manifest");
+    let digest = f
+        .store()
+        .content()
+        .put(&manifest, None)
+        .expect("put manifest");
+    let platform = cais_image::archive::host_platform();
+    let tag = cais_image::Reference::from_str(tag)
+        .expect("tag")
+        .tagged_name()
+        .expect("tagged");
+    f.store()
+        .add_image(&digest, None, &platform, &[tag], Default::default())
+        .expect("add image");
+}
+
+#[test]
+fn a_run_step_over_two_hundred_layers() {
+    let Some(f) = Fixture::new() else { return };
+    many_layer_image(&f, "many:200", 200);
+    f.file(
+        "Dockerfile",
+        "FROM many:200\nRUN ls /layers | wc -l > /count && cat /layers/f0 /layers/f199 > /ends\nCOPY Dockerfile /copied\n",
+    );
+    let (_, log) = f.ok(&f.opts("many:built"));
+    assert_eq!(text(f.read("many:built", "/count")).trim(), "200", "{log}");
+    assert_eq!(text(f.read("many:built", "/ends")), "0\n199\n");
+    assert_eq!(f.layers("many:built").len(), 203);
 }

@@ -1264,3 +1264,175 @@ fn encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// `GET /containers/{id}/attach/ws`: the WebSocket handshake of RFC 6455
+/// (the accept key of section 1.3's example), output in text frames
+/// without docker's stream headers, input from a masked client frame.
+#[test]
+fn attach_over_a_websocket() {
+    use std::io::{Read, Write};
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    d.image("busybox");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "ws",
+        "busybox",
+        "sh",
+        "-c",
+        "echo first; while read l; do echo \"got $l\"; done",
+    ]);
+    wait_until("the first line", || {
+        d.docker_ok(&["logs", "ws"]).contains("first")
+    });
+    let mut s = std::os::unix::net::UnixStream::connect(d.socket()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET /v1.41/containers/ws/attach/ws?logs=1&stream=1&stdin=1&stdout=1 HTTP/1.1\r\nHost: cais\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .expect("handshake");
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).expect("read the handshake answer");
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.contains("sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "{head}"
+    );
+    let mut frame = || -> (u8, String) {
+        let mut h = [0u8; 2];
+        s.read_exact(&mut h).expect("frame header");
+        let mut payload = vec![0u8; (h[1] & 0x7f) as usize];
+        s.read_exact(&mut payload).expect("frame payload");
+        (h[0], String::from_utf8_lossy(&payload).into_owned())
+    };
+    assert_eq!(frame(), (0x81, "first\n".to_string()), "the log, raw");
+    // A masked text frame from the client (RFC 6455 section 5.3).
+    let mask = [1u8, 2, 3, 4];
+    let data = b"hello\n";
+    let mut f = vec![0x81, 0x80 | data.len() as u8];
+    f.extend_from_slice(&mask);
+    f.extend(data.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    let mut s2 = s.try_clone().expect("clone");
+    s2.write_all(&f).expect("send a frame");
+    let mut frame = || -> (u8, String) {
+        let mut h = [0u8; 2];
+        s.read_exact(&mut h).expect("frame header");
+        let mut payload = vec![0u8; (h[1] & 0x7f) as usize];
+        s.read_exact(&mut payload).expect("frame payload");
+        (h[0], String::from_utf8_lossy(&payload).into_owned())
+    };
+    assert_eq!(frame(), (0x81, "got hello\n".to_string()), "live output");
+    d.docker_ok(&["rm", "-f", "ws"]);
+}
+
+/// A node outside a swarm answers the swarm endpoints with dockerd's 503
+/// and words, and refuses what needs one (docker CLI's view); `docker cp`
+/// reaches into volumes; a health probe that outlives its timeout is
+/// killed inside the container too.
+#[test]
+fn swarm_refusals_cp_through_volumes_and_health_timeouts() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    d.image("busybox");
+    let out = d.docker(&["swarm", "leave", "--force"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("This node is not part of a swarm"),
+        "{out:?}"
+    );
+    let out = d.docker(&["node", "ls"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("This node is not a swarm manager"),
+        "{out:?}"
+    );
+    assert_eq!(api(&d, "GET", "/v1.41/services", "").0, 503);
+    let out = d.docker(&["network", "create", "--ingress", "ing"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("Ingress network can only be global scope network"),
+        "{out:?}"
+    );
+    // cp into and out of a named volume and a bind mount.
+    let host_dir = d.dir.path().join("bound");
+    std::fs::create_dir_all(&host_dir).expect("mkdir");
+    let bind = format!("{}:/bound", host_dir.display());
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "cpv",
+        "-v",
+        "vol:/data",
+        "-v",
+        &bind,
+        "busybox",
+        "true",
+    ]);
+    let file = d.dir.path().join("note.txt");
+    std::fs::write(&file, "in the volume\n").expect("write");
+    d.docker_ok(&["cp", file.to_str().expect("utf-8"), "cpv:/data/note.txt"]);
+    d.docker_ok(&["cp", file.to_str().expect("utf-8"), "cpv:/bound/note.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("note.txt")).expect("bound file"),
+        "in the volume\n"
+    );
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "vol:/v",
+            "busybox",
+            "cat",
+            "/v/note.txt"
+        ]),
+        "in the volume\n"
+    );
+    let back = d.dir.path().join("back.txt");
+    d.docker_ok(&["cp", "cpv:/data/note.txt", back.to_str().expect("utf-8")]);
+    assert_eq!(
+        std::fs::read_to_string(&back).expect("copied out"),
+        "in the volume\n"
+    );
+    // A probe of `sleep 300` with a one-second timeout.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "slowprobe",
+        "--health-cmd",
+        "sleep 300",
+        "--health-interval",
+        "1s",
+        "--health-timeout",
+        "1s",
+        "--health-retries",
+        "2",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    wait_until("the container to be unhealthy", || {
+        inspect(&d, "slowprobe", "{{.State.Health.Status}}") == "unhealthy"
+    });
+    let log = inspect(&d, "slowprobe", "{{json .State.Health.Log}}");
+    assert!(log.contains("Health check exceeded timeout (1s)"), "{log}");
+    // At most the probe running right now is left: the timed-out ones
+    // were killed.
+    let ps = d.docker_ok(&["top", "slowprobe"]);
+    let probes = ps.lines().filter(|l| l.contains("sleep 300")).count();
+    assert!(probes <= 2, "timed-out probes were left running:\n{ps}");
+    d.docker_ok(&["rm", "-f", "slowprobe", "cpv"]);
+}

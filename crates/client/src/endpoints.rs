@@ -9,7 +9,7 @@
 use std::io::Read;
 
 use cais_api::{
-    ContainerInspect, ContainerSummary, CreateRequest, CreateResponse, ExecInspect, ImageSummary,
+    ContainerInspect, ContainerSummary, CreateResponse, ExecInspect, ImageSummary,
     NetworkConnectRequest, NetworkDisconnectRequest, Volume, VolumeCreateRequest, VolumeList,
 };
 use serde::Serialize;
@@ -34,10 +34,12 @@ impl Client {
 
     // ---- containers -------------------------------------------------------
 
-    pub fn container_create(
+    /// `POST /containers/create`; the body is a [`cais_api::CreateRequest`], or any
+    /// JSON with the API's field names (fields the API crate does not model).
+    pub fn container_create<B: Serialize>(
         &self,
         name: Option<&str>,
-        req: &CreateRequest,
+        req: &B,
     ) -> Result<CreateResponse> {
         let q: Vec<_> = name.map(|n| ("name", n.to_string())).into_iter().collect();
         self.json("POST", &with_query("/containers/create", &q), Some(req))
@@ -183,6 +185,32 @@ impl Client {
             ),
             None,
         )
+    }
+
+    /// `GET /containers/{id}/archive?path=...`: a tar of the path.
+    pub fn container_archive_get(&self, id: &str, path: &str) -> Result<Response> {
+        self.request(
+            "GET",
+            &with_query(
+                &format!("/containers/{}/archive", encode(id)),
+                &[("path", path.to_string())],
+            ),
+            None,
+        )
+    }
+
+    /// `PUT /containers/{id}/archive?path=DIR`: a tar unpacked into DIR.
+    pub fn container_archive_put(&self, id: &str, dir: &str, tar: &mut dyn Read) -> Result<()> {
+        self.upload(
+            "PUT",
+            &with_query(
+                &format!("/containers/{}/archive", encode(id)),
+                &[("path", dir.to_string())],
+            ),
+            "application/x-tar",
+            tar,
+        )
+        .map(drop)
     }
 
     pub fn containers_prune(&self, query: &Query) -> Result<Value> {

@@ -12,11 +12,31 @@ use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
 
-/// The helper: `cais archive --root ROOTFS stat|get PATH` or `put DIR`.
-/// Its stdout carries the data (`stat`'s JSON, `get`'s tar); an error is
-/// returned for the binary to print on stderr, where the daemon reads it.
-pub fn helper_main(root: &Path, op: &str, path: &str) -> std::result::Result<(), String> {
-    if let Err(e) = cais_runtime::rootfs::enter_privately(root) {
+/// The helper: `cais archive --root ROOTFS [--binds JSON] stat|get PATH`
+/// or `put DIR`. `binds` (see [`Bind`]) are the container's volumes and
+/// bind mounts, bound in before the root is entered, so paths under them
+/// are the volume's as the container sees them. Its stdout carries the
+/// data (`stat`'s JSON, `get`'s tar); an error is returned for the binary
+/// to print on stderr, where the daemon reads it.
+pub fn helper_main(
+    root: &Path,
+    binds: Option<&str>,
+    op: &str,
+    path: &str,
+) -> std::result::Result<(), String> {
+    let binds: Vec<Bind> = match binds {
+        Some(text) => serde_json::from_str(text).map_err(|e| format!("invalid --binds: {e}"))?,
+        None => Vec::new(),
+    };
+    let binds: Vec<cais_runtime::rootfs::HelperBind> = binds
+        .into_iter()
+        .map(|b| cais_runtime::rootfs::HelperBind {
+            source: b.source,
+            destination: b.destination,
+            readonly: b.readonly,
+        })
+        .collect();
+    if let Err(e) = cais_runtime::rootfs::enter_privately_with(root, &binds) {
         return Err(format!(
             "entering {}: {}",
             root.display(),
@@ -105,17 +125,38 @@ fn put(dir: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// `binary archive --root ROOTFS OP PATH`, the helper's command line.
-pub(crate) fn helper(binary: &Path, rootfs: &Path, op: &str, path: &str) -> Command {
+/// A volume or bind mount of the container, for the helper (`--binds`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Bind {
+    pub source: PathBuf,
+    pub destination: PathBuf,
+    #[serde(default)]
+    pub readonly: bool,
+}
+
+/// `binary archive --root ROOTFS --binds JSON OP PATH`, the helper's
+/// command line.
+pub(crate) fn helper(
+    binary: &Path,
+    rootfs: &Path,
+    binds: &[Bind],
+    op: &str,
+    path: &str,
+) -> Command {
     let mut c = Command::new(binary);
-    c.arg("archive").arg("--root").arg(rootfs).arg(op).arg(path);
+    c.arg("archive").arg("--root").arg(rootfs);
+    if !binds.is_empty() {
+        c.arg("--binds")
+            .arg(serde_json::to_string(binds).expect("binds serialize"));
+    }
+    c.arg(op).arg(path);
     c
 }
 
 /// The stat of `path` in the container whose root is `root`, base64 of
 /// its JSON as the `X-Docker-Container-Path-Stat` header carries it.
-pub(crate) fn path_stat(binary: &Path, root: &Path, path: &str) -> Result<String> {
-    let out = helper(binary, root, "stat", path)
+pub(crate) fn path_stat(binary: &Path, root: &Path, binds: &[Bind], path: &str) -> Result<String> {
+    let out = helper(binary, root, binds, "stat", path)
         .stdin(Stdio::null())
         .output()
         .map_err(Error::spawn(binary))?;

@@ -36,6 +36,25 @@ pub(crate) struct Params {
     pub pull: bool,
     pub quiet: bool,
     pub source_date_epoch: Option<i64>,
+    /// `cachefrom`: images whose steps alone may be reused.
+    pub cache_from: Option<Vec<String>>,
+    /// `networkmode`: where `RUN` steps run.
+    pub network: BuildNetwork,
+    /// `extrahosts`: `name:ip` lines added to `RUN`'s /etc/hosts.
+    pub extra_hosts: Vec<String>,
+}
+
+/// `networkmode` of a build.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) enum BuildNetwork {
+    /// `""`, `default`, `bridge` or `host`: the host's network (the
+    /// builder's default here).
+    #[default]
+    Host,
+    /// `none`: loopback only.
+    None,
+    /// A user-defined network, by name or id.
+    Network(String),
 }
 
 pub(crate) fn invalid(text: impl Into<String>) -> Error {
@@ -50,6 +69,8 @@ pub(crate) struct Context {
     pub binary: PathBuf,
     pub images: Arc<ImageStore>,
     pub events: Arc<Events>,
+    /// Where `RUN` steps run (a user network's sandbox already made).
+    pub network: cais_build::RunNetwork,
 }
 
 /// The compression of a context tar, from its first bytes.
@@ -229,7 +250,9 @@ pub(crate) enum Msg {
     Failed(Error, Option<i32>),
 }
 
-/// Build progress as JSON lines (`{"stream": ...}`). In quiet mode
+/// Build progress as JSON lines (`{"stream": ...}`), a `RUN`'s stderr
+/// between the terminal colour codes docker puts around it, the image id
+/// as `{"aux": {"ID": ...}}` before `Successfully built`. In quiet mode
 /// nothing is sent, but it is kept for the error message, as docker does.
 struct Stream {
     tx: mpsc::Sender<Msg>,
@@ -251,12 +274,40 @@ impl Stream {
     }
 }
 
+/// What docker wraps a `RUN`'s stderr in (bright red, then reset).
+const STDERR_START: &str = "\u{1b}[91m";
+const STDERR_END: &str = "\u{1b}[0m";
+
 impl cais_build::Progress for Stream {
     fn step(&mut self, text: &str) {
         self.send(format!("{text}\n"));
     }
 
     fn output(&mut self, bytes: &[u8]) {
+        if let Some(text) = self.whole_text(bytes) {
+            self.send(text);
+        }
+    }
+
+    fn error_output(&mut self, bytes: &[u8]) {
+        if let Some(text) = self.whole_text(bytes) {
+            self.send(format!("{STDERR_START}{text}{STDERR_END}"));
+        }
+    }
+
+    fn built(&mut self, image_id: &str) {
+        if !self.quiet {
+            let _ = self
+                .tx
+                .blocking_send(Msg::Line(serde_json::json!({"aux": {"ID": image_id}})));
+        }
+    }
+}
+
+impl Stream {
+    /// `bytes` after what an earlier chunk left of an incomplete UTF-8
+    /// sequence, up to an incomplete one at its end (kept for the next).
+    fn whole_text(&mut self, bytes: &[u8]) -> Option<String> {
         let mut data = std::mem::take(&mut self.partial);
         data.extend_from_slice(bytes);
         let valid = match std::str::from_utf8(&data) {
@@ -266,9 +317,7 @@ impl cais_build::Progress for Stream {
             Err(_) => data.len(),
         };
         self.partial = data.split_off(valid);
-        if !data.is_empty() {
-            self.send(String::from_utf8_lossy(&data).into_owned());
-        }
+        (!data.is_empty()).then(|| String::from_utf8_lossy(&data).into_owned())
     }
 }
 
@@ -329,43 +378,16 @@ pub(crate) fn run(
         Err(e) => return fail(&tx, e, None),
     };
     steps.step("context");
-    let pull_images = ctx.images.clone();
-    let pull_events = ctx.events.clone();
-    let pull_tx = tx.clone();
     let quiet = params.quiet;
-    let pull: cais_build::PullFn = Box::new(
-        move |name: &str, _progress: &mut dyn cais_build::Progress| {
-            let reference: Reference =
-                name.parse()
-                    .map_err(|e: cais_image::oci::Error| cais_build::Error::Pull {
-                        reference: name.to_string(),
-                        reason: crate::error::chain(&e),
-                    })?;
-            let failed = |reason: String| cais_build::Error::Pull {
-                reference: name.to_string(),
-                reason,
-            };
-            let options = cais_registry::client::Options {
-                credentials: credentials.get(&reference.domain).cloned(),
-                ..Default::default()
-            };
-            let client = cais_registry::client::Client::new(&reference.domain, &options)
-                .map_err(|e| failed(crate::error::chain(&e)))?;
-            let tx = pull_tx.clone();
-            let progress = Arc::new(crate::images::JsonProgress::new(true, move |v| {
-                if !quiet {
-                    let _ = tx.blocking_send(Msg::Line(v));
-                }
-            }));
-            crate::images::pull_with(
-                &pull_images,
-                &pull_events,
-                &client,
-                &reference,
-                cais_image::Platform::default(),
-                progress,
-            )
-            .map_err(|e| failed(crate::error::chain(&e)))
+    let pull_tx = tx.clone();
+    let pull = pull_fn(
+        ctx.images.clone(),
+        ctx.events.clone(),
+        move |registry: &str| credentials.get(registry).cloned(),
+        move |v| {
+            if !quiet {
+                let _ = pull_tx.blocking_send(Msg::Line(v));
+            }
         },
     );
     let env = cais_build::Environment {
@@ -386,6 +408,9 @@ pub(crate) fn run(
         pull: params.pull,
         source_date_epoch: params.source_date_epoch,
         iidfile: None,
+        cache_from: params.cache_from.clone(),
+        network: ctx.network.clone(),
+        ..Default::default()
     };
     let mut stream = Stream {
         tx: tx.clone(),
@@ -397,9 +422,6 @@ pub(crate) fn run(
     steps.step("build");
     match built {
         Ok(built) => {
-            let _ = tx.blocking_send(Msg::Line(
-                serde_json::json!({"aux": {"ID": built.image_id}}),
-            ));
             if params.quiet {
                 let _ = tx.blocking_send(Msg::Line(
                     serde_json::json!({"stream": format!("{}\n", built.image_id)}),
@@ -425,6 +447,139 @@ pub(crate) fn run(
     steps.step("respond");
     drop(dir);
     steps.step("cleanup");
+}
+
+/// The executor's pull: the engine's own pull into the store, with the
+/// credentials `credentials` gives for a registry and docker's progress
+/// lines to `line`.
+fn pull_fn(
+    images: Arc<ImageStore>,
+    events: Arc<Events>,
+    credentials: impl Fn(&str) -> Option<Credentials> + Send + Sync + 'static,
+    line: impl Fn(serde_json::Value) + Send + Sync + 'static,
+) -> cais_build::PullFn {
+    let line = Arc::new(line);
+    Box::new(
+        move |name: &str, _progress: &mut dyn cais_build::Progress| {
+            let reference: Reference =
+                name.parse()
+                    .map_err(|e: cais_image::oci::Error| cais_build::Error::Pull {
+                        reference: name.to_string(),
+                        reason: crate::error::chain(&e),
+                    })?;
+            let failed = |reason: String| cais_build::Error::Pull {
+                reference: name.to_string(),
+                reason,
+            };
+            let options = cais_registry::client::Options {
+                credentials: credentials(&reference.domain),
+                ..Default::default()
+            };
+            let client = cais_registry::client::Client::new(&reference.domain, &options)
+                .map_err(|e| failed(crate::error::chain(&e)))?;
+            let line = line.clone();
+            let progress = Arc::new(crate::images::JsonProgress::new(true, move |v| line(v)));
+            crate::images::pull_with(
+                &images,
+                &events,
+                &client,
+                &reference,
+                cais_image::Platform::default(),
+                progress,
+            )
+            .map_err(|e| failed(crate::error::chain(&e)))
+        },
+    )
+}
+
+/// What BuildKit's protocol (`cais_buildkit`, on `POST /grpc` and `POST
+/// /session`) builds with: the engine's store and runtime binary, scratch
+/// under `<root>/engine/build`, pulls through the engine with the
+/// session's credentials, tags set in one store update with their events.
+pub(crate) struct BuildKitHost {
+    pub root: PathBuf,
+    pub binary: PathBuf,
+    pub images: Arc<ImageStore>,
+    pub events: Arc<Events>,
+}
+
+impl cais_buildkit::Host for BuildKitHost {
+    fn scratch_dir(&self) -> PathBuf {
+        self.root.join("engine/build")
+    }
+
+    fn environment(
+        &self,
+        work_dir: PathBuf,
+        credentials: cais_buildkit::CredentialsFn,
+    ) -> cais_build::Environment {
+        let pull = pull_fn(
+            self.images.clone(),
+            self.events.clone(),
+            move |registry: &str| {
+                credentials(registry).map(|(username, password)| Credentials { username, password })
+            },
+            |_| {},
+        );
+        cais_build::Environment {
+            store: self.images.clone(),
+            runtime_binary: self.binary.clone(),
+            work_dir,
+            pull: Some(pull),
+        }
+    }
+
+    fn normalize_tags(&self, names: &[String]) -> Result<Vec<String>, cais_buildkit::Error> {
+        names
+            .iter()
+            .map(|t| {
+                let r: Reference = t.parse().map_err(|e: cais_image::oci::Error| {
+                    cais_buildkit::Error::InvalidArgument {
+                        reason: format!("invalid tag {t:?}: {}", crate::error::chain(&e)),
+                    }
+                })?;
+                if r.digest.is_some() {
+                    return Err(cais_buildkit::Error::InvalidArgument {
+                        reason: format!("invalid tag {t:?}: a tag cannot name a digest"),
+                    });
+                }
+                Ok(r.tagged_name()
+                    .unwrap_or_else(|| r.with_tag("latest").to_string()))
+            })
+            .collect()
+    }
+
+    fn tag(&self, built: &cais_build::Built, tags: &[String]) -> Result<(), cais_buildkit::Error> {
+        let host = |e: cais_image::Error| cais_buildkit::Error::Host {
+            reason: format!("tagging {}: {}", built.image_id, crate::error::chain(&e)),
+        };
+        let rec = self.images.resolve(&built.manifest).map_err(host)?;
+        self.images.record(&[(rec, tags.to_vec())]).map_err(host)?;
+        for t in tags {
+            self.events.emit(
+                "image",
+                "tag",
+                &built.image_id,
+                BTreeMap::from([("name".to_string(), display_name(t))]),
+            );
+        }
+        Ok(())
+    }
+
+    fn platform(&self) -> cais_buildkit::Platform {
+        let p = cais_image::archive::host_platform();
+        cais_buildkit::Platform {
+            os: p.os,
+            architecture: p.architecture,
+            variant: p.variant,
+        }
+    }
+
+    fn hostname(&self) -> String {
+        nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "cais".into())
+    }
 }
 
 /// `POST /build/prune` (`docker builder prune`): forgets every cached

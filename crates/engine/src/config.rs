@@ -23,6 +23,14 @@ pub struct Config {
     /// with no re-execution of their own. None where it could not be made;
     /// they then re-execute themselves.
     pub sealed: Option<Arc<OwnedFd>>,
+    /// Where Container Device Interface specs are read, later ones first
+    /// (`/etc/cdi`, `/var/run/cdi`).
+    pub cdi_spec_dirs: Vec<PathBuf>,
+}
+
+/// The CDI spec directories of a daemon not told otherwise.
+pub fn default_cdi_spec_dirs() -> Vec<PathBuf> {
+    vec!["/etc/cdi".into(), "/var/run/cdi".into()]
 }
 
 impl Config {
@@ -86,20 +94,66 @@ impl Config {
         cais_runtime::Runtime::new(self.runtime_root())
     }
 
-    /// The cgroup of container `id` (`/cais/<id>`, where its shim puts it).
-    pub(crate) fn cgroup(&self, id: &str) -> Result<cais_cgroups::Cgroup> {
+    /// The cgroup of container `id` at `path` (`/cais/<id>`, or under its
+    /// `CgroupParent`), where its shim puts it.
+    pub(crate) fn cgroup(&self, id: &str, path: &str) -> Result<cais_cgroups::Cgroup> {
         let failed = |source| Error::Cgroups {
             action: "finding",
             id: id.to_string(),
             source,
         };
         let layout = cais_cgroups::Layout::detect().map_err(failed)?;
-        cais_cgroups::Cgroup::new(layout, &Self::cgroup_path(id)).map_err(failed)
+        cais_cgroups::Cgroup::new(layout, path).map_err(failed)
     }
 
-    /// The cgroup path of container `id`, as the shim is told it.
-    pub(crate) fn cgroup_path(id: &str) -> String {
-        format!("/cais/{id}")
+    /// Gives the cgroups above `path` the real-time CPU time a container
+    /// there asks for (`--cpu-rt-runtime`): a v1 cgroup may hand its
+    /// children no more than it has, and new ones have none
+    /// (sched-rt-group.rst, "2.3 Basis for grouping tasks"). Each ancestor
+    /// from the top gets what its children already hold plus `runtime`,
+    /// at most what its own parent has; the kernel refuses the rest.
+    pub(crate) fn grant_realtime(&self, path: &str, runtime: i64) -> Result<()> {
+        let failed = |source| Error::Cgroups {
+            action: "granting real-time CPU time to",
+            id: path.to_string(),
+            source,
+        };
+        let layout = cais_cgroups::Layout::detect().map_err(failed)?;
+        let Some(root) = layout.v1_controllers().and_then(|c| c.get("cpu")) else {
+            return Ok(());
+        };
+        let read = |dir: &std::path::Path| -> i64 {
+            std::fs::read_to_string(dir.join("cpu.rt_runtime_us"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let parts: Vec<&str> = path
+            .trim_matches('/')
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .collect();
+        let mut dir = root.clone();
+        let mut available = read(&dir);
+        // Every ancestor, not the container's own cgroup.
+        for part in &parts[..parts.len().saturating_sub(1)] {
+            dir = dir.join(part);
+            std::fs::create_dir_all(&dir).map_err(Error::io("creating the cgroup", &dir))?;
+            let children: i64 = std::fs::read_dir(&dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| read(&e.path()))
+                .sum();
+            let want = (children + runtime).min(available);
+            if read(&dir) < want {
+                let file = dir.join("cpu.rt_runtime_us");
+                std::fs::write(&file, want.to_string()).map_err(Error::io("writing", &file))?;
+            }
+            available = read(&dir);
+        }
+        Ok(())
     }
 
     /// Runs `cais runtime ARGS` to its end; its stdout, or what it said on

@@ -25,6 +25,8 @@ pub struct Options {
     pub root: PathBuf,
     pub exec_root: PathBuf,
     pub binary: PathBuf,
+    /// Container Device Interface spec directories (`--cdi-spec-dir`).
+    pub cdi_spec_dirs: Vec<PathBuf>,
 }
 
 pub fn run(opts: Options) -> Result<()> {
@@ -55,6 +57,7 @@ async fn serve(opts: Options) -> Result<()> {
             exec_root: opts.exec_root.clone(),
             binary: opts.binary.clone(),
             sealed,
+            cdi_spec_dirs: opts.cdi_spec_dirs.clone(),
         };
         move || Engine::open(cfg)
     })

@@ -38,6 +38,9 @@ pub struct Engine {
     pub views: Views,
     /// Exec sessions.
     pub execs: Execs,
+    /// BuildKit's protocol (`POST /grpc`, `POST /session`): one per daemon,
+    /// since a build on one connection names a session on another.
+    pub buildkit: cais_buildkit::BuildKit,
 }
 
 impl Engine {
@@ -85,7 +88,14 @@ impl Engine {
         ));
         containers.restore();
         wiring.restore();
+        let buildkit = cais_buildkit::BuildKit::new(Arc::new(crate::build::BuildKitHost {
+            root: cfg.root.clone(),
+            binary: cfg.binary.clone(),
+            images: images.clone(),
+            events: events.clone(),
+        }));
         Ok(Arc::new(Engine {
+            buildkit,
             views: Views::new(cfg.clone(), table.clone(), images.clone()),
             execs: Execs::new(cfg.clone(), table.clone(), images.clone(), events.clone()),
             cfg,

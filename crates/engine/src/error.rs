@@ -40,6 +40,9 @@ impl Kind {
     }
 }
 
+/// dockerd's answer to swarm-only requests on a node outside a swarm.
+pub const NOT_A_SWARM_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
+
 /// A change a container's state does not allow (see `containers::state`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot {verb} a container that is {state}")]
@@ -68,6 +71,14 @@ pub enum Error {
     /// Nothing to do (start a running container...).
     #[error("{0}")]
     NotModified(String),
+    /// The node is not in the state the request needs (swarm endpoints on
+    /// a node outside a swarm: dockerd's 503 and words).
+    #[error("{0}")]
+    Unavailable(String),
+    /// What this daemon or configuration cannot do (starting or joining a
+    /// swarm; `logs` of a container whose log driver keeps none).
+    #[error("{0}")]
+    NotImplemented(String),
     /// A change the container's state does not allow.
     #[error(transparent)]
     IllegalChange(#[from] IllegalChange),

@@ -77,4 +77,9 @@ impl Events {
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.live.subscribe()
     }
+
+    /// How many clients listen to live events (`/info`'s `NEventsListener`).
+    pub fn listeners(&self) -> usize {
+        self.live.receiver_count()
+    }
 }

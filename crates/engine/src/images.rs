@@ -78,27 +78,100 @@ pub(crate) fn summary(store: &ImageStore, rec: &ImageRecord) -> Result<ImageSumm
     })
 }
 
-/// `GET /images/{name}/json`, shaped like docker's.
-pub(crate) fn inspect(store: &ImageStore, rec: &ImageRecord) -> Result<serde_json::Value> {
+/// `GET /images/{name}/json`, shaped like docker's for the client's API
+/// `version`: `VirtualSize` until 1.44, `Container` and `ContainerConfig`
+/// (the container a commit was made from) until 1.45, as dockerd drops
+/// them.
+pub(crate) fn inspect(
+    store: &ImageStore,
+    rec: &ImageRecord,
+    version: &str,
+) -> Result<serde_json::Value> {
     let config = store.config(rec)?;
-    Ok(serde_json::json!({
+    let size = store.image_size(rec);
+    let mut v = serde_json::json!({
         "Id": rec.id().to_string(),
         "RepoTags": familiar_tags(rec),
         "RepoDigests": rec.repo_digests.iter().map(|d| display_name(d)).collect::<Vec<_>>(),
-        "Parent": "",
+        "Parent": rec.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
         "Comment": config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
         "Created": config.created.clone().unwrap_or_default(),
-        "DockerVersion": "",
+        "DockerVersion": config.extra.get("docker_version").and_then(|v| v.as_str()).unwrap_or_default(),
         "Author": config.author.clone().unwrap_or_default(),
-        "Config": config.config.clone().unwrap_or(serde_json::json!({})),
+        "Config": container_config_view(config.config.as_ref()),
         "Architecture": config.architecture,
         "Os": config.os,
-        "Size": store.image_size(rec),
+        "Size": size,
         "GraphDriver": {"Name": "overlay2", "Data": {}},
         "RootFS": {"Type": "layers", "Layers": config.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()},
         "Metadata": {"LastTagTime": rec.added},
         "Descriptor": {"mediaType": rec.manifest_media_type, "digest": rec.manifest.to_string()},
-    }))
+    });
+    if let Some(variant) = &config.variant {
+        v["Variant"] = variant.clone().into();
+    }
+    if cais_api::version_lt(version, "1.44") {
+        v["VirtualSize"] = size.into();
+    }
+    if cais_api::version_lt(version, "1.45") {
+        v["Container"] = config
+            .extra
+            .get("container")
+            .cloned()
+            .unwrap_or_else(|| "".into());
+        v["ContainerConfig"] = container_config_view(config.extra.get("container_config"));
+    }
+    Ok(v)
+}
+
+/// A container config (an image's `Config`, a commit's `ContainerConfig`)
+/// with every field docker's config type has: what the image holds, and
+/// for the rest its zero value (`""`, `false`, `null`); fields docker
+/// leaves out when empty are left out when absent.
+pub(crate) fn container_config_view(config: Option<&serde_json::Value>) -> serde_json::Value {
+    const ALWAYS: [(&str, serde_json::Value); 17] = [
+        ("Hostname", serde_json::Value::String(String::new())),
+        ("Domainname", serde_json::Value::String(String::new())),
+        ("User", serde_json::Value::String(String::new())),
+        ("AttachStdin", serde_json::Value::Bool(false)),
+        ("AttachStdout", serde_json::Value::Bool(false)),
+        ("AttachStderr", serde_json::Value::Bool(false)),
+        ("Tty", serde_json::Value::Bool(false)),
+        ("OpenStdin", serde_json::Value::Bool(false)),
+        ("StdinOnce", serde_json::Value::Bool(false)),
+        ("Env", serde_json::Value::Null),
+        ("Cmd", serde_json::Value::Null),
+        ("Image", serde_json::Value::String(String::new())),
+        ("Volumes", serde_json::Value::Null),
+        ("WorkingDir", serde_json::Value::String(String::new())),
+        ("Entrypoint", serde_json::Value::Null),
+        ("OnBuild", serde_json::Value::Null),
+        ("Labels", serde_json::Value::Null),
+    ];
+    const WHEN_SET: [&str; 8] = [
+        "ExposedPorts",
+        "Healthcheck",
+        "ArgsEscaped",
+        "NetworkDisabled",
+        "MacAddress",
+        "StopSignal",
+        "StopTimeout",
+        "Shell",
+    ];
+    let given = config.and_then(|c| c.as_object());
+    let mut out = serde_json::Map::new();
+    for (key, zero) in ALWAYS {
+        let value = given.and_then(|g| g.get(key)).cloned().unwrap_or(zero);
+        out.insert(key.to_string(), value);
+    }
+    for key in WHEN_SET {
+        if let Some(value) = given.and_then(|g| g.get(key)).filter(|v| {
+            !v.is_null() && *v != &serde_json::json!(false) && *v != &serde_json::json!("")
+        }) {
+            out.insert(key.to_string(), value.clone());
+        }
+    }
+    serde_json::Value::Object(out)
 }
 
 pub(crate) fn history(store: &ImageStore, rec: &ImageRecord) -> Result<serde_json::Value> {

@@ -12,17 +12,23 @@
 //!    `trash` (directories deleted by a background thread), `config` (directories, the runtime command, a
 //!    container's cgroup), `ids` (random ids and names), `events`,
 //!    `filters` (dockerd's filter semantics), `logfile` (json-file with
-//!    size rotation), `spec` (config.json from the image config, the
-//!    container config and Docker's default security profile), `shim`
+//!    size rotation, the log drivers' options), `spec` (config.json from
+//!    the image config, the container config and Docker's default
+//!    security profile), `devices` (host devices, device cgroup rules,
+//!    device requests and CDI specs as spec edits), `shim`
 //!    (the per-container supervisor, single threaded, and its client
 //!    side), `volumes`, `images` (the engine's side of the image store:
 //!    views, pulls with docker's progress), `archive` (the `cp` helper
 //!    process, which enters the container's root), `build` (`POST
 //!    /build`'s run: the context unpacked with the image crate's
 //!    contained extraction, then `cais_build::build` with the engine's
-//!    pull), `networks::netconf` (pure networking: port specs, /etc
-//!    files, the firewall ruleset from state, name resolution, network
-//!    modes, what a running container holds).
+//!    pull; and what BuildKit's protocol builds with),
+//!    `networks::netconf` (pure networking: port specs, /etc files, the
+//!    firewall ruleset from state, name resolution, network modes, what a
+//!    running container holds), `containers::fields` (how every field of
+//!    a create, update or exec request is handled: the table) and
+//!    `containers::settings` (a request checked as dockerd checks it:
+//!    refusals, warnings, defaults).
 //! 2. `containers::state` (a container in memory; its `State` enum and
 //!    the changes the life cycle may make to it), `containers::record`
 //!    (the versioned on-disk record, every version written so far
@@ -41,7 +47,8 @@
 //!    `containers::inspect` (`Views`: inspect, `ps`, top, stats, changes).
 //! 5. `containers::lifecycle` (`Containers`: create, start, stop, exits,
 //!    restart policies, removal, live restore, commit, updates).
-//! 6. `engine` (the facade), then `http` (`plumbing`, `handlers`,
+//! 6. `engine` (the facade, which also holds the `cais_buildkit` service
+//!    with `build::BuildKitHost`), then `http` (`plumbing`, `handlers`,
 //!    `router`, serving; see its docs), then `daemon` (the listeners).
 //!
 //! Lock order: a thread holding one of these locks takes only locks
@@ -60,6 +67,7 @@ mod build;
 pub mod config;
 pub mod containers;
 pub mod daemon;
+pub mod devices;
 pub mod engine;
 pub mod error;
 pub mod events;

@@ -61,6 +61,13 @@ pub struct Config {
     pub stdin: bool,
     pub log_max_size: u64,
     pub log_max_files: u32,
+    /// The `none` log driver: output goes to attached clients only.
+    pub no_log: bool,
+    /// Attributes every log record carries (`labels`, `env`, `tag`).
+    pub log_attrs: std::collections::BTreeMap<String, String>,
+    /// `StdinOnce`: the container's stdin ends when an attached client's
+    /// input does; otherwise it stays open for the next client.
+    pub stdin_once: bool,
     pub cgroup_path: String,
 }
 
@@ -627,12 +634,17 @@ fn run_loop(
     pid: i32,
     listener: UnixListener,
 ) -> Exit {
-    let mut log = logfile::Writer::open(
-        &cfg.state_dir.join("container-json.log"),
-        cfg.log_max_size,
-        cfg.log_max_files,
-    )
-    .ok();
+    let mut log = if cfg.no_log {
+        None
+    } else {
+        logfile::Writer::open(
+            &cfg.state_dir.join("container-json.log"),
+            cfg.log_max_size,
+            cfg.log_max_files,
+        )
+        .ok()
+        .map(|w| w.with_attrs(cfg.log_attrs.clone()))
+    };
     let (mut outputs, mut input): (Vec<(OwnedFd, u8)>, Option<OwnedFd>) = match stdio {
         Stdio3::Pipes {
             stdin,
@@ -836,12 +848,13 @@ fn serve_client(
     let n = match c.stream.read(&mut buf) {
         Ok(0) => {
             // End of input from a client attached to stdin (`echo hi | run
-            // -i ... cat`): the container's stdin ends too, as with docker's
-            // stdin-once, while the client keeps receiving output. Other
+            // -i ... cat`): with StdinOnce (what `docker run -i` asks) the
+            // container's stdin ends too, while the client keeps receiving
+            // output; without, it stays open for the next client. Other
             // clients that hang up are dropped.
             if matches!(c.wants, Some(Request::Attach { stdin: true, .. })) {
                 c.input_closed = true;
-                if !cfg.terminal {
+                if !cfg.terminal && cfg.stdin_once {
                     *input = None;
                 }
                 return true;

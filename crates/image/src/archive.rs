@@ -410,6 +410,9 @@ pub struct ImportOptions {
     pub platform: Option<Platform>,
     /// Where the tarball came from, for the history entry.
     pub source: String,
+    /// The image's container config (`Cmd`, `Env`...: `docker import
+    /// --change`); empty when `None`.
+    pub config: Option<serde_json::Value>,
 }
 
 /// The platform of this host, as image configs name it.
@@ -454,7 +457,7 @@ pub fn import(store: &ImageStore, input: impl Read, opts: &ImportOptions) -> Res
         architecture: platform.architecture.clone(),
         os: platform.os.clone(),
         variant: platform.variant.clone(),
-        config: Some(serde_json::json!({})),
+        config: Some(opts.config.clone().unwrap_or_else(|| serde_json::json!({}))),
         rootfs: RootFs {
             kind: "layers".into(),
             diff_ids: vec![diff_id],

@@ -90,7 +90,23 @@ impl OverlayMount {
 /// and `lowerdir+` of Linux 6.8, overlayfs.rst "Multiple lower layers")
 /// each layer is passed on its own, so there is no page limit on the layer
 /// list; older kernels get mount(2) with the option string.
+///
+/// A layer listed twice (two steps that changed nothing give the same
+/// diff, so the same snapshot) is passed once, at its topmost place:
+/// overlayfs refuses a lower directory twice (ELOOP), and the lower copy
+/// adds nothing the upper one does not already show.
 pub fn mount(m: &OverlayMount) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    let deduped = OverlayMount {
+        lowerdirs: m
+            .lowerdirs
+            .iter()
+            .filter(|d| seen.insert((*d).clone()))
+            .cloned()
+            .collect(),
+        ..m.clone()
+    };
+    let m = &deduped;
     fs::create_dir_all(&m.target).map_err(io_err("create mount point", &m.target))?;
     match mount_once(m) {
         // A kernel before 5.10 knows no `volatile`: the plain mount syncs.
@@ -335,6 +351,13 @@ pub struct CommitOptions {
     pub comment: Option<String>,
     /// The history entry's `created_by`.
     pub created_by: Option<String>,
+    /// The new image's container config (`Cmd`, `Env`, ...); the parent
+    /// image's when `None`.
+    pub config: Option<serde_json::Value>,
+    /// The container committed and its config, kept in the image config as
+    /// docker's `container` and `container_config` (what `docker inspect`
+    /// shows as `Container` and `ContainerConfig`).
+    pub container: Option<(String, serde_json::Value)>,
 }
 
 impl ImageStore {
@@ -493,6 +516,17 @@ impl ImageStore {
         if opts.author.is_some() {
             config.author = opts.author.clone();
         }
+        if let Some(c) = &opts.config {
+            config.config = Some(c.clone());
+        }
+        if let Some((container, container_config)) = &opts.container {
+            config
+                .extra
+                .insert("container".into(), serde_json::json!(container));
+            config
+                .extra
+                .insert("container_config".into(), container_config.clone());
+        }
         config.rootfs.diff_ids.push(diff_id);
         config.history.push(History {
             created: Some(now),
@@ -535,13 +569,11 @@ impl ImageStore {
             .and_then(|r| r.tagged_name())
             .into_iter()
             .collect();
-        self.add_image(
-            &target,
-            Some(oci::OCI_MANIFEST),
-            &platform,
-            &tags,
-            Default::default(),
-        )
+        let mut rec = self.check_image(&target, Some(oci::OCI_MANIFEST), &platform)?;
+        rec.parent = Some(parent.id().clone());
+        let manifest = rec.manifest.clone();
+        self.record(&[(rec, tags)])?;
+        self.get(&manifest)
     }
 
     /// Stores a config and an OCI manifest over `layers`; returns the

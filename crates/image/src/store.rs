@@ -47,6 +47,10 @@ pub struct ImageRecord {
     pub repo_digests: BTreeSet<String>,
     /// When this store recorded it (RFC 3339).
     pub added: String,
+    /// The image a commit made this one from (`docker inspect`'s
+    /// `Parent`); images pulled, loaded, imported or built have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Digest>,
     /// Filled from the tag table when read; not stored in the record.
     #[serde(skip)]
     pub tags: Vec<String>,
@@ -391,6 +395,7 @@ impl ImageStore {
             repo_digests: BTreeSet::new(),
             added: crate::time::now_rfc3339(),
             tags: Vec::new(),
+            parent: None,
         })
     }
 

@@ -542,14 +542,27 @@ pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<()> {
         if addr == gateway && p == prefix {
             have_it = true;
         } else {
-            s.request(
+            let removed = s.request(
                 || format!("remove stale address {addr}/{p} from {name}"),
                 address_msg(RTM_DELADDR, 0, i, addr, p),
-            )?;
+            );
+            match removed {
+                // Removed meanwhile by a concurrent call for the same bridge.
+                Err(Error::Netlink { ref source, .. })
+                    if source.raw_os_error() == Some(libc::EADDRNOTAVAIL) => {}
+                other => other?,
+            }
         }
     }
     if !have_it {
-        add_address(&mut s, name, i, gateway, prefix)?;
+        match add_address(&mut s, name, i, gateway, prefix) {
+            // Two containers of a new network starting at once both find the
+            // bridge without its address; the second one's add is EEXIST and
+            // the address is the one it wanted.
+            Err(Error::Netlink { ref source, .. })
+                if source.raw_os_error() == Some(libc::EEXIST) => {}
+            other => other?,
+        }
     }
     up(&mut s, name, i)
 }

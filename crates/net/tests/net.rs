@@ -220,6 +220,44 @@ fn bridge_is_idempotent_and_fixes_its_address() {
     link::delete_link(&br).expect("delete missing");
 }
 
+/// Compose starts the first containers of a new network in parallel: each
+/// start ensures the bridge, and every one must succeed with one address.
+#[test]
+fn concurrent_ensure_bridge_calls_all_succeed() {
+    if !root() {
+        return;
+    }
+    let mut c = Cleanup::new();
+    let s = test_subnet();
+    let br = unique("caistc");
+    c.links.push(br.clone());
+    for round in 0..20 {
+        let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (br, start) = (br.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    link::ensure_bridge(&br, s.first_host(), s.prefix)
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join()
+                .expect("thread")
+                .expect("ensure_bridge under contention");
+        }
+        let addrs = std::process::Command::new("ip")
+            .args(["-4", "-o", "addr", "show", "dev", &br])
+            .output()
+            .expect("ip addr (read-only check)");
+        let text = String::from_utf8_lossy(&addrs.stdout);
+        assert_eq!(text.lines().count(), 1, "round {round}: {text}");
+        assert!(text.contains(&format!("{}/24", s.first_host())), "{text}");
+        link::delete_link(&br).expect("delete");
+    }
+}
+
 #[test]
 fn two_namespaces_on_a_bridge_talk() {
     if !root() {

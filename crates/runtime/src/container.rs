@@ -275,8 +275,19 @@ impl Runtime {
         for what in cgroup.skipped(&resources) {
             crate::log::warn(&format!("{what}: not applied"));
         }
+        // The device rules go on once init has made the container's device
+        // nodes (Msg::Hooks): making a node needs the `m` access, which the
+        // rules may not give (`--device /dev/x:/dev/y:r`); nothing of the
+        // container's own runs before that.
+        let mut early = resources.clone();
+        let mut device_rules = early.devices().clone().map(|d| {
+            let mut r = LinuxResources::default();
+            r.set_devices(Some(d));
+            r
+        });
+        early.set_devices(None);
         if let Err(e) = cgroup
-            .apply(&resources)
+            .apply(&early)
             .and_then(|_| cgroup.add_process(bootstrap.as_raw()))
         {
             let _ = kill(bootstrap, Signal::SIGKILL);
@@ -325,6 +336,9 @@ impl Runtime {
                     }
                 }
                 Msg::Hooks => {
+                    if let Some(r) = device_rules.take() {
+                        cgroup.apply(&r)?;
+                    }
                     // runtime.md: "created" holds from the end of lifecycle
                     // step 2, before the prestart/createRuntime hooks run.
                     state_doc.pid = init_pid;
@@ -338,7 +352,12 @@ impl Runtime {
                         .send(&Msg::Ack)
                         .context(|| "resuming init after hooks".into())?;
                 }
-                Msg::Ready => break,
+                Msg::Ready => {
+                    if let Some(r) = device_rules.take() {
+                        cgroup.apply(&r)?;
+                    }
+                    break;
+                }
                 Msg::Error(e) => {
                     if init_pid.is_none() {
                         reap_bootstrap();
@@ -859,14 +878,23 @@ fn resources_with_default_devices(
         rules.push(allow(Some(major), Some(minor)));
     }
     rules.push(allow(Some(136), None));
+    let spec_rules = rules.clone();
     for d in spec
         .linux()
         .as_ref()
         .and_then(|l| l.devices().clone())
         .unwrap_or_default()
     {
-        // A fifo is no device to the device cgroup: nothing to allow.
-        if d.typ() != LinuxDeviceType::P {
+        // A fifo is no device to the device cgroup: nothing to allow. A
+        // device the spec's own rules name keeps the access they give
+        // (`--device /dev/x:/dev/y:r` is read-only).
+        let named = spec_rules.iter().any(|r| {
+            r.allow()
+                && r.typ() == Some(d.typ())
+                && r.major() == Some(d.major())
+                && r.minor() == Some(d.minor())
+        });
+        if d.typ() != LinuxDeviceType::P && !named {
             rules.push(LinuxDeviceCgroup::from(&d));
         }
     }

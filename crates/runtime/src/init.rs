@@ -303,7 +303,7 @@ fn init_until_ready(plan: &InitPlan) -> Result<CString> {
         let r = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
         Errno::result(r).context(|| format!("setting domainname {name:?}"))?;
     }
-    rootfs::prepare(&rootfs::Prepare {
+    let host_mounts_slave = rootfs::prepare(&rootfs::Prepare {
         rootfs: &plan.rootfs,
         bundle: &plan.bundle,
         mounts: &plan.mounts,
@@ -325,7 +325,7 @@ fn init_until_ready(plan: &InitPlan) -> Result<CString> {
         state.status = crate::state::Status::Created;
         crate::hooks::run_all(&plan.create_container_hooks, &state)?;
     }
-    rootfs::pivot_root(&plan.rootfs)?;
+    rootfs::pivot_root_keeping(&plan.rootfs, host_mounts_slave)?;
     // Before finalize: /proc/sys is usually among the read-only paths.
     rootfs::sysctl(&plan.sysctl)?;
     if plan.process.terminal {

@@ -261,11 +261,26 @@ pub struct Prepare<'a> {
     pub idmapped: &'a [Option<OwnedFd>],
 }
 
-/// Mounts everything under the rootfs, before `pivot_root`.
-pub fn prepare(p: &Prepare<'_>) -> Result<()> {
-    // Keep the container's mounts from propagating back to the host.
-    let root_flags = host_side_propagation(p.propagation)?;
-    sys_mount(None, Path::new("/"), None, root_flags, None)?;
+/// Mounts everything under the rootfs, before `pivot_root`. True when
+/// every mount of the host's was made slave or private one by one (a
+/// shared bind asked for it), so the old root cannot propagate and
+/// `pivot_root_keeping` must leave the new root's mounts as they are.
+pub fn prepare(p: &Prepare<'_>) -> Result<bool> {
+    // Keep the container's mounts from propagating back to the host, but
+    // for what a shared bind asks (see `shared_bind_sources`).
+    let keep = shared_bind_sources(p.mounts);
+    if keep.is_empty() {
+        let root_flags = host_side_propagation(p.propagation)?;
+        sys_mount(None, Path::new("/"), None, root_flags, None)?;
+    } else {
+        for point in mount_points()? {
+            if !keep.contains(&point) {
+                // A mount hidden under another cannot be named: it is
+                // reached by no path the container can mount under.
+                let _ = sys_mount(None, &point, None, MsFlags::MS_SLAVE, None);
+            }
+        }
+    }
     // pivot_root needs the new root to be a mount point.
     sys_mount(
         Some(p.rootfs),
@@ -290,7 +305,102 @@ pub fn prepare(p: &Prepare<'_>) -> Result<()> {
     for d in p.devices {
         create_device(p.rootfs, d, p.in_userns)?;
     }
-    Ok(())
+    // The shared binds are made: the host's mounts they came from go
+    // slave too, so nothing else (pivot_root, the old root's detach)
+    // reaches the host.
+    for point in &keep {
+        sys_mount(None, point, None, MsFlags::MS_SLAVE, None)?;
+    }
+    Ok(!keep.is_empty())
+}
+
+/// The host's mounts that must stay shared while a container's mounts are
+/// made: those holding the source of a bind with `shared` or `rshared`
+/// propagation (and, for `rshared`, the mounts below its source). A bind
+/// of a shared mount joins its peer group, so mounts made at the bind's
+/// destination in the container reach the host and the host's reach the
+/// container (mount_namespaces(7), "Shared subtrees"); every other mount
+/// is made slave one by one, so nothing else the runtime mounts leaks.
+fn shared_bind_sources(mounts: &[Mount]) -> Vec<PathBuf> {
+    let wanted: Vec<(PathBuf, bool)> = mounts
+        .iter()
+        .filter_map(|m| {
+            let opts = m.options().as_deref().unwrap_or(&[]);
+            let recursive = opts.iter().any(|o| o == "rshared");
+            let shared = recursive || opts.iter().any(|o| o == "shared");
+            let bind = m.typ().as_deref() == Some("bind")
+                || opts.iter().any(|o| o == "bind" || o == "rbind");
+            let source = m.source().as_ref()?;
+            (shared && bind).then(|| {
+                (
+                    fs::canonicalize(source).unwrap_or_else(|_| source.clone()),
+                    recursive,
+                )
+            })
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let points = mount_points().unwrap_or_default();
+    let mut keep = Vec::new();
+    for (source, recursive) in wanted {
+        // The mount holding the source: the longest mount point above it.
+        if let Some(holder) = points
+            .iter()
+            .filter(|p| source.starts_with(p))
+            .max_by_key(|p| p.as_os_str().len())
+        {
+            keep.push(holder.clone());
+        }
+        if recursive {
+            keep.extend(
+                points
+                    .iter()
+                    .filter(|p| p.starts_with(&source) && **p != source)
+                    .cloned(),
+            );
+        }
+    }
+    keep.sort();
+    keep.dedup();
+    keep
+}
+
+/// Every mount point of this mount namespace, parents before children.
+fn mount_points() -> Result<Vec<PathBuf>> {
+    let info = fs::read_to_string("/proc/self/mountinfo")
+        .context(|| "reading /proc/self/mountinfo".to_string())?;
+    let mut points: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(unescape_mountinfo(p)))
+        .collect();
+    points.sort_by_key(|p| p.components().count());
+    points.dedup();
+    Ok(points)
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
+fn unescape_mountinfo(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let code: String = chars.clone().take(3).collect();
+            if code.len() == 3 && code.chars().all(|d| ('0'..='7').contains(&d)) {
+                if let Ok(n) = u8::from_str_radix(&code, 8) {
+                    out.push(n as char);
+                    for _ in 0..3 {
+                        chars.next();
+                    }
+                    continue;
+                }
+            }
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn mount_one(p: &Prepare<'_>, m: &Mount, idmapped: Option<&OwnedFd>) -> Result<()> {
@@ -648,18 +758,28 @@ fn create_device(rootfs: &Path, d: &LinuxDevice, in_userns: bool) -> Result<()> 
 /// old root, so no path leads back to the host's filesystem (a chroot would
 /// leave it reachable).
 pub fn pivot_root(rootfs: &Path) -> Result<()> {
+    pivot_root_keeping(rootfs, false)
+}
+
+/// [`pivot_root`]; with `host_mounts_slave` (see [`prepare`]) the
+/// recursive slave before the old root's detach is left out: it reaches
+/// the new root's mounts too (mount(2) resolves "." to the new root), and
+/// would cut a shared bind from its peers on the host.
+pub fn pivot_root_keeping(rootfs: &Path, host_mounts_slave: bool) -> Result<()> {
     nix::unistd::chdir(rootfs).context(|| format!("chdir {}", rootfs.display()))?;
     // pivot_root(".", ".") stacks the old root under the new one at the same
     // place; unmounting "." then removes it without needing a directory for it.
     nix::unistd::pivot_root(".", ".").context(|| format!("pivot_root {}", rootfs.display()))?;
     // Make sure the unmount below cannot propagate to the host.
-    sys_mount(
-        None,
-        Path::new("."),
-        None,
-        MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        None,
-    )?;
+    if !host_mounts_slave {
+        sys_mount(
+            None,
+            Path::new("."),
+            None,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None,
+        )?;
+    }
     umount2(".", MntFlags::MNT_DETACH).context(|| "detaching the old root".to_string())?;
     nix::unistd::chdir("/").context(|| "chdir /".to_string())
 }
@@ -671,6 +791,26 @@ pub fn pivot_root(rootfs: &Path) -> Result<()> {
 /// needs a mount point) and pivoted into, and the old root detached, so no
 /// symlink or `..` inside the container leads to a host path.
 pub fn enter_privately(rootfs: &Path) -> Result<()> {
+    enter_privately_with(rootfs, &[])
+}
+
+/// A host directory or file that [`enter_privately_with`] binds into the
+/// root it enters (a container's volume or bind mount).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelperBind {
+    /// The host path.
+    pub source: PathBuf,
+    /// Where it appears inside the root (resolved within it).
+    pub destination: PathBuf,
+    pub readonly: bool,
+}
+
+/// [`enter_privately`], with `binds` mounted inside `rootfs` first (in the
+/// order given, so a later one may sit inside an earlier one), as the
+/// container sees them. Each destination is resolved inside the root
+/// (symlinks and `..` cannot leave it) and created when missing; the
+/// binds exist in the private namespace only.
+pub fn enter_privately_with(rootfs: &Path, binds: &[HelperBind]) -> Result<()> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
         .context(|| "unsharing the mount namespace".to_string())?;
     sys_mount(
@@ -687,6 +827,23 @@ pub fn enter_privately(rootfs: &Path) -> Result<()> {
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None,
     )?;
+    for b in binds {
+        let dest = secure_join(rootfs, &b.destination)
+            .context(|| format!("resolving mount destination {}", b.destination.display()))?;
+        let meta =
+            fs::metadata(&b.source).context(|| format!("bind source {}", b.source.display()))?;
+        make_mount_point(&dest, meta.is_dir())?;
+        sys_mount(
+            Some(&b.source),
+            &dest,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )?;
+        if b.readonly {
+            remount_bind_flags(&dest, MsFlags::MS_RDONLY | kept_flags(&dest))?;
+        }
+    }
     pivot_root(rootfs)
 }
 
@@ -882,6 +1039,27 @@ fn mount_setattr_recursive(path: &Path, attrs: u64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mountinfo_paths_unescape() {
+        assert_eq!(unescape_mountinfo("/a\\040b\\011c\\134d"), "/a b\tc\\d");
+        assert_eq!(unescape_mountinfo("/plain\\x"), "/plain\\x");
+    }
+
+    #[test]
+    fn shared_binds_keep_the_mount_holding_their_source() {
+        let bind = |src: &str, opt: &str| -> Mount {
+            serde_json::from_value(serde_json::json!({
+                "destination": "/m", "type": "bind", "source": src, "options": ["rbind", opt]
+            }))
+            .expect("a mount")
+        };
+        assert!(shared_bind_sources(&[bind("/tmp", "rprivate")]).is_empty());
+        let keep = shared_bind_sources(&[bind("/proc/self", "rshared")]);
+        // /proc is a mount point of every namespace; its own submounts
+        // (/proc/sys/fs/binfmt_misc...) are not below /proc/<pid>.
+        assert!(keep.contains(&PathBuf::from("/proc")), "{keep:?}");
+    }
     use std::os::unix::fs::symlink;
 
     #[test]

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 pub struct Daemon {
     pub dir: tempfile::TempDir,
     binary: PathBuf,
+    /// Daemon flags besides the paths (`--cdi-spec-dir DIR`...).
+    args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -19,6 +21,11 @@ impl Daemon {
     /// Starts `binary daemon`; with `busybox`, the store first gets a
     /// busybox image named `busybox`.
     pub fn start(binary: &str, busybox: bool) -> Daemon {
+        Daemon::start_with(binary, busybox, &[])
+    }
+
+    /// [`Daemon::start`] with more daemon flags.
+    pub fn start_with(binary: &str, busybox: bool, args: &[&str]) -> Daemon {
         // Short paths: unix socket names are limited to 108 bytes.
         let dir = tempfile::Builder::new()
             .prefix("cd")
@@ -27,6 +34,7 @@ impl Daemon {
         let mut d = Daemon {
             dir,
             binary: PathBuf::from(binary),
+            args: args.iter().map(|a| a.to_string()).collect(),
             child: None,
         };
         if busybox {
@@ -96,6 +104,7 @@ impl Daemon {
             .arg(self.root())
             .arg("--exec-root")
             .arg(self.dir.path().join("run"))
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -196,5 +205,56 @@ impl Daemon {
                     .status();
             }
         }
+    }
+}
+
+/// The daemon a whole test binary shares (`shared(binary, busybox)`):
+/// started on first use, stopped and cleaned up (every container removed,
+/// bridges deleted) when the test process exits.
+static SHARED: std::sync::OnceLock<std::sync::Mutex<Option<Daemon>>> = std::sync::OnceLock::new();
+
+extern "C" fn stop_shared() {
+    if let Some(m) = SHARED.get() {
+        let taken = m.lock().ok().and_then(|mut d| d.take());
+        drop(taken);
+    }
+}
+
+/// A daemon shared by every test of this binary; see [`SHARED`]. Tests
+/// using it must not disturb each other: unique names, their own project
+/// or network names, ports chosen free.
+pub fn shared(binary: &str, busybox: bool) -> SharedDaemon {
+    shared_with(binary, busybox, &[])
+}
+
+/// [`shared`] with more daemon flags (those of the first call).
+pub fn shared_with(binary: &str, busybox: bool, args: &[&str]) -> SharedDaemon {
+    let m = SHARED.get_or_init(|| {
+        // SAFETY: registering a plain extern "C" function with atexit has
+        // no precondition; it runs once at process exit.
+        unsafe { libc::atexit(stop_shared) };
+        std::sync::Mutex::new(Some(Daemon::start_with(binary, busybox, args)))
+    });
+    let d = m.lock().unwrap_or_else(|e| e.into_inner());
+    let d = d.as_ref().expect("the shared daemon lives until exit");
+    SharedDaemon {
+        host: d.host(),
+        dir: d.dir.path().to_path_buf(),
+    }
+}
+
+/// What a test needs of the shared daemon (the daemon itself stays in
+/// the fixture).
+#[derive(Debug, Clone)]
+pub struct SharedDaemon {
+    /// `unix://...`.
+    pub host: String,
+    /// The fixture's directory (socket, logs, data root).
+    pub dir: PathBuf,
+}
+
+impl SharedDaemon {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
     }
 }

@@ -1,12 +1,15 @@
 //! Test helpers (dev-only): privilege checks, busybox root filesystems and
-//! OCI bundles, images, temporary state roots; `daemon` and `registry` are
-//! the engine daemon and registry fixtures (the docker CLI helpers live in
-//! the daemon fixture). A missing requirement fails under `CI`, skips
+//! OCI bundles, images, temporary state roots; `daemon`, `registry` and
+//! `kube` are the engine daemon, registry and Kubernetes API server
+//! fixtures (the docker CLI helpers live in the daemon fixture, kubectl's
+//! in the kube one). A missing requirement fails under `CI`, skips
 //! otherwise.
 
 pub mod registry;
 
 pub mod daemon;
+
+pub mod kube;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};

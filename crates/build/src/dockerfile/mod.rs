@@ -27,6 +27,7 @@ pub mod ast;
 mod expand;
 mod instructions;
 mod lines;
+pub mod run_flags;
 /// Fuzz entry point (`fuzz/` and the corpus tests): any text is parsed or
 /// refused with an error naming a line inside the text, never a panic.
 #[doc(hidden)]

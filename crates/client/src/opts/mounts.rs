@@ -198,7 +198,8 @@ mod tests {
             m.tmpfs_options,
             Some(TmpfsOptions {
                 size_bytes: 64 << 20,
-                mode: 0o1777
+                mode: 0o1777,
+                ..Default::default()
             })
         );
         assert!(

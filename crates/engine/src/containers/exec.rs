@@ -76,6 +76,31 @@ impl Execs {
         if config.cmd.is_empty() {
             return Err(Error::InvalidArgument("No exec command specified".into()));
         }
+        if !config.detach_keys.is_empty() && !valid_detach_keys(&config.detach_keys) {
+            return Err(Error::InvalidArgument(format!(
+                "Invalid escape keys ({}) provided",
+                config.detach_keys
+            )));
+        }
+        if !config.working_dir.is_empty() && !config.working_dir.starts_with('/') {
+            return Err(Error::InvalidArgument(format!(
+                "the working directory '{}' is invalid, it needs to be an absolute path",
+                config.working_dir
+            )));
+        }
+        for e in &config.env {
+            if e.is_empty() || e.starts_with('=') {
+                return Err(Error::InvalidArgument(format!(
+                    "invalid environment variable: {e}"
+                )));
+            }
+        }
+        // The user is looked up now, for an early answer (again at start:
+        // the container may change its /etc/passwd meanwhile).
+        if !config.user.is_empty() {
+            let rootfs = self.images.container_mount(id)?.target;
+            spec::resolve_user(&rootfs, &config.user).map_err(Error::InvalidArgument)?;
+        }
         let exec_id = random_hex(32);
         self.lock().insert(
             exec_id.clone(),
@@ -148,21 +173,31 @@ impl Execs {
         if !config.working_dir.is_empty() {
             process["cwd"] = config.working_dir.clone().into();
         }
+        // The container's environment, then the exec's replacing or
+        // adding to it (a bare name unsets), as dockerd makes it.
         let mut env: Vec<String> =
             serde_json::from_value(process["env"].clone()).unwrap_or_default();
-        env.extend(config.env.iter().cloned());
         if config.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
             env.push("TERM=xterm".into());
         }
+        spec::apply_env(&mut env, &config.env);
         process["env"] = serde_json::json!(env);
         if !config.user.is_empty() {
             let rootfs = self.images.container_mount(&container)?.target;
-            let (uid, gid, extra) =
+            let (uid, gid, mut extra) =
                 spec::resolve_user(&rootfs, &config.user).map_err(Error::InvalidArgument)?;
+            // The container's `GroupAdd` goes along, as dockerd adds it.
+            for g in spec::resolve_groups(&rootfs, &rec.host_config.group_add)
+                .map_err(Error::InvalidArgument)?
+            {
+                if !extra.contains(&g) {
+                    extra.push(g);
+                }
+            }
             process["user"] = serde_json::json!({"uid": uid, "gid": gid, "additionalGids": extra});
         }
         if config.privileged {
-            let all: Vec<&str> = spec::DEFAULT_CAPS.to_vec();
+            let all = spec::all_caps();
             process["capabilities"] =
                 serde_json::json!({"bounding": all, "effective": all, "permitted": all});
         }
@@ -171,6 +206,10 @@ impl Execs {
             .map_err(Error::io("writing the exec process", &process_file))?;
         let mut cmd = self.cfg.runtime_command();
         cmd.arg("exec").arg("--process").arg(&process_file);
+        // Written once the process runs: without it, it never started.
+        let pid_file = self.pid_file(&container, exec_id);
+        let _ = fs::remove_file(&pid_file);
+        cmd.arg("--pid-file").arg(&pid_file);
         if let Some(s) = console_socket {
             cmd.arg("--console-socket").arg(s);
         }
@@ -186,17 +225,42 @@ impl Execs {
         Ok((cmd, config, container))
     }
 
-    /// Records an exec's exit code and forgets its process file.
+    /// Where `cais runtime exec` writes the process's pid once it runs.
+    fn pid_file(&self, container: &str, exec_id: &str) -> std::path::PathBuf {
+        self.table
+            .dir(container)
+            .join(format!("exec-{exec_id}.pid"))
+    }
+
+    /// The exec's process id once it runs (recorded for inspect), `None`
+    /// while it has not started or when it could not be started.
+    pub fn started(&self, exec_id: &str) -> Option<i64> {
+        let container = self.lock().get(exec_id)?.container.clone();
+        let pid: i64 = fs::read_to_string(self.pid_file(&container, exec_id))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        self.set_pid(exec_id, pid);
+        Some(pid)
+    }
+
+    /// The detach keys of an exec, as its create request gave them.
+    pub fn detach_keys(&self, exec_id: &str) -> Option<String> {
+        self.lock()
+            .get(exec_id)
+            .map(|e| e.config.detach_keys.clone())
+    }
+
+    /// Records an exec's exit code and forgets its process and pid files.
     pub fn finished(&self, exec_id: &str, code: i64) {
         let mut execs = self.lock();
         if let Some(e) = execs.get_mut(exec_id) {
             e.running = false;
             e.exit_code = Some(code);
-            let _ = fs::remove_file(
-                self.table
-                    .dir(&e.container)
-                    .join(format!("exec-{exec_id}.json")),
-            );
+            let dir = self.table.dir(&e.container);
+            let _ = fs::remove_file(dir.join(format!("exec-{exec_id}.json")));
+            let _ = fs::remove_file(dir.join(format!("exec-{exec_id}.pid")));
         }
     }
 
@@ -206,10 +270,19 @@ impl Execs {
         }
     }
 
-    /// Keeps a running exec's terminal master, for `resize`.
+    /// Keeps a running exec's terminal master, for `resize`, and gives
+    /// the terminal the size the exec asked for (`ConsoleSize`).
     pub fn set_terminal(&self, exec_id: &str, master: Arc<OwnedFd>) {
-        if let Some(e) = self.lock().get_mut(exec_id) {
-            e.terminal = Some(master);
+        let size = self.lock().get_mut(exec_id).and_then(|e| {
+            e.terminal = Some(master.clone());
+            e.config.console_size
+        });
+        if let Some([h, w]) = size.filter(|[h, w]| *h > 0 && *w > 0) {
+            set_size(
+                &master,
+                h.min(u16::MAX as u64) as u16,
+                w.min(u16::MAX as u64) as u16,
+            );
         }
     }
 
@@ -227,15 +300,50 @@ impl Execs {
             .get(exec_id)
             .and_then(|e| e.terminal.as_ref())
             .ok_or_else(|| Error::not_found(Kind::ExecTerminal, exec_id))?;
-        let ws = libc::winsize {
-            ws_row: height,
-            ws_col: width,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCSWINSZ reads one winsize, which `ws` is, and the
-        // master is an open terminal descriptor this session owns.
-        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        set_size(master, height, width);
         Ok(())
+    }
+}
+
+fn set_size(master: &OwnedFd, height: u16, width: u16) {
+    let ws = libc::winsize {
+        ws_row: height,
+        ws_col: width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize, which `ws` is, and the
+    // master is an open terminal descriptor this session owns.
+    unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+}
+
+/// A detach key sequence as docker writes it: comma-separated keys, each
+/// one character or `ctrl-` and one of `a`-`z`, `@`, `[`, `\`, `]`, `^`, `_`.
+pub fn valid_detach_keys(keys: &str) -> bool {
+    keys.split(',').all(|k| {
+        let k = k.trim();
+        match k.strip_prefix("ctrl-") {
+            Some(c) => {
+                c.len() == 1
+                    && c.chars()
+                        .all(|c| c.is_ascii_lowercase() || "@[\\]^_".contains(c))
+            }
+            None => k.chars().count() == 1,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys_follow_dockers_grammar() {
+        for ok in ["ctrl-p,ctrl-q", "ctrl-x", "a", "ctrl-@,ctrl-_", "ctrl-\\"] {
+            assert!(valid_detach_keys(ok), "{ok}");
+        }
+        for bad in ["", "ctrl-", "ctrl-ab", "ctrl-1", "ab", "ctrl-p,,ctrl-q"] {
+            assert!(!valid_detach_keys(bad), "{bad}");
+        }
     }
 }

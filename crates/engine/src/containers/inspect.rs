@@ -50,7 +50,14 @@ impl Views {
             restart_count: r.restart_count,
             driver: "overlay2".into(),
             platform: "linux".into(),
-            host_config: r.host_config.clone(),
+            host_config: {
+                // dockerd records its default log driver at create.
+                let mut h = r.host_config.clone();
+                if h.log_config.kind.is_empty() {
+                    h.log_config.kind = "json-file".into();
+                }
+                h
+            },
             mounts: r.mounts.clone(),
             config: r.config.clone(),
             network_settings: network_settings(&r),
@@ -176,7 +183,9 @@ impl Views {
                 "precpu_stats": {"cpu_usage": {"total_usage": 0}}, "memory_stats": {}, "pids_stats": {}}),
             );
         }
-        let cg = self.cfg.cgroup(id)?;
+        let path = crate::containers::settings::cgroup_path(&rec.host_config.cgroup_parent, id)
+            .map_err(Error::InvalidArgument)?;
+        let cg = self.cfg.cgroup(id, &path)?;
         let s = serde_json::to_value(cg.stats().map_err(|source| Error::Cgroups {
             action: "reading the stats of",
             id: id.to_string(),
@@ -266,7 +275,7 @@ impl Views {
             }
         }
         out.sort_by(|a, b| a["Path"].as_str().cmp(&b["Path"].as_str()));
-        Ok(out)
+        Ok(hide_mount_points(out))
     }
 
     /// Per-interface counters of a running container (docker stats).
@@ -461,6 +470,44 @@ fn matches_filters(
         && since.is_none_or(|s| r.created.as_str() > s))
 }
 
+/// Files and directories the engine mounts over in every container (the
+/// /etc files it provides, the runtime's /proc, /dev and /sys) are created
+/// in the container's layer as mount points; dockerd keeps them in an init
+/// layer below it, so they are no change of the container's. They leave
+/// `changes`, and so do directories changed only by holding them.
+fn hide_mount_points(changes: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+    const MOUNT_POINTS: [&str; 11] = [
+        "/etc/hostname",
+        "/etc/hosts",
+        "/etc/resolv.conf",
+        "/proc",
+        "/sys",
+        "/dev",
+        "/dev/pts",
+        "/dev/shm",
+        "/dev/mqueue",
+        "/dev/console",
+        "/.dockerenv",
+    ];
+    let path = |c: &serde_json::Value| c["Path"].as_str().unwrap_or_default().to_string();
+    let kept: Vec<serde_json::Value> = changes
+        .into_iter()
+        .filter(|c| !MOUNT_POINTS.contains(&path(c).as_str()))
+        .collect();
+    // A modified (kind 0) parent of a mount point stays only when
+    // something else changed below it.
+    let holds_mount_point = |p: &str| MOUNT_POINTS.iter().any(|m| m.starts_with(&format!("{p}/")));
+    let paths: Vec<String> = kept.iter().map(path).collect();
+    kept.into_iter()
+        .filter(|c| {
+            let p = path(c);
+            c["Kind"] != 0
+                || !holds_mount_point(&p)
+                || paths.iter().any(|o| o.starts_with(&format!("{p}/")))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,5 +533,26 @@ mod tests {
         assert!(status_text(&s).starts_with("Exited (3) "));
         assert_eq!(human_duration(59), "59 seconds");
         assert_eq!(human_duration(3 * 86400), "3 days");
+    }
+
+    #[test]
+    fn changes_leave_out_the_engines_mount_points() {
+        let c = |p: &str, k: i32| serde_json::json!({"Path": p, "Kind": k});
+        let seen = vec![
+            c("/etc", 0),
+            c("/etc/hostname", 1),
+            c("/etc/hosts", 1),
+            c("/etc/resolv.conf", 1),
+            c("/test", 1),
+        ];
+        assert_eq!(hide_mount_points(seen), vec![c("/test", 1)]);
+        // /etc stays when something else changed in it.
+        let seen = vec![c("/etc", 0), c("/etc/hosts", 1), c("/etc/motd", 1)];
+        assert_eq!(
+            hide_mount_points(seen),
+            vec![c("/etc", 0), c("/etc/motd", 1)]
+        );
+        // An /etc the container made is a change of its own.
+        assert_eq!(hide_mount_points(vec![c("/etc", 1)]), vec![c("/etc", 1)]);
     }
 }

@@ -16,23 +16,27 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cais_api::{ContainerConfig, CreateRequest, CreateResponse, HostConfig};
+use cais_api::{ContainerConfig, ContainerUpdate, CreateRequest, CreateResponse, HostConfig};
 use cais_image::ImageStore;
 use nix::sys::signal::Signal;
 use tokio::sync::oneshot;
 
 use crate::config::Config;
 use crate::containers::health::{self, has_test};
+use crate::containers::settings::{self, Kernel};
 use crate::containers::state::{Change, Container, State};
 use crate::containers::table::Table;
 use crate::containers::{monitor, mounts};
+use crate::devices;
 use crate::error::{Error, Kind, Result};
 use crate::events::Events;
 use crate::filters::Filters;
 use crate::ids::{now, random_hex, random_name, valid_name};
+use crate::logfile;
 use crate::networks::wiring::Wiring;
 use crate::shim;
 use crate::spec;
+use crate::spec::{Namespaces, Ns, Shm};
 use crate::timing::Steps;
 use crate::trash::Trash;
 use crate::volumes::Volumes;
@@ -61,6 +65,8 @@ pub struct Containers {
     /// Attach clients waiting for a container's shim, by container id:
     /// `start` connects them to the shim before the process runs.
     attach_gate: Mutex<HashMap<String, Gate>>,
+    /// What the host's cgroups can do, read once.
+    kernel: std::sync::OnceLock<Kernel>,
 }
 
 impl Containers {
@@ -83,11 +89,17 @@ impl Containers {
             wiring,
             trash,
             attach_gate: Mutex::new(HashMap::new()),
+            kernel: std::sync::OnceLock::new(),
         }
     }
 
-    /// `POST /containers/create`.
-    pub fn create(&self, req: CreateRequest, name: Option<&str>) -> Result<CreateResponse> {
+    fn kernel(&self) -> &Kernel {
+        self.kernel.get_or_init(Kernel::detect)
+    }
+
+    /// `POST /containers/create`: the request checked (see `settings`),
+    /// then recorded; the answer carries dockerd's warnings.
+    pub fn create(&self, mut req: CreateRequest, name: Option<&str>) -> Result<CreateResponse> {
         let mut steps = Steps::new("create", name.unwrap_or_default());
         let name = match name
             .map(|n| n.trim_start_matches('/'))
@@ -109,13 +121,38 @@ impl Containers {
         if req.config.image.is_empty() {
             return Err(Error::InvalidArgument("no image given".into()));
         }
-        validate_host_config(&req.host_config)?;
+        let warnings = settings::check_create(
+            &mut req,
+            &settings::Context {
+                kernel: self.kernel(),
+                resolve: &|n: &str| self.table.resolve(n),
+                cdi_dirs: &self.cfg.cdi_spec_dirs,
+            },
+        )?;
+        // `MacAddress` of the config (before API 1.44) is the first
+        // network's, unless the endpoint names one.
+        if !req.config.mac_address.is_empty() {
+            let nc = req.networking_config.get_or_insert_with(Default::default);
+            let net = match req.host_config.network_mode.as_str() {
+                "" | "default" => "bridge".to_string(),
+                m => m.to_string(),
+            };
+            let ep = nc.endpoints_config.entry(net).or_default();
+            if ep.mac_address.is_empty() {
+                ep.mac_address = req.config.mac_address.clone();
+            }
+        }
         // A missing network is the request's fault here, not a missing
         // resource: the docker CLI answers any 404 from create by pulling
         // the image and trying again, which would hide this message.
+        // `NetworkDisabled`: no network but loopback, whatever the mode.
+        let mut net_host = req.host_config.clone();
+        if req.config.network_disabled {
+            net_host.network_mode = "none".into();
+        }
         let endpoints = self
             .wiring
-            .endpoints_for_create(&req.host_config, req.networking_config.as_ref())
+            .endpoints_for_create(&net_host, req.networking_config.as_ref())
             .map_err(|e| match e {
                 Error::NotFound { .. } => Error::InvalidArgument(e.message()),
                 other => other,
@@ -207,10 +244,7 @@ impl Containers {
         match result {
             Ok(rec) => {
                 rec.emit(&self.events, "create", &[]);
-                Ok(CreateResponse {
-                    id,
-                    warnings: Vec::new(),
-                })
+                Ok(CreateResponse { id, warnings })
             }
             Err(e) => {
                 self.table.discard(&id);
@@ -227,7 +261,22 @@ impl Containers {
         fs::create_dir_all(&dir).map_err(Error::io("creating the container directory", &dir))?;
         self.images.prepare_container(id, manifest)?;
         let mut rec = self.table.get(id)?;
-        let (mounts, anonymous) = mounts::plan(&self.volumes, &rec)?;
+        // Group names are the image's: refused now rather than at start.
+        if rec
+            .host_config
+            .group_add
+            .iter()
+            .any(|g| g.parse::<u32>().is_err())
+        {
+            let (rootfs, mounted) = self.mount_rootfs(id)?;
+            let groups = spec::resolve_groups(&rootfs, &rec.host_config.group_add);
+            if mounted {
+                self.teardown_rootfs(id);
+            }
+            groups.map_err(Error::InvalidArgument)?;
+        }
+        let lookup = |other: &str| self.table.get(&self.table.resolve(other)?);
+        let (mounts, anonymous) = mounts::plan(&self.volumes, &rec, &lookup)?;
         rec.mounts = mounts;
         rec.anonymous_volumes = anonymous;
         let rec = self.table.update(id, |r| {
@@ -288,33 +337,103 @@ impl Containers {
         let plan = self.wiring.setup(rec)?;
         steps.step("network");
         let mounts = mounts::for_runtime(rec, dir, &rootfs, &plan)?;
-        let (uid, gid, additional_gids) =
+        let h = &rec.host_config;
+        let (uid, gid, mut additional_gids) =
             spec::resolve_user(&rootfs, &rec.config.user).map_err(Error::InvalidArgument)?;
-        let mut env = rec.config.env.clone();
-        if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
-            env.push(format!("HOSTNAME={}", rec.config.hostname));
+        for g in spec::resolve_groups(&rootfs, &h.group_add).map_err(Error::InvalidArgument)? {
+            if !additional_gids.contains(&g) {
+                additional_gids.push(g);
+            }
         }
-        if rec.config.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-            env.push("TERM=xterm".into());
-        }
+        let env = spec::process_env(
+            &rec.config.env,
+            &rec.config.hostname,
+            rec.config.tty,
+            &plan.link_env,
+        );
         let mut args = vec![rec.path.clone()];
         args.extend(rec.args.clone());
-        if rec.host_config.init == Some(true) {
+        if h.init == Some(true) && h.pid_mode.is_empty() {
             // A tiny init as pid 1 forwards signals and reaps zombies.
             let mut with_init = vec!["/dev/init".to_string(), "--".to_string()];
             with_init.extend(args);
             args = with_init;
         }
-        let seccomp_profile = seccomp_from_opts(&rec.host_config.security_opt)?;
+        let seccomp_profile = seccomp_from_opts(&h.security_opt)?;
         let cwd = if rec.config.working_dir.is_empty() {
             "/".to_string()
         } else {
             rec.config.working_dir.clone()
         };
-        let spec = spec::build(&spec::Input {
+        make_working_dir(&rootfs, &cwd)?;
+        let namespaces = Namespaces {
+            net: match (plan.host_network, &plan.netns) {
+                (true, _) => Ns::Host,
+                (false, Some(p)) => Ns::Join(p.clone()),
+                (false, None) => Ns::Own,
+            },
+            pid: match h.pid_mode.as_str() {
+                "host" => Ns::Host,
+                m => match m.strip_prefix("container:") {
+                    Some(other) => Ns::Join(self.donor_namespace(other, "pid")?.0),
+                    None => Ns::Own,
+                },
+            },
+            ipc: match h.ipc_mode.as_str() {
+                "host" => Ns::Host,
+                m => match m.strip_prefix("container:") {
+                    Some(other) => Ns::Join(self.donor_namespace(other, "ipc")?.0),
+                    None => Ns::Own,
+                },
+            },
+            uts: if h.uts_mode == "host" {
+                Ns::Host
+            } else {
+                Ns::Own
+            },
+            cgroup: if h.cgroupns_mode == "host" {
+                Ns::Host
+            } else {
+                Ns::Own
+            },
+        };
+        let shm = self.shm_for(rec, dir)?;
+        let mut device_edits = spec::DeviceEdits::default();
+        if h.privileged {
+            device_edits.nodes = devices::all_host_devices();
+        }
+        for d in &h.devices {
+            let mut e = devices::host_device(d).map_err(Error::InvalidArgument)?;
+            if h.privileged {
+                // Every device is allowed; only the nodes are new.
+                e.rules.clear();
+            }
+            device_edits
+                .nodes
+                .retain(|n| !e.nodes.iter().any(|m| m["path"] == n["path"]));
+            device_edits.nodes.extend(e.nodes);
+            device_edits.rules.extend(e.rules);
+        }
+        for r in &h.device_cgroup_rules {
+            device_edits
+                .rules
+                .push(devices::cgroup_rule(r).map_err(Error::InvalidArgument)?);
+        }
+        for r in &h.device_requests {
+            device_edits.extend(
+                devices::request(r, &self.cfg.cdi_spec_dirs).map_err(Error::InvalidArgument)?,
+            );
+        }
+        let cgroups_path =
+            settings::cgroup_path(&h.cgroup_parent, id).map_err(Error::InvalidArgument)?;
+        if h.cpu_realtime_runtime > 0 {
+            self.cfg
+                .grant_realtime(&cgroups_path, h.cpu_realtime_runtime)?;
+        }
+        let mut spec = spec::build(&spec::Input {
             id,
             config: &rec.config,
-            host: &rec.host_config,
+            host: h,
             rootfs: &rootfs,
             args,
             env,
@@ -325,9 +444,19 @@ impl Containers {
             hostname: plan.hostname.clone(),
             mounts,
             seccomp_profile,
-            host_network: plan.host_network,
-            netns_path: plan.netns.clone(),
-        });
+            namespaces,
+            shm,
+            devices: &device_edits,
+            cgroups_path: cgroups_path.clone(),
+        })
+        .map_err(Error::InvalidArgument)?;
+        if settings::security_flag(&h.security_opt, "writable-cgroups") {
+            for m in spec["mounts"].as_array_mut().into_iter().flatten() {
+                if m["destination"] == "/sys/fs/cgroup" {
+                    m["options"] = serde_json::json!(["rw", "nosuid", "noexec", "nodev"]);
+                }
+            }
+        }
         steps.step("spec");
         let bundle = dir.join("bundle");
         fs::create_dir_all(&bundle).map_err(Error::io("creating the bundle", &bundle))?;
@@ -336,16 +465,26 @@ impl Containers {
             serde_json::to_vec_pretty(&spec).expect("spec serializes"),
         )
         .map_err(Error::io("writing", bundle.join("config.json")))?;
-        let log_cfg = &rec.host_config.log_config.config;
-        let max_size = log_cfg
-            .get("max-size")
-            .map(|s| parse_size(s))
-            .transpose()?
-            .unwrap_or(0);
-        let max_files: u32 = log_cfg
-            .get("max-file")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(1);
+        let log = logfile::Options::parse(&h.log_config.kind, &h.log_config.config)
+            .map_err(Error::InvalidArgument)?;
+        let command = std::iter::once(rec.path.clone())
+            .chain(rec.args.clone())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let attrs = logfile::Options::attrs(
+            &h.log_config.config,
+            &logfile::Subject {
+                id,
+                name: &rec.name,
+                image_id: &rec.image_id,
+                image_name: &rec.image,
+                command: &command,
+                hostname: &rec.config.hostname,
+                labels: &rec.config.labels,
+                env: &rec.config.env,
+            },
+        )
+        .map_err(Error::InvalidArgument)?;
         steps.step("bundle");
         let started = self
             .spawner
@@ -356,13 +495,27 @@ impl Containers {
                 runtime_root: self.cfg.runtime_root(),
                 terminal: rec.config.tty,
                 stdin: rec.config.open_stdin,
-                log_max_size: max_size,
-                log_max_files: max_files,
-                cgroup_path: Config::cgroup_path(id),
+                log_max_size: log.max_size,
+                log_max_files: log.max_files,
+                no_log: log.driver == logfile::Driver::None,
+                log_attrs: attrs,
+                stdin_once: rec.config.stdin_once,
+                cgroup_path: cgroups_path.clone(),
             })
             .map_err(Error::spawn(self.cfg.exe()))?
             .map_err(|reason| Error::CreateTask { reason })?;
         steps.step("shim");
+        // The terminal's first size (`ConsoleSize`), before any output.
+        let [height, width] = rec.host_config.console_size;
+        if rec.config.tty && height > 0 && width > 0 {
+            let _ = shim::connect(
+                dir,
+                &shim::Request::Resize {
+                    height: height.min(u16::MAX as u64) as u16,
+                    width: width.min(u16::MAX as u64) as u16,
+                },
+            );
+        }
         // Attach clients that came before start are connected to the shim
         // first, so they see all output; later ones connect themselves.
         let waiting = match self.gate().insert(id.clone(), Gate::ShimUp) {
@@ -412,6 +565,78 @@ impl Containers {
         Ok(())
     }
 
+    /// The namespace `kind` of the container whose id `other` a mode names
+    /// (`container:<id>`), which must be running; and its record.
+    fn donor_namespace(&self, other: &str, kind: &str) -> Result<(PathBuf, Container)> {
+        let donor = self.table.get(other).map_err(|e| match e {
+            Error::NotFound { .. } => Error::InvalidArgument(e.message()),
+            e => e,
+        })?;
+        if donor.state.is_restarting() {
+            return Err(Error::Conflict(format!(
+                "Container {other} is restarting, wait until the container is running"
+            )));
+        }
+        if !donor.state.is_running() {
+            return Err(Error::Conflict(format!("Container {other} is not running")));
+        }
+        if kind == "ipc" && !matches!(donor.host_config.ipc_mode.as_str(), "shareable" | "host") {
+            return Err(Error::InvalidArgument(format!(
+                "container {other}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)"
+            )));
+        }
+        let path = PathBuf::from(format!("/proc/{}/ns/{kind}", donor.state.pid()));
+        Ok((path, donor))
+    }
+
+    /// The container's /dev/shm, by its IPC mode: a tmpfs of its own; for
+    /// a shareable one, a tmpfs in its directory that containers joining
+    /// its IPC namespace get too; the host's; or none.
+    fn shm_for(&self, rec: &Container, dir: &Path) -> Result<Shm> {
+        let h = &rec.host_config;
+        Ok(match h.ipc_mode.as_str() {
+            "none" => Shm::Absent,
+            "host" => Shm::Bind("/dev/shm".into()),
+            "shareable" => {
+                let shm = dir.join("shm");
+                if !mounts::is_mounted(&shm) {
+                    fs::create_dir_all(&shm).map_err(Error::io("creating", &shm))?;
+                    let size = if h.shm_size > 0 {
+                        h.shm_size
+                    } else {
+                        settings::DEFAULT_SHM_SIZE
+                    };
+                    nix::mount::mount(
+                        Some("shm"),
+                        &shm,
+                        Some("tmpfs"),
+                        nix::mount::MsFlags::MS_NOSUID
+                            | nix::mount::MsFlags::MS_NODEV
+                            | nix::mount::MsFlags::MS_NOEXEC,
+                        Some(format!("mode=1777,size={size}").as_str()),
+                    )
+                    .map_err(|e| Error::io("mounting a tmpfs at", &shm)(e.into()))?;
+                }
+                Shm::Bind(shm)
+            }
+            m => match m.strip_prefix("container:") {
+                Some(other) => {
+                    let (_, donor) = self.donor_namespace(other, "ipc")?;
+                    if donor.host_config.ipc_mode == "host" {
+                        Shm::Bind("/dev/shm".into())
+                    } else {
+                        Shm::Bind(self.table.dir(&donor.id).join("shm"))
+                    }
+                }
+                None => Shm::Private(if h.shm_size > 0 {
+                    h.shm_size
+                } else {
+                    settings::DEFAULT_SHM_SIZE
+                }),
+            },
+        })
+    }
+
     /// The container's root filesystem, mounted if it is not (a stopped
     /// container, for export or cp); true when this call mounted it, so the
     /// caller unmounts it afterwards.
@@ -428,6 +653,11 @@ impl Containers {
     fn teardown_rootfs(&self, id: &str) {
         if let Ok(m) = self.images.container_mount(id) {
             let _ = cais_image::snapshot::unmount(&m.target);
+        }
+        // A shareable container's /dev/shm.
+        let shm = self.table.dir(id).join("shm");
+        if mounts::is_mounted(&shm) {
+            let _ = nix::mount::umount2(&shm, nix::mount::MntFlags::MNT_DETACH);
         }
     }
 
@@ -537,25 +767,31 @@ impl Containers {
     /// Sends a signal to the container's process.
     pub fn kill(&self, id: &str, signal: &str) -> Result<()> {
         let rec = self.table.get(id)?;
+        let sig = kill_signal(signal, &rec.name)?;
         if !rec.state.is_running() {
-            return Err(Error::Conflict(format!("Container {id} is not running")));
+            return Err(Error::Conflict(format!(
+                "Cannot kill container: {}: Container {id} is not running",
+                rec.name
+            )));
         }
-        let sig = cais_runtime::signal::parse(if signal.is_empty() { "KILL" } else { signal })
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         self.table.update(id, |r| r.manually_stopped = true)?;
-        self.cfg
-            .runtime()
-            .kill(id, sig, false)
-            .map_err(Error::runtime("signalling", id))?;
-        let killed = sig == nix::sys::signal::Signal::SIGKILL;
+        // The runtime library signals what nix names; real-time signals
+        // go through the runtime command.
+        match nix::sys::signal::Signal::try_from(sig) {
+            Ok(signal) => self
+                .cfg
+                .runtime()
+                .kill(id, signal, false)
+                .map_err(Error::runtime("signalling", id))?,
+            Err(_) => {
+                self.cfg.run_runtime(&["kill", id, &sig.to_string()])?;
+            }
+        }
+        let killed = sig == libc::SIGKILL;
         if killed && rec.state.is_paused() {
             let _ = self.cfg.runtime().resume(id);
         }
-        rec.emit(
-            &self.events,
-            "kill",
-            &[("signal", (sig as i32).to_string())],
-        );
+        rec.emit(&self.events, "kill", &[("signal", sig.to_string())]);
         if killed {
             // As dockerd: a SIGKILL returns once the container is gone, so
             // `kill` then `rm` finds it stopped. Other signals may be
@@ -750,7 +986,12 @@ impl Containers {
                 .table
                 .removed_exit_code(id)
                 .unwrap_or(first.state.exit_code())),
-            None => Err(Error::not_found(Kind::Container, id)),
+            // Gone before the condition held (`--rm` removes it as it
+            // exits): it stopped, with the code it left.
+            None => self
+                .table
+                .removed_exit_code(id)
+                .ok_or_else(|| Error::not_found(Kind::Container, id)),
         }
     }
 
@@ -772,8 +1013,9 @@ impl Containers {
     }
 
     /// Removes stopped containers that pass the prune filters (labels,
-    /// created before `until`); returns their ids.
-    pub fn prune(&self, filters: &Filters, until: Option<i64>) -> Vec<String> {
+    /// created before `until`); returns their ids and the bytes their
+    /// writable layers held.
+    pub fn prune(&self, filters: &Filters, until: Option<i64>) -> (Vec<String>, u64) {
         let ids: Vec<String> = self
             .table
             .select(|r| {
@@ -787,9 +1029,42 @@ impl Containers {
             .into_iter()
             .map(|r| r.id)
             .collect();
-        ids.into_iter()
-            .filter(|id| self.remove(id, false, false).is_ok())
-            .collect()
+        let mut reclaimed = 0;
+        let mut removed = Vec::new();
+        for id in ids {
+            // What its writable layer held, measured before it goes.
+            let size = self
+                .images
+                .container_mount(&id)
+                .map(|m| tree_size(&m.upperdir))
+                .unwrap_or(0);
+            if self.remove(&id, false, false).is_ok() {
+                reclaimed += size;
+                removed.push(id);
+            }
+        }
+        (removed, reclaimed)
+    }
+
+    /// Removes the legacy link (`--link name:alias`) that gives container
+    /// `parent` another container as `alias`.
+    pub fn remove_link(&self, parent: &str, alias: &str) -> Result<()> {
+        let alias_of = |link: &str| {
+            let (name, a) = link.split_once(':').unwrap_or((link, link));
+            let a = if a.is_empty() { name } else { a };
+            a.rsplit('/').next().unwrap_or(a).to_string()
+        };
+        let rec = self.table.get(parent)?;
+        if !rec.host_config.links.iter().any(|l| alias_of(l) == alias) {
+            return Err(Error::not_found(
+                Kind::Container,
+                format!("/{}/{alias}", rec.name),
+            ));
+        }
+        self.table.update(parent, |r| {
+            r.host_config.links.retain(|l| alias_of(l) != alias);
+        })?;
+        Ok(())
     }
 
     fn gate(&self) -> std::sync::MutexGuard<'_, HashMap<String, Gate>> {
@@ -825,48 +1100,22 @@ impl Containers {
         Ok(())
     }
 
-    /// `POST /containers/{id}/update`: new resource limits, applied to the
-    /// running container's cgroup and kept for its next start.
-    pub fn update_resources(&self, id: &str, new: &HostConfig) -> Result<Vec<String>> {
+    /// `POST /containers/{id}/update`: what dockerd's update changes
+    /// (resources and the restart policy, see `settings::check_update`),
+    /// applied to the running container's cgroup and kept for its next
+    /// start; the rest of an update is refused.
+    pub fn update_resources(&self, id: &str, update: &ContainerUpdate) -> Result<Vec<String>> {
         let rec = self.table.get(id)?;
-        let mut host = rec.host_config.clone();
-        if new.memory != 0 {
-            host.memory = new.memory;
+        if matches!(rec.state, State::Removing(_) | State::Dead(_)) {
+            return Err(Error::Conflict(format!(
+                "Cannot update container {id}: container is marked for removal and cannot be \"update\""
+            )));
         }
-        if new.memory_swap != 0 {
-            host.memory_swap = new.memory_swap;
-        }
-        if new.memory_reservation != 0 {
-            host.memory_reservation = new.memory_reservation;
-        }
-        if new.nano_cpus != 0 {
-            host.nano_cpus = new.nano_cpus;
-        }
-        if new.cpu_shares != 0 {
-            host.cpu_shares = new.cpu_shares;
-        }
-        if new.cpu_quota != 0 {
-            host.cpu_quota = new.cpu_quota;
-        }
-        if new.cpu_period != 0 {
-            host.cpu_period = new.cpu_period;
-        }
-        if !new.cpuset_cpus.is_empty() {
-            host.cpuset_cpus = new.cpuset_cpus.clone();
-        }
-        if new.pids_limit.is_some() {
-            host.pids_limit = new.pids_limit;
-        }
-        if !new.restart_policy.name.is_empty() {
-            host.restart_policy = new.restart_policy.clone();
-        }
-        if host.memory > 0 && host.memory < 6 * 1024 * 1024 {
-            return Err(Error::InvalidArgument(
-                "Minimum memory limit allowed is 6MB".into(),
-            ));
-        }
+        let (host, warnings) = settings::check_update(&rec.host_config, update, self.kernel())?;
         if rec.state.is_running() {
-            let mut resources = crate::spec::resources(&host);
+            let cannot =
+                |e: String| Error::InvalidArgument(format!("Cannot update container {id}: {e}"));
+            let mut resources = crate::spec::resources(&host).map_err(cannot)?;
             // Device rules were set at start; leave them alone.
             if let Some(o) = resources.as_object_mut() {
                 o.remove("devices");
@@ -876,42 +1125,62 @@ impl Containers {
                     what: format!("the resources of container {id}"),
                     source,
                 })?;
-            let cg = self.cfg.cgroup(id)?;
-            cg.apply(&resources).map_err(|e| {
-                Error::InvalidArgument(format!(
-                    "Cannot update container {id}: {}",
-                    crate::error::chain(&e)
-                ))
-            })?;
+            let path = settings::cgroup_path(&host.cgroup_parent, id).map_err(cannot)?;
+            if host.cpu_realtime_runtime > 0 {
+                self.cfg.grant_realtime(&path, host.cpu_realtime_runtime)?;
+            }
+            let cg = self.cfg.cgroup(id, &path)?;
+            cg.apply(&resources)
+                .map_err(|e| cannot(crate::error::chain(&e)))?;
         }
         self.set_host_config(id, host)?;
-        Ok(Vec::new())
+        Ok(warnings)
     }
 
-    /// Commits a container's changes as a new image.
-    pub fn commit(
-        &self,
-        id: &str,
-        reference: Option<&str>,
-        author: &str,
-        comment: &str,
-    ) -> Result<String> {
+    /// `docker commit`: the container's filesystem changes as a new image
+    /// on its image. The image's config is the container's (as dockerd
+    /// makes it), with `overrides`' non-empty fields over it and then the
+    /// `changes` applied; the container and its config are kept as the
+    /// image's `container` and `container_config`, its image as `Parent`.
+    pub fn commit(&self, id: &str, req: &CommitRequest) -> Result<String> {
         let rec = self.table.get(id)?;
-        let reference = reference
+        let reference = req
+            .reference
             .filter(|r| !r.is_empty())
             .map(|r| r.parse::<cais_image::Reference>())
             .transpose()
             .map_err(Error::OciInput)?;
+        let container_config = serde_json::to_value(&rec.config).map_err(|source| Error::Json {
+            what: format!("the config of container {id}"),
+            source,
+        })?;
+        let mut config = container_config.clone();
+        if let (Some(config), Some(overrides)) = (config.as_object_mut(), req.overrides.as_object())
+        {
+            for (key, value) in overrides {
+                let empty = value.is_null()
+                    || value.as_str() == Some("")
+                    || value.as_array().is_some_and(Vec::is_empty)
+                    || value.as_object().is_some_and(serde_json::Map::is_empty)
+                    || value.as_bool() == Some(false);
+                if !empty {
+                    config.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        cais_build::apply_changes(&mut config, req.changes).map_err(Error::Build)?;
         let opts = cais_image::snapshot::CommitOptions {
             reference,
-            author: (!author.is_empty()).then(|| author.to_string()),
-            comment: (!comment.is_empty()).then(|| comment.to_string()),
+            author: (!req.author.is_empty()).then(|| req.author.to_string()),
+            comment: (!req.comment.is_empty()).then(|| req.comment.to_string()),
             created_by: Some(
                 std::iter::once(rec.path.clone())
                     .chain(rec.args.clone())
                     .collect::<Vec<_>>()
                     .join(" "),
             ),
+            config: Some(config),
+            container: Some((id.to_string(), container_config)),
         };
         let image = self.images.commit_container(id, &opts)?;
         rec.emit(&self.events, "commit", &[]);
@@ -919,32 +1188,16 @@ impl Containers {
     }
 }
 
-fn validate_host_config(h: &HostConfig) -> Result<()> {
-    match h.restart_policy.name.as_str() {
-        "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
-        other => {
-            return Err(Error::InvalidArgument(format!(
-                "invalid restart policy '{other}'"
-            )))
-        }
-    }
-    if h.restart_policy.maximum_retry_count != 0 && h.restart_policy.name != "on-failure" {
-        return Err(Error::InvalidArgument(
-            "invalid restart policy: maximum retry count can only be used with 'on-failure'".into(),
-        ));
-    }
-    if h.auto_remove && !matches!(h.restart_policy.name.as_str(), "" | "no") {
-        return Err(Error::InvalidArgument(
-            "can't create 'AutoRemove' container with restart policy".into(),
-        ));
-    }
-    if h.memory < 0 || (h.memory > 0 && h.memory < 6 * 1024 * 1024) {
-        return Err(Error::InvalidArgument(
-            "Minimum memory limit allowed is 6MB".into(),
-        ));
-    }
-    // The network mode is checked against the networks at create.
-    Ok(())
+/// What `docker commit` asks of [`Containers::commit`].
+pub struct CommitRequest<'a> {
+    /// `repo[:tag]` for the image; untagged when `None`.
+    pub reference: Option<&'a str>,
+    pub author: &'a str,
+    pub comment: &'a str,
+    /// Dockerfile instructions applied to the config (`-c`).
+    pub changes: &'a [String],
+    /// Config fields given with the request, over the container's.
+    pub overrides: &'a serde_json::Value,
 }
 
 fn seccomp_from_opts(opts: &[String]) -> Result<Option<serde_json::Value>> {
@@ -972,20 +1225,141 @@ fn seccomp_from_opts(opts: &[String]) -> Result<Option<serde_json::Value>> {
     Ok(None)
 }
 
-fn parse_size(s: &str) -> Result<u64> {
-    let s = s.trim().to_ascii_lowercase();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| Error::InvalidArgument(format!("invalid size {s:?}")))?;
-    let mult = match unit.trim_end_matches('b') {
-        "" => 1,
-        "k" => 1 << 10,
-        "m" => 1 << 20,
-        "g" => 1 << 30,
-        _ => return Err(Error::InvalidArgument(format!("invalid size {s:?}"))),
+/// The working directory, made when the image has none there, owned by
+/// root with mode 0755 as dockerd makes it (inside the root: a symlink
+/// cannot lead it out). A file in its way is refused.
+fn make_working_dir(rootfs: &Path, cwd: &str) -> Result<()> {
+    let path = cais_runtime::rootfs::secure_join(rootfs, Path::new(cwd))
+        .map_err(Error::io("resolving in the container", cwd))?;
+    if path.is_dir() {
+        return Ok(());
+    }
+    if path.exists() {
+        return Err(Error::InvalidArgument(format!(
+            "Cannot mkdir: {cwd} is not a directory"
+        )));
+    }
+    // One level at a time, each resolved inside the root again.
+    let mut at = PathBuf::from("/");
+    for part in Path::new(cwd).components().skip(1) {
+        at.push(part);
+        let p = cais_runtime::rootfs::secure_join(rootfs, &at)
+            .map_err(Error::io("resolving in the container", &at))?;
+        if !p.exists() {
+            // A symlink may have led elsewhere inside the root: make the
+            // directories it leads to.
+            fs::create_dir_all(&p).map_err(Error::io("creating the working directory", &p))?;
+            std::os::unix::fs::chown(&p, Some(0), Some(0))
+                .map_err(Error::io("creating the working directory", &p))?;
+            fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .map_err(Error::io("creating the working directory", &p))?;
+        }
+    }
+    Ok(())
+}
+
+/// A `kill` request's signal as dockerd reads it: empty is SIGKILL; a
+/// number from 1 to 64 as is; a name with or without `SIG`, any case,
+/// including the real-time ones (`RTMIN`, `RTMIN+1`... `RTMAX-1`, `RTMAX`).
+/// Refusals in dockerd's words and status codes.
+fn kill_signal(signal: &str, container: &str) -> Result<i32> {
+    const NAMES: [(&str, i32); 31] = [
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ILL", 4),
+        ("TRAP", 5),
+        ("ABRT", 6),
+        ("IOT", 6),
+        ("BUS", 7),
+        ("FPE", 8),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("SEGV", 11),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("STKFLT", 16),
+        ("CHLD", 17),
+        ("CONT", 18),
+        ("STOP", 19),
+        ("TSTP", 20),
+        ("TTIN", 21),
+        ("TTOU", 22),
+        ("URG", 23),
+        ("XCPU", 24),
+        ("XFSZ", 25),
+        ("VTALRM", 26),
+        ("PROF", 27),
+        ("WINCH", 28),
+        ("IO", 29),
+        ("PWR", 30),
+    ];
+    const RTMIN: i32 = 34;
+    const RTMAX: i32 = 64;
+    if signal.is_empty() {
+        return Ok(libc::SIGKILL);
+    }
+    let invalid = || Error::InvalidArgument(format!("Invalid signal: {signal}"));
+    if let Ok(n) = signal.parse::<u64>() {
+        return match n {
+            0 => Err(invalid()),
+            1..=64 => Ok(n as i32),
+            _ => Err(Error::Failed {
+                program: "kill",
+                message: format!(
+                    "Cannot kill container: {container}: The linux daemon does not support signal {n}"
+                ),
+            }),
+        };
+    }
+    let upper = signal.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    if let Some((_, n)) = NAMES.iter().find(|(n, _)| *n == name) {
+        return Ok(*n);
+    }
+    let rt = |rest: &str, base: i32, sign: i32| -> Option<i32> {
+        let n = if rest.is_empty() {
+            0
+        } else {
+            rest.parse::<i32>().ok().filter(|n| *n > 0)?
+        };
+        let sig = base + sign * n;
+        (RTMIN..=RTMAX).contains(&sig).then_some(sig)
     };
-    Ok(n * mult)
+    let parsed = if let Some(rest) = name.strip_prefix("RTMIN") {
+        match rest.strip_prefix('+') {
+            Some(n) => rt(n, RTMIN, 1),
+            None if rest.is_empty() => rt("", RTMIN, 1),
+            None => None,
+        }
+    } else if let Some(rest) = name.strip_prefix("RTMAX") {
+        match rest.strip_prefix('-') {
+            Some(n) => rt(n, RTMAX, -1),
+            None if rest.is_empty() => rt("", RTMAX, -1),
+            None => None,
+        }
+    } else {
+        None
+    };
+    parsed.ok_or_else(invalid)
+}
+
+/// Bytes of the files in a directory tree (links not followed).
+pub(crate) fn tree_size(path: &std::path::Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| tree_size(&e.path()))
+        .sum()
 }
 
 #[cfg(test)]
@@ -993,25 +1367,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn log_sizes_parse() {
-        assert_eq!(parse_size("10m").expect("10m"), 10 << 20);
-        assert_eq!(parse_size("2k").expect("2k"), 2048);
-        assert!(parse_size("ten").is_err());
+    fn working_directories_are_made_inside_the_root() {
+        let root = tempfile::tempdir().expect("tempdir");
+        make_working_dir(root.path(), "/a/b/c").expect("made");
+        let meta = fs::metadata(root.path().join("a/b/c")).expect("there");
+        assert!(meta.is_dir());
+        assert_eq!(std::os::unix::fs::MetadataExt::mode(&meta) & 0o777, 0o755);
+        // A symlink pointing out of the root is followed inside it.
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::os::unix::fs::symlink(outside.path(), root.path().join("out")).expect("link");
+        make_working_dir(root.path(), "/out/x").expect("made");
+        assert!(
+            !outside.path().join("x").exists(),
+            "nothing made outside the root"
+        );
+        fs::write(root.path().join("file"), "x").expect("file");
+        assert!(make_working_dir(root.path(), "/file").is_err());
     }
 
     #[test]
-    fn host_configs_are_validated() {
-        let mut h = HostConfig::default();
-        assert!(validate_host_config(&h).is_ok());
-        h.restart_policy.name = "sometimes".into();
-        assert!(validate_host_config(&h).is_err());
-        h.restart_policy.name = "always".into();
-        h.auto_remove = true;
-        assert!(validate_host_config(&h).is_err());
-        let h = HostConfig {
-            memory: 1024,
-            ..Default::default()
-        };
-        assert!(validate_host_config(&h).is_err());
+    fn kill_signals_are_read_as_dockerd_reads_them() {
+        for (given, want) in [
+            ("", 9),
+            ("KILL", 9),
+            ("SIGKILL", 9),
+            ("usr1", 10),
+            ("SigTerm", 15),
+            ("1", 1),
+            ("64", 64),
+            ("RTMIN", 34),
+            ("SIGRTMIN+3", 37),
+            ("RTMAX-1", 63),
+            ("RTMAX", 64),
+        ] {
+            assert_eq!(kill_signal(given, "c").expect(given), want, "{given}");
+        }
+        for bad in ["FOO", "0", "-1", "RTMIN+40", "RTMAX+1", "SIGRTMIN 3"] {
+            let e = kill_signal(bad, "c").expect_err(bad);
+            assert_eq!(e.to_string(), format!("Invalid signal: {bad}"));
+        }
+        let e = kill_signal("99", "c").expect_err("99");
+        assert!(matches!(e, Error::Failed { .. }));
+        assert_eq!(
+            e.to_string(),
+            "Cannot kill container: c: The linux daemon does not support signal 99"
+        );
     }
 }

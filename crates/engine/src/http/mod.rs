@@ -5,12 +5,13 @@
 //! connections and stamps every response with the API headers; `router`
 //! holds every endpoint in one table; `handlers` has one module per
 //! resource group (containers, exec, images, networks, volumes, system,
-//! build, archive) that turns a request into engine calls on blocking
-//! threads and their results into responses; `plumbing` is what handlers
+//! build, buildkit, archive) that turns a request into engine calls on
+//! blocking threads and their results into responses; `plumbing` is what handlers
 //! share (bodies, queries, streaming, upgrades) and `error_response`, the
 //! one place errors become status codes and `{"message": ...}` bodies.
 //! Attach and exec hijack the connection through HTTP upgrade (the docker
-//! CLI sends `Upgrade: tcp`), then relay raw bytes.
+//! CLI sends `Upgrade: tcp`), then relay raw bytes; `/grpc` and `/session`
+//! upgrade to HTTP/2 (`Upgrade: h2c`) for BuildKit's protocol.
 
 mod handlers;
 mod plumbing;

@@ -4,12 +4,14 @@
 
 use std::sync::Arc;
 
-use cais_api::{API_VERSION, MIN_API_VERSION};
+use cais_api::{version_lt, API_VERSION, MIN_API_VERSION};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
-use super::handlers::{archive, build, containers, exec, images, networks, system, volumes};
-use super::plumbing::{decode, Body, Query};
+use super::handlers::{
+    archive, build, buildkit, containers, exec, images, networks, swarm, system, volumes,
+};
+use super::plumbing::{decode, decode_path, Body, Query};
 use crate::engine::Engine;
 use crate::error::{Error, Kind, Result};
 
@@ -17,8 +19,11 @@ pub(super) async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result
     let method = req.method().clone();
     let full_path = req.uri().path().to_string();
     let query = Query::parse(req.uri().query());
-    let path = strip_version(&full_path)?;
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (version, path) = strip_version(&full_path)?;
+    // Segments are matched decoded, as dockerd's router matches them
+    // (`/networks/test%2001`, `/images/x%40sha256:...`).
+    let decoded: Vec<String> = path.trim_matches('/').split('/').map(decode_path).collect();
+    let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
     match (&method, segs.as_slice()) {
         (&Method::GET | &Method::HEAD, ["_ping"]) => Ok(system::ping(&method)),
         (&Method::GET, ["version"]) => Ok(system::version()),
@@ -35,13 +40,16 @@ pub(super) async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result
         (&Method::POST, ["exec", id, "start"]) => exec::start(engine, req, id.to_string()).await,
         (&Method::POST, ["exec", id, "resize"]) => exec::resize(&engine, id, &query),
         (&Method::GET, ["exec", id, "json"]) => exec::inspect(engine, id.to_string()).await,
-        (&Method::POST, ["commit"]) => containers::commit(engine, &query).await,
+        (&Method::POST, ["commit"]) => containers::commit(engine, req, &query).await,
         (&Method::POST, ["build"]) => build::build(engine, req).await,
         (&Method::POST, ["build", "prune"]) => build::prune(engine).await,
-        (_, ["session"]) => build::session(),
-        (_, ["images", rest @ ..]) => image(engine, req, &method, rest, &query).await,
+        (&Method::POST, ["grpc"]) => buildkit::grpc(engine, req).await,
+        (&Method::POST, ["session"]) => buildkit::session(engine, req).await,
+        (_, ["images", rest @ ..]) => image(engine, req, &method, rest, &query, version).await,
         (_, ["volumes", rest @ ..]) => volume(engine, req, &method, rest, &query).await,
         (_, ["networks", rest @ ..]) => network(engine, req, &method, rest, &query).await,
+        (_, ["swarm", rest @ ..]) => swarm::swarm(&method, rest),
+        (_, ["nodes" | "services" | "tasks" | "secrets" | "configs", ..]) => swarm::manager_only(),
         _ => Err(Error::not_found(
             Kind::Page,
             format!("{method} {full_path}"),
@@ -49,9 +57,10 @@ pub(super) async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result
     }
 }
 
-/// The path without its `/vX.Y` prefix; a version outside the ones served
-/// is refused with dockerd's words.
-fn strip_version(full_path: &str) -> Result<&str> {
+/// The API version the client asks for and the path without its `/vX.Y`
+/// prefix (a path without one asks for the newest); a version outside the
+/// ones served is refused with dockerd's words.
+fn strip_version(full_path: &str) -> Result<(&str, &str)> {
     if let Some(rest) = full_path.strip_prefix("/v") {
         if let Some((ver, _)) = rest.split_once('/') {
             if ver.contains('.') && ver.chars().all(|c| c.is_ascii_digit() || c == '.') {
@@ -65,20 +74,11 @@ fn strip_version(full_path: &str) -> Result<&str> {
                         "client version {ver} is too new. Maximum supported API version is {API_VERSION}"
                     )));
                 }
-                return Ok(&full_path[ver.len() + 2..]);
+                return Ok((ver, &full_path[ver.len() + 2..]));
             }
         }
     }
-    Ok(full_path)
-}
-
-/// Compares "1.41" style versions.
-fn version_lt(a: &str, b: &str) -> bool {
-    let p = |v: &str| -> (u32, u32) {
-        let (x, y) = v.split_once('.').unwrap_or((v, "0"));
-        (x.parse().unwrap_or(0), y.parse().unwrap_or(0))
-    };
-    p(a) < p(b)
+    Ok((API_VERSION, full_path))
 }
 
 /// `/containers/{id}/...`, the container already resolved.
@@ -100,9 +100,15 @@ async fn container(
         (&Method::POST, ["unpause"]) => containers::unpause(engine, id).await,
         (&Method::POST, ["rename"]) => containers::rename(engine, id, query).await,
         (&Method::DELETE, []) => containers::remove(engine, id, query).await,
+        // `DELETE /containers/PARENT/ALIAS?link=1`: a legacy link, by the
+        // name it gives the linked container.
+        (&Method::DELETE, [alias]) if query.flag("link") => {
+            containers::remove_link(engine, id, alias.to_string()).await
+        }
         (&Method::POST, ["wait"]) => containers::wait(engine, id, query),
         (&Method::GET, ["logs"]) => containers::logs(engine, &id, query),
         (&Method::POST, ["attach"]) => containers::attach(engine, req, id, query).await,
+        (&Method::GET, ["attach", "ws"]) => containers::attach_ws(engine, req, id, query).await,
         (&Method::POST, ["resize"]) => containers::resize(engine, id, query).await,
         (&Method::POST, ["exec"]) => exec::create(engine, req, id).await,
         (&Method::GET, ["top"]) => containers::top(engine, id, query).await,
@@ -133,6 +139,7 @@ async fn image(
     method: &Method,
     segs: &[&str],
     query: &Query,
+    version: &str,
 ) -> Result<Response<Body>> {
     match (method, segs) {
         (&Method::GET, ["get"]) => {
@@ -158,7 +165,9 @@ async fn image(
         _ => {
             let (name, action) = name_and_action(segs);
             match (method, action) {
-                (&Method::GET, Some("json")) => images::inspect(engine, name).await,
+                (&Method::GET, Some("json")) => {
+                    images::inspect(engine, name, version.to_string()).await
+                }
                 (&Method::GET, Some("get")) => images::save(engine, vec![name]).await,
                 (&Method::POST, Some("push")) => images::push(engine, &req, name, query).await,
                 (&Method::GET, Some("history")) => images::history(engine, name).await,
@@ -248,9 +257,12 @@ mod tests {
     fn api_versions_outside_the_served_range_are_refused() {
         assert_eq!(
             strip_version("/v1.41/containers/json").expect("served"),
-            "/containers/json"
+            ("1.41", "/containers/json")
         );
-        assert_eq!(strip_version("/_ping").expect("no prefix"), "/_ping");
+        assert_eq!(
+            strip_version("/_ping").expect("no prefix"),
+            (API_VERSION, "/_ping")
+        );
         assert!(strip_version("/v1.1/info").is_err());
         assert!(strip_version("/v9.99/info").is_err());
     }

@@ -198,8 +198,20 @@ pub fn hosts_file(
         }
         s.push_str(&format!("{}\t{}\n", l.ip, names.join(" ")));
     }
+    s.push_str(&extra_host_lines(extra_hosts, host_gateway)?);
+    match own_ip {
+        Some(ip) => s.push_str(&format!("{ip}\t{hostname}\n")),
+        None => s.push_str(&format!("127.0.1.1\t{hostname}\n")),
+    }
+    Ok(s)
+}
+
+/// `--add-host` entries (`name:ip`, as the docker CLI sends them, or
+/// `name=ip`) as /etc/hosts lines; `host-gateway` is `host_gateway`.
+pub fn extra_host_lines(extra_hosts: &[String], host_gateway: Option<Ipv4Addr>) -> Result<String> {
+    let mut s = String::new();
     for e in extra_hosts {
-        // "name:ip" (docker CLI) or "name=ip"; IPv6 addresses hold colons.
+        // IPv6 addresses hold colons: the name ends at the first one.
         let (name, ip) = e
             .split_once('=')
             .or_else(|| e.split_once(':'))
@@ -219,10 +231,6 @@ pub fn hosts_file(
             )));
         };
         s.push_str(&format!("{ip}\t{name}\n"));
-    }
-    match own_ip {
-        Some(ip) => s.push_str(&format!("{ip}\t{hostname}\n")),
-        None => s.push_str(&format!("127.0.1.1\t{hostname}\n")),
     }
     Ok(s)
 }
@@ -531,15 +539,133 @@ pub(crate) struct NetPlan {
     pub hostname: String,
     /// hostname, hosts, resolv.conf.
     pub etc: Vec<(&'static str, EtcFile)>,
+    /// The variables legacy links give the process (see `link_env`).
+    pub link_env: Vec<String>,
+}
+
+/// The environment a legacy link (`--link name:alias` on the default
+/// bridge) gives the container, as docker names it: for alias `db` of
+/// container `/web`, `DB_NAME=/web/db`, `DB_PORT=tcp://IP:PORT` for the
+/// lowest exposed port, `DB_PORT_5432_TCP=...` with `_ADDR`, `_PORT`,
+/// `_PROTO` for each, `_START`/`_END` for runs of consecutive ports, and
+/// `DB_ENV_X=...` for the linked container's variables (HOME and PATH
+/// left out).
+pub fn link_env(
+    parent: &str,
+    alias: &str,
+    ip: Ipv4Addr,
+    exposed: &[String],
+    child_env: &[String],
+) -> Vec<String> {
+    let var = alias.to_ascii_uppercase().replace('-', "_");
+    let mut ports: Vec<(u16, String)> = exposed
+        .iter()
+        .filter_map(|p| {
+            let (port, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+            Some((port.parse().ok()?, proto.to_ascii_lowercase()))
+        })
+        .collect();
+    ports.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| (a.1 != "tcp").cmp(&(b.1 != "tcp")))
+    });
+    ports.dedup();
+    let mut env = Vec::new();
+    if let Some((port, proto)) = ports.first() {
+        env.push(format!("{var}_PORT={proto}://{ip}:{port}"));
+    }
+    let mut i = 0;
+    while i < ports.len() {
+        let (start, proto) = &ports[i];
+        let mut j = i;
+        while j + 1 < ports.len() && ports[j + 1].1 == *proto && ports[j + 1].0 == ports[j].0 + 1 {
+            j += 1;
+        }
+        if j > i {
+            let up = proto.to_ascii_uppercase();
+            let end = ports[j].0;
+            env.push(format!(
+                "{var}_PORT_{start}_{up}_START={proto}://{ip}:{start}"
+            ));
+            env.push(format!("{var}_PORT_{start}_{up}_ADDR={ip}"));
+            env.push(format!("{var}_PORT_{start}_{up}_PROTO={proto}"));
+            env.push(format!("{var}_PORT_{start}_{up}_PORT_START={start}"));
+            env.push(format!("{var}_PORT_{start}_{up}_END={proto}://{ip}:{end}"));
+            env.push(format!("{var}_PORT_{start}_{up}_PORT_END={end}"));
+            i = j + 1;
+        } else {
+            i += 1;
+        }
+    }
+    for (port, proto) in &ports {
+        let up = proto.to_ascii_uppercase();
+        env.push(format!("{var}_PORT_{port}_{up}={proto}://{ip}:{port}"));
+        env.push(format!("{var}_PORT_{port}_{up}_ADDR={ip}"));
+        env.push(format!("{var}_PORT_{port}_{up}_PORT={port}"));
+        env.push(format!("{var}_PORT_{port}_{up}_PROTO={proto}"));
+    }
+    env.push(format!(
+        "{var}_NAME=/{}/{alias}",
+        parent.trim_start_matches('/')
+    ));
+    for kv in child_env {
+        if let Some((k, v)) = kv.split_once('=') {
+            if k != "HOME" && k != "PATH" {
+                env.push(format!("{var}_ENV_{k}={v}"));
+            }
+        }
+    }
+    env
 }
 
 pub(crate) fn mac_text(ip: Ipv4Addr) -> String {
-    ipam::mac_for(ip)
-        .iter()
+    mac_string(&ipam::mac_for(ip))
+}
+
+fn mac_string(mac: &[u8; 6]) -> String {
+    mac.iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(":")
 }
+
+/// A MAC address an endpoint asks for (`--mac-address`): six hex bytes
+/// separated by colons or dashes, unicast.
+pub(crate) fn parse_mac(s: &str) -> Result<[u8; 6]> {
+    let bad = || Error::InvalidArgument(format!("invalid MAC address: {s}"));
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut mac = [0u8; 6];
+    for (i, p) in parts.iter().enumerate() {
+        if p.len() != 2 {
+            return Err(bad());
+        }
+        mac[i] = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+    }
+    if mac[0] & 1 == 1 {
+        return Err(Error::InvalidArgument(format!(
+            "invalid MAC address: {s}: a multicast address"
+        )));
+    }
+    Ok(mac)
+}
+
+/// The MAC address an endpoint gets: the one it asks for, or one made
+/// from its address; as inspect shows it.
+pub(crate) fn endpoint_mac(asked: &str, ip: Ipv4Addr) -> Result<([u8; 6], String)> {
+    let mac = if asked.is_empty() {
+        ipam::mac_for(ip)
+    } else {
+        parse_mac(asked)?
+    };
+    Ok((mac, mac_string(&mac)))
+}
+
+/// The endpoint driver options of the bridge driver cais applies: the
+/// interface's name in the container.
+pub(crate) const ENDPOINT_IFNAME: &str = "com.docker.network.endpoint.ifname";
 
 /// FNV-1a: a hash that stays the same across builds (a table name derived
 /// from it must survive a daemon upgrade).
@@ -693,6 +819,45 @@ mod tests {
         assert_eq!(ps[0].public_port, Some(8080));
         assert_eq!(ps[0].ip, "0.0.0.0");
         assert_eq!(ps[1].public_port, None);
+    }
+
+    #[test]
+    fn legacy_links_give_dockers_variables() {
+        let ip: Ipv4Addr = "172.17.0.5".parse().expect("ip");
+        let env = link_env(
+            "/web",
+            "my-db",
+            ip,
+            &[
+                "5432/tcp".into(),
+                "80/tcp".into(),
+                "81/tcp".into(),
+                "53/udp".into(),
+            ],
+            &[
+                "PATH=/bin".into(),
+                "POSTGRES_DB=app".into(),
+                "HOME=/root".into(),
+            ],
+        );
+        for want in [
+            "MY_DB_PORT=udp://172.17.0.5:53",
+            "MY_DB_PORT_80_TCP_START=tcp://172.17.0.5:80",
+            "MY_DB_PORT_80_TCP_END=tcp://172.17.0.5:81",
+            "MY_DB_PORT_80_TCP_PORT_END=81",
+            "MY_DB_PORT_5432_TCP=tcp://172.17.0.5:5432",
+            "MY_DB_PORT_5432_TCP_ADDR=172.17.0.5",
+            "MY_DB_PORT_5432_TCP_PORT=5432",
+            "MY_DB_PORT_5432_TCP_PROTO=tcp",
+            "MY_DB_PORT_53_UDP_PROTO=udp",
+            "MY_DB_NAME=/web/my-db",
+            "MY_DB_ENV_POSTGRES_DB=app",
+        ] {
+            assert!(env.iter().any(|e| e == want), "{want} in {env:?}");
+        }
+        assert!(!env
+            .iter()
+            .any(|e| e.contains("_ENV_PATH") || e.contains("_ENV_HOME")));
     }
 
     #[test]

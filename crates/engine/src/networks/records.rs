@@ -20,10 +20,10 @@ use cais_net::link;
 use serde::{Deserialize, Serialize};
 
 use crate::containers::table::Table;
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Kind, Result, NOT_A_SWARM_MANAGER};
 use crate::events::Events;
 use crate::filters::Filters;
-use crate::ids::{now, random_hex, valid_name};
+use crate::ids::{now, random_hex};
 use crate::networks::netconf::mac_text;
 
 /// The predefined networks docker lists.
@@ -62,6 +62,19 @@ pub struct NetRecord {
     /// Addresses held by running containers, by container id.
     #[serde(default)]
     pub allocated: BTreeMap<String, Ipv4Addr>,
+    /// `--aux-address`: names for addresses containers never get.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_addresses: BTreeMap<String, Ipv4Addr>,
+    /// IPAM options as given (`null` in inspect when none were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipam_options: Option<BTreeMap<String, String>>,
+    /// `EnableIPv6` as asked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enable_ipv6: bool,
+    /// IPv6 pools as given: recorded and shown, never allocated from
+    /// (networks are IPv4 only: `EnableIPv6` is refused).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipv6_pools: Vec<cais_api::IpamConfig>,
 }
 
 impl NetRecord {
@@ -216,6 +229,10 @@ impl NetworkStore {
                     labels: BTreeMap::new(),
                     options: BTreeMap::new(),
                     allocated: BTreeMap::new(),
+                    aux_addresses: BTreeMap::new(),
+                    ipam_options: None,
+                    enable_ipv6: false,
+                    ipv6_pools: Vec::new(),
                 };
                 if name == "bridge" {
                     n.bridge = self.default_bridge_name();
@@ -293,7 +310,10 @@ impl NetworkStore {
                     NetworkContainer {
                         name: r.name.clone(),
                         endpoint_id: ep.map(|e| e.endpoint_id.clone()).unwrap_or_default(),
-                        mac_address: mac_text(l.ip),
+                        mac_address: ep
+                            .map(|e| e.mac_address.clone())
+                            .filter(|m| !m.is_empty())
+                            .unwrap_or_else(|| mac_text(l.ip)),
                         ipv4_address: format!(
                             "{}/{}",
                             l.ip,
@@ -310,7 +330,7 @@ impl NetworkStore {
             created: n.created.clone(),
             scope: "local".into(),
             driver: n.driver.clone(),
-            enable_ipv6: false,
+            enable_ipv6: n.enable_ipv6,
             ipam: cais_api::Ipam {
                 driver: "default".into(),
                 config: match (n.subnet, n.gateway) {
@@ -318,15 +338,24 @@ impl NetworkStore {
                         subnet: s.to_string(),
                         gateway: g.to_string(),
                         ip_range: n.ip_range.map(|r| r.to_string()).unwrap_or_default(),
-                        ..Default::default()
+                        auxiliary_addresses: n
+                            .aux_addresses
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.to_string()))
+                            .collect(),
                     }],
                     _ => Vec::new(),
-                },
-                options: BTreeMap::new(),
+                }
+                .into_iter()
+                .chain(n.ipv6_pools.iter().cloned())
+                .collect(),
+                options: n.ipam_options.clone(),
             },
             internal: n.internal,
             attachable: n.attachable,
             ingress: false,
+            config_from: Default::default(),
+            config_only: false,
             containers,
             options: n.options.clone(),
             labels: n.labels.clone(),
@@ -370,14 +399,35 @@ impl NetworkStore {
 
     /// `POST /networks/create`: a bridge network with its own subnet.
     pub fn create(&self, req: NetworkCreateRequest) -> Result<NetworkCreateResponse> {
-        let name = req.name.trim();
+        // dockerd takes any name but an empty one (spaces, slashes...).
+        let name = req.name.as_str();
         if name.is_empty() {
-            return Err(Error::InvalidArgument("network name is required".into()));
+            return Err(Error::InvalidArgument("invalid name: ".into()));
         }
-        if !valid_name(name) {
-            return Err(Error::InvalidArgument(format!(
-                "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-            )));
+        if req.ingress {
+            // A routing mesh needs a swarm; dockerd's words.
+            return Err(Error::Forbidden(
+                "Ingress network can only be global scope network".into(),
+            ));
+        }
+        match req.scope.as_str() {
+            "" | "local" => {}
+            "swarm" | "global" => return Err(Error::Unavailable(NOT_A_SWARM_MANAGER.into())),
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "invalid network scope {other:?}"
+                )))
+            }
+        }
+        if req.config_only
+            || req
+                .config_from
+                .as_ref()
+                .is_some_and(|c| !c.network.is_empty())
+        {
+            return Err(Error::InvalidArgument(
+                "configuration-only networks (--config-only, --config-from) are not supported by this daemon".into(),
+            ));
         }
         match req.driver.as_str() {
             "" | "bridge" => {}
@@ -387,24 +437,40 @@ impl NetworkStore {
                     req.driver
                 )))
             }
+            "overlay" => return Err(Error::Unavailable(NOT_A_SWARM_MANAGER.into())),
             other => return Err(Error::not_found(Kind::Plugin, other)),
         }
         if req.enable_ipv6 {
             return Err(Error::InvalidArgument(
-                "IPv6 networks are not supported".into(),
+                "IPv6 networks are not supported by this daemon (EnableIPv6): its networks are IPv4 only".into(),
             ));
+        }
+        if let Some(d) = req
+            .ipam
+            .as_ref()
+            .map(|i| i.driver.as_str())
+            .filter(|d| !d.is_empty() && *d != "default")
+        {
+            return Err(Error::not_found(Kind::Plugin, d));
         }
         let pools = req
             .ipam
             .as_ref()
             .map(|i| i.config.as_slice())
             .unwrap_or_default();
-        if pools.len() > 1 {
+        // IPv6 pools are kept as given (checked); addresses come from the
+        // IPv4 one, chosen when none is given.
+        let (v6, v4): (Vec<&cais_api::IpamConfig>, Vec<&cais_api::IpamConfig>) =
+            pools.iter().partition(|p| p.subnet.contains(':'));
+        for p in &v6 {
+            check_ipv6_pool(p)?;
+        }
+        if v4.len() > 1 {
             return Err(Error::InvalidArgument(
                 "only one IPv4 address pool per network is supported".into(),
             ));
         }
-        let pool = pools.first();
+        let pool = v4.first().copied();
         let mut nets = self.lock();
         if nets.by_name(name).is_some() {
             return Err(Error::Conflict(format!(
@@ -457,6 +523,18 @@ impl NetworkStore {
             }
             None => None,
         };
+        let mut aux_addresses = BTreeMap::new();
+        for (host, addr) in pool.map(|p| &p.auxiliary_addresses).into_iter().flatten() {
+            let ip: Ipv4Addr = addr.parse().map_err(|_| {
+                Error::InvalidArgument(format!("invalid auxiliary address {host}={addr}"))
+            })?;
+            if !subnet.contains(ip) {
+                return Err(Error::InvalidArgument(format!(
+                    "auxiliary address {host}={addr} is not in subnet {subnet}"
+                )));
+            }
+            aux_addresses.insert(host.clone(), ip);
+        }
         let id = random_hex(32);
         let bridge = match req.options.get(BRIDGE_NAME_OPTION) {
             Some(b) if b.is_empty() || b.len() > 15 || b.contains(['/', ' ']) => {
@@ -486,6 +564,10 @@ impl NetworkStore {
             labels: req.labels.clone(),
             options: req.options.clone(),
             allocated: BTreeMap::new(),
+            aux_addresses,
+            ipam_options: req.ipam.as_ref().and_then(|i| i.options.clone()),
+            enable_ipv6: req.enable_ipv6,
+            ipv6_pools: v6.into_iter().cloned().collect(),
         })?;
         drop(nets);
         self.events.emit(
@@ -589,7 +671,12 @@ impl NetworkStore {
         let ip = match n.allocated.get(container) {
             Some(ip) => *ip,
             None => {
-                let used: BTreeSet<Ipv4Addr> = n.allocated.values().copied().collect();
+                let used: BTreeSet<Ipv4Addr> = n
+                    .allocated
+                    .values()
+                    .chain(n.aux_addresses.values())
+                    .copied()
+                    .collect();
                 let pool = match (requested, n.ip_range) {
                     (None, Some(range)) => range,
                     _ => subnet,
@@ -643,6 +730,32 @@ impl NetworkStore {
     }
 }
 
+/// An IPv6 pool's subnet, range and gateway: addresses and prefixes that
+/// parse, as dockerd checks them.
+fn check_ipv6_pool(p: &cais_api::IpamConfig) -> Result<()> {
+    let cidr = |what: &str, text: &str| -> Result<()> {
+        let (addr, prefix) = text.split_once('/').unwrap_or((text, ""));
+        let ok = addr.parse::<std::net::Ipv6Addr>().is_ok()
+            && prefix.parse::<u8>().is_ok_and(|p| p <= 128);
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(format!("invalid {what}: {text}")))
+        }
+    };
+    cidr("subnet", &p.subnet)?;
+    if !p.ip_range.is_empty() {
+        cidr("ip range", &p.ip_range)?;
+    }
+    if !p.gateway.is_empty() && p.gateway.parse::<std::net::Ipv6Addr>().is_err() {
+        return Err(Error::InvalidArgument(format!(
+            "invalid gateway address: {}",
+            p.gateway
+        )));
+    }
+    Ok(())
+}
+
 /// Docker's rules for what an endpoint may ask of a network.
 pub(crate) fn check_endpoint_request(n: &NetRecord, ep: &EndpointSettings) -> Result<()> {
     let ip = ep
@@ -670,6 +783,47 @@ pub(crate) fn check_endpoint_request(n: &NetRecord, ep: &EndpointSettings) -> Re
             "network-scoped alias is supported only for containers in user defined networks".into(),
         ));
     }
+    if !ep.mac_address.is_empty() {
+        crate::networks::netconf::parse_mac(&ep.mac_address)?;
+    }
+    if let Some(k) = ep
+        .driver_opts
+        .keys()
+        .find(|k| k.as_str() != crate::networks::netconf::ENDPOINT_IFNAME)
+    {
+        return Err(Error::InvalidArgument(format!(
+            "endpoint driver option {k:?} is not supported by the bridge driver (only {:?})",
+            crate::networks::netconf::ENDPOINT_IFNAME
+        )));
+    }
+    if let Some(name) = ep
+        .driver_opts
+        .get(crate::networks::netconf::ENDPOINT_IFNAME)
+    {
+        if name.is_empty()
+            || name.len() > 15
+            || name.contains(['/', ' ', ':'])
+            || name == "."
+            || name == ".."
+        {
+            return Err(Error::InvalidArgument(format!(
+                "invalid interface name {name:?}"
+            )));
+        }
+    }
+    if let Some(c) = &ep.ipam_config {
+        if !c.ipv6_address.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "invalid endpoint settings: IPv6 address {} on network {}, which has no IPv6 (cais networks are IPv4)",
+                c.ipv6_address, n.name
+            )));
+        }
+        if !c.link_local_ips.is_empty() {
+            return Err(Error::InvalidArgument(
+                "invalid endpoint settings: link-local addresses are not supported by cais networks".into(),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -692,6 +846,10 @@ mod tests {
             labels: BTreeMap::new(),
             options: BTreeMap::new(),
             allocated: BTreeMap::new(),
+            aux_addresses: BTreeMap::new(),
+            ipam_options: None,
+            enable_ipv6: false,
+            ipv6_pools: Vec::new(),
         }
     }
 

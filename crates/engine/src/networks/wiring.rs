@@ -19,9 +19,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use cais_api::{
     EndpointSettings, HostConfig, NetworkConnectRequest, NetworkDisconnectRequest, NetworkingConfig,
 };
-use cais_net::ipam;
 use cais_net::ports::{Proto, Reservation};
-use cais_net::{dns, firewall, link, netns, ports};
+use cais_net::{dns, firewall, ipam, link, netns, ports};
 
 use crate::config::Config;
 use crate::containers::state::Container;
@@ -30,8 +29,8 @@ use crate::error::{Error, Result};
 use crate::events::Events;
 use crate::ids::random_hex;
 use crate::networks::netconf::{
-    self, clear_runtime, etc_texts, fnv1a, mac_text, mode_of, DnsEntry, EtcFile, FwContainer,
-    FwNetwork, HostsLink, LinkState, Mode, NetPlan, NetState, PortMap,
+    self, clear_runtime, etc_texts, fnv1a, mode_of, DnsEntry, EtcFile, FwContainer, FwNetwork,
+    HostsLink, LinkState, Mode, NetPlan, NetState, PortMap,
 };
 use crate::networks::records::{
     check_endpoint_request, NetRecord, NetworkStore, DEFAULT_BRIDGE, DEFAULT_ROOT,
@@ -53,12 +52,30 @@ pub struct Wiring {
     firewall: Mutex<Option<firewall::Ruleset>>,
     /// Serializes network teardown with the daemon-start restore.
     ops: Mutex<()>,
+    /// Build sandboxes on user networks, as the embedded DNS sees them (a
+    /// leaf lock).
+    sandboxes: Arc<Mutex<BTreeMap<String, DnsEntry>>>,
+}
+
+/// A network namespace on a user network for a build's `RUN` steps
+/// (`docker build --network NAME`): attached like a container's, known to
+/// the embedded DNS under its id, and undone by [`Wiring::remove_sandbox`].
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    pub id: String,
+    pub netns: PathBuf,
+    /// `/etc/hosts` and `/etc/resolv.conf` for what runs in it.
+    pub hosts: String,
+    pub resolv_conf: String,
+    network_id: String,
+    host_ifname: String,
 }
 
 /// The embedded DNS server's view of the engine.
 struct EngineResolver {
     table: Arc<Table>,
     networks: Arc<NetworkStore>,
+    sandboxes: Arc<Mutex<BTreeMap<String, DnsEntry>>>,
 }
 
 impl EngineResolver {
@@ -70,7 +87,14 @@ impl EngineResolver {
             .filter(|n| n.user_defined())
             .map(|n| n.id)
             .collect();
-        self.table.with(|all| {
+        let sandboxes: Vec<DnsEntry> = self
+            .sandboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut entries = self.table.with(|all| {
             all.values()
                 .filter_map(|r| {
                     let net = r.net.as_ref()?;
@@ -88,10 +112,13 @@ impl EngineResolver {
                             (l.network_id.clone(), (l.ip, aliases))
                         })
                         .collect();
+                    // `--link` as the host config has it (older clients) and
+                    // as endpoints of user networks have it (newer ones).
                     let links = r
                         .host_config
                         .links
                         .iter()
+                        .chain(r.networks.values().flat_map(|e| e.links.iter()))
                         .map(|l| {
                             let (name, alias) = l.split_once(':').unwrap_or((l, l));
                             let alias = alias.rsplit('/').next().unwrap_or(alias);
@@ -106,8 +133,10 @@ impl EngineResolver {
                         links,
                     })
                 })
-                .collect()
-        })
+                .collect::<Vec<_>>()
+        });
+        entries.extend(sandboxes);
+        entries
     }
 }
 
@@ -136,6 +165,7 @@ impl Wiring {
             dns: OnceLock::new(),
             firewall: Mutex::new(None),
             ops: Mutex::new(()),
+            sandboxes: Arc::new(Mutex::new(BTreeMap::new())),
         }
     }
 
@@ -157,6 +187,7 @@ impl Wiring {
         let resolver: Arc<dyn dns::Resolver> = Arc::new(EngineResolver {
             table: self.table.clone(),
             networks: self.networks.clone(),
+            sandboxes: self.sandboxes.clone(),
         });
         match dns::DnsServer::start(resolver, upstreams) {
             Ok(server) => {
@@ -435,7 +466,13 @@ impl Wiring {
         let hostname = rec.config.hostname.clone();
         let host_resolv = host_resolv_conf();
         let h = &rec.host_config;
-        match mode_of(&h.network_mode) {
+        // `NetworkDisabled`: a namespace with only loopback.
+        let mode = if rec.config.network_disabled {
+            Mode::None
+        } else {
+            mode_of(&h.network_mode)
+        };
+        match mode {
             Mode::Host => {
                 let resolv = if h.dns.is_empty()
                     && h.dns_search.is_empty()
@@ -454,6 +491,7 @@ impl Wiring {
                         resolv,
                     ),
                     hostname,
+                    link_env: Vec::new(),
                 })
             }
             Mode::None => {
@@ -484,6 +522,7 @@ impl Wiring {
                         ),
                     ),
                     hostname,
+                    link_env: Vec::new(),
                 })
             }
             Mode::Container(c) => {
@@ -513,6 +552,7 @@ impl Wiring {
                     netns,
                     hostname: other.config.hostname.clone(),
                     etc,
+                    link_env: Vec::new(),
                 })
             }
             Mode::Bridge(_) => {
@@ -599,7 +639,7 @@ impl Wiring {
         });
         // Legacy links are /etc/hosts lines on the default bridge; on user
         // networks the embedded DNS answers their aliases.
-        let mut links = self.legacy_links(h)?;
+        let (mut links, mut link_env) = self.legacy_links(rec)?;
         let on_default = primary_link.is_some_and(|l| {
             self.networks
                 .lock()
@@ -608,6 +648,7 @@ impl Wiring {
         });
         if !on_default {
             links.clear();
+            link_env.clear();
         }
         let hosts = netconf::hosts_file(
             &rec.config.hostname,
@@ -628,13 +669,16 @@ impl Wiring {
             netns: Some(path),
             etc: etc_texts(&rec.config.hostname, hosts, resolv),
             hostname: rec.config.hostname.clone(),
+            link_env,
         })
     }
 
-    /// `--link name:alias`: the linked containers' addresses for /etc/hosts.
-    fn legacy_links(&self, h: &HostConfig) -> Result<Vec<HostsLink>> {
+    /// `--link name:alias`: the linked containers' addresses for
+    /// /etc/hosts, and the variables they give the process.
+    fn legacy_links(&self, rec: &Container) -> Result<(Vec<HostsLink>, Vec<String>)> {
         let mut out = Vec::new();
-        for l in &h.links {
+        let mut env = Vec::new();
+        for l in &rec.host_config.links {
             let (name, alias) = l.split_once(':').unwrap_or((l, l));
             let name = name.trim_start_matches('/');
             let alias = alias.rsplit('/').next().unwrap_or(alias);
@@ -651,6 +695,19 @@ impl Wiring {
                         other.name
                     ))
                 })?;
+            let exposed: Vec<String> = other
+                .config
+                .exposed_ports
+                .iter()
+                .flat_map(|p| p.keys().cloned())
+                .collect();
+            env.extend(netconf::link_env(
+                &rec.name,
+                alias,
+                ip,
+                &exposed,
+                &other.config.env,
+            ));
             out.push(HostsLink {
                 ip,
                 alias: alias.to_string(),
@@ -658,7 +715,7 @@ impl Wiring {
                 hostname: other.config.hostname.clone(),
             });
         }
-        Ok(out)
+        Ok((out, env))
     }
 
     /// Allocates an address on the endpoint's network and plugs a veth
@@ -682,16 +739,28 @@ impl Wiring {
             })
             .transpose()?;
         let (net, subnet, gw, ip) = self.networks.allocate(&ep.network_id, &rec.id, requested)?;
+        let (mac, mac_shown) = match netconf::endpoint_mac(&ep.mac_address, ip) {
+            Ok(m) => m,
+            Err(e) => {
+                self.networks.release(&net.id, &rec.id);
+                return Err(e);
+            }
+        };
+        let ifname = ep
+            .driver_opts
+            .get(netconf::ENDPOINT_IFNAME)
+            .cloned()
+            .unwrap_or_else(|| format!("eth{index}"));
         let host_ifname = format!("veth{}", &random_hex(4)[..7]);
         let attached = link::ensure_bridge(&net.bridge, gw, subnet.prefix).and_then(|_| {
             link::attach(&link::Attachment {
                 netns: netns_path.to_path_buf(),
                 bridge: net.bridge.clone(),
                 host_ifname: host_ifname.clone(),
-                ifname: format!("eth{index}"),
+                ifname: ifname.clone(),
                 address: ip,
                 prefix: subnet.prefix,
-                mac: ipam::mac_for(ip),
+                mac,
                 gateway: (index == 0).then_some(gw),
             })
         });
@@ -705,7 +774,7 @@ impl Wiring {
         done.gateway = gw.to_string();
         done.ip_address = ip.to_string();
         done.ip_prefix_len = subnet.prefix;
-        done.mac_address = mac_text(ip);
+        done.mac_address = mac_shown;
         done.dns_names = if net.user_defined() {
             netconf::dns_names(&rec.name, &rec.id, ep)
         } else {
@@ -715,11 +784,96 @@ impl Wiring {
             LinkState {
                 network_id: net.id.clone(),
                 host_ifname,
-                ifname: format!("eth{index}"),
+                ifname,
                 ip,
             },
             done,
         ))
+    }
+
+    /// A sandbox on network `key` (a user-defined bridge network) for a
+    /// build: its own namespace with an address there, the embedded DNS
+    /// answering in it, and the /etc texts to go with it; `extra_hosts`
+    /// are `--add-host` entries. Nothing is left behind on error.
+    pub fn sandbox(&self, key: &str, extra_hosts: &[String]) -> Result<Sandbox> {
+        let net = self.networks.find(key)?;
+        if !net.user_defined() || net.driver != "bridge" {
+            return Err(Error::InvalidArgument(format!(
+                "network mode {key:?} is not supported for builds: give host, none or a user-defined bridge network"
+            )));
+        }
+        let id = format!("build-{}", random_hex(8));
+        let path = self.netns_path(&id);
+        netns::create(&path)?;
+        let (n, subnet, gw, ip) = match self.networks.allocate(&net.id, &id, None) {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = netns::remove(&path);
+                return Err(e);
+            }
+        };
+        let host_ifname = format!("veth{}", &random_hex(4)[..7]);
+        let attached = link::ensure_bridge(&n.bridge, gw, subnet.prefix).and_then(|_| {
+            link::attach(&link::Attachment {
+                netns: path.clone(),
+                bridge: n.bridge.clone(),
+                host_ifname: host_ifname.clone(),
+                ifname: "eth0".into(),
+                address: ip,
+                prefix: subnet.prefix,
+                mac: ipam::mac_for(ip),
+                gateway: Some(gw),
+            })
+        });
+        let sandbox = Sandbox {
+            id: id.clone(),
+            netns: path.clone(),
+            hosts: String::new(),
+            resolv_conf: netconf::resolv_conf(&host_resolv_conf(), true, &[], &[], &[]),
+            network_id: n.id.clone(),
+            host_ifname,
+        };
+        let ready = attached.map_err(Error::from).and_then(|()| {
+            let hosts = netconf::hosts_file(&id[..12], Some(ip), &[], extra_hosts, Some(gw))?;
+            self.sandboxes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(
+                    id.clone(),
+                    DnsEntry {
+                        id: id.clone(),
+                        name: id.clone(),
+                        hostname: id.clone(),
+                        endpoints: BTreeMap::from([(n.id.clone(), (ip, Vec::new()))]),
+                        links: Vec::new(),
+                    },
+                );
+            if let Some(d) = self.dns.get() {
+                d.add(&id, &path)?;
+            }
+            Ok(hosts)
+        });
+        match ready {
+            Ok(hosts) => Ok(Sandbox { hosts, ..sandbox }),
+            Err(e) => {
+                self.remove_sandbox(&sandbox);
+                Err(e)
+            }
+        }
+    }
+
+    /// Undoes [`Wiring::sandbox`]; idempotent.
+    pub fn remove_sandbox(&self, sandbox: &Sandbox) {
+        if let Some(d) = self.dns.get() {
+            d.remove(&sandbox.id);
+        }
+        self.sandboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&sandbox.id);
+        let _ = link::detach(&sandbox.host_ifname);
+        let _ = netns::remove(&sandbox.netns);
+        self.networks.release(&sandbox.network_id, &sandbox.id);
     }
 
     /// A `network` event about a container (connect, disconnect).

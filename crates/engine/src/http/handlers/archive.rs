@@ -11,10 +11,28 @@ use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Request, Response, StatusCode};
 
-use crate::archive::{helper, path_stat};
+use crate::archive::{helper, path_stat, Bind};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::http::plumbing::{blocking, channel_body, empty, streaming, Body};
+
+/// The container's volumes and bind mounts as the helper binds them, outer
+/// destinations first (tmpfs mounts live in the container only).
+fn binds_of(engine: &Engine, id: &str) -> Result<Vec<Bind>> {
+    let rec = engine.table.get(id)?;
+    let mut binds: Vec<Bind> = rec
+        .mounts
+        .iter()
+        .filter(|m| matches!(m.kind.as_str(), "volume" | "bind") && !m.source.is_empty())
+        .map(|m| Bind {
+            source: m.source.clone().into(),
+            destination: m.destination.clone().into(),
+            readonly: !m.rw,
+        })
+        .collect();
+    binds.sort_by_key(|b| b.destination.components().count());
+    Ok(binds)
+}
 
 /// `HEAD|GET /containers/{id}/archive?path=`.
 pub(crate) async fn get(
@@ -25,10 +43,11 @@ pub(crate) async fn get(
 ) -> Result<Response<Body>> {
     let e = engine.clone();
     let p = path.clone();
-    let (root, mounted_here, stat) = blocking(move || {
+    let (root, mounted_here, stat, binds) = blocking(move || {
+        let binds = binds_of(&e, &id)?;
         let (root, mounted_here) = e.containers.mount_rootfs(&id)?;
-        match path_stat(&e.cfg.binary, &root, &p) {
-            Ok(stat) => Ok((root, mounted_here, stat)),
+        match path_stat(&e.cfg.binary, &root, &binds, &p) {
+            Ok(stat) => Ok((root, mounted_here, stat, binds)),
             Err(err) => {
                 if mounted_here {
                     let _ = cais_image::snapshot::unmount(&root);
@@ -51,7 +70,7 @@ pub(crate) async fn get(
     let (tx, body) = channel_body();
     tokio::task::spawn_blocking(move || {
         use std::io::Read;
-        if let Ok(mut child) = helper(&engine.cfg.binary, &root, "get", &path)
+        if let Ok(mut child) = helper(&engine.cfg.binary, &root, &binds, "get", &path)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -86,8 +105,13 @@ pub(crate) async fn put(
 ) -> Result<Response<Body>> {
     use http_body_util::BodyExt;
     let e = engine.clone();
-    let (root, mounted_here) = blocking(move || e.containers.mount_rootfs(&id)).await?;
-    let mut child = helper(&engine.cfg.binary, &root, "put", &path)
+    let (root, mounted_here, binds) = blocking(move || {
+        let binds = binds_of(&e, &id)?;
+        let (root, mounted_here) = e.containers.mount_rootfs(&id)?;
+        Ok((root, mounted_here, binds))
+    })
+    .await?;
+    let mut child = helper(&engine.cfg.binary, &root, &binds, "put", &path)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -1,6 +1,6 @@
 //! `POST /build`: the classic builder's protocol, the one `docker build`
-//! speaks when BuildKit is off (`DOCKER_BUILDKIT=0`, or automatically when
-//! `/_ping` answers `Builder-Version: 1`, as ours does).
+//! speaks without buildx or with `DOCKER_BUILDKIT=0`, and docker-compose
+//! 1.29 always. BuildKit's protocol is `handlers::buildkit`.
 //!
 //! The request body is a tar of the build context (plain, gzip or zstd),
 //! spooled to a file and handed to `crate::build` with the parameters and
@@ -13,14 +13,17 @@
 //! prints before exiting non-zero (with the code of a failed `RUN`).
 //!
 //! Query parameters used: `t` (repeated), `dockerfile`, `buildargs`,
-//! `labels`, `target`, `nocache`, `pull`, `q`, `platform` (only this host's).
-//! Accepted and ignored, because they have no meaning here: `rm` and
-//! `forcerm` (no intermediate containers are kept either way),
-//! `networkmode` (RUN steps share the host's network, like docker's
-//! default builder network), `cachefrom`, `extrahosts`, `shmsize`,
-//! `cpu*`/`memory*`/`ulimits`, `squash`, `outputs`, `session`. Refused:
-//! `version=2` (BuildKit) and `remote` (a URL context). `POST /build/prune`
-//! (`docker builder prune`) empties the step cache.
+//! `labels`, `target`, `nocache`, `pull`, `q`, `platform` (only this
+//! host's), `cachefrom` (only those images' steps are reused),
+//! `networkmode` (`host`, `default` and `bridge` run `RUN` in the host's
+//! network, `none` in one of its own, a user network's name in a sandbox on
+//! it with the embedded DNS), `extrahosts` (repeated `name:ip`, lines of
+//! `RUN`'s /etc/hosts). Accepted and ignored, because they have no meaning
+//! here: `rm` and `forcerm` (no intermediate containers are kept either
+//! way), `shmsize`, `cpu*`/`memory*`/`ulimits`, `outputs`, `session`.
+//! Refused: `squash` (as dockerd outside experimental mode), `version=2`
+//! (BuildKit) and `remote` (a URL context). `POST /build/prune` (`docker
+//! builder prune`) empties the step cache.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,12 +35,13 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use tokio::sync::mpsc;
 
-use crate::build::{invalid, Msg, Params};
+use crate::build::{invalid, BuildNetwork, Msg, Params};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::http::plumbing::{
     all_values, blocking, body_to_file, channel_body, json, streaming, Body, Query,
 };
+use crate::networks::netconf::extra_host_lines;
 
 /// A JSON object of strings (`buildargs`, `labels`). A `null` value is a
 /// build argument named without a value whose variable was not set on the
@@ -56,7 +60,7 @@ fn parse_params(raw_query: &str) -> Result<Params> {
     let query = Query::parse(Some(raw_query));
     if query.get("version") == Some("2") {
         return Err(invalid(
-            "cais has no BuildKit (builder version 2): use the classic builder, e.g. DOCKER_BUILDKIT=0 docker build",
+            "POST /build serves the classic builder (version 1); BuildKit clients use /session and /grpc",
         ));
     }
     if query.get("remote").is_some_and(|r| !r.is_empty()) {
@@ -64,10 +68,17 @@ fn parse_params(raw_query: &str) -> Result<Params> {
             "remote build contexts (a URL or git repository) are not supported: send the context as a tar",
         ));
     }
+    if query.flag("squash") {
+        // dockerd's answer when it is not in experimental mode, as cais
+        // never is: squashed images are not made.
+        return Err(invalid("squash is only supported with experimental mode"));
+    }
     if let Some(p) = query.get("platform").filter(|p| !p.is_empty()) {
-        let want: cais_image::Platform = p
-            .parse()
-            .map_err(|e: cais_image::oci::Error| invalid(crate::error::chain(&e)))?;
+        let want: cais_image::Platform = p.parse().map_err(|_: cais_image::oci::Error| {
+            invalid(format!(
+                "{p:?}: unknown operating system or architecture: invalid argument"
+            ))
+        })?;
         let host = cais_image::archive::host_platform();
         if want.os != host.os
             || (!want.architecture.is_empty() && want.architecture != host.architecture)
@@ -105,6 +116,26 @@ fn parse_params(raw_query: &str) -> Result<Params> {
         .get("dockerfile")
         .filter(|d| !d.is_empty())
         .map(str::to_string);
+    let cache_from = match query.get("cachefrom").filter(|c| !c.is_empty()) {
+        Some(raw) => Some(
+            serde_json::from_str::<Vec<String>>(raw)
+                .map_err(|e| invalid(format!("invalid cachefrom: {e}: {raw}")))?,
+        ),
+        None => None,
+    };
+    let network = match query.get("networkmode").unwrap_or_default() {
+        "" | "default" | "bridge" | "host" => BuildNetwork::Host,
+        "none" => BuildNetwork::None,
+        m if m.starts_with("container:") => {
+            return Err(invalid(format!(
+                "network mode {m:?} is not supported for builds: give host, none or a user-defined network"
+            )))
+        }
+        m => BuildNetwork::Network(m.to_string()),
+    };
+    let extra_hosts = all_values(raw_query, "extrahosts");
+    // Checked now, so a bad entry is a 400 before the build starts.
+    extra_host_lines(&extra_hosts, None)?;
     Ok(Params {
         tags,
         dockerfile,
@@ -118,6 +149,9 @@ fn parse_params(raw_query: &str) -> Result<Params> {
         pull: query.flag("pull"),
         quiet: query.flag("q"),
         source_date_epoch,
+        cache_from,
+        network,
+        extra_hosts,
     })
 }
 
@@ -171,6 +205,58 @@ fn registry_config(header: Option<&str>) -> BTreeMap<String, Credentials> {
     out
 }
 
+/// Where a build's `RUN` steps run, and the sandbox made for a user
+/// network (to remove when the build ends).
+fn run_network(
+    engine: &Engine,
+    mode: &BuildNetwork,
+    extra_hosts: &[String],
+) -> Result<(
+    cais_build::RunNetwork,
+    Option<crate::networks::wiring::Sandbox>,
+)> {
+    let with_extra = |base: String| -> Result<Option<String>> {
+        if extra_hosts.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(base + &extra_host_lines(extra_hosts, None)?))
+    };
+    Ok(match mode {
+        BuildNetwork::Host => {
+            let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+            (
+                cais_build::RunNetwork {
+                    namespace: cais_build::RunNetns::Host,
+                    hosts: with_extra(hosts)?,
+                    resolv_conf: None,
+                },
+                None,
+            )
+        }
+        BuildNetwork::None => (
+            cais_build::RunNetwork {
+                namespace: cais_build::RunNetns::Isolated,
+                hosts: with_extra(
+                    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".into(),
+                )?,
+                resolv_conf: None,
+            },
+            None,
+        ),
+        BuildNetwork::Network(name) => {
+            let s = engine.wiring.sandbox(name, extra_hosts)?;
+            (
+                cais_build::RunNetwork {
+                    namespace: cais_build::RunNetns::Join(s.netns.clone()),
+                    hosts: Some(s.hosts.clone()),
+                    resolv_conf: Some(s.resolv_conf.clone()),
+                },
+                Some(s),
+            )
+        }
+    })
+}
+
 fn line(v: &serde_json::Value) -> Bytes {
     Bytes::from(format!("{v}\n"))
 }
@@ -189,14 +275,27 @@ pub(crate) async fn build(engine: Arc<Engine>, req: Request<Incoming>) -> Result
     // still sending its context would not see an early answer.
     let body = body_to_file(req, &tmp).await?;
     let params = parse_params(&raw_query)?;
+    let (network, sandbox) = {
+        let e = engine.clone();
+        let mode = params.network.clone();
+        let extra = params.extra_hosts.clone();
+        blocking(move || run_network(&e, &mode, &extra)).await?
+    };
     let (tx, mut rx) = mpsc::channel::<Msg>(64);
     let ctx = crate::build::Context {
         root: engine.cfg.root.clone(),
         binary: engine.cfg.binary.clone(),
         images: engine.images.clone(),
         events: engine.events.clone(),
+        network,
     };
-    tokio::task::spawn_blocking(move || crate::build::run(ctx, params, body, credentials, tx));
+    let e = engine.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::build::run(ctx, params, body, credentials, tx);
+        if let Some(s) = sandbox {
+            e.wiring.remove_sandbox(&s);
+        }
+    });
     // Nothing is sent before the build says something: an early failure
     // (bad context, Dockerfile syntax) is a plain HTTP error.
     let first = match rx.recv().await {
@@ -243,14 +342,6 @@ pub(crate) async fn prune(engine: Arc<Engine>) -> Result<Response<Body>> {
     ))
 }
 
-/// `/session`: BuildKit's, which the classic builder has no use for.
-pub(crate) fn session() -> Result<Response<Body>> {
-    Err(Error::InvalidArgument(
-        "cais has no BuildKit sessions: use the classic builder, e.g. DOCKER_BUILDKIT=0 docker build"
-            .into(),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,7 +371,7 @@ mod tests {
     #[test]
     fn bad_parameters_are_refused_with_a_reason() {
         for (q, want) in [
-            ("version=2", "DOCKER_BUILDKIT=0"),
+            ("version=2", "/session and /grpc"),
             (
                 "remote=https%3A%2F%2Fexample.com%2Fx.git",
                 "remote build contexts",

@@ -15,8 +15,9 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::filters;
 use crate::http::plumbing::{
-    blocking, channel_body, empty, frame, json, parse_json, parse_unix_nanos, read_body,
-    stream_type, streaming, unix_now, upgraded_response, wants_upgrade, Body, Query,
+    all_values, blocking, channel_body, empty, frame, json, parse_json, parse_unix_nanos,
+    read_body, stream_type, streaming, unix_now, upgraded_response, wants_upgrade,
+    websocket_accept, websocket_stream, Body, DetachKeys, Query,
 };
 use crate::logfile;
 use crate::shim;
@@ -58,10 +59,10 @@ pub(crate) async fn list(engine: Arc<Engine>, query: &Query) -> Result<Response<
 pub(crate) async fn prune(engine: Arc<Engine>, query: &Query) -> Result<Response<Body>> {
     let filters = query.filters(filters::PRUNE)?;
     let until = filters.until(unix_now())?;
-    let ids = blocking(move || Ok(engine.containers.prune(&filters, until))).await?;
+    let (ids, reclaimed) = blocking(move || Ok(engine.containers.prune(&filters, until))).await?;
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({"ContainersDeleted": ids, "SpaceReclaimed": 0}),
+        &serde_json::json!({"ContainersDeleted": ids, "SpaceReclaimed": reclaimed}),
     ))
 }
 
@@ -140,6 +141,17 @@ pub(crate) async fn remove(
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
+/// `DELETE /containers/{parent}/{alias}?link=1`: removes the legacy link
+/// `alias` from container `parent` (the containers stay).
+pub(crate) async fn remove_link(
+    engine: Arc<Engine>,
+    parent: String,
+    alias: String,
+) -> Result<Response<Body>> {
+    blocking(move || engine.containers.remove_link(&parent, &alias)).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
 /// `POST /containers/{id}/wait?condition=`.
 pub(crate) fn wait(engine: Arc<Engine>, id: String, query: &Query) -> Result<Response<Body>> {
     let condition = query.get("condition").unwrap_or("not-running").to_string();
@@ -208,7 +220,7 @@ pub(crate) async fn update(
     id: String,
 ) -> Result<Response<Body>> {
     let body = read_body(req, 1 << 20).await?;
-    let update: cais_api::HostConfig = parse_json(&body)?;
+    let update: cais_api::ContainerUpdate = parse_json(&body)?;
     let warnings = blocking(move || engine.containers.update_resources(&id, &update)).await?;
     Ok(json(
         StatusCode::OK,
@@ -216,8 +228,14 @@ pub(crate) async fn update(
     ))
 }
 
-/// `POST /commit?container=&repo=&tag=&author=&comment=`.
-pub(crate) async fn commit(engine: Arc<Engine>, query: &Query) -> Result<Response<Body>> {
+/// `POST /commit?container=&repo=&tag=&author=&comment=&changes=`: the
+/// container's changes as an image whose config is the container's (the
+/// body's fields over it, then `changes` applied).
+pub(crate) async fn commit(
+    engine: Arc<Engine>,
+    req: Request<Incoming>,
+    query: &Query,
+) -> Result<Response<Body>> {
     let container = query.get("container").unwrap_or_default().to_string();
     let reference = match (query.get("repo"), query.get("tag")) {
         (Some(r), Some(t)) if !r.is_empty() && !t.is_empty() => Some(format!("{r}:{t}")),
@@ -226,11 +244,21 @@ pub(crate) async fn commit(engine: Arc<Engine>, query: &Query) -> Result<Respons
     };
     let author = query.get("author").unwrap_or_default().to_string();
     let comment = query.get("comment").unwrap_or_default().to_string();
+    let changes = all_values(req.uri().query().unwrap_or(""), "changes");
+    let body = read_body(req, 1 << 20).await?;
+    let overrides: serde_json::Value = parse_json(&body)?;
     let id = blocking(move || {
         let id = engine.table.resolve(&container)?;
-        engine
-            .containers
-            .commit(&id, reference.as_deref(), &author, &comment)
+        engine.containers.commit(
+            &id,
+            &crate::containers::lifecycle::CommitRequest {
+                reference: reference.as_deref(),
+                author: &author,
+                comment: &comment,
+                changes: &changes,
+                overrides: &overrides,
+            },
+        )
     })
     .await?;
     Ok(json(StatusCode::CREATED, &serde_json::json!({"Id": id})))
@@ -245,6 +273,11 @@ pub(crate) fn logs(engine: Arc<Engine>, id: &str, q: &Query) -> Result<Response<
     if !want_out && !want_err {
         return Err(Error::InvalidArgument(
             "Bad parameters: you must choose at least one stream".into(),
+        ));
+    }
+    if rec.host_config.log_config.kind == "none" {
+        return Err(Error::NotImplemented(
+            "configured logging driver does not support reading".into(),
         ));
     }
     let follow = q.flag("follow");
@@ -328,7 +361,12 @@ pub(crate) fn logs(engine: Arc<Engine>, id: &str, q: &Query) -> Result<Response<
     Ok(streaming(body, stream_type(tty)))
 }
 
-/// `POST /containers/{id}/attach`: relays between the client and the shim.
+/// `POST /containers/{id}/attach?stream=&logs=&stdin=&stdout=&stderr=&detachKeys=`:
+/// with `logs` the container's log so far, then with `stream` its live
+/// output (and input, with `stdin`) through the shim, until it exits or
+/// the client detaches (the detach keys, with a terminal). Over a hijacked
+/// connection (`Upgrade: tcp`) or, without one, as the response body
+/// (output only).
 pub(crate) async fn attach(
     engine: Arc<Engine>,
     mut req: Request<Incoming>,
@@ -336,34 +374,200 @@ pub(crate) async fn attach(
     q: &Query,
 ) -> Result<Response<Body>> {
     let rec = engine.table.get(&id)?;
-    if !wants_upgrade(&req) {
-        return Err(Error::InvalidArgument(
-            "attach needs an upgraded connection (Upgrade: tcp)".into(),
-        ));
-    }
-    let want = shim::Request::Attach {
+    let tty = rec.config.tty;
+    let opts = AttachOptions {
         stdin: q.flag("stdin"),
         stdout: q.flag("stdout"),
         stderr: q.flag("stderr"),
+        stream: q.flag("stream"),
+        logs: q.flag("logs"),
+        detach_keys: DetachKeys::parse(q.get("detachKeys").unwrap_or_default())?,
+        tty,
     };
-    let stdin = q.flag("stdin");
-    let tty = rec.config.tty;
-    let dir = engine.table.dir(&id);
-    // Before start, `start` connects this client to the shim before the
-    // process runs (so it sees all output) and hands the connection over.
-    let before_start = if rec.state.is_running() {
-        None
-    } else {
-        engine.containers.attach_before_start(&id, want.clone())
-    };
+    let upgraded = wants_upgrade(&req);
+    let handed = hand_over_at_start(&engine, &id, &opts, rec.state.is_running());
+    if !upgraded {
+        // Output only, as the response body: the session writes into one
+        // end of a pipe, the body is fed from the other.
+        let opts = AttachOptions {
+            stdin: false,
+            ..opts
+        };
+        let (tx, body) = channel_body();
+        let (client, mut pipe) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(attach_session(engine, id, opts, handed, client));
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            while let Ok(n) = pipe.read(&mut buf).await {
+                if n == 0 || tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                    break;
+                }
+            }
+        });
+        return Ok(streaming(body, stream_type(tty)));
+    }
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
-        let conn = match before_start {
-            Some(handed) => tokio::time::timeout(Duration::from_secs(60), handed)
-                .await
-                .ok()
-                .and_then(|c| c.ok()),
-            None => tokio::task::spawn_blocking(move || {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        attach_session(engine, id, opts, handed, TokioIo::new(upgraded)).await;
+    });
+    Ok(upgraded_response(tty))
+}
+
+/// `GET /containers/{id}/attach/ws?stream=&logs=&stdin=&stdout=&stderr=`:
+/// an attach over a WebSocket (RFC 6455), as browsers and some SDKs use
+/// it: output in text frames, raw (never multiplexed, as dockerd sends
+/// it), input from the client's frames.
+pub(crate) async fn attach_ws(
+    engine: Arc<Engine>,
+    mut req: Request<Incoming>,
+    id: String,
+    q: &Query,
+) -> Result<Response<Body>> {
+    let rec = engine.table.get(&id)?;
+    let is_websocket = req
+        .headers()
+        .get(hyper::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let key = req
+        .headers()
+        .get("Sec-WebSocket-Key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (true, Some(key)) = (is_websocket, key) else {
+        return Err(Error::InvalidArgument(
+            "attach/ws needs a WebSocket upgrade (Upgrade: websocket, Sec-WebSocket-Key)".into(),
+        ));
+    };
+    let opts = AttachOptions {
+        stdin: q.flag("stdin"),
+        stdout: q.flag("stdout"),
+        stderr: q.flag("stderr"),
+        stream: q.flag("stream"),
+        logs: q.flag("logs"),
+        detach_keys: DetachKeys::parse(q.get("detachKeys").unwrap_or_default())?,
+        tty: rec.config.tty,
+    };
+    // The client gets raw output whatever the container has: without a
+    // terminal the session's frames are taken apart.
+    let demux = !rec.config.tty;
+    let handed = hand_over_at_start(&engine, &id, &opts, rec.state.is_running());
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let client = websocket_stream(TokioIo::new(upgraded), demux);
+        attach_session(engine, id, opts, handed, client).await;
+    });
+    let mut r = empty(StatusCode::SWITCHING_PROTOCOLS);
+    let h = r.headers_mut();
+    h.insert(
+        hyper::header::UPGRADE,
+        hyper::header::HeaderValue::from_static("websocket"),
+    );
+    h.insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(
+        "Sec-WebSocket-Accept",
+        hyper::header::HeaderValue::from_str(&websocket_accept(&key))
+            .expect("base64 is a valid header value"),
+    );
+    Ok(r)
+}
+
+/// What an attach asks for.
+struct AttachOptions {
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+    stream: bool,
+    logs: bool,
+    detach_keys: DetachKeys,
+    tty: bool,
+}
+
+impl AttachOptions {
+    fn shim_request(&self) -> shim::Request {
+        shim::Request::Attach {
+            stdin: self.stdin,
+            stdout: self.stdout,
+            stderr: self.stderr,
+        }
+    }
+}
+
+/// A streaming attach to a container that is not running: the next
+/// `start` connects it to the shim before the process runs (so it sees
+/// all output) and hands the connection over. None otherwise (the session
+/// connects itself).
+fn hand_over_at_start(
+    engine: &Engine,
+    id: &str,
+    opts: &AttachOptions,
+    running: bool,
+) -> Option<tokio::sync::oneshot::Receiver<std::os::unix::net::UnixStream>> {
+    if !opts.stream || running {
+        return None;
+    }
+    engine
+        .containers
+        .attach_before_start(id, opts.shim_request())
+}
+
+/// One attach: the log replayed, then the live streams relayed; `handed`
+/// is the shim connection `start` will hand over (`hand_over_at_start`).
+async fn attach_session<C>(
+    engine: Arc<Engine>,
+    id: String,
+    opts: AttachOptions,
+    handed: Option<tokio::sync::oneshot::Receiver<std::os::unix::net::UnixStream>>,
+    mut client: C,
+) where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    if opts.logs {
+        let path = engine.table.dir(&id).join("container-json.log");
+        let entries = tokio::task::spawn_blocking(move || logfile::read_with_offset(&path))
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .map(|(entries, _)| entries)
+            .unwrap_or_default();
+        for e in &entries {
+            let stream = if e.stream == "stderr" { 2 } else { 1 };
+            if (stream == 1 && !opts.stdout) || (stream == 2 && !opts.stderr) {
+                continue;
+            }
+            let data = if opts.tty {
+                e.log.as_bytes().to_vec()
+            } else {
+                frame(stream, e.log.as_bytes())
+            };
+            if client.write_all(&data).await.is_err() {
+                return;
+            }
+        }
+    }
+    if !opts.stream {
+        let _ = client.shutdown().await;
+        return;
+    }
+    let conn = match handed {
+        Some(handed) => tokio::time::timeout(Duration::from_secs(60), handed)
+            .await
+            .ok()
+            .and_then(|c| c.ok()),
+        None => {
+            let dir = engine.table.dir(&id);
+            let want = opts.shim_request();
+            tokio::task::spawn_blocking(move || {
+                // A container that exited has nothing to stream.
                 if shim::read_exit(&dir).is_some() {
                     return None;
                 }
@@ -371,29 +575,36 @@ pub(crate) async fn attach(
             })
             .await
             .ok()
-            .flatten(),
-        };
-        let Ok(upgraded) = on_upgrade.await else {
-            return;
-        };
-        let Some(conn) = conn else { return };
-        let _ = conn.set_nonblocking(true);
-        let Ok(shim_conn) = tokio::net::UnixStream::from_std(conn) else {
-            return;
-        };
-        relay(TokioIo::new(upgraded), shim_conn, stdin).await;
-    });
-    Ok(upgraded_response(tty))
+            .flatten()
+        }
+    };
+    let Some(conn) = conn else {
+        let _ = client.shutdown().await;
+        return;
+    };
+    let _ = conn.set_nonblocking(true);
+    let Ok(shim_conn) = tokio::net::UnixStream::from_std(conn) else {
+        return;
+    };
+    let detach = (opts.tty && opts.stdin).then_some(opts.detach_keys);
+    relay(client, shim_conn, opts.stdin, detach).await;
 }
 
 /// Copies client input to the shim (when stdin is attached) and the shim's
-/// output to the client, until the shim closes (the container exited).
-async fn relay<C>(client: C, shim_conn: tokio::net::UnixStream, stdin: bool)
-where
+/// output to the client, until the shim closes (the container exited) or
+/// the client sends the `detach` keys (then the connection is closed and
+/// the container runs on).
+async fn relay<C>(
+    client: C,
+    shim_conn: tokio::net::UnixStream,
+    stdin: bool,
+    mut detach: Option<DetachKeys>,
+) where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut client_r, mut client_w) = tokio::io::split(client);
     let (mut shim_r, mut shim_w) = shim_conn.into_split();
+    let (detached_tx, mut detached_rx) = tokio::sync::oneshot::channel::<()>();
     // The docker CLI half-closes its side when it sends no input; that must
     // not close the shim connection, so the write half is handed back and
     // kept until the output ends.
@@ -403,8 +614,16 @@ where
             match client_r.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) if stdin => {
-                    if shim_w.write_all(&buf[..n]).await.is_err() {
+                    let (data, detached) = match detach.as_mut() {
+                        Some(keys) => keys.scan(&buf[..n]),
+                        None => (buf[..n].to_vec(), false),
+                    };
+                    if !data.is_empty() && shim_w.write_all(&data).await.is_err() {
                         break;
+                    }
+                    if detached {
+                        let _ = detached_tx.send(());
+                        return None;
                     }
                 }
                 Ok(_) => {}
@@ -415,9 +634,12 @@ where
         if stdin {
             let _ = shim_w.shutdown().await;
         }
-        shim_w
+        Some(shim_w)
     });
-    let _ = tokio::io::copy(&mut shim_r, &mut client_w).await;
+    tokio::select! {
+        _ = tokio::io::copy(&mut shim_r, &mut client_w) => {}
+        Ok(()) = &mut detached_rx => {}
+    }
     let _ = client_w.shutdown().await;
     input.abort();
 }

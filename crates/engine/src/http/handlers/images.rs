@@ -13,7 +13,8 @@ use crate::engine::Engine;
 use crate::error::{Error, Kind, Result};
 use crate::filters;
 use crate::http::plumbing::{
-    blocking, body_to_file, channel_body, empty, json, json_lines, streaming, unix_now, Body, Query,
+    all_values, blocking, body_to_file, channel_body, empty, json, json_lines, streaming, unix_now,
+    Body, Query,
 };
 use crate::images::{error_line, image_not_found, pull_with, summary, JsonProgress};
 
@@ -191,7 +192,9 @@ pub(crate) async fn save(engine: Arc<Engine>, names: Vec<String>) -> Result<Resp
     Ok(streaming(body, "application/x-tar"))
 }
 
-/// `POST /images/load`.
+/// `POST /images/load`. An archive the store refuses is answered as
+/// dockerd answers it: `200` with the error as the stream's one line
+/// (clients read errors from the stream once the body was taken).
 pub(crate) async fn load(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<Body>> {
     // `quiet` only silences progress bars, which load has none of: the
     // "Loaded image" lines are always sent.
@@ -207,7 +210,12 @@ pub(crate) async fn load(engine: Arc<Engine>, req: Request<Incoming>) -> Result<
         }
         Ok(loaded)
     })
-    .await?;
+    .await;
+    let loaded = match loaded {
+        Ok(l) => l,
+        Err(e @ Error::ImageInput(_)) => return Ok(json_lines(&[error_line(&e)])),
+        Err(e) => return Err(e),
+    };
     let mut lines = Vec::new();
     for l in &loaded {
         if l.tags.is_empty() {
@@ -224,7 +232,8 @@ pub(crate) async fn load(engine: Arc<Engine>, req: Request<Incoming>) -> Result<
     Ok(json_lines(&lines))
 }
 
-/// `POST /images/create?fromSrc=-`: a root filesystem tar in the body.
+/// `POST /images/create?fromSrc=-&changes=...`: a root filesystem tar in
+/// the body; `changes` (Dockerfile instructions) make its config.
 pub(crate) async fn import(
     engine: Arc<Engine>,
     req: Request<Incoming>,
@@ -246,10 +255,23 @@ pub(crate) async fn import(
     .map(|r| r.parse::<Reference>())
     .transpose()
     .map_err(Error::OciInput)?;
-    let message = query
-        .get("message")
-        .filter(|m| !m.is_empty())
-        .map(str::to_string);
+    // dockerd's history comment when no message is given.
+    let message = Some(
+        query
+            .get("message")
+            .filter(|m| !m.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| "Imported from -".to_string()),
+    );
+    let changes = all_values(req.uri().query().unwrap_or(""), "changes");
+    // The changes are checked before the body is read.
+    let config = if changes.is_empty() {
+        None
+    } else {
+        let mut config = serde_json::Value::Null;
+        cais_build::apply_changes(&mut config, &changes).map_err(Error::Build)?;
+        Some(config)
+    };
     let file = body_to_file(req, &engine.cfg.exec_root).await?;
     let id = blocking(move || {
         let opts = cais_image::archive::ImportOptions {
@@ -257,6 +279,7 @@ pub(crate) async fn import(
             message,
             platform: None,
             source: "-".into(),
+            config,
         };
         let rec =
             cais_image::archive::import(&engine.images, file, &opts).map_err(Error::ImageInput)?;
@@ -301,14 +324,18 @@ pub(crate) async fn prune(engine: Arc<Engine>, query: &Query) -> Result<Response
     ))
 }
 
-/// `GET /images/{name}/json`.
-pub(crate) async fn inspect(engine: Arc<Engine>, name: String) -> Result<Response<Body>> {
+/// `GET /images/{name}/json`, as API `version` shows it.
+pub(crate) async fn inspect(
+    engine: Arc<Engine>,
+    name: String,
+    version: String,
+) -> Result<Response<Body>> {
     let v = blocking(move || {
         let rec = engine
             .images
             .resolve(&name)
             .map_err(image_not_found(&name))?;
-        crate::images::inspect(&engine.images, &rec)
+        crate::images::inspect(&engine.images, &rec, &version)
     })
     .await?;
     Ok(json(StatusCode::OK, &v))

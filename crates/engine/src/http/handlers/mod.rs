@@ -3,9 +3,11 @@
 
 pub(super) mod archive;
 pub(super) mod build;
+pub(super) mod buildkit;
 pub(super) mod containers;
 pub(super) mod exec;
 pub(super) mod images;
 pub(super) mod networks;
+pub(super) mod swarm;
 pub(super) mod system;
 pub(super) mod volumes;
