@@ -121,6 +121,13 @@ fn the_shim_runs_sealed_and_the_container_gets_only_stdio() {
         .trim()
         .parse()
         .expect("pid");
+    // Named for ps, though executed through /proc/self/fd/N.
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{shim}/comm"))
+            .expect("comm")
+            .trim(),
+        "cais-shim"
+    );
     let handle = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_PATH)

@@ -236,6 +236,9 @@ fn launch(cfg: Config, mut report: UnixStream) {
 /// daemon's end closes; shims outlive it (each is re-parented away from it
 /// when the process that forked it exits, as with `cais shim`).
 pub fn serve(control: OwnedFd) -> i32 {
+    // Executed as `/proc/self/fd/N` (the sealed view), the process would be
+    // named `N` in ps and /proc/PID/comm: name it and its shims.
+    let _ = nix::sys::prctl::set_name(c"cais-shim-srv");
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         // Reap the forks that reported (they exit at once).
@@ -276,6 +279,7 @@ pub fn serve(control: OwnedFd) -> i32 {
                     unsafe { libc::dup2(null.as_raw_fd(), 0) };
                 }
                 drop(control);
+                let _ = nix::sys::prctl::set_name(c"cais-shim");
                 launch(cfg, report);
                 // SAFETY: _exit ends this fork without running the
                 // server's exit handlers or flushing its buffers twice.
