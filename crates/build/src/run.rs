@@ -71,6 +71,9 @@ impl Overlay {
             upperdir: o.upper.clone(),
             workdir: o.dir.join("work"),
             target: o.rootfs.clone(),
+            // Mounted once; a step's upper directory becomes its layer right
+            // after, and a crash redoes the build.
+            volatile: true,
         };
         snapshot::mount(&m)?;
         o.mounted = true;

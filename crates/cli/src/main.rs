@@ -71,6 +71,9 @@ enum Command {
     /// Supervise one container (started by the daemon, not by hand).
     #[command(hide = true)]
     Shim(ShimArgs),
+    /// Fork a shim for each request on stdin (started by the daemon).
+    #[command(hide = true, name = "shim-server")]
+    ShimServer,
     /// The OCI distribution registry server.
     #[command(subcommand)]
     Registry(cais_registry_server::cli::Command),
@@ -240,13 +243,19 @@ fn main() {
             cais_engine::archive::helper_main(&a.root, a.binds.as_deref(), &a.op, &a.path)
                 .map(|()| None),
         ),
-        Command::Shim(a) => helper_report(
+        Command::Shim(a) => helper_report({
+            // The shim forks the container's processes itself (see
+            // `cais_engine::shim`): it must run sealed, as the daemon starts it.
+            if !cais_runtime::sealed::is_sealed() {
+                let Err(e) = cais_runtime::sealed::reexec();
+                eprintln!("cais: cannot re-execute from a sealed copy: {e}");
+                std::process::exit(1);
+            }
             cais_engine::shim::main(cais_engine::shim::Config {
                 id: a.id,
                 bundle: a.bundle,
                 state_dir: a.state_dir,
                 runtime_root: a.runtime_root,
-                runtime: std::env::current_exe().unwrap_or_else(|_| "cais".into()),
                 terminal: a.terminal,
                 stdin: a.stdin,
                 log_max_size: a.log_max_size,
@@ -260,8 +269,17 @@ fn main() {
                 stdin_once: a.stdin_once,
                 cgroup_path: a.cgroup_path,
             })
-            .map(Some),
-        ),
+            .map(Some)
+        }),
+        Command::ShimServer => {
+            // Its forks create containers: sealed, as for `shim`.
+            if !cais_runtime::sealed::is_sealed() {
+                let Err(e) = cais_runtime::sealed::reexec();
+                eprintln!("cais: cannot re-execute from a sealed copy: {e}");
+                std::process::exit(1);
+            }
+            cais_engine::shim::serve_stdin()
+        }
         Command::Registry(cmd) => report(cais_registry_server::cli::run(cmd).map(|_| 0)),
         Command::Kube(cmd) => report(kube::run(cmd)),
         Command::Images(cmd) if images::is_local(&cmd) => report(images::run(cmd)),
@@ -317,7 +335,15 @@ fn usage_error(e: clap::Error) -> ! {
     ) {
         e.exit();
     }
-    let daemon_side = ["daemon", "runtime", "registry", "shim", "kube", "compose"];
+    let daemon_side = [
+        "daemon",
+        "runtime",
+        "registry",
+        "shim",
+        "shim-server",
+        "kube",
+        "compose",
+    ];
     let sub = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-') && !a.starts_with("unix://") && !a.starts_with('/'));

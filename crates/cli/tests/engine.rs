@@ -93,6 +93,90 @@ fn docker_run_rm_returns_the_exit_code_and_output() {
     assert_eq!(d.docker_ok(&["ps", "-aq"]).trim(), "", "--rm removed it");
 }
 
+/// The shim creates containers itself, forking their bootstrap and init:
+/// CVE-2019-5736 asks that those processes, which enter the container
+/// before they exec, run from a binary nothing can write through. The
+/// shim's binary (theirs too) is a read-only view: a handle kept as the
+/// attack keeps one is on a read-only mount and refused for writing, while
+/// the shim runs and after. (A busy binary is refused with ETXTBSY before
+/// the mount is checked, so the mount's flags are asserted too.)
+/// CVE-2024-21626: only stdio reaches the container's process, which
+/// starts with no signal ignored.
+#[test]
+fn the_shim_runs_sealed_and_the_container_gets_only_stdio() {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    d.image("busybox");
+    let before = std::fs::read(CAIS).expect("binary");
+    let id = d
+        .docker_ok(&["run", "-d", "busybox", "sleep", "1000"])
+        .trim()
+        .to_string();
+    let dir = d.root().join("engine/containers").join(&id);
+    let shim: i32 = std::fs::read_to_string(dir.join("shim.pid"))
+        .expect("shim pid")
+        .trim()
+        .parse()
+        .expect("pid");
+    // Named for ps, though executed through /proc/self/fd/N.
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{shim}/comm"))
+            .expect("comm")
+            .trim(),
+        "cais-shim"
+    );
+    let handle = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(format!("/proc/{shim}/exe"))
+        .expect("O_PATH handle on the shim's binary");
+    let through = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&handle));
+    let reopen = || std::fs::OpenOptions::new().write(true).open(&through);
+    let read_only_mount = || {
+        nix::sys::statvfs::statvfs(through.as_str())
+            .expect("statvfs through the handle")
+            .flags()
+            .contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
+    };
+    assert!(read_only_mount(), "the shim runs from a read-only mount");
+    let err = reopen().expect_err("the shim's binary is not writable");
+    assert!(
+        matches!(err.raw_os_error(), Some(libc::EROFS | libc::ETXTBSY)),
+        "{err}"
+    );
+    d.docker_ok(&["rm", "-f", &id]);
+    wait_until("the shim to exit", || {
+        !Path::new(&format!("/proc/{shim}")).exists()
+    });
+    assert!(read_only_mount(), "still read-only once the shim is gone");
+    let err = reopen().expect_err("still not writable once the shim is gone");
+    assert!(
+        matches!(err.raw_os_error(), Some(libc::EROFS | libc::ETXTBSY)),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(CAIS).expect("binary"),
+        before,
+        "host binary unchanged"
+    );
+
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "ls /proc/self/fd | tr '\\n' ' '; echo; cat /proc/self/status | grep SigIgn",
+    ]);
+    let mut lines = out.lines();
+    // ls opens one directory fd (3) to list the others.
+    assert_eq!(lines.next().map(str::trim), Some("0 1 2 3"), "{out}");
+    assert_eq!(lines.next(), Some("SigIgn:\t0000000000000000"), "{out}");
+}
+
 /// A raw API call: (status, body).
 fn api(d: &Daemon, method: &str, path: &str, body: &str) -> (u16, String) {
     use std::io::{Read, Write};

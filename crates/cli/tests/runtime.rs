@@ -822,6 +822,20 @@ fn cve_2024_21626_no_fd_or_cwd_leaks_into_the_container() {
     drop(dir);
 }
 
+/// Ignored signals stay ignored across execve, and the runtime, a Rust
+/// program, ignores SIGPIPE itself: the container's process must still
+/// start with every signal at its default.
+#[test]
+fn the_container_process_starts_with_no_signal_ignored() {
+    if !require_root_and_busybox() {
+        return;
+    }
+    let rt = Rt::new();
+    let (code, out, err) = sh(&rt, "cat /proc/self/status | grep SigIgn", |_| {});
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "SigIgn:\t0000000000000000");
+}
+
 fn container_cgroup(id: &str) -> cais_cgroups::Cgroup {
     cais_cgroups::Cgroup::new(
         cais_cgroups::Layout::detect().expect("layout"),

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::events::Events;
+use crate::timing::Steps;
 
 /// A build request's parameters, decoded and checked.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -350,6 +351,7 @@ pub(crate) fn run(
     let fail = |tx: &mpsc::Sender<Msg>, e: Error, code: Option<i32>| {
         let _ = tx.blocking_send(Msg::Failed(e, code));
     };
+    let mut steps = Steps::new("build", "");
     let base = ctx.root.join("engine/build");
     let dir = match std::fs::create_dir_all(&base).and_then(|()| {
         tempfile::Builder::new()
@@ -375,6 +377,7 @@ pub(crate) fn run(
         Ok(x) => x,
         Err(e) => return fail(&tx, e, None),
     };
+    steps.step("context");
     let quiet = params.quiet;
     let pull_tx = tx.clone();
     let pull = pull_fn(
@@ -415,7 +418,9 @@ pub(crate) fn run(
         kept: String::new(),
         partial: Vec::new(),
     };
-    match cais_build::build(&env, &opts, &mut stream) {
+    let built = cais_build::build(&env, &opts, &mut stream);
+    steps.step("build");
+    match built {
         Ok(built) => {
             if params.quiet {
                 let _ = tx.blocking_send(Msg::Line(
@@ -439,7 +444,9 @@ pub(crate) fn run(
     // The response ends when the last sender goes: end it before the
     // context is removed, which the client need not wait for.
     drop((stream, env, tx));
+    steps.step("respond");
     drop(dir);
+    steps.step("cleanup");
 }
 
 /// The executor's pull: the engine's own pull into the store, with the

@@ -1,8 +1,10 @@
 //! Where the engine keeps things, the paths derived from them, and how it
 //! reaches the runtime and a container's cgroup.
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
@@ -15,6 +17,12 @@ pub struct Config {
     pub exec_root: PathBuf,
     /// The `cais` binary, for shims and runtime calls.
     pub binary: PathBuf,
+    /// A read-only view of the daemon's own binary
+    /// (`cais_runtime::sealed::read_only_view`): shims and runtime commands
+    /// run from it, sealed from their first instruction (CVE-2019-5736),
+    /// with no re-execution of their own. None where it could not be made;
+    /// they then re-execute themselves.
+    pub sealed: Option<Arc<OwnedFd>>,
     /// Where Container Device Interface specs are read, later ones first
     /// (`/etc/cdi`, `/var/run/cdi`).
     pub cdi_spec_dirs: Vec<PathBuf>,
@@ -41,6 +49,11 @@ impl Config {
         self.root.join("engine/networks")
     }
 
+    /// Directories being deleted in the background (`<root>/engine/trash`).
+    pub fn trash_dir(&self) -> PathBuf {
+        self.root.join("engine/trash")
+    }
+
     /// Build contexts and scratch space (`<root>/engine/build`).
     pub fn build_dir(&self) -> PathBuf {
         self.root.join("engine/build")
@@ -56,11 +69,29 @@ impl Config {
         self.exec_root.join("netns")
     }
 
+    /// The program to run for shims and runtime commands: the sealed view
+    /// as `/proc/self/fd/N`, which names it in the child between fork and
+    /// exec (the descriptor is close-on-exec; execve opens the path first),
+    /// else the binary.
+    pub fn exe(&self) -> PathBuf {
+        match &self.sealed {
+            Some(fd) => PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+            None => self.binary.clone(),
+        }
+    }
+
     /// `cais runtime --root <runtime_root>`, ready for a subcommand.
     pub fn runtime_command(&self) -> Command {
-        let mut c = Command::new(&self.binary);
+        let mut c = Command::new(self.exe());
         c.args(["runtime", "--root"]).arg(self.runtime_root());
         c
+    }
+
+    /// The runtime library over the runtime's state, for what the daemon
+    /// does itself: signal, freeze, thaw and delete containers. None of it
+    /// forks or enters a container; creating them is the shim's.
+    pub(crate) fn runtime(&self) -> cais_runtime::Runtime {
+        cais_runtime::Runtime::new(self.runtime_root())
     }
 
     /// The cgroup of container `id` at `path` (`/cais/<id>`, or under its

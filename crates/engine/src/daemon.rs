@@ -45,10 +45,18 @@ pub fn run(opts: Options) -> Result<()> {
 
 async fn serve(opts: Options) -> Result<()> {
     let engine = tokio::task::spawn_blocking({
+        let sealed = match cais_runtime::sealed::read_only_view() {
+            Ok(fd) => Some(std::sync::Arc::new(fd)),
+            Err(e) => {
+                tracing::warn!(error = %e, "no read-only view of the binary: shims re-execute themselves");
+                None
+            }
+        };
         let cfg = Config {
             root: opts.root.clone(),
             exec_root: opts.exec_root.clone(),
             binary: opts.binary.clone(),
+            sealed,
             cdi_spec_dirs: opts.cdi_spec_dirs.clone(),
         };
         move || Engine::open(cfg)

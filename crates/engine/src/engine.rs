@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::events::Events;
 use crate::networks::records::NetworkStore;
 use crate::networks::wiring::Wiring;
+use crate::trash::Trash;
 use crate::volumes::Volumes;
 
 pub struct Engine {
@@ -75,6 +76,7 @@ impl Engine {
             events.clone(),
         ));
         wiring.start_dns();
+        let trash = Arc::new(Trash::open(cfg.trash_dir())?);
         let containers = Arc::new(Containers::new(
             cfg.clone(),
             images.clone(),
@@ -82,6 +84,7 @@ impl Engine {
             events.clone(),
             table.clone(),
             wiring.clone(),
+            trash.clone(),
         ));
         containers.restore();
         wiring.restore();

@@ -105,6 +105,15 @@ pub enum Error {
         program: &'static str,
         message: String,
     },
+    /// The runtime library failed an operation the daemon does itself on a
+    /// container (signal, freeze, thaw, delete).
+    #[error("{action} container {id}")]
+    Runtime {
+        action: &'static str,
+        id: String,
+        #[source]
+        source: cais_runtime::Error,
+    },
     /// The shim could not create the container (dockerd's words, then the
     /// runtime's).
     #[error("failed to create task for container: {reason}")]
@@ -222,6 +231,15 @@ impl Error {
     pub(crate) fn spawn(program: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let program = program.into();
         move |source| Error::Spawn { program, source }
+    }
+
+    /// Wraps a failure of the runtime library on container `id`.
+    pub(crate) fn runtime(
+        action: &'static str,
+        id: &str,
+    ) -> impl FnOnce(cais_runtime::Error) -> Error {
+        let id = id.to_string();
+        move |source| Error::Runtime { action, id, source }
     }
 
     /// Wraps a failure of the daemon's own machinery.

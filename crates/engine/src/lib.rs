@@ -8,7 +8,8 @@
 //! checks it):
 //!
 //! 1. Leaves: `error` (the crate's error type: variants with context and
-//!    a source), `config` (directories, the runtime command, a
+//!    a source), `timing` (steps of an operation, logged at debug level),
+//!    `trash` (directories deleted by a background thread), `config` (directories, the runtime command, a
 //!    container's cgroup), `ids` (random ids and names), `events`,
 //!    `filters` (dockerd's filter semantics), `logfile` (json-file with
 //!    size rotation, the log drivers' options), `spec` (config.json from
@@ -78,6 +79,8 @@ pub mod logfile;
 pub mod networks;
 pub mod shim;
 pub mod spec;
+mod timing;
+mod trash;
 pub mod volumes;
 
 /// Entry points for the fuzz targets (`fuzz/`) and their corpus tests: each

@@ -2,15 +2,30 @@
 //! container through the runtime, holds its stdio, writes its logs, reaps its
 //! exit status and keeps running when the daemon stops or restarts.
 //!
-//! `cais shim ...` forks; the parent waits until the container is created
-//! (or failed), prints one JSON line and exits, while the child, in its own
+//! The daemon gets its shims from `cais shim-server` (`serve`, `Spawner`),
+//! which it starts once and which forks one launcher per request, so no
+//! shim pays for an exec of its own; `cais shim ...` does the same for one
+//! container by hand. Either way the launcher forks; it waits until the
+//! container is created (or failed), reports one JSON line and exits, while
+//! the child, in its own
 //! session and as child subreaper (so the container's init is re-parented to
 //! it), runs the supervision loop until the container exits. It is
 //! single-threaded and never links the daemon's async machinery, to stay
 //! small in memory.
 //!
+//! The child creates, starts and deletes the container through the runtime
+//! library in-process (`cais_runtime::Runtime`), no runtime command in
+//! between: the library forks the container's bootstrap and init from the
+//! shim, which is single-threaded as the library requires. Those children
+//! enter the container before they exec, so the shim runs from a binary
+//! nothing can write through (CVE-2019-5736): the daemon starts it from its
+//! read-only view of the binary (`cais_runtime::sealed`), and `cais shim`
+//! started any other way re-executes itself from one first. The runtime's
+//! log (warnings, and the error of a failed create) is `runtime.log`.
+//!
 //! Files in the container's state directory:
-//! - `shim.pid`, `init.pid`: the shim's and the container init's pids;
+//! - `shim.pid`: the shim's pid;
+//! - `runtime.log`: the runtime's log, JSON lines in runc's format;
 //! - `container-json.log[.N]`: output (see `logfile`);
 //! - `attach.sock`: clients send one JSON request line, then
 //!   `attach` streams output (Docker's multiplexed frames unless there is a
@@ -24,8 +39,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use cais_runtime::{CreateOptions, ProcessIo, Runtime};
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal};
@@ -35,14 +51,12 @@ use serde::{Deserialize, Serialize};
 use crate::logfile;
 
 /// How to start one container.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
     pub id: String,
     pub bundle: PathBuf,
     pub state_dir: PathBuf,
     pub runtime_root: PathBuf,
-    /// The `cais` binary, run as `cais runtime ...`.
-    pub runtime: PathBuf,
     pub terminal: bool,
     pub stdin: bool,
     pub log_max_size: u64,
@@ -115,29 +129,312 @@ fn io<T>(r: std::io::Result<T>, context: impl FnOnce() -> String) -> Result<T, E
 /// daemon, or the reason the container did not start, which it prints on
 /// stderr (the daemon reads both).
 pub fn main(cfg: Config) -> Result<String, String> {
+    fork_supervisor(cfg, None)
+}
+
+/// `main`; `parents` is a descriptor the supervisor must not keep (the
+/// server's report socket, which the daemon reads to its first line).
+fn fork_supervisor(cfg: Config, parents: Option<OwnedFd>) -> Result<String, String> {
     let (mut report_rx, report_tx) =
         UnixStream::pair().map_err(|e| format!("shim: socketpair: {e}"))?;
     // SAFETY: the shim command is single-threaded at this point.
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
+            drop(parents);
             drop(report_rx);
             let code = supervise(&cfg, report_tx);
             std::process::exit(code)
         }
-        Ok(nix::unistd::ForkResult::Parent { .. }) => {
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
             drop(report_tx);
-            let mut line = String::new();
-            let _ = report_rx.read_to_string(&mut line);
+            let line = read_report(&mut report_rx, child);
             let line = line.trim();
             if line.starts_with('{') {
                 Ok(line.to_owned())
             } else if line.is_empty() {
                 Err("shim exited before the container started".to_owned())
             } else {
-                Err(line.to_owned())
+                Err(serde_json::from_str::<String>(line).unwrap_or_else(|_| line.to_owned()))
             }
         }
         Err(e) => Err(format!("shim: fork: {e}")),
+    }
+}
+
+/// The supervisor's one report line. Not read to EOF: the container's
+/// init, forked from the supervisor, holds a copy of the socket until it
+/// execs. A supervisor that died without reporting ends the wait.
+fn read_report(report: &mut UnixStream, supervisor: nix::unistd::Pid) -> String {
+    let mut line = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut pfd = [libc::pollfd {
+            fd: report.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: one valid pollfd, its length passed.
+        let n = unsafe { libc::poll(pfd.as_mut_ptr(), 1, 100) };
+        if n > 0 {
+            match report.read(&mut buf) {
+                Ok(0) => break,
+                Ok(k) => {
+                    line.extend_from_slice(&buf[..k]);
+                    if line.ends_with(b"\n") {
+                        break;
+                    }
+                    continue;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        if let Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) =
+            waitpid(supervisor, Some(WaitPidFlag::WNOHANG))
+        {
+            // Whatever it wrote before it went.
+            let _ = report.set_nonblocking(true);
+            while let Ok(k) = report.read(&mut buf) {
+                if k == 0 {
+                    break;
+                }
+                line.extend_from_slice(&buf[..k]);
+            }
+            break;
+        }
+    }
+    String::from_utf8_lossy(&line).into_owned()
+}
+
+/// Reports a failure to the waiting parent: one line, a JSON string.
+fn report_error(report: &mut UnixStream, e: &dyn std::fmt::Display) {
+    let _ = writeln!(report, "{}", serde_json::Value::String(e.to_string()));
+}
+
+/// What the daemon's request for a shim comes to: the shim's report, one
+/// line (a `Started` object, or the reason the container did not start as
+/// a JSON string), written to `report`.
+fn launch(cfg: Config, mut report: UnixStream) {
+    let copy = report.try_clone().ok().map(OwnedFd::from);
+    let line = match fork_supervisor(cfg, copy) {
+        Ok(line) => line,
+        Err(e) => serde_json::Value::String(e).to_string(),
+    };
+    let _ = writeln!(report, "{line}");
+}
+
+/// `cais shim-server`: the process the daemon starts once (from its sealed
+/// binary) and asks for every shim. It forks each shim from itself, where
+/// `cais shim` would be executed anew: no exec, dynamic linking and
+/// relocation per container, and the pages of the binary relocation
+/// dirties are shared by every shim, copy-on-write from the server, not
+/// private to each. Single-threaded, so its forks may run Rust code.
+///
+/// Requests come on `control` (its stdin, a SOCK_SEQPACKET socket): each
+/// message is a `Config` as JSON carrying one descriptor, the socket the
+/// shim's report goes to (see `launch`). The server ends when the
+/// daemon's end closes; shims outlive it (each is re-parented away from it
+/// when the process that forked it exits, as with `cais shim`).
+pub fn serve(control: OwnedFd) -> i32 {
+    // Executed as `/proc/self/fd/N` (the sealed view), the process would be
+    // named `N` in ps and /proc/PID/comm: name it and its shims.
+    let _ = nix::sys::prctl::set_name(c"cais-shim-srv");
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        // Reap the forks that reported (they exit at once).
+        while let Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) =
+            waitpid(None::<nix::unistd::Pid>, Some(WaitPidFlag::WNOHANG))
+        {}
+        let (len, report) = match receive(&control, &mut buf) {
+            Ok(Some(r)) => r,
+            Ok(None) => return 0,
+            Err(Errno::EINTR) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "shim server: reading a request");
+                return 1;
+            }
+        };
+        let Some(report) = report else { continue };
+        let mut report = UnixStream::from(report);
+        let cfg = match serde_json::from_slice::<Config>(&buf[..len]) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = writeln!(
+                    report,
+                    "{}",
+                    serde_json::Value::String(format!("shim server: bad request: {e}"))
+                );
+                continue;
+            }
+        };
+        // SAFETY: the server is single-threaded, so the child may run Rust
+        // code; it only launches the shim and exits.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => {
+                // The control socket stays with the server (stdin is it):
+                // the shim and the container must not keep it open.
+                if let Ok(null) = fs::File::open("/dev/null") {
+                    // SAFETY: dup2 takes integers; `null` stays open across
+                    // the call and fd 0 has no Rust owner here.
+                    unsafe { libc::dup2(null.as_raw_fd(), 0) };
+                }
+                drop(control);
+                let _ = nix::sys::prctl::set_name(c"cais-shim");
+                launch(cfg, report);
+                // SAFETY: _exit ends this fork without running the
+                // server's exit handlers or flushing its buffers twice.
+                unsafe { libc::_exit(0) }
+            }
+            Ok(nix::unistd::ForkResult::Parent { .. }) => drop(report),
+            Err(e) => {
+                let _ = writeln!(
+                    report,
+                    "{}",
+                    serde_json::Value::String(format!("shim server: fork: {e}"))
+                );
+            }
+        }
+    }
+}
+
+/// `serve` on this process's stdin, where the daemon puts the control
+/// socket.
+pub fn serve_stdin() -> i32 {
+    use std::os::fd::AsFd;
+    match std::io::stdin().as_fd().try_clone_to_owned() {
+        Ok(control) => serve(control),
+        Err(e) => {
+            tracing::error!(error = %e, "shim server: no control socket on stdin");
+            1
+        }
+    }
+}
+
+/// One request: its length in `buf` and its descriptor; None at EOF.
+fn receive(control: &OwnedFd, buf: &mut [u8]) -> nix::Result<Option<(usize, Option<OwnedFd>)>> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        control.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut fd = None;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for (i, raw) in fds.into_iter().enumerate() {
+                // SAFETY: the kernel just installed these descriptors for us.
+                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                if i == 0 {
+                    fd = Some(owned);
+                }
+            }
+        }
+    }
+    if msg.bytes == 0 && fd.is_none() {
+        return Ok(None);
+    }
+    Ok(Some((msg.bytes, fd)))
+}
+
+/// The daemon's side of the shim server: started on first use (and again
+/// if it died), asked for one shim per container start.
+pub struct Spawner {
+    /// The program, run as `<exe> shim-server`.
+    exe: PathBuf,
+    server: std::sync::Mutex<Option<Server>>,
+}
+
+struct Server {
+    child: std::process::Child,
+    control: OwnedFd,
+}
+
+/// How long a shim may take to create its container before the daemon
+/// gives up on its report (hooks run during create).
+const REPORT_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl Spawner {
+    pub fn new(exe: PathBuf) -> Spawner {
+        Spawner {
+            exe,
+            server: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn start_server(&self) -> std::io::Result<Server> {
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?;
+        let child = std::process::Command::new(&self.exe)
+            .arg("shim-server")
+            .stdin(std::process::Stdio::from(theirs))
+            .spawn()?;
+        Ok(Server {
+            child,
+            control: ours,
+        })
+    }
+
+    /// Starts the shim of `cfg`'s container: its report once the
+    /// container is created, or the reason it was not.
+    pub fn spawn(&self, cfg: &Config) -> std::io::Result<Result<Started, String>> {
+        let request = serde_json::to_vec(cfg).map_err(std::io::Error::other)?;
+        let (report, theirs) = UnixStream::pair()?;
+        {
+            let mut server = self.server.lock().unwrap_or_else(|p| p.into_inner());
+            let mut sent = Err(std::io::Error::other("no shim server"));
+            // A server that died (killed, or a bug) is replaced once.
+            for _ in 0..2 {
+                let alive = server
+                    .as_mut()
+                    .is_some_and(|s| matches!(s.child.try_wait(), Ok(None)));
+                if !alive {
+                    *server = Some(self.start_server()?);
+                }
+                let Some(s) = server.as_ref() else { break };
+                sent = cais_runtime::console::send_fd_with(
+                    s.control.as_raw_fd(),
+                    theirs.as_raw_fd(),
+                    &request,
+                )
+                .map_err(std::io::Error::from);
+                if sent.is_ok() {
+                    break;
+                }
+                if let Some(mut dead) = server.take() {
+                    let _ = dead.child.kill();
+                    let _ = dead.child.wait();
+                }
+            }
+            sent?;
+        }
+        // The forks hold the other end: this one alone reads.
+        drop(theirs);
+        report.set_read_timeout(Some(REPORT_TIMEOUT))?;
+        let mut line = String::new();
+        BufReader::new(report).read_line(&mut line)?;
+        let line = line.trim();
+        if line.starts_with('{') {
+            return serde_json::from_str::<Started>(line)
+                .map(Ok)
+                .map_err(std::io::Error::other);
+        }
+        Ok(Err(serde_json::from_str::<String>(line).unwrap_or_else(
+            |_| {
+                if line.is_empty() {
+                    "the shim exited before the container started".to_string()
+                } else {
+                    line.to_string()
+                }
+            },
+        )))
     }
 }
 
@@ -159,18 +456,13 @@ fn supervise(cfg: &Config, mut report: UnixStream) -> i32 {
     // touched; it only makes orphaned descendants (the container's init) reparent to
     // this process.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    let started = start_container(cfg);
-    let (stdio, pid) = match started {
+    cais_runtime::log::init(Some(cfg.state_dir.join("runtime.log")), true);
+    let runtime = Runtime::new(&cfg.runtime_root);
+    let (stdio, pid) = match create_container(cfg, &runtime) {
         Ok(s) => s,
+        // A failed create leaves nothing behind (the library's promise).
         Err(e) => {
-            let _ = writeln!(report, "{e}");
-            let _ = Command::new(&cfg.runtime)
-                .args(["runtime", "--root"])
-                .arg(&cfg.runtime_root)
-                .args(["delete", "--force", &cfg.id])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            report_error(&mut report, &e);
             return 1;
         }
     };
@@ -179,10 +471,14 @@ fn supervise(cfg: &Config, mut report: UnixStream) -> i32 {
     let listener = match bind_attach(&cfg.state_dir) {
         Ok(l) => l,
         Err(e) => {
-            let _ = writeln!(report, "{e}");
+            report_error(&mut report, &e);
+            let _ = runtime.delete(&cfg.id, true);
             return 1;
         }
     };
+    // The create's parsing and planning left freed heap behind: give it
+    // back, so the long-lived supervisor stays small.
+    trim_heap();
     let _ = writeln!(
         report,
         "{}",
@@ -190,9 +486,16 @@ fn supervise(cfg: &Config, mut report: UnixStream) -> i32 {
     );
     drop(report);
     detach_stdio();
-    let exit = run_loop(cfg, stdio, pid, listener);
-    finish(cfg, &exit);
+    let exit = run_loop(cfg, &runtime, stdio, pid, listener);
+    finish(cfg, &runtime, &exit);
     0
+}
+
+/// Returns freed heap memory to the kernel (malloc_trim(3)).
+fn trim_heap() {
+    // SAFETY: malloc_trim takes an integer and only releases free memory of
+    // the allocator; no live allocation is touched.
+    unsafe { libc::malloc_trim(0) };
 }
 
 fn detach_stdio() {
@@ -226,140 +529,89 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
     )
 }
 
-fn start_container(cfg: &Config) -> Result<(Stdio3, i32), Error> {
+/// Creates the container through the runtime library, its stdio being
+/// pipes the shim holds (or a terminal whose master comes back over a
+/// socket pair); returns them and init's pid.
+fn create_container(cfg: &Config, runtime: &Runtime) -> Result<(Stdio3, i32), Error> {
     let fail = |message: String| Error::Start {
         id: cfg.id.clone(),
         message,
     };
-    let log = cfg.state_dir.join("runtime.log");
-    let pid_file = cfg.state_dir.join("init.pid");
-    let mut create = Command::new(&cfg.runtime);
-    create
-        .args(["runtime", "--root"])
-        .arg(&cfg.runtime_root)
-        .arg("--log")
-        .arg(&log)
-        .args(["--log-format", "json", "create", "--bundle"])
-        .arg(&cfg.bundle)
-        .arg("--pid-file")
-        .arg(&pid_file);
-    let console = cfg.state_dir.join("console.sock");
-    let mut console_listener = None;
-    let mut held = None;
-    if cfg.terminal {
-        let _ = fs::remove_file(&console);
-        console_listener = Some(io(
-            cais_runtime::with_short_path(&console, |p| UnixListener::bind(p)),
-            || format!("binding {}", console.display()),
-        )?);
-        create.arg("--console-socket").arg(&console);
-        create
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+    let null = || {
+        io(
+            fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .map(OwnedFd::from),
+            || "opening /dev/null".into(),
+        )
+    };
+    let (process_io, held, console) = if cfg.terminal {
+        // init's stdio until the terminal replaces it: never the shim's own,
+        // which the daemon reads to its end.
+        let (ours, theirs) = io(UnixStream::pair(), || "socketpair".into())?;
+        let process_io = ProcessIo {
+            stdio: Some([null()?, null()?, null()?]),
+            console: Some(OwnedFd::from(theirs)),
+        };
+        (process_io, None, Some(ours))
     } else {
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
-        let stdin = if cfg.stdin {
+        let (stdin_theirs, stdin) = if cfg.stdin {
             let (in_r, in_w) = pipe()?;
-            create.stdin(Stdio::from(in_r));
-            Some(in_w)
+            (in_r, Some(in_w))
         } else {
-            create.stdin(Stdio::null());
-            None
+            (null()?, None)
         };
-        create.stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
-        held = Some(Stdio3::Pipes {
+        let process_io = ProcessIo {
+            stdio: Some([stdin_theirs, out_w, err_w]),
+            console: None,
+        };
+        let held = Stdio3::Pipes {
             stdin,
             stdout: out_r,
             stderr: err_r,
-        });
-    }
-    create.arg(&cfg.id);
-    let mut child = io(create.spawn(), || {
-        format!("running {}", cfg.runtime.display())
-    })?;
-    // The Command holds the child's ends of the pipes: drop them with it so
-    // EOF arrives when the container closes its output.
-    drop(create);
-    let mut master = None;
-    if let Some(listener) = console_listener {
-        io(listener.set_nonblocking(true), || "console socket".into())?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match listener.accept() {
-                Ok((conn, _)) => {
-                    io(conn.set_nonblocking(false), || "console socket".into())?;
-                    master = Some(
-                        cais_runtime::console::recv_fd(conn.as_raw_fd())
-                            .map_err(|e| fail(format!("receiving the terminal: {e}")))?,
-                    );
-                    break;
+        };
+        (process_io, Some(held), None)
+    };
+    // The child's ends of the pipes go with `process_io`: create closes
+    // them here once init holds them, so EOF comes when the container
+    // closes its output.
+    let pid = runtime
+        .create_with_io(&cfg.id, &cfg.bundle, &CreateOptions::default(), process_io)
+        .map_err(|e| {
+            let message = cais_runtime::error::chain(&e);
+            cais_runtime::log::error(&message);
+            fail(message)
+        })?;
+    let stdio = match (held, console) {
+        (Some(s), _) => s,
+        (None, Some(ours)) => {
+            // init sent the master before it reported ready.
+            match cais_runtime::console::recv_fd(ours.as_raw_fd()) {
+                Ok(master) => Stdio3::Terminal { master },
+                Err(e) => {
+                    let _ = runtime.delete(&cfg.id, true);
+                    return Err(fail(format!("receiving the terminal: {e}")));
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if let Ok(Some(_)) = child.try_wait() {
-                        break;
-                    }
-                    if Instant::now() > deadline {
-                        let _ = child.kill();
-                        return Err(fail("the runtime never sent the terminal".into()));
-                    }
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(e) => return Err(fail(format!("console socket: {e}"))),
             }
         }
-        let _ = fs::remove_file(&console);
-    }
-    let status = io(child.wait(), || "waiting for runtime create".into())?;
-    if !status.success() {
-        return Err(fail(runtime_error(&log)));
-    }
-    let stdio = match (held, master) {
-        (Some(s), _) => s,
-        (None, Some(master)) => Stdio3::Terminal { master },
         (None, None) => return Err(fail("no terminal was received".into())),
     };
-    let pid: i32 = io(fs::read_to_string(&pid_file), || "reading init pid".into())?
-        .trim()
-        .parse()
-        .map_err(|_| fail("bad pid file".into()))?;
     Ok((stdio, pid))
 }
 
-/// `runtime start`: releases the created container's process.
-fn start_process(cfg: &Config) -> Result<(), String> {
-    let log = cfg.state_dir.join("runtime.log");
-    let status = Command::new(&cfg.runtime)
-        .args(["runtime", "--root"])
-        .arg(&cfg.runtime_root)
-        .arg("--log")
-        .arg(&log)
-        .args(["--log-format", "json", "start", &cfg.id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|e| format!("running runtime start: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(runtime_error(&log))
-    }
-}
-
-/// The last error the runtime logged.
-fn runtime_error(log: &Path) -> String {
-    fs::read_to_string(log)
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .rev()
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .find(|v| v["level"] == "error")
-                .and_then(|v| v["msg"].as_str().map(str::to_string))
-        })
-        .unwrap_or_else(|| "the runtime failed without a message".into())
+/// Releases the created container's process (the runtime's `start`).
+fn start_process(cfg: &Config, runtime: &Runtime) -> Result<(), String> {
+    let started = runtime.start(&cfg.id).map_err(|e| {
+        let message = cais_runtime::error::chain(&e);
+        cais_runtime::log::error(&message);
+        message
+    });
+    trim_heap();
+    started
 }
 
 struct Client {
@@ -379,7 +631,13 @@ fn set_nonblocking(fd: RawFd) {
     }
 }
 
-fn run_loop(cfg: &Config, stdio: Stdio3, pid: i32, listener: UnixListener) -> Exit {
+fn run_loop(
+    cfg: &Config,
+    runtime: &Runtime,
+    stdio: Stdio3,
+    pid: i32,
+    listener: UnixListener,
+) -> Exit {
     let mut log = if cfg.no_log {
         None
     } else {
@@ -509,7 +767,7 @@ fn run_loop(cfg: &Config, stdio: Stdio3, pid: i32, listener: UnixListener) -> Ex
             if !ready(fd) {
                 continue;
             }
-            if !serve_client(&mut clients, fd, &mut input, cfg, status) {
+            if !serve_client(&mut clients, fd, &mut input, cfg, runtime, status) {
                 clients.remove(&fd);
             }
         }
@@ -584,6 +842,7 @@ fn serve_client(
     fd: RawFd,
     input: &mut Option<OwnedFd>,
     cfg: &Config,
+    runtime: &Runtime,
     status: Option<i32>,
 ) -> bool {
     let Some(c) = clients.get_mut(&fd) else {
@@ -642,7 +901,7 @@ fn serve_client(
             }
             Request::Wait if status.is_some() => return false,
             Request::Start => {
-                let reply = match start_process(cfg) {
+                let reply = match start_process(cfg, runtime) {
                     Ok(()) => "{\"ok\":true}\n".to_string(),
                     Err(e) => format!("{}\n", serde_json::json!({"error": e})),
                 };
@@ -676,15 +935,8 @@ fn forward_input(c: &Client, data: &[u8], input: &mut Option<OwnedFd>) -> bool {
     true
 }
 
-fn finish(cfg: &Config, _exit: &Exit) {
-    let _ = Command::new(&cfg.runtime)
-        .args(["runtime", "--root"])
-        .arg(&cfg.runtime_root)
-        .args(["delete", "--force", &cfg.id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+fn finish(cfg: &Config, runtime: &Runtime, _exit: &Exit) {
+    let _ = runtime.delete(&cfg.id, true);
     let _ = fs::remove_file(cfg.state_dir.join("attach.sock"));
 }
 

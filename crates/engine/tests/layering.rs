@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 /// of one layer never use each other.
 const LAYERS: &[&[&str]] = &[
     &["error"],
+    &["timing"],
+    &["trash"],
     &["config"],
     &["ids"],
     &["events"],

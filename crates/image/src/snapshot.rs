@@ -36,6 +36,13 @@ pub struct OverlayMount {
     pub workdir: PathBuf,
     /// Where the merged tree is mounted.
     pub target: PathBuf,
+    /// overlayfs' `volatile` (overlayfs.rst, "Volatile mount"): no sync of
+    /// the upper filesystem, not even at unmount, where it otherwise costs
+    /// a sync of the whole filesystem the upper directory lives on. For
+    /// upper directories a crash makes worthless anyway (an auto-remove
+    /// container's, a build step's); overlayfs refuses to mount such an
+    /// upper directory again, so it is for one mount.
+    pub volatile: bool,
 }
 
 impl OverlayMount {
@@ -61,10 +68,11 @@ impl OverlayMount {
             .map(|p| p.display().to_string())
             .collect();
         let opts = format!(
-            "lowerdir={},upperdir={},workdir={}",
+            "lowerdir={},upperdir={},workdir={}{}",
             lower.join(":"),
             self.upperdir.display(),
-            self.workdir.display()
+            self.workdir.display(),
+            if self.volatile { ",volatile" } else { "" }
         );
         if opts.len() >= 4096 {
             return Err(Error::InvalidArgument {
@@ -100,6 +108,21 @@ pub fn mount(m: &OverlayMount) -> Result<()> {
     };
     let m = &deduped;
     fs::create_dir_all(&m.target).map_err(io_err("create mount point", &m.target))?;
+    match mount_once(m) {
+        // A kernel before 5.10 knows no `volatile`: the plain mount syncs.
+        Err(Error::Mount { source, .. })
+            if m.volatile && source.raw_os_error() == Some(libc::EINVAL) =>
+        {
+            mount_once(&OverlayMount {
+                volatile: false,
+                ..m.clone()
+            })
+        }
+        other => other,
+    }
+}
+
+fn mount_once(m: &OverlayMount) -> Result<()> {
     match mount_fsconfig(m) {
         Ok(()) => return Ok(()),
         // ENOSYS: no fsopen; EINVAL: no `lowerdir+` (before 6.8).
@@ -186,6 +209,23 @@ fn mount_fsconfig(m: &OverlayMount) -> io::Result<()> {
     }
     set("upperdir", &m.upperdir)?;
     set("workdir", &m.workdir)?;
+    if m.volatile {
+        const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+        // SAFETY: live fs context descriptor, a valid C string key, no value.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs_fd.as_raw_fd(),
+                FSCONFIG_SET_FLAG,
+                c"volatile".as_ptr(),
+                std::ptr::null::<libc::c_void>(),
+                0,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
     // SAFETY: live fs context descriptor; CMD_CREATE takes no key or value.
     let r = unsafe {
         libc::syscall(
@@ -391,6 +431,7 @@ impl ImageStore {
             upperdir: dir.join("upper"),
             workdir: dir.join("work"),
             target: dir.join("rootfs"),
+            volatile: false,
         })
     }
 
@@ -433,6 +474,17 @@ impl ImageStore {
         let m = self.container_mount(id)?;
         unmount(&m.target)?;
         unpack::remove_tree(&self.containers_dir().join(id))
+    }
+
+    /// Unmounts (if mounted) container `id`'s snapshot and renames its
+    /// directory to `to`, on the same filesystem, for a caller that deletes
+    /// it later: a removal that costs one rename now. Once this returns
+    /// the snapshot is gone from the store.
+    pub fn take_container(&self, id: &str, to: &Path) -> Result<()> {
+        let m = self.container_mount(id)?;
+        unmount(&m.target)?;
+        let dir = self.containers_dir().join(id);
+        fs::rename(&dir, to).map_err(io_err("move container snapshot", &dir))
     }
 
     /// Makes a new image from container `id`: its upper directory as a new

@@ -37,6 +37,20 @@ pub struct CreateOptions {
     pub systemd_cgroup: bool,
 }
 
+/// Where the container process's standard streams come from when the
+/// runtime is a library in a supervisor (the engine's shim) rather than the
+/// CLI: init inherits the caller's 0, 1 and 2 unless `stdio` names others,
+/// and a terminal's master goes over `console`, a connected unix socket,
+/// instead of a `console_socket` path. The descriptors are the child's
+/// ends: `create` closes them in the caller once init holds them.
+#[derive(Debug, Default)]
+pub struct ProcessIo {
+    /// Init's stdin, stdout and stderr.
+    pub stdio: Option<[OwnedFd; 3]>,
+    /// The socket the terminal's master is sent over (`process.terminal`).
+    pub console: Option<OwnedFd>,
+}
+
 /// Options of `exec`.
 #[derive(Debug, Default)]
 pub struct ExecOptions {
@@ -70,16 +84,30 @@ impl Runtime {
             )),
             None => None,
         };
-        self.create_with_console(id, bundle, opts, console)
+        self.create_with_io(
+            id,
+            bundle,
+            opts,
+            ProcessIo {
+                stdio: None,
+                console,
+            },
+        )
     }
 
-    fn create_with_console(
+    /// `create` for a supervisor that holds the container's stdio itself
+    /// (see `ProcessIo`). It forks: the calling process must be
+    /// single-threaded, as the CLI and the engine's shim are, and must run
+    /// from a binary nothing can write through (see `sealed`), since the
+    /// forked children enter the container before they exec.
+    pub fn create_with_io(
         &self,
         id: &str,
         bundle: &Path,
         opts: &CreateOptions,
-        console: Option<OwnedFd>,
+        io: ProcessIo,
     ) -> Result<i32> {
+        let ProcessIo { stdio, console } = io;
         state::validate_id(id)?;
         let bundle =
             std::fs::canonicalize(bundle).context(|| format!("bundle {}", bundle.display()))?;
@@ -111,7 +139,7 @@ impl Runtime {
             &dir,
             &cgroup_path,
             opts,
-            console,
+            ProcessIo { stdio, console },
             &mut made,
         );
         match result {
@@ -145,7 +173,7 @@ impl Runtime {
         dir: &Path,
         cgroup_path: &str,
         opts: &CreateOptions,
-        console: Option<OwnedFd>,
+        io: ProcessIo,
         made: &mut Made,
     ) -> Result<i32> {
         let linux = spec.linux().as_ref().expect("validated");
@@ -229,7 +257,8 @@ impl Runtime {
             start_container_hooks: hooks.start_container().clone().unwrap_or_default(),
             state: state_doc.clone(),
             start,
-            console,
+            console: io.console,
+            stdio: io.stdio,
             process: proc_plan,
         };
 
@@ -372,7 +401,7 @@ impl Runtime {
                 "only a created container can be started",
             ));
         }
-        let spec = self.saved_spec(id)?;
+        let hooks = self.saved_hooks(id)?;
         let socket = self.root.dir(id).join(START_SOCKET);
         let conn = with_short_path(&socket, |p| UnixStream::connect(p))
             .context(|| format!("connecting to {}", socket.display()))?;
@@ -383,8 +412,7 @@ impl Runtime {
         if let Some(message) = failure {
             return Err(Error::Init(message));
         }
-        let hooks = spec.hooks().clone().unwrap_or_default();
-        if let Some(poststart) = hooks.poststart() {
+        if let Some(poststart) = hooks.as_ref().and_then(|h| h.poststart().as_ref()) {
             let state = self.state_of(&rec);
             hooks::run_all_warn(poststart, &state);
         }
@@ -437,6 +465,28 @@ impl Runtime {
 
     fn cgroup(&self, rec: &Record) -> Result<Cgroup> {
         Ok(Cgroup::new(Layout::detect()?, &rec.cgroup_path)?)
+    }
+
+    /// The hooks of the config saved at create, and nothing else of it:
+    /// `start` needs only the poststart hooks, and reading the whole
+    /// config (a seccomp profile and all) would cost more than the rest
+    /// of `start`.
+    fn saved_hooks(&self, id: &str) -> Result<Option<oci_spec::runtime::Hooks>> {
+        #[derive(serde::Deserialize)]
+        struct HooksOnly {
+            hooks: Option<oci_spec::runtime::Hooks>,
+        }
+        let path = self.root.dir(id).join(CONFIG_COPY);
+        let data = std::fs::read(&path).map_err(|source| Error::ReadConfig {
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_slice::<HooksOnly>(&data)
+            .map(|h| h.hooks)
+            .map_err(|e| Error::InvalidConfig {
+                path,
+                message: e.to_string(),
+            })
     }
 
     fn saved_spec(&self, id: &str) -> Result<Spec> {
@@ -682,7 +732,11 @@ impl Runtime {
                 ));
             }
             let (ours, theirs) = UnixStream::pair().context(|| "socketpair".into())?;
-            let pid = self.create_with_console(id, bundle, opts, Some(OwnedFd::from(theirs)))?;
+            let io = ProcessIo {
+                stdio: None,
+                console: Some(OwnedFd::from(theirs)),
+            };
+            let pid = self.create_with_io(id, bundle, opts, io)?;
             proxy = Some(
                 crate::console::recv_fd(ours.as_raw_fd())
                     .context(|| "receiving the terminal".into())?,

@@ -128,6 +128,8 @@ pub(crate) struct InitPlan {
     pub state: State,
     pub start: UnixListener,
     pub console: Option<OwnedFd>,
+    /// Descriptors that become 0, 1 and 2 (else the runtime's own are kept).
+    pub stdio: Option<[OwnedFd; 3]>,
     pub process: ProcPlan,
 }
 
@@ -196,8 +198,13 @@ fn become_root() -> Result<()> {
 
 /// The bootstrap child of `create`. Never returns.
 pub(crate) fn bootstrap(plan: InitPlan) -> ! {
-    if let Err(e) =
-        expect(&plan.channel, Msg::Go).and_then(|_| enter_namespaces(&plan.ns, &plan.channel))
+    let ready = match &plan.stdio {
+        Some(fds) => install_stdio(fds),
+        None => Ok(()),
+    };
+    if let Err(e) = ready
+        .and_then(|_| expect(&plan.channel, Msg::Go))
+        .and_then(|_| enter_namespaces(&plan.ns, &plan.channel))
     {
         report(&plan.channel, &e)
     }
@@ -216,6 +223,24 @@ pub(crate) fn bootstrap(plan: InitPlan) -> ! {
             },
         ),
     }
+}
+
+/// Makes `fds` this process's 0, 1 and 2 (inherited across exec). Each
+/// is first copied above 2, so none is overwritten before it is moved.
+fn install_stdio(fds: &[OwnedFd; 3]) -> Result<()> {
+    let mut high = Vec::with_capacity(3);
+    for fd in fds {
+        // SAFETY: F_DUPFD_CLOEXEC takes integers and returns a new descriptor
+        // this child owns (it is closed before exec by its close-on-exec flag).
+        let copy = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+        high.push(Errno::result(copy).context(|| "copying the container's stdio".into())?);
+    }
+    for (target, fd) in high.into_iter().enumerate() {
+        // dup2 clears close-on-exec on the new descriptor (dup(2)).
+        nix::unistd::dup2(fd, target as RawFd)
+            .context(|| format!("making descriptor {target} the container's"))?;
+    }
+    Ok(())
 }
 
 fn init(mut plan: InitPlan) -> ! {
@@ -344,6 +369,11 @@ fn setup_terminal(console: Option<&OwnedFd>, p: &ProcPlan, bind_console: bool) -
 /// The last steps before execve, shared by init and exec: drop privileges,
 /// close what must not leak, apply seccomp, exec.
 fn exec_process(p: &ProcPlan, exe: &CString, keep: &[RawFd]) -> Result<Infallible> {
+    // Ignored signals stay ignored across execve (signal(7)); the runtime
+    // ignores SIGPIPE itself (as Rust programs do), and its caller may
+    // ignore others. The container's process starts with every signal at
+    // its default, before any filter could deny the calls.
+    reset_signals();
     // Close (not merely mark close-on-exec) everything the container should
     // not see before chdir, so no inherited directory fd can serve as a
     // working directory outside the rootfs (CVE-2024-21626).
@@ -427,6 +457,41 @@ fn exec_process(p: &ProcPlan, exe: &CString, keep: &[RawFd]) -> Result<Infallibl
         context: format!("exec {}", exe.to_string_lossy()),
         errno: err,
     })
+}
+
+/// Sets every signal's disposition to its default. The raw system call:
+/// the C library refuses the real-time signals it reserves for itself,
+/// which a caller may still have ignored. SIGKILL and SIGSTOP cannot be
+/// changed; the kernel's refusal is ignored.
+fn reset_signals() {
+    /// The kernel's `struct sigaction` (x86-64 and aarch64 layout).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        // SAFETY: rt_sigaction reads one kernel sigaction of the size
+        // passed (8 bytes of mask) through a pointer to a live value, and
+        // writes nothing back (null old action).
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
+    }
 }
 
 /// Fails unless the working directory is reachable from the container's

@@ -41,6 +41,6 @@ pub mod spec_ext;
 pub mod state;
 mod tty;
 
-pub use container::{with_short_path, CreateOptions, ExecOptions, Runtime};
+pub use container::{with_short_path, CreateOptions, ExecOptions, ProcessIo, Runtime};
 pub use error::{Error, Result};
 pub use state::{State, Status};

@@ -38,9 +38,18 @@ pub fn is_sealed() -> bool {
 /// Re-executes the current process from a read-only view of its binary.
 /// Returns only on failure.
 pub fn reexec() -> std::io::Result<std::convert::Infallible> {
+    exec_fd(read_only_view()?.as_raw_fd())
+}
+
+/// A read-only view of this process's binary (close-on-exec), for a
+/// long-lived process that starts runtime processes: executed through
+/// `/proc/self/fd/N` they run sealed from the start and need no
+/// re-execution of their own. The detached bind mount where the kernel
+/// has one, else the sealed memfd copy.
+pub fn read_only_view() -> std::io::Result<OwnedFd> {
     match read_only_mount(c"/proc/self/exe") {
-        Ok(fd) => exec_fd(fd.as_raw_fd()),
-        Err(_) => exec_fd(sealed_copy()?.as_raw_fd()),
+        Ok(fd) => Ok(fd),
+        Err(_) => Ok(OwnedFd::from(sealed_copy()?)),
     }
 }
 

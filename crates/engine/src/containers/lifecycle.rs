@@ -11,13 +11,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cais_api::{ContainerConfig, ContainerUpdate, CreateRequest, CreateResponse, HostConfig};
 use cais_image::ImageStore;
+use nix::sys::signal::Signal;
+use tokio::sync::oneshot;
 
 use crate::config::Config;
 use crate::containers::health::{self, has_test};
@@ -35,7 +37,18 @@ use crate::networks::wiring::Wiring;
 use crate::shim;
 use crate::spec;
 use crate::spec::{Namespaces, Ns, Shm};
+use crate::timing::Steps;
+use crate::trash::Trash;
 use crate::volumes::Volumes;
+
+/// What `start` owes the attach clients of a container that is not running.
+enum Gate {
+    /// Clients that came before the shim, each with its request and where
+    /// its connection to the shim goes.
+    Waiting(Vec<(shim::Request, oneshot::Sender<UnixStream>)>),
+    /// The shim runs: clients connect to it themselves.
+    ShimUp,
+}
 
 /// The container manager. Its own lock, `attach_gate`, is a leaf.
 pub struct Containers {
@@ -45,9 +58,13 @@ pub struct Containers {
     events: Arc<Events>,
     table: Arc<Table>,
     wiring: Arc<Wiring>,
-    /// Attach requests waiting for a container's shim, by container id:
-    /// `start` lets the process run once they connected.
-    attach_gate: Mutex<HashMap<String, usize>>,
+    /// Where removed containers' directories go to be deleted.
+    trash: Arc<Trash>,
+    /// Starts shims (through the shim server).
+    spawner: shim::Spawner,
+    /// Attach clients waiting for a container's shim, by container id:
+    /// `start` connects them to the shim before the process runs.
+    attach_gate: Mutex<HashMap<String, Gate>>,
     /// What the host's cgroups can do, read once.
     kernel: std::sync::OnceLock<Kernel>,
 }
@@ -60,14 +77,17 @@ impl Containers {
         events: Arc<Events>,
         table: Arc<Table>,
         wiring: Arc<Wiring>,
+        trash: Arc<Trash>,
     ) -> Containers {
         Containers {
+            spawner: shim::Spawner::new(cfg.exe()),
             cfg,
             images,
             volumes,
             events,
             table,
             wiring,
+            trash,
             attach_gate: Mutex::new(HashMap::new()),
             kernel: std::sync::OnceLock::new(),
         }
@@ -80,6 +100,7 @@ impl Containers {
     /// `POST /containers/create`: the request checked (see `settings`),
     /// then recorded; the answer carries dockerd's warnings.
     pub fn create(&self, mut req: CreateRequest, name: Option<&str>) -> Result<CreateResponse> {
+        let mut steps = Steps::new("create", name.unwrap_or_default());
         let name = match name
             .map(|n| n.trim_start_matches('/'))
             .filter(|n| !n.is_empty())
@@ -198,6 +219,7 @@ impl Containers {
         if config.volumes.is_none() {
             config.volumes = image_config.volumes.clone();
         }
+        steps.step("resolve");
         // Reserve the name before the slow part.
         self.table.insert(Container {
             id: id.clone(),
@@ -218,6 +240,7 @@ impl Containers {
             net: None,
         })?;
         let result = self.create_files(&id, &image.manifest.to_string());
+        steps.step("files");
         match result {
             Ok(rec) => {
                 rec.emit(&self.events, "create", &[]);
@@ -277,6 +300,7 @@ impl Containers {
         let dir = self.table.dir(id);
         let result = self.start_inner(&rec, &dir);
         if let Err(e) = &result {
+            self.gate().remove(id);
             let _ = self
                 .table
                 .transition(id, Change::StartFailed { error: e.message() });
@@ -293,23 +317,25 @@ impl Containers {
 
     fn start_inner(self: &Arc<Self>, rec: &Container, dir: &Path) -> Result<()> {
         let id = &rec.id;
+        let mut steps = Steps::new("start", id);
         // Leftovers of a previous run.
         for f in ["exit.json", "attach.sock", "init.pid", "shim.pid"] {
             let _ = fs::remove_file(dir.join(f));
         }
-        let _ = self
-            .cfg
-            .runtime_command()
-            .args(["delete", "--force", id])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let overlay = self.images.container_mount(id)?;
+        let _ = self.cfg.runtime().delete(id, true);
+        steps.step("cleanup");
+        let mut overlay = self.images.container_mount(id)?;
         if !mounts::is_mounted(&overlay.target) {
+            // An auto-remove container's upper directory goes with it: no
+            // sync of the host's filesystem when it unmounts. It is mounted
+            // once, here (overlayfs refuses to mount a volatile upper again).
+            overlay.volatile = rec.host_config.auto_remove;
             cais_image::snapshot::mount(&overlay)?;
         }
         let rootfs = overlay.target.clone();
+        steps.step("overlay");
         let plan = self.wiring.setup(rec)?;
+        steps.step("network");
         let mounts = mounts::for_runtime(rec, dir, &rootfs, &plan)?;
         let h = &rec.host_config;
         let (uid, gid, mut additional_gids) =
@@ -431,6 +457,7 @@ impl Containers {
                 }
             }
         }
+        steps.step("spec");
         let bundle = dir.join("bundle");
         fs::create_dir_all(&bundle).map_err(Error::io("creating the bundle", &bundle))?;
         fs::write(
@@ -458,45 +485,26 @@ impl Containers {
             },
         )
         .map_err(Error::InvalidArgument)?;
-        let mut shim_cmd = Command::new(&self.cfg.binary);
-        shim_cmd
-            .arg("shim")
-            .args(["--id", id, "--bundle"])
-            .arg(&bundle)
-            .arg("--state-dir")
-            .arg(dir)
-            .arg("--runtime-root")
-            .arg(self.cfg.runtime_root())
-            .args(["--cgroup-path", &cgroups_path])
-            .args([
-                "--log-max-size",
-                &log.max_size.to_string(),
-                "--log-max-files",
-                &log.max_files.to_string(),
-            ])
-            .args((log.driver == logfile::Driver::None).then_some("--no-log"))
-            .args(rec.config.tty.then_some("--terminal"))
-            .args(rec.config.open_stdin.then_some("--stdin"))
-            .args(rec.config.stdin_once.then_some("--stdin-once"));
-        if !attrs.is_empty() {
-            shim_cmd
-                .arg("--log-attrs")
-                .arg(serde_json::json!(attrs).to_string());
-        }
-        let out = shim_cmd
-            .stdin(Stdio::null())
-            .output()
-            .map_err(Error::spawn(&self.cfg.binary))?;
-        if !out.status.success() {
-            return Err(Error::CreateTask {
-                reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
-        let started: shim::Started =
-            serde_json::from_slice(&out.stdout).map_err(|source| Error::Json {
-                what: "the shim's report".into(),
-                source,
-            })?;
+        steps.step("bundle");
+        let started = self
+            .spawner
+            .spawn(&shim::Config {
+                id: id.clone(),
+                bundle,
+                state_dir: dir.to_path_buf(),
+                runtime_root: self.cfg.runtime_root(),
+                terminal: rec.config.tty,
+                stdin: rec.config.open_stdin,
+                log_max_size: log.max_size,
+                log_max_files: log.max_files,
+                no_log: log.driver == logfile::Driver::None,
+                log_attrs: attrs,
+                stdin_once: rec.config.stdin_once,
+                cgroup_path: cgroups_path.clone(),
+            })
+            .map_err(Error::spawn(self.cfg.exe()))?
+            .map_err(|reason| Error::CreateTask { reason })?;
+        steps.step("shim");
         // The terminal's first size (`ConsoleSize`), before any output.
         let [height, width] = rec.host_config.console_size;
         if rec.config.tty && height > 0 && width > 0 {
@@ -508,28 +516,29 @@ impl Containers {
                 },
             );
         }
-        // Let attach clients that arrived before start connect first, so
-        // they see all output.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self
-            .attach_gate
-            .lock()
-            .map(|p| p.get(id).copied().unwrap_or(0))
-            .unwrap_or(0)
-            > 0
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(2));
+        // Attach clients that came before start are connected to the shim
+        // first, so they see all output; later ones connect themselves.
+        let waiting = match self.gate().insert(id.clone(), Gate::ShimUp) {
+            Some(Gate::Waiting(w)) => w,
+            _ => Vec::new(),
+        };
+        for (want, to) in waiting {
+            if let Ok(conn) = shim::connect(dir, &want) {
+                let _ = to.send(conn);
+            }
         }
+        steps.step("attach");
         // DNS and firewall before the process runs, so its first packets
         // find them.
         self.wiring.started(id)?;
+        steps.step("wiring_started");
         shim::start(dir)
             .map_err(|source| Error::Shim {
                 id: id.clone(),
                 source,
             })?
             .map_err(|reason| Error::StartTask { reason })?;
+        steps.step("process_start");
         let rec = self.table.try_update(id, |r| {
             r.state = r.state.apply(Change::Started {
                 pid: started.pid as i64,
@@ -547,6 +556,7 @@ impl Containers {
             r.manually_stopped = false;
             Ok(())
         })?;
+        steps.step("record");
         rec.emit(&self.events, "start", &[]);
         self.watch(id);
         if rec.config.healthcheck.as_ref().is_some_and(has_test) {
@@ -663,15 +673,25 @@ impl Containers {
     /// exit recorded and announced, then `--rm` removes the container or
     /// its restart policy schedules a start after the back-off.
     fn on_exit(self: &Arc<Self>, id: &str, exit: shim::Exit) {
+        let mut steps = Steps::new("exit", id);
+        // The shim is gone: attach clients wait for the next start.
+        if matches!(self.gate().get(id), Some(Gate::ShimUp)) {
+            self.gate().remove(id);
+        }
         self.teardown_rootfs(id);
+        steps.step("unmount");
         self.wiring.teardown(id);
+        steps.step("network");
         let exited = Change::Exited {
             exit_code: exit.exit_code as i64,
             oom_killed: exit.oom_killed,
             finished_at: exit.finished_at.clone(),
         };
         let rec = match self.table.transition(id, exited) {
-            Ok(rec) => rec,
+            Ok(rec) => {
+                steps.step("record");
+                rec
+            }
             Err(e) => {
                 // Removed meanwhile, or its removal began.
                 tracing::debug!(container = id, error = %e, "an exit nobody waits for");
@@ -755,10 +775,21 @@ impl Containers {
             )));
         }
         self.table.update(id, |r| r.manually_stopped = true)?;
-        self.cfg.run_runtime(&["kill", id, &sig.to_string()])?;
+        // The runtime library signals what nix names; real-time signals
+        // go through the runtime command.
+        match nix::sys::signal::Signal::try_from(sig) {
+            Ok(signal) => self
+                .cfg
+                .runtime()
+                .kill(id, signal, false)
+                .map_err(Error::runtime("signalling", id))?,
+            Err(_) => {
+                self.cfg.run_runtime(&["kill", id, &sig.to_string()])?;
+            }
+        }
         let killed = sig == libc::SIGKILL;
         if killed && rec.state.is_paused() {
-            let _ = self.cfg.run_runtime(&["resume", id]);
+            let _ = self.cfg.runtime().resume(id);
         }
         rec.emit(&self.events, "kill", &[("signal", sig.to_string())]);
         if killed {
@@ -797,35 +828,32 @@ impl Containers {
             .or(rec.config.stop_signal.clone())
             .unwrap_or_else(|| "SIGTERM".into());
         let grace = timeout.or(rec.config.stop_timeout).unwrap_or(10).max(0);
+        let mut steps = Steps::new("stop", id);
         let sig = cais_runtime::signal::parse(&signal)
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         if rec.state.is_paused() {
-            let _ = self.cfg.run_runtime(&["resume", id]);
+            let _ = self.cfg.runtime().resume(id);
         }
-        let _ = self
-            .cfg
-            .run_runtime(&["kill", id, &(sig as i32).to_string()]);
-        let dir = self.table.dir(id);
-        let deadline = Instant::now() + Duration::from_secs(grace as u64);
-        while Instant::now() < deadline && shim::read_exit(&dir).is_none() {
-            std::thread::sleep(Duration::from_millis(10));
+        let _ = self.cfg.runtime().kill(id, sig, false);
+        steps.step("signal");
+        if !self.wait_not_running(id, Duration::from_secs(grace as u64)) {
+            let _ = self.cfg.runtime().kill(id, Signal::SIGKILL, true);
+            steps.step("grace");
+            self.wait_not_running(id, Duration::from_secs(30));
         }
-        if shim::read_exit(&dir).is_none() {
-            let _ = self.cfg.run_runtime(&["kill", "--all", id, "KILL"]);
-        }
-        self.wait_not_running(id, Duration::from_secs(30));
+        steps.step("exited");
         rec.emit(&self.events, "stop", &[]);
         Ok(())
     }
 
-    fn wait_not_running(&self, id: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            match self.table.get(id) {
-                Ok(r) if r.state.is_running() => std::thread::sleep(Duration::from_millis(5)),
-                _ => return,
-            }
-        }
+    /// Waits until the container's exit is recorded (or it is gone);
+    /// false when `limit` passed first.
+    fn wait_not_running(&self, id: &str, limit: Duration) -> bool {
+        self.table
+            .watch(id, Some(limit), |c| {
+                (!c.is_some_and(|c| c.state.is_running())).then_some(())
+            })
+            .is_some()
     }
 
     pub fn restart(self: &Arc<Self>, id: &str, timeout: Option<i64>) -> Result<()> {
@@ -847,7 +875,10 @@ impl Containers {
         if rec.state.is_paused() {
             return Err(Error::Conflict(format!("Container {id} is already paused")));
         }
-        self.cfg.run_runtime(&["pause", id])?;
+        self.cfg
+            .runtime()
+            .pause(id)
+            .map_err(Error::runtime("freezing", id))?;
         let rec = self.table.transition(id, Change::Paused)?;
         rec.emit(&self.events, "pause", &[]);
         Ok(())
@@ -858,7 +889,10 @@ impl Containers {
         if !rec.state.is_paused() {
             return Err(Error::Conflict(format!("Container {id} is not paused")));
         }
-        self.cfg.run_runtime(&["resume", id])?;
+        self.cfg
+            .runtime()
+            .resume(id)
+            .map_err(Error::runtime("thawing", id))?;
         let rec = self.table.transition(id, Change::Unpaused)?;
         rec.emit(&self.events, "unpause", &[]);
         Ok(())
@@ -866,6 +900,7 @@ impl Containers {
 
     /// Removes a container (running ones only with `force`).
     pub fn remove(&self, id: &str, force: bool, volumes: bool) -> Result<()> {
+        let mut steps = Steps::new("remove", id);
         let rec = self.table.get(id)?;
         if rec.state.is_running() {
             if !force {
@@ -881,22 +916,42 @@ impl Containers {
             }
             let _ = self.table.update(id, |r| r.manually_stopped = true);
             if rec.state.is_paused() {
-                let _ = self.cfg.run_runtime(&["resume", id]);
+                let _ = self.cfg.runtime().resume(id);
             }
-            let _ = self.cfg.run_runtime(&["kill", "--all", id, "KILL"]);
+            let _ = self.cfg.runtime().kill(id, Signal::SIGKILL, true);
             self.wait_not_running(id, Duration::from_secs(10));
+            steps.step("kill");
         }
         self.wiring.teardown(id);
+        steps.step("network");
         let _ = self.table.transition(id, Change::RemovalStarted);
-        let _ = self.cfg.run_runtime(&["delete", "--force", id]);
-        if let Err(e) = self.images.remove_container(id) {
+        steps.step("record");
+        let _ = self.cfg.runtime().delete(id, true);
+        steps.step("runtime_delete");
+        // The snapshot and the container's directory are renamed into the
+        // trash and deleted in the background.
+        let slot = self.trash.slot(id);
+        let taken = match self.images.take_container(id, &slot) {
+            Ok(()) => {
+                self.trash.delete_later(slot);
+                Ok(())
+            }
+            Err(cais_image::Error::NotFound { .. }) => Ok(()),
+            // Not renamed (the trash is on another filesystem): now.
+            Err(cais_image::Error::Io { .. }) => self.images.remove_container(id),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = taken {
             if !matches!(e, cais_image::Error::NotFound { .. }) {
                 let _ = self.table.transition(id, Change::RemovalFailed);
                 return Err(e.into());
             }
         }
-        let _ = fs::remove_dir_all(self.table.dir(id));
+        steps.step("snapshot");
+        let _ = self.trash.discard(id, &self.table.dir(id));
+        self.gate().remove(id);
         self.table.forget(id, rec.state.exit_code());
+        steps.step("directory");
         if volumes {
             for v in &rec.anonymous_volumes {
                 let _ = self.volumes.remove(v, &[]);
@@ -911,32 +966,32 @@ impl Containers {
     /// start) or is gone ("removed", for `--rm`); returns the exit code.
     pub fn wait(&self, id: &str, condition: &str) -> Result<i64> {
         let first = self.table.get(id)?;
-        loop {
-            match self.table.get(id) {
-                Err(_) if condition == "removed" => {
-                    return Ok(self
-                        .table
-                        .removed_exit_code(id)
-                        .unwrap_or(first.state.exit_code()));
-                }
-                // Gone between two looks (`--rm` removes it as it exits):
-                // it stopped, with the code it left.
-                Err(e) => return self.table.removed_exit_code(id).ok_or(e),
-                Ok(r) => {
-                    let stopped = r.state.is_stopped();
-                    let done = match condition {
-                        "removed" => false,
-                        "next-exit" => {
-                            stopped && r.state.finished_at() != first.state.finished_at()
-                        }
-                        _ => stopped,
-                    };
-                    if done {
-                        return Ok(r.state.exit_code());
-                    }
-                }
+        // Some(code) once the condition holds, Some(None) once the
+        // container is gone.
+        let outcome = self.table.watch(id, None, |c| match c {
+            None => Some(None),
+            Some(r) => {
+                let stopped = r.state.is_stopped();
+                let done = match condition {
+                    "removed" => false,
+                    "next-exit" => stopped && r.state.finished_at() != first.state.finished_at(),
+                    _ => stopped,
+                };
+                done.then(|| Some(r.state.exit_code()))
             }
-            std::thread::sleep(Duration::from_millis(5));
+        });
+        match outcome.flatten() {
+            Some(code) => Ok(code),
+            None if condition == "removed" => Ok(self
+                .table
+                .removed_exit_code(id)
+                .unwrap_or(first.state.exit_code())),
+            // Gone before the condition held (`--rm` removes it as it
+            // exits): it stopped, with the code it left.
+            None => self
+                .table
+                .removed_exit_code(id)
+                .ok_or_else(|| Error::not_found(Kind::Container, id)),
         }
     }
 
@@ -1012,11 +1067,30 @@ impl Containers {
         Ok(())
     }
 
-    /// Registers an attach client that must connect before start.
-    pub fn attach_pending(&self, id: &str, delta: isize) {
-        let mut p = self.attach_gate.lock().unwrap_or_else(|p| p.into_inner());
-        let n = p.entry(id.to_string()).or_insert(0);
-        *n = (*n as isize + delta).max(0) as usize;
+    fn gate(&self) -> std::sync::MutexGuard<'_, HashMap<String, Gate>> {
+        self.attach_gate.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An attach client of a container that is not running: the next
+    /// `start` connects it to the shim before the process runs and sends
+    /// the connection. None when the shim already runs: the client
+    /// connects itself. The sender is dropped (the receiver fails) if the
+    /// start fails or the container goes.
+    pub fn attach_before_start(
+        &self,
+        id: &str,
+        want: shim::Request,
+    ) -> Option<oneshot::Receiver<UnixStream>> {
+        let mut gate = self.gate();
+        let (tx, rx) = oneshot::channel();
+        match gate.get_mut(id) {
+            Some(Gate::ShimUp) => return None,
+            Some(Gate::Waiting(w)) => w.push((want, tx)),
+            None => {
+                gate.insert(id.to_string(), Gate::Waiting(vec![(want, tx)]));
+            }
+        }
+        Some(rx)
     }
 
     /// Replaces the container's host config (after `update`).

@@ -2,17 +2,31 @@
 //! `<root>/engine/containers/<id>/container.json`, and the exit codes of
 //! removed ones (for `wait?condition=removed`). Updates change the entry
 //! under the table lock and write the record after releasing it, ordered
-//! per container (see `RecordWriter`).
+//! per container (see `RecordWriter`). Every change wakes the threads
+//! that `watch` a container (waits, stops, kills), so none of them polls.
+//!
+//! Records are always written (temp file, rename), so a daemon that dies
+//! loses nothing. They are fsynced only where a host crash would lose
+//! something the daemon acts on after reboot (`needs_sync`): a
+//! container's existence and configuration, its name, whether it was
+//! stopped by hand, its restart count, and, for containers an
+//! `always`/`unless-stopped` policy brings back after a reboot, whether
+//! they were running. What only a running container holds (its pid,
+//! network namespace, addresses, health) is dead after a reboot and
+//! written without fsync; so is every write of an auto-remove (`--rm`)
+//! container, which a restarted daemon removes anyway.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::containers::record;
 use crate::containers::state::{Change, Container};
 use crate::error::{Error, Kind, Result};
+use crate::networks::netconf::clear_runtime;
 
 /// The record file in a container's directory.
 const RECORD: &str = "container.json";
@@ -21,6 +35,8 @@ pub struct Table {
     /// `<root>/engine/containers`.
     dir: PathBuf,
     inner: Mutex<Inner>,
+    /// Signalled after every change of `inner`.
+    changed: Condvar,
 }
 
 #[derive(Default)]
@@ -67,6 +83,7 @@ impl Table {
         Ok(Table {
             dir,
             inner: Mutex::new(inner),
+            changed: Condvar::new(),
         })
     }
 
@@ -112,6 +129,37 @@ impl Table {
             .ok_or_else(|| Error::not_found(Kind::Container, id))
     }
 
+    /// Blocks until `f`, shown container `id` (None once it is gone) after
+    /// each change of the table, returns a value; None when `limit`
+    /// passes first. `f` runs under the table lock and takes no lock.
+    pub fn watch<T>(
+        &self,
+        id: &str,
+        limit: Option<Duration>,
+        mut f: impl FnMut(Option<&Container>) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = limit.map(|l| Instant::now() + l);
+        let mut t = self.lock();
+        loop {
+            if let Some(v) = f(t.containers.get(id)) {
+                return Some(v);
+            }
+            t = match deadline {
+                None => self.changed.wait(t).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    self.changed
+                        .wait_timeout(t, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+
     /// Reads the whole table under its lock; `f` must take no engine
     /// lock (see the crate's lock order).
     pub fn with<R>(&self, f: impl FnOnce(&BTreeMap<String, Container>) -> R) -> R {
@@ -139,6 +187,8 @@ impl Table {
             )));
         }
         t.containers.insert(c.id.clone(), c);
+        drop(t);
+        self.changed.notify_all();
         Ok(())
     }
 
@@ -173,17 +223,28 @@ impl Table {
             .ok_or_else(|| Error::not_found(Kind::Container, id))?;
         let mut c = entry.clone();
         f(&mut c)?;
+        let sync = needs_sync(Some(&*entry), &c);
         *entry = c.clone();
+        // The first write of a record (create's) is its existence.
+        let sync = sync || (!t.writers.contains_key(id) && needs_sync(None, &c));
         let writer = t.writers.entry(id.to_string()).or_default().clone();
         let generation = writer.generation.fetch_add(1, Ordering::SeqCst) + 1;
         drop(t);
-        self.save(&c, &writer, generation)?;
+        self.changed.notify_all();
+        self.save(&c, &writer, generation, sync)?;
         Ok(c)
     }
 
     /// Writes snapshot `generation` of a record unless a newer one is on
-    /// disk: a temp file of its own, fsynced, renamed over the record.
-    fn save(&self, c: &Container, writer: &RecordWriter, generation: u64) -> Result<()> {
+    /// disk: a temp file of its own, fsynced when `sync`, renamed over the
+    /// record.
+    fn save(
+        &self,
+        c: &Container,
+        writer: &RecordWriter,
+        generation: u64,
+        sync: bool,
+    ) -> Result<()> {
         let mut written = writer.written.lock().unwrap_or_else(|p| p.into_inner());
         if *written > generation {
             return Ok(());
@@ -195,7 +256,9 @@ impl Table {
             use std::io::Write;
             let mut f = fs::File::create(&tmp)?;
             f.write_all(&data)?;
-            f.sync_all()?;
+            if sync {
+                f.sync_all()?;
+            }
             fs::rename(&tmp, dir.join(RECORD))
         };
         write().map_err(|e| {
@@ -211,6 +274,8 @@ impl Table {
         let mut t = self.lock();
         t.containers.remove(id);
         t.writers.remove(id);
+        drop(t);
+        self.changed.notify_all();
     }
 
     /// Drops a removed container, remembering its exit code.
@@ -222,6 +287,8 @@ impl Table {
             t.removed.clear();
         }
         t.removed.insert(id.to_string(), exit_code);
+        drop(t);
+        self.changed.notify_all();
     }
 
     /// The exit code of a container `forget` dropped.
@@ -242,6 +309,33 @@ impl Table {
                 .collect()
         })
     }
+}
+
+/// Whether writing `after` (over `before`, None for a first record) must
+/// reach the disk before the change counts: see the module docs.
+fn needs_sync(before: Option<&Container>, after: &Container) -> bool {
+    if after.host_config.auto_remove {
+        return false;
+    }
+    let Some(before) = before else { return true };
+    let requested = |c: &Container| {
+        let mut nets = c.networks.clone();
+        nets.values_mut().for_each(clear_runtime);
+        nets
+    };
+    let comes_back = matches!(
+        after.host_config.restart_policy.name.as_str(),
+        "always" | "unless-stopped"
+    );
+    before.name != after.name
+        || before.config != after.config
+        || before.host_config != after.host_config
+        || before.mounts != after.mounts
+        || before.anonymous_volumes != after.anonymous_volumes
+        || before.manually_stopped != after.manually_stopped
+        || before.restart_count != after.restart_count
+        || requested(before) != requested(after)
+        || (comes_back && before.state.is_running() != after.state.is_running())
 }
 
 /// The short id of a container whose record (under `dir`, read from disk:
@@ -265,18 +359,113 @@ pub fn image_user(dir: &Path, image_id: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// A container record with nothing but what a record needs.
+    fn minimal(id: &str, name: &str) -> Container {
+        let minimal = serde_json::json!({
+            "id": id, "name": name, "created": crate::ids::now(), "image": "busybox",
+            "image_id": "sha256:00", "config": {}, "host_config": {}, "path": "true",
+            "args": [], "state": {"Status": "created"}
+        });
+        record::decode(Path::new("minimal"), minimal.to_string().as_bytes())
+            .expect("a minimal record")
+    }
+
+    #[test]
+    fn watchers_wake_on_the_change_they_wait_for() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let table = Table::load(tmp.path().join("containers")).expect("table");
+        let id = "d".repeat(64);
+        fs::create_dir_all(table.dir(&id)).expect("container dir");
+        table.insert(minimal(&id, "watched")).expect("insert");
+        // Nothing changes: the limit passes.
+        assert_eq!(
+            table.watch(&id, Some(Duration::from_millis(20)), |c| c
+                .filter(|c| c.restart_count > 0)
+                .map(|_| ())),
+            None
+        );
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                // Woken by each change; returns on the one it waits for.
+                table.watch(&id, None, |c| {
+                    c.map(|c| c.restart_count).filter(|n| *n == 3)
+                })
+            });
+            for _ in 0..3 {
+                table.update(&id, |r| r.restart_count += 1).expect("update");
+            }
+            assert_eq!(waiter.join().expect("waiter"), Some(3));
+            let gone = scope.spawn(|| table.watch(&id, None, |c| c.is_none().then_some("gone")));
+            table.forget(&id, 0);
+            assert_eq!(gone.join().expect("waiter"), Some("gone"));
+        });
+    }
+
+    #[test]
+    fn records_are_fsynced_only_where_a_host_crash_would_lose_what_counts() {
+        let c = minimal(&"e".repeat(64), "durable");
+        assert!(needs_sync(None, &c), "a new record is the container");
+        assert!(!needs_sync(Some(&c), &c.clone()), "nothing changed");
+        let changed = |f: &dyn Fn(&mut Container)| {
+            let mut after = c.clone();
+            f(&mut after);
+            needs_sync(Some(&c), &after)
+        };
+        assert!(changed(&|r| r.name = "renamed".into()));
+        assert!(changed(&|r| r.config.env.push("A=1".into())));
+        assert!(changed(&|r| r.host_config.memory = 64 << 20));
+        assert!(changed(&|r| r.manually_stopped = true));
+        assert!(changed(&|r| r.restart_count = 1));
+        assert!(changed(&|r| {
+            r.networks.insert("n1".into(), Default::default());
+        }));
+        // What only a running container holds.
+        let running = |r: &mut Container| {
+            r.state = r
+                .state
+                .apply(Change::Started {
+                    pid: 42,
+                    started_at: crate::ids::now(),
+                    health: None,
+                })
+                .expect("created → running");
+        };
+        assert!(
+            !changed(&running),
+            "no policy brings it back after a reboot"
+        );
+        assert!(!changed(&|r| r.net = Some(Default::default())));
+        let mut given = c.clone();
+        given.networks.insert("bridge".into(), Default::default());
+        let mut addressed = given.clone();
+        if let Some(ep) = addressed.networks.get_mut("bridge") {
+            ep.ip_address = "172.17.0.2".into();
+        }
+        assert!(
+            !needs_sync(Some(&given), &addressed),
+            "an address given at start"
+        );
+        // An always container's running state decides its restart after a reboot.
+        let mut always = c.clone();
+        always.host_config.restart_policy.name = "always".into();
+        let mut up = always.clone();
+        running(&mut up);
+        assert!(needs_sync(Some(&always), &up));
+        // Nothing of an auto-remove container, not even its creation.
+        let mut rm = c.clone();
+        rm.host_config.auto_remove = true;
+        assert!(!needs_sync(None, &rm));
+        let mut renamed = rm.clone();
+        renamed.name = "other".into();
+        assert!(!needs_sync(Some(&rm), &renamed));
+    }
+
     #[test]
     fn concurrent_record_updates_leave_the_newest_on_disk() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let table = Table::load(tmp.path().join("containers")).expect("table");
         let id = "c".repeat(64);
-        let minimal = serde_json::json!({
-            "id": id, "name": "hammered", "created": crate::ids::now(), "image": "busybox",
-            "image_id": "sha256:00", "config": {}, "host_config": {}, "path": "true",
-            "args": [], "state": {"Status": "created"}
-        });
-        let rec = record::decode(Path::new("minimal"), minimal.to_string().as_bytes())
-            .expect("a minimal record");
+        let rec = minimal(&id, "hammered");
         fs::create_dir_all(table.dir(&id)).expect("container dir");
         table.insert(rec).expect("a new name");
         const THREADS: i64 = 8;

@@ -35,10 +35,22 @@ pub async fn handle(
     engine: Arc<Engine>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    // With debug logging, each request's handling time (to its response's
+    // head; streams go on after).
+    let timed = tracing::enabled!(tracing::Level::DEBUG).then(|| {
+        (
+            std::time::Instant::now(),
+            req.method().clone(),
+            req.uri().clone(),
+        )
+    });
     let mut resp = match router::route(engine, req).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     };
+    if let Some((t, method, uri)) = timed {
+        tracing::debug!(%method, %uri, status = resp.status().as_u16(), us = t.elapsed().as_micros() as u64, "request");
+    }
     let h = resp.headers_mut();
     h.insert("API-Version", HeaderValue::from_static(API_VERSION));
     h.insert("Server", HeaderValue::from_static("cais"));

@@ -89,6 +89,7 @@ pub fn error_response(e: &Error) -> Response<Body> {
         Error::Io { .. }
         | Error::Spawn { .. }
         | Error::Failed { .. }
+        | Error::Runtime { .. }
         | Error::CreateTask { .. }
         | Error::StartTask { .. }
         | Error::Shim { .. }

@@ -328,14 +328,23 @@ pub struct FwContainer {
 
 /// The whole desired ruleset: NAT and isolation for every network with an
 /// attached container, DNAT for every published port (to the container's
-/// address on its primary network; none on internal networks).
-pub fn ruleset(networks: &[FwNetwork], containers: &[FwContainer]) -> Ruleset {
+/// address on its primary network; none on internal networks). A network
+/// whose rules `previous` (the ruleset in force) holds keeps them when its
+/// last container leaves, while the network exists: containers that come
+/// and go one at a time (`run --rm` after `run --rm`) then change nothing,
+/// and no start or exit rebuilds the firewall.
+pub fn ruleset(
+    networks: &[FwNetwork],
+    containers: &[FwContainer],
+    previous: Option<&Ruleset>,
+) -> Ruleset {
     let mut rules = Ruleset::default();
     for n in networks {
-        if !containers
+        let used = containers
             .iter()
-            .any(|c| c.networks.iter().any(|(id, _)| id == &n.id))
-        {
+            .any(|c| c.networks.iter().any(|(id, _)| id == &n.id));
+        let had_rules = previous.is_some_and(|p| p.networks.iter().any(|r| r.bridge == n.bridge));
+        if !used && !had_rules {
             continue;
         }
         rules.networks.push(NetworkRules {
@@ -948,7 +957,7 @@ mod tests {
                 }],
             },
         ];
-        let r = ruleset(&nets, &containers);
+        let r = ruleset(&nets, &containers, None);
         assert_eq!(r.networks.len(), 2, "c has no container");
         assert!(r.networks[0].masquerade && !r.networks[0].internal);
         assert!(!r.networks[1].masquerade && r.networks[1].internal);
@@ -964,7 +973,14 @@ mod tests {
             }],
             "no publishing from an internal network"
         );
-        assert_eq!(ruleset(&nets, &[]), Ruleset::default());
+        assert_eq!(ruleset(&nets, &[], None), Ruleset::default());
+        // The last container of a network leaves: its rules stay (nothing to
+        // apply), its ports go; a network that is gone takes its rules along.
+        let kept = ruleset(&nets, &[], Some(&r));
+        assert_eq!(kept.networks, r.networks);
+        assert!(kept.ports.is_empty());
+        assert_eq!(ruleset(&nets[2..], &[], Some(&r)), Ruleset::default());
+        assert_eq!(ruleset(&nets, &containers, Some(&kept)), r);
     }
 
     fn entry(id: &str, name: &str, eps: &[(&str, &str, &[&str])]) -> DnsEntry {

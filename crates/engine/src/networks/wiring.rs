@@ -360,7 +360,7 @@ impl Wiring {
                 })
                 .collect()
         });
-        let rules = netconf::ruleset(&networks, &containers);
+        let rules = netconf::ruleset(&networks, &containers, applied.as_ref());
         if applied.as_ref() == Some(&rules) {
             return Ok(());
         }
@@ -944,12 +944,21 @@ impl Wiring {
         }
         self.networks.release_all(id);
         let had_net = rec.net.is_some();
-        let _ = self.table.update(id, |r| {
-            r.net = None;
-            for ep in r.networks.values_mut() {
-                clear_runtime(ep);
-            }
-        });
+        let given = |r: &Container| {
+            r.networks.values().any(|ep| {
+                let mut cleared = ep.clone();
+                clear_runtime(&mut cleared);
+                &cleared != ep
+            })
+        };
+        if had_net || given(&rec) {
+            let _ = self.table.update(id, |r| {
+                r.net = None;
+                for ep in r.networks.values_mut() {
+                    clear_runtime(ep);
+                }
+            });
+        }
         if had_net {
             if let Err(e) = self.sync_firewall() {
                 tracing::error!(error = %e, "applying the firewall ruleset");

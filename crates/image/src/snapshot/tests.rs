@@ -211,6 +211,7 @@ fn a_layer_listed_twice_mounts_once() {
         upperdir: dir.path().join("upper"),
         workdir: dir.path().join("work"),
         target: dir.path().join("merged"),
+        volatile: false,
     };
     for d in [&m.upperdir, &m.workdir] {
         fs::create_dir_all(d).expect("mkdir");

@@ -385,10 +385,7 @@ pub(crate) async fn attach(
         tty,
     };
     let upgraded = wants_upgrade(&req);
-    let not_started = !rec.state.is_running();
-    if opts.stream && not_started {
-        engine.containers.attach_pending(&id, 1);
-    }
+    let handed = hand_over_at_start(&engine, &id, &opts, rec.state.is_running());
     if !upgraded {
         // Output only, as the response body: the session writes into one
         // end of a pipe, the body is fed from the other.
@@ -398,7 +395,7 @@ pub(crate) async fn attach(
         };
         let (tx, body) = channel_body();
         let (client, mut pipe) = tokio::io::duplex(64 * 1024);
-        tokio::spawn(attach_session(engine, id, opts, not_started, client));
+        tokio::spawn(attach_session(engine, id, opts, handed, client));
         tokio::spawn(async move {
             let mut buf = vec![0u8; 32 * 1024];
             while let Ok(n) = pipe.read(&mut buf).await {
@@ -412,12 +409,9 @@ pub(crate) async fn attach(
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
-            if opts.stream && not_started {
-                engine.containers.attach_pending(&id, -1);
-            }
             return;
         };
-        attach_session(engine, id, opts, not_started, TokioIo::new(upgraded)).await;
+        attach_session(engine, id, opts, handed, TokioIo::new(upgraded)).await;
     });
     Ok(upgraded_response(tty))
 }
@@ -460,20 +454,14 @@ pub(crate) async fn attach_ws(
     // The client gets raw output whatever the container has: without a
     // terminal the session's frames are taken apart.
     let demux = !rec.config.tty;
-    let not_started = !rec.state.is_running();
-    if opts.stream && not_started {
-        engine.containers.attach_pending(&id, 1);
-    }
+    let handed = hand_over_at_start(&engine, &id, &opts, rec.state.is_running());
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
-            if opts.stream && not_started {
-                engine.containers.attach_pending(&id, -1);
-            }
             return;
         };
         let client = websocket_stream(TokioIo::new(upgraded), demux);
-        attach_session(engine, id, opts, not_started, client).await;
+        attach_session(engine, id, opts, handed, client).await;
     });
     let mut r = empty(StatusCode::SWITCHING_PROTOCOLS);
     let h = r.headers_mut();
@@ -504,12 +492,41 @@ struct AttachOptions {
     tty: bool,
 }
 
-/// One attach: the log replayed, then the live streams relayed.
+impl AttachOptions {
+    fn shim_request(&self) -> shim::Request {
+        shim::Request::Attach {
+            stdin: self.stdin,
+            stdout: self.stdout,
+            stderr: self.stderr,
+        }
+    }
+}
+
+/// A streaming attach to a container that is not running: the next
+/// `start` connects it to the shim before the process runs (so it sees
+/// all output) and hands the connection over. None otherwise (the session
+/// connects itself).
+fn hand_over_at_start(
+    engine: &Engine,
+    id: &str,
+    opts: &AttachOptions,
+    running: bool,
+) -> Option<tokio::sync::oneshot::Receiver<std::os::unix::net::UnixStream>> {
+    if !opts.stream || running {
+        return None;
+    }
+    engine
+        .containers
+        .attach_before_start(id, opts.shim_request())
+}
+
+/// One attach: the log replayed, then the live streams relayed; `handed`
+/// is the shim connection `start` will hand over (`hand_over_at_start`).
 async fn attach_session<C>(
     engine: Arc<Engine>,
     id: String,
     opts: AttachOptions,
-    not_started: bool,
+    handed: Option<tokio::sync::oneshot::Receiver<std::os::unix::net::UnixStream>>,
     mut client: C,
 ) where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -533,9 +550,6 @@ async fn attach_session<C>(
                 frame(stream, e.log.as_bytes())
             };
             if client.write_all(&data).await.is_err() {
-                if opts.stream && not_started {
-                    engine.containers.attach_pending(&id, -1);
-                }
                 return;
             }
         }
@@ -544,42 +558,26 @@ async fn attach_session<C>(
         let _ = client.shutdown().await;
         return;
     }
-    // Before start, wait for the shim's socket: `start` waits for us.
-    let dir = engine.table.dir(&id);
-    let want = shim::Request::Attach {
-        stdin: opts.stdin,
-        stdout: opts.stdout,
-        stderr: opts.stderr,
-    };
-    let e2 = engine.clone();
-    let id2 = id.clone();
-    let conn = tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let sock_ready = dir.join("attach.sock").exists() && shim::read_exit(&dir).is_none();
-            if sock_ready {
-                if let Ok(s) = shim::connect(&dir, &want) {
-                    return Some(s);
+    let conn = match handed {
+        Some(handed) => tokio::time::timeout(Duration::from_secs(60), handed)
+            .await
+            .ok()
+            .and_then(|c| c.ok()),
+        None => {
+            let dir = engine.table.dir(&id);
+            let want = opts.shim_request();
+            tokio::task::spawn_blocking(move || {
+                // A container that exited has nothing to stream.
+                if shim::read_exit(&dir).is_some() {
+                    return None;
                 }
-            }
-            // A container that is not running and not about to be has
-            // nothing to stream.
-            let waiting = e2
-                .table
-                .get(&id2)
-                .is_ok_and(|r| r.state.is_running() || not_started);
-            if !waiting || std::time::Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(2));
+                shim::connect(&dir, &want).ok()
+            })
+            .await
+            .ok()
+            .flatten()
         }
-    })
-    .await
-    .ok()
-    .flatten();
-    if not_started {
-        engine.containers.attach_pending(&id, -1);
-    }
+    };
     let Some(conn) = conn else {
         let _ = client.shutdown().await;
         return;
