@@ -13,6 +13,12 @@ pub enum Error {
         what: String,
         source: std::io::Error,
     },
+    #[error("{what}")]
+    Kube {
+        what: String,
+        /// Boxed: the client's error carries the server's whole Status.
+        source: Box<cais_kube::Error>,
+    },
     #[error("image {image}: {message}")]
     Image { image: String, message: String },
     #[error("pod {pod}: {message}")]

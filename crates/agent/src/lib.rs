@@ -10,9 +10,14 @@
 //!   imported through the API so no registry is needed;
 //! - `runtime`: pods on the engine: sandbox, init containers in order,
 //!   containers, restarts with back-off, image pulls, status, removal;
+//! - `node`: the Node object (capacity from the machine) and its Lease;
+//! - `agent`: the loop: register, heartbeat, watch the pods bound to the
+//!   node, sync them on the engine, write their status back;
 //! - `error`: the crate's errors.
 
+pub mod agent;
 pub mod error;
+pub mod node;
 pub mod pause;
 pub mod pod;
 pub mod runtime;

@@ -24,6 +24,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where to write the admin kubeconfig (default `<data>/admin.kubeconfig`).
     pub kubeconfig: Option<PathBuf>,
+    /// Told the server's URL once it serves (the node agent started with
+    /// the server waits for it).
+    pub serving: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 /// The server's shared state.
@@ -348,6 +351,9 @@ pub async fn run(
         .unwrap_or_else(|| data.join("admin.kubeconfig"));
     auth::write_private(&kubeconfig, pki.admin_kubeconfig(&url).as_bytes())?;
     tracing::info!(address = %local, kubeconfig = %kubeconfig.display(), millis = started.elapsed().as_millis() as u64, "serving the Kubernetes API");
+    if let Some(tx) = &config.serving {
+        let _ = tx.send(url.clone());
+    }
 
     let finalizer = {
         let api = api.clone();

@@ -1,13 +1,21 @@
 //! `cais kube ...`: the orchestrator's processes. `cais kube server` is the
-//! Kubernetes API server (`cais_apiserver`), one process like `k3s server`.
+//! Kubernetes API server (`cais_apiserver`) and, unless told otherwise, the
+//! node agent of this host (`cais_agent`) in the same process, like `k3s
+//! server`; `cais kube agent` is the agent alone, for a node joining a
+//! server elsewhere.
 
 use std::path::PathBuf;
+
+use anyhow::Context;
 
 /// `cais kube` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum KubeCommand {
-    /// Serve the Kubernetes API over HTTPS (kubectl works against it).
+    /// Serve the Kubernetes API over HTTPS (kubectl works against it), and
+    /// run this host's pods on the local engine.
     Server(ServerArgs),
+    /// Run the pods an API server binds to this node on the local engine.
+    Agent(AgentArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -23,6 +31,11 @@ pub struct ServerArgs {
     /// names the one taken).
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: std::net::SocketAddr,
+    /// Serve the API only: run no node agent in this process.
+    #[arg(long = "disable-agent")]
+    pub disable_agent: bool,
+    #[command(flatten)]
+    pub node: NodeArgs,
     /// The least severe messages logged.
     #[arg(long = "log-level", value_enum, default_value = "info")]
     pub log_level: crate::logging::Level,
@@ -31,28 +44,184 @@ pub struct ServerArgs {
     pub log_format: crate::logging::Format,
 }
 
+/// How the node agent runs its node.
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    /// The node's name [default: the host name].
+    #[arg(long = "node-name")]
+    pub node_name: Option<String>,
+    /// The engine pods run on.
+    #[arg(long = "engine-host", default_value = crate::client_cmds::DEFAULT_HOST)]
+    pub engine_host: String,
+    /// The engine network pods join (created when missing).
+    #[arg(long = "pod-network", default_value = "cais-kube")]
+    pub pod_network: String,
+    /// The pod network's subnet when it is created [default: one the
+    /// engine picks].
+    #[arg(long = "pod-cidr")]
+    pub pod_cidr: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    /// The API server's URL (`https://host:6443`).
+    #[arg(long)]
+    pub server: String,
+    /// A file holding the node's bearer token (a `system:node:NAME` user in
+    /// `system:nodes`).
+    #[arg(long = "token-file")]
+    pub token_file: PathBuf,
+    /// The CA certificate (PEM) that signed the server's certificate.
+    #[arg(long = "certificate-authority")]
+    pub certificate_authority: Option<PathBuf>,
+    /// Do not check the server's certificate.
+    #[arg(long = "insecure-skip-tls-verify")]
+    pub insecure: bool,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// The least severe messages logged.
+    #[arg(long = "log-level", value_enum, default_value = "info")]
+    pub log_level: crate::logging::Level,
+    /// Log lines as text or as JSON objects.
+    #[arg(long = "log-format", value_enum, default_value = "text")]
+    pub log_format: crate::logging::Format,
+}
+
+impl NodeArgs {
+    fn node_name(&self) -> anyhow::Result<String> {
+        match &self.node_name {
+            Some(n) => Ok(n.clone()),
+            None => Ok(nix::unistd::gethostname()
+                .context("reading the host name")?
+                .to_string_lossy()
+                .to_lowercase()),
+        }
+    }
+
+    fn options(&self) -> anyhow::Result<cais_agent::agent::Options> {
+        let mut runtime = cais_agent::Config::new(&self.node_name()?);
+        runtime.network = self.pod_network.clone();
+        runtime.pod_cidr = self.pod_cidr.clone().unwrap_or_default();
+        runtime.host_ip = cais_agent::node::host_ip();
+        Ok(cais_agent::agent::Options {
+            runtime,
+            engine_host: self.engine_host.clone(),
+        })
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn signalled() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}
+
 pub fn run(cmd: KubeCommand) -> anyhow::Result<i32> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cmd {
         KubeCommand::Server(a) => {
+            let agent = if a.disable_agent {
+                None
+            } else {
+                let opts = a.node.options()?;
+                std::fs::create_dir_all(&a.data_dir)
+                    .with_context(|| format!("creating {}", a.data_dir.display()))?;
+                let token = cais_apiserver::auth::Tokens::ensure_user(
+                    &a.data_dir.join("tokens"),
+                    &format!("system:node:{}", opts.runtime.node),
+                    &["system:nodes"],
+                )?;
+                Some((opts, token))
+            };
+            let (serving_tx, mut serving) = tokio::sync::mpsc::unbounded_channel();
             let config = cais_apiserver::server::Config {
-                data_dir: a.data_dir,
+                data_dir: a.data_dir.clone(),
                 listen: a.listen,
                 kubeconfig: a.write_kubeconfig,
+                serving: Some(serving_tx),
             };
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let ca = a.data_dir.join("pki/ca.crt");
             runtime.block_on(async {
-                let shutdown = async {
-                    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+                let (stop_tx, stop) = tokio::sync::watch::channel(false);
+                let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                };
+                let agent = async {
+                    let Some((opts, token)) = agent else { return };
+                    let Some(url) = serving.recv().await else {
+                        return;
+                    };
+                    let result = async {
+                        let ca_pem = std::fs::read(&ca)
+                            .with_context(|| format!("reading {}", ca.display()))?;
+                        let kube =
+                            cais_kube::Client::new(&kube_config(url, Some(ca_pem), token, false))?;
+                        cais_agent::agent::run(kube, opts, stopped(stop.clone())).await?;
+                        anyhow::Ok(())
+                    }
+                    .await;
+                    if let Err(e) = result {
+                        tracing::error!(error = format!("{e:#}"), "the node agent stopped");
                     }
                 };
-                cais_apiserver::server::run(config, shutdown).await
+                let server = cais_apiserver::server::run(config, stopped(stop.clone()));
+                let signal = async {
+                    signalled().await;
+                    let _ = stop_tx.send(true);
+                };
+                tokio::pin!(server);
+                tokio::select! {
+                    r = &mut server => r,
+                    _ = async { tokio::join!(signal, agent) } => server.await,
+                }
             })?;
             Ok(0)
         }
+        KubeCommand::Agent(a) => {
+            let token = std::fs::read_to_string(&a.token_file)
+                .with_context(|| format!("reading {}", a.token_file.display()))?
+                .trim()
+                .to_string();
+            anyhow::ensure!(
+                !token.is_empty(),
+                "{} holds no token",
+                a.token_file.display()
+            );
+            let ca_pem = a
+                .certificate_authority
+                .as_ref()
+                .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
+                .transpose()?;
+            let opts = a.node.options()?;
+            let kube = cais_kube::Client::new(&kube_config(a.server, ca_pem, token, a.insecure))?;
+            runtime.block_on(cais_agent::agent::run(kube, opts, signalled()))?;
+            Ok(0)
+        }
+    }
+}
+
+fn kube_config(
+    server: String,
+    ca_pem: Option<Vec<u8>>,
+    token: String,
+    insecure: bool,
+) -> cais_kube::Config {
+    cais_kube::Config {
+        server,
+        ca_pem,
+        client_cert_pem: None,
+        client_key_pem: None,
+        token: Some(token),
+        insecure,
     }
 }

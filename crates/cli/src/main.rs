@@ -211,6 +211,7 @@ fn main() {
         Command::Runtime(_) => {}
         Command::Daemon(a) => logging::init(a.log_level, a.log_format),
         Command::Kube(kube::KubeCommand::Server(a)) => logging::init(a.log_level, a.log_format),
+        Command::Kube(kube::KubeCommand::Agent(a)) => logging::init(a.log_level, a.log_format),
         // The registry's access log has been JSON lines from the start.
         Command::Registry(cais_registry_server::cli::Command::Serve { .. }) => {
             logging::init(logging::Level::Info, logging::Format::Json)

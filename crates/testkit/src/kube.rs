@@ -27,9 +27,14 @@ pub struct KubeServer {
 }
 
 impl KubeServer {
-    /// Starts `binary kube server` on 127.0.0.1 (a free port) and waits
-    /// until it answers `/readyz`.
+    /// Starts `binary kube server` on 127.0.0.1 (a free port), without a
+    /// node agent, and waits until it answers `/readyz`.
     pub fn start(binary: &str) -> KubeServer {
+        KubeServer::start_with(binary, &["--disable-agent"])
+    }
+
+    /// [`KubeServer::start`] with more server flags (`--engine-host`...).
+    pub fn start_with(binary: &str, args: &[&str]) -> KubeServer {
         let dir = tempfile::Builder::new()
             .prefix("kube")
             .tempdir_in("/tmp")
@@ -49,6 +54,7 @@ impl KubeServer {
             .arg(dir.path().join("data"))
             .arg("--write-kubeconfig")
             .arg(dir.path().join("kubeconfig"))
+            .args(args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
