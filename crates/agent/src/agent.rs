@@ -34,6 +34,11 @@ pub struct Options {
     pub runtime: runtime::Config,
     /// The engine's socket (`unix:///run/cais.sock`).
     pub engine_host: String,
+    /// Where to serve the API server (`pods/log`); port 0 picks one.
+    pub listen: std::net::SocketAddr,
+    /// The cluster CA, which signs the API server's client certificate;
+    /// without it the agent serves nothing.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 fn kube_error(what: impl Into<String>) -> impl FnOnce(cais_kube::Error) -> Error {
@@ -59,7 +64,7 @@ pub async fn run(
     })?;
     let mut runtime = Runtime::new(engine, opts.runtime.clone());
     // The engine may start after the agent: wait for it.
-    let (mut runtime, subnet, version) = loop {
+    let (runtime, subnet, version) = loop {
         let prepared = tokio::task::spawn_blocking(move || {
             let r = runtime.prepare().and_then(|subnet| {
                 let version: Value =
@@ -94,8 +99,29 @@ pub async fn run(
             }
         }
     };
-    let _ = &mut runtime;
 
+    let mut port = 0;
+    let mut serving = None;
+    match &opts.ca_pem {
+        Some(ca) => {
+            let names = vec![
+                node_name.clone(),
+                opts.runtime.host_ip.clone(),
+                "127.0.0.1".into(),
+            ];
+            let config = crate::server::tls_config(ca, names)?;
+            let (listener, taken) = crate::server::bind(opts.listen).await?;
+            port = taken;
+            serving = Some(tokio::spawn(crate::server::serve(
+                listener,
+                config,
+                opts.engine_host.clone(),
+                node_name.clone(),
+            )));
+            tracing::info!(port, "serving the API server (logs)");
+        }
+        None => tracing::warn!("no cluster CA: the agent serves no logs"),
+    }
     let machine = Machine::detect();
     let object = node::node(
         &node_name,
@@ -103,6 +129,7 @@ pub async fn run(
         &opts.runtime.host_ip,
         &subnet,
         &version,
+        port,
     );
     loop {
         match register(&kube, &object).await {
@@ -145,6 +172,9 @@ pub async fn run(
     stop.store(true, Ordering::SeqCst);
     watching.abort();
     heartbeat.abort();
+    if let Some(s) = serving {
+        s.abort();
+    }
     let _ = tokio::task::spawn_blocking(move || worker.join()).await;
     Ok(())
 }

@@ -13,6 +13,7 @@
 //! - `node`: the Node object (capacity from the machine) and its Lease;
 //! - `agent`: the loop: register, heartbeat, watch the pods bound to the
 //!   node, sync them on the engine, write their status back;
+//! - `server`: the HTTPS endpoint the API server proxies `pods/log` to;
 //! - `error`: the crate's errors.
 
 pub mod agent;
@@ -21,6 +22,7 @@ pub mod node;
 pub mod pause;
 pub mod pod;
 pub mod runtime;
+pub mod server;
 
 pub use error::{Error, Result};
 pub use runtime::{Config, Runtime};

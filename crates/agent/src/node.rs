@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
-    Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo,
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
+    NodeSystemInfo,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
@@ -124,12 +125,14 @@ pub fn conditions(ready_since: Option<Time>) -> Vec<NodeCondition> {
 }
 
 /// The Node object the agent registers.
+/// `port` is where the agent serves the API server (0: nowhere).
 pub fn node(
     name: &str,
     machine: &Machine,
     host_ip: &str,
     pod_cidr: &str,
     engine_version: &str,
+    port: u16,
 ) -> Node {
     let mut capacity = BTreeMap::new();
     capacity.insert("cpu".to_string(), Quantity(machine.cpus.to_string()));
@@ -173,6 +176,11 @@ pub fn node(
                 },
             ]),
             conditions: Some(conditions(None)),
+            daemon_endpoints: (port != 0).then(|| NodeDaemonEndpoints {
+                kubelet_endpoint: Some(DaemonEndpoint {
+                    port: i32::from(port),
+                }),
+            }),
             node_info: Some(NodeSystemInfo {
                 architecture: arch().into(),
                 operating_system: "linux".into(),
@@ -233,7 +241,7 @@ mod tests {
             machine_id: "m".into(),
             boot_id: "b".into(),
         };
-        let n = serde_json::to_value(node("n1", &m, "10.0.0.5", "10.244.0.0/24", "0.1.0"))
+        let n = serde_json::to_value(node("n1", &m, "10.0.0.5", "10.244.0.0/24", "0.1.0", 10250))
             .expect("json");
         assert_eq!(n["status"]["capacity"]["cpu"], "2");
         assert_eq!(n["status"]["capacity"]["memory"], "4194304Ki");
@@ -245,6 +253,10 @@ mod tests {
             "cais://0.1.0"
         );
         assert_eq!(n["metadata"]["labels"]["kubernetes.io/hostname"], "n1");
+        assert_eq!(
+            n["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"],
+            10250
+        );
         let ready = n["status"]["conditions"]
             .as_array()
             .expect("conditions")

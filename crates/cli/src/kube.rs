@@ -60,6 +60,10 @@ pub struct NodeArgs {
     /// engine picks].
     #[arg(long = "pod-cidr")]
     pub pod_cidr: Option<String>,
+    /// The port the agent serves the API server on (`kubectl logs`); 0
+    /// picks a free one.
+    #[arg(long = "agent-port", default_value_t = 10250)]
+    pub agent_port: u16,
 }
 
 #[derive(Debug, clap::Args)]
@@ -106,6 +110,8 @@ impl NodeArgs {
         Ok(cais_agent::agent::Options {
             runtime,
             engine_host: self.engine_host.clone(),
+            listen: std::net::SocketAddr::from(([0, 0, 0, 0], self.agent_port)),
+            ca_pem: None,
         })
     }
 }
@@ -157,13 +163,16 @@ pub fn run(cmd: KubeCommand) -> anyhow::Result<i32> {
                     let _ = rx.wait_for(|s| *s).await;
                 };
                 let agent = async {
-                    let Some((opts, token)) = agent else { return };
+                    let Some((mut opts, token)) = agent else {
+                        return;
+                    };
                     let Some(url) = serving.recv().await else {
                         return;
                     };
                     let result = async {
                         let ca_pem = std::fs::read(&ca)
                             .with_context(|| format!("reading {}", ca.display()))?;
+                        opts.ca_pem = Some(ca_pem.clone());
                         let kube =
                             cais_kube::Client::new(&kube_config(url, Some(ca_pem), token, false))?;
                         cais_agent::agent::run(kube, opts, stopped(stop.clone())).await?;
@@ -202,7 +211,8 @@ pub fn run(cmd: KubeCommand) -> anyhow::Result<i32> {
                 .as_ref()
                 .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
                 .transpose()?;
-            let opts = a.node.options()?;
+            let mut opts = a.node.options()?;
+            opts.ca_pem = ca_pem.clone();
             let kube = cais_kube::Client::new(&kube_config(a.server, ca_pem, token, a.insecure))?;
             runtime.block_on(cais_agent::agent::run(kube, opts, signalled()))?;
             Ok(0)
