@@ -24,9 +24,6 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where to write the admin kubeconfig (default `<data>/admin.kubeconfig`).
     pub kubeconfig: Option<PathBuf>,
-    /// Told the server's URL once it serves (the node agent started with
-    /// the server waits for it).
-    pub serving: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 /// The server's shared state.
@@ -308,9 +305,35 @@ fn store_error(dir: &Path, e: cais_store::Error) -> Error {
     }
 }
 
+/// Opens the store under `data` (the SQLite backend, default options).
+pub fn open_store(data: &Path) -> Result<Arc<dyn cais_store::Store>, Error> {
+    std::fs::create_dir_all(data).map_err(|source| Error::Write {
+        path: data.to_path_buf(),
+        source,
+    })?;
+    let store_dir = data.join("store");
+    let store =
+        cais_store::sqlite::SqliteStore::open(&store_dir, cais_store::sqlite::Options::default())
+            .map_err(|e| store_error(&store_dir, e))?;
+    Ok(Arc::new(store))
+}
+
 /// Runs the server until `shutdown` resolves.
 pub async fn run(
     config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), Error> {
+    let store = open_store(&config.data_dir)?;
+    serve(config, store, None, shutdown).await
+}
+
+/// Runs the server over `store` until `shutdown` resolves; `ready` gets
+/// the admin kubeconfig's path once requests are answered (what runs
+/// beside the server, such as the controllers, starts then).
+pub async fn serve(
+    config: Config,
+    store: Arc<dyn cais_store::Store>,
+    ready: Option<tokio::sync::oneshot::Sender<PathBuf>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), Error> {
     let started = std::time::Instant::now();
@@ -319,11 +342,7 @@ pub async fn run(
         path: data.clone(),
         source,
     })?;
-    let store_dir = data.join("store");
-    let store =
-        cais_store::sqlite::SqliteStore::open(&store_dir, cais_store::sqlite::Options::default())
-            .map_err(|e| store_error(&store_dir, e))?;
-    let storage = Storage::new(Arc::new(store));
+    let storage = Storage::new(store);
     let pki = Pki::ensure(&data.join("pki"), &hosts(&config.listen))?;
     let tokens = Tokens::ensure(&data.join("tokens"))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -359,8 +378,8 @@ pub async fn run(
         .unwrap_or_else(|| data.join("admin.kubeconfig"));
     auth::write_private(&kubeconfig, pki.admin_kubeconfig(&url).as_bytes())?;
     tracing::info!(address = %local, kubeconfig = %kubeconfig.display(), millis = started.elapsed().as_millis() as u64, "serving the Kubernetes API");
-    if let Some(tx) = &config.serving {
-        let _ = tx.send(url.clone());
+    if let Some(ready) = ready {
+        let _ = ready.send(kubeconfig.clone());
     }
 
     let finalizer = {

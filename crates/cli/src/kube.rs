@@ -149,14 +149,13 @@ pub fn run(cmd: KubeCommand) -> anyhow::Result<i32> {
                 )?;
                 Some((opts, token))
             };
-            let (serving_tx, mut serving) = tokio::sync::mpsc::unbounded_channel();
             let config = cais_apiserver::server::Config {
                 data_dir: a.data_dir.clone(),
                 listen: a.listen,
                 kubeconfig: a.write_kubeconfig,
-                serving: Some(serving_tx),
             };
-            let ca = a.data_dir.join("pki/ca.crt");
+            let store = cais_apiserver::server::open_store(&a.data_dir)?;
+            let (ready_tx, ready) = tokio::sync::oneshot::channel::<PathBuf>();
             runtime.block_on(async {
                 let (stop_tx, stop) = tokio::sync::watch::channel(false);
                 let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -166,15 +165,19 @@ pub fn run(cmd: KubeCommand) -> anyhow::Result<i32> {
                     let Some((mut opts, token)) = agent else {
                         return;
                     };
-                    let Some(url) = serving.recv().await else {
+                    // Once the server answers, its admin kubeconfig names
+                    // its address and CA; the agent keeps those and uses
+                    // its node token.
+                    let Ok(kubeconfig) = ready.await else {
                         return;
                     };
                     let result = async {
-                        let ca_pem = std::fs::read(&ca)
-                            .with_context(|| format!("reading {}", ca.display()))?;
-                        opts.ca_pem = Some(ca_pem.clone());
-                        let kube =
-                            cais_kube::Client::new(&kube_config(url, Some(ca_pem), token, false))?;
+                        let mut config = cais_kube::Config::load(&kubeconfig)?;
+                        config.client_cert_pem = None;
+                        config.client_key_pem = None;
+                        config.token = Some(token);
+                        opts.ca_pem = config.ca_pem.clone();
+                        let kube = cais_kube::Client::new(&config)?;
                         cais_agent::agent::run(kube, opts, stopped(stop.clone())).await?;
                         anyhow::Ok(())
                     }
@@ -183,7 +186,12 @@ pub fn run(cmd: KubeCommand) -> anyhow::Result<i32> {
                         tracing::error!(error = format!("{e:#}"), "the node agent stopped");
                     }
                 };
-                let server = cais_apiserver::server::run(config, stopped(stop.clone()));
+                let server = cais_apiserver::server::serve(
+                    config,
+                    store,
+                    Some(ready_tx),
+                    stopped(stop.clone()),
+                );
                 let signal = async {
                     signalled().await;
                     let _ = stop_tx.send(true);
