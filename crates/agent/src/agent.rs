@@ -16,11 +16,12 @@ use std::time::Duration;
 
 use cais_kube::{Api, DeleteParams, Informer, ListParams, Patch, Store};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use crate::node::{self, Machine};
+use crate::pod::Sources;
 use crate::runtime::{self, Runtime};
 
 /// How often the Lease is renewed and the Node's conditions refreshed.
@@ -228,6 +229,56 @@ async fn heartbeat(kube: cais_kube::Client, node_name: String) {
     }
 }
 
+/// The config maps and secrets `pod` names, as they are now (one that
+/// cannot be read is left out, and the pod's status says so).
+async fn sources(kube: &cais_kube::Client, ns: &str, pod: &Pod) -> Sources {
+    let (maps, secrets) = Sources::wanted(pod);
+    let mut out = Sources::default();
+    let config_maps = Api::<ConfigMap>::namespaced(kube.clone(), ns);
+    for name in maps {
+        match config_maps.get_opt(&name).await {
+            Ok(Some(c)) => {
+                let mut data: std::collections::BTreeMap<String, Vec<u8>> = c
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_bytes()))
+                    .collect();
+                for (k, v) in c.binary_data.unwrap_or_default() {
+                    data.insert(k, v.0);
+                }
+                out.config_maps.insert(name, data);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(namespace = %ns, config_map = %name, error = %e, "reading a config map")
+            }
+        }
+    }
+    let secret_api = Api::<Secret>::namespaced(kube.clone(), ns);
+    for name in secrets {
+        match secret_api.get_opt(&name).await {
+            Ok(Some(s)) => {
+                let mut data: std::collections::BTreeMap<String, Vec<u8>> = s
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.0))
+                    .collect();
+                for (k, v) in s.string_data.unwrap_or_default() {
+                    data.insert(k, v.into_bytes());
+                }
+                out.secrets.insert(name, data);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(namespace = %ns, secret = %name, error = %e, "reading a secret")
+            }
+        }
+    }
+    out
+}
+
 /// Seconds left of a deleted pod's grace period.
 fn grace_left(pod: &Pod) -> i64 {
     let Some(at) = &pod.metadata.deletion_timestamp else {
@@ -291,7 +342,8 @@ fn reconcile(
                 // Terminal: nothing runs again, whatever the engine holds.
                 continue;
             }
-            let status = match runtime.sync(&pod) {
+            let sources = handle.block_on(sources(&kube, &ns, &pod));
+            let status = match runtime.sync(&pod, &sources) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(pod = %format!("{ns}/{name}"), error = %e, "syncing a pod");

@@ -5,7 +5,8 @@
 //!
 //! Module map:
 //! - `pod`: pure translation of a pod spec into engine requests: names,
-//!   the labels that map containers back to pods, environment, volumes;
+//!   the labels that map containers back to pods, environment (with
+//!   config maps and secrets), volumes and their files;
 //! - `pause`: the sandbox image, a hand-assembled static ELF that sleeps,
 //!   imported through the API so no registry is needed;
 //! - `runtime`: pods on the engine: sandbox, init containers in order,

@@ -153,12 +153,84 @@ pub fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
     out
 }
 
+/// The config maps and secrets of the pod's namespace that its spec
+/// names, as read from the API (name → key → bytes); a name missing here
+/// does not exist.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sources {
+    pub config_maps: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+    pub secrets: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+}
+
+impl Sources {
+    /// The config maps and secrets `pod` refers to (volumes, `env`,
+    /// `envFrom`), each name once.
+    pub fn wanted(pod: &Pod) -> (Vec<String>, Vec<String>) {
+        let mut maps = std::collections::BTreeSet::new();
+        let mut secrets = std::collections::BTreeSet::new();
+        let Some(spec) = &pod.spec else {
+            return (Vec::new(), Vec::new());
+        };
+        for v in spec.volumes.iter().flatten() {
+            if let Some(c) = &v.config_map {
+                maps.insert(c.name.clone());
+            }
+            if let Some(s) = v.secret.as_ref().and_then(|s| s.secret_name.clone()) {
+                secrets.insert(s);
+            }
+        }
+        let containers = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(&spec.containers);
+        for c in containers {
+            for e in c.env.iter().flatten().filter_map(|e| e.value_from.as_ref()) {
+                if let Some(r) = &e.config_map_key_ref {
+                    maps.insert(r.name.clone());
+                }
+                if let Some(r) = &e.secret_key_ref {
+                    secrets.insert(r.name.clone());
+                }
+            }
+            for e in c.env_from.iter().flatten() {
+                if let Some(r) = &e.config_map_ref {
+                    maps.insert(r.name.clone());
+                }
+                if let Some(r) = &e.secret_ref {
+                    secrets.insert(r.name.clone());
+                }
+            }
+        }
+        (maps.into_iter().collect(), secrets.into_iter().collect())
+    }
+
+    fn source(&self, secret: bool) -> &BTreeMap<String, BTreeMap<String, Vec<u8>>> {
+        if secret {
+            &self.secrets
+        } else {
+            &self.config_maps
+        }
+    }
+}
+
+fn kind_name(secret: bool) -> &'static str {
+    if secret {
+        "secret"
+    } else {
+        "configmap"
+    }
+}
+
 /// What the environment of a container can refer to besides itself.
 pub struct EnvContext<'a> {
     pub pod: &'a Pod,
     pub node: &'a str,
     pub pod_ip: &'a str,
     pub host_ip: &'a str,
+    pub sources: &'a Sources,
+    /// Where the pod's configMap and secret volumes are written.
+    pub volume_dir: &'a std::path::Path,
 }
 
 /// The value of a `fieldRef` path.
@@ -199,7 +271,35 @@ fn field_ref(cx: &EnvContext<'_>, path: &str) -> std::result::Result<String, Str
 /// each value expanded against the ones before it.
 pub fn environment(cx: &EnvContext<'_>, container: &Container) -> Result<Vec<String>> {
     let pod = PodRef::of(cx.pod)?;
+    let refused = |message: String| Error::InvalidPod {
+        pod: pod.key(),
+        message: format!("container {:?}: {message}", container.name),
+    };
     let mut values: Vec<(String, String)> = Vec::new();
+    for from in container.env_from.iter().flatten() {
+        let (secret, name, optional) = match (&from.config_map_ref, &from.secret_ref) {
+            (Some(r), _) => (false, r.name.clone(), r.optional.unwrap_or(false)),
+            (None, Some(r)) => (true, r.name.clone(), r.optional.unwrap_or(false)),
+            (None, None) => continue,
+        };
+        match cx.sources.source(secret).get(&name) {
+            Some(data) => {
+                let prefix = from.prefix.clone().unwrap_or_default();
+                for (k, v) in data {
+                    let key = format!("{prefix}{k}");
+                    values.retain(|(n, _)| *n != key);
+                    values.push((key, String::from_utf8_lossy(v).into_owned()));
+                }
+            }
+            None if optional => {}
+            None => {
+                return Err(refused(format!(
+                    "{} \"{name}\" not found",
+                    kind_name(secret)
+                )))
+            }
+        }
+    }
     for EnvVar {
         name,
         value,
@@ -215,21 +315,36 @@ pub fn environment(cx: &EnvContext<'_>, container: &Container) -> Result<Vec<Str
         };
         let v = match (value, value_from) {
             (Some(v), _) => expand(v, &lookup),
-            (None, Some(from)) => match &from.field_ref {
-                Some(f) => field_ref(cx, &f.field_path).map_err(|message| Error::InvalidPod {
-                    pod: pod.key(),
-                    message: format!("container {:?}: env {name}: {message}", container.name),
-                })?,
-                None => {
-                    return Err(Error::InvalidPod {
-                        pod: pod.key(),
-                        message: format!(
-                            "container {:?}: env {name}: only value and fieldRef are supported",
-                            container.name
-                        ),
-                    })
+            (None, Some(from)) => {
+                let key_ref = match (&from.config_map_key_ref, &from.secret_key_ref) {
+                    (Some(r), _) => Some((false, &r.name, &r.key, r.optional.unwrap_or(false))),
+                    (None, Some(r)) => Some((true, &r.name, &r.key, r.optional.unwrap_or(false))),
+                    (None, None) => None,
+                };
+                match (&from.field_ref, key_ref) {
+                    (Some(f), _) => field_ref(cx, &f.field_path)
+                        .map_err(|message| refused(format!("env {name}: {message}")))?,
+                    (None, Some((secret, source, key, optional))) => {
+                        let what = kind_name(secret);
+                        match cx.sources.source(secret).get(source).map(|d| d.get(key)) {
+                            Some(Some(v)) => String::from_utf8_lossy(v).into_owned(),
+                            _ if optional => continue,
+                            Some(None) => {
+                                return Err(refused(format!(
+                                    "couldn't find key {key} in {what} {}/{source}",
+                                    pod.namespace
+                                )))
+                            }
+                            None => return Err(refused(format!("{what} \"{source}\" not found"))),
+                        }
+                    }
+                    (None, None) => {
+                        return Err(refused(format!(
+                            "env {name}: only value, fieldRef, configMapKeyRef and secretKeyRef are supported"
+                        )))
+                    }
                 }
-            },
+            }
             (None, None) => String::new(),
         };
         values.retain(|(k, _)| k != name);
@@ -293,7 +408,11 @@ pub fn sandbox_request(pod: &Pod, node: &str, network: &str, attempt: u32) -> Re
 }
 
 /// How a container mounts the pod's volumes, as engine mounts.
-pub fn mounts(pod: &Pod, container: &Container) -> Result<Vec<Value>> {
+pub fn mounts(
+    pod: &Pod,
+    container: &Container,
+    volume_dir: &std::path::Path,
+) -> Result<Vec<Value>> {
     let r = PodRef::of(pod)?;
     let spec = pod.spec.clone().unwrap_or_default();
     let volumes = spec.volumes.unwrap_or_default();
@@ -330,16 +449,106 @@ pub fn mounts(pod: &Pod, container: &Container) -> Result<Vec<Value>> {
                 "Target": m.mount_path,
                 "ReadOnly": read_only,
             })
+        } else if v.config_map.is_some() || v.secret.is_some() {
+            let dir = volume_dir.join(&v.name);
+            let source = if sub.is_empty() { dir } else { dir.join(&sub) };
+            // Read-only, as the kubelet mounts them.
+            json!({
+                "Type": "bind",
+                "Source": source.to_string_lossy(),
+                "Target": m.mount_path,
+                "ReadOnly": true,
+            })
         } else {
             return Err(Error::InvalidPod {
                 pod: r.key(),
                 message: format!(
-                    "volume {:?}: only emptyDir and hostPath volumes are supported",
+                    "volume {:?}: only emptyDir, hostPath, configMap and secret volumes are supported",
                     v.name
                 ),
             });
         };
         out.push(mount);
+    }
+    Ok(out)
+}
+
+/// A file of a configMap or secret volume: its path in the volume, its
+/// bytes and mode.
+pub type VolumeFile = (String, Vec<u8>, u32);
+
+/// The files of each configMap and secret volume of `pod`, by volume
+/// name; a missing source (not optional) is an error naming it.
+pub fn volume_files(pod: &Pod, sources: &Sources) -> Result<Vec<(String, Vec<VolumeFile>)>> {
+    let r = PodRef::of(pod)?;
+    let mut out = Vec::new();
+    for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+        let (secret, name, items, default_mode, optional) = match (&v.config_map, &v.secret) {
+            (Some(c), _) => (
+                false,
+                c.name.clone(),
+                c.items.clone(),
+                c.default_mode,
+                c.optional,
+            ),
+            (None, Some(s)) => (
+                true,
+                s.secret_name.clone().unwrap_or_default(),
+                s.items.clone(),
+                s.default_mode,
+                s.optional,
+            ),
+            (None, None) => continue,
+        };
+        let mode = default_mode.map(|m| m as u32).unwrap_or(0o644);
+        let Some(data) = sources.source(secret).get(&name) else {
+            if optional.unwrap_or(false) {
+                out.push((v.name.clone(), Vec::new()));
+                continue;
+            }
+            return Err(Error::InvalidPod {
+                pod: r.key(),
+                message: format!(
+                    "volume {:?}: {} \"{name}\" not found",
+                    v.name,
+                    kind_name(secret)
+                ),
+            });
+        };
+        let mut files = Vec::new();
+        match items {
+            Some(items) => {
+                for item in items {
+                    let Some(bytes) = data.get(&item.key) else {
+                        return Err(Error::InvalidPod {
+                            pod: r.key(),
+                            message: format!(
+                                "volume {:?}: configuration key {:?} not found in {} {name}",
+                                v.name,
+                                item.key,
+                                kind_name(secret)
+                            ),
+                        });
+                    };
+                    let m = item.mode.map(|m| m as u32).unwrap_or(mode);
+                    files.push((item.path.clone(), bytes.clone(), m));
+                }
+            }
+            None => {
+                for (k, bytes) in data {
+                    files.push((k.clone(), bytes.clone(), mode));
+                }
+            }
+        }
+        for (path, _, _) in &files {
+            if path.starts_with('/') || path.split('/').any(|p| p == ".." || p.is_empty()) {
+                return Err(Error::InvalidPod {
+                    pod: r.key(),
+                    message: format!("volume {:?}: bad file path {path:?}", v.name),
+                });
+            }
+        }
+        out.push((v.name.clone(), files));
     }
     Ok(out)
 }
@@ -369,7 +578,7 @@ pub fn container_request(
     let mut host = json!({
         "NetworkMode": joined,
         "IpcMode": joined,
-        "Mounts": mounts(cx.pod, container)?,
+        "Mounts": mounts(cx.pod, container, cx.volume_dir)?,
     });
     if spec.share_process_namespace.unwrap_or(false) {
         host["PidMode"] = joined.clone().into();
@@ -470,6 +679,8 @@ mod tests {
             node: "n1",
             pod_ip: "10.1.0.5",
             host_ip: "192.168.1.2",
+            sources: &Sources::default(),
+            volume_dir: std::path::Path::new("/v"),
         };
         let c = &p.spec.as_ref().expect("spec").containers[0];
         assert_eq!(
@@ -496,6 +707,8 @@ mod tests {
             node: "n1",
             pod_ip: "",
             host_ip: "",
+            sources: &Sources::default(),
+            volume_dir: std::path::Path::new("/v"),
         };
         let c = &p.spec.as_ref().expect("spec").containers[0];
         let e = environment(&cx, c).expect_err("refused").to_string();
@@ -503,6 +716,85 @@ mod tests {
             e.contains("unsupported fieldRef path \"spec.nothing\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn config_maps_and_secrets_feed_env_and_volumes() {
+        let p = pod(json!({"containers": [{"name": "c",
+            "env": [{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "a"}}},
+                    {"name": "S", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "s"}}},
+                    {"name": "O", "valueFrom": {"secretKeyRef": {"name": "none", "key": "s", "optional": true}}}],
+            "envFrom": [{"configMapRef": {"name": "cm"}, "prefix": "P_"}]}],
+            "volumes": [{"name": "v", "configMap": {"name": "cm", "items": [{"key": "a", "path": "d/a.txt", "mode": 0o600}]}},
+                        {"name": "w", "secret": {"secretName": "sec"}}]}));
+        assert_eq!(
+            Sources::wanted(&p),
+            (
+                vec!["cm".to_string()],
+                vec!["none".to_string(), "sec".to_string()]
+            )
+        );
+        let mut sources = Sources::default();
+        sources.config_maps.insert(
+            "cm".into(),
+            [
+                ("a".to_string(), b"1".to_vec()),
+                ("b".to_string(), b"2".to_vec()),
+            ]
+            .into(),
+        );
+        sources
+            .secrets
+            .insert("sec".into(), [("s".to_string(), b"pw".to_vec())].into());
+        let cx = EnvContext {
+            pod: &p,
+            node: "n1",
+            pod_ip: "",
+            host_ip: "",
+            sources: &sources,
+            volume_dir: std::path::Path::new("/v"),
+        };
+        let c = &p.spec.as_ref().expect("spec").containers[0];
+        assert_eq!(
+            environment(&cx, c).expect("env"),
+            ["P_a=1", "P_b=2", "A=1", "S=pw"]
+        );
+        let files = volume_files(&p, &sources).expect("files");
+        assert_eq!(
+            files,
+            vec![
+                (
+                    "v".to_string(),
+                    vec![("d/a.txt".to_string(), b"1".to_vec(), 0o600)]
+                ),
+                (
+                    "w".to_string(),
+                    vec![("s".to_string(), b"pw".to_vec(), 0o644)]
+                ),
+            ]
+        );
+        // Missing sources are named.
+        let empty = Sources::default();
+        let cx = EnvContext {
+            sources: &empty,
+            ..cx
+        };
+        let e = environment(&cx, c).expect_err("refused").to_string();
+        assert!(e.contains("configmap \"cm\" not found"), "{e}");
+        let e = volume_files(&p, &empty).expect_err("refused").to_string();
+        assert!(e.contains("configmap \"cm\" not found"), "{e}");
+    }
+
+    #[test]
+    fn volume_paths_stay_inside() {
+        let p = pod(json!({"containers": [],
+            "volumes": [{"name": "v", "configMap": {"name": "cm", "items": [{"key": "a", "path": "../x"}]}}]}));
+        let mut sources = Sources::default();
+        sources
+            .config_maps
+            .insert("cm".into(), [("a".to_string(), b"1".to_vec())].into());
+        let e = volume_files(&p, &sources).expect_err("refused").to_string();
+        assert!(e.contains("bad file path"), "{e}");
     }
 
     #[test]
@@ -531,6 +823,8 @@ mod tests {
             node: "n1",
             pod_ip: "",
             host_ip: "",
+            sources: &Sources::default(),
+            volume_dir: std::path::Path::new("/v"),
         };
         let c = &p.spec.as_ref().expect("spec").containers[0];
         let body = container_request(&cx, c, Kind::App, "abc", 2).expect("body");
@@ -557,7 +851,9 @@ mod tests {
         let p = pod(json!({"containers": [{"name": "c",
             "volumeMounts": [{"name": "nope", "mountPath": "/x"}]}]}));
         let c = &p.spec.as_ref().expect("spec").containers[0];
-        let e = mounts(&p, c).expect_err("refused").to_string();
+        let e = mounts(&p, c, std::path::Path::new("/v"))
+            .expect_err("refused")
+            .to_string();
         assert!(e.contains("which the pod does not declare"), "{e}");
     }
 

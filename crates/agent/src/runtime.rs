@@ -24,7 +24,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-use crate::pod::{self, EnvContext, Kind, PodRef};
+use crate::pod::{self, EnvContext, Kind, PodRef, Sources};
 
 /// How the runtime places pods.
 #[derive(Clone, Debug)]
@@ -38,6 +38,9 @@ pub struct Config {
     pub pod_cidr: String,
     /// The node's address (`status.hostIP`).
     pub host_ip: String,
+    /// Where the files of pods' configMap and secret volumes are written
+    /// (`pods/UID/volumes/NAME`), bind-mounted into their containers.
+    pub state_dir: std::path::PathBuf,
     /// The first restart's delay, doubled each restart up to `backoff_max`.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
@@ -50,6 +53,7 @@ impl Config {
             network: "cais-kube".into(),
             pod_cidr: String::new(),
             host_ip: "127.0.0.1".into(),
+            state_dir: "/var/lib/cais/agent".into(),
             backoff_base: Duration::from_secs(10),
             backoff_max: Duration::from_secs(300),
         }
@@ -277,8 +281,46 @@ impl Runtime {
             .unwrap_or_default()
     }
 
+    fn pod_dir(&self, uid: &str) -> std::path::PathBuf {
+        self.cfg.state_dir.join("pods").join(uid)
+    }
+
+    /// Writes the files of the pod's configMap and secret volumes (a file
+    /// is replaced by a rename, so a reader never sees half of it).
+    fn write_volumes(&self, pod: &Pod, r: &PodRef, sources: &Sources) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let io = |what: String| move |source| Error::Io { what, source };
+        for (volume, files) in pod::volume_files(pod, sources)? {
+            let dir = self.pod_dir(&r.uid).join("volumes").join(&volume);
+            std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+            for (path, bytes, mode) in files {
+                let target = dir.join(&path);
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(io(format!("creating {}", parent.display())))?;
+                }
+                let same = std::fs::read(&target).is_ok_and(|old| old == bytes);
+                if same {
+                    continue;
+                }
+                let tmp = target.with_extension("cais-tmp");
+                std::fs::write(&tmp, &bytes).map_err(io(format!("writing {}", tmp.display())))?;
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+                    .map_err(io(format!("setting the mode of {}", tmp.display())))?;
+                std::fs::rename(&tmp, &target).map_err(io(format!(
+                    "renaming {} to {}",
+                    tmp.display(),
+                    target.display()
+                )))?;
+            }
+        }
+        Ok(())
+    }
+
     /// One step of pod `pod` towards its spec; its status afterwards.
-    pub fn sync(&mut self, pod: &Pod) -> Result<PodStatus> {
+    /// `sources` holds the config maps and secrets it names
+    /// ([`Sources::wanted`]).
+    pub fn sync(&mut self, pod: &Pod, sources: &Sources) -> Result<PodStatus> {
         let r = PodRef::of(pod)?;
         let spec = pod.spec.clone().unwrap_or_default();
         let policy = spec
@@ -310,13 +352,38 @@ impl Runtime {
                 .volume_create(&serde_json::from_value(body).unwrap_or_default())
                 .map_err(engine_error(format!("creating volume {name}")))?;
         }
+        if let Err(e) = self.write_volumes(pod, &r, sources) {
+            // Nothing starts without its volumes; the status says why.
+            tracing::warn!(pod = %r.key(), error = %e, "setting up volumes");
+            let containers = spec
+                .init_containers
+                .iter()
+                .flatten()
+                .chain(&spec.containers);
+            for c in containers {
+                let key = (r.uid.clone(), c.name.clone());
+                self.waiting.insert(
+                    key,
+                    Waiting {
+                        reason: "ContainerCreating".into(),
+                        message: format!("MountVolume.SetUp failed: {e}"),
+                    },
+                );
+            }
+            return Ok(self.status(pod, &observed));
+        }
+        self.waiting
+            .retain(|(u, _), w| !(*u == r.uid && w.reason == "ContainerCreating"));
         let host_ip = self.cfg.host_ip.clone();
         let node = self.cfg.node.clone();
+        let volume_dir = self.pod_dir(&r.uid).join("volumes");
         let cx = EnvContext {
             pod,
             node: &node,
             pod_ip: &pod_ip,
             host_ip: &host_ip,
+            sources,
+            volume_dir: &volume_dir,
         };
 
         let mut initialized = true;
@@ -582,6 +649,17 @@ impl Runtime {
                 Ok(()) => {}
                 Err(e) if e.status() == Some(404) => {}
                 Err(e) => return Err(engine_error(format!("removing volume {}", v.name))(e)),
+            }
+        }
+        let dir = self.pod_dir(uid);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(Error::Io {
+                    what: format!("removing {}", dir.display()),
+                    source,
+                })
             }
         }
         self.waiting.retain(|(u, _), _| u != uid);

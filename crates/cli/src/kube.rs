@@ -60,6 +60,10 @@ pub struct NodeArgs {
     /// engine picks].
     #[arg(long = "pod-cidr")]
     pub pod_cidr: Option<String>,
+    /// Where the agent writes pods' configMap and secret volumes
+    /// [default: DATA_DIR/agent for the server, /var/lib/cais/agent alone].
+    #[arg(long = "state-dir")]
+    pub state_dir: Option<PathBuf>,
     /// The port the agent serves the API server on (`kubectl logs`); 0
     /// picks a free one.
     #[arg(long = "agent-port", default_value_t = 10250)]
@@ -102,8 +106,9 @@ impl NodeArgs {
         }
     }
 
-    fn options(&self) -> anyhow::Result<cais_agent::agent::Options> {
+    fn options(&self, state_dir: PathBuf) -> anyhow::Result<cais_agent::agent::Options> {
         let mut runtime = cais_agent::Config::new(&self.node_name()?);
+        runtime.state_dir = self.state_dir.clone().unwrap_or(state_dir);
         runtime.network = self.pod_network.clone();
         runtime.pod_cidr = self.pod_cidr.clone().unwrap_or_default();
         runtime.host_ip = cais_agent::node::host_ip();
@@ -139,7 +144,7 @@ pub fn run(cmd: KubeCommand) -> anyhow::Result<i32> {
             let agent = if a.disable_agent {
                 None
             } else {
-                let opts = a.node.options()?;
+                let opts = a.node.options(a.data_dir.join("agent"))?;
                 std::fs::create_dir_all(&a.data_dir)
                     .with_context(|| format!("creating {}", a.data_dir.display()))?;
                 let token = cais_apiserver::auth::Tokens::ensure_user(
@@ -219,7 +224,7 @@ pub fn run(cmd: KubeCommand) -> anyhow::Result<i32> {
                 .as_ref()
                 .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
                 .transpose()?;
-            let mut opts = a.node.options()?;
+            let mut opts = a.node.options(PathBuf::from("/var/lib/cais/agent"))?;
             opts.ca_pem = ca_pem.clone();
             let kube = cais_kube::Client::new(&kube_config(a.server, ca_pem, token, a.insecure))?;
             runtime.block_on(cais_agent::agent::run(kube, opts, signalled()))?;

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use cais_agent::k8s_openapi::api::core::v1::{Pod, PodStatus};
+use cais_agent::pod::Sources;
 use cais_agent::{Config, Runtime};
 use cais_testkit::daemon::{self, SharedDaemon};
 use cais_testkit::{require_root_and_busybox, unique_id};
@@ -43,6 +44,7 @@ fn runtime(d: &SharedDaemon, test: &str) -> Runtime {
     let mut cfg = Config::new(&unique_id(test));
     cfg.network = unique_id("kn");
     cfg.backoff_base = Duration::from_secs(1);
+    cfg.state_dir = d.dir.join(unique_id("agent"));
     let mut rt = Runtime::new(engine, cfg);
     let subnet = rt.prepare().expect("prepare");
     assert!(
@@ -69,7 +71,7 @@ fn sync_until(
 ) -> PodStatus {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let status = rt.sync(pod).expect("sync");
+        let status = rt.sync(pod, &Sources::default()).expect("sync");
         if done(&status) {
             return status;
         }
@@ -223,7 +225,7 @@ fn a_pod_runs_in_its_sandbox_after_its_init_containers() {
     let engine = cais_client::Client::new(&d.host).expect("client");
     let mut again = Runtime::new(engine, rt.config().clone());
     assert!(again.pods().expect("pods").contains_key(&uid));
-    let status = again.sync(&p).expect("sync");
+    let status = again.sync(&p, &Sources::default()).expect("sync");
     assert_eq!(container_id(&status, 0), app, "adopted, not recreated");
     assert_eq!(status.pod_ip.as_deref(), Some(ip.as_str()));
 
@@ -344,10 +346,10 @@ fn a_missing_image_backs_off_its_pulls() {
             .and_then(|w| w.reason.clone())
             .unwrap_or_default()
     };
-    let first = rt.sync(&p).expect("sync");
+    let first = rt.sync(&p, &Sources::default()).expect("sync");
     assert_eq!(reason(&first), "ErrImagePull");
     assert_eq!(first.phase.as_deref(), Some("Pending"));
-    let second = rt.sync(&p).expect("sync");
+    let second = rt.sync(&p, &Sources::default()).expect("sync");
     assert_eq!(reason(&second), "ImagePullBackOff", "the next try waits");
     let uid = p.metadata.uid.clone().expect("uid");
     rt.kill(&uid, 0).expect("kill");

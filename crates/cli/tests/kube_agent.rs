@@ -381,6 +381,8 @@ impl Agent {
                 "--agent-port",
                 "0",
             ])
+            .arg("--state-dir")
+            .arg(c.server.dir.path().join("agent-n1"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -508,4 +510,121 @@ fn kubectl_logs_reach_the_container_through_the_agent() {
     assert!(err.contains("previous terminated container"), "{err}");
     c.server
         .ok(&["delete", "pod", "talk", "-n", &ns, "--timeout=60s"]);
+}
+
+#[test]
+fn config_maps_and_secrets_reach_the_containers() {
+    let Some(c) = cluster() else { return };
+    let ns = c.server.namespace("sources");
+    c.server.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "-n",
+        &ns,
+        "--from-literal=password=s3cret",
+    ]);
+    let yaml = format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: reader
+spec:
+  nodeName: {NODE}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: [\"sleep\", \"1000\"]
+    env:
+    - name: COLOUR
+      valueFrom: {{configMapKeyRef: {{name: settings, key: colour}}}}
+    - name: PASSWORD
+      valueFrom: {{secretKeyRef: {{name: creds, key: password}}}}
+    envFrom:
+    - configMapRef: {{name: settings}}
+      prefix: CFG_
+    volumeMounts:
+    - {{name: settings, mountPath: /etc/settings}}
+    - {{name: creds, mountPath: /etc/creds}}
+  volumes:
+  - name: settings
+    configMap:
+      name: settings
+      items: [{{key: colour, path: sub/colour.txt}}]
+  - name: creds
+    secret: {{secretName: creds, defaultMode: 0400}}
+"
+    );
+    c.apply(&ns, &yaml);
+    // The config map does not exist yet: the pod waits and says why.
+    let pod = c.wait_pod(&ns, "reader", "waiting for its config map", |p| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("configmap \"settings\" not found"))
+    });
+    assert_eq!(pod["status"]["phase"], "Pending");
+    assert_eq!(
+        pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"],
+        "ContainerCreating"
+    );
+    c.server.ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "-n",
+        &ns,
+        "--from-literal=colour=teal",
+        "--from-literal=size=9",
+    ]);
+    let pod = c.wait_pod(&ns, "reader", "Running", running);
+    let id = container_id(&pod);
+    let env = c.docker(&["exec", &id, "env"]);
+    for want in [
+        "COLOUR=teal",
+        "PASSWORD=s3cret",
+        "CFG_colour=teal",
+        "CFG_size=9",
+    ] {
+        assert!(env.lines().any(|l| l == want), "{want} in {env}");
+    }
+    assert_eq!(
+        c.docker(&["exec", &id, "cat", "/etc/settings/sub/colour.txt"]),
+        "teal"
+    );
+    assert_eq!(
+        c.docker(&["exec", &id, "cat", "/etc/creds/password"]),
+        "s3cret"
+    );
+    assert_eq!(
+        c.docker(&["exec", &id, "stat", "-c", "%a", "/etc/creds/password"]),
+        "400"
+    );
+    // Read-only, as the kubelet mounts them.
+    let out = Command::new(daemon::DOCKER)
+        .arg("-H")
+        .arg(&c.daemon.host)
+        .args(["exec", &id, "touch", "/etc/creds/new"])
+        .output()
+        .expect("docker exec");
+    assert!(!out.status.success(), "the secret volume is read-only");
+    // An update of the config map reaches the mounted file.
+    c.server.ok(&[
+        "patch",
+        "configmap",
+        "settings",
+        "-n",
+        &ns,
+        "-p",
+        r#"{"data":{"colour":"plum"}}"#,
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.docker(&["exec", &id, "cat", "/etc/settings/sub/colour.txt"]) != "plum" {
+        assert!(Instant::now() < deadline, "the file was not updated");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    c.server
+        .ok(&["delete", "pod", "reader", "-n", &ns, "--timeout=60s"]);
 }
