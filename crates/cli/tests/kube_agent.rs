@@ -628,3 +628,68 @@ spec:
     c.server
         .ok(&["delete", "pod", "reader", "-n", &ns, "--timeout=60s"]);
 }
+
+#[test]
+fn bad_commands_and_exceeded_memory_limits_are_reported() {
+    let Some(c) = cluster() else { return };
+    let ns = c.server.namespace("bad");
+    let yaml = format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: nocmd
+spec:
+  nodeName: {NODE}
+  terminationGracePeriodSeconds: 1
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: [\"/no/such/command\"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: hog
+spec:
+  nodeName: {NODE}
+  terminationGracePeriodSeconds: 1
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: [\"sh\", \"-c\", \"head -c 200m /dev/zero | tail > /dev/null\"]
+    resources:
+      limits: {{memory: 16Mi}}
+"
+    );
+    c.apply(&ns, &yaml);
+    let terminated = |p: &Value| p["status"]["containerStatuses"][0]["state"]["terminated"].clone();
+    let pod = c.wait_pod(&ns, "nocmd", "Failed", |p| p["status"]["phase"] == "Failed");
+    let t = terminated(&pod);
+    assert_eq!(t["reason"], "StartError", "{t}");
+    assert!(
+        t["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("/no/such/command")),
+        "{t}"
+    );
+    assert_ne!(t["exitCode"], 0);
+    let pod = c.wait_pod(&ns, "hog", "Failed", |p| p["status"]["phase"] == "Failed");
+    let t = terminated(&pod);
+    assert_eq!(t["reason"], "OOMKilled", "{t}");
+    assert_eq!(t["exitCode"], 137, "{t}");
+    // The node stays healthy.
+    let ready = c.server.ok(&[
+        "get",
+        "node",
+        NODE,
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+    ]);
+    assert_eq!(ready, "True");
+    c.server
+        .ok(&["delete", "pod", "nocmd", "hog", "-n", &ns, "--timeout=60s"]);
+}
