@@ -65,6 +65,7 @@ pub async fn run(
     })?;
     let mut runtime = Runtime::new(engine, opts.runtime.clone());
     // The engine may start after the agent: wait for it.
+    let mut told = false;
     let (runtime, subnet, version) = loop {
         let prepared = tokio::task::spawn_blocking(move || {
             let r = runtime.prepare().and_then(|subnet| {
@@ -92,7 +93,14 @@ pub async fn run(
         match prepared.1 {
             Ok((subnet, version)) => break (runtime, subnet, version),
             Err(e) => {
-                tracing::warn!(engine = %opts.engine_host, error = %e, "the engine is not ready; retrying");
+                // Said once at warning level: a server without an engine
+                // is a normal way to run (the API alone).
+                if !told {
+                    tracing::warn!(engine = %opts.engine_host, error = %e, "the engine is not ready; retrying every 2 s");
+                    told = true;
+                } else {
+                    tracing::debug!(engine = %opts.engine_host, error = %e, "the engine is not ready");
+                }
                 tokio::select! {
                     _ = &mut shutdown => return Ok(()),
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
