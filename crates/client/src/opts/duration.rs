@@ -11,10 +11,15 @@ use super::{refuse, Result};
 /// refused.
 pub fn duration(s: &str) -> Result<Duration> {
     if let Ok(n) = s.parse::<f64>() {
-        if n.is_finite() && n >= 0.0 && !s.starts_with('+') {
-            return Ok(Duration::from_secs_f64(n));
+        if !n.is_finite() || n < 0.0 || s.starts_with('+') {
+            refuse!("invalid duration '{s}'");
         }
-        refuse!("invalid duration '{s}'");
+        // Go's durations end at about 292 years; larger numbers of
+        // seconds do not fit a Duration either.
+        return match Duration::try_from_secs_f64(n) {
+            Ok(d) => Ok(d),
+            Err(_) => refuse!("invalid duration '{s}': too long"),
+        };
     }
     if s.is_empty() {
         refuse!("invalid duration '': empty");
@@ -51,10 +56,10 @@ pub fn duration(s: &str) -> Result<Duration> {
         total += n * scale;
         rest = &rest[unit_end..];
     }
-    if !total.is_finite() || total > u64::MAX as f64 / 2.0 {
-        refuse!("invalid duration '{s}': too long");
+    match Duration::try_from_secs_f64(total) {
+        Ok(d) => Ok(d),
+        Err(_) => refuse!("invalid duration '{s}': too long"),
     }
-    Ok(Duration::from_secs_f64(total))
 }
 
 #[cfg(test)]
@@ -98,6 +103,8 @@ mod tests {
             ("inf", "invalid duration 'inf'"),
             ("NaN", "invalid duration 'NaN'"),
             ("99999999999999999999h", "too long"),
+            // Found by the grammars fuzz target: seconds past a Duration.
+            ("1108777777777777777777777777", "too long"),
         ] {
             let e = duration(s).expect_err(s);
             assert!(e.0.contains(reason), "{s:?}: {e} lacks {reason:?}");
