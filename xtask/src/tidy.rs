@@ -108,6 +108,11 @@ const DEPENDENCY_RULES: &[DependencyRule] = &[
         rule: "the Kubernetes client speaks to any API server over HTTPS: it depends on no cais crate (the API server is only its tests' fixture)",
     },
     DependencyRule {
+        crates: Crates::Named("cais-agent"),
+        allowed: Allowed::Only(&["cais-api", "cais-client", "cais-kube"]),
+        rule: "the node agent drives the engine through its client and the API server through the Kubernetes client, nothing else",
+    },
+    DependencyRule {
         crates: Crates::Named("cais-buildkit"),
         allowed: Allowed::Never(&["cais-engine", "cais-net", "cais-api", "cais-client", "cais-compose", "cais-registry-server"]),
         rule: "BuildKit's protocol builds through the executor: the engine hands it connections and a host, it knows no engine, network or API",

@@ -239,6 +239,28 @@ impl Tokens {
         Ok(Tokens::parse(&read(path)?))
     }
 
+    /// The token of `user` in the token file at `path` (made as
+    /// [`Tokens::ensure`] makes it), a new one appended when it has none:
+    /// how the server gives its own node agent an identity.
+    pub fn ensure_user(path: &Path, user: &str, groups: &[&str]) -> Result<String, Error> {
+        let tokens = Tokens::ensure(path)?;
+        if let Some(t) = tokens.token_of(user) {
+            return Ok(t.to_string());
+        }
+        let token = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let mut text = read(path)?;
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!("{token},{user},{user},\"{}\"\n", groups.join(",")));
+        write_private(path, text.as_bytes())?;
+        Ok(token)
+    }
+
     /// Parses the static token file format; malformed lines are skipped.
     pub fn parse(text: &str) -> Tokens {
         let mut users = HashMap::new();
@@ -488,6 +510,22 @@ pub fn denial(user: &User, a: &Attributes<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_user_token_is_added_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tokens");
+        let node = ensure_node(&path);
+        assert_eq!(ensure_node(&path), node, "the same token again");
+        let tokens = Tokens::ensure(&path).expect("tokens");
+        let user = tokens.user(&node).expect("the node's token");
+        assert_eq!(user.node(), Some("n1"));
+        assert!(tokens.token_of("admin").is_some(), "the admin token stays");
+    }
+
+    fn ensure_node(path: &Path) -> String {
+        Tokens::ensure_user(path, "system:node:n1", &["system:nodes"]).expect("a token")
+    }
 
     #[test]
     fn generated_certificates_name_their_users() {

@@ -352,6 +352,9 @@ async fn serve(
             cx.patch(name, &body, &content_type, sub).await?
         }
         (Method::DELETE, Some(name), None) => cx.delete(name, &body).await?,
+        (Method::GET, Some(name), Some("log")) => {
+            return crate::proxy::pod_log(api.agents_tls.as_ref(), &cx, name).await
+        }
         (Method::POST, Some(name), Some("binding")) => cx.bind(name, &body).await?,
         (Method::POST, Some(name), Some("eviction")) => cx.evict(name, &body).await?,
         (method, _, _) => {

@@ -15,7 +15,8 @@
 //! - `protobuf`: request bodies in Kubernetes' protobuf encoding, which
 //!   kubectl's typed clients send, decoded to JSON;
 //! - `http`: authentication, routing, negotiation, errors as `Status`;
-//!   `auth`: PKI, tokens, kubeconfig; `server`: start-up, bootstrap and the
+//!   `auth`: PKI, tokens, kubeconfig; `proxy`: `pods/log` passed on to
+//!   the pod's node agent; `server`: start-up, bootstrap and the
 //!   namespace finalizer; `gc`: deletion along owner references; `model`: the registry, schemas and documents
 //!   served at a moment;
 //! - `error`: `ApiError`, every failed request as a `metav1.Status`, and
@@ -31,6 +32,7 @@ pub mod machinery;
 pub mod model;
 pub mod openapi;
 pub mod protobuf;
+pub mod proxy;
 pub mod registry;
 pub mod rest;
 pub mod server;

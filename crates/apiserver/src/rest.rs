@@ -1302,25 +1302,27 @@ impl Ctx {
             (None, _) => "Background".into(),
         };
         if meta_str(current, "deletionTimestamp").is_some() {
-            // Already going. A pod's grace period may still be cut to 0,
-            // which is how its node says the containers are gone: then it
-            // goes now, unless finalizers hold it.
+            // Already going. A pod's node ends its grace period by deleting
+            // it again with gracePeriodSeconds=0 (the kubelet's last step),
+            // which removes it once no finalizer is left.
             let now = self
                 .params
                 .get("gracePeriodSeconds")
                 .and_then(|g| g.parse::<i64>().ok())
                 .or_else(|| options.get("gracePeriodSeconds").and_then(Value::as_i64))
                 == Some(0);
-            let held = meta(current)
+            let pod = r.group.is_empty() && r.plural == "pods";
+            let finalized = meta(current)
                 .and_then(|m| m.get("finalizers"))
                 .and_then(Value::as_array)
-                .is_some_and(|f| !f.is_empty());
-            if now && !held && r.group.is_empty() && r.plural == "pods" && !self.dry_run() {
+                .is_none_or(|f| f.is_empty());
+            if pod && now && finalized && !self.dry_run() {
                 let expected = storage::object_revision(current)
                     .map(parse_revision)
                     .transpose()?;
                 return self.storage.delete(&r, self.ns(), name, expected).await;
             }
+            // Otherwise nothing more to do but answer.
             return Ok(current.clone());
         }
         let mut new = current.clone();

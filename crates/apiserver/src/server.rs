@@ -33,6 +33,8 @@ pub struct Api {
     /// `host:port` clients reach the server at.
     pub address: String,
     pub cell: Arc<ModelCell>,
+    /// How the server reaches node agents (`pods/log`).
+    pub agents_tls: Option<tokio_rustls::TlsConnector>,
 }
 
 impl Api {
@@ -42,6 +44,7 @@ impl Api {
             tokens,
             address,
             cell: Arc::new(ModelCell::new(model)),
+            agents_tls: None,
         }
     }
 
@@ -355,12 +358,17 @@ pub async fn serve(
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(pki.server_config()?));
     let model = Model::builtin()?;
     let url = server_url(&local);
-    let api = Arc::new(Api::new(
+    let mut api = Api::new(
         storage,
         tokens,
         url.trim_start_matches("https://").to_string(),
         model,
-    ));
+    );
+    api.agents_tls = Some(tokio_rustls::TlsConnector::from(Arc::new(
+        crate::proxy::client_config(&pki.admin_cert, &pki.admin_key)
+            .map_err(|reason| Error::Tls { reason })?,
+    )));
+    let api = Arc::new(api);
     api.bootstrap(local.port())
         .await
         .map_err(|e| Error::Store { reason: e.message })?;

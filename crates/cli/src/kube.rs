@@ -1,8 +1,10 @@
 //! `cais kube ...`: the orchestrator's processes. `cais kube server` is the
 //! Kubernetes API server (`cais_apiserver`), one process like `k3s server`,
-//! with the scheduler and controllers (`cais_controllers`) running inside
-//! unless told otherwise; `controllers`, `scheduler` and `hollow-nodes`
-//! run against any server named by a kubeconfig.
+//! with the scheduler and controllers (`cais_controllers`) and this host's
+//! node agent (`cais_agent`) running inside unless told otherwise;
+//! `controllers`, `scheduler` and `hollow-nodes` run against any server
+//! named by a kubeconfig, and `agent` is the agent alone, for a node joining
+//! a server elsewhere.
 
 use std::path::PathBuf;
 
@@ -11,8 +13,12 @@ use anyhow::Context as _;
 /// `cais kube` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum KubeCommand {
-    /// Serve the Kubernetes API over HTTPS (kubectl works against it).
+    /// Serve the Kubernetes API over HTTPS (kubectl works against it), with
+    /// the scheduler and controllers, and run this host's pods on the local
+    /// engine.
     Server(ServerArgs),
+    /// Run the pods an API server binds to this node on the local engine.
+    Agent(AgentArgs),
     /// Run the controllers and the scheduler against a server.
     Controllers(ClientArgs),
     /// Run only the scheduler against a server.
@@ -35,9 +41,14 @@ pub struct ServerArgs {
     /// names the one taken).
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: std::net::SocketAddr,
-    /// Serve the API only: no scheduler, no controllers.
+    /// Run no scheduler and no controllers in this process.
     #[arg(long = "disable-controllers")]
     pub disable_controllers: bool,
+    /// Run no node agent in this process.
+    #[arg(long = "disable-agent")]
+    pub disable_agent: bool,
+    #[command(flatten)]
+    pub node: NodeArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -50,6 +61,53 @@ pub struct LogArgs {
     /// Log lines as text or as JSON objects.
     #[arg(long = "log-format", value_enum, default_value = "text")]
     pub log_format: crate::logging::Format,
+}
+
+/// How the node agent runs its node.
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    /// The node's name [default: the host name].
+    #[arg(long = "node-name")]
+    pub node_name: Option<String>,
+    /// The engine pods run on.
+    #[arg(long = "engine-host", default_value = crate::client_cmds::DEFAULT_HOST)]
+    pub engine_host: String,
+    /// The engine network pods join (created when missing).
+    #[arg(long = "pod-network", default_value = "cais-kube")]
+    pub pod_network: String,
+    /// The pod network's subnet when it is created [default: one the
+    /// engine picks].
+    #[arg(long = "pod-cidr")]
+    pub pod_cidr: Option<String>,
+    /// Where the agent writes pods' configMap and secret volumes
+    /// [default: DATA_DIR/agent for the server, /var/lib/cais/agent alone].
+    #[arg(long = "state-dir")]
+    pub state_dir: Option<PathBuf>,
+    /// The port the agent serves the API server on (`kubectl logs`); 0
+    /// picks a free one.
+    #[arg(long = "agent-port", default_value_t = 10250)]
+    pub agent_port: u16,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    /// The API server's URL (`https://host:6443`).
+    #[arg(long)]
+    pub server: String,
+    /// A file holding the node's bearer token (a `system:node:NAME` user in
+    /// `system:nodes`).
+    #[arg(long = "token-file")]
+    pub token_file: PathBuf,
+    /// The CA certificate (PEM) that signed the server's certificate.
+    #[arg(long = "certificate-authority")]
+    pub certificate_authority: Option<PathBuf>,
+    /// Do not check the server's certificate.
+    #[arg(long = "insecure-skip-tls-verify")]
+    pub insecure: bool,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,9 +131,36 @@ pub struct HollowArgs {
     pub prefix: String,
 }
 
+impl NodeArgs {
+    fn node_name(&self) -> anyhow::Result<String> {
+        match &self.node_name {
+            Some(n) => Ok(n.clone()),
+            None => Ok(nix::unistd::gethostname()
+                .context("reading the host name")?
+                .to_string_lossy()
+                .to_lowercase()),
+        }
+    }
+
+    fn options(&self, state_dir: PathBuf) -> anyhow::Result<cais_agent::agent::Options> {
+        let mut runtime = cais_agent::Config::new(&self.node_name()?);
+        runtime.state_dir = self.state_dir.clone().unwrap_or(state_dir);
+        runtime.network = self.pod_network.clone();
+        runtime.pod_cidr = self.pod_cidr.clone().unwrap_or_default();
+        runtime.host_ip = cais_agent::node::host_ip();
+        Ok(cais_agent::agent::Options {
+            runtime,
+            engine_host: self.engine_host.clone(),
+            listen: std::net::SocketAddr::from(([0, 0, 0, 0], self.agent_port)),
+            ca_pem: None,
+        })
+    }
+}
+
 pub fn init_logging(cmd: &KubeCommand) {
     let log = match cmd {
         KubeCommand::Server(a) => &a.log,
+        KubeCommand::Agent(a) => &a.log,
         KubeCommand::Controllers(a) | KubeCommand::Scheduler(a) => &a.log,
         KubeCommand::HollowNodes(a) => &a.client.log,
     };
@@ -83,11 +168,16 @@ pub fn init_logging(cmd: &KubeCommand) {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown() {
+async fn signalled() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
     }
 }
 
@@ -102,26 +192,79 @@ pub fn run(cmd: KubeCommand) -> anyhow::Result<i32> {
         .build()?;
     match cmd {
         KubeCommand::Server(a) => {
+            let agent = if a.disable_agent {
+                None
+            } else {
+                let opts = a.node.options(a.data_dir.join("agent"))?;
+                std::fs::create_dir_all(&a.data_dir)
+                    .with_context(|| format!("creating {}", a.data_dir.display()))?;
+                let token = cais_apiserver::auth::Tokens::ensure_user(
+                    &a.data_dir.join("tokens"),
+                    &format!("system:node:{}", opts.runtime.node),
+                    &["system:nodes"],
+                )?;
+                Some((opts, token))
+            };
             let config = cais_apiserver::server::Config {
-                data_dir: a.data_dir,
+                data_dir: a.data_dir.clone(),
                 listen: a.listen,
                 kubeconfig: a.write_kubeconfig,
             };
+            let store = cais_apiserver::server::open_store(&a.data_dir)?;
+            let (ready_tx, ready) = tokio::sync::oneshot::channel::<PathBuf>();
             runtime.block_on(async {
-                let store = cais_apiserver::server::open_store(&config.data_dir)?;
-                let (ready, started) = tokio::sync::oneshot::channel::<PathBuf>();
-                if !a.disable_controllers {
-                    tokio::spawn(async move {
-                        let Ok(kubeconfig) = started.await else {
-                            return;
-                        };
+                let (stop_tx, stop) = tokio::sync::watch::channel(false);
+                let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                };
+                let disable_controllers = a.disable_controllers;
+                let agent = async {
+                    let Ok(kubeconfig) = ready.await else {
+                        return;
+                    };
+                    if !disable_controllers {
                         match cais_kube::Client::from_kubeconfig(&kubeconfig) {
-                            Ok(c) => cais_controllers::run_all(c).await,
+                            Ok(c) => {
+                                tokio::spawn(cais_controllers::run_all(c));
+                            }
                             Err(e) => tracing::error!(error = %e, "starting the controllers"),
                         }
-                    });
+                    }
+                    let Some((mut opts, token)) = agent else {
+                        return;
+                    };
+                    // The server's admin kubeconfig names its address and
+                    // CA; the agent keeps those and uses its node token.
+                    let result = async {
+                        let mut config = cais_kube::Config::load(&kubeconfig)?;
+                        config.client_cert_pem = None;
+                        config.client_key_pem = None;
+                        config.token = Some(token);
+                        opts.ca_pem = config.ca_pem.clone();
+                        let kube = cais_kube::Client::new(&config)?;
+                        cais_agent::agent::run(kube, opts, stopped(stop.clone())).await?;
+                        anyhow::Ok(())
+                    }
+                    .await;
+                    if let Err(e) = result {
+                        tracing::error!(error = format!("{e:#}"), "the node agent stopped");
+                    }
+                };
+                let server = cais_apiserver::server::serve(
+                    config,
+                    store,
+                    Some(ready_tx),
+                    stopped(stop.clone()),
+                );
+                let signal = async {
+                    signalled().await;
+                    let _ = stop_tx.send(true);
+                };
+                tokio::pin!(server);
+                tokio::select! {
+                    r = &mut server => r,
+                    _ = async { tokio::join!(signal, agent) } => server.await,
                 }
-                cais_apiserver::server::serve(config, store, Some(ready), shutdown()).await
             })?;
             Ok(0)
         }
@@ -130,7 +273,7 @@ pub fn run(cmd: KubeCommand) -> anyhow::Result<i32> {
             runtime.block_on(async {
                 tokio::select! {
                     _ = cais_controllers::run_all(c) => {}
-                    _ = shutdown() => {}
+                    _ = signalled() => {}
                 }
             });
             Ok(0)
@@ -140,7 +283,7 @@ pub fn run(cmd: KubeCommand) -> anyhow::Result<i32> {
             runtime.block_on(async {
                 tokio::select! {
                     _ = cais_controllers::scheduler::run(c) => {}
-                    _ = shutdown() => {}
+                    _ = signalled() => {}
                 }
             });
             Ok(0)
@@ -154,10 +297,47 @@ pub fn run(cmd: KubeCommand) -> anyhow::Result<i32> {
             runtime.block_on(async {
                 tokio::select! {
                     r = cais_controllers::hollow::run(c, options) => r.context("running hollow nodes"),
-                    _ = shutdown() => Ok(()),
+                    _ = signalled() => Ok(()),
                 }
             })?;
             Ok(0)
         }
+        KubeCommand::Agent(a) => {
+            let token = std::fs::read_to_string(&a.token_file)
+                .with_context(|| format!("reading {}", a.token_file.display()))?
+                .trim()
+                .to_string();
+            anyhow::ensure!(
+                !token.is_empty(),
+                "{} holds no token",
+                a.token_file.display()
+            );
+            let ca_pem = a
+                .certificate_authority
+                .as_ref()
+                .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
+                .transpose()?;
+            let mut opts = a.node.options(PathBuf::from("/var/lib/cais/agent"))?;
+            opts.ca_pem = ca_pem.clone();
+            let kube = cais_kube::Client::new(&kube_config(a.server, ca_pem, token, a.insecure))?;
+            runtime.block_on(cais_agent::agent::run(kube, opts, signalled()))?;
+            Ok(0)
+        }
+    }
+}
+
+fn kube_config(
+    server: String,
+    ca_pem: Option<Vec<u8>>,
+    token: String,
+    insecure: bool,
+) -> cais_kube::Config {
+    cais_kube::Config {
+        server,
+        ca_pem,
+        client_cert_pem: None,
+        client_key_pem: None,
+        token: Some(token),
+        insecure,
     }
 }

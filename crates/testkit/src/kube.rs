@@ -27,14 +27,14 @@ pub struct KubeServer {
 }
 
 impl KubeServer {
-    /// Starts `binary kube server` on 127.0.0.1 (a free port) and waits
-    /// until it answers `/readyz`.
+    /// Starts `binary kube server` on 127.0.0.1 (a free port), without a
+    /// node agent, and waits until it answers `/readyz`.
     pub fn start(binary: &str) -> KubeServer {
-        KubeServer::start_with(binary, &[])
+        KubeServer::start_with(binary, &["--disable-agent"])
     }
 
-    /// The same with more arguments for `kube server`.
-    pub fn start_with(binary: &str, extra: &[&str]) -> KubeServer {
+    /// [`KubeServer::start`] with more server flags (`--engine-host`...).
+    pub fn start_with(binary: &str, args: &[&str]) -> KubeServer {
         let dir = tempfile::Builder::new()
             .prefix("kube")
             .tempdir_in("/tmp")
@@ -54,7 +54,7 @@ impl KubeServer {
             .arg(dir.path().join("data"))
             .arg("--write-kubeconfig")
             .arg(dir.path().join("kubeconfig"))
-            .args(extra)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
@@ -279,10 +279,16 @@ pub fn shared(binary: &str) -> &'static KubeServer {
 }
 
 /// The same, the server started with `extra` arguments (the first call's
-/// arguments hold for the whole binary).
+/// arguments hold for the whole binary); like [`KubeServer::start`], without
+/// a node agent.
 pub fn shared_with(binary: &str, extra: &[&str]) -> &'static KubeServer {
     static SERVER: OnceLock<KubeServer> = OnceLock::new();
-    SERVER.get_or_init(|| KubeServer::start_with(binary, extra))
+    SERVER.get_or_init(|| {
+        let args: Vec<&str> = std::iter::once("--disable-agent")
+            .chain(extra.iter().copied())
+            .collect();
+        KubeServer::start_with(binary, &args)
+    })
 }
 
 impl Drop for KubeServer {

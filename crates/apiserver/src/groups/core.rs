@@ -29,6 +29,7 @@ pub fn group() -> Group {
                 .in_all()
                 .with_status()
                 .with_subresource("binding", "", "v1", "Binding", &["create"])
+                .with_subresource("log", "", "v1", "Pod", &["get"])
                 .with_subresource("eviction", "policy", "v1", "Eviction", &["create"]),
             Resource::of::<core::Service>("services", services())
                 .short(&["svc"])
