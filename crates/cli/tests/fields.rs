@@ -684,6 +684,7 @@ fn refused_options_fail_with_dockerds_message_and_create_nothing() {
         (&["--device=/dev/nosuch"], "error gathering device information while adding custom device \"/dev/nosuch\": no such file or directory"),
         (&["--group-add=nosuch"], "Unable to find group nosuch: no matching entries in group file"),
         (&["--volume-driver=nosuch", "-v", "fields-vol:/v"], "error looking up volume plugin nosuch: plugin \"nosuch\" not found"),
+        (&["--volume-driver=nosuch", "-v", "/anonymous"], "error looking up volume plugin nosuch: plugin \"nosuch\" not found"),
         (&["--volumes-from=nosuch"], "No such container: nosuch"),
         (&["--pid=container:nosuch"], "No such container: nosuch"),
         (&["--ipc=container:nosuch"], "No such container: nosuch"),
@@ -943,4 +944,123 @@ fn legacy_links_give_hosts_entries_and_variables() {
         assert!(out.lines().any(|l| l == want), "{want} in {out}");
     }
     f.rm(&["link-target"]);
+}
+
+#[test]
+fn a_volume_driver_is_recorded_when_no_volume_needs_it() {
+    let Some(f) = fixture() else { return };
+    f.rm(&["voldriver-unused"]);
+    f.ok(&[
+        "create",
+        "--name",
+        "voldriver-unused",
+        "--volume-driver=foo",
+        IMAGE,
+        "true",
+    ]);
+    assert_eq!(
+        f.inspect("voldriver-unused", "{{.HostConfig.VolumeDriver}}"),
+        "foo"
+    );
+    assert_eq!(f.ok(&["start", "-a", "voldriver-unused"]), "");
+    f.rm(&["voldriver-unused"]);
+}
+
+#[test]
+fn endpoint_driver_options_are_kept_and_unset_endpoint_lists_are_null() {
+    let Some(f) = fixture() else { return };
+    f.rm(&["epopts", "epopts-plain"]);
+    let _ = f.docker(&["network", "rm", "fields-epnet"]);
+    f.ok(&["network", "create", "fields-epnet"]);
+    let body = r#"{"Image":"fields-busybox","Cmd":["sleep","600"],
+        "HostConfig":{"NetworkMode":"fields-epnet"},
+        "NetworkingConfig":{"EndpointsConfig":{"fields-epnet":{"Aliases":["hello"],"DriverOpts":{"com.example.setting":"on"}}}}}"#;
+    let (status, reply) = f.api("POST", "/v1.41/containers/create?name=epopts", body);
+    assert_eq!(status, 201, "{reply}");
+    let plain = r#"{"Image":"fields-busybox","Cmd":["true"],"HostConfig":{"NetworkMode":"fields-epnet"},
+        "NetworkingConfig":{"EndpointsConfig":{"fields-epnet":null}}}"#;
+    let (status, reply) = f.api("POST", "/v1.41/containers/create?name=epopts-plain", plain);
+    assert_eq!(status, 201, "{reply}");
+    // Kept from create through start, as asked.
+    f.ok(&["start", "epopts"]);
+    assert_eq!(
+        f.inspect(
+            "epopts",
+            "{{json (index .NetworkSettings.Networks \"fields-epnet\").DriverOpts}}"
+        ),
+        r#"{"com.example.setting":"on"}"#
+    );
+    assert!(f
+        .inspect(
+            "epopts",
+            "{{json (index .NetworkSettings.Networks \"fields-epnet\").Aliases}}"
+        )
+        .contains("\"hello\""));
+    // The option is ignored by the bridge driver: the interface is there
+    // with its usual name and address.
+    let ip = f.inspect(
+        "epopts",
+        "{{(index .NetworkSettings.Networks \"fields-epnet\").IPAddress}}",
+    );
+    assert!(f.exec("epopts", "ip -4 addr show eth0").contains(&ip));
+    // Nothing asked: null, as dockerd writes what nobody set.
+    let (status, reply) = f.api("GET", "/v1.41/containers/epopts-plain/json", "");
+    assert_eq!(status, 200, "{reply}");
+    let v: serde_json::Value = serde_json::from_str(&reply).expect("inspect json");
+    let ep = &v["NetworkSettings"]["Networks"]["fields-epnet"];
+    for k in ["Aliases", "DriverOpts", "Links"] {
+        assert!(ep[k].is_null(), "{k} in {ep}");
+    }
+    f.rm(&["epopts", "epopts-plain"]);
+    f.ok(&["network", "rm", "fields-epnet"]);
+}
+
+#[test]
+fn an_exit_the_restart_policy_follows_is_restarting_at_once_and_ends_a_wait() {
+    let Some(f) = fixture() else { return };
+    f.rm(&["restarter"]);
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "restarter",
+        "--restart",
+        "always",
+        IMAGE,
+        "sh",
+        "-c",
+        "sleep 1; exit 3",
+    ]);
+    // wait ends with the exit although a start follows, as on dockerd.
+    assert_eq!(f.ok(&["wait", "restarter"]).trim(), "3");
+    // From the exit on, the container is running or restarting, never
+    // exited: a removal without force is refused throughout.
+    let out = f.docker(&["rm", "restarter"]);
+    assert!(!out.status.success(), "a restarting container was removed");
+    assert!(
+        text(&out.stderr).contains("stop the container before removing or force remove"),
+        "{}",
+        text(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut seen = std::collections::BTreeSet::new();
+    while std::time::Instant::now() < deadline {
+        let (_, reply) = f.api("GET", "/containers/restarter/json", "");
+        let v: serde_json::Value = serde_json::from_str(&reply).expect("inspect json");
+        seen.insert(v["State"]["Status"].as_str().unwrap_or("?").to_string());
+    }
+    assert!(!seen.contains("exited"), "states seen: {seen:?}");
+    assert!(seen.contains("running"), "states seen: {seen:?}");
+    let count: i64 = f
+        .inspect("restarter", "{{.RestartCount}}")
+        .parse()
+        .expect("a count");
+    assert!(count >= 1, "restarted {count} times");
+    // Forced, it goes and stays gone.
+    f.ok(&["rm", "-f", "restarter"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        f.ok(&["ps", "-aq", "--filter", "name=^restarter$"]).trim(),
+        ""
+    );
 }

@@ -786,16 +786,9 @@ pub(crate) fn check_endpoint_request(n: &NetRecord, ep: &EndpointSettings) -> Re
     if !ep.mac_address.is_empty() {
         crate::networks::netconf::parse_mac(&ep.mac_address)?;
     }
-    if let Some(k) = ep
-        .driver_opts
-        .keys()
-        .find(|k| k.as_str() != crate::networks::netconf::ENDPOINT_IFNAME)
-    {
-        return Err(Error::InvalidArgument(format!(
-            "endpoint driver option {k:?} is not supported by the bridge driver (only {:?})",
-            crate::networks::netconf::ENDPOINT_IFNAME
-        )));
-    }
+    // The bridge driver reads one endpoint option, the interface's name;
+    // the others are kept and shown in inspect, and the driver leaves them
+    // alone, as dockerd's bridge driver does with options it does not know.
     if let Some(name) = ep
         .driver_opts
         .get(crate::networks::netconf::ENDPOINT_IFNAME)
