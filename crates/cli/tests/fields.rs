@@ -1064,3 +1064,103 @@ fn an_exit_the_restart_policy_follows_is_restarting_at_once_and_ends_a_wait() {
         ""
     );
 }
+
+#[test]
+fn link_local_ips_are_further_addresses_of_the_interface() {
+    let Some(f) = fixture() else { return };
+    let out = f.run(
+        &["--link-local-ip", "169.254.8.8"],
+        "ip -4 -o addr show eth0",
+    );
+    assert!(out.contains("inet 169.254.8.8/16"), "{out}");
+    // The network's own address stays the interface's first.
+    assert!(out.lines().count() >= 2, "{out}");
+    f.rm(&["linklocal"]);
+    f.ok(&[
+        "create",
+        "--name",
+        "linklocal",
+        "--link-local-ip",
+        "169.254.8.9",
+        IMAGE,
+        "true",
+    ]);
+    assert_eq!(
+        f.inspect(
+            "linklocal",
+            "{{json .NetworkSettings.Networks.bridge.IPAMConfig.LinkLocalIPs}}"
+        ),
+        r#"["169.254.8.9"]"#
+    );
+    f.rm(&["linklocal"]);
+    for (ip, message) in [
+        (
+            "10.1.2.3",
+            "10.1.2.3 is not a link-local address (169.254.0.0/16)",
+        ),
+        (
+            "fe80::8",
+            "IPv6 link-local address fe80::8: cais networks have no IPv6",
+        ),
+    ] {
+        let out = f.docker(&["run", "--rm", "--link-local-ip", ip, IMAGE, "true"]);
+        assert!(!out.status.success(), "{ip} was taken");
+        assert!(text(&out.stderr).contains(message), "{}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn an_ipv6_address_is_kept_on_a_network_with_an_ipv6_pool_but_not_assigned() {
+    let Some(f) = fixture() else { return };
+    f.rm(&["v6addr"]);
+    let _ = f.docker(&["network", "rm", "fields-v6net"]);
+    let (status, reply) = f.api(
+        "POST",
+        "/v1.41/networks/create",
+        r#"{"Name":"fields-v6net","IPAM":{"Driver":"default","Config":[{"Subnet":"2001:389::/64"}]}}"#,
+    );
+    assert_eq!(status, 201, "{reply}");
+    let create = |name: &str, ip6: &str| {
+        f.api(
+            "POST",
+            &format!("/v1.41/containers/create?name={name}"),
+            &format!(
+                r#"{{"Image":"fields-busybox","Cmd":["sleep","600"],"HostConfig":{{"NetworkMode":"fields-v6net"}},
+                "NetworkingConfig":{{"EndpointsConfig":{{"fields-v6net":{{"IPAMConfig":{{"IPv6Address":"{ip6}"}}}}}}}}}}"#
+            ),
+        )
+    };
+    let (status, reply) = create("v6addr", "2001:389::f00d");
+    assert_eq!(status, 201, "{reply}");
+    f.ok(&["start", "v6addr"]);
+    assert_eq!(
+        f.inspect(
+            "v6addr",
+            "{{(index .NetworkSettings.Networks \"fields-v6net\").IPAMConfig.IPv6Address}}"
+        ),
+        "2001:389::f00d"
+    );
+    // The network has no IPv6: the address is not on the interface, the
+    // endpoint shows none, and IPv4 works as ever.
+    assert_eq!(
+        f.inspect(
+            "v6addr",
+            "{{(index .NetworkSettings.Networks \"fields-v6net\").GlobalIPv6Address}}"
+        ),
+        ""
+    );
+    assert!(!f
+        .exec("v6addr", "ip -6 addr show eth0")
+        .contains("2001:389::f00d"));
+    assert!(f
+        .exec("v6addr", "ip -4 -o addr show eth0")
+        .contains("inet "));
+    let (status, reply) = create("v6addr-outside", "2001:388::1");
+    assert_eq!(status, 400, "{reply}");
+    assert!(
+        message_of(&reply).contains("no configured subnet contains IP address 2001:388::1"),
+        "{reply}"
+    );
+    f.rm(&["v6addr"]);
+    f.ok(&["network", "rm", "fields-v6net"]);
+}

@@ -262,11 +262,8 @@ pub const ENDPOINT_IPAM_CONFIG: &[Field] = &[
         "IPv4Address",
         "the interface's address, on user networks; 400 outside the subnet",
     ),
-    refused("IPv6Address", "400: cais networks are IPv4 only"),
-    refused(
-        "LinkLocalIPs",
-        "400: link-local addresses are not supported by cais networks",
-    ),
+    ignored("IPv6Address", "kept in the endpoint's IPAMConfig (inspect shows it) when one of the network's IPv6 pools holds it, never assigned: cais networks have no IPv6 (EnableIPv6 is refused), and dockerd assigns none on a network without EnableIPv6; 400 without an IPv6 pool or outside it"),
+    applied("LinkLocalIPs", "further addresses of the interface, with the link-local prefix /16 (RFC 3927); 400 for addresses outside 169.254.0.0/16 and IPv6 ones"),
 ];
 
 /// The body of `POST /containers/{id}/exec`.

@@ -738,6 +738,14 @@ impl Wiring {
                     .map_err(|_| Error::InvalidArgument(format!("invalid IPv4 address: {a}")))
             })
             .transpose()?;
+        let link_local = ep
+            .ipam_config
+            .as_ref()
+            .map(|c| c.link_local_ips.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|a| crate::networks::records::link_local_ip(a))
+            .collect::<Result<Vec<Ipv4Addr>>>()?;
         let (net, subnet, gw, ip) = self.networks.allocate(&ep.network_id, &rec.id, requested)?;
         let (mac, mac_shown) = match netconf::endpoint_mac(&ep.mac_address, ip) {
             Ok(m) => m,
@@ -762,6 +770,7 @@ impl Wiring {
                 prefix: subnet.prefix,
                 mac,
                 gateway: (index == 0).then_some(gw),
+                link_local: link_local.clone(),
             })
         });
         if let Err(e) = attached {
@@ -823,6 +832,7 @@ impl Wiring {
                 prefix: subnet.prefix,
                 mac: ipam::mac_for(ip),
                 gateway: Some(gw),
+                link_local: Vec::new(),
             })
         });
         let sandbox = Sandbox {
