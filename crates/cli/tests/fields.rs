@@ -1164,3 +1164,21 @@ fn an_ipv6_address_is_kept_on_a_network_with_an_ipv6_pool_but_not_assigned() {
     f.rm(&["v6addr"]);
     f.ok(&["network", "rm", "fields-v6net"]);
 }
+
+#[test]
+fn request_field_names_match_in_any_case_as_go_decodes_them() {
+    let Some(f) = fixture() else { return };
+    f.rm(&["any-case"]);
+    let body = r#"{"image":"fields-busybox","CMD":["true"],"labels":{"a":"b"},
+        "hostconfig":{"MEMORY":67108864,"CPURealtimePeriod":0,"restartpolicy":{"name":"on-failure","maximumretrycount":2}}}"#;
+    let (status, reply) = f.api("POST", "/v1.41/containers/create?name=any-case", body);
+    assert_eq!(status, 201, "{reply}");
+    assert_eq!(
+        f.inspect(
+            "any-case",
+            "{{.Config.Image}} {{json .Config.Cmd}} {{.Config.Labels.a}} {{.HostConfig.Memory}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}"
+        ),
+        r#"fields-busybox ["true"] b 67108864 on-failure:2"#
+    );
+    f.rm(&["any-case"]);
+}
