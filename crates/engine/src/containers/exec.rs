@@ -76,12 +76,6 @@ impl Execs {
         if config.cmd.is_empty() {
             return Err(Error::InvalidArgument("No exec command specified".into()));
         }
-        if !config.detach_keys.is_empty() && !valid_detach_keys(&config.detach_keys) {
-            return Err(Error::InvalidArgument(format!(
-                "Invalid escape keys ({}) provided",
-                config.detach_keys
-            )));
-        }
         if !config.working_dir.is_empty() && !config.working_dir.starts_with('/') {
             return Err(Error::InvalidArgument(format!(
                 "the working directory '{}' is invalid, it needs to be an absolute path",
@@ -315,35 +309,4 @@ fn set_size(master: &OwnedFd, height: u16, width: u16) {
     // SAFETY: TIOCSWINSZ reads one winsize, which `ws` is, and the
     // master is an open terminal descriptor this session owns.
     unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
-}
-
-/// A detach key sequence as docker writes it: comma-separated keys, each
-/// one character or `ctrl-` and one of `a`-`z`, `@`, `[`, `\`, `]`, `^`, `_`.
-pub fn valid_detach_keys(keys: &str) -> bool {
-    keys.split(',').all(|k| {
-        let k = k.trim();
-        match k.strip_prefix("ctrl-") {
-            Some(c) => {
-                c.len() == 1
-                    && c.chars()
-                        .all(|c| c.is_ascii_lowercase() || "@[\\]^_".contains(c))
-            }
-            None => k.chars().count() == 1,
-        }
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn detach_keys_follow_dockers_grammar() {
-        for ok in ["ctrl-p,ctrl-q", "ctrl-x", "a", "ctrl-@,ctrl-_", "ctrl-\\"] {
-            assert!(valid_detach_keys(ok), "{ok}");
-        }
-        for bad in ["", "ctrl-", "ctrl-ab", "ctrl-1", "ab", "ctrl-p,,ctrl-q"] {
-            assert!(!valid_detach_keys(bad), "{bad}");
-        }
-    }
 }

@@ -344,7 +344,7 @@ impl DetachKeys {
         } else {
             spec
         };
-        let invalid = || Error::InvalidArgument(format!("Invalid detach keys ({spec}) provided"));
+        let invalid = || Error::InvalidArgument(format!("Invalid escape keys ({spec}) provided"));
         let mut keys = Vec::new();
         for key in spec.split(',') {
             let key = key.trim();
@@ -621,7 +621,7 @@ mod tests {
             let e = DetachKeys::parse(bad).expect_err(bad);
             assert_eq!(
                 e.to_string(),
-                format!("Invalid detach keys ({bad}) provided")
+                format!("Invalid escape keys ({bad}) provided")
             );
         }
     }
