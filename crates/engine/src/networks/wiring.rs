@@ -286,7 +286,14 @@ impl Wiring {
         // Addresses and namespaces nobody holds any more (containers that
         // vanished with their records), checked against the live records.
         let _ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
-        let holds_net = |id: &str| self.table.get(id).is_ok_and(|r| r.net.is_some());
+        // A container whose restart policy starts it again (scheduled by
+        // `Containers::restore`, just before) may be setting up its
+        // namespace now, before its record says so: it keeps what it holds.
+        let holds_net = |id: &str| {
+            self.table
+                .get(id)
+                .is_ok_and(|r| r.net.is_some() || r.state.is_restarting() || r.state.is_running())
+        };
         self.networks.release_unless(holds_net);
         for entry in fs::read_dir(self.cfg.netns_dir())
             .into_iter()
