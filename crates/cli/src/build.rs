@@ -69,6 +69,28 @@ pub struct BuildArgs {
     /// Accepted for compatibility, like --rm.
     #[arg(long = "force-rm")]
     force_rm: bool,
+    /// An /etc/hosts entry for RUN steps, HOST:IP (through the daemon).
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    add_host: Vec<String>,
+    /// An image whose steps the build may reuse (through the daemon).
+    #[arg(long = "cache-from", value_name = "IMAGE")]
+    cache_from: Vec<String>,
+    /// Accepted: the context goes over the local socket as it is (docker
+    /// gzips it, which changes nothing the build sees).
+    #[arg(long)]
+    compress: bool,
+    /// Squash the new layers into one: refused by the daemon, as dockerd
+    /// refuses it outside experimental mode.
+    #[arg(long)]
+    squash: bool,
+    /// Accepted: images are not signed, there is nothing to verify.
+    #[arg(long = "disable-content-trust", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "true")]
+    disable_content_trust: bool,
+    /// Limits and options of RUN steps that cais builds do not apply:
+    /// each is refused rather than dropped (docs/docker-cli.md).
+    #[command(flatten)]
+    unapplied: UnappliedBuildFlags,
     /// The build context: a directory, or `-` for a tar (or a lone
     /// Dockerfile) on stdin.
     #[arg(value_name = "PATH|-")]
@@ -77,7 +99,73 @@ pub struct BuildArgs {
     root: DataRoot,
 }
 
+/// `docker build` flags for the resources and security of RUN steps. The
+/// build's RUN steps run without them, so a build that asks for one is
+/// refused before anything is sent.
+#[derive(Debug, clap::Args)]
+pub struct UnappliedBuildFlags {
+    #[arg(long, hide = true)]
+    ulimit: Vec<String>,
+    #[arg(long = "shm-size", hide = true)]
+    shm_size: Option<String>,
+    #[arg(long = "security-opt", hide = true)]
+    security_opt: Vec<String>,
+    #[arg(short = 'm', long, hide = true)]
+    memory: Option<String>,
+    #[arg(long = "memory-swap", hide = true, allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    #[arg(short = 'c', long = "cpu-shares", hide = true)]
+    cpu_shares: Option<String>,
+    #[arg(long = "cpu-period", hide = true)]
+    cpu_period: Option<String>,
+    #[arg(long = "cpu-quota", hide = true)]
+    cpu_quota: Option<String>,
+    #[arg(long = "cpuset-cpus", hide = true)]
+    cpuset_cpus: Option<String>,
+    #[arg(long = "cpuset-mems", hide = true)]
+    cpuset_mems: Option<String>,
+    #[arg(long = "cgroup-parent", hide = true)]
+    cgroup_parent: Option<String>,
+    #[arg(long, hide = true)]
+    isolation: Option<String>,
+}
+
+impl UnappliedBuildFlags {
+    /// The first such flag given, by name.
+    fn given(&self) -> Option<&'static str> {
+        [
+            ("--ulimit", !self.ulimit.is_empty()),
+            ("--shm-size", self.shm_size.is_some()),
+            ("--security-opt", !self.security_opt.is_empty()),
+            ("--memory", self.memory.is_some()),
+            ("--memory-swap", self.memory_swap.is_some()),
+            ("--cpu-shares", self.cpu_shares.is_some()),
+            ("--cpu-period", self.cpu_period.is_some()),
+            ("--cpu-quota", self.cpu_quota.is_some()),
+            ("--cpuset-cpus", self.cpuset_cpus.is_some()),
+            ("--cpuset-mems", self.cpuset_mems.is_some()),
+            ("--cgroup-parent", self.cgroup_parent.is_some()),
+            ("--isolation", self.isolation.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(name, on)| on.then_some(name))
+    }
+}
+
 impl BuildArgs {
+    /// Refuses the flags the chosen builder would not honour.
+    pub fn check_flags(&self) -> Result<()> {
+        if let Some(flag) = self.unapplied.given() {
+            bail!(
+                "{flag} is not supported by cais builds: RUN steps run without per-build resource limits or security options"
+            );
+        }
+        if self.is_local() && (!self.add_host.is_empty() || !self.cache_from.is_empty()) {
+            bail!("--add-host and --cache-from need a build through the daemon (no --data-root)");
+        }
+        Ok(())
+    }
+
     pub fn is_local(&self) -> bool {
         self.root.given()
     }
@@ -490,7 +578,18 @@ pub fn remote(c: &Client, a: &BuildArgs) -> Result<i32> {
     if let Some(n) = &a.network {
         q.push(("networkmode", n.clone()));
     }
-    for (flag, on) in [("nocache", a.no_cache), ("pull", a.pull), ("q", a.quiet())] {
+    for h in &a.add_host {
+        q.push(("extrahosts", h.clone()));
+    }
+    if !a.cache_from.is_empty() {
+        q.push(("cachefrom", serde_json::to_string(&a.cache_from)?));
+    }
+    for (flag, on) in [
+        ("nocache", a.no_cache),
+        ("pull", a.pull),
+        ("q", a.quiet()),
+        ("squash", a.squash),
+    ] {
         if on {
             q.push((flag, "1".into()));
         }

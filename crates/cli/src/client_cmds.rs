@@ -22,7 +22,9 @@ use cais_image::time::{format_unix, human_size};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
+use crate::listing;
 use crate::network;
+use crate::run_flags::{resource_fields, RefusedRunFlags, ResourceArgs};
 use crate::template::{print_columns, render, Format};
 use crate::term;
 
@@ -40,6 +42,10 @@ pub fn client(host: Option<&str>) -> Result<Client> {
 
 /// Prints an error the way docker does; returns the exit code.
 pub fn report(e: &anyhow::Error, code: i32) -> i32 {
+    // Already reported, with its own status.
+    if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
+        return *code;
+    }
     let daemon = e.chain().find_map(|c| match c.downcast_ref() {
         Some(cais_client::http::Error::Daemon { message, .. }) => Some(message.clone()),
         _ => None,
@@ -102,6 +108,26 @@ pub enum ClientCommand {
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCmd),
+    /// Show the client's and the daemon's versions.
+    Version(crate::system::FormatArg),
+    /// Show the daemon's system-wide information.
+    Info(crate::system::FormatArg),
+    /// Copy files between a container and here (CONTAINER:PATH on one
+    /// side; `-` for a tar on stdin or stdout).
+    Cp(crate::container_ops::CpArgs),
+    /// List the files a container changed, added (A), changed (C) or
+    /// deleted (D).
+    Diff(crate::container_ops::DiffArgs),
+    /// Write a container's file system as a tar.
+    Export(crate::container_ops::ExportArgs),
+    /// Change containers' resource limits and restart policy.
+    Update(crate::container_ops::UpdateArgs),
+    /// Manage the daemon: disk usage, prune, events, info.
+    #[command(subcommand)]
+    System(crate::system::SystemCmd),
+    /// Manage the build cache.
+    #[command(subcommand)]
+    Builder(crate::system::BuilderCmd),
 }
 
 impl ClientCommand {
@@ -164,7 +190,7 @@ pub struct RunArgs {
     memory: Option<String>,
     #[arg(long)]
     cpus: Option<f64>,
-    #[arg(long = "pids-limit")]
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pids_limit: Option<i64>,
     /// no, always, unless-stopped, on-failure[:N].
     #[arg(long)]
@@ -231,6 +257,114 @@ pub struct RunArgs {
     stop_signal: Option<String>,
     #[arg(long = "stop-timeout")]
     stop_timeout: Option<i64>,
+    #[command(flatten)]
+    resources: ResourceArgs,
+    /// A resource limit, NAME=SOFT[:HARD] (nofile, nproc, ...).
+    #[arg(long)]
+    ulimit: Vec<String>,
+    /// A namespaced kernel parameter, KEY=VALUE.
+    #[arg(long)]
+    sysctl: Vec<String>,
+    /// A host device, HOST[:CONTAINER][:PERMISSIONS], or a CDI name.
+    #[arg(long)]
+    device: Vec<String>,
+    /// A rule for the device cgroup, 'TYPE MAJOR:MINOR PERMISSIONS'.
+    #[arg(long = "device-cgroup-rule")]
+    device_cgroup_rule: Vec<String>,
+    /// GPUs to add: all, a count, or device=ID.
+    #[arg(long)]
+    gpus: Option<String>,
+    /// Size of /dev/shm (e.g. 64m).
+    #[arg(long = "shm-size")]
+    shm_size: Option<String>,
+    /// The PID namespace: host or container:NAME.
+    #[arg(long)]
+    pid: Option<String>,
+    /// The IPC namespace: none, private, shareable, host or container:NAME.
+    #[arg(long)]
+    ipc: Option<String>,
+    /// The UTS namespace: host.
+    #[arg(long)]
+    uts: Option<String>,
+    /// The user namespace: host.
+    #[arg(long)]
+    userns: Option<String>,
+    /// The cgroup namespace: host or private.
+    #[arg(long)]
+    cgroupns: Option<String>,
+    /// A supplementary group (name or number).
+    #[arg(long = "group-add")]
+    group_add: Vec<String>,
+    /// The OOM killer's preference, -1000 to 1000.
+    #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
+    oom_score_adj: Option<i64>,
+    /// Mount the volumes of another container, NAME[:ro|:rw].
+    #[arg(long = "volumes-from")]
+    volumes_from: Vec<String>,
+    /// The volume driver for -v volumes.
+    #[arg(long = "volume-driver")]
+    volume_driver: Option<String>,
+    /// The container's NIS domain name.
+    #[arg(long)]
+    domainname: Option<String>,
+    /// A file of labels, one KEY=VALUE a line.
+    #[arg(long = "label-file")]
+    label_file: Vec<std::path::PathBuf>,
+    /// The image's platform (os[/arch[/variant]]).
+    #[arg(long)]
+    platform: Option<String>,
+    /// Pull the image: always, missing or never.
+    #[arg(long, default_value = "missing")]
+    pull: String,
+    /// Print no pull progress.
+    #[arg(short, long)]
+    quiet: bool,
+    /// json-file, local or none.
+    #[arg(long = "log-driver")]
+    log_driver: Option<String>,
+    /// A log driver option, KEY=VALUE (max-size, max-file, ...).
+    #[arg(long = "log-opt")]
+    log_opt: Vec<String>,
+    /// Run no health check, not even the image's.
+    #[arg(long = "no-healthcheck")]
+    no_healthcheck: bool,
+    #[arg(long = "health-start-interval")]
+    health_start_interval: Option<String>,
+    /// Write the container's id to this file.
+    #[arg(long)]
+    cidfile: Option<std::path::PathBuf>,
+    /// Forward the signals this client gets to the container.
+    #[arg(long = "sig-proxy", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "true")]
+    sig_proxy: bool,
+    /// An OCI annotation, KEY=VALUE.
+    #[arg(long)]
+    annotation: Vec<String>,
+    /// The OCI runtime (only registered ones).
+    #[arg(long)]
+    runtime: Option<String>,
+    /// Windows isolation technology (default only on Linux).
+    #[arg(long)]
+    isolation: Option<String>,
+    /// A storage driver option, KEY=VALUE.
+    #[arg(long = "storage-opt")]
+    storage_opt: Vec<String>,
+    /// The container's MAC address on its network.
+    #[arg(long = "mac-address")]
+    mac_address: Option<String>,
+    /// Attach to STDIN, STDOUT or STDERR (repeatable).
+    #[arg(short, long)]
+    attach: Vec<String>,
+    /// The key sequence that detaches from the container.
+    #[arg(long = "detach-keys")]
+    detach_keys: Option<String>,
+    /// Skip image verification (images are not signed here).
+    #[arg(long = "disable-content-trust", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "true")]
+    disable_content_trust: bool,
+    /// docker 28 flags cais refuses, each for a reason (docs/docker-cli.md).
+    #[command(flatten)]
+    refused: RefusedRunFlags,
     image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -335,6 +469,11 @@ pub struct ExecArgs {
     tty: bool,
     #[arg(short, long = "env")]
     env: Vec<String>,
+    #[arg(long = "env-file")]
+    env_file: Vec<std::path::PathBuf>,
+    /// The key sequence that detaches from the exec.
+    #[arg(long = "detach-keys")]
+    detach_keys: Option<String>,
     #[arg(short, long)]
     user: Option<String>,
     #[arg(short, long)]
@@ -429,22 +568,21 @@ pub enum VolumeCmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
-    Prune {
-        #[arg(short, long)]
-        force: bool,
-    },
+    /// Remove unused volumes (anonymous ones; every one with -a).
+    Prune(crate::system::PruneArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ContainerCmd {
     /// Remove every stopped container.
-    Prune {
-        #[arg(short, long)]
-        force: bool,
-    },
+    Prune(crate::system::PruneArgs),
     #[command(alias = "list")]
     Ls(PsArgs),
     Inspect(InspectArgs),
+    Cp(crate::container_ops::CpArgs),
+    Diff(crate::container_ops::DiffArgs),
+    Export(crate::container_ops::ExportArgs),
+    Update(Box<crate::container_ops::UpdateArgs>),
 }
 
 /// `inspect` through the daemon: containers first, then images.
@@ -499,18 +637,29 @@ pub fn run(host: Option<&str>, cmd: ClientCommand) -> Result<i32> {
             Ok(0)
         }
         ClientCommand::Commit(a) => commit(&c, a),
-        ClientCommand::Events(a) => events(&c, a),
+        ClientCommand::Events(a) => events_cmd(&c, a),
         ClientCommand::Port(a) => crate::network::port(&c, &a.container, a.port.as_deref()),
         ClientCommand::Network(n) => crate::network::network(&c, n),
         ClientCommand::Volume(v) => volume(&c, v),
-        ClientCommand::Container(ContainerCmd::Prune { .. }) => {
-            let v = c.containers_prune(&[])?;
-            println!("Deleted Containers:");
-            for id in v["ContainersDeleted"].as_array().into_iter().flatten() {
-                println!("{}", id.as_str().unwrap_or_default());
-            }
-            println!("\nTotal reclaimed space: 0B");
-            Ok(0)
+        ClientCommand::Container(ContainerCmd::Prune(a)) => {
+            crate::system::prune(&c, crate::system::Kind::Containers, a)
+        }
+        ClientCommand::Container(ContainerCmd::Cp(a)) | ClientCommand::Cp(a) => {
+            crate::container_ops::cp(&c, a)
+        }
+        ClientCommand::Container(ContainerCmd::Diff(a)) | ClientCommand::Diff(a) => {
+            crate::container_ops::diff(&c, a)
+        }
+        ClientCommand::Container(ContainerCmd::Export(a)) | ClientCommand::Export(a) => {
+            crate::container_ops::export(&c, a)
+        }
+        ClientCommand::Container(ContainerCmd::Update(a)) => crate::container_ops::update(&c, *a),
+        ClientCommand::Update(a) => crate::container_ops::update(&c, a),
+        ClientCommand::Version(a) => crate::system::version(&c, a),
+        ClientCommand::Info(a) => crate::system::info(&c, a),
+        ClientCommand::System(cmd) => crate::system::system(&c, cmd),
+        ClientCommand::Builder(crate::system::BuilderCmd::Prune(a)) => {
+            crate::system::prune(&c, crate::system::Kind::BuildCache, a)
         }
         ClientCommand::Container(ContainerCmd::Ls(a)) => ps(&c, a),
         ClientCommand::Container(ContainerCmd::Inspect(mut a)) => {
@@ -544,9 +693,13 @@ pub(crate) fn each(
 /// `--env-file`s first, then `-e`s (later values win in the container),
 /// each read with docker's rules (`opts::env_file`).
 fn env_list(a: &RunArgs) -> Result<Vec<String>> {
+    env_of(&a.env_file, &a.env)
+}
+
+fn env_of(files: &[std::path::PathBuf], env: &[String]) -> Result<Vec<String>> {
     let lookup = |name: &str| std::env::var(name).ok();
     let mut out = Vec::new();
-    for f in &a.env_file {
+    for f in files {
         let text = std::fs::read_to_string(f)
             .with_context(|| format!("reading the env file {}", f.display()))?;
         out.extend(
@@ -556,7 +709,7 @@ fn env_list(a: &RunArgs) -> Result<Vec<String>> {
     }
     // `-e NAME=value` is taken verbatim (newlines too), `-e NAME` from
     // this environment when set there.
-    for e in &a.env {
+    for e in env {
         match e.split_once('=') {
             Some(_) => out.push(e.clone()),
             None => out.extend(lookup(e).map(|v| format!("{e}={v}"))),
@@ -569,6 +722,21 @@ fn nanos(s: &Option<String>) -> Result<i64> {
     Ok(match s {
         Some(d) => opts::duration(d)?.as_nanos() as i64,
         None => 0,
+    })
+}
+
+/// `--restart no|always|unless-stopped|on-failure[:N]`.
+pub(crate) fn restart_policy(r: &str) -> Result<RestartPolicy> {
+    let (name, count) = r.split_once(':').unwrap_or((r, "0"));
+    if !matches!(name, "no" | "always" | "unless-stopped" | "on-failure") {
+        bail!("invalid restart policy {r:?}");
+    }
+    let count: i64 = count
+        .parse()
+        .map_err(|_| anyhow!("invalid restart policy {r:?}: bad retry count"))?;
+    Ok(RestartPolicy {
+        name: name.to_string(),
+        maximum_retry_count: count,
     })
 }
 
@@ -634,17 +802,7 @@ fn create_request(a: &RunArgs) -> Result<CreateRequest> {
     }
     hc.pids_limit = a.pids_limit;
     if let Some(r) = &a.restart {
-        let (name, count) = r.split_once(':').unwrap_or((r, "0"));
-        if !matches!(name, "no" | "always" | "unless-stopped" | "on-failure") {
-            bail!("invalid restart policy {r:?}");
-        }
-        let count: i64 = count
-            .parse()
-            .map_err(|_| anyhow!("invalid restart policy {r:?}: bad retry count"))?;
-        hc.restart_policy = RestartPolicy {
-            name: name.to_string(),
-            maximum_retry_count: count,
-        };
+        hc.restart_policy = restart_policy(r)?;
     }
     if a.rm && !hc.restart_policy.name.is_empty() && hc.restart_policy.name != "no" {
         bail!("conflicting options: --restart and --rm");
@@ -671,8 +829,137 @@ fn create_request(a: &RunArgs) -> Result<CreateRequest> {
     if !exposed.is_empty() {
         req.config.exposed_ports = Some(exposed);
     }
+    run_only_fields(&mut req, a)?;
     networking(&mut req, a)?;
     Ok(req)
+}
+
+/// The flags beyond the basics: namespaces, devices, limits, logging,
+/// labels from files, annotations; each onto the field the daemon applies
+/// or refuses.
+fn run_only_fields(req: &mut CreateRequest, a: &RunArgs) -> Result<()> {
+    a.refused.check()?;
+    let hc = &mut req.host_config;
+    a.resources.apply(resource_fields!(hc))?;
+    hc.ulimits = a
+        .ulimit
+        .iter()
+        .map(|u| opts::ulimit(u))
+        .collect::<Result<_, _>>()?;
+    hc.sysctls = opts::key_values(&a.sysctl, "sysctl")?;
+    for d in &a.device {
+        match opts::device(d)? {
+            opts::Device::Node(m) => hc.devices.push(m),
+            opts::Device::Cdi(name) => hc.device_requests.push(cais_api::DeviceRequest {
+                driver: "cdi".into(),
+                device_ids: vec![name],
+                ..Default::default()
+            }),
+        }
+    }
+    hc.device_cgroup_rules = a
+        .device_cgroup_rule
+        .iter()
+        .map(|r| opts::device_cgroup_rule(r))
+        .collect::<Result<_, _>>()?;
+    if let Some(g) = &a.gpus {
+        hc.device_requests.push(opts::gpus(g)?);
+    }
+    if let Some(s) = &a.shm_size {
+        hc.shm_size = opts::bytes(s)?;
+        if hc.shm_size <= 0 {
+            bail!("invalid size: '{s}'");
+        }
+    }
+    hc.pid_mode = a.pid.clone().unwrap_or_default();
+    hc.ipc_mode = a.ipc.clone().unwrap_or_default();
+    hc.uts_mode = a.uts.clone().unwrap_or_default();
+    hc.userns_mode = a.userns.clone().unwrap_or_default();
+    if let Some(mode) = &a.cgroupns {
+        if !matches!(mode.as_str(), "host" | "private") {
+            bail!("--cgroupns: invalid CGROUP mode: {mode}");
+        }
+        hc.cgroupns_mode = mode.clone();
+    }
+    hc.group_add = a.group_add.clone();
+    if let Some(o) = a.oom_score_adj {
+        if !(-1000..=1000).contains(&o) {
+            bail!("invalid value {o}: --oom-score-adj must be in the range -1000 to 1000");
+        }
+        hc.oom_score_adj = o;
+    }
+    hc.volumes_from = a.volumes_from.clone();
+    hc.volume_driver = a.volume_driver.clone().unwrap_or_default();
+    if let Some(d) = &a.log_driver {
+        hc.log_config.kind = d.clone();
+    }
+    hc.log_config.config = opts::key_values(&a.log_opt, "log-opt")?;
+    hc.annotations = opts::key_values(&a.annotation, "annotation")?;
+    hc.runtime = a.runtime.clone().unwrap_or_default();
+    hc.isolation = a.isolation.clone().unwrap_or_default();
+    hc.storage_opt = opts::key_values(&a.storage_opt, "storage-opt")?;
+    if let Some(f) = &a.cidfile {
+        hc.container_id_file = f.to_string_lossy().into_owned();
+    }
+    let cfg = &mut req.config;
+    cfg.domainname = a.domainname.clone().unwrap_or_default();
+    if let Some(mac) = &a.mac_address {
+        let valid = mac.split(':').count() == 6
+            && mac
+                .split(':')
+                .all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok());
+        if !valid {
+            bail!("{mac} is not a valid mac address");
+        }
+        cfg.mac_address = mac.clone();
+    }
+    // Labels from files first; -l wins over them.
+    for f in &a.label_file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("reading the label file {}", f.display()))?;
+        for l in opts::label_file(&text)? {
+            let (k, v) = l.split_once('=').unwrap_or((&l, ""));
+            cfg.labels
+                .entry(k.to_string())
+                .or_insert_with(|| v.to_string());
+        }
+    }
+    if a.no_healthcheck {
+        if a.health_cmd.is_some() {
+            bail!("--no-healthcheck conflicts with --health-* options");
+        }
+        cfg.healthcheck = Some(HealthConfig {
+            test: Some(vec!["NONE".into()]),
+            ..Default::default()
+        });
+    }
+    if let (Some(h), Some(si)) = (cfg.healthcheck.as_mut(), &a.health_start_interval) {
+        h.start_interval = opts::duration(si)?.as_nanos() as i64;
+    }
+    if !a.attach.is_empty() {
+        if a.detach {
+            bail!("conflicting options: cannot specify both --attach and --detach");
+        }
+        cfg.attach_stdin = false;
+        cfg.attach_stdout = false;
+        cfg.attach_stderr = false;
+        for s in &a.attach {
+            match s.to_ascii_lowercase().as_str() {
+                "stdin" => cfg.attach_stdin = true,
+                "stdout" => cfg.attach_stdout = true,
+                "stderr" => cfg.attach_stderr = true,
+                _ => bail!("invalid argument \"{s}\" for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR"),
+            }
+        }
+        cfg.stdin_once = cfg.attach_stdin && a.interactive;
+    }
+    if !matches!(a.pull.as_str(), "always" | "missing" | "never") {
+        bail!(
+            "invalid pull option: '{}': must be one of \"always\", \"missing\" or \"never\"",
+            a.pull
+        );
+    }
+    Ok(())
 }
 
 /// `--network`, `--network-alias`, `--ip`, `--link`, `--dns*`,
@@ -765,23 +1052,81 @@ fn networking(req: &mut CreateRequest, a: &RunArgs) -> Result<()> {
 
 fn create(c: &Client, a: &RunArgs) -> Result<String> {
     let req = create_request(a)?;
-    match c.container_create(a.name.as_deref(), &req) {
-        Ok(r) => {
-            for w in &r.warnings {
-                eprintln!("WARNING: {w}");
-            }
-            Ok(r.id)
+    // docker refuses an existing id file before anything is created.
+    if let Some(f) = &a.cidfile {
+        if f.exists() {
+            bail!(
+                "container ID file found, make sure the other container isn't running or delete {}",
+                f.display()
+            );
         }
-        Err(e) if e.status() == Some(404) && e.to_string().contains("No such image") => {
+    }
+    let platform = a.platform.as_deref();
+    if a.pull == "always" {
+        pull_remote(c, &a.image, platform.unwrap_or(""), a.quiet, false)?;
+    }
+    let r = match c.container_create_on(a.name.as_deref(), platform, &req) {
+        Ok(r) => r,
+        Err(e)
+            if a.pull == "missing"
+                && e.status() == Some(404)
+                && e.to_string().contains("No such image") =>
+        {
             eprintln!("Unable to find image '{}' locally", a.image);
-            if pull_remote(c, &a.image, "", false, false).is_err() {
+            if pull_remote(c, &a.image, platform.unwrap_or(""), a.quiet, false).is_err() {
                 return Err(e.into());
             }
-            let r = c.container_create(a.name.as_deref(), &req)?;
-            Ok(r.id)
+            c.container_create_on(a.name.as_deref(), platform, &req)?
         }
-        Err(e) => Err(e.into()),
+        Err(e) => return Err(e.into()),
+    };
+    for w in &r.warnings {
+        eprintln!("WARNING: {w}");
     }
+    if let Some(f) = &a.cidfile {
+        std::fs::write(f, &r.id).with_context(|| {
+            format!(
+                "failed to write the container ID to the file {}",
+                f.display()
+            )
+        })?;
+    }
+    Ok(r.id)
+}
+
+/// docker's exit status for a container that could not start: 127 when
+/// the command is not there, 126 when it cannot be run, else 125.
+pub(crate) fn start_failure_code(e: &anyhow::Error) -> i32 {
+    let text = format!("{e:#}");
+    if text.contains("executable file not found") || text.contains("no such file or directory") {
+        127
+    } else if text.contains("permission denied") || text.contains("is a directory") {
+        126
+    } else {
+        125
+    }
+}
+
+/// A start that failed, reported and turned into run's exit status.
+#[derive(Debug)]
+pub struct Exit(pub i32);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+fn start_or_exit(c: &Client, id: &str) -> Result<()> {
+    if let Err(e) = c.container_start(id) {
+        let e = anyhow::Error::from(e);
+        let code = start_failure_code(&e);
+        report(&e, code);
+        return Err(Exit(code).into());
+    }
+    Ok(())
 }
 
 /// Starts `POST /wait` and returns a thread that yields its status code.
@@ -819,19 +1164,25 @@ fn run_container(c: &Client, a: RunArgs, start: bool) -> Result<i32> {
         return Ok(0);
     }
     if a.detach {
-        c.container_start(&id)?;
+        start_or_exit(c, &id)?;
         println!("{id}");
         return Ok(0);
     }
-    let q = [
+    let streams =
+        |name: &str| a.attach.is_empty() || a.attach.iter().any(|s| s.eq_ignore_ascii_case(name));
+    let stdin = a.interactive && streams("stdin");
+    let mut q = vec![
         ("stream", "1".to_string()),
-        ("stdin", u8::from(a.interactive).to_string()),
-        ("stdout", "1".to_string()),
-        ("stderr", "1".to_string()),
+        ("stdin", u8::from(stdin).to_string()),
+        ("stdout", u8::from(streams("stdout")).to_string()),
+        ("stderr", u8::from(streams("stderr")).to_string()),
     ];
+    if let Some(k) = &a.detach_keys {
+        q.push(("detachKeys", k.clone()));
+    }
     let mut conn = c.container_attach(&id, &q)?;
     let waiter = wait_in_background(c, &id, if a.rm { "removed" } else { "next-exit" })?;
-    c.container_start(&id)?;
+    start_or_exit(c, &id)?;
     let _raw = a.tty.then(term::RawMode::enter);
     if a.tty {
         let c2 = c.clone();
@@ -840,14 +1191,14 @@ fn run_container(c: &Client, a: RunArgs, start: bool) -> Result<i32> {
             let _ = c2.container_resize(&id2, h, w);
         });
     }
-    if !a.tty {
+    if !a.tty && a.sig_proxy {
         let c2 = c.clone();
         let id2 = id.clone();
         term::proxy_signals(move |sig| {
             let _ = c2.container_kill(&id2, sig);
         });
     }
-    if a.interactive {
+    if stdin {
         term::forward_stdin(&conn);
     }
     let _ = term::copy_output(&mut conn);
@@ -932,7 +1283,8 @@ fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
         attach_stdout: !a.detach,
         attach_stderr: !a.detach,
         tty: a.tty,
-        env: a.env.clone(),
+        env: env_of(&a.env_file, &a.env)?,
+        detach_keys: a.detach_keys.clone().unwrap_or_default(),
         cmd: a.command.clone(),
         privileged: a.privileged,
         user: a.user.clone().unwrap_or_default(),
@@ -1046,15 +1398,6 @@ pub(crate) fn ps_row(s: &ContainerSummary, no_trunc: bool) -> Value {
     })
 }
 
-fn ps_header(field: &str) -> String {
-    match field {
-        "ID" => "CONTAINER ID".into(),
-        "RunningFor" => "CREATED".into(),
-        "CreatedAt" => "CREATED AT".into(),
-        other => other.to_uppercase(),
-    }
-}
-
 fn ps(c: &Client, a: PsArgs) -> Result<i32> {
     let mut q = vec![("all", u8::from(a.all).to_string())];
     if !a.filter.is_empty() {
@@ -1078,12 +1421,19 @@ fn ps(c: &Client, a: PsArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    let f = Format::parse(
+    let rows: Vec<_> = list
+        .iter()
+        .map(|s| listing::ps_row(s, a.no_trunc))
+        .collect();
+    let label = listing::label_method(list.iter().map(|s| s.labels.clone()).collect());
+    listing::print(
         a.format.as_deref(),
-        "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}",
-    );
-    let rows: Vec<Value> = list.iter().map(|s| ps_row(s, a.no_trunc)).collect();
-    f.print(&rows, &ps_header)?;
+        listing::PS_TABLE,
+        &rows,
+        "*formatter.ContainerContext",
+        listing::PS_HEADERS,
+        Some(&label),
+    )?;
     Ok(0)
 }
 
@@ -1317,42 +1667,59 @@ fn stats(c: &Client, a: StatsArgs) -> Result<i32> {
 
 pub fn inspect(c: &Client, a: &InspectArgs) -> Result<i32> {
     let mut found = Vec::new();
-    let mut failed = false;
+    let mut missing = Vec::new();
     for n in &a.names {
         let kind = a.kind.as_deref();
-        let container = if kind.is_none() || kind == Some("container") {
-            c.container_inspect_value(n).ok()
-        } else {
-            None
-        };
-        let v = match container {
-            Some(v) => Some(v),
-            None if kind.is_none() || kind == Some("image") => c.image_inspect_value(n).ok(),
-            None => None,
-        };
+        let mut v = None;
+        for k in ["container", "image", "volume", "network"] {
+            if kind.is_some_and(|want| want != k) {
+                continue;
+            }
+            v = match k {
+                "container" => c.container_inspect_raw(n),
+                "image" => c.image_inspect_raw(n),
+                "volume" => c.volume_inspect_raw(n),
+                _ => c.network_inspect_raw(n),
+            }
+            .ok();
+            if v.is_some() {
+                break;
+            }
+        }
         match v {
             Some(v) => found.push(v),
-            None => {
-                eprintln!("Error: No such object: {n}");
-                failed = true;
-            }
+            None => missing.push(n),
         }
     }
-    match &a.format {
-        Some(t) => {
-            for v in &found {
-                println!("{}", render(t, v)?);
+    print_inspected(&found, a.format.as_deref())?;
+    for n in &missing {
+        match a.kind.as_deref() {
+            Some("container") => {
+                eprintln!("Error response from daemon: No such container: {n}")
             }
-        }
-        None => {
-            let _ = writeln!(
-                std::io::stdout().lock(),
-                "{}",
-                serde_json::to_string_pretty(&found)?
-            );
+            Some("image") => eprintln!("Error response from daemon: No such image: {n}"),
+            _ => eprintln!("Error: No such object: {n}"),
         }
     }
-    Ok(i32::from(failed))
+    Ok(i32::from(!missing.is_empty()))
+}
+
+/// Prints what `inspect` found (docker prints it before the errors).
+pub fn print_inspected(found: &[Vec<u8>], format: Option<&str>) -> Result<()> {
+    match listing::inspect_output(found, format) {
+        Ok(out) => {
+            let _ = std::io::stdout().lock().write_all(out.as_bytes());
+            Ok(())
+        }
+        Err(e) => match e.downcast::<listing::Inspected>() {
+            Ok(listing::Inspected(out, message)) => {
+                let _ = std::io::stdout().lock().write_all(out.as_bytes());
+                eprintln!("{message}");
+                Err(Exit(1).into())
+            }
+            Err(e) => Err(e),
+        },
+    }
 }
 
 /// `repo[:tag]` split at a tag colon (not a registry port's).
@@ -1383,7 +1750,7 @@ fn commit(c: &Client, a: CommitArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn events(c: &Client, a: EventsArgs) -> Result<i32> {
+pub fn events_cmd(c: &Client, a: EventsArgs) -> Result<i32> {
     let mut q = Vec::new();
     if let Some(s) = &a.since {
         q.push(("since", time_arg(s)));
@@ -1470,53 +1837,38 @@ fn volume(c: &Client, cmd: VolumeCmd) -> Result<i32> {
                 }
                 return Ok(0);
             }
-            let f = Format::parse(format.as_deref(), "{{.Driver}}\t{{.Name}}");
-            let rows: Vec<Value> = list
-                .volumes
-                .iter()
-                .map(|v| {
-                    json!({"Name": v.name, "Driver": v.driver, "Mountpoint": v.mountpoint,
-                        "Scope": v.scope, "Labels": v.labels.iter().map(|(k, x)| format!("{k}={x}")).collect::<Vec<_>>().join(",")})
-                })
-                .collect();
-            f.print(&rows, &|h| match h {
-                "Name" => "VOLUME NAME".into(),
-                other => other.to_uppercase(),
-            })?;
+            let rows: Vec<_> = list.volumes.iter().map(listing::volume_row).collect();
+            listing::print(
+                format.as_deref(),
+                listing::VOLUMES_TABLE,
+                &rows,
+                "*formatter.volumeContext",
+                listing::VOLUMES_HEADERS,
+                Some(&listing::label_method(
+                    list.volumes.iter().map(|v| v.labels.clone()).collect(),
+                )),
+            )?;
             Ok(0)
         }
         VolumeCmd::Inspect { format, names } => {
             let mut out = Vec::new();
-            let mut failed = false;
+            let mut errors = Vec::new();
             for n in &names {
+                // docker prints the volume as its typed struct, whose
+                // fields are in alphabetical order.
                 match c.volume_inspect_value(n) {
-                    Ok(v) => out.push(v),
-                    Err(e) => {
-                        report(&e.into(), 1);
-                        failed = true;
-                    }
+                    Ok(v) => out.push(serde_json::to_vec(&v)?),
+                    Err(e) => errors.push(anyhow::Error::from(e)),
                 }
             }
-            match format {
-                Some(t) => {
-                    for v in &out {
-                        println!("{}", render(&t, v)?);
-                    }
-                }
-                None => println!("{}", serde_json::to_string_pretty(&out)?),
+            print_inspected(&out, format.as_deref())?;
+            for e in &errors {
+                report(e, 1);
             }
-            Ok(i32::from(failed))
+            Ok(i32::from(!errors.is_empty()))
         }
         VolumeCmd::Rm { force, names } => each(&names, |n| c.volume_remove(n, force)),
-        VolumeCmd::Prune { .. } => {
-            let v = c.volumes_prune(&[])?;
-            println!("Deleted Volumes:");
-            for n in v["VolumesDeleted"].as_array().into_iter().flatten() {
-                println!("{}", n.as_str().unwrap_or_default());
-            }
-            println!("\nTotal reclaimed space: 0B");
-            Ok(0)
-        }
+        VolumeCmd::Prune(a) => crate::system::prune(c, crate::system::Kind::Volumes, a),
     }
 }
 
@@ -1626,63 +1978,50 @@ pub fn push_remote(c: &Client, image: &str, target: Option<&str>, quiet: bool) -
 pub mod images {
     use super::*;
 
-    pub fn list(
-        c: &Client,
-        quiet: bool,
-        no_trunc: bool,
-        digests: bool,
-        repo: Option<&str>,
-    ) -> Result<i32> {
-        let q: Vec<_> = match repo {
-            Some(r) => vec![("filters", json!({"reference": [r]}).to_string())],
-            None => Vec::new(),
+    pub fn list(c: &Client, a: &crate::images::ImagesArgs) -> Result<i32> {
+        let mut filters = a.filter.clone();
+        if let Some(r) = &a.repository {
+            filters.push(format!("reference={r}"));
+        }
+        let q: Vec<_> = if filters.is_empty() {
+            Vec::new()
+        } else {
+            vec![("filters", opts::filters_json(&filters)?)]
         };
         let list = c.image_list(&q)?;
-        let short = |id: &str| -> String {
-            if no_trunc {
-                id.to_string()
-            } else {
-                id.trim_start_matches("sha256:").chars().take(12).collect()
-            }
-        };
-        if quiet {
+        if a.quiet {
+            let mut seen = std::collections::BTreeSet::new();
             for i in &list {
-                println!("{}", short(&i.id));
+                let id = listing_short(&i.id, a.no_trunc);
+                if seen.insert(id.clone()) {
+                    println!("{id}");
+                }
             }
             return Ok(0);
         }
-        let mut lines = vec![if digests {
-            "REPOSITORY\tTAG\tDIGEST\tIMAGE ID\tCREATED\tSIZE".to_string()
+        let rows = listing::image_rows(&list, a.no_trunc);
+        let table = if a.digests {
+            listing::IMAGES_DIGESTS_TABLE
         } else {
-            "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE".to_string()
-        }];
-        for i in &list {
-            let tags = if i.repo_tags.is_empty() {
-                vec!["<none>:<none>".to_string()]
-            } else {
-                i.repo_tags.clone()
-            };
-            for t in tags {
-                let (repo, tag) = split_reference(&t);
-                let digest = i
-                    .repo_digests
-                    .iter()
-                    .find(|d| d.starts_with(&format!("{repo}@")))
-                    .and_then(|d| d.split_once('@'))
-                    .map(|(_, d)| d.to_string())
-                    .unwrap_or_else(|| "<none>".into());
-                let mut cells = vec![repo, tag];
-                if digests {
-                    cells.push(digest);
-                }
-                cells.push(short(&i.id));
-                cells.push(ago(i.created));
-                cells.push(human_size(i.size.max(0) as u64));
-                lines.push(cells.join("\t"));
-            }
-        }
-        print_columns(&lines);
+            listing::IMAGES_TABLE
+        };
+        listing::print(
+            a.format.as_deref(),
+            table,
+            &rows,
+            "*formatter.imageContext",
+            listing::IMAGES_HEADERS,
+            None,
+        )?;
         Ok(0)
+    }
+
+    fn listing_short(id: &str, no_trunc: bool) -> String {
+        if no_trunc {
+            id.to_string()
+        } else {
+            id.trim_start_matches("sha256:").chars().take(12).collect()
+        }
     }
 
     pub fn tag(c: &Client, source: &str, target: &str) -> Result<i32> {
@@ -1750,29 +2089,6 @@ pub mod images {
         if !quiet {
             print_columns(&lines);
         }
-        Ok(0)
-    }
-
-    pub fn prune(c: &Client, all: bool) -> Result<i32> {
-        let q: Vec<_> = if all {
-            vec![("filters", json!({"dangling": ["false"]}).to_string())]
-        } else {
-            Vec::new()
-        };
-        let v = c.images_prune(&q)?;
-        println!("Deleted Images:");
-        for r in v["ImagesDeleted"].as_array().into_iter().flatten() {
-            if let Some(u) = r["Untagged"].as_str() {
-                println!("untagged: {u}");
-            }
-            if let Some(d) = r["Deleted"].as_str() {
-                println!("deleted: {d}");
-            }
-        }
-        println!(
-            "\nTotal reclaimed space: {}",
-            human_size(v["SpaceReclaimed"].as_u64().unwrap_or(0))
-        );
         Ok(0)
     }
 

@@ -100,6 +100,12 @@ pub struct ImagesArgs {
     /// Accepted for compatibility (there are no intermediate images).
     #[arg(short, long)]
     pub(crate) all: bool,
+    /// KEY=VALUE (dangling, label, reference, before, since).
+    #[arg(short, long)]
+    pub(crate) filter: Vec<String>,
+    /// A Go template, `table TEMPLATE` or `json`.
+    #[arg(long)]
+    pub(crate) format: Option<String>,
     /// Only images of this repository[:tag].
     pub(crate) repository: Option<String>,
     #[command(flatten)]
@@ -197,9 +203,12 @@ pub struct PruneArgs {
     /// Remove every image no container uses, not only untagged ones.
     #[arg(short, long)]
     pub(crate) all: bool,
-    /// Do not ask (there is no prompt; accepted for compatibility).
+    /// Do not ask for confirmation (through the daemon).
     #[arg(short, long)]
     pub(crate) force: bool,
+    /// KEY=VALUE (until, label), through the daemon.
+    #[arg(long)]
+    pub(crate) filter: Vec<String>,
     #[command(flatten)]
     pub(crate) root: DataRoot,
 }
@@ -315,7 +324,7 @@ pub fn run_remote(c: &cais_client::http::Client, cmd: ImageCommand) -> Result<i3
         ImageCommand::Image(sub) => sub,
     };
     match sub {
-        ImageSub::Ls(a) => remote::list(c, a.quiet, a.no_trunc, a.digests, a.repository.as_deref()),
+        ImageSub::Ls(a) => remote::list(c, &a),
         ImageSub::Tag(a) => remote::tag(c, &a.source, &a.target),
         ImageSub::Rm(a) => remote::rmi(c, a.force, &a.images),
         ImageSub::Inspect(a) => image_inspect(a),
@@ -325,7 +334,15 @@ pub fn run_remote(c: &cais_client::http::Client, cmd: ImageCommand) -> Result<i3
         ImageSub::Import(a) => {
             remote::import(c, &a.file, a.reference.as_deref(), a.message.as_deref())
         }
-        ImageSub::Prune(a) => remote::prune(c, a.all),
+        ImageSub::Prune(a) => crate::system::prune(
+            c,
+            crate::system::Kind::Images,
+            crate::system::PruneArgs {
+                force: a.force,
+                filter: a.filter,
+                all: a.all,
+            },
+        ),
         ImageSub::Verify(_) | ImageSub::Snapshot(_) => {
             bail!("this command works on a local store: give --data-root")
         }

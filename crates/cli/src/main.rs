@@ -2,10 +2,14 @@
 //!
 //! Module map: `runtime` is the runc-compatible command line; `client_cmds`
 //! the docker-like commands, which talk to the daemon through
-//! `cais_client::http` (`template` renders `--format` Go-template subsets,
-//! `term` raw mode and resizes; `network` the `network` commands and
-//! docker's `-p` syntax, parsed before any request; `build` is `cais
-//! build`, which tars the context like the docker CLI); `images`,
+//! `cais_client::http` (`template` is Go's text/template as docker runs
+//! `--format`, `listing` the rows, titles and inspect output docker prints
+//! for each listing, `system` version, info, df and the prune verbs,
+//! `container_ops` cp, diff, export and update, `run_flags` the resource
+//! flags and the refused ones, `term` raw mode and
+//! resizes; `network` the `network` commands and docker's `-p` syntax,
+//! parsed before any request; `build` is `cais build`, which tars the
+//! context like the docker CLI); `images`,
 //! `transfer` and `build` work on the local store when a data root is given.
 //! `logging` installs the one `tracing` subscriber (`daemon --log-level`,
 //! `--log-format text|json`). `main` also dispatches the hidden `shim` and
@@ -16,23 +20,28 @@
 //! docker CLI), `cli.rs` (the cais CLI), `network.rs` (bridges, DNS, ports
 //! curled from the host), `build.rs` and `build_engine.rs` (the executor,
 //! then docker build through the daemon), `images.rs`, `transfer.rs`,
-//! `registry.rs`.
+//! `registry.rs`, `surface.rs` (cais beside the docker CLI on one daemon).
 //!
 //! Exit codes: 0 success, 1 an error (printed with its causes), and for
 //! `runtime run` / `runtime exec` in the foreground the container process's
 //! own exit code (128 + signal when killed by a signal). The docker-like
 //! client commands follow docker: 125 for a bad command line and for
-//! `run`/`create` failing before the container runs, the container's code
-//! for `run` in the foreground and `exec`, 1 for other errors.
+//! `run`/`create` failing before the container runs (127 when its command
+//! is not found, 126 when it cannot be run), the container's code for
+//! `run` in the foreground and `exec`, 1 for other errors.
 
 mod build;
 mod client_cmds;
 mod compose;
+mod container_ops;
 mod images;
 mod kube;
+mod listing;
 mod logging;
 mod network;
+mod run_flags;
 mod runtime;
+mod system;
 mod template;
 mod term;
 mod transfer;
@@ -277,6 +286,9 @@ fn main() {
                 client_cmds::push_remote(&c, &args.image, args.target.as_deref(), args.quiet)
             })
             .unwrap_or_else(|e| client_cmds::report(&e, 1)),
+        Command::Build(args) if args.check_flags().is_err() => {
+            client_cmds::report(&args.check_flags().expect_err("checked just above"), 125)
+        }
         Command::Build(args) if args.is_local() => report(build::local(&args)),
         Command::Build(args) => client_cmds::client(host.as_deref())
             .and_then(|c| build::remote(&c, &args))
@@ -305,8 +317,7 @@ fn usage_error(e: clap::Error) -> ! {
     ) {
         e.exit();
     }
-    let _ = e.print();
-    let daemon_side = ["daemon", "runtime", "registry", "shim"];
+    let daemon_side = ["daemon", "runtime", "registry", "shim", "kube", "compose"];
     let sub = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-') && !a.starts_with("unix://") && !a.starts_with('/'));
@@ -314,6 +325,40 @@ fn usage_error(e: clap::Error) -> ! {
         Some(s) if daemon_side.contains(&s) => 2,
         _ => 125,
     };
+    // docker's words for a flag it does not know, for the client commands.
+    let unknown = (code == 125 && e.kind() == ErrorKind::UnknownArgument)
+        .then(|| e.get(clap::error::ContextKind::InvalidArg))
+        .flatten()
+        .map(|a| a.to_string())
+        .filter(|a| a.starts_with('-'));
+    match unknown {
+        Some(flag) => {
+            let flag = flag
+                .split_once('=')
+                .map_or(flag.as_str(), |(f, _)| f)
+                .to_string();
+            let shown = if flag.starts_with("--") {
+                flag
+            } else {
+                format!(
+                    "shorthand flag: '{}' in {flag}",
+                    flag.trim_start_matches('-')
+                )
+            };
+            eprintln!(
+                "unknown {}",
+                if shown.starts_with("shorthand") {
+                    shown
+                } else {
+                    format!("flag: {shown}")
+                }
+            );
+            eprintln!("See 'cais {} --help'.", sub.as_deref().unwrap_or_default());
+        }
+        None => {
+            let _ = e.print();
+        }
+    }
     std::process::exit(code);
 }
 

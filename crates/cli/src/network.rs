@@ -4,10 +4,10 @@
 //! docker prints them.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::net::IpAddr;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use cais_api::{
     EndpointIpamConfig, EndpointSettings, NetworkConnectRequest, NetworkDisconnectRequest,
 };
@@ -18,7 +18,6 @@ use serde_json::{json, Value};
 use cais_client::opts::{filters_json, port_key};
 
 use crate::client_cmds::{each, report};
-use crate::template::{render, Format};
 
 // ---- printing published ports ----------------------------------------------
 
@@ -310,16 +309,6 @@ fn short_id(id: &str, no_trunc: bool) -> String {
     }
 }
 
-/// Asks `question` on the terminal; true for `y`/`yes`.
-fn confirm(question: &str) -> bool {
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    // Like docker, an answer may come from a pipe too; none is "no".
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
-}
-
 pub fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
     match cmd {
         NetworkCmd::Create {
@@ -373,42 +362,47 @@ pub fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
                 }
                 return Ok(0);
             }
-            let rows: Vec<Value> = list.iter().map(|n| ls_row(n, no_trunc)).collect();
-            let f = Format::parse(
+            let rows: Vec<_> = list
+                .iter()
+                .map(|n| crate::listing::network_row(n, no_trunc))
+                .collect();
+            crate::listing::print(
                 format.as_deref(),
-                "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
-            );
-            f.print(&rows, &|h| match h {
-                "ID" => "NETWORK ID".into(),
-                "CreatedAt" => "CREATED AT".into(),
-                other => other.to_uppercase(),
-            })?;
+                crate::listing::NETWORKS_TABLE,
+                &rows,
+                "*network.networkContext",
+                crate::listing::NETWORKS_HEADERS,
+                Some(&crate::listing::label_method(
+                    list.iter()
+                        .map(|n| {
+                            n["Labels"]
+                                .as_object()
+                                .into_iter()
+                                .flatten()
+                                .map(|(k, v)| {
+                                    (k.clone(), v.as_str().unwrap_or_default().to_string())
+                                })
+                                .collect()
+                        })
+                        .collect(),
+                )),
+            )?;
             Ok(0)
         }
         NetworkCmd::Inspect { format, names, .. } => {
             let mut found = Vec::new();
-            let mut failed = false;
+            let mut errors = Vec::new();
             for n in &names {
-                match c.network_inspect_value(n) {
+                match c.network_inspect_raw(n) {
                     Ok(v) => found.push(v),
-                    Err(e) => {
-                        report(&e.into(), 1);
-                        failed = true;
-                    }
+                    Err(e) => errors.push(anyhow::Error::from(e)),
                 }
             }
-            let mut out = std::io::stdout().lock();
-            match format {
-                Some(t) => {
-                    for v in &found {
-                        let _ = writeln!(out, "{}", render(&t, v)?);
-                    }
-                }
-                None => {
-                    let _ = writeln!(out, "{}", serde_json::to_string_pretty(&found)?);
-                }
+            crate::client_cmds::print_inspected(&found, format.as_deref())?;
+            for e in &errors {
+                report(e, 1);
             }
-            Ok(i32::from(failed))
+            Ok(i32::from(!errors.is_empty()))
         }
         NetworkCmd::Rm { force, names } => each(&names, |n| match c.network_remove(n) {
             Err(e) if force && e.status() == Some(404) => Ok(()),
@@ -441,35 +435,15 @@ pub fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
             c.network_disconnect(&network, &body)?;
             Ok(0)
         }
-        NetworkCmd::Prune { force, filter } => {
-            if !force
-                && !confirm(
-                    "WARNING! This will remove all custom networks not used by at least one \
-                     container.\nAre you sure you want to continue?",
-                )
-            {
-                return Ok(0);
-            }
-            let q: Vec<_> = if filter.is_empty() {
-                Vec::new()
-            } else {
-                vec![("filters", filters_json(&filter)?)]
-            };
-            let v = c.networks_prune(&q).context("pruning networks")?;
-            let deleted: Vec<&str> = v["NetworksDeleted"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            if !deleted.is_empty() {
-                println!("Deleted Networks:");
-                for n in deleted {
-                    println!("{n}");
-                }
-            }
-            Ok(0)
-        }
+        NetworkCmd::Prune { force, filter } => crate::system::prune(
+            c,
+            crate::system::Kind::Networks,
+            crate::system::PruneArgs {
+                force,
+                filter,
+                all: false,
+            },
+        ),
     }
 }
 
@@ -485,26 +459,6 @@ pub fn endpoint(aliases: &[String], ip: Option<&str>, links: &[String]) -> Endpo
         links: links.to_vec(),
         ..EndpointSettings::default()
     }
-}
-
-/// A row of `network ls`, with the fields `--format` can name.
-fn ls_row(n: &Value, no_trunc: bool) -> Value {
-    let labels: Vec<String> = n["Labels"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-        .collect();
-    json!({
-        "ID": short_id(n["Id"].as_str().unwrap_or_default(), no_trunc),
-        "Name": n["Name"],
-        "Driver": n["Driver"],
-        "Scope": n["Scope"],
-        "IPv6": n["EnableIPv6"].as_bool().unwrap_or(false).to_string(),
-        "Internal": n["Internal"].as_bool().unwrap_or(false).to_string(),
-        "Labels": labels.join(","),
-        "CreatedAt": n["Created"],
-    })
 }
 
 #[cfg(test)]

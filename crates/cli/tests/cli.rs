@@ -164,7 +164,8 @@ fn a_whole_container_life_through_the_cais_cli() {
     let table = d.ok(&["ps", "--format", "table {{.Names}}\t{{.State}}"]);
     assert_eq!(
         table.lines().collect::<Vec<_>>(),
-        ["NAMES   STATE", "web     running"]
+        // docker's tab writer: columns at least 10 wide, 3 spaces apart.
+        ["NAMES     STATE", "web       running"]
     );
     assert_eq!(
         d.ok(&["ps", "-q", "--filter", "label=tier=front"]).trim(),

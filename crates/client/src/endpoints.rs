@@ -32,6 +32,35 @@ impl Client {
         self.request("GET", &with_query("/events", query), None)
     }
 
+    /// A GET's body as the daemon sent it (field order kept, for
+    /// `inspect` and `--format`).
+    pub fn get_raw(&self, path: &str) -> Result<Vec<u8>> {
+        let mut resp = self.request("GET", path, None)?;
+        let mut data = Vec::new();
+        resp.body.read_to_end(&mut data)?;
+        Ok(data)
+    }
+
+    /// `GET /version`, as sent.
+    pub fn version_raw(&self) -> Result<Vec<u8>> {
+        self.get_raw("/version")
+    }
+
+    /// `GET /info`, as sent.
+    pub fn info_raw(&self) -> Result<Vec<u8>> {
+        self.get_raw("/info")
+    }
+
+    /// `GET /system/df`, as sent.
+    pub fn system_df_raw(&self, query: &Query) -> Result<Vec<u8>> {
+        self.get_raw(&with_query("/system/df", query))
+    }
+
+    /// `POST /build/prune`: the cache removed and the space it freed.
+    pub fn build_prune(&self, query: &Query) -> Result<Value> {
+        self.json::<(), _>("POST", &with_query("/build/prune", query), None)
+    }
+
     // ---- containers -------------------------------------------------------
 
     /// `POST /containers/create`; the body is a [`cais_api::CreateRequest`], or any
@@ -56,6 +85,61 @@ impl Client {
     /// The inspect document as the daemon sent it (for `--format`).
     pub fn container_inspect_value(&self, id: &str) -> Result<Value> {
         self.get(&format!("/containers/{}/json", encode(id)))
+    }
+
+    /// The inspect document's bytes, field order kept.
+    pub fn container_inspect_raw(&self, id: &str) -> Result<Vec<u8>> {
+        self.get_raw(&format!("/containers/{}/json", encode(id)))
+    }
+
+    /// `POST /containers/create?name=&platform=`.
+    pub fn container_create_on<B: Serialize>(
+        &self,
+        name: Option<&str>,
+        platform: Option<&str>,
+        req: &B,
+    ) -> Result<CreateResponse> {
+        let mut q: Vec<_> = name.map(|n| ("name", n.to_string())).into_iter().collect();
+        q.extend(platform.map(|p| ("platform", p.to_string())));
+        self.json("POST", &with_query("/containers/create", &q), Some(req))
+    }
+
+    /// `GET /containers/{id}/changes`: `[{"Path", "Kind"}]` (0 changed,
+    /// 1 added, 2 deleted).
+    pub fn container_changes(&self, id: &str) -> Result<Vec<Value>> {
+        let v: Option<Vec<Value>> = self.get(&format!("/containers/{}/changes", encode(id)))?;
+        Ok(v.unwrap_or_default())
+    }
+
+    /// `GET /containers/{id}/export`: the root file system as a tar.
+    pub fn container_export(&self, id: &str) -> Result<Response> {
+        self.request("GET", &format!("/containers/{}/export", encode(id)), None)
+    }
+
+    /// `POST /containers/{id}/update`: new resources, restart policy.
+    pub fn container_update(
+        &self,
+        id: &str,
+        update: &cais_api::ContainerUpdate,
+    ) -> Result<cais_api::UpdateResponse> {
+        self.json(
+            "POST",
+            &format!("/containers/{}/update", encode(id)),
+            Some(update),
+        )
+    }
+
+    /// `HEAD /containers/{id}/archive?path=`: the path's stat, base64 JSON
+    /// in the `X-Docker-Container-Path-Stat` header.
+    pub fn container_archive_stat(&self, id: &str, path: &str) -> Result<Response> {
+        self.request(
+            "HEAD",
+            &with_query(
+                &format!("/containers/{}/archive", encode(id)),
+                &[("path", path.to_string())],
+            ),
+            None,
+        )
     }
 
     pub fn container_start(&self, id: &str) -> Result<()> {
@@ -201,11 +285,23 @@ impl Client {
 
     /// `PUT /containers/{id}/archive?path=DIR`: a tar unpacked into DIR.
     pub fn container_archive_put(&self, id: &str, dir: &str, tar: &mut dyn Read) -> Result<()> {
+        self.container_archive_put_with(id, dir, false, tar)
+    }
+
+    /// [`Client::container_archive_put`]; `keep_owners` keeps the tar's
+    /// uid and gid (`copyUIDGID`), else the files are the container root's.
+    pub fn container_archive_put_with(
+        &self,
+        id: &str,
+        dir: &str,
+        keep_owners: bool,
+        tar: &mut dyn Read,
+    ) -> Result<()> {
         self.upload(
             "PUT",
             &with_query(
                 &format!("/containers/{}/archive", encode(id)),
-                &[("path", dir.to_string())],
+                &[("path", dir.to_string()), ("copyUIDGID", flag(keep_owners))],
             ),
             "application/x-tar",
             tar,
@@ -269,6 +365,10 @@ impl Client {
 
     pub fn image_inspect_value(&self, name: &str) -> Result<Value> {
         self.get(&format!("/images/{name}/json"))
+    }
+
+    pub fn image_inspect_raw(&self, name: &str) -> Result<Vec<u8>> {
+        self.get_raw(&format!("/images/{name}/json"))
     }
 
     pub fn image_history(&self, name: &str) -> Result<Vec<Value>> {
@@ -365,6 +465,10 @@ impl Client {
         self.get(&format!("/volumes/{}", encode(name)))
     }
 
+    pub fn volume_inspect_raw(&self, name: &str) -> Result<Vec<u8>> {
+        self.get_raw(&format!("/volumes/{}", encode(name)))
+    }
+
     pub fn volume_remove(&self, name: &str, force: bool) -> Result<()> {
         let q: Vec<_> = force.then(|| ("force", flag(true))).into_iter().collect();
         self.call::<()>(
@@ -391,6 +495,10 @@ impl Client {
 
     pub fn network_inspect_value(&self, name: &str) -> Result<Value> {
         self.get(&format!("/networks/{}", encode(name)))
+    }
+
+    pub fn network_inspect_raw(&self, name: &str) -> Result<Vec<u8>> {
+        self.get_raw(&format!("/networks/{}", encode(name)))
     }
 
     pub fn network_remove(&self, name: &str) -> Result<()> {

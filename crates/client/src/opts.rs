@@ -9,6 +9,7 @@ mod env_file;
 mod filters;
 mod mounts;
 mod ports;
+mod resources;
 
 pub use bytes::bytes;
 pub use duration::duration;
@@ -16,6 +17,10 @@ pub use env_file::env_file;
 pub use filters::filters_json;
 pub use mounts::{mount, tmpfs, volume};
 pub use ports::{expose, port_key, publish};
+pub use resources::{
+    device, device_cgroup_rule, gpus, key_values, label_file, throttle_device, ulimit,
+    weight_device, Device,
+};
 
 /// A value the grammar refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +47,12 @@ pub fn fuzz_grammars(data: &[u8]) {
     let _ = mount(&text);
     let _ = volume(&text);
     let _ = tmpfs(&text);
+    let _ = ulimit(&text);
+    let _ = device(&text);
+    let _ = device_cgroup_rule(&text);
+    let _ = weight_device(&text);
+    let _ = throttle_device(&text, false);
+    let _ = gpus(&text);
     let _ = bytes(&text);
     let _ = duration(&text);
     let _ = env_file(&text, |_| Some("x".into()));

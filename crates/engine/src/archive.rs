@@ -48,7 +48,9 @@ pub fn helper_main(
             writeln!(std::io::stdout(), "{v}").map_err(|e| format!("writing the stat: {e}"))
         }),
         "get" => get(path),
-        "put" => put(path),
+        "put" => put(path, false),
+        // `docker cp -a`: the tar's owners kept (copyUIDGID).
+        "put-owned" => put(path, true),
         other => Err(format!("unknown archive operation {other:?}")),
     }
 }
@@ -107,7 +109,7 @@ fn get(path: &str) -> std::result::Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-fn put(dir: &str) -> std::result::Result<(), String> {
+fn put(dir: &str, keep_owners: bool) -> std::result::Result<(), String> {
     let meta = std::fs::metadata(dir)
         .map_err(|e| format!("Could not find the file {dir} in container: {e}"))?;
     if !meta.is_dir() {
@@ -115,6 +117,7 @@ fn put(dir: &str) -> std::result::Result<(), String> {
     }
     let mut archive = tar::Archive::new(std::io::stdin().lock());
     archive.set_preserve_permissions(true);
+    archive.set_preserve_ownerships(keep_owners);
     archive.set_overwrite(true);
     // unpack_in refuses entries that would land outside `dir`; the pivot
     // bounds everything else.

@@ -121,7 +121,7 @@ async fn container(
         }
         (&Method::PUT, ["archive"]) => {
             let path = query.get("path").unwrap_or("/").to_string();
-            archive::put(engine, req, id, path).await
+            archive::put(engine, req, id, path, query.flag("copyUIDGID")).await
         }
         (&Method::POST, ["update"]) => containers::update(engine, req, id).await,
         _ => Err(Error::not_found(

@@ -96,12 +96,15 @@ pub(crate) async fn get(
     Ok(r)
 }
 
-/// `PUT /containers/{id}/archive?path=DIR`: extracts the body's tar there.
+/// `PUT /containers/{id}/archive?path=DIR`: extracts the body's tar there,
+/// owned by the container's root, or as the tar says with `keep_owners`
+/// (`copyUIDGID=1`, `docker cp -a`).
 pub(crate) async fn put(
     engine: Arc<Engine>,
     req: Request<Incoming>,
     id: String,
     path: String,
+    keep_owners: bool,
 ) -> Result<Response<Body>> {
     use http_body_util::BodyExt;
     let e = engine.clone();
@@ -111,12 +114,18 @@ pub(crate) async fn put(
         Ok((root, mounted_here, binds))
     })
     .await?;
-    let mut child = helper(&engine.cfg.binary, &root, &binds, "put", &path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(Error::spawn(&engine.cfg.binary))?;
+    let mut child = helper(
+        &engine.cfg.binary,
+        &root,
+        &binds,
+        if keep_owners { "put-owned" } else { "put" },
+        &path,
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .map_err(Error::spawn(&engine.cfg.binary))?;
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let mut body = req.into_body();
     let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(16);
