@@ -513,16 +513,48 @@ with_resources! {
     }
 }
 
-/// The body of `POST /containers/create`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
+/// The body of `POST /containers/create`: the config's fields with
+/// `HostConfig` and `NetworkingConfig` beside them.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct CreateRequest {
     #[serde(flatten)]
     pub config: ContainerConfig,
-    #[serde(deserialize_with = "nullable")]
     pub host_config: HostConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub networking_config: Option<NetworkingConfig>,
+}
+
+/// Read by hand rather than derived with `flatten`: a flattened struct is
+/// read from a buffer that no longer knows its field names, so the
+/// config's fields would not match in any case (`crate::de::from_slice`).
+impl<'de> Deserialize<'de> for CreateRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut m = Option::<serde_json::Map<String, serde_json::Value>>::deserialize(d)?
+            .unwrap_or_default();
+        let mut take = |name: &str| {
+            let key = m
+                .keys()
+                .find(|k| *k == name)
+                .cloned()
+                .or_else(|| m.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned());
+            key.and_then(|k| m.remove(&k))
+                .unwrap_or(serde_json::Value::Null)
+        };
+        let host_config = take("HostConfig");
+        let networking_config = take("NetworkingConfig");
+        let go = crate::de::GoValue;
+        Ok(CreateRequest {
+            host_config: Option::<HostConfig>::deserialize(go(host_config))
+                .map_err(D::Error::custom)?
+                .unwrap_or_default(),
+            networking_config: Option::<NetworkingConfig>::deserialize(go(networking_config))
+                .map_err(D::Error::custom)?,
+            config: ContainerConfig::deserialize(go(serde_json::Value::Object(m)))
+                .map_err(D::Error::custom)?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -17,9 +17,9 @@ mod de;
 pub mod network;
 
 pub use container::*;
-pub use de::field_names;
 /// The name the network types (and older code) use for `de::nullable`.
 pub(crate) use de::nullable as null_as_default;
+pub use de::{field_names, from_slice};
 pub use network::*;
 
 /// The API version announced in `API-Version` and by `/version`.

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::{null_as_default, PortBinding};
 
@@ -178,14 +178,14 @@ pub struct EndpointIpamConfig {
 pub struct EndpointSettings {
     #[serde(rename = "IPAMConfig", skip_serializing_if = "Option::is_none")]
     pub ipam_config: Option<EndpointIpamConfig>,
-    #[serde(deserialize_with = "null_as_default")]
+    #[serde(deserialize_with = "null_as_default", serialize_with = "nil_list")]
     pub links: Vec<String>,
-    #[serde(deserialize_with = "null_as_default")]
+    #[serde(deserialize_with = "null_as_default", serialize_with = "nil_list")]
     pub aliases: Vec<String>,
     #[serde(deserialize_with = "null_as_default")]
     pub mac_address: String,
     /// Options for the network driver (`--driver-opt`).
-    #[serde(deserialize_with = "null_as_default")]
+    #[serde(deserialize_with = "null_as_default", serialize_with = "nil_map")]
     pub driver_opts: BTreeMap<String, String>,
     /// Which network's gateway is the default route (highest wins).
     #[serde(deserialize_with = "null_as_default")]
@@ -211,11 +211,31 @@ pub struct EndpointSettings {
     pub dns_names: Vec<String>,
 }
 
+/// An empty list is written `null`, as dockerd writes a list nobody set
+/// (clients tell "no aliases asked for" from an empty list this way).
+fn nil_list<S: Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
+    if v.is_empty() {
+        s.serialize_none()
+    } else {
+        v.serialize(s)
+    }
+}
+
+/// An empty map is written `null`, as dockerd writes a map nobody set.
+fn nil_map<S: Serializer>(v: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_empty() {
+        s.serialize_none()
+    } else {
+        v.serialize(s)
+    }
+}
+
 /// `NetworkingConfig` of `POST /containers/create`: network name → endpoint.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct NetworkingConfig {
-    #[serde(deserialize_with = "null_as_default")]
+    /// A network given `null` is joined with default settings.
+    #[serde(deserialize_with = "crate::de::nullable_map")]
     pub endpoints_config: BTreeMap<String, EndpointSettings>,
 }
 
@@ -327,6 +347,24 @@ mod tests {
     }
 
     #[test]
+    fn an_endpoints_unset_lists_and_maps_are_null_as_dockerd_writes_them() {
+        let v = serde_json::to_value(EndpointSettings::default()).expect("serializes");
+        for k in ["Links", "Aliases", "DriverOpts"] {
+            assert!(v[k].is_null(), "{k}: {v}");
+        }
+        let e = EndpointSettings {
+            aliases: vec!["db".into()],
+            driver_opts: BTreeMap::from([("k".into(), "v".into())]),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&e).expect("serializes");
+        assert_eq!(v["Aliases"], serde_json::json!(["db"]));
+        assert_eq!(v["DriverOpts"], serde_json::json!({"k": "v"}));
+        let back: EndpointSettings = serde_json::from_value(v).expect("parses back");
+        assert_eq!(back, e);
+    }
+
+    #[test]
     fn unpublished_ports_are_null() {
         let mut s = NetworkSettings::default();
         s.ports.insert("80/tcp".into(), None);
@@ -345,5 +383,8 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(nc.endpoints_config["n1"].aliases, ["db"]);
+        let nc: NetworkingConfig =
+            serde_json::from_str(r#"{"EndpointsConfig":{"n1":null}}"#).expect("parses");
+        assert_eq!(nc.endpoints_config["n1"], EndpointSettings::default());
     }
 }

@@ -684,6 +684,7 @@ fn refused_options_fail_with_dockerds_message_and_create_nothing() {
         (&["--device=/dev/nosuch"], "error gathering device information while adding custom device \"/dev/nosuch\": no such file or directory"),
         (&["--group-add=nosuch"], "Unable to find group nosuch: no matching entries in group file"),
         (&["--volume-driver=nosuch", "-v", "fields-vol:/v"], "error looking up volume plugin nosuch: plugin \"nosuch\" not found"),
+        (&["--volume-driver=nosuch", "-v", "/anonymous"], "error looking up volume plugin nosuch: plugin \"nosuch\" not found"),
         (&["--volumes-from=nosuch"], "No such container: nosuch"),
         (&["--pid=container:nosuch"], "No such container: nosuch"),
         (&["--ipc=container:nosuch"], "No such container: nosuch"),
@@ -943,4 +944,241 @@ fn legacy_links_give_hosts_entries_and_variables() {
         assert!(out.lines().any(|l| l == want), "{want} in {out}");
     }
     f.rm(&["link-target"]);
+}
+
+#[test]
+fn a_volume_driver_is_recorded_when_no_volume_needs_it() {
+    let Some(f) = fixture() else { return };
+    f.rm(&["voldriver-unused"]);
+    f.ok(&[
+        "create",
+        "--name",
+        "voldriver-unused",
+        "--volume-driver=foo",
+        IMAGE,
+        "true",
+    ]);
+    assert_eq!(
+        f.inspect("voldriver-unused", "{{.HostConfig.VolumeDriver}}"),
+        "foo"
+    );
+    assert_eq!(f.ok(&["start", "-a", "voldriver-unused"]), "");
+    f.rm(&["voldriver-unused"]);
+}
+
+#[test]
+fn endpoint_driver_options_are_kept_and_unset_endpoint_lists_are_null() {
+    let Some(f) = fixture() else { return };
+    f.rm(&["epopts", "epopts-plain"]);
+    let _ = f.docker(&["network", "rm", "fields-epnet"]);
+    f.ok(&["network", "create", "fields-epnet"]);
+    let body = r#"{"Image":"fields-busybox","Cmd":["sleep","600"],
+        "HostConfig":{"NetworkMode":"fields-epnet"},
+        "NetworkingConfig":{"EndpointsConfig":{"fields-epnet":{"Aliases":["hello"],"DriverOpts":{"com.example.setting":"on"}}}}}"#;
+    let (status, reply) = f.api("POST", "/v1.41/containers/create?name=epopts", body);
+    assert_eq!(status, 201, "{reply}");
+    let plain = r#"{"Image":"fields-busybox","Cmd":["true"],"HostConfig":{"NetworkMode":"fields-epnet"},
+        "NetworkingConfig":{"EndpointsConfig":{"fields-epnet":null}}}"#;
+    let (status, reply) = f.api("POST", "/v1.41/containers/create?name=epopts-plain", plain);
+    assert_eq!(status, 201, "{reply}");
+    // Kept from create through start, as asked.
+    f.ok(&["start", "epopts"]);
+    assert_eq!(
+        f.inspect(
+            "epopts",
+            "{{json (index .NetworkSettings.Networks \"fields-epnet\").DriverOpts}}"
+        ),
+        r#"{"com.example.setting":"on"}"#
+    );
+    assert!(f
+        .inspect(
+            "epopts",
+            "{{json (index .NetworkSettings.Networks \"fields-epnet\").Aliases}}"
+        )
+        .contains("\"hello\""));
+    // The option is ignored by the bridge driver: the interface is there
+    // with its usual name and address.
+    let ip = f.inspect(
+        "epopts",
+        "{{(index .NetworkSettings.Networks \"fields-epnet\").IPAddress}}",
+    );
+    assert!(f.exec("epopts", "ip -4 addr show eth0").contains(&ip));
+    // Nothing asked: null, as dockerd writes what nobody set.
+    let (status, reply) = f.api("GET", "/v1.41/containers/epopts-plain/json", "");
+    assert_eq!(status, 200, "{reply}");
+    let v: serde_json::Value = serde_json::from_str(&reply).expect("inspect json");
+    let ep = &v["NetworkSettings"]["Networks"]["fields-epnet"];
+    for k in ["Aliases", "DriverOpts", "Links"] {
+        assert!(ep[k].is_null(), "{k} in {ep}");
+    }
+    f.rm(&["epopts", "epopts-plain"]);
+    f.ok(&["network", "rm", "fields-epnet"]);
+}
+
+#[test]
+fn an_exit_the_restart_policy_follows_is_restarting_at_once_and_ends_a_wait() {
+    let Some(f) = fixture() else { return };
+    f.rm(&["restarter"]);
+    f.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "restarter",
+        "--restart",
+        "always",
+        IMAGE,
+        "sh",
+        "-c",
+        "sleep 1; exit 3",
+    ]);
+    // wait ends with the exit although a start follows, as on dockerd.
+    assert_eq!(f.ok(&["wait", "restarter"]).trim(), "3");
+    // From the exit on, the container is running or restarting, never
+    // exited: a removal without force is refused throughout.
+    let out = f.docker(&["rm", "restarter"]);
+    assert!(!out.status.success(), "a restarting container was removed");
+    assert!(
+        text(&out.stderr).contains("stop the container before removing or force remove"),
+        "{}",
+        text(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut seen = std::collections::BTreeSet::new();
+    while std::time::Instant::now() < deadline {
+        let (_, reply) = f.api("GET", "/containers/restarter/json", "");
+        let v: serde_json::Value = serde_json::from_str(&reply).expect("inspect json");
+        seen.insert(v["State"]["Status"].as_str().unwrap_or("?").to_string());
+    }
+    assert!(!seen.contains("exited"), "states seen: {seen:?}");
+    assert!(seen.contains("running"), "states seen: {seen:?}");
+    let count: i64 = f
+        .inspect("restarter", "{{.RestartCount}}")
+        .parse()
+        .expect("a count");
+    assert!(count >= 1, "restarted {count} times");
+    // Forced, it goes and stays gone.
+    f.ok(&["rm", "-f", "restarter"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        f.ok(&["ps", "-aq", "--filter", "name=^restarter$"]).trim(),
+        ""
+    );
+}
+
+#[test]
+fn link_local_ips_are_further_addresses_of_the_interface() {
+    let Some(f) = fixture() else { return };
+    let out = f.run(
+        &["--link-local-ip", "169.254.8.8"],
+        "ip -4 -o addr show eth0",
+    );
+    assert!(out.contains("inet 169.254.8.8/16"), "{out}");
+    // The network's own address stays the interface's first.
+    assert!(out.lines().count() >= 2, "{out}");
+    f.rm(&["linklocal"]);
+    f.ok(&[
+        "create",
+        "--name",
+        "linklocal",
+        "--link-local-ip",
+        "169.254.8.9",
+        IMAGE,
+        "true",
+    ]);
+    assert_eq!(
+        f.inspect(
+            "linklocal",
+            "{{json .NetworkSettings.Networks.bridge.IPAMConfig.LinkLocalIPs}}"
+        ),
+        r#"["169.254.8.9"]"#
+    );
+    f.rm(&["linklocal"]);
+    for (ip, message) in [
+        (
+            "10.1.2.3",
+            "10.1.2.3 is not a link-local address (169.254.0.0/16)",
+        ),
+        (
+            "fe80::8",
+            "IPv6 link-local address fe80::8: cais networks have no IPv6",
+        ),
+    ] {
+        let out = f.docker(&["run", "--rm", "--link-local-ip", ip, IMAGE, "true"]);
+        assert!(!out.status.success(), "{ip} was taken");
+        assert!(text(&out.stderr).contains(message), "{}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn an_ipv6_address_is_kept_on_a_network_with_an_ipv6_pool_but_not_assigned() {
+    let Some(f) = fixture() else { return };
+    f.rm(&["v6addr"]);
+    let _ = f.docker(&["network", "rm", "fields-v6net"]);
+    let (status, reply) = f.api(
+        "POST",
+        "/v1.41/networks/create",
+        r#"{"Name":"fields-v6net","IPAM":{"Driver":"default","Config":[{"Subnet":"2001:389::/64"}]}}"#,
+    );
+    assert_eq!(status, 201, "{reply}");
+    let create = |name: &str, ip6: &str| {
+        f.api(
+            "POST",
+            &format!("/v1.41/containers/create?name={name}"),
+            &format!(
+                r#"{{"Image":"fields-busybox","Cmd":["sleep","600"],"HostConfig":{{"NetworkMode":"fields-v6net"}},
+                "NetworkingConfig":{{"EndpointsConfig":{{"fields-v6net":{{"IPAMConfig":{{"IPv6Address":"{ip6}"}}}}}}}}}}"#
+            ),
+        )
+    };
+    let (status, reply) = create("v6addr", "2001:389::f00d");
+    assert_eq!(status, 201, "{reply}");
+    f.ok(&["start", "v6addr"]);
+    assert_eq!(
+        f.inspect(
+            "v6addr",
+            "{{(index .NetworkSettings.Networks \"fields-v6net\").IPAMConfig.IPv6Address}}"
+        ),
+        "2001:389::f00d"
+    );
+    // The network has no IPv6: the address is not on the interface, the
+    // endpoint shows none, and IPv4 works as ever.
+    assert_eq!(
+        f.inspect(
+            "v6addr",
+            "{{(index .NetworkSettings.Networks \"fields-v6net\").GlobalIPv6Address}}"
+        ),
+        ""
+    );
+    assert!(!f
+        .exec("v6addr", "ip -6 addr show eth0")
+        .contains("2001:389::f00d"));
+    assert!(f
+        .exec("v6addr", "ip -4 -o addr show eth0")
+        .contains("inet "));
+    let (status, reply) = create("v6addr-outside", "2001:388::1");
+    assert_eq!(status, 400, "{reply}");
+    assert!(
+        message_of(&reply).contains("no configured subnet contains IP address 2001:388::1"),
+        "{reply}"
+    );
+    f.rm(&["v6addr"]);
+    f.ok(&["network", "rm", "fields-v6net"]);
+}
+
+#[test]
+fn request_field_names_match_in_any_case_as_go_decodes_them() {
+    let Some(f) = fixture() else { return };
+    f.rm(&["any-case"]);
+    let body = r#"{"image":"fields-busybox","CMD":["true"],"labels":{"a":"b"},
+        "hostconfig":{"MEMORY":67108864,"CPURealtimePeriod":0,"restartpolicy":{"name":"on-failure","maximumretrycount":2}}}"#;
+    let (status, reply) = f.api("POST", "/v1.41/containers/create?name=any-case", body);
+    assert_eq!(status, 201, "{reply}");
+    assert_eq!(
+        f.inspect(
+            "any-case",
+            "{{.Config.Image}} {{json .Config.Cmd}} {{.Config.Labels.a}} {{.HostConfig.Memory}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}"
+        ),
+        r#"fields-busybox ["true"] b 67108864 on-failure:2"#
+    );
+    f.rm(&["any-case"]);
 }

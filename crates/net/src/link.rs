@@ -605,6 +605,9 @@ pub struct Attachment {
     pub mac: [u8; 6],
     /// Default route via this gateway (only the first network has one).
     pub gateway: Option<Ipv4Addr>,
+    /// Further addresses in 169.254.0.0/16, the IPv4 link-local block
+    /// (RFC 3927), each added with that prefix.
+    pub link_local: Vec<Ipv4Addr>,
 }
 
 /// Creates the veth pair, enslaves the host end to the bridge, moves the
@@ -623,6 +626,11 @@ pub fn attach(a: &Attachment) -> Result<()> {
         return Err(Error::InvalidArgument(format!(
             "invalid prefix /{}",
             a.prefix
+        )));
+    }
+    if let Some(ll) = a.link_local.iter().find(|ll| !ll.is_link_local()) {
+        return Err(Error::InvalidArgument(format!(
+            "{ll} is not a link-local address (169.254.0.0/16)"
         )));
     }
     let bridge = index_of(&a.bridge)?;
@@ -707,6 +715,9 @@ fn configure(s: &mut Socket, a: &Attachment, bridge: u32) -> Result<()> {
         let mut s = open("configure a container interface")?;
         let i = index_of(&a.ifname)?;
         add_address(&mut s, &a.ifname, i, a.address, a.prefix)?;
+        for ll in &a.link_local {
+            add_address(&mut s, &a.ifname, i, *ll, 16)?;
+        }
         up(&mut s, &a.ifname, i)?;
         if let Some(gw) = a.gateway {
             s.request(

@@ -114,6 +114,7 @@ fn attachment(ns: &Path, bridge: &str, subnet: Subnet, n: u32) -> Attachment {
         prefix: subnet.prefix,
         mac: mac_for(address),
         gateway: Some(subnet.first_host()),
+        link_local: Vec::new(),
     }
 }
 

@@ -10,8 +10,9 @@
 # use) and the offline image. The daemon gets that image, a busybox-static
 # root filesystem laid out like the alpine image the tests expect (its
 # users, /var/opt), imported with `CMD ["/bin/sh"]` under every name the
-# tests use. pytest runs the core files below minus deselected.txt (only
-# tests that need Docker Hub, a swarm or plugins) and writes one
+# tests use. pytest runs the core files below minus deselected.txt (tests
+# that need Docker Hub, a swarm or plugins, fail on dockerd here too, or
+# hit a known gap, each with its reason) and writes one
 # `OUTCOME NODEID` line per test to OUTCOMES (sdk_outcomes.py). The exit
 # status is pytest's: 0 only when every test that ran passed. Further
 # arguments go to pytest (`-k attach` runs only some).

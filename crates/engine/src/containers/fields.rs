@@ -88,7 +88,7 @@ pub const HOST_CONFIG: &[Field] = &[
     applied("PortBindings", "DNAT rules and host port reservations (networks::wiring)"),
     applied("RestartPolicy", "restarts after exits (containers::monitor); 400 \"invalid restart policy: ...\" in dockerd's words"),
     applied("AutoRemove", "the container is removed after it exits; 400 with a restart policy"),
-    applied("VolumeDriver", "\"\" and \"local\" (volumes are directories of the data root); 400 \"error looking up volume plugin X: plugin \\\"X\\\" not found\" for others"),
+    applied("VolumeDriver", "the driver of the volumes made for the container: \"\" and \"local\" (directories of the data root); others are recorded, and 400 \"error looking up volume plugin X: plugin \\\"X\\\" not found\" once a volume would be made with them (containers::mounts::plan)"),
     applied("VolumesFrom", "the binds and volumes of another container, with its modes or :ro/:rw (containers::mounts::plan); 400 \"No such container: X\""),
     applied("ConsoleSize", "the terminal's size before the process runs (a shim resize)"),
     applied("Annotations", "the OCI spec's annotations; 400 for an empty key"),
@@ -243,7 +243,7 @@ pub const ENDPOINT_SETTINGS: &[Field] = &[
     applied("Links", "names this container resolves to the linked containers (embedded DNS)"),
     applied("MacAddress", "the interface's MAC; 400 \"invalid MAC address: X\""),
     applied("Aliases", "names the embedded DNS answers for this container on the network; 400 on the default bridge"),
-    applied("DriverOpts", "com.docker.network.endpoint.ifname (the interface's name); 400 for other options"),
+    applied("DriverOpts", "com.docker.network.endpoint.ifname names the interface; other options are kept and shown, and the bridge driver ignores them as dockerd's does"),
     ignored("GwPriority", "one default route, the first network's: priorities choose among several, which cais does not give a container"),
     ignored("NetworkID", "output: filled by the engine"),
     ignored("EndpointID", "output: filled by the engine"),
@@ -262,11 +262,8 @@ pub const ENDPOINT_IPAM_CONFIG: &[Field] = &[
         "IPv4Address",
         "the interface's address, on user networks; 400 outside the subnet",
     ),
-    refused("IPv6Address", "400: cais networks are IPv4 only"),
-    refused(
-        "LinkLocalIPs",
-        "400: link-local addresses are not supported by cais networks",
-    ),
+    ignored("IPv6Address", "kept in the endpoint's IPAMConfig (inspect shows it) when one of the network's IPv6 pools holds it, never assigned: cais networks have no IPv6 (EnableIPv6 is refused), and dockerd assigns none on a network without EnableIPv6; 400 without an IPv6 pool or outside it"),
+    applied("LinkLocalIPs", "further addresses of the interface, with the link-local prefix /16 (RFC 3927); 400 for addresses outside 169.254.0.0/16 and IPv6 ones"),
 ];
 
 /// The body of `POST /containers/{id}/exec`.

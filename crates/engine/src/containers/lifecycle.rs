@@ -687,7 +687,17 @@ impl Containers {
             oom_killed: exit.oom_killed,
             finished_at: exit.finished_at.clone(),
         };
-        let rec = match self.table.transition(id, exited) {
+        // The exit and the restart its policy schedules are one change, so
+        // nobody sees an exited container that is about to run again (a
+        // removal without force must find it restarting, as on dockerd).
+        let rec = match self.table.try_update(id, |r| {
+            r.state = r.state.apply(exited)?;
+            if !r.host_config.auto_remove && monitor::should_restart(r) {
+                r.state = r.state.apply(Change::RestartScheduled)?;
+                r.restart_count += 1;
+            }
+            Ok(())
+        }) {
             Ok(rec) => {
                 steps.step("record");
                 rec
@@ -710,13 +720,8 @@ impl Containers {
             let _ = self.remove(id, true, true);
             return;
         }
-        if monitor::should_restart(&rec) {
-            let delay = monitor::restart_delay(rec.restart_count);
-            let _ = self.table.try_update(id, |r| {
-                r.state = r.state.apply(Change::RestartScheduled)?;
-                r.restart_count += 1;
-                Ok(())
-            });
+        if rec.state.is_restarting() {
+            let delay = monitor::restart_delay(rec.restart_count - 1);
             let engine = self.clone();
             let id = id.to_string();
             std::thread::spawn(move || {
@@ -902,6 +907,16 @@ impl Containers {
     pub fn remove(&self, id: &str, force: bool, volumes: bool) -> Result<()> {
         let mut steps = Steps::new("remove", id);
         let rec = self.table.get(id)?;
+        if rec.state.is_restarting() {
+            if !force {
+                return Err(Error::Conflict(format!(
+                    "cannot remove container \"/{}\": container is restarting: stop the container before removing or force remove",
+                    rec.name
+                )));
+            }
+            // The scheduled start must not happen.
+            let _ = self.table.update(id, |r| r.manually_stopped = true);
+        }
         if rec.state.is_running() {
             if !force {
                 let what = if rec.state.is_paused() {
@@ -971,11 +986,15 @@ impl Containers {
         let outcome = self.table.watch(id, None, |c| match c {
             None => Some(None),
             Some(r) => {
+                // An exit its restart policy follows with a start ends the
+                // wait too, as on dockerd.
+                let exited_since = r.state.finished_at() != first.state.finished_at();
+                let restarted = r.state.is_restarting() && exited_since;
                 let stopped = r.state.is_stopped();
                 let done = match condition {
                     "removed" => false,
-                    "next-exit" => stopped && r.state.finished_at() != first.state.finished_at(),
-                    _ => stopped,
+                    "next-exit" => (stopped || restarted) && exited_since,
+                    _ => stopped || restarted,
                 };
                 done.then(|| Some(r.state.exit_code()))
             }

@@ -80,6 +80,14 @@ pub(crate) fn plan(
                       mode: &str,
                       out: &mut Vec<MountPoint>|
      -> Result<()> {
+        // `VolumeDriver` is the driver of the volumes made for this
+        // container; with none made, it is only recorded, as by dockerd.
+        if !matches!(rec.host_config.volume_driver.as_str(), "" | "local") {
+            return Err(Error::InvalidArgument(format!(
+                "error looking up volume plugin {0}: plugin {0:?} not found",
+                rec.host_config.volume_driver
+            )));
+        }
         let v = volumes.create(name, labels)?;
         out.push(MountPoint {
             kind: "volume".into(),

@@ -595,12 +595,6 @@ fn check_platform(
             "--storage-opt is supported only for overlay over xfs with 'pquota' mount option",
         ));
     }
-    if !matches!(h.volume_driver.as_str(), "" | "local") {
-        return Err(invalid(format!(
-            "error looking up volume plugin {0}: plugin {0:?} not found",
-            h.volume_driver
-        )));
-    }
     for d in &h.devices {
         devices::host_device(d).map_err(invalid)?;
     }
@@ -1004,7 +998,6 @@ mod tests {
             (json!({"HostConfig": {"Runtime": "nosuch"}}), "unknown or invalid runtime name: nosuch"),
             (json!({"HostConfig": {"LogConfig": {"Type": "nosuch"}}}), "logger: no log driver named 'nosuch' is registered"),
             (json!({"HostConfig": {"StorageOpt": {"size": "1G"}}}), "--storage-opt is supported only for overlay over xfs with 'pquota' mount option"),
-            (json!({"HostConfig": {"VolumeDriver": "nosuch"}}), "error looking up volume plugin nosuch: plugin \"nosuch\" not found"),
             (json!({"HostConfig": {"Devices": [{"PathOnHost": "/dev/nosuch"}]}}), "error gathering device information while adding custom device \"/dev/nosuch\": no such file or directory"),
             (json!({"HostConfig": {"DeviceCgroupRules": ["x 1:3 r"]}}), "invalid device cgroup rule format: 'x 1:3 r'"),
             (json!({"HostConfig": {"DeviceRequests": [{"Count": -1, "Capabilities": [["gpu"]]}]}}), "could not select device driver \"\" with capabilities: [[gpu]]"),

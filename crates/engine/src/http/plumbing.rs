@@ -251,7 +251,7 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) 
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))
+    cais_api::from_slice(body).map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))
 }
 
 /// Streams a request body into an unnamed temporary file in `dir`

@@ -756,6 +756,39 @@ fn check_ipv6_pool(p: &cais_api::IpamConfig) -> Result<()> {
     Ok(())
 }
 
+/// A requested link-local address: an IPv4 one in 169.254.0.0/16 (RFC
+/// 3927), the block the interface gets it with. IPv6 ones are refused:
+/// cais networks have no IPv6.
+pub(crate) fn link_local_ip(text: &str) -> Result<Ipv4Addr> {
+    let text = text.trim();
+    if text.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Err(Error::InvalidArgument(format!(
+            "invalid endpoint settings: IPv6 link-local address {text}: cais networks have no IPv6"
+        )));
+    }
+    match text.parse::<Ipv4Addr>() {
+        Ok(a) if a.is_link_local() => Ok(a),
+        Ok(_) => Err(Error::InvalidArgument(format!(
+            "invalid endpoint settings: {text} is not a link-local address (169.254.0.0/16)"
+        ))),
+        Err(_) => Err(Error::InvalidArgument(format!(
+            "invalid endpoint settings: invalid link-local IP address: {text}"
+        ))),
+    }
+}
+
+/// Whether IPv6 subnet `cidr` (`2001:db8::/64`) holds `addr`.
+fn ipv6_subnet_contains(cidr: &str, addr: std::net::Ipv6Addr) -> bool {
+    let Some((net, prefix)) = cidr.split_once('/') else {
+        return false;
+    };
+    let (Ok(net), Ok(prefix)) = (net.parse::<std::net::Ipv6Addr>(), prefix.parse::<u32>()) else {
+        return false;
+    };
+    let mask = u128::MAX.checked_shl(128 - prefix.min(128)).unwrap_or(0);
+    u128::from(net) & mask == u128::from(addr) & mask
+}
+
 /// Docker's rules for what an endpoint may ask of a network.
 pub(crate) fn check_endpoint_request(n: &NetRecord, ep: &EndpointSettings) -> Result<()> {
     let ip = ep
@@ -786,16 +819,9 @@ pub(crate) fn check_endpoint_request(n: &NetRecord, ep: &EndpointSettings) -> Re
     if !ep.mac_address.is_empty() {
         crate::networks::netconf::parse_mac(&ep.mac_address)?;
     }
-    if let Some(k) = ep
-        .driver_opts
-        .keys()
-        .find(|k| k.as_str() != crate::networks::netconf::ENDPOINT_IFNAME)
-    {
-        return Err(Error::InvalidArgument(format!(
-            "endpoint driver option {k:?} is not supported by the bridge driver (only {:?})",
-            crate::networks::netconf::ENDPOINT_IFNAME
-        )));
-    }
+    // The bridge driver reads one endpoint option, the interface's name;
+    // the others are kept and shown in inspect, and the driver leaves them
+    // alone, as dockerd's bridge driver does with options it does not know.
     if let Some(name) = ep
         .driver_opts
         .get(crate::networks::netconf::ENDPOINT_IFNAME)
@@ -812,16 +838,31 @@ pub(crate) fn check_endpoint_request(n: &NetRecord, ep: &EndpointSettings) -> Re
         }
     }
     if let Some(c) = &ep.ipam_config {
-        if !c.ipv6_address.is_empty() {
-            return Err(Error::InvalidArgument(format!(
-                "invalid endpoint settings: IPv6 address {} on network {}, which has no IPv6 (cais networks are IPv4)",
-                c.ipv6_address, n.name
-            )));
+        // Asked of a network with IPv6 pools but no IPv6 (`EnableIPv6` is
+        // refused): kept in the endpoint's IPAMConfig and never assigned,
+        // as dockerd assigns none on a network without `EnableIPv6`.
+        let ip6 = c.ipv6_address.trim();
+        if !ip6.is_empty() {
+            let addr: std::net::Ipv6Addr = ip6
+                .parse()
+                .map_err(|_| Error::InvalidArgument(format!("invalid IPv6 address: {ip6}")))?;
+            if n.ipv6_pools.is_empty() {
+                return Err(Error::InvalidArgument(
+                    "user specified IP address is supported only when connecting to networks with user configured subnets".into(),
+                ));
+            }
+            if !n
+                .ipv6_pools
+                .iter()
+                .any(|p| ipv6_subnet_contains(&p.subnet, addr))
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "no configured subnet contains IP address {addr}"
+                )));
+            }
         }
-        if !c.link_local_ips.is_empty() {
-            return Err(Error::InvalidArgument(
-                "invalid endpoint settings: link-local addresses are not supported by cais networks".into(),
-            ));
+        for a in &c.link_local_ips {
+            link_local_ip(a)?;
         }
     }
     Ok(())
@@ -872,6 +913,26 @@ mod tests {
         };
         assert!(check_endpoint_request(&net("n1"), &alias).is_ok());
         assert!(check_endpoint_request(&net("bridge"), &alias).is_err());
+        let with_ip6 = |ip: &str| EndpointSettings {
+            ipam_config: Some(EndpointIpamConfig {
+                ipv6_address: ip.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut v6 = net("n6");
+        v6.ipv6_pools = vec![cais_api::IpamConfig {
+            subnet: "2001:389::/64".into(),
+            ..Default::default()
+        }];
+        assert!(check_endpoint_request(&v6, &with_ip6("2001:389::f00d")).is_ok());
+        for bad in ["2001:388::f00d", "2001:389::g", "10.5.0.9"] {
+            assert!(
+                check_endpoint_request(&v6, &with_ip6(bad)).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(check_endpoint_request(&net("n1"), &with_ip6("2001:389::f00d")).is_err());
     }
 
     #[test]

@@ -286,7 +286,14 @@ impl Wiring {
         // Addresses and namespaces nobody holds any more (containers that
         // vanished with their records), checked against the live records.
         let _ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
-        let holds_net = |id: &str| self.table.get(id).is_ok_and(|r| r.net.is_some());
+        // A container whose restart policy starts it again (scheduled by
+        // `Containers::restore`, just before) may be setting up its
+        // namespace now, before its record says so: it keeps what it holds.
+        let holds_net = |id: &str| {
+            self.table
+                .get(id)
+                .is_ok_and(|r| r.net.is_some() || r.state.is_restarting() || r.state.is_running())
+        };
         self.networks.release_unless(holds_net);
         for entry in fs::read_dir(self.cfg.netns_dir())
             .into_iter()
@@ -738,6 +745,14 @@ impl Wiring {
                     .map_err(|_| Error::InvalidArgument(format!("invalid IPv4 address: {a}")))
             })
             .transpose()?;
+        let link_local = ep
+            .ipam_config
+            .as_ref()
+            .map(|c| c.link_local_ips.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|a| crate::networks::records::link_local_ip(a))
+            .collect::<Result<Vec<Ipv4Addr>>>()?;
         let (net, subnet, gw, ip) = self.networks.allocate(&ep.network_id, &rec.id, requested)?;
         let (mac, mac_shown) = match netconf::endpoint_mac(&ep.mac_address, ip) {
             Ok(m) => m,
@@ -762,6 +777,7 @@ impl Wiring {
                 prefix: subnet.prefix,
                 mac,
                 gateway: (index == 0).then_some(gw),
+                link_local: link_local.clone(),
             })
         });
         if let Err(e) = attached {
@@ -823,6 +839,7 @@ impl Wiring {
                 prefix: subnet.prefix,
                 mac: ipam::mac_for(ip),
                 gateway: Some(gw),
+                link_local: Vec::new(),
             })
         });
         let sandbox = Sandbox {
