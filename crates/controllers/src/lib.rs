@@ -9,9 +9,12 @@
 //! - `replicaset`: pods for ReplicaSets, with expectations;
 //! - `deployment`: ReplicaSets for Deployments (rolling update, recreate,
 //!   revisions, history limit, status and conditions);
+//! - `daemonset`: one pod per eligible node for DaemonSets (selector,
+//!   taints and tolerations, rolling replacement, status);
 //! - `hollow`: simulated nodes (Leases, Ready, pods to Running);
 //! - `quantity`: resource quantities as integers.
 
+pub mod daemonset;
 pub mod deployment;
 pub mod hollow;
 pub mod quantity;
@@ -57,5 +60,6 @@ pub async fn run_all(client: Client) {
         scheduler::run(client.clone()),
         replicaset::run(client.clone(), 4),
         deployment::run(client.clone(), 4),
+        daemonset::run(client.clone(), 2),
     );
 }
