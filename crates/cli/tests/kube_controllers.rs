@@ -3,7 +3,7 @@
 //! server and one set of nodes per test binary; a namespace per test).
 
 use std::path::Path;
-use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use cais_testkit::kube::{KubeServer, KUBECTL};
@@ -21,18 +21,6 @@ fn server() -> Option<&'static KubeServer> {
     let s = cais_testkit::kube::shared(CAIS);
     NODES_UP.get_or_init(|| s.hollow_nodes(CAIS, NODES));
     Some(s)
-}
-
-/// The nodes are shared: a test that taints one holds this for writing,
-/// every other test holds it for reading, so none sees another's taint.
-static NODES_CHANGE: RwLock<()> = RwLock::new(());
-
-fn nodes_as_they_are() -> RwLockReadGuard<'static, ()> {
-    NODES_CHANGE.read().unwrap_or_else(|p| p.into_inner())
-}
-
-fn nodes_to_change() -> RwLockWriteGuard<'static, ()> {
-    NODES_CHANGE.write().unwrap_or_else(|p| p.into_inner())
 }
 
 fn json(text: &str) -> Value {
@@ -112,7 +100,6 @@ spec:
 #[test]
 fn a_replica_set_runs_heals_and_scales() {
     let Some(s) = server() else { return };
-    let _nodes = nodes_as_they_are();
     let ns = s.namespace("rs");
     apply(s, &ns, &replica_set("web", 3));
     let first = running(s, &ns, "app=web", 3);
@@ -148,7 +135,6 @@ fn a_replica_set_runs_heals_and_scales() {
 #[test]
 fn a_pod_that_fits_nowhere_is_pending_with_the_reason() {
     let Some(s) = server() else { return };
-    let _nodes = nodes_as_they_are();
     let ns = s.namespace("unschedulable");
     apply(
         s,
@@ -184,7 +170,6 @@ spec:
 #[test]
 fn requests_never_exceed_a_nodes_allocatable() {
     let Some(s) = server() else { return };
-    let _nodes = nodes_as_they_are();
     let ns = s.namespace("requests");
     // Each hollow node has 4 CPUs: one 3-CPU pod per node, the next waits.
     for i in 0..=NODES {
@@ -247,7 +232,6 @@ fn image_of(s: &KubeServer, ns: &str, name: &str) -> String {
 #[test]
 fn a_deployment_rolls_within_its_limits_and_back() {
     let Some(s) = server() else { return };
-    let _nodes = nodes_as_they_are();
     let ns = s.namespace("deploy");
     // 4 replicas, maxSurge 1, maxUnavailable 1: never more than 5 pods,
     // never fewer than 3 ready.
@@ -402,115 +386,4 @@ spec:
     s.ok(&["scale", "deployment/web", "-n", &ns, "--replicas=2"]);
     rollout_status(s, &ns, "web");
     running(s, &ns, "app=web", 2);
-}
-
-fn daemon_set(name: &str, toleration: &str) -> String {
-    format!(
-        "apiVersion: apps/v1
-kind: DaemonSet
-metadata: {{name: {name}}}
-spec:
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      tolerations: [{toleration}]
-      containers: [{{name: c, image: busybox}}]
-"
-    )
-}
-
-fn ds_rollout_status(s: &KubeServer, ns: &str, name: &str) {
-    s.ok(&[
-        "rollout",
-        "status",
-        &format!("ds/{name}"),
-        "-n",
-        ns,
-        "--timeout=60s",
-    ]);
-}
-
-/// Removes the test's taint from a node, even when the test fails.
-struct Untaint<'a>(&'a KubeServer, String);
-
-impl Drop for Untaint<'_> {
-    fn drop(&mut self) {
-        let _ = self
-            .0
-            .kubectl(&["taint", "nodes", &self.1, "ds-test-", "--overwrite"]);
-    }
-}
-
-#[test]
-fn a_daemon_set_runs_one_pod_per_node_heals_and_honours_taints() {
-    let Some(s) = server() else { return };
-    let _nodes = nodes_to_change();
-    let ns = s.namespace("ds");
-    apply(s, &ns, &daemon_set("agent", ""));
-    ds_rollout_status(s, &ns, "agent");
-    let first = running(s, &ns, "app=agent", NODES);
-    let nodes: std::collections::BTreeSet<_> = first.iter().map(|p| p.2.clone()).collect();
-    assert_eq!(nodes.len(), NODES, "one pod per node: {first:?}");
-    let ds = json(&s.ok(&["get", "ds", "agent", "-n", &ns, "-o", "json"]));
-    for field in [
-        "desiredNumberScheduled",
-        "currentNumberScheduled",
-        "numberReady",
-        "updatedNumberScheduled",
-    ] {
-        assert_eq!(ds["status"][field], NODES, "{field}: {}", ds["status"]);
-    }
-    assert_eq!(
-        ds["status"]["observedGeneration"],
-        ds["metadata"]["generation"]
-    );
-    // Each pod is pinned to its node by affinity and owned by the set.
-    let pod = json(&s.ok(&["get", "pod", &first[0].0, "-n", &ns, "-o", "json"]));
-    let term = &pod["spec"]["affinity"]["nodeAffinity"]
-        ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0];
-    assert_eq!(term["matchFields"][0]["key"], "metadata.name");
-    assert_eq!(term["matchFields"][0]["values"][0], first[0].2.as_str());
-    let owner = &pod["metadata"]["ownerReferences"][0];
-    assert_eq!(owner["kind"], "DaemonSet");
-    assert_eq!(owner["uid"], ds["metadata"]["uid"]);
-
-    // A deleted pod is replaced on the same node.
-    s.ok(&["delete", "pod", &first[0].0, "-n", &ns]);
-    let healed = eventually("the replacement pod", s, || {
-        let p = running(s, &ns, "app=agent", NODES);
-        p.iter()
-            .find(|p| p.2 == first[0].2 && p.0 != first[0].0)
-            .is_some()
-            .then_some(p)
-    });
-    assert!(healed.iter().all(|p| p.0 != first[0].0), "{healed:?}");
-
-    // A tainted node gets no new daemon pod unless it is tolerated; the
-    // pod already there stays (NoSchedule does not evict).
-    let tainted = first[0].2.clone();
-    let _untaint = Untaint(s, tainted.clone());
-    s.ok(&["taint", "nodes", &tainted, "ds-test=yes:NoSchedule"]);
-    apply(s, &ns, &daemon_set("picky", ""));
-    apply(
-        s,
-        &ns,
-        &daemon_set("tolerant", "{key: ds-test, operator: Exists}"),
-    );
-    ds_rollout_status(s, &ns, "picky");
-    ds_rollout_status(s, &ns, "tolerant");
-    let picky = running(s, &ns, "app=picky", NODES - 1);
-    assert!(picky.iter().all(|p| p.2 != tainted), "{picky:?}");
-    let tolerant = running(s, &ns, "app=tolerant", NODES);
-    assert!(tolerant.iter().any(|p| p.2 == tainted), "{tolerant:?}");
-    let ds = json(&s.ok(&["get", "ds", "picky", "-n", &ns, "-o", "json"]));
-    assert_eq!(ds["status"]["desiredNumberScheduled"], NODES - 1);
-    let agent = running(s, &ns, "app=agent", NODES);
-    assert!(agent.iter().any(|p| p.2 == tainted), "{agent:?}");
-
-    // The node becoming eligible later gets its pod.
-    s.ok(&["taint", "nodes", &tainted, "ds-test-"]);
-    let picky = running(s, &ns, "app=picky", NODES);
-    assert!(picky.iter().any(|p| p.2 == tainted), "{picky:?}");
-    ds_rollout_status(s, &ns, "picky");
 }

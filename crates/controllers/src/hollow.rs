@@ -3,7 +3,9 @@
 //! `kube-node-lease` and refreshes its Ready condition, and moves the pods
 //! bound to it to Running (Ready, with an IP) without any container; a pod
 //! being deleted is finished at once, as a kubelet does once its
-//! containers are gone.
+//! containers are gone. A pod that is not restarted (`restartPolicy`
+//! `Never` or `OnFailure`) runs to completion: once Running it becomes
+//! Succeeded, every container terminated with exit code 0.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -193,8 +195,11 @@ async fn sync_pod(client: &Client, pod: &Pod) -> cais_kube::Result<()> {
         return Ok(());
     }
     let status = pod.status.as_ref();
-    if status.and_then(|s| s.phase.as_deref()) == Some("Running") {
-        return Ok(());
+    match status.and_then(|s| s.phase.as_deref()) {
+        Some("Succeeded" | "Failed") => return Ok(()),
+        Some("Running") if runs_to_completion(pod) => return complete(&api, pod, name).await,
+        Some("Running") => return Ok(()),
+        _ => {}
     }
     let now = jiff::Timestamp::now().to_string();
     let uid = pod.metadata.uid.as_deref().unwrap_or("");
@@ -224,6 +229,42 @@ async fn sync_pod(client: &Client, pod: &Pod) -> cais_kube::Result<()> {
     let patch = json!({"status": {
         "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "10.200.0.1", "startTime": now,
         "conditions": [cond("Initialized"), cond("Ready"), cond("ContainersReady"), cond("PodScheduled")],
+        "containerStatuses": containers,
+    }});
+    api.patch_status(name, &Patch::Merge(patch)).await?;
+    Ok(())
+}
+
+fn runs_to_completion(pod: &Pod) -> bool {
+    matches!(
+        pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()),
+        Some("Never" | "OnFailure")
+    )
+}
+
+/// Reports a running pod finished: Succeeded, not ready, its containers
+/// terminated with exit code 0.
+async fn complete(api: &Api<Pod>, pod: &Pod, name: &str) -> cais_kube::Result<()> {
+    let now = jiff::Timestamp::now().to_string();
+    let uid = pod.metadata.uid.as_deref().unwrap_or("");
+    let containers: Vec<serde_json::Value> = pod
+        .spec
+        .iter()
+        .flat_map(|s| &s.containers)
+        .map(|c| {
+            json!({
+                "name": c.name, "image": c.image, "imageID": "", "ready": false, "started": false,
+                "restartCount": 0,
+                "state": {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": now}},
+                "containerID": format!("hollow://{uid}-{}", c.name),
+            })
+        })
+        .collect();
+    let cond = |t: &str, s: &str| json!({"type": t, "status": s, "lastProbeTime": null, "lastTransitionTime": now});
+    let patch = json!({"status": {
+        "phase": "Succeeded",
+        "conditions": [cond("Initialized", "True"), cond("Ready", "False"),
+                       cond("ContainersReady", "False"), cond("PodScheduled", "True")],
         "containerStatuses": containers,
     }});
     api.patch_status(name, &Patch::Merge(patch)).await?;

@@ -11,12 +11,16 @@
 //!   revisions, history limit, status and conditions);
 //! - `daemonset`: one pod per eligible node for DaemonSets (selector,
 //!   taints and tolerations, rolling replacement, status);
-//! - `hollow`: simulated nodes (Leases, Ready, pods to Running);
+//! - `job`: pods for Jobs until completions succeed (parallelism,
+//!   backoff limit, Complete/Failed conditions);
+//! - `hollow`: simulated nodes (Leases, Ready, pods to Running, pods that
+//!   are not restarted on to Succeeded);
 //! - `quantity`: resource quantities as integers.
 
 pub mod daemonset;
 pub mod deployment;
 pub mod hollow;
+pub mod job;
 pub mod quantity;
 pub mod replicaset;
 pub mod scheduler;
@@ -61,5 +65,6 @@ pub async fn run_all(client: Client) {
         replicaset::run(client.clone(), 4),
         deployment::run(client.clone(), 4),
         daemonset::run(client.clone(), 2),
+        job::run(client.clone(), 2),
     );
 }
