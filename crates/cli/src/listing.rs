@@ -341,8 +341,11 @@ pub fn inspect_output(objects: &[Vec<u8>], format: Option<&str>) -> Result<Strin
             for o in objects {
                 let v = Val::parse_json(&String::from_utf8_lossy(o))
                     .map_err(|e| anyhow!("decoding the daemon's answer: {e}"))?;
+                let structs = |path: &str| (path == "State").then_some(CONTAINER_STATE);
+                let is_container = matches!(v.get("State"), Some(Val::Map(_)));
                 let env = Env {
                     missing_key_error: true,
+                    structs: is_container.then_some(&structs as template::Structs),
                     ..Env::default()
                 };
                 match t.execute(&v, env) {
@@ -360,6 +363,23 @@ pub fn inspect_output(objects: &[Vec<u8>], format: Option<&str>) -> Result<Strin
         }
     }
 }
+
+/// The fields of a container's `State` in the order of the Go struct
+/// docker's templates see (`{{.State}}` prints them in this order).
+const CONTAINER_STATE: &[&str] = &[
+    "Status",
+    "Running",
+    "Paused",
+    "Restarting",
+    "OOMKilled",
+    "Dead",
+    "Pid",
+    "ExitCode",
+    "Error",
+    "StartedAt",
+    "FinishedAt",
+    "Health",
+];
 
 /// A template that failed on one of the objects: the output of those
 /// before it, and the error.

@@ -15,7 +15,7 @@ use std::io::Write;
 
 use anyhow::{anyhow, Result};
 
-pub use exec::Env;
+pub use exec::{Env, Structs};
 pub use parse::Template;
 pub use value::{go_float, Val};
 
@@ -119,6 +119,7 @@ impl Format {
                 methods: Some(&m),
                 strict: Some(listing.type_name),
                 missing_key_error: false,
+                structs: None,
             };
             let line = t
                 .execute(row, env)
