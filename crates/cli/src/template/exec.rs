@@ -9,7 +9,7 @@
 //! table's header, docker's header variants that leave the title as it is.
 
 use super::parse::{Cmd, Node, Operand, Pipe, Template};
-use super::value::{go_float, Val};
+use super::value::{go_float, go_name_of, Val};
 
 /// Methods of the data (`{{.Label "k"}}` on a `ps` row): called with the
 /// name and the evaluated arguments; `None` when there is no such method.
@@ -31,6 +31,22 @@ pub struct Env<'a> {
     /// their fields in declaration order, for printing one as Go's `%v`
     /// does (`{running true ...}`) rather than as a map.
     pub structs: Option<Structs<'a>>,
+    /// Which spelling of a field reaches it.
+    pub names: Names,
+}
+
+/// How a template names the data's fields.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub enum Names {
+    /// The Go field name or the JSON key (`.ID` and `.Id`).
+    #[default]
+    Both,
+    /// Only the Go field name, as on docker's Go structs: a JSON key whose
+    /// Go name differs (`.Id`) is no field.
+    Go,
+    /// Only the JSON key, as on the raw JSON docker's `inspect` falls back
+    /// to.
+    Json,
 }
 
 /// The fields, in Go's order, of the struct at a field path, if it is one.
@@ -430,8 +446,16 @@ impl<'a> State<'a> {
                     "{name} has arguments but cannot be invoked as function"
                 )));
             }
+            let found = match self.env.names {
+                Names::Both => recv.field(name),
+                Names::Json => recv.get(name),
+                Names::Go if go_name_of(name).is_some() && matches!(recv, Val::Map(_)) => {
+                    return Err(err(format!("can't evaluate field {name} in a Go struct")))
+                }
+                Names::Go => recv.field(name),
+            };
             recv = match &recv {
-                Val::Map(_) => match recv.field(name) {
+                Val::Map(_) => match found {
                     Some(v) => v.clone(),
                     None => match self.env.strict.filter(|_| is_root) {
                         Some(ty) => {

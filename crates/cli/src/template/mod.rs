@@ -15,7 +15,7 @@ use std::io::Write;
 
 use anyhow::{anyhow, Result};
 
-pub use exec::{Env, Structs};
+pub use exec::{Env, Names, Structs};
 pub use parse::Template;
 pub use value::{go_float, Val};
 
@@ -120,6 +120,7 @@ impl Format {
                 strict: Some(listing.type_name),
                 missing_key_error: false,
                 structs: None,
+                names: Names::Both,
             };
             let line = t
                 .execute(row, env)

@@ -328,3 +328,36 @@ fn a_known_struct_prints_as_go_prints_a_struct() {
         .expect("runs");
     assert!(got.starts_with("map[Dead:false"), "{got}");
 }
+
+#[test]
+fn go_or_json_names_alone_as_docker_inspect_tries_them() {
+    let v = Val::parse_json(r#"{"Id":"c0ffee","HostConfig":{"CpuShares":2}}"#).expect("json");
+    let run = |t: &str, names: Names| {
+        parse(t).expect("parses").execute(
+            &v,
+            Env {
+                names,
+                missing_key_error: true,
+                ..Env::default()
+            },
+        )
+    };
+    assert_eq!(
+        run("{{.ID}} {{.HostConfig.CPUShares}}", Names::Go).as_deref(),
+        Ok("c0ffee 2")
+    );
+    assert!(run("{{.Id}}", Names::Go).is_err());
+    assert!(run("{{.HostConfig.CpuShares}}", Names::Go).is_err());
+    assert_eq!(
+        run("{{.Id}} {{.HostConfig.CpuShares}}", Names::Json).as_deref(),
+        Ok("c0ffee 2")
+    );
+    assert_eq!(
+        run("{{.ID}}", Names::Json).expect_err("no such key"),
+        "template: :1:2: executing \"\" at <.ID>: map has no entry for key \"ID\""
+    );
+    assert_eq!(
+        run("{{.HostConfig.CPUShares}}", Names::Json).as_deref(),
+        Ok("<no value>")
+    );
+}

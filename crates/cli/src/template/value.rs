@@ -245,6 +245,14 @@ impl Val {
     }
 }
 
+/// The Go field name a JSON key is sent for, when it is another.
+pub fn go_name_of(json_key: &str) -> Option<&'static str> {
+    GO_JSON_KEYS
+        .iter()
+        .find(|(_, k)| *k == json_key)
+        .map(|(g, _)| *g)
+}
+
 impl From<&serde_json::Value> for Val {
     fn from(v: &serde_json::Value) -> Val {
         use serde_json::Value as J;
