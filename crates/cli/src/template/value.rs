@@ -2,7 +2,9 @@
 //! order of its fields (so `{{json .Config}}` prints them as dockerd's
 //! structs do), numbers as the integers or floats they were; and how Go
 //! prints them (`fmt`'s `%v`) and encodes them (`encoding/json` without
-//! HTML escaping, as docker's `json` function).
+//! HTML escaping, as docker's `json` function). docker's templates see Go
+//! structs, so a field is also found under the Go name of its JSON key
+//! (`GO_JSON_KEYS`), and a known struct prints as `%v` prints one.
 
 use std::fmt::Write as _;
 
