@@ -338,28 +338,63 @@ pub fn inspect_output(objects: &[Vec<u8>], format: Option<&str>) -> Result<Strin
             let t = template::parse(&template::unescape(f))
                 .map_err(|e| anyhow!("template parsing error: {e}"))?;
             let mut out = String::new();
+            let mut errors = Vec::new();
             for o in objects {
                 let v = Val::parse_json(&String::from_utf8_lossy(o))
                     .map_err(|e| anyhow!("decoding the daemon's answer: {e}"))?;
-                let env = Env {
+                // docker runs the template on its Go struct of the object
+                // first and, when that fails, on the raw JSON with missing
+                // keys an error: Go names, or JSON keys, not both at once.
+                let structs = |path: &str| (path == "State").then_some(CONTAINER_STATE);
+                let is_container = matches!(v.get("State"), Some(Val::Map(_)));
+                let typed = Env {
                     missing_key_error: true,
+                    structs: is_container.then_some(&structs as template::Structs),
+                    names: template::Names::Go,
                     ..Env::default()
                 };
-                match t.execute(&v, env) {
+                let raw = Env {
+                    missing_key_error: true,
+                    names: template::Names::Json,
+                    ..Env::default()
+                };
+                match t.execute(&v, typed).or_else(|_| t.execute(&v, raw)) {
                     Ok(text) => {
                         out.push_str(&text);
                         out.push('\n');
                     }
-                    // What came before is printed, then the error.
-                    Err(e) => {
-                        return Err(Inspected(out, format!("template parsing error: {e}")).into())
-                    }
+                    // The other objects are still printed, then the errors.
+                    Err(e) => errors.push(format!("template parsing error: {e}")),
                 }
+            }
+            // Nothing printed at all is an empty line.
+            if out.is_empty() {
+                out.push('\n');
+            }
+            if !errors.is_empty() {
+                return Err(Inspected(out, errors.join("\n")).into());
             }
             Ok(out)
         }
     }
 }
+
+/// The fields of a container's `State` in the order of the Go struct
+/// docker's templates see (`{{.State}}` prints them in this order).
+const CONTAINER_STATE: &[&str] = &[
+    "Status",
+    "Running",
+    "Paused",
+    "Restarting",
+    "OOMKilled",
+    "Dead",
+    "Pid",
+    "ExitCode",
+    "Error",
+    "StartedAt",
+    "FinishedAt",
+    "Health",
+];
 
 /// A template that failed on one of the objects: the output of those
 /// before it, and the error.

@@ -315,9 +315,42 @@ fn inspect_prints_what_docker_prints() {
         "{{index .Config.Labels \"nosuch\"}}|{{len .Config.Env}}",
         "{{index .NetworkSettings.Networks \"nosuch\"}}",
         "json",
+        // Go field names where the JSON key differs, the JSON keys (which
+        // docker reaches through its fallback to the raw JSON), and a
+        // struct printed whole as Go's %v prints it.
+        "{{.ID}}",
+        "{{.Id}}",
+        "{{.State}}",
+        "{{$.State}}",
+        "{{.HostConfig.CPUShares}} {{.HostConfig.NanoCPUs}} {{.HostConfig.DNS}}",
+        "{{.HostConfig.CpuShares}} {{.HostConfig.NanoCpus}} {{.HostConfig.Dns}}",
     ] {
         same(d, &["inspect", "-f", format, "surf-insp"]);
     }
+    same(
+        d,
+        &[
+            "container",
+            "inspect",
+            "-f",
+            "{{.ID}} {{.State}}",
+            "surf-insp",
+        ],
+    );
+    same(d, &["image", "inspect", "-f", "{{.ID}} {{.Id}}", IMAGE]);
+    same(
+        d,
+        &[
+            "network",
+            "inspect",
+            "-f",
+            "{{.ID}} {{.IPAM.Driver}}",
+            "surf-insp-net",
+        ],
+    );
+    same(d, &["inspect", "-f", "{{.ID}}", "surf-insp", IMAGE]);
+    // A template that fails on the first object still prints the second.
+    same(d, &["inspect", "-f", "{{.Name}}", IMAGE, "surf-insp"]);
     same(
         d,
         &["volume", "inspect", "-f", "{{json .}}", "surf-insp-vol"],
@@ -355,6 +388,24 @@ fn version_info_and_disk_usage_print_what_docker_prints() {
             "version",
             "--format",
             "{{.Server.Version}} {{.Server.Os}}/{{.Server.Arch}}",
+        ],
+    );
+    // The Go field name; the JSON key is refused by docker (its version
+    // template sees only the Go struct) and taken by cais.
+    let api = same(d, &["version", "--format", "{{.Server.APIVersion}}"]);
+    assert!(api.trim().starts_with("1."), "{api}");
+    assert_eq!(
+        ok(d, &["version", "--format", "{{.Server.ApiVersion}}"]),
+        api
+    );
+    let refused = docker(d, &["version", "--format", "{{.Server.ApiVersion}}"]);
+    assert!(!refused.status.success(), "docker took the JSON key");
+    same(
+        d,
+        &[
+            "version",
+            "--format",
+            "{{.Server.MinAPIVersion}} {{.Server.KernelVersion}}",
         ],
     );
     let server = |o: &str| o[o.find("\nServer:").expect("a server section")..].to_string();

@@ -619,6 +619,16 @@ pub fn build(input: &Input<'_>) -> Result<Value, String> {
             "devices": input.devices.nodes,
         }
     });
+    // The terminal's first size (`ConsoleSize`), set on the pty before the
+    // process runs (config.md's `process.consoleSize`): a resize sent to the
+    // shim afterwards could come after the process first reads it.
+    let [height, width] = host.console_size;
+    if input.config.tty && height > 0 && width > 0 {
+        spec["process"]["consoleSize"] = json!({
+            "height": height.min(u64::from(u16::MAX)),
+            "width": width.min(u64::from(u16::MAX)),
+        });
+    }
     // Without a UTS namespace of its own the container has the host's
     // names, and setting them would change the host's.
     if ns.uts == Ns::Own {

@@ -9,7 +9,7 @@
 //! table's header, docker's header variants that leave the title as it is.
 
 use super::parse::{Cmd, Node, Operand, Pipe, Template};
-use super::value::{go_float, Val};
+use super::value::{go_float, go_name_of, Val};
 
 /// Methods of the data (`{{.Label "k"}}` on a `ps` row): called with the
 /// name and the evaluated arguments; `None` when there is no such method.
@@ -27,7 +27,30 @@ pub struct Env<'a> {
     /// A key the data's top level lacks is an error (`inspect`, whose
     /// objects have fixed fields), as Go's `missingkey=error`.
     pub missing_key_error: bool,
+    /// Go structs of the data, by their field path from the top (`State`):
+    /// their fields in declaration order, for printing one as Go's `%v`
+    /// does (`{running true ...}`) rather than as a map.
+    pub structs: Option<Structs<'a>>,
+    /// Which spelling of a field reaches it.
+    pub names: Names,
 }
+
+/// How a template names the data's fields.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub enum Names {
+    /// The Go field name or the JSON key (`.ID` and `.Id`).
+    #[default]
+    Both,
+    /// Only the Go field name, as on docker's Go structs: a JSON key whose
+    /// Go name differs (`.Id`) is no field.
+    Go,
+    /// Only the JSON key, as on the raw JSON docker's `inspect` falls back
+    /// to.
+    Json,
+}
+
+/// The fields, in Go's order, of the struct at a field path, if it is one.
+pub type Structs<'a> = &'a dyn Fn(&str) -> Option<&'static [&'static str]>;
 
 /// Every function a template may call.
 pub const FUNCTIONS: &[&str] = &[
@@ -164,7 +187,10 @@ impl<'a> State<'a> {
                 Node::Action(p) => {
                     let v = self.pipe(p, dot, true)?;
                     if p.vars.is_empty() {
-                        let s = v.go_string();
+                        let s = match self.struct_fields(p, dot) {
+                            Some(fields) if matches!(v, Val::Map(_)) => v.go_struct_string(fields),
+                            _ => v.go_string(),
+                        };
                         self.out.push_str(&s);
                     }
                 }
@@ -207,6 +233,22 @@ impl<'a> State<'a> {
             }
         }
         Ok(Flow::Normal)
+    }
+
+    /// The Go struct layout of what a `{{.A.B}}` action prints, when the
+    /// path starts at the top of the data and names a known struct.
+    fn struct_fields(&self, p: &Pipe, dot: &Val) -> Option<&'static [&'static str]> {
+        let structs = self.env.structs?;
+        let [cmd] = p.cmds.as_slice() else {
+            return None;
+        };
+        match cmd.args.as_slice() {
+            [Operand::Field(chain)] if dot == self.root => structs(&chain.join(".")),
+            [Operand::Var(name, chain)] if name == "$" && !chain.is_empty() => {
+                structs(&chain.join("."))
+            }
+            _ => None,
+        }
     }
 
     fn range(&mut self, p: &Pipe, body: &[Node], else_: &[Node], dot: &Val) -> R<Flow> {
@@ -392,7 +434,7 @@ impl<'a> State<'a> {
             if !call_args.is_empty() {
                 // A row without such a field or method: Go names the field.
                 if let Some(ty) = self.env.strict.filter(|_| is_root) {
-                    if matches!(recv, Val::Map(_)) && recv.get(name).is_none() {
+                    if matches!(recv, Val::Map(_)) && recv.field(name).is_none() {
                         return Err(exec_err(
                             p,
                             &format!(".{}", chain[..=i].join(".")),
@@ -404,8 +446,16 @@ impl<'a> State<'a> {
                     "{name} has arguments but cannot be invoked as function"
                 )));
             }
+            let found = match self.env.names {
+                Names::Both => recv.field(name),
+                Names::Json => recv.get(name),
+                Names::Go if go_name_of(name).is_some() && matches!(recv, Val::Map(_)) => {
+                    return Err(err(format!("can't evaluate field {name} in a Go struct")))
+                }
+                Names::Go => recv.field(name),
+            };
             recv = match &recv {
-                Val::Map(_) => match recv.get(name) {
+                Val::Map(_) => match found {
                     Some(v) => v.clone(),
                     None => match self.env.strict.filter(|_| is_root) {
                         Some(ty) => {

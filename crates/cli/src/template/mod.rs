@@ -15,7 +15,7 @@ use std::io::Write;
 
 use anyhow::{anyhow, Result};
 
-pub use exec::Env;
+pub use exec::{Env, Names, Structs};
 pub use parse::Template;
 pub use value::{go_float, Val};
 
@@ -119,6 +119,8 @@ impl Format {
                 methods: Some(&m),
                 strict: Some(listing.type_name),
                 missing_key_error: false,
+                structs: None,
+                names: Names::Both,
             };
             let line = t
                 .execute(row, env)

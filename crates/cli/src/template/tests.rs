@@ -235,3 +235,129 @@ fn the_tab_writer_lays_out_blocks_of_columns() {
     assert_eq!(tabwrite("x\n", 10, 3), "x\n");
     assert_eq!(tabwrite("a\t\n", 10, 3), format!("a{}\n", " ".repeat(9)));
 }
+
+#[test]
+fn go_field_names_reach_the_json_keys_they_are_sent_under() {
+    let v = Val::parse_json(
+        r#"{"Id":"c0ffee","Server":{"ApiVersion":"1.48","Version":"28"},
+        "HostConfig":{"CpuShares":512,"NanoCpus":0,"Dns":["1.1.1.1"],
+        "PortBindings":{"80/tcp":[{"HostIp":"0.0.0.0","HostPort":"8080"}]}},
+        "Labels":{"Id":"label"}}"#,
+    )
+    .expect("json");
+    let run = |t: &str| {
+        parse(t)
+            .expect("parses")
+            .execute(&v, Env::default())
+            .expect("runs")
+    };
+    for (t, want) in [
+        ("{{.ID}}", "c0ffee"),
+        ("{{.Id}}", "c0ffee"),
+        ("{{.Server.APIVersion}}", "1.48"),
+        ("{{.Server.ApiVersion}}", "1.48"),
+        (
+            "{{.HostConfig.CPUShares}} {{.HostConfig.NanoCPUs}}",
+            "512 0",
+        ),
+        ("{{.HostConfig.DNS}}", "[1.1.1.1]"),
+        (
+            "{{range $p, $b := .HostConfig.PortBindings}}{{(index $b 0).HostIP}}{{end}}",
+            "0.0.0.0",
+        ),
+        // A name that is no Go field's stays missing.
+        ("{{.Server.Apiversion}}", "<no value>"),
+    ] {
+        assert_eq!(run(t), want, "{t}");
+    }
+    // A listing row's fields are fixed: the JSON spelling of a Go name is
+    // not one of them.
+    let env = Env {
+        strict: Some("*formatter.ContainerContext"),
+        ..Env::default()
+    };
+    let row = Val::map([("ID", Val::str("c0ffee"))]);
+    let t = parse("{{.Id}}").expect("parses");
+    assert_eq!(
+        t.execute(&row, env).expect_err("no such field"),
+        "template: :1:2: executing \"\" at <.Id>: can't evaluate field Id in type *formatter.ContainerContext"
+    );
+}
+
+#[test]
+fn a_known_struct_prints_as_go_prints_a_struct() {
+    let v = Val::parse_json(
+        r#"{"State":{"Status":"running","Running":true,"Paused":false,"Restarting":false,
+        "OOMKilled":false,"Dead":false,"Pid":1234,"ExitCode":0,"Error":"",
+        "StartedAt":"2024-01-02T03:04:05Z","FinishedAt":"0001-01-01T00:00:00Z"},"Name":"/x"}"#,
+    )
+    .expect("json");
+    let fields: &[&str] = &[
+        "Status",
+        "Running",
+        "Paused",
+        "Restarting",
+        "OOMKilled",
+        "Dead",
+        "Pid",
+        "ExitCode",
+        "Error",
+        "StartedAt",
+        "FinishedAt",
+        "Health",
+    ];
+    let structs = |p: &str| (p == "State").then_some(fields);
+    let env = Env {
+        structs: Some(&structs),
+        ..Env::default()
+    };
+    let want = "{running true false false false false 1234 0  2024-01-02T03:04:05Z 0001-01-01T00:00:00Z <nil>}";
+    for t in ["{{.State}}", "{{$.State}}"] {
+        let got = parse(t).expect("parses").execute(&v, env).expect("runs");
+        assert_eq!(got, want, "{t}");
+    }
+    // Its fields, its JSON and other values print as before.
+    let got = parse("{{.State.Pid}} {{json .State.Running}} {{.Name}}")
+        .expect("parses")
+        .execute(&v, env)
+        .expect("runs");
+    assert_eq!(got, "1234 true /x");
+    let got = parse("{{.State}}")
+        .expect("parses")
+        .execute(&v, Env::default())
+        .expect("runs");
+    assert!(got.starts_with("map[Dead:false"), "{got}");
+}
+
+#[test]
+fn go_or_json_names_alone_as_docker_inspect_tries_them() {
+    let v = Val::parse_json(r#"{"Id":"c0ffee","HostConfig":{"CpuShares":2}}"#).expect("json");
+    let run = |t: &str, names: Names| {
+        parse(t).expect("parses").execute(
+            &v,
+            Env {
+                names,
+                missing_key_error: true,
+                ..Env::default()
+            },
+        )
+    };
+    assert_eq!(
+        run("{{.ID}} {{.HostConfig.CPUShares}}", Names::Go).as_deref(),
+        Ok("c0ffee 2")
+    );
+    assert!(run("{{.Id}}", Names::Go).is_err());
+    assert!(run("{{.HostConfig.CpuShares}}", Names::Go).is_err());
+    assert_eq!(
+        run("{{.Id}} {{.HostConfig.CpuShares}}", Names::Json).as_deref(),
+        Ok("c0ffee 2")
+    );
+    assert_eq!(
+        run("{{.ID}}", Names::Json).expect_err("no such key"),
+        "template: :1:2: executing \"\" at <.ID>: map has no entry for key \"ID\""
+    );
+    assert_eq!(
+        run("{{.HostConfig.CPUShares}}", Names::Json).as_deref(),
+        Ok("<no value>")
+    );
+}

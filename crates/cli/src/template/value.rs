@@ -2,7 +2,9 @@
 //! order of its fields (so `{{json .Config}}` prints them as dockerd's
 //! structs do), numbers as the integers or floats they were; and how Go
 //! prints them (`fmt`'s `%v`) and encodes them (`encoding/json` without
-//! HTML escaping, as docker's `json` function).
+//! HTML escaping, as docker's `json` function). docker's templates see Go
+//! structs, so a field is also found under the Go name of its JSON key
+//! (`GO_JSON_KEYS`), and a known struct prints as `%v` prints one.
 
 use std::fmt::Write as _;
 
@@ -39,6 +41,16 @@ impl Val {
             Val::Map(m) => m.iter().find(|(k, _)| k == key).map(|(_, v)| v),
             _ => None,
         }
+    }
+
+    /// The value of a field as a template names it: the key itself, or,
+    /// for a Go field whose JSON key differs (`APIVersion` is sent as
+    /// `ApiVersion`), the key it is sent under. Templates run on docker's
+    /// Go structs, so `.Server.APIVersion` and `.ID` must reach the daemon's
+    /// `ApiVersion` and `Id`.
+    pub fn field(&self, name: &str) -> Option<&Val> {
+        self.get(name)
+            .or_else(|| go_json_key(name).and_then(|k| self.get(k)))
     }
 
     pub fn as_str(&self) -> Option<&str> {
@@ -186,6 +198,61 @@ impl Val {
             }
         }
     }
+}
+
+/// The Go fields of the objects `cais` renders (the Engine API types:
+/// version, info, containers, images, networks, volumes) whose JSON key is
+/// not their name, as their `json:"..."` tags spell it: Go name, JSON key.
+const GO_JSON_KEYS: &[(&str, &str)] = &[
+    ("ID", "Id"),
+    ("APIVersion", "ApiVersion"),
+    ("CPUShares", "CpuShares"),
+    ("CPUPeriod", "CpuPeriod"),
+    ("CPUQuota", "CpuQuota"),
+    ("CPURealtimePeriod", "CpuRealtimePeriod"),
+    ("CPURealtimeRuntime", "CpuRealtimeRuntime"),
+    ("CPUCount", "CpuCount"),
+    ("CPUPercent", "CpuPercent"),
+    ("NanoCPUs", "NanoCpus"),
+    ("DNS", "Dns"),
+    ("DNSOptions", "DnsOptions"),
+    ("DNSSearch", "DnsSearch"),
+    ("HostIP", "HostIp"),
+    ("AuxAddress", "AuxiliaryAddresses"),
+];
+
+/// The JSON key a Go field name is sent under, when it is another.
+pub fn go_json_key(go_name: &str) -> Option<&'static str> {
+    GO_JSON_KEYS
+        .iter()
+        .find(|(g, _)| *g == go_name)
+        .map(|(_, k)| *k)
+}
+
+impl Val {
+    /// How Go's `%v` prints a struct with these fields (in declaration
+    /// order) whose JSON this map is: `{v1 v2 ...}`, each field as `%v`
+    /// prints it, a field the JSON left out (`omitempty`) as its zero
+    /// value, `<nil>` (the pointers, slices and maps `omitempty` drops are
+    /// nil).
+    pub fn go_struct_string(&self, fields: &[&str]) -> String {
+        let parts: Vec<String> = fields
+            .iter()
+            .map(|f| match self.field(f) {
+                Some(v) => v.go_string(),
+                None => "<nil>".into(),
+            })
+            .collect();
+        format!("{{{}}}", parts.join(" "))
+    }
+}
+
+/// The Go field name a JSON key is sent for, when it is another.
+pub fn go_name_of(json_key: &str) -> Option<&'static str> {
+    GO_JSON_KEYS
+        .iter()
+        .find(|(_, k)| *k == json_key)
+        .map(|(g, _)| *g)
 }
 
 impl From<&serde_json::Value> for Val {

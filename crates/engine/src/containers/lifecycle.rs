@@ -505,17 +505,6 @@ impl Containers {
             .map_err(Error::spawn(self.cfg.exe()))?
             .map_err(|reason| Error::CreateTask { reason })?;
         steps.step("shim");
-        // The terminal's first size (`ConsoleSize`), before any output.
-        let [height, width] = rec.host_config.console_size;
-        if rec.config.tty && height > 0 && width > 0 {
-            let _ = shim::connect(
-                dir,
-                &shim::Request::Resize {
-                    height: height.min(u16::MAX as u64) as u16,
-                    width: width.min(u16::MAX as u64) as u16,
-                },
-            );
-        }
         // Attach clients that came before start are connected to the shim
         // first, so they see all output; later ones connect themselves.
         let waiting = match self.gate().insert(id.clone(), Gate::ShimUp) {
