@@ -194,7 +194,7 @@ fn a_daemon_set_runs_one_pod_per_node_heals_and_honours_taints() {
 }
 
 #[test]
-fn a_job_runs_its_completions_at_its_parallelism() {
+fn a_job_runs_to_its_completions_on_hollow_nodes() {
     let Some(s) = server() else { return };
     let ns = s.namespace("job");
     apply(
