@@ -309,10 +309,10 @@ fn fuzz(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The page the demo's web server serves.
-const DEMO_PAGE: &str = "<h1>Hello from a cais container</h1>\n";
-
-fn demo() -> Result<()> {
+/// What both demos start from: busybox-static and curl installed, a
+/// release build of cais (its path is returned), and `dir` gone, with
+/// whatever an earlier run left mounted under it.
+fn demo_setup(dir: &Path) -> Result<PathBuf> {
     let root = workspace();
     let wanted: Vec<&str> = [
         ("/bin/busybox", "busybox-static"),
@@ -327,14 +327,21 @@ fn demo() -> Result<()> {
     run(Command::new(&cargo)
         .current_dir(&root)
         .args(["build", "--release", "-p", "cais"]))?;
-    let cais = root.join("target/release/cais");
-    let dir = Path::new("/tmp/cais-demo");
     let _ = Command::new("umount")
         .arg("-R")
         .arg(dir.join("root"))
         .stderr(std::process::Stdio::null())
         .status();
     let _ = std::fs::remove_dir_all(dir);
+    Ok(root.join("target/release/cais"))
+}
+
+/// The page the demo's web server serves.
+const DEMO_PAGE: &str = "<h1>Hello from a cais container</h1>\n";
+
+fn demo() -> Result<()> {
+    let dir = Path::new("/tmp/cais-demo");
+    let cais = demo_setup(dir)?;
     // An image made offline: a busybox-static root filesystem with a web
     // page in /www, tarred.
     let tarball = busybox_tar(dir, Some(DEMO_PAGE))?;
@@ -432,28 +439,8 @@ fn busybox_tar(dir: &Path, page: Option<&str>) -> Result<PathBuf> {
 const DEMO_COMPOSE_PAGE: &str = "cais compose demo: hello from the database\n";
 
 fn demo_compose() -> Result<()> {
-    let root = workspace();
-    let wanted: Vec<&str> = [
-        ("/bin/busybox", "busybox-static"),
-        ("/usr/bin/curl", "curl"),
-    ]
-    .into_iter()
-    .filter(|(path, _)| !Path::new(path).exists())
-    .map(|(_, package)| package)
-    .collect();
-    install(&wanted)?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(&cargo)
-        .current_dir(&root)
-        .args(["build", "--release", "-p", "cais"]))?;
-    let cais = root.join("target/release/cais");
     let dir = Path::new("/tmp/cais-demo-compose");
-    let _ = Command::new("umount")
-        .arg("-R")
-        .arg(dir.join("root"))
-        .stderr(std::process::Stdio::null())
-        .status();
-    let _ = std::fs::remove_dir_all(dir);
+    let cais = demo_setup(dir)?;
     std::fs::create_dir_all(dir)?;
     let tarball = busybox_tar(dir, None)?;
     let socket = format!("unix://{}", dir.join("cais.sock").display());
@@ -465,7 +452,7 @@ fn demo_compose() -> Result<()> {
         .stderr(std::fs::File::create(dir.join("daemon.log"))?)
         .spawn()
         .context("starting cais daemon")?;
-    let project = root.join("examples/compose/compose.yaml");
+    let project = workspace().join("examples/compose/compose.yaml");
     let cli = |args: &[&str]| {
         let mut c = Command::new(&cais);
         c.args(["-H", &socket]).args(args);
