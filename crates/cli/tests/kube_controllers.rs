@@ -4,9 +4,9 @@
 
 use std::path::Path;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use cais_testkit::kube::{KubeServer, KUBECTL};
+use cais_testkit::kube::{apply, eventually, pods, running, KubeServer, KUBECTL};
 use cais_testkit::require;
 use serde_json::Value;
 
@@ -25,60 +25,6 @@ fn server() -> Option<&'static KubeServer> {
 
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-fn apply(s: &KubeServer, ns: &str, yaml: &str) {
-    let out = s.with_stdin(&["apply", "--validate=false", "-n", ns, "-f", "-"], yaml);
-    assert!(
-        out.status.success(),
-        "kubectl apply failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Polls `check` until it returns `Some`, for at most 30 s.
-fn eventually<T>(what: &str, s: &KubeServer, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n{}",
-            s.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The pods of `selector` that are not being deleted: (name, phase, node).
-fn pods(s: &KubeServer, ns: &str, selector: &str) -> Vec<(String, String, String)> {
-    let list = json(&s.ok(&["get", "pods", "-n", ns, "-l", selector, "-o", "json"]));
-    list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-        .map(|p| {
-            let text = |v: &Value| v.as_str().unwrap_or("").to_string();
-            (
-                text(&p["metadata"]["name"]),
-                text(&p["status"]["phase"]),
-                text(&p["spec"]["nodeName"]),
-            )
-        })
-        .collect()
-}
-
-fn running(s: &KubeServer, ns: &str, selector: &str, n: usize) -> Vec<(String, String, String)> {
-    eventually(&format!("{n} running pods of {selector}"), s, || {
-        let p = pods(s, ns, selector);
-        (p.len() == n
-            && p.iter()
-                .all(|(_, phase, node)| phase == "Running" && !node.is_empty()))
-        .then_some(p)
-    })
 }
 
 fn replica_set(name: &str, replicas: u32) -> String {

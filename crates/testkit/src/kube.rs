@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 /// Where kubectl is installed on the project's machines.
 pub const KUBECTL: &str = "/usr/bin/kubectl";
 
@@ -298,4 +300,70 @@ impl Drop for KubeServer {
             let _ = c.wait();
         }
     }
+}
+
+// Helpers of the tests that drive controllers through kubectl.
+
+/// `kubectl apply` of `yaml` in namespace `ns`; panics when kubectl fails.
+pub fn apply(s: &KubeServer, ns: &str, yaml: &str) {
+    let out = s.with_stdin(&["apply", "--validate=false", "-n", ns, "-f", "-"], yaml);
+    assert!(
+        out.status.success(),
+        "kubectl apply failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Polls `check` until it returns `Some`, for at most 30 s.
+pub fn eventually<T>(what: &str, s: &KubeServer, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The pods of `selector` that are not being deleted: (name, phase, node).
+pub fn pods(s: &KubeServer, ns: &str, selector: &str) -> Vec<(String, String, String)> {
+    let list = serde_json::from_str::<Value>(
+        &s.ok(&["get", "pods", "-n", ns, "-l", selector, "-o", "json"]),
+    )
+    .expect("kubectl prints JSON");
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .map(|p| {
+            let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+            (
+                text(&p["metadata"]["name"]),
+                text(&p["status"]["phase"]),
+                text(&p["spec"]["nodeName"]),
+            )
+        })
+        .collect()
+}
+
+/// Waits until exactly `n` pods of `selector` run on a node; returns them.
+pub fn running(
+    s: &KubeServer,
+    ns: &str,
+    selector: &str,
+    n: usize,
+) -> Vec<(String, String, String)> {
+    eventually(&format!("{n} running pods of {selector}"), s, || {
+        let p = pods(s, ns, selector);
+        (p.len() == n
+            && p.iter()
+                .all(|(_, phase, node)| phase == "Running" && !node.is_empty()))
+        .then_some(p)
+    })
 }
